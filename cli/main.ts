@@ -1,0 +1,47 @@
+// The one executable: `ecs-id-mapper <command> [flags]`. Parses config, then loads only the
+// command it runs (lazy imports keep the reconciler's memory small).
+import { ConfigError, loadCommand, topLevelHelp, type CommandName } from '../config/index.js';
+
+type Runner = (config: never) => Promise<number | void>;
+
+const runners: Record<CommandName, () => Promise<Runner>> = {
+  server: async () => (await import('../api/main.js')).runServer as Runner,
+  reconciler: async () => (await import('../reconciler/main.js')).runReconciler as Runner,
+  'simulate-host': async () => (await import('../tools/simulate-host/main.js')).runSimulateHost as Runner,
+  'simpledb-local': async () => (await import('../storage/simpledb/local/main.js')).runSimpleDbLocal as Runner,
+  lookup: async () => (await import('./lookup.js')).runLookup as Runner,
+};
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(topLevelHelp());
+    if (!command) process.exitCode = 2;
+    return;
+  }
+  let loaded;
+  try {
+    loaded = loadCommand(command, rest, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`ecs-id-mapper ${command}: ${err.message}`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+  if (loaded.kind === 'help') {
+    console.log(loaded.text);
+    return;
+  }
+  const run = await runners[loaded.command]();
+  try {
+    const code = await run(loaded.config as never);
+    if (typeof code === 'number') process.exitCode = code;
+  } catch (err) {
+    // A command that fails at start (store unreachable, Vault down, port taken) exits with one line.
+    const e = err as Error & { code?: string };
+    console.error(`ecs-id-mapper ${command}: ${e.message}${e.code && !e.message.includes(e.code) ? ` (${e.code})` : ''}`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,417 @@
+// The config module: every command's flags, their env vars and defaults, and the typed config each
+// command receives. Nothing outside config/ reads process.argv or process.env.
+import { ConfigError, parseFlags, renderHelp, type FlagSpec, type ParsedFlags } from './flags.js';
+import { parseStoreUrl, type StoreConfig } from './store-url.js';
+import { parseLinks, type LinkTemplate } from './links.js';
+
+export { ConfigError, parseDuration, envName } from './flags.js';
+export type { StoreConfig } from './store-url.js';
+export type { LinkTemplate } from './links.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const LOG_LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+const logLevelFlag: FlagSpec = { name: 'log-level', kind: 'string', default: 'info', help: `Log level: ${LOG_LEVELS.join(', ')}.` };
+
+function logLevel(f: ParsedFlags): LogLevel {
+  const v = f['log-level'] as string;
+  if (!LOG_LEVELS.includes(v as LogLevel)) throw new ConfigError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${v}"`);
+  return v as LogLevel;
+}
+
+function httpUrl(flag: string, value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`--${flag}: not a URL: "${value}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`--${flag}: expected an http(s) URL, got "${value}"`);
+  return url;
+}
+
+function optionalString(f: ParsedFlags, name: string): string | undefined {
+  const v = f[name] as string | undefined;
+  return v === undefined || v === '' ? undefined : v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vault (shared by server and reconciler)
+
+export interface VaultConfig {
+  addr: URL;
+  token?: string;
+  roleId?: string;
+  secretId?: string;
+  /** KV v2 path, e.g. `secret/data/ecs-id-mapper` or `secret/ecs-id-mapper` (mount/path). */
+  secretPath: string;
+  /** How often the secret is re-read so rotated values are used without a restart. */
+  refreshIntervalMs: number;
+}
+
+const vaultFlags: FlagSpec[] = [
+  { name: 'vault-addr', kind: 'string', help: 'Vault address (https://vault:8200). When set, AWS keys and the report token come from Vault.' },
+  { name: 'vault-token', kind: 'string', secret: true, help: 'Vault token (or use AppRole).' },
+  { name: 'vault-role-id', kind: 'string', help: 'AppRole role_id.' },
+  { name: 'vault-secret-id', kind: 'string', secret: true, help: 'AppRole secret_id.' },
+  { name: 'vault-secret-path', kind: 'string', default: 'secret/data/ecs-id-mapper', help: 'KV v2 path holding aws_access_key_id, aws_secret_access_key and optionally report_token.' },
+  { name: 'vault-refresh-interval', kind: 'duration', default: '5m', min: 1000, help: 'How often the secret is re-read.' },
+];
+
+function vaultConfig(f: ParsedFlags): VaultConfig | undefined {
+  const addr = optionalString(f, 'vault-addr');
+  if (!addr) return undefined;
+  const token = optionalString(f, 'vault-token');
+  const roleId = optionalString(f, 'vault-role-id');
+  const secretId = optionalString(f, 'vault-secret-id');
+  if (!token && !(roleId && secretId)) throw new ConfigError('--vault-addr needs --vault-token or both --vault-role-id and --vault-secret-id');
+  return {
+    addr: httpUrl('vault-addr', addr),
+    token,
+    roleId,
+    secretId,
+    secretPath: f['vault-secret-path'] as string,
+    refreshIntervalMs: f['vault-refresh-interval'] as number,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// server
+
+export interface ServerConfig {
+  port: number;
+  host: string;
+  store: StoreConfig;
+  reportToken?: string;
+  cadvisorPort: number;
+  links: LinkTemplate[];
+  retentionMs: number;
+  purgeIntervalMs: number;
+  hostStaleAfterMs: number;
+  cacheTtlMs: number;
+  reportRateLimitPerMinute: number;
+  bodyLimitBytes: number;
+  logLevel: LogLevel;
+  vault?: VaultConfig;
+  /** AWS credentials for SimpleDB when not from Vault; undefined means the default provider chain. */
+  awsAccessKeyId?: string;
+  awsSecretAccessKey?: string;
+}
+
+const serverFlags: FlagSpec[] = [
+  { name: 'port', kind: 'integer', default: '5001', min: 0, max: 65535, help: 'TCP port to listen on (the original server used 5001).' },
+  { name: 'host', kind: 'string', default: '0.0.0.0', help: 'Address to listen on.' },
+  { name: 'store', kind: 'string', default: 'sqlite:./data/ecs-id-mapper.db', help: 'sqlite:PATH, sqlite::memory: or simpledb://REGION?prefix=..&shards=..&endpoint=..&create_domains=true' },
+  { name: 'report-token', kind: 'string', secret: true, help: 'Token required on report routes (Bearer, or Basic with the token as password). Unset: reports are open.' },
+  { name: 'cadvisor-port', kind: 'integer', default: '8080', min: 1, max: 65535, help: 'Port cAdvisor listens on, on every container instance.' },
+  { name: 'link', kind: 'list', help: 'Extra link NAME=TEMPLATE; placeholders {container_id} {container_id_short} {task_id} {instance_ip} {instance_id} {cluster} {cadvisor_port}.' },
+  { name: 'retention', kind: 'duration', default: '168h', min: 1000, help: 'How long records stay after a container is gone.' },
+  { name: 'purge-interval', kind: 'duration', default: '10m', min: 1000, help: 'How often gone records older than the retention are deleted.' },
+  { name: 'host-stale-after', kind: 'duration', default: '15m', min: 1000, help: 'A host that has not reported for this long is stale (3 x the reconciler full-sync interval).' },
+  { name: 'cache-ttl', kind: 'duration', default: '5s', min: 0, help: 'Read cache TTL in front of SimpleDB lookups (0 disables).' },
+  { name: 'report-rate-limit', kind: 'integer', default: '600', min: 1, help: 'Report requests allowed per host per minute.' },
+  { name: 'body-limit', kind: 'integer', default: String(1024 * 1024), min: 1024, help: 'Largest request body in bytes (413 above).' },
+  { name: 'aws-access-key-id', kind: 'string', help: 'AWS access key for SimpleDB (default: the AWS default credential chain, or Vault).' },
+  { name: 'aws-secret-access-key', kind: 'string', secret: true, help: 'AWS secret key for SimpleDB.' },
+  ...vaultFlags,
+  logLevelFlag,
+];
+
+function buildServer(f: ParsedFlags): ServerConfig {
+  return {
+    port: f.port as number,
+    host: f.host as string,
+    store: parseStoreUrl(f.store as string),
+    reportToken: optionalString(f, 'report-token'),
+    cadvisorPort: f['cadvisor-port'] as number,
+    links: parseLinks(f.link as string[]),
+    retentionMs: f.retention as number,
+    purgeIntervalMs: f['purge-interval'] as number,
+    hostStaleAfterMs: f['host-stale-after'] as number,
+    cacheTtlMs: f['cache-ttl'] as number,
+    reportRateLimitPerMinute: f['report-rate-limit'] as number,
+    bodyLimitBytes: f['body-limit'] as number,
+    logLevel: logLevel(f),
+    vault: vaultConfig(f),
+    awsAccessKeyId: optionalString(f, 'aws-access-key-id'),
+    awsSecretAccessKey: optionalString(f, 'aws-secret-access-key'),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// reconciler
+
+export interface ReconcilerConfig {
+  server: URL;
+  reportToken?: string;
+  ecsAgentUrl: URL;
+  imdsUrl: URL;
+  /** Path of the Docker engine's unix socket, or undefined when disabled with `none`. */
+  dockerSocket?: string;
+  stateDir: string;
+  resyncIntervalMs: number;
+  fullSyncIntervalMs: number;
+  eventDebounceMs: number;
+  requestTimeoutMs: number;
+  imdsTokenTtlSeconds: number;
+  outboxMaxBytes: number;
+  batchSize: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  metricsPort: number;
+  metricsHost: string;
+  logLevel: LogLevel;
+}
+
+const reconcilerFlags: FlagSpec[] = [
+  { name: 'server', kind: 'string', required: true, help: 'Base URL of the ecs-id-mapper server, e.g. http://mapper.internal:5001' },
+  { name: 'report-token', kind: 'string', secret: true, help: 'Token sent as a Bearer token on report requests.' },
+  { name: 'ecs-agent-url', kind: 'string', default: 'http://127.0.0.1:51678', help: 'ECS agent introspection endpoint.' },
+  { name: 'imds-url', kind: 'string', default: 'http://169.254.169.254', help: 'EC2 instance metadata endpoint.' },
+  { name: 'docker-socket', kind: 'string', default: '/var/run/docker.sock', help: 'Docker engine unix socket for events and labels; "none" disables.' },
+  { name: 'state-dir', kind: 'string', default: '/var/lib/ecs-id-mapper', help: 'Directory for the durable outbox (created).' },
+  { name: 'resync-interval', kind: 'duration', default: '10s', min: 10, help: 'Full observation period; Docker events only shorten the wait.' },
+  { name: 'full-sync-interval', kind: 'duration', default: '5m', min: 100, help: 'How often the whole host snapshot goes to the server.' },
+  { name: 'event-debounce', kind: 'duration', default: '250ms', min: 0, help: 'Docker events within this window trigger one pass.' },
+  { name: 'request-timeout', kind: 'duration', default: '3s', min: 10, help: 'Timeout for ECS agent, IMDS and server requests.' },
+  { name: 'imds-token-ttl', kind: 'integer', default: '21600', min: 1, max: 21600, help: 'IMDSv2 token TTL in seconds (refreshed before expiry).' },
+  { name: 'outbox-max-bytes', kind: 'integer', default: String(16 * 1024 * 1024), min: 4096, help: 'Outbox size bound; when full it coalesces to the latest state per container.' },
+  { name: 'batch-size', kind: 'integer', default: '500', min: 1, max: 5000, help: 'Transitions per report request.' },
+  { name: 'backoff-base', kind: 'duration', default: '500ms', min: 1, help: 'First retry delay for failed reports (exponential, full jitter).' },
+  { name: 'backoff-max', kind: 'duration', default: '60s', min: 1, help: 'Largest retry delay for failed reports.' },
+  { name: 'metrics-port', kind: 'integer', default: '9471', min: 0, max: 65535, help: 'Port for /metrics and /healthz.' },
+  { name: 'metrics-host', kind: 'string', default: '0.0.0.0', help: 'Address for /metrics and /healthz.' },
+  logLevelFlag,
+];
+
+function buildReconciler(f: ParsedFlags): ReconcilerConfig {
+  const socket = f['docker-socket'] as string;
+  return {
+    server: httpUrl('server', f.server as string),
+    reportToken: optionalString(f, 'report-token'),
+    ecsAgentUrl: httpUrl('ecs-agent-url', f['ecs-agent-url'] as string),
+    imdsUrl: httpUrl('imds-url', f['imds-url'] as string),
+    dockerSocket: socket === 'none' || socket === '' ? undefined : socket,
+    stateDir: f['state-dir'] as string,
+    resyncIntervalMs: f['resync-interval'] as number,
+    fullSyncIntervalMs: f['full-sync-interval'] as number,
+    eventDebounceMs: f['event-debounce'] as number,
+    requestTimeoutMs: f['request-timeout'] as number,
+    imdsTokenTtlSeconds: f['imds-token-ttl'] as number,
+    outboxMaxBytes: f['outbox-max-bytes'] as number,
+    batchSize: f['batch-size'] as number,
+    backoffBaseMs: f['backoff-base'] as number,
+    backoffMaxMs: f['backoff-max'] as number,
+    metricsPort: f['metrics-port'] as number,
+    metricsHost: f['metrics-host'] as string,
+    logLevel: logLevel(f),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// simulate-host (dev/test tool)
+
+export interface SimulateHostConfig {
+  host: string;
+  agentPort: number;
+  imdsPort: number;
+  controlPort: number;
+  tasks: number;
+  containersPerTask: number;
+  churnIntervalMs: number;
+  cleanupAfterMs: number;
+  cluster: string;
+  instanceId: string;
+  seed: number;
+  dockerSocket?: string;
+  logLevel: LogLevel;
+}
+
+const simulateHostFlags: FlagSpec[] = [
+  { name: 'host', kind: 'string', default: '127.0.0.1', help: 'Loopback address to serve on.' },
+  { name: 'agent-port', kind: 'integer', default: '51678', min: 0, max: 65535, help: 'Port of the simulated ECS agent introspection API (0 = any free port).' },
+  { name: 'imds-port', kind: 'integer', default: '1338', min: 0, max: 65535, help: 'Port of the simulated IMDSv2 (0 = any free port).' },
+  { name: 'control-port', kind: 'integer', default: '0', min: 0, max: 65535, help: 'Port of the fault-switch control API (0 = any free port).' },
+  { name: 'tasks', kind: 'integer', default: '3', min: 0, help: 'Tasks running at start.' },
+  { name: 'containers-per-task', kind: 'integer', default: '2', min: 1, max: 10, help: 'Containers per task.' },
+  { name: 'churn-interval', kind: 'duration', default: '5s', min: 0, help: 'How often a task starts or stops (0 disables churn).' },
+  { name: 'cleanup-after', kind: 'duration', default: '30s', min: 0, help: 'How long a stopped task stays listed (the agent\'s ~3 h, shortened).' },
+  { name: 'cluster', kind: 'string', default: 'demo', help: 'Cluster name reported by the simulated agent.' },
+  { name: 'instance-id', kind: 'string', default: 'i-0123456789abcdef0', help: 'Instance id served by the simulated IMDS.' },
+  { name: 'seed', kind: 'integer', default: '1', help: 'Random seed for churn.' },
+  { name: 'docker-socket', kind: 'string', default: 'none', help: 'Derive tasks from a real Docker engine\'s ECS-labelled containers ("none" = scripted tasks).' },
+  logLevelFlag,
+];
+
+function buildSimulateHost(f: ParsedFlags): SimulateHostConfig {
+  const socket = f['docker-socket'] as string;
+  return {
+    host: f.host as string,
+    agentPort: f['agent-port'] as number,
+    imdsPort: f['imds-port'] as number,
+    controlPort: f['control-port'] as number,
+    tasks: f.tasks as number,
+    containersPerTask: f['containers-per-task'] as number,
+    churnIntervalMs: f['churn-interval'] as number,
+    cleanupAfterMs: f['cleanup-after'] as number,
+    cluster: f.cluster as string,
+    instanceId: f['instance-id'] as string,
+    seed: f.seed as number,
+    dockerSocket: socket === 'none' || socket === '' ? undefined : socket,
+    logLevel: logLevel(f),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// simpledb-local (dev/test tool)
+
+export interface SimpleDbLocalConfig {
+  host: string;
+  port: number;
+  dataFile?: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  failureRate: number;
+  latencyMs: number;
+  staleReads: boolean;
+  logLevel: LogLevel;
+}
+
+const simpleDbLocalFlags: FlagSpec[] = [
+  { name: 'host', kind: 'string', default: '127.0.0.1', help: 'Address to listen on.' },
+  { name: 'port', kind: 'integer', default: '8443', min: 0, max: 65535, help: 'Port to listen on (0 = any free port).' },
+  { name: 'data', kind: 'string', help: 'File to load at start and save to on change (default: memory only).' },
+  { name: 'access-key-id', kind: 'string', help: 'Access key accepted in signatures (default: AWS_ACCESS_KEY_ID).' },
+  { name: 'secret-access-key', kind: 'string', secret: true, help: 'Secret key used to verify signatures (default: AWS_SECRET_ACCESS_KEY).' },
+  { name: 'failure-rate', kind: 'string', default: '0', help: 'Fault switch: share of requests answered 503 ServiceUnavailable (0..1).' },
+  { name: 'latency', kind: 'duration', default: '0', min: 0, help: 'Fault switch: latency added to every answer.' },
+  { name: 'stale-reads', kind: 'boolean', default: 'false', help: 'Fault switch: non-consistent reads see the state before the latest write.' },
+  logLevelFlag,
+];
+
+function buildSimpleDbLocal(f: ParsedFlags, env: Record<string, string | undefined>): SimpleDbLocalConfig {
+  const accessKeyId = optionalString(f, 'access-key-id') ?? env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = optionalString(f, 'secret-access-key') ?? env.AWS_SECRET_ACCESS_KEY;
+  if (!accessKeyId || !secretAccessKey) {
+    throw new ConfigError('simpledb-local needs --access-key-id and --secret-access-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)');
+  }
+  const rate = Number(f['failure-rate']);
+  if (!Number.isFinite(rate) || rate < 0 || rate > 1) throw new ConfigError(`--failure-rate: expected a number from 0 to 1, got "${f['failure-rate']}"`);
+  return {
+    host: f.host as string,
+    port: f.port as number,
+    dataFile: optionalString(f, 'data'),
+    accessKeyId,
+    secretAccessKey,
+    failureRate: rate,
+    latencyMs: f.latency as number,
+    staleReads: f['stale-reads'] as boolean,
+    logLevel: logLevel(f),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// lookup
+
+export interface LookupConfig {
+  id: string;
+  server: URL;
+  json: boolean;
+  timeoutMs: number;
+}
+
+const lookupFlags: FlagSpec[] = [
+  { name: 'server', kind: 'string', default: 'http://127.0.0.1:5001', help: 'Base URL of the ecs-id-mapper server.' },
+  { name: 'json', kind: 'boolean', default: 'false', help: 'Print the match as JSON instead of a table.' },
+  { name: 'timeout', kind: 'duration', default: '5s', min: 1, help: 'Request timeout.' },
+];
+
+function buildLookup(f: ParsedFlags, _env: Record<string, string | undefined>, positionals: string[]): LookupConfig {
+  if (positionals.length !== 1) throw new ConfigError(positionals.length === 0 ? 'lookup needs one id (container id, prefix, task id, task ARN or docker name)' : 'lookup takes exactly one id');
+  return { id: positionals[0], server: httpUrl('server', f.server as string), json: f.json as boolean, timeoutMs: f.timeout as number };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface CommandSpec<C> {
+  name: string;
+  summary: string;
+  usage: string;
+  flags: FlagSpec[];
+  build(flags: ParsedFlags, env: Record<string, string | undefined>, positionals: string[]): C;
+}
+
+function noPositionals<C>(name: string, build: (f: ParsedFlags, env: Record<string, string | undefined>) => C) {
+  return (f: ParsedFlags, env: Record<string, string | undefined>, positionals: string[]): C => {
+    if (positionals.length > 0) throw new ConfigError(`${name} takes no arguments, got "${positionals[0]}" (see --help)`);
+    return build(f, env);
+  };
+}
+
+export const commands = {
+  server: {
+    name: 'server',
+    summary: 'Serve the ECS task <-> container map: the original REST API, the v2 API, /metrics and the lookup page.',
+    usage: '[flags]',
+    flags: serverFlags,
+    build: noPositionals('server', buildServer),
+  } satisfies CommandSpec<ServerConfig>,
+  reconciler: {
+    name: 'reconciler',
+    summary: 'Run on an ECS container instance: observe the ECS agent, IMDS and Docker, and report every container transition to the server.',
+    usage: '--server URL [flags]',
+    flags: reconcilerFlags,
+    build: noPositionals('reconciler', buildReconciler),
+  } satisfies CommandSpec<ReconcilerConfig>,
+  'simulate-host': {
+    name: 'simulate-host',
+    summary: 'Development tool: serve a simulated ECS agent introspection API and IMDSv2 on loopback, with scripted churn and fault switches.',
+    usage: '[flags]',
+    flags: simulateHostFlags,
+    build: noPositionals('simulate-host', buildSimulateHost),
+  } satisfies CommandSpec<SimulateHostConfig>,
+  'simpledb-local': {
+    name: 'simpledb-local',
+    summary: 'Development tool: a SimpleDB-compatible (2009-04-15 Query API) endpoint on loopback, with fault switches.',
+    usage: '--port N [--data FILE] [flags]',
+    flags: simpleDbLocalFlags,
+    build: noPositionals('simpledb-local', buildSimpleDbLocal),
+  } satisfies CommandSpec<SimpleDbLocalConfig>,
+  lookup: {
+    name: 'lookup',
+    summary: 'Look up any id (container id or prefix, task id, task ARN, docker name). Exit 0 found, 1 not found, 2 usage or connection error.',
+    usage: '<id> [--server URL] [--json]',
+    flags: lookupFlags,
+    build: buildLookup,
+  } satisfies CommandSpec<LookupConfig>,
+} as const;
+
+export type CommandName = keyof typeof commands;
+
+export type LoadedCommand =
+  | { kind: 'help'; text: string }
+  | { kind: 'run'; command: CommandName; config: unknown };
+
+/** Parses one command's argv and env. Throws ConfigError with a one-line message. */
+export function loadCommand(name: string, argv: string[], env: Record<string, string | undefined>): LoadedCommand {
+  if (!(name in commands)) throw new ConfigError(`unknown command "${name}" (commands: ${Object.keys(commands).join(', ')})`);
+  const spec = commands[name as CommandName] as CommandSpec<unknown>;
+  const parsed = parseFlags(spec.flags, argv, env);
+  if (parsed.help) return { kind: 'help', text: renderHelp(spec.name, spec.summary, spec.usage, spec.flags) };
+  return { kind: 'run', command: name as CommandName, config: spec.build(parsed.flags, env, parsed.positionals) };
+}
+
+export function loadServerConfig(argv: string[], env: Record<string, string | undefined> = {}): ServerConfig {
+  return commands.server.build(parseFlags(serverFlags, argv, env).flags, env, []);
+}
+
+export function loadReconcilerConfig(argv: string[], env: Record<string, string | undefined> = {}): ReconcilerConfig {
+  return commands.reconciler.build(parseFlags(reconcilerFlags, argv, env).flags, env, []);
+}
+
+export function topLevelHelp(): string {
+  const lines = ['Usage: ecs-id-mapper <command> [flags]', '', 'Commands:'];
+  for (const c of Object.values(commands)) lines.push(`  ${c.name.padEnd(15)} ${c.summary}`);
+  lines.push('', 'Run `ecs-id-mapper <command> --help` for the flags of one command.');
+  return lines.join('\n');
+}

@@ -1,0 +1,212 @@
+// The Store: the one interface both backends (SQLite, SimpleDB) implement and one contract suite
+// (storage/store.contract.ts) checks. Records are snake_case, as on the wire and in the original API.
+//
+// Ordering contract: a record carries the sequence number of the host report that last changed it.
+// A transition or snapshot entry with a sequence number at or below the record's never changes it, so
+// replays, retries and two API replicas writing at once cannot regress state.
+import type {
+  ContainerObservation,
+  HostIdentity,
+  HostSnapshot,
+  LifecycleState,
+  PortMapping,
+  RecordSource,
+  SnapshotResult,
+  TransitionBatch,
+  TransitionBatchResult,
+} from '../wire/index.js';
+
+export type { LifecycleState, PortMapping, RecordSource } from '../wire/index.js';
+
+/** One container, keyed by its full 64-hex Docker id. Times are ISO-8601 UTC with milliseconds. */
+export interface ContainerRecord {
+  container_id: string;
+  docker_name: string | null;
+  container_name: string | null;
+  image: string | null;
+  task_arn: string | null;
+  /** Last `/` segment of the ARN: 32 hex or a dashed UUID. */
+  task_id: string | null;
+  /** The task id exactly as a legacy agent reported it (`<cluster>/<id>` for new ARNs), else null. */
+  task_id_raw: string | null;
+  task_family: string | null;
+  task_version: string | null;
+  cluster: string | null;
+  container_instance_arn: string | null;
+  instance_id: string;
+  instance_ip: string | null;
+  instance_type: string | null;
+  instance_az: string | null;
+  region: string | null;
+  host_name: string | null;
+  ports: PortMapping[];
+  desired_status: string | null;
+  known_status: string | null;
+  state: LifecycleState;
+  restart_count: number;
+  exit_code: number | null;
+  started_at: string | null;
+  first_seen: string;
+  last_seen: string;
+  stopped_at: string | null;
+  gone_at: string | null;
+  ecs_agent_version: string | null;
+  source: RecordSource;
+  /** Sequence number of the host report that last changed this record (0 for legacy reports). */
+  seq: number;
+  /** Opaque key of the original agent's report map (sha256 of docker id + task id + desired status). */
+  legacy_key: string | null;
+}
+
+/** One entry of a container's history. */
+export interface TransitionRecord {
+  container_id: string;
+  from: LifecycleState | null;
+  to: LifecycleState | null;
+  at: string;
+  /** instance_id of the reporting host. */
+  host: string;
+  /** The host's sequence number; null for history that did not come with one (legacy events, snapshots). */
+  seq: number | null;
+  /** `agent.observed`, `container.vanished`, `snapshot`, `legacy.added`, `legacy.removed`, ... */
+  reason: string;
+}
+
+export interface HostRecord extends HostIdentity {
+  first_seen: string;
+  last_report_at: string;
+  last_snapshot_at: string | null;
+  /** Highest sequence number applied for this host (0 when it never sent one). */
+  last_seq: number;
+  reporter: 'reconciler' | 'legacy';
+}
+
+/** A snapshot from the original Python agent's `POST /report/map`, already validated and normalised. */
+export interface LegacySnapshot {
+  host: HostIdentity;
+  received_at: string;
+  containers: Array<
+    ContainerObservation & {
+      state: LifecycleState;
+      task_id_raw: string | null;
+      legacy_key: string;
+      /** The agent's sample_time as ISO. */
+      sampled_at: string;
+      instance_port: string | null;
+      container_port: string | null;
+    }
+  >;
+}
+
+/** `POST /report/event` from the original agent. */
+export interface LegacyEvent {
+  event_id: string;
+  event: 'added' | 'removed';
+  at: string;
+}
+
+export type ContainerLookup =
+  | { kind: 'found'; record: ContainerRecord }
+  | { kind: 'missing' }
+  | { kind: 'ambiguous'; candidates: string[] };
+
+export interface ContainerFilter {
+  cluster?: string;
+  instance_id?: string;
+  state?: LifecycleState;
+  task_family?: string;
+}
+
+export interface PageRequest {
+  /** 1..1000 */
+  limit: number;
+  /** Opaque cursor from a previous page's `next_cursor`. */
+  cursor?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export interface StateCount {
+  state: LifecycleState;
+  cluster: string | null;
+  count: number;
+}
+
+export interface StoreHealth {
+  ok: boolean;
+  backend: string;
+  detail?: string;
+}
+
+/** A backend failure the API maps to 503; carries a stable code. */
+export class StoreUnavailableError extends Error {
+  readonly name = 'StoreUnavailableError';
+  readonly code = 'ERR_STORE_UNAVAILABLE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A cursor that this store did not issue; the API maps it to 400. */
+export class InvalidCursorError extends Error {
+  readonly name = 'InvalidCursorError';
+  readonly code = 'ERR_INVALID_CURSOR';
+  constructor(cursor: string) {
+    super(`invalid cursor "${cursor.slice(0, 64)}"`);
+  }
+}
+
+export interface Store {
+  readonly backend: 'sqlite' | 'simpledb';
+
+  /**
+   * Applies a host's transitions in seq order. A transition whose seq is at or below the host's
+   * last applied seq is a duplicate: counted, acknowledged, no effect. History gets each transition
+   * exactly once (unique on host + seq).
+   */
+  applyTransitions(batch: TransitionBatch, receivedAt: Date): Promise<TransitionBatchResult>;
+
+  /**
+   * Replaces what the server knows of one host with its full snapshot: records are created or
+   * updated (unless the record's seq is above snapshot.seq), records of this host that are absent and
+   * not yet gone become `gone` (again only when record.seq <= snapshot.seq). State changes made by a
+   * snapshot are written to history with reason `snapshot` and seq null.
+   */
+  replaceSnapshot(snapshot: HostSnapshot, receivedAt: Date): Promise<SnapshotResult>;
+
+  /** The original agent's whole map for one host; same absent → gone rule, no sequence numbers. */
+  replaceLegacySnapshot(snapshot: LegacySnapshot): Promise<SnapshotResult>;
+
+  /** Stores an original-agent event as history (container resolved through legacy_key when known). */
+  recordLegacyEvent(event: LegacyEvent, host: string | null): Promise<void>;
+
+  /** By full id or unique prefix (12..64 lower-case hex; the caller validates). */
+  getContainer(idOrPrefix: string): Promise<ContainerLookup>;
+
+  /** Containers of a task, by bare task id or full ARN, ordered by container_id. */
+  findByTask(taskIdOrArn: string): Promise<ContainerRecord[]>;
+
+  /** Containers with this docker name (the agent's `ecs-<family>-<rev>-<name>-<hash>`), ordered by container_id. */
+  findByDockerName(dockerName: string): Promise<ContainerRecord[]>;
+
+  /** Filtered listing ordered by container_id. */
+  listContainers(filter: ContainerFilter, page: PageRequest): Promise<Page<ContainerRecord>>;
+
+  /** History of one container (full id), oldest first. */
+  history(containerId: string): Promise<TransitionRecord[]>;
+
+  listHosts(): Promise<HostRecord[]>;
+
+  /** Deletes records gone before `goneBefore` and their history; returns how many records went. */
+  purgeGone(goneBefore: Date): Promise<number>;
+
+  /** Counts by state and cluster, for metrics. */
+  countByState(): Promise<StateCount[]>;
+
+  health(): Promise<StoreHealth>;
+
+  close(): Promise<void>;
+}

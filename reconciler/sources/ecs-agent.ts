@@ -1,0 +1,199 @@
+// Client for the ECS agent introspection API (GET /v1/metadata, GET /v1/tasks).
+//
+// Contract: every answer that is not a well-formed listing is a failed observation
+// (ObservationError, source 'agent'), never "no containers". The agent answers errors with
+// zero-valued JSON and no message (`{"Tasks":null}`), and any unknown path with 200 and
+// `{"AvailableCommands":[...]}`; both are recognised here. `{"Tasks":[]}` is a valid, empty listing.
+import type { Dispatcher } from 'undici';
+import { taskIdFromArn, type PortMapping } from '../../wire/index.js';
+import { exchange } from './http.js';
+import {
+  ObservationError,
+  type AgentContainer,
+  type AgentMetadata,
+  type AgentTask,
+  type AgentTaskStatus,
+  type EcsAgentSource,
+} from './types.js';
+
+export interface EcsAgentClientOptions {
+  /** e.g. http://127.0.0.1:51678 */
+  baseUrl: URL;
+  timeoutMs: number;
+  /** Defaults to undici's global dispatcher. */
+  dispatcher?: Dispatcher;
+}
+
+const TASK_STATUSES: readonly AgentTaskStatus[] = ['PENDING', 'RUNNING', 'STOPPED'];
+
+class Garbage extends Error {}
+
+function garbage(message: string): never {
+  throw new Garbage(message);
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function str(o: Json, key: string, where: string): string {
+  const v = o[key];
+  if (typeof v !== 'string') garbage(`${where}.${key}: expected a string, got ${JSON.stringify(v) ?? 'nothing'}`);
+  return v;
+}
+
+function nonEmpty(o: Json, key: string, where: string): string {
+  const v = str(o, key, where);
+  if (v === '') garbage(`${where}.${key}: empty`);
+  return v;
+}
+
+/** Absent, null and "" are all "not known" (the agent omits empty fields). */
+function optStr(o: Json, key: string, where: string): string | null {
+  const v = o[key];
+  if (v === undefined || v === null || v === '') return null;
+  if (typeof v !== 'string') garbage(`${where}.${key}: expected a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function optInt(o: Json, key: string, where: string, min: number, max: number): number | null {
+  const v = o[key];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) garbage(`${where}.${key}: expected an integer ${min}..${max}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Go's zero time marks "not set" in agents that do not omit it. */
+function optTime(o: Json, key: string, where: string): string | null {
+  const v = optStr(o, key, where);
+  if (v === null || v.startsWith('0001-01-01')) return null;
+  if (Number.isNaN(Date.parse(v))) garbage(`${where}.${key}: not a timestamp: ${JSON.stringify(v)}`);
+  return v;
+}
+
+function status(v: unknown, where: string): AgentTaskStatus {
+  if (typeof v !== 'string' || !TASK_STATUSES.includes(v as AgentTaskStatus)) garbage(`${where}: expected PENDING, RUNNING or STOPPED, got ${JSON.stringify(v)}`);
+  return v as AgentTaskStatus;
+}
+
+function parsePorts(v: unknown, where: string): PortMapping[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) garbage(`${where}: expected an array`);
+  return v.map((p, i) => {
+    const at = `${where}[${i}]`;
+    if (!isObject(p)) garbage(`${at}: expected an object`);
+    const mapping: PortMapping = {
+      container_port: optInt(p, 'ContainerPort', at, 0, 65535) ?? 0,
+      host_port: optInt(p, 'HostPort', at, 0, 65535),
+      protocol: optStr(p, 'Protocol', at) ?? 'tcp',
+    };
+    const hostIp = optStr(p, 'HostIp', at);
+    if (hostIp !== null) mapping.host_ip = hostIp;
+    return mapping;
+  });
+}
+
+function parseContainer(c: unknown, where: string): AgentContainer | undefined {
+  if (!isObject(c)) garbage(`${where}: expected an object`);
+  const dockerId = str(c, 'DockerId', where);
+  // A container the agent has not created yet has no Docker id: nothing to map until it has one.
+  if (dockerId === '') return undefined;
+  return {
+    docker_id: dockerId,
+    docker_name: str(c, 'DockerName', where),
+    name: nonEmpty(c, 'Name', where),
+    image: optStr(c, 'Image', where),
+    image_id: optStr(c, 'ImageID', where),
+    created_at: optTime(c, 'CreatedAt', where),
+    started_at: optTime(c, 'StartedAt', where),
+    ports: parsePorts(c.Ports, `${where}.Ports`),
+    restart_count: optInt(c, 'RestartCount', where, 0, Number.MAX_SAFE_INTEGER),
+  };
+}
+
+function parseTask(t: unknown, where: string): AgentTask {
+  if (!isObject(t)) garbage(`${where}: expected an object`);
+  const arn = nonEmpty(t, 'Arn', where);
+  const containers = t.Containers;
+  if (containers !== null && containers !== undefined && !Array.isArray(containers)) garbage(`${where}.Containers: expected an array`);
+  return {
+    arn,
+    // Well-formed ARNs (both formats) give the validated id; anything else its last segment.
+    task_id: taskIdFromArn(arn) ?? arn.slice(arn.lastIndexOf('/') + 1),
+    family: nonEmpty(t, 'Family', where),
+    version: nonEmpty(t, 'Version', where),
+    desired_status: t.DesiredStatus === undefined || t.DesiredStatus === null || t.DesiredStatus === '' ? null : status(t.DesiredStatus, `${where}.DesiredStatus`),
+    known_status: status(t.KnownStatus, `${where}.KnownStatus`),
+    containers: (containers ?? [])
+      .map((c, i) => parseContainer(c, `${where}.Containers[${i}]`))
+      .filter((c): c is AgentContainer => c !== undefined),
+  };
+}
+
+function wrongPath(body: unknown): boolean {
+  return isObject(body) && 'AvailableCommands' in body;
+}
+
+/** Parses a /v1/tasks body (already JSON-decoded). Throws ObservationError. */
+export function parseAgentTasks(body: unknown): AgentTask[] {
+  try {
+    if (wrongPath(body)) throw new ObservationError('agent', 'ERR_WRONG_PATH', 'ECS agent /v1/tasks: answered with AvailableCommands (wrong path or not an agent)');
+    if (!isObject(body)) garbage('expected a JSON object');
+    if (body.Tasks === null) throw new ObservationError('agent', 'ERR_ZERO_VALUE', 'ECS agent /v1/tasks: zero-valued body {"Tasks":null}');
+    if (!Array.isArray(body.Tasks)) garbage('Tasks: expected an array');
+    return body.Tasks.map((t, i) => parseTask(t, `Tasks[${i}]`));
+  } catch (error) {
+    if (error instanceof Garbage) throw new ObservationError('agent', 'ERR_GARBAGE', `ECS agent /v1/tasks: ${error.message}`);
+    throw error;
+  }
+}
+
+/** Parses a /v1/metadata body (already JSON-decoded). Throws ObservationError. */
+export function parseAgentMetadata(body: unknown): AgentMetadata {
+  try {
+    if (wrongPath(body)) throw new ObservationError('agent', 'ERR_WRONG_PATH', 'ECS agent /v1/metadata: answered with AvailableCommands (wrong path or not an agent)');
+    if (!isObject(body)) garbage('expected a JSON object');
+    const cluster = str(body, 'Cluster', 'metadata');
+    if (cluster === '') throw new ObservationError('agent', 'ERR_ZERO_VALUE', 'ECS agent /v1/metadata: zero-valued body (empty Cluster)');
+    return {
+      cluster,
+      container_instance_arn: optStr(body, 'ContainerInstanceArn', 'metadata'),
+      version: optStr(body, 'Version', 'metadata'),
+    };
+  } catch (error) {
+    if (error instanceof Garbage) throw new ObservationError('agent', 'ERR_GARBAGE', `ECS agent /v1/metadata: ${error.message}`);
+    throw error;
+  }
+}
+
+export function createEcsAgentClient(options: EcsAgentClientOptions): EcsAgentSource {
+  async function getJson(path: string, signal?: AbortSignal): Promise<unknown> {
+    const what = `ECS agent ${path}`;
+    const answer = await exchange('agent', what, {
+      url: new URL(path, options.baseUrl),
+      headers: { accept: 'application/json' },
+      timeoutMs: options.timeoutMs,
+      signal,
+      dispatcher: options.dispatcher,
+    });
+    if (answer.status < 200 || answer.status > 299) {
+      throw new ObservationError('agent', 'ERR_HTTP_STATUS', `${what}: HTTP ${answer.status}`, { status: answer.status });
+    }
+    try {
+      return JSON.parse(answer.body);
+    } catch (error) {
+      throw new ObservationError('agent', 'ERR_GARBAGE', `${what}: body is not JSON`, { cause: error, status: answer.status });
+    }
+  }
+
+  return {
+    async metadata(signal) {
+      return parseAgentMetadata(await getJson('/v1/metadata', signal));
+    },
+    async tasks(signal) {
+      return parseAgentTasks(await getJson('/v1/tasks', signal));
+    },
+  };
+}

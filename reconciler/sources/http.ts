@@ -1,0 +1,98 @@
+// One HTTP exchange for the observation clients (ECS agent, IMDS, Docker): a bounded time, a
+// bounded body, and every transport failure turned into an ObservationError with a stable code.
+import { request, type Dispatcher } from 'undici';
+import { ObservationError } from './types.js';
+
+type Source = ObservationError['source'];
+
+export interface HttpExchange {
+  method?: Dispatcher.HttpMethod;
+  url: URL;
+  headers?: Record<string, string>;
+  /** Whole exchange (connect, headers and body) must finish within this many milliseconds. */
+  timeoutMs: number;
+  /** The caller's cancellation; when it fires, its reason is rethrown as is (not an ObservationError). */
+  signal?: AbortSignal;
+  dispatcher?: Dispatcher;
+  /** Larger bodies are a failed observation (ERR_GARBAGE). */
+  maxBodyBytes?: number;
+}
+
+export interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
+const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOENT', // unix socket path gone
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_DESTROYED',
+]);
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+function errorCode(error: unknown): string | undefined {
+  let e: unknown = error;
+  // undici wraps socket errors; the errno code may sit one or two causes deep.
+  for (let depth = 0; depth < 3 && e && typeof e === 'object'; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Maps a transport error (not an HTTP status) to an ObservationError. */
+export function transportError(source: Source, what: string, error: unknown): ObservationError {
+  if (error instanceof ObservationError) return error;
+  const code = errorCode(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (code && TIMEOUT_CODES.has(code)) return new ObservationError(source, 'ERR_TIMEOUT', `${what}: timed out (${code})`, { cause: error });
+  if (code && UNREACHABLE_CODES.has(code)) return new ObservationError(source, 'ERR_UNREACHABLE', `${what}: unreachable (${code})`, { cause: error });
+  return new ObservationError(source, 'ERR_UNREACHABLE', `${what}: ${message}`, { cause: error });
+}
+
+/** Performs one request and reads the whole body as UTF-8. Never throws for an HTTP status. */
+export async function exchange(source: Source, what: string, req: HttpExchange): Promise<HttpAnswer> {
+  req.signal?.throwIfAborted();
+  const timeout = AbortSignal.timeout(req.timeoutMs);
+  const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+  const limit = req.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  try {
+    const res = await request(req.url, {
+      method: req.method ?? 'GET',
+      headers: req.headers,
+      signal,
+      dispatcher: req.dispatcher,
+      headersTimeout: req.timeoutMs,
+      bodyTimeout: req.timeoutMs,
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).length;
+      if (size > limit) {
+        res.body.destroy();
+        throw new ObservationError(source, 'ERR_GARBAGE', `${what}: body larger than ${limit} bytes`, { status: res.statusCode });
+      }
+      chunks.push(chunk as Buffer);
+    }
+    return { status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') };
+  } catch (error) {
+    if (req.signal?.aborted) throw req.signal.reason;
+    if (timeout.aborted) {
+      throw new ObservationError(source, 'ERR_TIMEOUT', `${what}: no answer within ${req.timeoutMs} ms`, { cause: error });
+    }
+    throw transportError(source, what, error);
+  }
+}

@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadCommand, loadReconcilerConfig, loadServerConfig, parseDuration } from './index.js';
+import { parseStoreUrl } from './store-url.js';
+
+describe('durations', () => {
+  it('accept ms, s, m, h and bare seconds', () => {
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration('10s')).toBe(10_000);
+    expect(parseDuration('5m')).toBe(300_000);
+    expect(parseDuration('1h')).toBe(3_600_000);
+    expect(parseDuration('7')).toBe(7_000);
+    expect(parseDuration('1.5')).toBe(1_500);
+  });
+
+  it('reject anything else with a readable message', () => {
+    expect(() => parseDuration('10 minutes')).toThrow(/not a duration: "10 minutes"/);
+    expect(() => parseDuration('-5s')).toThrow(ConfigError);
+  });
+});
+
+describe('server config', () => {
+  it('has the original defaults', () => {
+    const c = loadServerConfig([]);
+    expect(c.port).toBe(5001);
+    expect(c.host).toBe('0.0.0.0');
+    expect(c.cadvisorPort).toBe(8080);
+    expect(c.store).toEqual({ backend: 'sqlite', path: './data/ecs-id-mapper.db' });
+    expect(c.retentionMs).toBe(7 * 24 * 3_600_000);
+    expect(c.links).toEqual([{ name: 'cadvisor', template: 'http://{instance_ip}:{cadvisor_port}/docker/{container_id}' }]);
+  });
+
+  it('reads ECS_ID_MAPPER_<FLAG> and lets the flag win', () => {
+    expect(loadServerConfig([], { ECS_ID_MAPPER_PORT: '6000' }).port).toBe(6000);
+    expect(loadServerConfig(['--port', '7000'], { ECS_ID_MAPPER_PORT: '6000' }).port).toBe(7000);
+    expect(loadServerConfig(['--port=7001']).port).toBe(7001);
+    expect(loadServerConfig([], { ECS_ID_MAPPER_REPORT_TOKEN: 's3cret' }).reportToken).toBe('s3cret');
+  });
+
+  it('takes repeatable links from flags or a comma-separated env var', () => {
+    const c = loadServerConfig(['--link', 'logs=https://logs/{task_id}', '--link', 'cadvisor=http://{instance_ip}:9090/c/{container_id_short}']);
+    expect(c.links).toEqual([
+      { name: 'cadvisor', template: 'http://{instance_ip}:9090/c/{container_id_short}' },
+      { name: 'logs', template: 'https://logs/{task_id}' },
+    ]);
+    expect(loadServerConfig([], { ECS_ID_MAPPER_LINK: 'a=x/{cluster},b=y/{instance_id}' }).links.map((l) => l.name)).toEqual(['cadvisor', 'a', 'b']);
+  });
+
+  it.each([
+    [['--port', 'abc'], '--port: expected an integer, got "abc"'],
+    [['--port', '70000'], '--port: must be at most 65535, got 70000'],
+    [['--bogus'], 'unknown flag "--bogus" (see --help)'],
+    [['--port'], 'flag --port needs a value'],
+    [['--link', 'nope'], '--link: expected NAME=TEMPLATE, got "nope"'],
+    [['--link', 'x=http://{nope}/'], '--link x: unknown placeholder {nope}'],
+    [['--store', 'mysql://x'], '--store: expected sqlite:PATH, sqlite::memory: or simpledb://REGION?..., got "mysql://x"'],
+    [['--retention', 'forever'], '--retention: not a duration: "forever"'],
+  ])('rejects %j with one readable line', (argv, message) => {
+    let error: unknown;
+    try {
+      loadServerConfig(argv as string[]);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toContain(message);
+    expect((error as Error).message).not.toContain('\n');
+  });
+
+  it('never echoes a secret in an error', () => {
+    expect(() => loadServerConfig(['--vault-addr', 'http://v:8200', '--vault-token', 'hunter2', '--vault-refresh-interval', 'x'])).toThrow(ConfigError);
+    try {
+      loadServerConfig(['--vault-addr', 'http://v:8200', '--vault-token', 'hunter2', '--vault-refresh-interval', 'x']);
+    } catch (e) {
+      expect((e as Error).message).not.toContain('hunter2');
+    }
+  });
+});
+
+describe('store URLs', () => {
+  it('parse sqlite paths and memory', () => {
+    expect(parseStoreUrl('sqlite::memory:')).toEqual({ backend: 'sqlite', path: ':memory:' });
+    expect(parseStoreUrl('sqlite:/var/lib/x.db')).toEqual({ backend: 'sqlite', path: '/var/lib/x.db' });
+  });
+
+  it('parse simpledb URLs with defaults', () => {
+    const c = parseStoreUrl('simpledb://eu-west-1?prefix=fleet&shards=8&endpoint=http://127.0.0.1:8443&create_domains=true');
+    expect(c).toMatchObject({ backend: 'simpledb', region: 'eu-west-1', prefix: 'fleet', shards: 8, createDomains: true });
+    expect(c.backend === 'simpledb' && c.endpoint.href).toBe('http://127.0.0.1:8443/');
+    const d = parseStoreUrl('simpledb://us-east-1');
+    expect(d).toMatchObject({ prefix: 'ecs_id_mapper', shards: 4, createDomains: false });
+    expect(d.backend === 'simpledb' && d.endpoint.href).toBe('https://sdb.amazonaws.com/');
+  });
+
+  it.each(['simpledb://nowhere', 'simpledb://us-east-1?shards=0', 'simpledb://us-east-1?colour=blue', 'simpledb://us-east-1?prefix=a%20b', 'sqlite:'])(
+    'rejects %s',
+    (url) => expect(() => parseStoreUrl(url)).toThrow(ConfigError),
+  );
+});
+
+describe('reconciler config', () => {
+  it('requires --server', () => {
+    expect(() => loadReconcilerConfig([])).toThrow('missing required flag --server (or ECS_ID_MAPPER_SERVER)');
+  });
+
+  it('rejects a malformed --server', () => {
+    expect(() => loadReconcilerConfig(['--server', 'mapper:5001'])).toThrow('--server: expected an http(s) URL, got "mapper:5001"');
+  });
+
+  it('parses durations and disables docker with none', () => {
+    const c = loadReconcilerConfig(['--server', 'http://m:5001', '--resync-interval', '250ms', '--full-sync-interval', '5', '--docker-socket', 'none']);
+    expect(c.resyncIntervalMs).toBe(250);
+    expect(c.fullSyncIntervalMs).toBe(5000);
+    expect(c.dockerSocket).toBeUndefined();
+    expect(c.ecsAgentUrl.href).toBe('http://127.0.0.1:51678/');
+  });
+});
+
+describe('commands', () => {
+  it('render --help without requiring flags', () => {
+    const r = loadCommand('reconciler', ['--help'], {});
+    expect(r.kind).toBe('help');
+    expect(r.kind === 'help' && r.text).toContain('--server');
+    expect(r.kind === 'help' && r.text).toContain('ECS_ID_MAPPER_SERVER');
+  });
+
+  it('reject an unknown command', () => {
+    expect(() => loadCommand('serve', [], {})).toThrow('unknown command "serve"');
+  });
+
+  it('lookup takes exactly one id', () => {
+    expect(() => loadCommand('lookup', [], {})).toThrow('lookup needs one id');
+    const r = loadCommand('lookup', ['abc', '--json'], { ECS_ID_MAPPER_SERVER: 'http://h:1' });
+    expect(r).toMatchObject({ kind: 'run', command: 'lookup', config: { id: 'abc', json: true } });
+  });
+
+  it('simpledb-local falls back to the standard AWS key variables', () => {
+    const r = loadCommand('simpledb-local', [], { AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 'SK' });
+    expect(r).toMatchObject({ kind: 'run', config: { accessKeyId: 'AK', secretAccessKey: 'SK' } });
+    expect(() => loadCommand('simpledb-local', [], {})).toThrow(/needs --access-key-id/);
+  });
+});

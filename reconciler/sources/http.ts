@@ -41,7 +41,8 @@ const UNREACHABLE_CODES = new Set([
 ]);
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
-function errorCode(error: unknown): string | undefined {
+/** The errno / undici code of a transport error, looking through `cause`s. */
+export function errorCode(error: unknown): string | undefined {
   let e: unknown = error;
   // undici wraps socket errors; the errno code may sit one or two causes deep.
   for (let depth = 0; depth < 3 && e && typeof e === 'object'; depth++) {

@@ -40,7 +40,8 @@ export function taskIdFromLegacy(raw: string): string | undefined {
 
 export const LIFECYCLE_STATES = ['pending', 'running', 'stopping', 'stopped', 'gone'] as const;
 export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
-export const LifecycleStateSchema = Type.Union(LIFECYCLE_STATES.map((s) => Type.Literal(s)));
+// Type.Enum over the const tuple keeps the literal union in Static<> (a mapped array would infer never).
+export const LifecycleStateSchema = Type.Enum(LIFECYCLE_STATES);
 
 /** Where a container's task mapping came from. */
 export const RECORD_SOURCES = ['agent', 'labels', 'legacy'] as const;
@@ -94,7 +95,7 @@ export const ContainerObservationSchema = Type.Object(
     restart_count: Type.Integer({ minimum: 0 }),
     exit_code: Type.Union([Type.Integer(), Type.Null()]),
     started_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-    source: Type.Union(RECORD_SOURCES.map((s) => Type.Literal(s))),
+    source: Type.Enum(RECORD_SOURCES),
   },
   { additionalProperties: false },
 );

@@ -73,6 +73,8 @@ export interface DockerEvent {
   /** Unix time in nanoseconds as Docker reports it (timeNano), as a string to avoid precision loss. */
   time_nano: string;
   labels: Record<string, string>;
+  /** `die` only: the exit code Docker reports with the event, when it does. */
+  exit_code?: number;
 }
 
 /** A failed observation: never to be read as "no containers". Callers branch on `code`. */

@@ -1,0 +1,198 @@
+// Client for the Docker engine over its unix socket: the container list (with labels and exit
+// codes) and the container event stream.
+//
+// Contract: listContainers() is one observation (failures are ObservationError, source 'docker').
+// watchEvents() never gives up: when the stream ends or the socket disappears it reconnects with
+// capped exponential backoff and jitter, and only returns once `signal` aborts. Events are a hint
+// that something changed; the reconciler's periodic full observation stays the source of truth.
+import { setTimeout as delay } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import { exchange, transportError } from './http.js';
+import { ObservationError, type DockerContainer, type DockerContainerState, type DockerEvent, type DockerSource } from './types.js';
+
+export interface DockerClientOptions {
+  socketPath: string;
+  /** For list/inspect requests and for the events stream's response headers. */
+  timeoutMs: number;
+  /** Reconnect delays of the events stream. Default 250 ms doubling up to 30 s. */
+  backoff?: { baseMs: number; maxMs: number };
+  /** Waits `ms` or rejects when `signal` aborts (injected by tests). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** [0, 1) source for the jitter (injected by tests). */
+  random?: () => number;
+}
+
+export interface DockerClient extends DockerSource {
+  /** Closes the connection pool to the socket. */
+  close(): Promise<void>;
+}
+
+const STATES: readonly DockerContainerState[] = ['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead'];
+const EVENT_ACTIONS = ['start', 'die', 'destroy'] as const;
+const EVENT_FILTERS = JSON.stringify({ type: ['container'], event: EVENT_ACTIONS });
+/** Event attributes Docker adds next to the container's labels. */
+const NON_LABEL_ATTRIBUTES = new Set(['image', 'name', 'exitCode', 'execDuration', 'signal']);
+const DEFAULT_BACKOFF = { baseMs: 250, maxMs: 30_000 };
+
+/** "Exited (137) 5 seconds ago" → 137 */
+const EXITED_STATUS = /^Exited \((-?\d+)\)/;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function stringRecord(v: unknown): Record<string, string> | undefined {
+  if (v === null || v === undefined) return {};
+  if (!isObject(v)) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, value] of Object.entries(v)) {
+    if (typeof value !== 'string') return undefined;
+    out[k] = value;
+  }
+  return out;
+}
+
+function garbage(what: string, message: string): ObservationError {
+  return new ObservationError('docker', 'ERR_GARBAGE', `${what}: ${message}`);
+}
+
+/** Parses one `GET /containers/json` entry; exit_code only from Status (see listContainers). */
+export function parseContainerSummary(entry: unknown, where = 'Docker /containers/json'): DockerContainer {
+  if (!isObject(entry)) throw garbage(where, 'entry is not an object');
+  const { Id, Names, Image, State, Status, Labels } = entry;
+  if (typeof Id !== 'string' || Id === '') throw garbage(where, 'Id missing');
+  if (!Array.isArray(Names) || !Names.every((n) => typeof n === 'string')) throw garbage(where, `${Id}: Names is not a list of strings`);
+  if (typeof State !== 'string' || !STATES.includes(State as DockerContainerState)) throw garbage(where, `${Id}: unknown State ${JSON.stringify(State)}`);
+  const labels = stringRecord(Labels);
+  if (!labels) throw garbage(where, `${Id}: Labels is not a string map`);
+  const name = (Names as string[])[0] ?? '';
+  const exited = typeof Status === 'string' ? EXITED_STATUS.exec(Status) : null;
+  return {
+    id: Id,
+    name: name.startsWith('/') ? name.slice(1) : name,
+    image: typeof Image === 'string' ? Image : '',
+    state: State as DockerContainerState,
+    labels,
+    exit_code: exited ? Number(exited[1]) : null,
+  };
+}
+
+/**
+ * Parses one line of the events stream; undefined for events this client does not report.
+ * `timeNano` exceeds 2^53, so it is read from the raw text rather than from the parsed number.
+ */
+export function parseEventLine(line: string): DockerEvent | undefined {
+  let message: unknown;
+  try {
+    message = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(message) || message.Type !== 'container') return undefined;
+  const action = message.Action;
+  if (typeof action !== 'string' || !(EVENT_ACTIONS as readonly string[]).includes(action)) return undefined;
+  const actor = message.Actor;
+  if (!isObject(actor) || typeof actor.ID !== 'string' || actor.ID === '') return undefined;
+  const attributes = stringRecord(actor.Attributes) ?? {};
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries(attributes)) if (!NON_LABEL_ATTRIBUTES.has(k)) labels[k] = v;
+  const timeNano = /"timeNano"\s*:\s*(\d+)/.exec(line)?.[1] ?? (typeof message.time === 'number' ? `${message.time}000000000` : '0');
+  const event: DockerEvent = { action: action as DockerEvent['action'], container_id: actor.ID, time_nano: timeNano, labels };
+  if (action === 'die' && attributes.exitCode !== undefined && /^-?\d+$/.test(attributes.exitCode)) event.exit_code = Number(attributes.exitCode);
+  return event;
+}
+
+export function createDockerClient(options: DockerClientOptions): DockerClient {
+  const dispatcher = new Agent({ connect: { socketPath: options.socketPath } });
+  const backoff = options.backoff ?? DEFAULT_BACKOFF;
+  const sleep = options.sleep ?? ((ms: number, signal: AbortSignal) => delay(ms, undefined, { signal }));
+  const random = options.random ?? Math.random;
+  // The host part is ignored on a unix socket; Docker only needs a syntactically valid one.
+  const url = (path: string) => new URL(path, 'http://docker');
+
+  async function getJson(path: string, signal?: AbortSignal): Promise<{ status: number; json: unknown }> {
+    const what = `Docker GET ${path}`;
+    const answer = await exchange('docker', what, { url: url(path), timeoutMs: options.timeoutMs, signal, dispatcher });
+    if (answer.status === 404) return { status: 404, json: undefined };
+    if (answer.status !== 200) throw new ObservationError('docker', 'ERR_HTTP_STATUS', `${what}: HTTP ${answer.status}`, { status: answer.status });
+    try {
+      return { status: 200, json: JSON.parse(answer.body) };
+    } catch (error) {
+      throw new ObservationError('docker', 'ERR_GARBAGE', `${what}: body is not JSON`, { cause: error });
+    }
+  }
+
+  /** Exit code from inspect, for exited containers whose Status text did not carry one. */
+  async function inspectExitCode(id: string, signal?: AbortSignal): Promise<number | null> {
+    const { status, json } = await getJson(`/containers/${encodeURIComponent(id)}/json`, signal);
+    if (status === 404) return null; // removed meanwhile
+    const state = isObject(json) ? json.State : undefined;
+    return isObject(state) && typeof state.ExitCode === 'number' ? state.ExitCode : null;
+  }
+
+  function backoffMs(attempt: number): number {
+    const ceiling = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(attempt, 30));
+    // Equal jitter: never a zero wait (no hot loop), never in lock-step with other hosts.
+    return Math.round(ceiling / 2 + random() * (ceiling / 2));
+  }
+
+  /** One connection to the stream; resolves never, rejects when it ends or fails. */
+  async function follow(handlers: Parameters<DockerSource['watchEvents']>[0], signal: AbortSignal, onOpen: () => void): Promise<never> {
+    const path = `/events?filters=${encodeURIComponent(EVENT_FILTERS)}`;
+    const res = await request(url(path), { dispatcher, signal, headersTimeout: options.timeoutMs, bodyTimeout: 0 });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      throw new ObservationError('docker', 'ERR_HTTP_STATUS', `Docker GET /events: HTTP ${res.statusCode}`, { status: res.statusCode });
+    }
+    onOpen();
+    handlers.onConnected?.();
+    const decoder = new TextDecoder();
+    let buffered = '';
+    for await (const chunk of res.body) {
+      buffered += decoder.decode(chunk as Buffer, { stream: true });
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line === '') continue;
+        const event = parseEventLine(line);
+        if (event) handlers.onEvent(event);
+      }
+    }
+    throw new ObservationError('docker', 'ERR_UNREACHABLE', 'Docker GET /events: stream ended');
+  }
+
+  return {
+    async listContainers(signal) {
+      const { status, json } = await getJson('/containers/json?all=1', signal);
+      if (status === 404) throw new ObservationError('docker', 'ERR_HTTP_STATUS', 'Docker GET /containers/json: HTTP 404', { status });
+      if (!Array.isArray(json)) throw garbage('Docker /containers/json', 'expected an array');
+      const containers = json.map((entry) => parseContainerSummary(entry));
+      for (const c of containers) {
+        if ((c.state === 'exited' || c.state === 'dead') && c.exit_code === null) c.exit_code = await inspectExitCode(c.id, signal);
+      }
+      return containers;
+    },
+
+    async watchEvents(handlers, signal) {
+      let attempt = 0;
+      while (!signal.aborted) {
+        try {
+          await follow(handlers, signal, () => {
+            attempt = 0;
+          });
+        } catch (error) {
+          if (signal.aborted) return;
+          handlers.onDisconnected?.(error instanceof ObservationError ? error : transportError('docker', 'Docker GET /events', error));
+          try {
+            await sleep(backoffMs(attempt++), signal);
+          } catch {
+            return;
+          }
+        }
+      }
+    },
+
+    close: () => dispatcher.close(),
+  };
+}

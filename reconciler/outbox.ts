@@ -1,0 +1,347 @@
+// The durable outbox: every transition the reconciler emits, sequence-numbered, until the server
+// acknowledges it.
+//
+// Contract:
+// - `append` writes JSON lines to `<dir>/outbox.jsonl` and fsyncs before returning: a transition
+//   counts as emitted only once it is on disk. Sequence numbers are per host and strictly
+//   increasing across restarts and `kill -9`; a number is never reused.
+// - A torn last line (crash mid-write) is detected on open and dropped; its seq was never returned.
+// - `ack(upToSeq)` forgets entries ≤ upToSeq and compacts: the high-water mark goes to
+//   `<dir>/outbox.meta.json` first, then the remaining entries are rewritten to a temp file,
+//   fsynced and renamed over the log. A crash in between at worst resends acknowledged entries,
+//   which the server counts as duplicates.
+// - Bounded in bytes: when an append would exceed `maxBytes`, queued entries are coalesced to the
+//   latest per container (the final state still arrives; seqs keep increasing, with gaps). If the
+//   distinct containers alone exceed the bound, the append is still accepted (losing a final
+//   state would be worse) and `overCapacity()` turns true until acknowledgements make room.
+// - Write failures (ENOSPC, EIO...) throw OutboxWriteError with a stable `code`; the log is
+//   truncated back to its last good length so no torn line is left behind, and nothing is lost
+//   that was already acknowledged as written.
+import * as nodeFs from 'node:fs';
+import { join } from 'node:path';
+import type { Transition } from '../wire/index.js';
+
+/** The subset of node:fs the outbox uses; tests inject one that fails. */
+export interface OutboxFs {
+  mkdirSync(path: string, opts: { recursive: true }): unknown;
+  openSync(path: string, flags: string): number;
+  closeSync(fd: number): void;
+  writeSync(fd: number, data: string): number;
+  fsyncSync(fd: number): void;
+  ftruncateSync(fd: number, len: number): void;
+  fstatSync(fd: number): { size: number };
+  readFileSync(path: string, encoding: 'utf8'): string;
+  renameSync(from: string, to: string): void;
+  existsSync(path: string): boolean;
+}
+
+export type OutboxErrorCode = 'ERR_OUTBOX_WRITE' | 'ERR_OUTBOX_NO_SPACE' | 'ERR_OUTBOX_OPEN' | 'ERR_OUTBOX_CLOSED';
+
+export class OutboxWriteError extends Error {
+  readonly name = 'OutboxWriteError';
+  constructor(
+    readonly code: OutboxErrorCode,
+    message: string,
+    readonly syscallCode: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export type PendingTransition = Omit<Transition, 'seq'>;
+
+export interface OutboxOptions {
+  dir: string;
+  maxBytes: number;
+  fs?: OutboxFs;
+}
+
+export interface OutboxStats {
+  depth: number;
+  bytes: number;
+  lastSeq: number;
+  ackedSeq: number;
+  coalescedTotal: number;
+  overCapacity: boolean;
+}
+
+interface Entry {
+  seq: number;
+  containerId: string;
+  line: string; // JSON + '\n'
+  bytes: number;
+}
+
+export interface Outbox {
+  /** Appends and fsyncs; returns the entries with their seqs. Throws OutboxWriteError. */
+  append(transitions: readonly PendingTransition[]): Transition[];
+  /** The oldest unacknowledged entries, at most `max`. */
+  peek(max: number): Transition[];
+  /**
+   * Forgets entries with seq ≤ upToSeq and compacts the log. When upToSeq is beyond lastSeq (the
+   * server remembers more than this state dir), queued entries are renumbered above it.
+   * Throws OutboxWriteError.
+   */
+  ack(upToSeq: number): void;
+  /** Highest seq ever assigned (0 before the first). */
+  lastSeq(): number;
+  ackedSeq(): number;
+  depth(): number;
+  bytes(): number;
+  overCapacity(): boolean;
+  stats(): OutboxStats;
+  close(): void;
+}
+
+const LOG = 'outbox.jsonl';
+const META = 'outbox.meta.json';
+
+function wrap(err: unknown, what: string): OutboxWriteError {
+  const sys = (err as NodeJS.ErrnoException)?.code;
+  const code: OutboxErrorCode = sys === 'ENOSPC' || sys === 'EDQUOT' ? 'ERR_OUTBOX_NO_SPACE' : 'ERR_OUTBOX_WRITE';
+  return new OutboxWriteError(code, `outbox ${what} failed: ${(err as Error)?.message ?? String(err)}`, sys, { cause: err });
+}
+
+export function openOutbox(options: OutboxOptions): Outbox {
+  const fs = options.fs ?? (nodeFs as unknown as OutboxFs);
+  const logPath = join(options.dir, LOG);
+  const metaPath = join(options.dir, META);
+  const maxBytes = options.maxBytes;
+
+  let entries: Entry[] = [];
+  let bytes = 0;
+  let lastSeq = 0;
+  let ackedSeq = 0;
+  let coalescedTotal = 0;
+  let fd = -1;
+  let closed = false;
+
+  try {
+    fs.mkdirSync(options.dir, { recursive: true });
+    if (fs.existsSync(metaPath)) {
+      const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8')) as { last_seq?: number; acked_seq?: number };
+      lastSeq = Number.isInteger(meta.last_seq) ? meta.last_seq! : 0;
+      ackedSeq = Number.isInteger(meta.acked_seq) ? meta.acked_seq! : 0;
+    }
+  } catch (err) {
+    throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
+  }
+
+  let torn = false;
+  if (fs.existsSync(logPath)) {
+    const text = fs.readFileSync(logPath, 'utf8');
+    let start = 0;
+    while (start < text.length) {
+      const nl = text.indexOf('\n', start);
+      if (nl < 0) {
+        torn = true; // no newline: the write never completed
+        break;
+      }
+      const line = text.slice(start, nl + 1);
+      start = nl + 1;
+      let t: Transition;
+      try {
+        t = JSON.parse(line) as Transition;
+      } catch {
+        torn = true; // a complete but corrupt line can only be a torn write followed by a retry
+        continue;
+      }
+      if (!Number.isInteger(t.seq)) {
+        torn = true;
+        continue;
+      }
+      if (t.seq > lastSeq) lastSeq = t.seq;
+      if (t.seq <= ackedSeq) continue;
+      const b = Buffer.byteLength(line);
+      entries.push({ seq: t.seq, containerId: t.container_id, line, bytes: b });
+      bytes += b;
+    }
+  }
+
+  function writeMeta(): void {
+    const tmp = `${metaPath}.tmp`;
+    const mfd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(mfd, JSON.stringify({ last_seq: lastSeq, acked_seq: ackedSeq }) + '\n');
+      fs.fsyncSync(mfd);
+    } finally {
+      fs.closeSync(mfd);
+    }
+    fs.renameSync(tmp, metaPath);
+  }
+
+  /** Rewrites the log from `entries` (temp + fsync + rename) and reopens the append handle. */
+  function rewrite(): void {
+    writeMeta();
+    const tmp = `${logPath}.tmp`;
+    const tfd = fs.openSync(tmp, 'w');
+    try {
+      // One write per entry keeps peak memory at one line rather than the whole log.
+      for (const e of entries) fs.writeSync(tfd, e.line);
+      fs.fsyncSync(tfd);
+    } finally {
+      fs.closeSync(tfd);
+    }
+    if (fd >= 0) fs.closeSync(fd);
+    fd = -1;
+    fs.renameSync(tmp, logPath);
+    fd = fs.openSync(logPath, 'a');
+  }
+
+  try {
+    if (torn) rewrite();
+    else fd = fs.openSync(logPath, 'a');
+  } catch (err) {
+    throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
+  }
+
+  /** Keeps only the newest entry per container. Returns how many were dropped. */
+  function coalesce(): number {
+    const latest = new Map<string, number>();
+    for (const e of entries) latest.set(e.containerId, e.seq);
+    const kept = entries.filter((e) => latest.get(e.containerId) === e.seq);
+    const dropped = entries.length - kept.length;
+    entries = kept;
+    bytes = kept.reduce((n, e) => n + e.bytes, 0);
+    return dropped;
+  }
+
+  function ensureOpen(): void {
+    if (closed) throw new OutboxWriteError('ERR_OUTBOX_CLOSED', 'outbox is closed', undefined);
+  }
+
+  return {
+    append(transitions) {
+      ensureOpen();
+      if (transitions.length === 0) return [];
+      const out: Transition[] = new Array(transitions.length);
+      const fresh: Entry[] = new Array(transitions.length);
+      let chunk = '';
+      let chunkBytes = 0;
+      let seq = lastSeq;
+      for (let i = 0; i < transitions.length; i++) {
+        const t = transitions[i];
+        const withSeq: Transition = {
+          seq: ++seq,
+          container_id: t.container_id,
+          from: t.from,
+          to: t.to,
+          at: t.at,
+          reason: t.reason,
+          container: t.container,
+        };
+        const line = JSON.stringify(withSeq) + '\n';
+        const b = Buffer.byteLength(line);
+        out[i] = withSeq;
+        fresh[i] = { seq: withSeq.seq, containerId: t.container_id, line, bytes: b };
+        chunk += line;
+        chunkBytes += b;
+      }
+
+      if (bytes + chunkBytes > maxBytes) {
+        // Coalesce queued and new entries together, then persist by rewriting the whole log.
+        const prevEntries = entries;
+        const prevBytes = bytes;
+        entries = entries.concat(fresh);
+        bytes += chunkBytes;
+        const dropped = coalesce();
+        const prevLast = lastSeq;
+        lastSeq = seq;
+        try {
+          rewrite();
+        } catch (err) {
+          entries = prevEntries;
+          bytes = prevBytes;
+          lastSeq = prevLast;
+          try {
+            if (fd < 0) fd = fs.openSync(logPath, 'a');
+          } catch {
+            /* reopened on the next append attempt */
+          }
+          throw wrap(err, 'coalescing rewrite');
+        }
+        coalescedTotal += dropped;
+        return out;
+      }
+
+      let size = -1;
+      try {
+        if (fd < 0) fd = fs.openSync(logPath, 'a');
+        size = fs.fstatSync(fd).size;
+        fs.writeSync(fd, chunk);
+        fs.fsyncSync(fd);
+      } catch (err) {
+        // Leave no partial line behind: the next append must start on a line boundary.
+        if (size >= 0) {
+          try {
+            fs.ftruncateSync(fd, size);
+          } catch {
+            /* the torn tail is dropped on the next open */
+          }
+        }
+        throw wrap(err, 'append');
+      }
+      lastSeq = seq;
+      for (const e of fresh) entries.push(e);
+      bytes += chunkBytes;
+      return out;
+    },
+
+    peek(max) {
+      const n = Math.min(max, entries.length);
+      const out: Transition[] = new Array(n);
+      for (let i = 0; i < n; i++) out[i] = JSON.parse(entries[i].line) as Transition;
+      return out;
+    },
+
+    ack(upToSeq) {
+      ensureOpen();
+      if (upToSeq <= ackedSeq) return;
+      const prevEntries = entries;
+      const prevBytes = bytes;
+      const prevAcked = ackedSeq;
+      const prevLast = lastSeq;
+      if (upToSeq > lastSeq) {
+        // The server holds a later seq than this outbox ever assigned: the state dir was lost.
+        // Everything queued would read as a replay, so renumber it above the server's mark.
+        let next = upToSeq;
+        entries = entries.map((e) => {
+          const t = JSON.parse(e.line) as Transition;
+          t.seq = ++next;
+          const line = JSON.stringify(t) + '\n';
+          return { seq: t.seq, containerId: e.containerId, line, bytes: Buffer.byteLength(line) };
+        });
+        lastSeq = next;
+      } else {
+        let i = 0;
+        while (i < entries.length && entries[i].seq <= upToSeq) i++;
+        if (i > 0) entries = entries.slice(i);
+      }
+      bytes = entries.reduce((n, e) => n + e.bytes, 0);
+      ackedSeq = upToSeq;
+      try {
+        rewrite();
+      } catch (err) {
+        entries = prevEntries;
+        bytes = prevBytes;
+        ackedSeq = prevAcked;
+        lastSeq = prevLast;
+        throw wrap(err, 'compaction');
+      }
+    },
+
+    lastSeq: () => lastSeq,
+    ackedSeq: () => ackedSeq,
+    depth: () => entries.length,
+    bytes: () => bytes,
+    overCapacity: () => bytes > maxBytes,
+    stats: () => ({ depth: entries.length, bytes, lastSeq, ackedSeq, coalescedTotal, overCapacity: bytes > maxBytes }),
+    close() {
+      if (closed) return;
+      closed = true;
+      if (fd >= 0) fs.closeSync(fd);
+      fd = -1;
+    },
+  };
+}

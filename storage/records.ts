@@ -1,0 +1,103 @@
+// How an observation becomes a ContainerRecord: the one place both backends take the mapping rules
+// from, so SQLite and SimpleDB store exactly the same thing (the contract suite checks it).
+//
+// Rules:
+// - host fields (cluster, container_instance_arn, instance_*, region, host_name, ecs_agent_version)
+//   come from the reporting host's identity;
+// - a container→task mapping never changes: mapping fields (task_arn, task_id, family, version,
+//   names, image) keep their stored value when a later observation lacks them;
+// - task_id is the ARN's last segment, or for legacy reports the bare id of the raw `<cluster>/<id>`;
+// - first_seen is set on create, last_seen is the server's receive time of every apply;
+// - stopped_at is the event time the state became `stopped` (cleared when the container runs again);
+// - gone_at is the server's receive time the record became `gone` (retention runs on server time);
+// - restart_count never decreases; exit_code and started_at keep their last known value.
+import { taskIdFromArn, taskIdFromLegacy, type ContainerObservation, type HostIdentity, type LifecycleState } from '../wire/index.js';
+import type { ContainerRecord } from './store.js';
+
+export interface ApplyContext {
+  host: HostIdentity;
+  state: LifecycleState;
+  /** The sequence number the record will carry. */
+  seq: number;
+  /** When the change happened on the host (transition `at`, snapshot `taken_at`, legacy `sample_time`), ISO. */
+  eventAt: string;
+  /** When the server received the report, ISO. */
+  receivedAt: string;
+  /** Legacy reports only: the agent's raw task id and report-map key. */
+  taskIdRaw?: string | null;
+  legacyKey?: string | null;
+}
+
+/** An ISO-8601 time normalised to `Date#toISOString` form (UTC, milliseconds), so text order is time order. */
+export function normaliseIso(text: string): string {
+  const d = new Date(text);
+  if (Number.isNaN(d.getTime())) throw new RangeError(`not a date-time: "${text}"`);
+  return d.toISOString();
+}
+
+function deriveTaskId(taskArn: string | null, taskIdRaw: string | null | undefined): string | null {
+  if (taskArn !== null) return taskIdFromArn(taskArn) ?? null;
+  if (taskIdRaw) return taskIdFromLegacy(taskIdRaw) ?? null;
+  return null;
+}
+
+export function nextRecord(existing: ContainerRecord | undefined, obs: ContainerObservation, ctx: ApplyContext): ContainerRecord {
+  const { host, state } = ctx;
+  const taskArn = obs.task_arn ?? existing?.task_arn ?? null;
+  const taskIdRaw = ctx.taskIdRaw ?? existing?.task_id_raw ?? null;
+  const taskId = deriveTaskId(obs.task_arn, ctx.taskIdRaw) ?? existing?.task_id ?? deriveTaskId(taskArn, taskIdRaw);
+  let stoppedAt: string | null = null;
+  if (state === 'stopped') stoppedAt = existing?.stopped_at ?? normaliseIso(ctx.eventAt);
+  else if (state === 'gone') stoppedAt = existing?.stopped_at ?? null;
+  const goneAt = state === 'gone' ? (existing?.state === 'gone' && existing.gone_at ? existing.gone_at : ctx.receivedAt) : null;
+  return {
+    container_id: obs.container_id,
+    docker_name: obs.docker_name ?? existing?.docker_name ?? null,
+    container_name: obs.container_name ?? existing?.container_name ?? null,
+    image: obs.image ?? existing?.image ?? null,
+    task_arn: taskArn,
+    task_id: taskId,
+    task_id_raw: taskIdRaw,
+    task_family: obs.task_family ?? existing?.task_family ?? null,
+    task_version: obs.task_version ?? existing?.task_version ?? null,
+    cluster: host.cluster,
+    container_instance_arn: host.container_instance_arn,
+    instance_id: host.instance_id,
+    instance_ip: host.instance_ip,
+    instance_type: host.instance_type,
+    instance_az: host.instance_az,
+    region: host.region,
+    host_name: host.host_name,
+    ports: obs.ports.map((p) => ({ ...p })),
+    desired_status: obs.desired_status,
+    known_status: obs.known_status,
+    state,
+    restart_count: Math.max(obs.restart_count, existing?.restart_count ?? 0),
+    exit_code: obs.exit_code ?? existing?.exit_code ?? null,
+    started_at: obs.started_at !== null ? normaliseIso(obs.started_at) : (existing?.started_at ?? null),
+    first_seen: existing?.first_seen ?? ctx.receivedAt,
+    last_seen: ctx.receivedAt,
+    stopped_at: stoppedAt,
+    gone_at: goneAt,
+    ecs_agent_version: host.ecs_agent_version,
+    source: obs.source,
+    seq: ctx.seq,
+    legacy_key: ctx.legacyKey ?? existing?.legacy_key ?? null,
+  };
+}
+
+/** The record a host's snapshot marks gone because the container is absent from it. */
+export function goneRecord(existing: ContainerRecord, seq: number, receivedAt: string): ContainerRecord {
+  return { ...existing, state: 'gone', gone_at: existing.gone_at ?? receivedAt, seq: Math.max(existing.seq, seq) };
+}
+
+/** True when anything but the bookkeeping (last_seen, seq) differs: what snapshots count as `upserted`. */
+export function recordChanged(before: ContainerRecord, after: ContainerRecord): boolean {
+  for (const key of Object.keys(after) as Array<keyof ContainerRecord>) {
+    if (key === 'last_seen' || key === 'seq') continue;
+    if (key === 'ports') {
+      if (JSON.stringify(before.ports) !== JSON.stringify(after.ports)) return true;
+    } else if (before[key] !== after[key]) return true;
+  }
+  return false;
+}

@@ -1,0 +1,115 @@
+// The SQLite schema and its migrations. `PRAGMA user_version` holds the number of migrations
+// applied; each migration runs in its own transaction, so a crash leaves the previous version.
+// To change the schema, append a migration: never edit one that has shipped.
+import type Database from 'better-sqlite3';
+
+/** Timestamps are ISO-8601 UTC with milliseconds (Date#toISOString), so text order is time order. */
+const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
+  // 1: containers, transitions (history), hosts.
+  (db) => {
+    db.exec(`
+      CREATE TABLE containers (
+        container_id           TEXT PRIMARY KEY NOT NULL,
+        docker_name            TEXT,
+        container_name         TEXT,
+        image                  TEXT,
+        task_arn               TEXT,
+        task_id                TEXT,
+        task_id_raw            TEXT,
+        task_family            TEXT,
+        task_version           TEXT,
+        cluster                TEXT,
+        container_instance_arn TEXT,
+        instance_id            TEXT NOT NULL,
+        instance_ip            TEXT,
+        instance_type          TEXT,
+        instance_az            TEXT,
+        region                 TEXT,
+        host_name              TEXT,
+        ports                  TEXT NOT NULL,  -- JSON array of PortMapping
+        desired_status         TEXT,
+        known_status           TEXT,
+        state                  TEXT NOT NULL,
+        restart_count          INTEGER NOT NULL,
+        exit_code              INTEGER,
+        started_at             TEXT,
+        first_seen             TEXT NOT NULL,
+        last_seen              TEXT NOT NULL,
+        stopped_at             TEXT,
+        gone_at                TEXT,
+        ecs_agent_version      TEXT,
+        source                 TEXT NOT NULL,
+        seq                    INTEGER NOT NULL,
+        legacy_key             TEXT
+      ) WITHOUT ROWID;
+
+      -- One index per lookup path.
+      CREATE INDEX containers_task_id ON containers (task_id);
+      CREATE INDEX containers_task_arn ON containers (task_arn);
+      CREATE INDEX containers_docker_name ON containers (docker_name);
+      CREATE INDEX containers_legacy_key ON containers (legacy_key);
+      CREATE INDEX containers_instance_state ON containers (instance_id, state);
+      CREATE INDEX containers_cluster_state ON containers (cluster, state);
+      CREATE INDEX containers_family ON containers (task_family);
+      CREATE INDEX containers_state_gone_at ON containers (state, gone_at);
+
+      CREATE TABLE transitions (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        container_id TEXT NOT NULL,
+        from_state   TEXT,
+        to_state     TEXT,
+        at           TEXT NOT NULL,
+        host         TEXT NOT NULL,
+        seq          INTEGER,
+        reason       TEXT NOT NULL
+      );
+      -- History holds each host transition exactly once; NULL seqs (snapshots, legacy) are distinct.
+      CREATE UNIQUE INDEX transitions_host_seq ON transitions (host, seq);
+      CREATE INDEX transitions_container ON transitions (container_id, at);
+
+      CREATE TABLE hosts (
+        instance_id            TEXT PRIMARY KEY NOT NULL,
+        cluster                TEXT,
+        container_instance_arn TEXT,
+        instance_ip            TEXT,
+        instance_type          TEXT,
+        instance_az            TEXT,
+        region                 TEXT,
+        host_name              TEXT,
+        ecs_agent_version      TEXT,
+        first_seen             TEXT NOT NULL,
+        last_report_at         TEXT NOT NULL,
+        last_snapshot_at       TEXT,
+        last_seq               INTEGER NOT NULL,
+        reporter               TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `);
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export class SchemaVersionError extends Error {
+  readonly name = 'SchemaVersionError';
+  readonly code = 'ERR_SCHEMA_VERSION';
+  constructor(
+    readonly found: number,
+    readonly supported: number,
+  ) {
+    super(`the database has schema version ${found}, newer than this build supports (${supported}); upgrade ecs-id-mapper`);
+  }
+}
+
+/** Brings the database to SCHEMA_VERSION; returns the version it found. */
+export function migrate(db: Database.Database): number {
+  const found = db.pragma('user_version', { simple: true }) as number;
+  if (found > SCHEMA_VERSION) throw new SchemaVersionError(found, SCHEMA_VERSION);
+  for (let v = found; v < SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      MIGRATIONS[v](db);
+      // user_version takes no bound parameter; v + 1 is a number we computed, not input.
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+  return found;
+}

@@ -1,0 +1,364 @@
+// The SQLite Store: better-sqlite3 (synchronous) behind the async Store interface. Every statement
+// is prepared once with bound parameters; SQL text is built only from constant fragments. Each
+// multi-row write runs in one IMMEDIATE transaction, so a report is applied wholly or not at all.
+//
+// Cost per report is flat in the host's size: a snapshot reads each of its containers by primary
+// key and scans only the reporting host's live records (index instance_id, state) for absentees.
+import type Database from 'better-sqlite3';
+import { CONTAINER_ID_PREFIX, TASK_ARN, TASK_ID, taskIdFromArn, type HostIdentity, type HostSnapshot, type SnapshotResult, type TransitionBatch, type TransitionBatchResult } from '../../wire/index.js';
+import { goneRecord, nextRecord, normaliseIso, recordChanged } from '../records.js';
+import type {
+  ContainerFilter,
+  ContainerLookup,
+  ContainerRecord,
+  HostRecord,
+  LegacyEvent,
+  LegacySnapshot,
+  Page,
+  PageRequest,
+  StateCount,
+  Store,
+  StoreHealth,
+  TransitionRecord,
+} from '../store.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { toStoreError } from './errors.js';
+import { CONTAINER_COLUMNS, fromContainerRow, fromTransitionRow, toContainerRow, toTransitionParams, type ContainerRow, type HostRow, type TransitionRow } from './rows.js';
+
+/** How many candidates an ambiguous prefix lists at most. */
+export const MAX_CANDIDATES = 20;
+const MAX_PAGE = 1000;
+const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'] as const;
+
+type FilterKey = keyof ContainerFilter;
+const FILTER_KEYS: readonly FilterKey[] = ['cluster', 'instance_id', 'state', 'task_family'];
+
+interface HostReport {
+  host: HostIdentity;
+  receivedAt: string;
+  lastSeq: number;
+  snapshotAt: string | null;
+  reporter: HostRecord['reporter'];
+}
+
+/** One entry of a (reconciler or legacy) snapshot, normalised. */
+interface SnapshotEntry {
+  container: LegacySnapshot['containers'][number] | HostSnapshot['containers'][number];
+  eventAt: string;
+  taskIdRaw: string | null;
+  legacyKey: string | null;
+}
+
+export class SqliteStore implements Store {
+  readonly backend = 'sqlite' as const;
+  private readonly stmt;
+  private readonly listStatements = new Map<string, Database.Statement>();
+  private readonly applyTransitionsTx;
+  private readonly replaceHostTx;
+  private closed = false;
+
+  constructor(private readonly db: Database.Database) {
+    const cols = CONTAINER_COLUMNS.join(', ');
+    const params = CONTAINER_COLUMNS.map((c) => `@${c}`).join(', ');
+    const updates = CONTAINER_COLUMNS.filter((c) => c !== 'container_id')
+      .map((c) => `${c} = excluded.${c}`)
+      .join(', ');
+    this.stmt = {
+      getContainer: db.prepare<[string], ContainerRow>('SELECT * FROM containers WHERE container_id = ?'),
+      // Index range scan on the primary key: every id with this prefix lies in [prefix, prefix + 'g')
+      // because hex digits sort below 'g'.
+      prefixIds: db.prepare<[string, string, number], { container_id: string }>(
+        'SELECT container_id FROM containers WHERE container_id >= ? AND container_id < ? ORDER BY container_id LIMIT ?',
+      ),
+      byTaskId: db.prepare<[string], ContainerRow>('SELECT * FROM containers WHERE task_id = ? ORDER BY container_id'),
+      byTaskArn: db.prepare<[string], ContainerRow>('SELECT * FROM containers WHERE task_arn = ? ORDER BY container_id'),
+      byDockerName: db.prepare<[string], ContainerRow>('SELECT * FROM containers WHERE docker_name = ? ORDER BY container_id'),
+      byLegacyKey: db.prepare<[string], ContainerRow>('SELECT * FROM containers WHERE legacy_key = ? ORDER BY last_seen DESC LIMIT 1'),
+      liveOnHost: db.prepare<[string, ...string[]], ContainerRow>(
+        `SELECT * FROM containers WHERE instance_id = ? AND state IN (${LIVE_STATES.map(() => '?').join(', ')})`,
+      ),
+      upsertContainer: db.prepare(
+        `INSERT INTO containers (${cols}) VALUES (${params}) ON CONFLICT (container_id) DO UPDATE SET ${updates}`,
+      ),
+      insertTransition: db.prepare(
+        `INSERT OR IGNORE INTO transitions (container_id, from_state, to_state, at, host, seq, reason)
+         VALUES (@container_id, @from_state, @to_state, @at, @host, @seq, @reason)`,
+      ),
+      history: db.prepare<[string], TransitionRow>('SELECT * FROM transitions WHERE container_id = ? ORDER BY at, id'),
+      getHost: db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE instance_id = ?'),
+      upsertHost: db.prepare(
+        `INSERT INTO hosts (instance_id, cluster, container_instance_arn, instance_ip, instance_type, instance_az, region,
+                            host_name, ecs_agent_version, first_seen, last_report_at, last_snapshot_at, last_seq, reporter)
+         VALUES (@instance_id, @cluster, @container_instance_arn, @instance_ip, @instance_type, @instance_az, @region,
+                 @host_name, @ecs_agent_version, @received_at, @received_at, @snapshot_at, @last_seq, @reporter)
+         ON CONFLICT (instance_id) DO UPDATE SET
+           cluster = excluded.cluster, container_instance_arn = excluded.container_instance_arn,
+           instance_ip = excluded.instance_ip, instance_type = excluded.instance_type, instance_az = excluded.instance_az,
+           region = excluded.region, host_name = excluded.host_name, ecs_agent_version = excluded.ecs_agent_version,
+           last_report_at = excluded.last_report_at,
+           last_snapshot_at = coalesce(excluded.last_snapshot_at, hosts.last_snapshot_at),
+           last_seq = max(hosts.last_seq, excluded.last_seq),
+           reporter = excluded.reporter`,
+      ),
+      listHosts: db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY instance_id'),
+      purgeHistory: db.prepare<[string]>(
+        `DELETE FROM transitions WHERE container_id IN
+           (SELECT container_id FROM containers WHERE state = 'gone' AND gone_at < ?)`,
+      ),
+      purgeContainers: db.prepare<[string]>("DELETE FROM containers WHERE state = 'gone' AND gone_at < ?"),
+      countByState: db.prepare<[], StateCount>(
+        'SELECT state, cluster, COUNT(*) AS count FROM containers GROUP BY state, cluster ORDER BY state, cluster',
+      ),
+      ping: db.prepare<[], { ok: number }>('SELECT 1 AS ok'),
+    };
+    this.applyTransitionsTx = db.transaction(this.applyTransitionsInTx.bind(this));
+    this.replaceHostTx = db.transaction(this.replaceHostInTx.bind(this));
+  }
+
+  // --- writes --------------------------------------------------------------------------------
+
+  async applyTransitions(batch: TransitionBatch, receivedAt: Date): Promise<TransitionBatchResult> {
+    return this.run('applyTransitions', () => this.applyTransitionsTx.immediate(batch, receivedAt.toISOString()));
+  }
+
+  private applyTransitionsInTx(batch: TransitionBatch, receivedAt: string): TransitionBatchResult {
+    const host = batch.host;
+    let lastSeq = this.stmt.getHost.get(host.instance_id)?.last_seq ?? 0;
+    let applied = 0;
+    let duplicates = 0;
+    for (const t of [...batch.transitions].sort((a, b) => a.seq - b.seq)) {
+      if (t.seq <= lastSeq) {
+        duplicates++;
+        continue;
+      }
+      lastSeq = t.seq;
+      applied++;
+      const eventAt = normaliseIso(t.at);
+      this.insertHistory({ container_id: t.container_id, from: t.from, to: t.to, at: eventAt, host: host.instance_id, seq: t.seq, reason: t.reason });
+      const existing = this.getRecord(t.container.container_id);
+      // A later snapshot already holds this container's newer state: history only.
+      if (existing && existing.instance_id === host.instance_id && existing.seq >= t.seq) continue;
+      this.writeRecord(nextRecord(existing, t.container, { host, state: t.to, seq: t.seq, eventAt, receivedAt }));
+    }
+    this.writeHost({ host, receivedAt, lastSeq, snapshotAt: null, reporter: 'reconciler' });
+    return { applied, duplicates, acked_seq: lastSeq };
+  }
+
+  async replaceSnapshot(snapshot: HostSnapshot, receivedAt: Date): Promise<SnapshotResult> {
+    const takenAt = normaliseIso(snapshot.taken_at);
+    const entries = snapshot.containers.map((container) => ({ container, eventAt: takenAt, taskIdRaw: null, legacyKey: null }));
+    return this.run('replaceSnapshot', () =>
+      this.replaceHostTx.immediate(snapshot.host, snapshot.seq, entries, receivedAt.toISOString(), takenAt, 'reconciler'),
+    );
+  }
+
+  async replaceLegacySnapshot(snapshot: LegacySnapshot): Promise<SnapshotResult> {
+    const receivedAt = normaliseIso(snapshot.received_at);
+    const entries = snapshot.containers.map((container) => ({
+      container,
+      eventAt: normaliseIso(container.sampled_at),
+      taskIdRaw: container.task_id_raw,
+      legacyKey: container.legacy_key,
+    }));
+    // Legacy reports carry no sequence numbers: seq 0, so records a reconciler owns (seq > 0) are skipped.
+    return this.run('replaceLegacySnapshot', () => this.replaceHostTx.immediate(snapshot.host, 0, entries, receivedAt, receivedAt, 'legacy'));
+  }
+
+  private replaceHostInTx(
+    host: HostIdentity,
+    seq: number,
+    entries: SnapshotEntry[],
+    receivedAt: string,
+    takenAt: string,
+    reporter: HostRecord['reporter'],
+  ): SnapshotResult {
+    {
+      const result: SnapshotResult = { upserted: 0, gone: 0, skipped: 0 };
+      const present = new Set<string>();
+      for (const { container, eventAt, taskIdRaw, legacyKey } of entries) {
+        present.add(container.container_id);
+        const existing = this.getRecord(container.container_id);
+        const sameHost = existing !== undefined && existing.instance_id === host.instance_id;
+        if (sameHost && existing.seq > seq) {
+          result.skipped++;
+          continue;
+        }
+        const next = nextRecord(existing, container, {
+          host,
+          state: container.state,
+          seq: sameHost ? Math.max(existing.seq, seq) : seq,
+          eventAt,
+          receivedAt,
+          taskIdRaw,
+          legacyKey,
+        });
+        this.writeRecord(next);
+        if (!existing || recordChanged(existing, next)) result.upserted++;
+        if (existing?.state !== next.state) {
+          this.insertHistory({ container_id: next.container_id, from: existing?.state ?? null, to: next.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' });
+        }
+      }
+      for (const row of this.stmt.liveOnHost.all(host.instance_id, ...LIVE_STATES)) {
+        if (present.has(row.container_id)) continue;
+        if (row.seq > seq) {
+          result.skipped++;
+          continue;
+        }
+        const before = fromContainerRow(row);
+        this.writeRecord(goneRecord(before, seq, receivedAt));
+        this.insertHistory({ container_id: before.container_id, from: before.state, to: 'gone', at: takenAt, host: host.instance_id, seq: null, reason: 'snapshot' });
+        result.gone++;
+      }
+      this.writeHost({ host, receivedAt, lastSeq: 0, snapshotAt: receivedAt, reporter });
+      return result;
+    }
+  }
+
+  async recordLegacyEvent(event: LegacyEvent, host: string | null): Promise<void> {
+    const at = normaliseIso(event.at);
+    this.run('recordLegacyEvent', () => {
+      // Events whose key matches no stored record are dropped: history rows belong to a container,
+      // and the next report map brings the container anyway.
+      const row = this.stmt.byLegacyKey.get(event.event_id);
+      if (!row) return;
+      this.insertHistory({ container_id: row.container_id, from: null, to: null, at, host: host ?? row.instance_id, seq: null, reason: `legacy.${event.event}` });
+    });
+  }
+
+  async purgeGone(goneBefore: Date): Promise<number> {
+    const cutoff = goneBefore.toISOString();
+    return this.run('purgeGone', () =>
+      this.db
+        .transaction(() => {
+          this.stmt.purgeHistory.run(cutoff);
+          return this.stmt.purgeContainers.run(cutoff).changes;
+        })
+        .immediate(),
+    );
+  }
+
+  // --- reads ---------------------------------------------------------------------------------
+
+  async getContainer(idOrPrefix: string): Promise<ContainerLookup> {
+    return this.run('getContainer', (): ContainerLookup => {
+      if (!CONTAINER_ID_PREFIX.test(idOrPrefix)) return { kind: 'missing' };
+      if (idOrPrefix.length === 64) {
+        const row = this.stmt.getContainer.get(idOrPrefix);
+        return row ? { kind: 'found', record: fromContainerRow(row) } : { kind: 'missing' };
+      }
+      const ids = this.stmt.prefixIds.all(idOrPrefix, `${idOrPrefix}g`, MAX_CANDIDATES).map((r) => r.container_id);
+      if (ids.length === 0) return { kind: 'missing' };
+      if (ids.length > 1) return { kind: 'ambiguous', candidates: ids };
+      const row = this.stmt.getContainer.get(ids[0]);
+      return row ? { kind: 'found', record: fromContainerRow(row) } : { kind: 'missing' };
+    });
+  }
+
+  async findByTask(taskIdOrArn: string): Promise<ContainerRecord[]> {
+    return this.run('findByTask', () => {
+      if (TASK_ID.test(taskIdOrArn)) return this.stmt.byTaskId.all(taskIdOrArn).map(fromContainerRow);
+      const id = TASK_ARN.test(taskIdOrArn) ? taskIdFromArn(taskIdOrArn) : undefined;
+      if (id === undefined) return [];
+      // Legacy records know the bare id but no ARN; a record with another ARN is another task.
+      return this.stmt.byTaskId
+        .all(id)
+        .filter((row) => row.task_arn === null || row.task_arn === taskIdOrArn)
+        .map(fromContainerRow);
+    });
+  }
+
+  async findByDockerName(dockerName: string): Promise<ContainerRecord[]> {
+    return this.run('findByDockerName', () => this.stmt.byDockerName.all(dockerName).map(fromContainerRow));
+  }
+
+  async listContainers(filter: ContainerFilter, page: PageRequest): Promise<Page<ContainerRecord>> {
+    const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
+    const limit = Math.min(MAX_PAGE, Math.max(1, Math.trunc(page.limit) || 1));
+    return this.run('listContainers', () => {
+      const used = FILTER_KEYS.filter((k) => filter[k] !== undefined);
+      const params: Record<string, string | number> = { limit: limit + 1 };
+      for (const k of used) params[k] = filter[k] as string;
+      if (after !== undefined) params.after = after;
+      const rows = this.listStatement(used, after !== undefined).all(params) as ContainerRow[];
+      const items = rows.slice(0, limit).map(fromContainerRow);
+      const next = rows.length > limit ? encodeCursor(items[items.length - 1].container_id) : null;
+      return { items, next_cursor: next };
+    });
+  }
+
+  /** One prepared statement per combination of filters, built from constant fragments only. */
+  private listStatement(used: readonly FilterKey[], hasCursor: boolean): Database.Statement {
+    const key = `${used.join(',')}|${hasCursor}`;
+    let stmt = this.listStatements.get(key);
+    if (!stmt) {
+      const where = used.map((k) => `${k} = @${k}`);
+      if (hasCursor) where.push('container_id > @after');
+      stmt = this.db.prepare(
+        `SELECT * FROM containers ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY container_id LIMIT @limit`,
+      );
+      this.listStatements.set(key, stmt);
+    }
+    return stmt;
+  }
+
+  async history(containerId: string): Promise<TransitionRecord[]> {
+    return this.run('history', () => this.stmt.history.all(containerId).map(fromTransitionRow));
+  }
+
+  async listHosts(): Promise<HostRecord[]> {
+    return this.run('listHosts', () => this.stmt.listHosts.all().map((row) => ({ ...row })));
+  }
+
+  async countByState(): Promise<StateCount[]> {
+    return this.run('countByState', () => this.stmt.countByState.all());
+  }
+
+  async health(): Promise<StoreHealth> {
+    if (this.closed) return { ok: false, backend: 'sqlite', detail: 'store is closed' };
+    try {
+      this.stmt.ping.get();
+      return { ok: true, backend: 'sqlite' };
+    } catch (err) {
+      return { ok: false, backend: 'sqlite', detail: (err as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  // --- helpers -------------------------------------------------------------------------------
+
+  private run<T>(operation: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw toStoreError(err, operation);
+    }
+  }
+
+  private getRecord(containerId: string): ContainerRecord | undefined {
+    const row = this.stmt.getContainer.get(containerId);
+    return row ? fromContainerRow(row) : undefined;
+  }
+
+  private writeRecord(record: ContainerRecord): void {
+    this.stmt.upsertContainer.run(toContainerRow(record));
+  }
+
+  private insertHistory(t: TransitionRecord): void {
+    this.stmt.insertTransition.run(toTransitionParams(t));
+  }
+
+  private writeHost(r: HostReport): void {
+    this.stmt.upsertHost.run({
+      ...r.host,
+      received_at: r.receivedAt,
+      snapshot_at: r.snapshotAt,
+      last_seq: r.lastSeq,
+      reporter: r.reporter,
+    });
+  }
+}

@@ -1,0 +1,738 @@
+// The Store contract, written once and run against every backend:
+//   describeStoreContract('sqlite (memory)', async () => ({ store, cleanup }))
+// Each `it` opens a fresh, empty store and asserts stored state through the Store's own reads.
+//
+// Decisions this suite pins down (both backends must behave the same):
+// - Duplicates are detected per host by its watermark: a transition with seq <= the host's last
+//   applied seq is a duplicate (counted, no effect). Gaps are fine. Transitions within a batch are
+//   applied in seq order. Host records are still refreshed (last_report_at) by a replay.
+// - A record's seq guards it: a transition or snapshot entry with a lower seq than the record's
+//   does not change the record (a transition still enters history once).
+// - Snapshots count `upserted` only for records created or changed in anything but last_seen/seq;
+//   absent live records become gone; history rows (reason `snapshot`, seq null, at = taken_at) only
+//   when a record's state changed. Absent records with a later seq are left alone and counted skipped.
+// - Legacy snapshots carry seq 0; recordLegacyEvent with a key no record carries is dropped silently.
+// - stopped_at = event time the record became stopped; gone_at = server receive time it became gone.
+// - history is ordered by `at`, oldest first.
+//
+// With `eventuallyConsistent`, aggregate reads (listContainers, listHosts, countByState) are retried
+// for a few seconds until they match; point lookups (getContainer, findByTask, findByDockerName,
+// history) must be right at once. The assertions themselves are identical.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { HostIdentity } from '../wire/index.js';
+import {
+  at,
+  batch,
+  containerId,
+  hostIdentity,
+  INJECTION_STRINGS,
+  instanceId,
+  iso,
+  legacyContainer,
+  legacyEvent,
+  legacySnapshot,
+  snapshot,
+  snapshotContainer,
+  taskArn,
+  taskId,
+  transition,
+  uuidTaskId,
+} from './store.fixtures.js';
+import { InvalidCursorError, type ContainerFilter, type ContainerRecord, type Store } from './store.js';
+
+export interface ContractOptions {
+  /** The backend serves stale reads for non-consistent requests; aggregate reads are polled. */
+  eventuallyConsistent?: boolean;
+}
+
+export type OpenStore = () => Promise<{ store: Store; cleanup(): Promise<void> }>;
+
+export function describeStoreContract(name: string, open: OpenStore, opts: ContractOptions = {}): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    let cleanup: () => Promise<void>;
+
+    beforeEach(async () => {
+      ({ store, cleanup } = await open());
+    });
+    afterEach(async () => {
+      await cleanup();
+    });
+
+    /** Runs an assertion once, or until it passes (5 s) when the backend is eventually consistent. */
+    async function eventually(assertion: () => Promise<void>): Promise<void> {
+      if (!opts.eventuallyConsistent) return assertion();
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        try {
+          return await assertion();
+        } catch (err) {
+          if (Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    }
+
+    async function get(id: string): Promise<ContainerRecord> {
+      const found = await store.getContainer(id);
+      if (found.kind !== 'found') throw new Error(`expected ${id} to be found, got ${found.kind}`);
+      return found.record;
+    }
+
+    async function listAll(filter: ContainerFilter = {}, limit = 1000): Promise<ContainerRecord[]> {
+      const all: ContainerRecord[] = [];
+      let cursor: string | undefined;
+      for (let i = 0; i < 1000; i++) {
+        const page = await store.listContainers(filter, { limit, ...(cursor ? { cursor } : {}) });
+        all.push(...page.items);
+        if (page.next_cursor === null) return all;
+        cursor = page.next_cursor;
+      }
+      throw new Error('pagination did not end');
+    }
+
+    const hostA = hostIdentity({ instance_id: instanceId('a') });
+    const hostB = hostIdentity({
+      instance_id: instanceId('b'),
+      cluster: 'staging',
+      instance_ip: '10.0.2.9',
+      host_name: 'ip-10-0-2-9.ec2.internal',
+      instance_az: 'us-east-1b',
+    });
+    const c1 = containerId(1);
+    const c2 = containerId(2);
+    const c3 = containerId(3);
+
+    // --- applyTransitions ----------------------------------------------------------------------
+
+    describe('applyTransitions', () => {
+      it('creates a record for a new container with the observation and the host fields of the batch', async () => {
+        const t = transition(1, 'running', { container: { container_id: c1, restart_count: 2, started_at: '2026-01-01T00:00:30Z' } });
+        const result = await store.applyTransitions(batch(hostA, [t]), at(1));
+        expect(result).toEqual({ applied: 1, duplicates: 0, acked_seq: 1 });
+        const r = await get(c1);
+        expect(r).toEqual({
+          container_id: c1,
+          docker_name: t.container.docker_name,
+          container_name: 'app',
+          image: 'nginx:1.27',
+          task_arn: t.container.task_arn,
+          task_id: taskId(c1),
+          task_id_raw: null,
+          task_family: 'web',
+          task_version: '3',
+          cluster: hostA.cluster,
+          container_instance_arn: hostA.container_instance_arn,
+          instance_id: hostA.instance_id,
+          instance_ip: hostA.instance_ip,
+          instance_type: hostA.instance_type,
+          instance_az: hostA.instance_az,
+          region: hostA.region,
+          host_name: hostA.host_name,
+          ports: [{ container_port: 80, host_port: 32768, protocol: 'tcp' }],
+          desired_status: 'RUNNING',
+          known_status: 'RUNNING',
+          state: 'running',
+          restart_count: 2,
+          exit_code: null,
+          started_at: '2026-01-01T00:00:30.000Z',
+          first_seen: iso(1),
+          last_seen: iso(1),
+          stopped_at: null,
+          gone_at: null,
+          ecs_agent_version: hostA.ecs_agent_version,
+          source: 'agent',
+          seq: 1,
+          legacy_key: null,
+        } satisfies ContainerRecord);
+      });
+
+      it('derives task_id from old task/<uuid> and new task/<cluster>/<32hex> ARNs', async () => {
+        const oldId = uuidTaskId('old');
+        const newId = taskId('new');
+        await store.applyTransitions(
+          batch(hostA, [
+            transition(1, 'running', { container: { container_id: c1, task_arn: taskArn(oldId, null) } }),
+            transition(2, 'running', { container: { container_id: c2, task_arn: taskArn(newId, 'my-cluster_1') } }),
+          ]),
+          at(1),
+        );
+        expect((await get(c1)).task_id).toBe(oldId);
+        expect((await get(c2)).task_id).toBe(newId);
+      });
+
+      it('acknowledges the highest seq and records it on the host', async () => {
+        const result = await store.applyTransitions(
+          batch(hostA, [transition(1, 'pending', { container: { container_id: c1 } }), transition(2, 'running', { from: 'pending', container: { container_id: c1 } })]),
+          at(2),
+        );
+        expect(result).toEqual({ applied: 2, duplicates: 0, acked_seq: 2 });
+        expect((await get(c1)).state).toBe('running');
+        await eventually(async () => {
+          const hosts = await store.listHosts();
+          expect(hosts.map((h) => [h.instance_id, h.last_seq, h.last_report_at, h.reporter])).toEqual([[hostA.instance_id, 2, iso(2), 'reconciler']]);
+        });
+      });
+
+      it('changes nothing when a batch is replayed, and counts the duplicates', async () => {
+        const b = batch(hostA, [
+          transition(1, 'pending', { container: { container_id: c1 } }),
+          transition(2, 'running', { from: 'pending', container: { container_id: c1 } }),
+          transition(3, 'running', { container: { container_id: c2 } }),
+        ]);
+        await store.applyTransitions(b, at(3));
+        const before = { r1: await get(c1), r2: await get(c2), h1: await store.history(c1), h2: await store.history(c2) };
+
+        const replay = await store.applyTransitions(b, at(10));
+        expect(replay).toEqual({ applied: 0, duplicates: 3, acked_seq: 3 });
+        const after = { r1: await get(c1), r2: await get(c2), h1: await store.history(c1), h2: await store.history(c2) };
+        expect(after).toEqual(before);
+      });
+
+      it('applies only the new part of a partly replayed batch', async () => {
+        await store.applyTransitions(batch(hostA, [transition(1, 'pending', { container: { container_id: c1 } })]), at(1));
+        const result = await store.applyTransitions(
+          batch(hostA, [transition(1, 'pending', { container: { container_id: c1 } }), transition(2, 'running', { from: 'pending', container: { container_id: c1 } })]),
+          at(2),
+        );
+        expect(result).toEqual({ applied: 1, duplicates: 1, acked_seq: 2 });
+        expect((await store.history(c1)).map((h) => h.seq)).toEqual([1, 2]);
+      });
+
+      it('never regresses state for an older seq', async () => {
+        await store.applyTransitions(batch(hostA, [transition(5, 'stopped', { from: 'running', container: { container_id: c1, exit_code: 137 } })]), at(5));
+        const result = await store.applyTransitions(batch(hostA, [transition(3, 'running', { container: { container_id: c1 } })]), at(6));
+        expect(result).toEqual({ applied: 0, duplicates: 1, acked_seq: 5 });
+        const r = await get(c1);
+        expect([r.state, r.seq, r.exit_code, r.last_seen]).toEqual(['stopped', 5, 137, iso(5)]);
+        expect((await store.history(c1)).map((h) => h.seq)).toEqual([5]);
+      });
+
+      it('accepts gaps in seq', async () => {
+        const result = await store.applyTransitions(
+          batch(hostA, [
+            transition(1, 'pending', { container: { container_id: c1 } }),
+            transition(5, 'running', { from: 'pending', container: { container_id: c1 } }),
+            transition(9, 'stopped', { from: 'running', container: { container_id: c1 } }),
+          ]),
+          at(9),
+        );
+        expect(result).toEqual({ applied: 3, duplicates: 0, acked_seq: 9 });
+        expect((await store.history(c1)).map((h) => [h.seq, h.from, h.to])).toEqual([
+          [1, null, 'pending'],
+          [5, 'pending', 'running'],
+          [9, 'running', 'stopped'],
+        ]);
+        const next = await store.applyTransitions(batch(hostA, [transition(12, 'gone', { from: 'stopped', container: { container_id: c1 } })]), at(12));
+        expect(next).toEqual({ applied: 1, duplicates: 0, acked_seq: 12 });
+      });
+
+      it('applies a batch in seq order whatever order it arrives in', async () => {
+        const result = await store.applyTransitions(
+          batch(hostA, [
+            transition(2, 'running', { from: 'pending', container: { container_id: c1 } }),
+            transition(1, 'pending', { container: { container_id: c1 } }),
+          ]),
+          at(2),
+        );
+        expect(result).toEqual({ applied: 2, duplicates: 0, acked_seq: 2 });
+        expect((await get(c1)).state).toBe('running');
+      });
+
+      it('writes history exactly once per (host, seq), with the reported fields', async () => {
+        const t1 = transition(1, 'pending', { container: { container_id: c1 } });
+        const t2 = transition(2, 'running', { from: 'pending', reason: 'agent.observed', container: { container_id: c1 } });
+        await store.applyTransitions(batch(hostA, [t1]), at(1));
+        await store.applyTransitions(batch(hostA, [t1, t2]), at(2));
+        await store.applyTransitions(batch(hostA, [t2, t1]), at(3));
+        await store.applyTransitions(batch(hostA, [t2, t2]), at(4));
+        expect(await store.history(c1)).toEqual([
+          { container_id: c1, from: null, to: 'pending', at: iso(1), host: hostA.instance_id, seq: 1, reason: 'agent.observed' },
+          { container_id: c1, from: 'pending', to: 'running', at: iso(2), host: hostA.instance_id, seq: 2, reason: 'agent.observed' },
+        ]);
+      });
+
+      it('counts a seq repeated inside one batch as a duplicate', async () => {
+        const t = transition(1, 'running', { container: { container_id: c1 } });
+        expect(await store.applyTransitions(batch(hostA, [t, t]), at(1))).toEqual({ applied: 1, duplicates: 1, acked_seq: 1 });
+        expect(await store.history(c1)).toHaveLength(1);
+      });
+
+      it('keeps sequence numbers per host', async () => {
+        await store.applyTransitions(batch(hostA, [transition(7, 'running', { container: { container_id: c1 } })]), at(1));
+        const result = await store.applyTransitions(batch(hostB, [transition(1, 'running', { container: { container_id: c2 } })]), at(2));
+        expect(result).toEqual({ applied: 1, duplicates: 0, acked_seq: 1 });
+        expect((await get(c2)).instance_id).toBe(hostB.instance_id);
+        expect((await get(c2)).cluster).toBe('staging');
+      });
+
+      it('keeps first_seen, moves last_seen, and sets stopped_at, exit_code and gone_at as the state moves', async () => {
+        await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+        await store.applyTransitions(
+          batch(hostA, [transition(2, 'stopped', { from: 'running', at: '2026-01-01T00:01:30Z', container: { container_id: c1, exit_code: 1, known_status: 'STOPPED' } })]),
+          at(3),
+        );
+        let r = await get(c1);
+        expect([r.state, r.first_seen, r.last_seen, r.stopped_at, r.exit_code, r.known_status, r.gone_at]).toEqual([
+          'stopped',
+          iso(1),
+          iso(3),
+          '2026-01-01T00:01:30.000Z',
+          1,
+          'STOPPED',
+          null,
+        ]);
+        await store.applyTransitions(batch(hostA, [transition(4, 'gone', { from: 'stopped', reason: 'container.vanished', container: { container_id: c1 } })]), at(5));
+        r = await get(c1);
+        expect([r.state, r.stopped_at, r.exit_code, r.gone_at, r.last_seen]).toEqual(['gone', '2026-01-01T00:01:30.000Z', 1, iso(5), iso(5)]);
+      });
+
+      it('records a transition older than a later snapshot in history without regressing the record', async () => {
+        await store.replaceSnapshot(snapshot(hostA, 10, [snapshotContainer('stopped', { container_id: c1 })]), at(10));
+        const result = await store.applyTransitions(batch(hostA, [transition(7, 'running', { container: { container_id: c1 } })]), at(11));
+        expect(result).toEqual({ applied: 1, duplicates: 0, acked_seq: 7 });
+        expect((await get(c1)).state).toBe('stopped');
+        expect((await store.history(c1)).map((h) => [h.reason, h.seq, h.to])).toEqual([
+          ['agent.observed', 7, 'running'],
+          ['snapshot', null, 'stopped'],
+        ]);
+      });
+    });
+
+    // --- replaceSnapshot -----------------------------------------------------------------------
+
+    describe('replaceSnapshot', () => {
+      it('creates records and writes a snapshot history row for each', async () => {
+        const result = await store.replaceSnapshot(
+          snapshot(hostA, 0, [snapshotContainer('running', { container_id: c1 }), snapshotContainer('pending', { container_id: c2 })]),
+          at(1),
+        );
+        expect(result).toEqual({ upserted: 2, gone: 0, skipped: 0 });
+        const r1 = await get(c1);
+        expect([r1.state, r1.seq, r1.first_seen, r1.last_seen, r1.instance_id, r1.cluster, r1.instance_ip]).toEqual([
+          'running',
+          0,
+          iso(1),
+          iso(1),
+          hostA.instance_id,
+          hostA.cluster,
+          hostA.instance_ip,
+        ]);
+        expect(await store.history(c2)).toEqual([{ container_id: c2, from: null, to: 'pending', at: iso(0), host: hostA.instance_id, seq: null, reason: 'snapshot' }]);
+        await eventually(async () => {
+          const [h] = await store.listHosts();
+          expect([h.instance_id, h.last_snapshot_at, h.last_report_at, h.last_seq]).toEqual([hostA.instance_id, iso(1), iso(1), 0]);
+        });
+      });
+
+      it('updates changed records and leaves unchanged ones out of upserted and history', async () => {
+        await store.replaceSnapshot(snapshot(hostA, 1, [snapshotContainer('running', { container_id: c1 }), snapshotContainer('running', { container_id: c2 })]), at(1));
+        const result = await store.replaceSnapshot(
+          snapshot(hostA, 2, [snapshotContainer('stopped', { container_id: c1, exit_code: 0 }), snapshotContainer('running', { container_id: c2 })]),
+          at(2),
+        );
+        expect(result).toEqual({ upserted: 1, gone: 0, skipped: 0 });
+        const r1 = await get(c1);
+        expect([r1.state, r1.exit_code, r1.stopped_at, r1.seq]).toEqual(['stopped', 0, iso(2), 2]);
+        const r2 = await get(c2);
+        expect([r2.state, r2.first_seen, r2.last_seen]).toEqual(['running', iso(1), iso(2)]);
+        expect((await store.history(c1)).map((h) => [h.from, h.to, h.reason, h.seq])).toEqual([
+          [null, 'running', 'snapshot', null],
+          ['running', 'stopped', 'snapshot', null],
+        ]);
+        expect(await store.history(c2)).toHaveLength(1);
+      });
+
+      it('changes nothing but last_seen when the same snapshot is sent again', async () => {
+        const s = snapshot(hostA, 3, [snapshotContainer('running', { container_id: c1 })]);
+        await store.replaceSnapshot(s, at(3));
+        const before = { r: await get(c1), h: await store.history(c1) };
+        expect(await store.replaceSnapshot(s, at(4))).toEqual({ upserted: 0, gone: 0, skipped: 0 });
+        expect({ r: await get(c1), h: await store.history(c1) }).toEqual({ r: { ...before.r, last_seen: iso(4) }, h: before.h });
+      });
+
+      it('marks records of the host that are absent as gone, once', async () => {
+        await store.replaceSnapshot(snapshot(hostA, 1, [snapshotContainer('running', { container_id: c1 }), snapshotContainer('running', { container_id: c2 })]), at(1));
+        const result = await store.replaceSnapshot(snapshot(hostA, 2, [snapshotContainer('running', { container_id: c1 })]), at(2));
+        expect(result).toEqual({ upserted: 0, gone: 1, skipped: 0 });
+        const r2 = await get(c2);
+        expect([r2.state, r2.gone_at, r2.last_seen]).toEqual(['gone', iso(2), iso(1)]);
+        expect((await store.history(c2)).map((h) => [h.from, h.to, h.at, h.reason, h.seq])).toEqual([
+          [null, 'running', iso(1), 'snapshot', null],
+          ['running', 'gone', iso(2), 'snapshot', null],
+        ]);
+        expect(await store.replaceSnapshot(snapshot(hostA, 3, [snapshotContainer('running', { container_id: c1 })]), at(3))).toEqual({ upserted: 0, gone: 0, skipped: 0 });
+        expect((await get(c2)).gone_at).toBe(iso(2));
+        expect(await store.history(c2)).toHaveLength(2);
+      });
+
+      it('brings a gone container back when a snapshot shows it again', async () => {
+        await store.replaceSnapshot(snapshot(hostA, 1, [snapshotContainer('running', { container_id: c1 })]), at(1));
+        await store.replaceSnapshot(snapshot(hostA, 2, []), at(2));
+        expect((await get(c1)).state).toBe('gone');
+        expect(await store.replaceSnapshot(snapshot(hostA, 3, [snapshotContainer('running', { container_id: c1 })]), at(3))).toEqual({ upserted: 1, gone: 0, skipped: 0 });
+        const r = await get(c1);
+        expect([r.state, r.gone_at, r.first_seen]).toEqual(['running', null, iso(1)]);
+      });
+
+      it('leaves records with a later seq than the snapshot untouched, present or absent', async () => {
+        await store.applyTransitions(
+          batch(hostA, [transition(5, 'stopped', { container: { container_id: c1 } }), transition(6, 'running', { container: { container_id: c2 } })]),
+          at(6),
+        );
+        const before = { r1: await get(c1), r2: await get(c2), h1: await store.history(c1), h2: await store.history(c2) };
+        const result = await store.replaceSnapshot(snapshot(hostA, 4, [snapshotContainer('running', { container_id: c1 })]), at(7));
+        expect(result).toEqual({ upserted: 0, gone: 0, skipped: 2 });
+        expect({ r1: await get(c1), r2: await get(c2), h1: await store.history(c1), h2: await store.history(c2) }).toEqual(before);
+      });
+
+      it('applies to records whose seq is at or below the snapshot seq', async () => {
+        await store.applyTransitions(batch(hostA, [transition(5, 'running', { container: { container_id: c1 } })]), at(5));
+        const result = await store.replaceSnapshot(snapshot(hostA, 5, [snapshotContainer('stopped', { container_id: c1 })]), at(6));
+        expect(result).toEqual({ upserted: 1, gone: 0, skipped: 0 });
+        expect((await get(c1)).state).toBe('stopped');
+      });
+
+      it("leaves other hosts' records untouched", async () => {
+        await store.replaceSnapshot(snapshot(hostB, 1, [snapshotContainer('running', { container_id: c3 })]), at(1));
+        const before = { r: await get(c3), h: await store.history(c3) };
+        const result = await store.replaceSnapshot(snapshot(hostA, 1, [snapshotContainer('running', { container_id: c1 })]), at(2));
+        expect(result).toEqual({ upserted: 1, gone: 0, skipped: 0 });
+        await store.replaceSnapshot(snapshot(hostA, 2, []), at(3));
+        expect({ r: await get(c3), h: await store.history(c3) }).toEqual(before);
+        expect((await get(c1)).state).toBe('gone');
+      });
+    });
+
+    // --- legacy reports ------------------------------------------------------------------------
+
+    describe('legacy reports', () => {
+      it('stores the bare task id of a raw <cluster>/<id>, keeps the raw value and the report key', async () => {
+        const id = taskId('legacy-task');
+        const lc = legacyContainer('running', { container_id: c1, task_id_raw: `prod/${id}` });
+        const result = await store.replaceLegacySnapshot(legacySnapshot(hostA, [lc], iso(1)));
+        expect(result).toEqual({ upserted: 1, gone: 0, skipped: 0 });
+        const r = await get(c1);
+        expect([r.task_id, r.task_id_raw, r.task_arn, r.legacy_key, r.source, r.seq, r.state, r.first_seen]).toEqual([
+          id,
+          `prod/${id}`,
+          null,
+          lc.legacy_key,
+          'legacy',
+          0,
+          'running',
+          iso(1),
+        ]);
+        await eventually(async () => {
+          expect((await store.listHosts()).map((h) => [h.instance_id, h.reporter, h.last_seq])).toEqual([[hostA.instance_id, 'legacy', 0]]);
+        });
+      });
+
+      it('marks containers absent from the next map as gone', async () => {
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c1 }), legacyContainer('running', { container_id: c2 })], iso(1)));
+        const result = await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c1 })], iso(2)));
+        expect(result).toEqual({ upserted: 0, gone: 1, skipped: 0 });
+        const r2 = await get(c2);
+        expect([r2.state, r2.gone_at]).toEqual(['gone', iso(2)]);
+      });
+
+      it('does not overwrite records a reconciler reported with a sequence number', async () => {
+        await store.applyTransitions(batch(hostA, [transition(3, 'running', { container: { container_id: c1 } })]), at(3));
+        const result = await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('stopped', { container_id: c1 })], iso(4)));
+        expect(result).toEqual({ upserted: 0, gone: 0, skipped: 1 });
+        expect((await get(c1)).state).toBe('running');
+      });
+
+      it('records an event as history of the container its key resolves to', async () => {
+        const lc = legacyContainer('running', { container_id: c1 });
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [lc], iso(1)));
+        await store.recordLegacyEvent(legacyEvent(lc.legacy_key, 'added', iso(2)), hostA.instance_id);
+        await store.recordLegacyEvent(legacyEvent(lc.legacy_key, 'removed', iso(3)), null);
+        expect((await store.history(c1)).slice(1)).toEqual([
+          { container_id: c1, from: null, to: null, at: iso(2), host: hostA.instance_id, seq: null, reason: 'legacy.added' },
+          { container_id: c1, from: null, to: null, at: iso(3), host: hostA.instance_id, seq: null, reason: 'legacy.removed' },
+        ]);
+      });
+
+      it('drops an event whose key matches no record, without error', async () => {
+        const lc = legacyContainer('running', { container_id: c1 });
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [lc], iso(1)));
+        await expect(store.recordLegacyEvent(legacyEvent('f'.repeat(64), 'added'), hostA.instance_id)).resolves.toBeUndefined();
+        expect(await store.history(c1)).toHaveLength(1);
+        expect(await store.history('f'.repeat(64))).toEqual([]);
+      });
+    });
+
+    // --- lookups -------------------------------------------------------------------------------
+
+    describe('getContainer', () => {
+      const shared = 'abcdef012345';
+      const p1 = `${shared}0${'1'.repeat(51)}`;
+      const p2 = `${shared}f${'2'.repeat(51)}`;
+
+      beforeEach(async () => {
+        await store.applyTransitions(
+          batch(hostA, [
+            transition(1, 'running', { container: { container_id: c1 } }),
+            transition(2, 'running', { container: { container_id: p1 } }),
+            transition(3, 'gone', { container: { container_id: p2 } }),
+          ]),
+          at(1),
+        );
+      });
+
+      it('finds a record by its full id', async () => {
+        expect((await get(c1)).container_id).toBe(c1);
+      });
+
+      it('finds a record by a unique prefix of 12 or more characters', async () => {
+        expect((await get(c1.slice(0, 12))).container_id).toBe(c1);
+        expect((await get(c1.slice(0, 40))).container_id).toBe(c1);
+        expect((await get(c1.slice(0, 63))).container_id).toBe(c1);
+        expect((await get(`${shared}0`)).container_id).toBe(p1);
+      });
+
+      it('answers ambiguous with every candidate for a shared prefix, whatever their states', async () => {
+        expect(await store.getContainer(shared)).toEqual({ kind: 'ambiguous', candidates: [p1, p2] });
+      });
+
+      it('answers missing for an unknown id or prefix', async () => {
+        expect(await store.getContainer('0'.repeat(64))).toEqual({ kind: 'missing' });
+        expect(await store.getContainer('0123456789ab')).toEqual({ kind: 'missing' });
+      });
+    });
+
+    describe('findByTask', () => {
+      const newId = taskId('t-new');
+      const oldId = uuidTaskId('t-old');
+
+      beforeEach(async () => {
+        await store.applyTransitions(
+          batch(hostA, [
+            transition(1, 'running', { container: { container_id: c2, task_arn: taskArn(newId) } }),
+            transition(2, 'running', { container: { container_id: c1, task_arn: taskArn(newId) } }),
+            transition(3, 'running', { container: { container_id: c3, task_arn: taskArn(oldId, null) } }),
+          ]),
+          at(1),
+        );
+      });
+
+      it('finds a task by its bare id, containers ordered by container_id', async () => {
+        expect((await store.findByTask(newId)).map((r) => r.container_id)).toEqual([c1, c2].sort());
+        expect((await store.findByTask(oldId)).map((r) => r.container_id)).toEqual([c3]);
+      });
+
+      it('finds a task by its ARN, old and new format', async () => {
+        expect((await store.findByTask(taskArn(newId))).map((r) => r.container_id)).toEqual([c1, c2].sort());
+        expect((await store.findByTask(taskArn(oldId, null))).map((r) => r.container_id)).toEqual([c3]);
+      });
+
+      it('finds legacy records whose raw task id was <cluster>/<id> by bare id and by ARN', async () => {
+        const legacyId = taskId('t-legacy');
+        const c4 = containerId(4);
+        await store.replaceLegacySnapshot(legacySnapshot(hostB, [legacyContainer('running', { container_id: c4, task_id_raw: `staging/${legacyId}` })]));
+        expect((await store.findByTask(legacyId)).map((r) => r.container_id)).toEqual([c4]);
+        expect((await store.findByTask(taskArn(legacyId, 'staging'))).map((r) => r.container_id)).toEqual([c4]);
+      });
+
+      it('finds nothing for an unknown task', async () => {
+        expect(await store.findByTask(taskId('nope'))).toEqual([]);
+        expect(await store.findByTask(taskArn(taskId('nope')))).toEqual([]);
+      });
+    });
+
+    describe('findByDockerName', () => {
+      it('finds the containers with that docker name, ordered by container_id', async () => {
+        const name = 'ecs-web-3-app-e8bfddf9b488dff36c00';
+        await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c2, docker_name: name } })]), at(1));
+        await store.applyTransitions(batch(hostB, [transition(1, 'running', { container: { container_id: c1, docker_name: name } })]), at(1));
+        await store.applyTransitions(batch(hostA, [transition(2, 'running', { container: { container_id: c3 } })]), at(1));
+        expect((await store.findByDockerName(name)).map((r) => r.container_id)).toEqual([c1, c2].sort());
+        expect(await store.findByDockerName('ecs-web-3-app-000000000000')).toEqual([]);
+      });
+    });
+
+    // --- listing -------------------------------------------------------------------------------
+
+    describe('listContainers', () => {
+      // 25 containers: hosts A (cluster prod) and B (cluster staging), families web/worker, mixed states.
+      const ids = Array.from({ length: 25 }, (_, i) => containerId(`list-${i}`));
+      const expected = ids.map((id, i) => ({
+        id,
+        host: i % 3 === 0 ? hostB : hostA,
+        family: i % 2 === 0 ? 'web' : 'worker',
+        state: (['running', 'stopped', 'pending'] as const)[i % 3 === 1 ? 1 : i % 5 === 0 ? 2 : 0],
+      }));
+
+      beforeEach(async () => {
+        for (const host of [hostA, hostB] as HostIdentity[]) {
+          const mine = expected.filter((e) => e.host === host);
+          await store.applyTransitions(
+            batch(host, mine.map((e, i) => transition(i + 1, e.state, { container: { container_id: e.id, task_family: e.family } }))),
+            at(1),
+          );
+        }
+      });
+
+      const idsWhere = (pred: (e: (typeof expected)[number]) => boolean) => expected.filter(pred).map((e) => e.id).sort();
+
+      it('visits every record exactly once across pages, in container_id order', async () => {
+        await eventually(async () => {
+          const seen: string[] = [];
+          let cursor: string | undefined;
+          let pages = 0;
+          do {
+            const page = await store.listContainers({}, { limit: 7, ...(cursor ? { cursor } : {}) });
+            expect(page.items.length).toBeLessThanOrEqual(7);
+            seen.push(...page.items.map((r) => r.container_id));
+            cursor = page.next_cursor ?? undefined;
+            pages++;
+          } while (cursor !== undefined && pages < 10);
+          expect(pages).toBe(4);
+          expect(seen).toEqual([...ids].sort());
+        });
+      });
+
+      it('ends with next_cursor null when the last page is exactly full', async () => {
+        await eventually(async () => {
+          const first = await store.listContainers({}, { limit: 20 });
+          expect(first.next_cursor).not.toBeNull();
+          const second = await store.listContainers({}, { limit: 5, cursor: first.next_cursor! });
+          expect(second.items).toHaveLength(5);
+          expect(second.next_cursor).toBeNull();
+        });
+      });
+
+      it('filters by cluster, instance, state and family, alone and combined', async () => {
+        await eventually(async () => {
+          expect((await listAll({ cluster: 'staging' })).map((r) => r.container_id)).toEqual(idsWhere((e) => e.host === hostB));
+          expect((await listAll({ instance_id: hostA.instance_id })).map((r) => r.container_id)).toEqual(idsWhere((e) => e.host === hostA));
+          expect((await listAll({ state: 'stopped' })).map((r) => r.container_id)).toEqual(idsWhere((e) => e.state === 'stopped'));
+          expect((await listAll({ task_family: 'worker' })).map((r) => r.container_id)).toEqual(idsWhere((e) => e.family === 'worker'));
+          expect((await listAll({ cluster: 'prod', state: 'running', task_family: 'web' })).map((r) => r.container_id)).toEqual(
+            idsWhere((e) => e.host === hostA && e.state === 'running' && e.family === 'web'),
+          );
+          expect(await listAll({ cluster: 'nope' })).toEqual([]);
+        });
+      });
+
+      it('paginates a filtered listing', async () => {
+        await eventually(async () => {
+          expect((await listAll({ instance_id: hostA.instance_id }, 3)).map((r) => r.container_id)).toEqual(idsWhere((e) => e.host === hostA));
+        });
+      });
+
+      it('rejects a cursor it did not issue with InvalidCursorError', async () => {
+        for (const cursor of ['not-a-cursor', '%%%', Buffer.from('{"after":"x"}').toString('base64url'), "' OR 1=1 --"]) {
+          await expect(store.listContainers({}, { limit: 5, cursor })).rejects.toBeInstanceOf(InvalidCursorError);
+        }
+      });
+    });
+
+    // --- history, hosts, purge, counts, health -------------------------------------------------
+
+    it('returns history oldest first, and nothing for an unknown container', async () => {
+      await store.applyTransitions(batch(hostA, [transition(2, 'stopped', { from: 'running', at: iso(20), container: { container_id: c1 } })]), at(21));
+      await store.applyTransitions(batch(hostA, [transition(3, 'gone', { from: 'stopped', at: iso(30), container: { container_id: c1 } })]), at(31));
+      await store.recordLegacyEvent(legacyEvent('unknown', 'added', iso(25)), hostA.instance_id);
+      await store.replaceSnapshot(snapshot(hostA, 1, [], iso(5)), at(32));
+      expect((await store.history(c1)).map((h) => h.at)).toEqual([iso(20), iso(30)]);
+      expect(await store.history(containerId('never'))).toEqual([]);
+    });
+
+    it('orders history by time even when reports arrive late', async () => {
+      await store.replaceSnapshot(snapshot(hostA, 9, [snapshotContainer('stopped', { container_id: c1 })], iso(9)), at(9));
+      await store.applyTransitions(batch(hostA, [transition(4, 'running', { at: iso(4), container: { container_id: c1 } })]), at(10));
+      expect((await store.history(c1)).map((h) => [h.at, h.reason])).toEqual([
+        [iso(4), 'agent.observed'],
+        [iso(9), 'snapshot'],
+      ]);
+    });
+
+    it('lists hosts with their identity, last report time and last seq', async () => {
+      await store.applyTransitions(batch(hostB, [transition(4, 'running', { container: { container_id: c2 } })]), at(1));
+      await store.applyTransitions(batch(hostA, [transition(2, 'running', { container: { container_id: c1 } })]), at(2));
+      await store.applyTransitions(batch(hostA, [transition(3, 'stopped', { container: { container_id: c1 } })]), at(3));
+      await store.replaceSnapshot(snapshot(hostB, 4, [snapshotContainer('running', { container_id: c2 })]), at(4));
+      await eventually(async () => {
+        const hosts = await store.listHosts();
+        const byId = new Map(hosts.map((h) => [h.instance_id, h]));
+        expect(hosts.map((h) => h.instance_id)).toEqual([hostA.instance_id, hostB.instance_id].sort());
+        expect(byId.get(hostA.instance_id)).toEqual({
+          ...hostA,
+          first_seen: iso(2),
+          last_report_at: iso(3),
+          last_snapshot_at: null,
+          last_seq: 3,
+          reporter: 'reconciler',
+        });
+        expect(byId.get(hostB.instance_id)).toMatchObject({ ...hostB, first_seen: iso(1), last_report_at: iso(4), last_snapshot_at: iso(4), last_seq: 4 });
+      });
+    });
+
+    it('purges only records gone before the cutoff, with their history', async () => {
+      await store.applyTransitions(
+        batch(hostA, [
+          transition(1, 'running', { container: { container_id: c1 } }),
+          transition(2, 'stopped', { container: { container_id: c2 } }),
+          transition(3, 'running', { container: { container_id: c3 } }),
+        ]),
+        at(0),
+      );
+      await store.applyTransitions(batch(hostA, [transition(4, 'gone', { from: 'running', container: { container_id: c1 } })]), at(10));
+      await store.applyTransitions(batch(hostA, [transition(5, 'gone', { from: 'running', container: { container_id: c3 } })]), at(30));
+      const c2Before = { r: await get(c2), h: await store.history(c2) };
+
+      expect(await store.purgeGone(at(20))).toBe(1);
+      expect(await store.getContainer(c1)).toEqual({ kind: 'missing' });
+      expect(await store.history(c1)).toEqual([]);
+      expect((await get(c3)).state).toBe('gone');
+      expect(await store.history(c3)).toHaveLength(2);
+      expect({ r: await get(c2), h: await store.history(c2) }).toEqual(c2Before);
+      expect(await store.purgeGone(at(20))).toBe(0);
+    });
+
+    it('counts records by state and cluster', async () => {
+      await store.applyTransitions(
+        batch(hostA, [
+          transition(1, 'running', { container: { container_id: c1 } }),
+          transition(2, 'running', { container: { container_id: c2 } }),
+          transition(3, 'stopped', { container: { container_id: c3 } }),
+        ]),
+        at(1),
+      );
+      await store.applyTransitions(batch(hostB, [transition(1, 'running', { container: { container_id: containerId(4) } })]), at(1));
+      await eventually(async () => {
+        const counts = (await store.countByState()).sort((a, b) => `${a.state}${a.cluster}`.localeCompare(`${b.state}${b.cluster}`));
+        expect(counts).toEqual([
+          { state: 'running', cluster: 'prod', count: 2 },
+          { state: 'running', cluster: 'staging', count: 1 },
+          { state: 'stopped', cluster: 'prod', count: 1 },
+        ]);
+      });
+    });
+
+    it('reports itself healthy, naming its backend', async () => {
+      expect(await store.health()).toMatchObject({ ok: true, backend: store.backend });
+    });
+
+    // --- hostile input -------------------------------------------------------------------------
+
+    it('finds nothing and does not throw for injection strings in any lookup', async () => {
+      await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+      await store.replaceLegacySnapshot(legacySnapshot(hostB, [legacyContainer('running', { container_id: c2 })]));
+      for (const s of INJECTION_STRINGS) {
+        expect(await store.getContainer(s), s).toEqual({ kind: 'missing' });
+        expect(await store.findByTask(s), s).toEqual([]);
+        expect(await store.findByDockerName(s), s).toEqual([]);
+        expect(await store.history(s), s).toEqual([]);
+        expect((await store.listContainers({ cluster: s }, { limit: 10 })).items, s).toEqual([]);
+        expect((await store.listContainers({ instance_id: s }, { limit: 10 })).items, s).toEqual([]);
+        expect((await store.listContainers({ task_family: s }, { limit: 10 })).items, s).toEqual([]);
+        await store.recordLegacyEvent(legacyEvent(s, 'removed'), s);
+      }
+      expect(await store.history(c2)).toHaveLength(1);
+      expect((await get(c1)).state).toBe('running');
+    });
+  });
+}

@@ -128,6 +128,12 @@ function messageOf(body: unknown): string | undefined {
     : undefined;
 }
 
+function errorCodeOf(body: unknown): string | undefined {
+  return body !== null && typeof body === 'object' && typeof (body as { error?: unknown }).error === 'string'
+    ? (body as { error: string }).error
+    : undefined;
+}
+
 function isLookupAnswer(body: unknown): body is LookupAnswer {
   return body !== null && typeof body === 'object' && Array.isArray((body as LookupAnswer).containers) && typeof (body as LookupAnswer).kind === 'string';
 }
@@ -138,7 +144,8 @@ function printAnswer(config: LookupConfig, status: number, body: unknown, io: Lo
     io.stdout.write(config.json ? `${JSON.stringify(body, null, 2)}\n` : formatTable(body));
     return EXIT_FOUND;
   }
-  if (status === 404) {
+  // A 404 without the v2 error code is some other server's "no such route", not an answer about the id.
+  if (status === 404 && errorCodeOf(body) === 'not_found') {
     io.stdout.write(config.json ? `${JSON.stringify(body, null, 2)}\n` : `No container or task matches "${config.id}".\n`);
     return EXIT_NO_MATCH;
   }

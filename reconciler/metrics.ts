@@ -1,0 +1,97 @@
+// The reconciler daemon's Prometheus metrics. The registry is passed in (one per daemon). Every
+// labelled series is zero-initialised over its constant label set, so dashboards never show
+// "no data"; container ids never appear as labels.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { LIFECYCLE_STATES, type LifecycleState } from '../wire/index.js';
+
+export const PASS_RESULTS = ['ok', 'degraded', 'failed'] as const;
+export type PassResultKind = (typeof PASS_RESULTS)[number];
+export const OBSERVATION_SOURCES = ['agent', 'imds', 'docker'] as const;
+export const REPORT_KINDS = ['transitions', 'snapshot'] as const;
+export const REPORT_RESULTS = ['success', 'rejected', 'http_error', 'timeout', 'unreachable', 'bad_response'] as const;
+export type ReportResult = (typeof REPORT_RESULTS)[number];
+/** `none` stands for the first observation of a container (from = null on the wire). */
+export const TRANSITION_FROM = ['none', ...LIFECYCLE_STATES] as const;
+
+/**
+ * Pass duration buckets, seconds: a pass is ~1 ms of CPU plus the sources' request latency
+ * (loopback agent: a few ms; timeouts reach --request-timeout, 3 s by default).
+ */
+export const PASS_DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface ReconcilerMetrics {
+  passDuration: Histogram<string>;
+  passes: Counter<'result'>;
+  transitions: Counter<'from' | 'to'>;
+  observationFailures: Counter<'source'>;
+  imdsV1Fallbacks: Counter<string>;
+  outboxDepth: Gauge<string>;
+  outboxBytes: Gauge<string>;
+  outboxCoalesced: Counter<string>;
+  outboxWriteErrors: Counter<'code'>;
+  reportAttempts: Counter<'kind' | 'result'>;
+  containers: Gauge<'state'>;
+  labelDisagreements: Counter<string>;
+  dockerEvents: Counter<string>;
+  /** Records a successful observation (Date.now() milliseconds) for the seconds-since gauge. */
+  observedAt(ms: number): void;
+  reportedAt(ms: number): void;
+  lastObservationMs(): number | null;
+  lastReportMs(): number | null;
+}
+
+export function createReconcilerMetrics(registry: Registry, now: () => number = Date.now): ReconcilerMetrics {
+  let lastObservation: number | null = null;
+  let lastReport: number | null = null;
+  const p = 'ecs_id_mapper_reconciler_';
+  const registers = [registry];
+
+  const passDuration = new Histogram({ name: `${p}pass_duration_seconds`, help: 'Wall time of one reconcile pass (observe, apply machines, append to the outbox).', buckets: PASS_DURATION_BUCKETS, registers });
+  const passes = new Counter({ name: `${p}passes_total`, help: 'Reconcile passes by result: ok, degraded (agent failed, labels used), failed (nothing observed).', labelNames: ['result'], registers });
+  for (const result of PASS_RESULTS) passes.inc({ result }, 0);
+  const transitions = new Counter({ name: `${p}transitions_total`, help: 'Lifecycle transitions emitted to the outbox, by from/to state (from="none" for a first observation).', labelNames: ['from', 'to'], registers });
+  for (const from of TRANSITION_FROM) for (const to of LIFECYCLE_STATES) transitions.inc({ from, to }, 0);
+  const observationFailures = new Counter({ name: `${p}observation_failures_total`, help: 'Failed observations by source.', labelNames: ['source'], registers });
+  for (const source of OBSERVATION_SOURCES) observationFailures.inc({ source }, 0);
+  const imdsV1Fallbacks = new Counter({ name: `${p}imds_v1_fallbacks_total`, help: 'Times the IMDSv2 token PUT timed out or was refused and IMDSv1 was used.', registers });
+  const outboxDepth = new Gauge({ name: `${p}outbox_depth`, help: 'Transitions in the outbox not yet acknowledged by the server.', registers });
+  const outboxBytes = new Gauge({ name: `${p}outbox_bytes`, help: 'Bytes of unacknowledged transitions in the outbox.', registers });
+  const outboxCoalesced = new Counter({ name: `${p}outbox_coalesced_total`, help: 'Outbox entries dropped by coalescing to the latest state per container when the outbox was full.', registers });
+  const outboxWriteErrors = new Counter({ name: `${p}outbox_write_errors_total`, help: 'Outbox appends or compactions that failed (retried on the next pass).', labelNames: ['code'], registers });
+  for (const code of ['ERR_OUTBOX_WRITE', 'ERR_OUTBOX_NO_SPACE']) outboxWriteErrors.inc({ code }, 0);
+  const reportAttempts = new Counter({ name: `${p}report_attempts_total`, help: 'Requests to the server by kind and result.', labelNames: ['kind', 'result'], registers });
+  for (const kind of REPORT_KINDS) for (const result of REPORT_RESULTS) reportAttempts.inc({ kind, result }, 0);
+  const containers = new Gauge({ name: `${p}containers`, help: 'Containers tracked on this host by lifecycle state.', labelNames: ['state'], registers });
+  for (const state of LIFECYCLE_STATES) containers.set({ state }, 0);
+  const labelDisagreements = new Counter({ name: `${p}label_disagreements_total`, help: 'Containers whose ECS labels disagree with the agent (task ARN or container name).', registers });
+  const dockerEvents = new Counter({ name: `${p}docker_events_total`, help: 'Docker container events received (each only shortens the wait for the next pass).', registers });
+  new Gauge({
+    name: `${p}seconds_since_last_observation`,
+    help: 'Seconds since the last pass in which the ECS agent (or Docker labels) answered; -1 before the first.',
+    registers,
+    collect() {
+      this.set(lastObservation === null ? -1 : (now() - lastObservation) / 1000);
+    },
+  });
+  new Gauge({
+    name: `${p}seconds_since_last_report`,
+    help: 'Seconds since the server last accepted a report; -1 before the first.',
+    registers,
+    collect() {
+      this.set(lastReport === null ? -1 : (now() - lastReport) / 1000);
+    },
+  });
+
+  return {
+    passDuration, passes, transitions, observationFailures, imdsV1Fallbacks, outboxDepth, outboxBytes, outboxCoalesced,
+    outboxWriteErrors, reportAttempts, containers, labelDisagreements, dockerEvents,
+    observedAt: (ms) => void (lastObservation = ms),
+    reportedAt: (ms) => void (lastReport = ms),
+    lastObservationMs: () => lastObservation,
+    lastReportMs: () => lastReport,
+  };
+}
+
+export function transitionFromLabel(from: LifecycleState | null): (typeof TRANSITION_FROM)[number] {
+  return from ?? 'none';
+}

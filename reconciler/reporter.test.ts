@@ -1,0 +1,241 @@
+import { describe, it, expect, afterEach } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { IncomingMessage } from 'node:http';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { startLoopback, reply, refusedPort, type LoopbackServer } from '../test/support/loopback.js';
+import { openOutbox, type Outbox, type PendingTransition } from './outbox.js';
+import { createReporter, type Reporter } from './reporter.js';
+import { createReconcilerMetrics } from './metrics.js';
+import type { HostIdentity, SnapshotContainer, Transition, TransitionBatch, HostSnapshot } from '../wire/index.js';
+
+const host: HostIdentity = {
+  instance_id: 'i-0123456789abcdef0', cluster: 'demo', container_instance_arn: null, instance_ip: '10.0.0.1',
+  instance_type: 't3.micro', instance_az: 'eu-west-1a', region: 'eu-west-1', host_name: 'ip-10-0-0-1', ecs_agent_version: '1.0',
+};
+const cid = (n: number) => n.toString(16).padStart(64, '0');
+function t(n: number): PendingTransition {
+  return {
+    container_id: cid(n), from: null, to: 'running', at: '2026-01-01T00:00:00.000Z', reason: 'agent.observed',
+    container: {
+      container_id: cid(n), docker_name: null, container_name: null, image: null, task_arn: null, task_family: null,
+      task_version: null, ports: [], desired_status: null, known_status: 'RUNNING', restart_count: 0, exit_code: null,
+      started_at: null, source: 'agent',
+    },
+  };
+}
+
+/** A stand-in for the server's v2 report routes that can be told to fail. */
+class FakeServer {
+  held = 0;
+  batches: TransitionBatch[] = [];
+  snapshots: HostSnapshot[] = [];
+  failWith: number | null = null;
+  auth: Array<string | undefined> = [];
+  server!: LoopbackServer;
+  async start() {
+    this.server = await startLoopback((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => this.handle(req, body, res));
+    });
+    return this;
+  }
+  private handle(req: IncomingMessage, body: string, res: Parameters<Parameters<typeof startLoopback>[0]>[1]) {
+    this.auth.push(req.headers.authorization);
+    if (this.failWith !== null) return reply(res, this.failWith, JSON.stringify({ error: 'x', message: 'told to fail' }));
+    if (req.method === 'POST' && req.url === `/v2/hosts/${host.instance_id}/transitions`) {
+      const batch = JSON.parse(body) as TransitionBatch;
+      this.batches.push(batch);
+      let applied = 0;
+      for (const tr of batch.transitions) if (tr.seq > this.held) (this.held = tr.seq), applied++;
+      return reply(res, 200, JSON.stringify({ applied, duplicates: batch.transitions.length - applied, acked_seq: this.held }));
+    }
+    if (req.method === 'PUT' && req.url === `/v2/hosts/${host.instance_id}/snapshot`) {
+      this.snapshots.push(JSON.parse(body) as HostSnapshot);
+      return reply(res, 200, JSON.stringify({ upserted: 0, gone: 0, skipped: 0 }));
+    }
+    reply(res, 404, JSON.stringify({ error: 'not_found', message: req.url }));
+  }
+  seqs(): number[] {
+    return this.batches.flatMap((b) => b.transitions.map((x: Transition) => x.seq));
+  }
+}
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+function setup(server: URL, extra: Partial<Parameters<typeof createReporter>[0]> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'reporter-test-'));
+  const outbox = openOutbox({ dir, maxBytes: 1 << 20 });
+  const registry = new Registry();
+  const metrics = createReconcilerMetrics(registry);
+  const lines: string[] = [];
+  const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
+  let containers: SnapshotContainer[] | null = [];
+  const reporter = createReporter({
+    server, token: 'sekret', outbox, host: () => host, snapshot: () => containers, batchSize: 2, timeoutMs: 500,
+    backoffBaseMs: 5, backoffMaxMs: 20, rejectedBackoffMs: 50, fullSyncIntervalMs: 60_000, logger, metrics, ...extra,
+  });
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => outbox.close(), () => reporter.stop());
+  return { outbox, registry, reporter, lines, setContainers: (c: SnapshotContainer[] | null) => (containers = c) };
+}
+
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function metric(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name)!;
+  const v = (m.values as Array<{ labels: Record<string, string>; value: number }>).find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+  return v?.value ?? NaN;
+}
+
+describe('reporter', () => {
+  it('sends batches in seq order with the bearer token and compacts the outbox up to acked_seq', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    const { outbox, reporter, registry } = setup(fake.server.url);
+    outbox.append([t(1), t(2), t(3), t(4), t(5)]);
+    reporter.start();
+    await until(() => outbox.depth() === 0 && reporter.state() === 'idle');
+    expect(fake.batches.map((b) => b.transitions.length)).toEqual([2, 2, 1]);
+    expect(fake.seqs()).toEqual([1, 2, 3, 4, 5]);
+    expect(fake.batches[0].host).toEqual(host);
+    expect(new Set(fake.auth)).toEqual(new Set(['Bearer sekret']));
+    expect(outbox.ackedSeq()).toBe(5);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'success' })).toBe(3);
+  });
+
+  it('sends the snapshot only once the outbox is drained, with seq = last acknowledged seq', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    const { outbox, reporter, setContainers } = setup(fake.server.url);
+    setContainers([{ ...t(1).container, state: 'running' }]);
+    outbox.append([t(1), t(2), t(3)]);
+    reporter.start();
+    await until(() => fake.snapshots.length === 1);
+    expect(fake.snapshots[0].seq).toBe(3);
+    expect(fake.snapshots[0].containers.map((c) => c.container_id)).toEqual([cid(1)]);
+    expect(fake.held).toBe(3); // every transition arrived before the snapshot
+  });
+
+  it('does not send a snapshot while the loop says it would be incomplete', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    const { reporter, setContainers } = setup(fake.server.url);
+    setContainers(null);
+    reporter.start();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fake.snapshots).toEqual([]);
+  });
+
+  it('backs off on 503 and delivers everything exactly once when the server recovers', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    const { outbox, reporter, registry } = setup(fake.server.url);
+    fake.failWith = 503;
+    outbox.append([t(1), t(2), t(3)]);
+    reporter.start();
+    await until(() => fake.auth.length >= 3);
+    expect(outbox.depth()).toBe(3);
+    expect(['backingOff', 'sending']).toContain(reporter.state());
+    fake.failWith = null;
+    await until(() => outbox.depth() === 0);
+    expect(fake.seqs()).toEqual([1, 2, 3]);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'http_error' })).toBeGreaterThanOrEqual(3);
+  });
+
+  it('keeps a rejected batch (401), logs it, and waits the long backoff before retrying', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    const { outbox, reporter, lines, registry } = setup(fake.server.url, { rejectedBackoffMs: 200 });
+    fake.failWith = 401;
+    outbox.append([t(1)]);
+    reporter.start();
+    await until(() => reporter.state() === 'rejected');
+    expect(outbox.depth()).toBe(1);
+    const attemptsWhenRejected = fake.auth.length;
+    await new Promise((r) => setTimeout(r, 60));
+    expect(fake.auth.length).toBe(attemptsWhenRejected); // no fast retry
+    expect(lines.some((l) => JSON.parse(l).level === 50 && JSON.parse(l).code === 'ERR_REPORT_REJECTED')).toBe(true);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'rejected' })).toBe(1);
+    fake.failWith = null;
+    await until(() => outbox.depth() === 0);
+    expect(fake.seqs()).toEqual([1]);
+  });
+
+  it('treats 429 and 408 as retryable, not as rejections', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    const { outbox, reporter } = setup(fake.server.url);
+    fake.failWith = 429;
+    outbox.append([t(1)]);
+    reporter.start();
+    await until(() => fake.auth.length >= 1 && reporter.state() !== 'sending');
+    expect(reporter.state()).toBe('backingOff');
+  });
+
+  it('backs off when the server refuses connections', async () => {
+    const port = await refusedPort();
+    const { outbox, reporter, registry } = setup(new URL(`http://127.0.0.1:${port}`));
+    outbox.append([t(1)]);
+    reporter.start();
+    await until(() => reporter.state() === 'backingOff');
+    expect(outbox.depth()).toBe(1);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'unreachable' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('times out a server that never answers and keeps the batch', async () => {
+    const hanging = await startLoopback(() => {});
+    cleanups.push(() => hanging.close());
+    const { outbox, reporter, registry } = setup(hanging.url, { timeoutMs: 50 });
+    outbox.append([t(1)]);
+    reporter.start();
+    await until(() => reporter.state() === 'backingOff');
+    expect(outbox.depth()).toBe(1);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'timeout' })).toBe(1);
+  });
+
+  it('backs off instead of spinning when the server acknowledges less than it was sent', async () => {
+    const stingy = await startLoopback((req, res) => {
+      req.resume();
+      req.on('end', () => reply(res, 200, JSON.stringify({ applied: 0, duplicates: 0, acked_seq: 0 })));
+    });
+    cleanups.push(() => stingy.close());
+    const { outbox, reporter } = setup(stingy.url);
+    outbox.append([t(1)]);
+    reporter.start();
+    await until(() => reporter.state() === 'backingOff');
+    expect(outbox.depth()).toBe(1);
+  });
+
+  it('sends nothing before the host is identified', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    const { outbox, reporter } = setup(fake.server.url, { host: () => null });
+    outbox.append([t(1)]);
+    reporter.start();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fake.auth).toEqual([]);
+    expect(reporter.state()).toBe('idle');
+  });
+
+  it('flush resolves true once everything queued is delivered', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    const { outbox, reporter } = setup(fake.server.url);
+    reporter.start();
+    outbox.append([t(1), t(2), t(3)]);
+    expect(await reporter.flush(2000)).toBe(true);
+    expect(fake.seqs()).toEqual([1, 2, 3]);
+  });
+});

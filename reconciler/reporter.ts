@@ -1,0 +1,278 @@
+// Delivers the outbox to the server, in order, until every transition is acknowledged.
+//
+// - `POST {server}/v2/hosts/{instance_id}/transitions` with up to batchSize entries, oldest first,
+//   `Authorization: Bearer <token>` when a token is configured. On 2xx the outbox is acknowledged
+//   up to the answer's `acked_seq` and compacted.
+// - 5xx, 408, 429, timeouts, refused connections and unreadable answers are retried after the
+//   reporter machine's capped, fully jittered backoff.
+// - Any other 4xx is terminal for that batch (bad token, a body the server will never accept): it
+//   is logged at error level with the server's answer, counted as result="rejected", and KEPT in
+//   the outbox; the reporter waits `rejectedBackoffMs` (default 10 × backoffMax) and tries again,
+//   so delivery resumes by itself once an operator fixes the token or the server. Nothing is
+//   dropped silently; /healthz turns 503 if the outbox fills meanwhile.
+// - Every fullSyncIntervalMs the whole host snapshot is PUT to `.../snapshot`, only when the
+//   outbox is drained, with seq = the last acknowledged seq, so it never races a transition.
+import { request, type Dispatcher } from 'undici';
+import { createActor, fromPromise, type Actor } from 'xstate';
+import type { Logger } from 'pino';
+import type { HostIdentity, SnapshotContainer, TransitionBatch, TransitionBatchResult, HostSnapshot } from '../wire/index.js';
+import { reporterMachine, backoffDelay, type SendOutput } from './machines/reporter.machine.js';
+import type { Outbox } from './outbox.js';
+import type { ReconcilerMetrics, ReportResult } from './metrics.js';
+
+export type ReportErrorCode =
+  | 'ERR_REPORT_REJECTED'
+  | 'ERR_REPORT_HTTP_STATUS'
+  | 'ERR_REPORT_TIMEOUT'
+  | 'ERR_REPORT_UNREACHABLE'
+  | 'ERR_REPORT_BAD_RESPONSE'
+  | 'ERR_REPORT_OUTBOX';
+
+export class ReportError extends Error {
+  readonly name = 'ReportError';
+  constructor(
+    readonly code: ReportErrorCode,
+    message: string,
+    /** True for a 4xx other than 408/429: retrying soon will not help. */
+    readonly terminal: boolean,
+    readonly status: number | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+const RESULT_OF: Record<ReportErrorCode, ReportResult> = {
+  ERR_REPORT_REJECTED: 'rejected',
+  ERR_REPORT_HTTP_STATUS: 'http_error',
+  ERR_REPORT_TIMEOUT: 'timeout',
+  ERR_REPORT_UNREACHABLE: 'unreachable',
+  ERR_REPORT_BAD_RESPONSE: 'bad_response',
+  ERR_REPORT_OUTBOX: 'success', // the request succeeded; compaction failed (counted by the outbox metric)
+};
+
+export type ReporterLogger = Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
+
+export interface ReporterOptions {
+  server: URL;
+  token?: string;
+  outbox: Outbox;
+  /** The host identity, null until IMDS answered (nothing is sent before). */
+  host(): HostIdentity | null;
+  /** The containers as the loop knows them, or null when a snapshot would be incomplete. */
+  snapshot(): SnapshotContainer[] | null;
+  batchSize: number;
+  timeoutMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** Wait after a terminal 4xx. Default 10 × backoffMaxMs. */
+  rejectedBackoffMs?: number;
+  fullSyncIntervalMs: number;
+  logger: ReporterLogger;
+  metrics?: ReconcilerMetrics;
+  dispatcher?: Dispatcher;
+  now?: () => number;
+  random?: () => number;
+}
+
+export interface Reporter {
+  start(): void;
+  /** New outbox entries, or simply "check again" (called after every pass). */
+  notify(): void;
+  /** The reporter machine's state: idle, sending, backingOff, rejected. */
+  state(): string;
+  /**
+   * Tries to deliver everything queued within `timeoutMs`; resolves true when drained. Used on
+   * SIGTERM; anything left stays in the durable outbox for the next start.
+   */
+  flush(timeoutMs: number): Promise<boolean>;
+  stop(): void;
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+function transportFailure(err: unknown, what: string): ReportError {
+  const e = err as { code?: string; name?: string; message?: string };
+  const timeout = TIMEOUT_CODES.has(e?.code ?? '') || e?.name === 'TimeoutError' || e?.name === 'AbortError';
+  return new ReportError(timeout ? 'ERR_REPORT_TIMEOUT' : 'ERR_REPORT_UNREACHABLE', `${what}: ${e?.message ?? String(err)}`, false, undefined, { cause: err });
+}
+
+export function createReporter(options: ReporterOptions): Reporter {
+  const now = options.now ?? Date.now;
+  const random = options.random ?? Math.random;
+  const log = options.logger;
+  const base = options.server.href.replace(/\/+$/, '');
+  let lastSnapshotAt = Number.NEGATIVE_INFINITY;
+  let actor: Actor<typeof reporterMachine> | undefined;
+
+  const headers = (): Record<string, string> => {
+    const h: Record<string, string> = { 'content-type': 'application/json' };
+    if (options.token) h.authorization = `Bearer ${options.token}`;
+    return h;
+  };
+
+  async function call<T>(method: 'POST' | 'PUT', path: string, body: unknown, signal: AbortSignal): Promise<T> {
+    const what = `${method} ${path}`;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(base + path, {
+        method,
+        headers: headers(),
+        body: JSON.stringify(body),
+        dispatcher: options.dispatcher,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs)]),
+        headersTimeout: options.timeoutMs,
+        bodyTimeout: options.timeoutMs,
+      });
+    } catch (err) {
+      throw transportFailure(err, what);
+    }
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (err) {
+      throw transportFailure(err, what);
+    }
+    const status = res.statusCode;
+    if (status >= 200 && status < 300) {
+      try {
+        return JSON.parse(text) as T;
+      } catch (err) {
+        throw new ReportError('ERR_REPORT_BAD_RESPONSE', `${what}: ${status} with a body that is not JSON`, false, status, { cause: err });
+      }
+    }
+    const terminal = status >= 400 && status < 500 && status !== 408 && status !== 429;
+    throw new ReportError(terminal ? 'ERR_REPORT_REJECTED' : 'ERR_REPORT_HTTP_STATUS', `${what}: HTTP ${status}: ${text.slice(0, 500)}`, terminal, status);
+  }
+
+  function count(kind: 'transitions' | 'snapshot', result: ReportResult): void {
+    options.metrics?.reportAttempts.inc({ kind, result });
+  }
+
+  function snapshotDue(): boolean {
+    return now() - lastSnapshotAt >= options.fullSyncIntervalMs;
+  }
+
+  async function sendTransitions(host: HostIdentity, signal: AbortSignal): Promise<SendOutput> {
+    const transitions = options.outbox.peek(options.batchSize);
+    const last = transitions[transitions.length - 1].seq;
+    const body: TransitionBatch = { host, transitions };
+    const path = `/v2/hosts/${encodeURIComponent(host.instance_id)}/transitions`;
+    let result: TransitionBatchResult;
+    try {
+      result = await call<TransitionBatchResult>('POST', path, body, signal);
+    } catch (err) {
+      fail('transitions', err, transitions.length);
+    }
+    if (!result || !Number.isInteger(result.acked_seq)) {
+      count('transitions', 'bad_response');
+      throw new ReportError('ERR_REPORT_BAD_RESPONSE', `POST ${path}: answer without an integer acked_seq`, false, 200);
+    }
+    if (result.acked_seq < last) {
+      // The server did not take the whole batch: retry after backoff rather than spin.
+      count('transitions', 'bad_response');
+      throw new ReportError('ERR_REPORT_BAD_RESPONSE', `POST ${path}: acked_seq ${result.acked_seq} < last sent seq ${last}`, false, 200);
+    }
+    count('transitions', 'success');
+    options.metrics?.reportedAt(now());
+    try {
+      options.outbox.ack(result.acked_seq);
+    } catch (err) {
+      // Delivered but not compacted: the next send replays the batch, which the server counts as duplicates.
+      options.metrics?.outboxWriteErrors.inc({ code: (err as { code?: string }).code === 'ERR_OUTBOX_NO_SPACE' ? 'ERR_OUTBOX_NO_SPACE' : 'ERR_OUTBOX_WRITE' });
+      log.error({ err }, 'outbox compaction after acknowledgement failed');
+      throw new ReportError('ERR_REPORT_OUTBOX', (err as Error).message, false, undefined, { cause: err });
+    }
+    log.debug({ sent: transitions.length, applied: result.applied, duplicates: result.duplicates, acked_seq: result.acked_seq }, 'transitions acknowledged');
+    return { remaining: options.outbox.depth() + (options.outbox.depth() === 0 && snapshotDue() ? 1 : 0) };
+  }
+
+  async function sendSnapshot(host: HostIdentity, signal: AbortSignal): Promise<SendOutput> {
+    // Taken synchronously together: the loop appends and updates its state in one tick, so the
+    // containers reflect exactly the transitions up to this seq.
+    const containers = options.snapshot();
+    const seq = options.outbox.lastSeq();
+    if (containers === null) return { remaining: 0 };
+    const body: HostSnapshot = { host, seq, taken_at: new Date(now()).toISOString(), containers };
+    const path = `/v2/hosts/${encodeURIComponent(host.instance_id)}/snapshot`;
+    try {
+      const result = await call<{ upserted?: number; gone?: number; skipped?: number }>('PUT', path, body, signal);
+      count('snapshot', 'success');
+      options.metrics?.reportedAt(now());
+      lastSnapshotAt = now();
+      log.debug({ containers: containers.length, seq, ...result }, 'snapshot accepted');
+    } catch (err) {
+      fail('snapshot', err, containers.length);
+    }
+    return { remaining: options.outbox.depth() };
+  }
+
+  function fail(kind: 'transitions' | 'snapshot', err: unknown, size: number): never {
+    const e = err instanceof ReportError ? err : transportFailure(err, kind);
+    count(kind, RESULT_OF[e.code]);
+    if (e.terminal) log.error({ code: e.code, status: e.status, kind, size }, `server rejected the ${kind} report; kept queued, retrying after the long backoff: ${e.message}`);
+    else log.warn({ code: e.code, status: e.status, kind, size }, `report failed, backing off: ${e.message}`);
+    throw e;
+  }
+
+  async function send(signal: AbortSignal): Promise<SendOutput> {
+    const host = options.host();
+    if (host === null) return { remaining: 0 };
+    if (options.outbox.depth() > 0) return sendTransitions(host, signal);
+    if (snapshotDue()) return sendSnapshot(host, signal);
+    return { remaining: 0 };
+  }
+
+  const machine = reporterMachine.provide({
+    actors: { sendBatch: fromPromise<SendOutput>(({ signal }) => send(signal)) },
+    delays: {
+      retryDelay: ({ context }) => backoffDelay(context.attempt, context.backoffBaseMs, context.backoffMaxMs, random),
+    },
+  });
+
+  const idleAndDrained = () => actor?.getSnapshot().value === 'idle' && options.outbox.depth() === 0;
+
+  return {
+    start() {
+      if (actor) return;
+      actor = createActor(machine, {
+        input: {
+          backoffBaseMs: options.backoffBaseMs,
+          backoffMaxMs: options.backoffMaxMs,
+          rejectedBackoffMs: options.rejectedBackoffMs ?? options.backoffMaxMs * 10,
+        },
+      });
+      actor.start();
+      actor.send({ type: 'outbox.appended' });
+    },
+    notify() {
+      actor?.send({ type: 'outbox.appended' });
+    },
+    state() {
+      return actor ? String(actor.getSnapshot().value) : 'stopped';
+    },
+    async flush(timeoutMs) {
+      if (!actor) return options.outbox.depth() === 0;
+      const a = actor;
+      a.send({ type: 'outbox.appended' });
+      if (idleAndDrained()) return true;
+      return new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          sub.unsubscribe();
+          resolve(options.outbox.depth() === 0);
+        }, timeoutMs);
+        const sub = a.subscribe(() => {
+          if (idleAndDrained()) {
+            clearTimeout(timer);
+            sub.unsubscribe();
+            resolve(true);
+          }
+        });
+      });
+    },
+    stop() {
+      actor?.stop();
+      actor = undefined;
+    },
+  };
+}

@@ -1,0 +1,36 @@
+// The storage folder's entry: the Store interface and types, and openStore, which builds the
+// configured backend (instrumented with metrics when a registry is passed).
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { StoreConfig } from '../config/index.js';
+import { instrumentStore } from './metrics.js';
+import { openSqliteStore } from './sqlite/index.js';
+import type { Store } from './store.js';
+
+export * from './store.js';
+export { instrumentStore, STORE_OPERATIONS, STORAGE_DURATION_BUCKETS, STORAGE_DURATION_METRIC } from './metrics.js';
+
+export interface StoreDeps {
+  logger?: Logger;
+  /** When given, every operation is timed into ecs_id_mapper_storage_operation_duration_seconds. */
+  registry?: Registry;
+  /** The clock, for backends that need one (request signing, cache expiry). */
+  now?: () => Date;
+}
+
+/**
+ * Opens the configured store. Throws StoreUnavailableError (or a plain Error for a backend that is
+ * not available) with one readable line; the caller exits non-zero.
+ */
+export async function openStore(config: StoreConfig, deps: StoreDeps = {}): Promise<Store> {
+  let store: Store;
+  switch (config.backend) {
+    case 'sqlite':
+      store = openSqliteStore({ path: config.path, ...(deps.logger ? { logger: deps.logger } : {}) });
+      break;
+    case 'simpledb':
+      // ---- SIMPLEDB BACKEND: replace this one line with the SimpleDB store's opener (issue 4). ----
+      throw new Error('the simpledb backend is not built in yet');
+  }
+  return deps.registry ? instrumentStore(store, deps.registry, config.backend) : store;
+}

@@ -18,8 +18,9 @@
 // With `eventuallyConsistent`, aggregate reads (listContainers, listHosts, countByState) are retried
 // for a few seconds until they match; point lookups (getContainer, findByTask, findByDockerName,
 // history) must be right at once. The assertions themselves are identical.
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { HostIdentity } from '../wire/index.js';
+import { LIFECYCLE_STATES, type HostIdentity, type Transition } from '../wire/index.js';
 import {
   at,
   batch,
@@ -43,6 +44,8 @@ import { InvalidCursorError, type ContainerFilter, type ContainerRecord, type St
 export interface ContractOptions {
   /** The backend serves stale reads for non-consistent requests; aggregate reads are polled. */
   eventuallyConsistent?: boolean;
+  /** Runs of the replay property (default 25; lower it for slow backends). */
+  propertyRuns?: number;
 }
 
 export type OpenStore = () => Promise<{ store: Store; cleanup(): Promise<void> }>;
@@ -296,6 +299,65 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
           ['agent.observed', 7, 'running'],
           ['snapshot', null, 'stopped'],
         ]);
+      });
+    });
+
+    describe('applyTransitions under retries (property)', () => {
+      // The reconciler sends its outbox in seq order and may resend any already-sent part (retries,
+      // restarts), in any order within a batch. Whatever the deliveries, the stored state must equal
+      // applying every transition exactly once in seq order. Each run uses its own host and containers.
+      let run = 0;
+      const plan = fc.record({
+        steps: fc.array(fc.record({ gap: fc.integer({ min: 1, max: 3 }), container: fc.integer({ min: 0, max: 2 }), to: fc.constantFrom(...LIFECYCLE_STATES) }), {
+          minLength: 1,
+          maxLength: 12,
+        }),
+        deliveries: fc.array(fc.record({ back: fc.nat({ max: 12 }), ahead: fc.integer({ min: 1, max: 5 }), shuffle: fc.nat() }), { minLength: 1, maxLength: 8 }),
+      });
+
+      it('ends in the state of applying each transition once, in seq order', async () => {
+        await fc.assert(
+          fc.asyncProperty(plan, async ({ steps, deliveries }) => {
+            run++;
+            const host = hostIdentity({ instance_id: instanceId(`prop-${run}`) });
+            const ids = [0, 1, 2].map((k) => containerId(`prop-${run}-${k}`));
+            let seq = 0;
+            const all: Transition[] = steps.map((s) => {
+              seq += s.gap;
+              return transition(seq, s.to, { container: { container_id: ids[s.container] } });
+            });
+            let delivered = 0;
+            let applied = 0;
+            const send = async (slice: Transition[]) => {
+              const result = await store.applyTransitions(batch(host, slice), at(1));
+              applied += result.applied;
+              expect(result.applied + result.duplicates).toBe(slice.length);
+              return result;
+            };
+            for (const d of deliveries) {
+              const start = Math.max(0, delivered - d.back);
+              const end = Math.min(all.length, delivered + d.ahead);
+              const slice = all.slice(start, end);
+              const rotated = slice.map((_, i) => slice[(i + d.shuffle) % slice.length]);
+              await send(rotated);
+              delivered = end;
+            }
+            if (delivered < all.length) await send(all.slice(delivered));
+            expect(applied).toBe(all.length);
+            for (const id of ids) {
+              const mine = all.filter((t) => t.container.container_id === id);
+              const found = await store.getContainer(id);
+              if (mine.length === 0) {
+                expect(found).toEqual({ kind: 'missing' });
+                continue;
+              }
+              const last = mine[mine.length - 1];
+              expect(found.kind === 'found' && [found.record.state, found.record.seq]).toEqual([last.to, last.seq]);
+              expect((await store.history(id)).map((h) => [h.seq, h.to])).toEqual(mine.map((t) => [t.seq, t.to]));
+            }
+          }),
+          { numRuns: opts.propertyRuns ?? 25 },
+        );
       });
     });
 

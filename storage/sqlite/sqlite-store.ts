@@ -134,7 +134,8 @@ export class SqliteStore implements Store {
       lastSeq = t.seq;
       applied++;
       const eventAt = normaliseIso(t.at);
-      this.insertHistory({ container_id: t.container_id, from: t.from, to: t.to, at: eventAt, host: host.instance_id, seq: t.seq, reason: t.reason });
+      // The observation's id is the record key; the API rejects batches where t.container_id differs.
+      this.insertHistory({ container_id: t.container.container_id, from: t.from, to: t.to, at: eventAt, host: host.instance_id, seq: t.seq, reason: t.reason });
       const existing = this.getRecord(t.container.container_id);
       // A later snapshot already holds this container's newer state: history only.
       if (existing && existing.instance_id === host.instance_id && existing.seq >= t.seq) continue;

@@ -1,0 +1,32 @@
+// What every route plugin receives: the store, metrics and settings, all passed in.
+import type { LinkTemplate } from '../config/index.js';
+import type { ContainerRecord, Store } from '../storage/store.js';
+import type { ReportTokenSource } from './auth.js';
+import { renderLinks, type Link } from './links.js';
+import type { ApiMetrics, ReportKind } from './metrics.js';
+
+export type ExtraHealthCheck = () => Promise<{ ok: boolean; detail?: string }>;
+
+export interface ApiContext {
+  store: Store;
+  metrics: ApiMetrics;
+  links: LinkTemplate[];
+  cadvisorPort: number;
+  reportToken: ReportTokenSource;
+  hostStaleAfterMs: number;
+  reportRateLimitPerMinute: number;
+  now: () => Date;
+  /** An extra readiness check (e.g. Vault secrets loaded); not ok → /health answers 503. */
+  health?: ExtraHealthCheck;
+}
+
+export function linksFor(ctx: ApiContext, record: ContainerRecord): Link[] {
+  return renderLinks(record, ctx.links, ctx.cadvisorPort);
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Set on report routes: which `reports_received_total{kind}` a request counts under. */
+    reportKind?: ReportKind;
+  }
+}

@@ -1,0 +1,91 @@
+// Every error the API answers with is created here, with a stable code, and mapped to an HTTP status
+// and the `{error, message}` JSON body in one handler (`errorHandler`). Callers branch on `code`.
+//
+// Contract: bad input is always a 4xx with a JSON body, never a 500. Anything unrecognised is a 500
+// `{error:"internal"}`, logged with its stack; its message never reaches the client.
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { ErrorBody } from '../wire/index.js';
+
+export const API_ERRORS = {
+  ERR_BAD_REQUEST: { status: 400, error: 'bad_request' },
+  ERR_INVALID_CURSOR: { status: 400, error: 'invalid_cursor' },
+  ERR_UNAUTHORIZED: { status: 401, error: 'unauthorized' },
+  ERR_NOT_FOUND: { status: 404, error: 'not_found' },
+  ERR_AMBIGUOUS: { status: 409, error: 'ambiguous' },
+  ERR_PAYLOAD_TOO_LARGE: { status: 413, error: 'payload_too_large' },
+  ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, error: 'unsupported_media_type' },
+  ERR_RATE_LIMITED: { status: 429, error: 'rate_limited' },
+  ERR_INTERNAL: { status: 500, error: 'internal' },
+  ERR_STORE_UNAVAILABLE: { status: 503, error: 'store_unavailable' },
+} as const;
+
+export type ApiErrorCode = keyof typeof API_ERRORS;
+
+export class ApiError extends Error {
+  readonly name = 'ApiError';
+  readonly statusCode: number;
+  /** snake_case code sent to clients as `error`. */
+  readonly error: string;
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+    readonly candidates?: string[],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.statusCode = API_ERRORS[code].status;
+    this.error = API_ERRORS[code].error;
+  }
+}
+
+export const badRequest = (message: string) => new ApiError('ERR_BAD_REQUEST', message);
+export const notFound = (message: string) => new ApiError('ERR_NOT_FOUND', message);
+export const ambiguous = (message: string, candidates: string[]) => new ApiError('ERR_AMBIGUOUS', message, candidates);
+export const unauthorized = (message: string) => new ApiError('ERR_UNAUTHORIZED', message);
+export const rateLimited = (message: string) => new ApiError('ERR_RATE_LIMITED', message);
+
+export function errorBody(code: ApiErrorCode, message: string, candidates?: string[]): ErrorBody {
+  return candidates ? { error: API_ERRORS[code].error, message, candidates } : { error: API_ERRORS[code].error, message };
+}
+
+/** Fastify's own error codes for bad input, by the code we answer with. */
+const FASTIFY_CODES: Record<string, ApiErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'ERR_PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'ERR_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'ERR_BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'ERR_BAD_REQUEST',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'ERR_BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_TYPE: 'ERR_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_TYPE: 'ERR_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_VALIDATION: 'ERR_BAD_REQUEST',
+  FST_ERR_BAD_URL: 'ERR_BAD_REQUEST',
+  FST_ERR_ASYNC_CONSTRAINT: 'ERR_BAD_REQUEST',
+};
+
+/** Maps any thrown value to the status and body we answer with. */
+export function toErrorResponse(err: unknown): { status: number; body: ErrorBody; internal: boolean } {
+  if (err instanceof ApiError) {
+    return { status: err.statusCode, body: errorBody(err.code, err.message, err.candidates), internal: false };
+  }
+  const e = err as Partial<FastifyError> & { code?: string; validation?: unknown };
+  if (e && typeof e === 'object') {
+    if (e.code === 'ERR_STORE_UNAVAILABLE') return { status: 503, body: errorBody('ERR_STORE_UNAVAILABLE', String(e.message)), internal: false };
+    if (e.code === 'ERR_INVALID_CURSOR') return { status: 400, body: errorBody('ERR_INVALID_CURSOR', String(e.message)), internal: false };
+    if (e.validation) return { status: 400, body: errorBody('ERR_BAD_REQUEST', String(e.message)), internal: false };
+    const mapped = e.code ? FASTIFY_CODES[e.code] : undefined;
+    if (mapped) return { status: API_ERRORS[mapped].status, body: errorBody(mapped, String(e.message)), internal: false };
+    // Other client errors raised by Fastify or a plugin (e.g. a malformed JSON body: a SyntaxError with statusCode 400).
+    if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+      const code = (Object.keys(API_ERRORS) as ApiErrorCode[]).find((k) => API_ERRORS[k].status === e.statusCode) ?? 'ERR_BAD_REQUEST';
+      return { status: e.statusCode, body: errorBody(code, String(e.message ?? 'bad request')), internal: false };
+    }
+  }
+  return { status: 500, body: errorBody('ERR_INTERNAL', 'internal server error'), internal: true };
+}
+
+export function errorHandler(this: unknown, err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const { status, body, internal } = toErrorResponse(err);
+  if (internal) request.log.error({ err }, 'unhandled error');
+  else if (status >= 500) request.log.warn({ err }, 'store unavailable');
+  void reply.code(status).type('application/json; charset=utf-8').send(body);
+}

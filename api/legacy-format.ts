@@ -1,0 +1,65 @@
+// How the original Flask 0.10.1 server shaped its answers, reproduced byte for byte where it was
+// right: `jsonify` = Python 2.7 `json.dumps(obj, indent=2, sort_keys=True)` (item separator ", "
+// so lines end in ", ", non-ASCII escaped as \uXXXX, no trailing newline), content type
+// `application/json` without charset.
+import type { ContainerRecord } from '../storage/store.js';
+import type { Link } from './links.js';
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) out[key] = sortKeys((value as Record<string, unknown>)[key]);
+    return out;
+  }
+  return value;
+}
+
+/** Python 2.7 json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True). */
+export function flaskJsonify(value: unknown): string {
+  return JSON.stringify(sortKeys(value), null, 2)
+    // JSON.stringify escapes newlines inside strings, so a literal ",\n" is always an item separator.
+    .replace(/,\n/g, ', \n')
+    .replace(/[^\x20-\x7e\n]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+export const FLASK_JSON_TYPE = 'application/json';
+export const TEXT_TYPE = 'text/plain; charset=utf-8';
+
+/** Epoch seconds as Python 2's str(float) printed them (boto stored every attribute as a string). */
+function epochSeconds(iso: string): string {
+  const ms = Date.parse(iso);
+  const s = ms / 1000;
+  return Number.isInteger(s) ? `${s}.0` : String(s);
+}
+
+/**
+ * Every attribute of a container under the original names (all strings, as SimpleDB held them),
+ * plus `<link>_url` for each configured link and the new record fields under their own names.
+ */
+export function legacyAttributes(record: ContainerRecord, links: Link[]): Record<string, unknown> {
+  const port = record.ports[0];
+  const original: Record<string, string | null> = {
+    container_id: record.container_id,
+    container_name: record.container_name,
+    // The original agent sent "0" when a container had no published port.
+    container_port: port ? String(port.container_port) : '0',
+    instance_port: port && port.host_port !== null ? String(port.host_port) : '0',
+    task_id: record.task_id,
+    task_name: record.task_family,
+    task_version: record.task_version,
+    instance_ip: record.instance_ip,
+    instance_id: record.instance_id,
+    instance_type: record.instance_type,
+    instance_az: record.instance_az,
+    desired_status: record.desired_status,
+    known_status: record.known_status,
+    host_name: record.host_name,
+    cluster_name: record.cluster,
+    ecs_agent_version: record.ecs_agent_version,
+    sample_time: epochSeconds(record.last_seen),
+  };
+  const urls: Record<string, string> = {};
+  for (const link of links) urls[`${link.name}_url`] = link.url;
+  return { ...record, ...original, ...urls };
+}

@@ -1,0 +1,100 @@
+// Turning the original Python agent's `POST /report/map` body into per-host legacy snapshots.
+//
+// The agent sends its host's whole current map (keys: sha256 of docker id + task id + desired
+// status). Its task_id is the ARN's text after the last ':' minus 'task/', so new-format ARNs
+// arrive as `<cluster>/<id>`: the bare id is derived and the raw value kept.
+import { CONTAINER_ID, INSTANCE_ID, taskIdFromLegacy, type LifecycleState } from '../wire/index.js';
+import type { LegacySnapshot } from '../storage/store.js';
+import { badRequest } from './errors.js';
+import type { LegacyMapEntry } from './schemas.js';
+
+/** The lifecycle state the ECS statuses of an original-agent entry amount to. */
+export function legacyState(desired: string, known: string): LifecycleState {
+  if (known === 'STOPPED') return 'stopped';
+  if (desired === 'STOPPED') return 'stopping';
+  if (known === 'RUNNING') return 'running';
+  return 'pending';
+}
+
+const str = (v: string | null | undefined): string | null => (v === undefined || v === null || v === '' ? null : v);
+
+function portsOf(entry: LegacyMapEntry) {
+  const containerPort = Number(entry.container_port ?? '0');
+  const hostPort = Number(entry.instance_port ?? '0');
+  if (!Number.isInteger(containerPort) || containerPort <= 0 || containerPort > 65535) return [];
+  return [{ container_port: containerPort, host_port: Number.isInteger(hostPort) && hostPort > 0 && hostPort <= 65535 ? hostPort : null, protocol: 'tcp' }];
+}
+
+/** AZ `us-east-1a` → region `us-east-1`. */
+function regionOf(az: string | null): string | null {
+  return az && /^[a-z]{2}(-[a-z]+)+-\d[a-z]$/.test(az) ? az.slice(0, -1) : null;
+}
+
+/**
+ * Groups a map by reporting instance (in practice one) and validates each entry. Entries with an
+ * empty container_id (a container the ECS agent has not created yet) are skipped. Throws a 400
+ * ApiError for anything malformed.
+ */
+export function legacySnapshotsFromMap(map: Record<string, LegacyMapEntry>, receivedAt: Date): { snapshots: LegacySnapshot[]; skipped: number } {
+  const byHost = new Map<string, LegacySnapshot>();
+  let skipped = 0;
+  for (const [key, entry] of Object.entries(map)) {
+    if (entry.container_id === '') {
+      skipped++;
+      continue;
+    }
+    const containerId = entry.container_id.toLowerCase();
+    if (!CONTAINER_ID.test(containerId)) throw badRequest(`entry ${key}: container_id must be 64 hex characters`);
+    const instanceId = entry.instance_id ?? '';
+    if (!INSTANCE_ID.test(instanceId)) throw badRequest(`entry ${key}: instance_id "${instanceId.slice(0, 40)}" is not an EC2 instance id`);
+    const taskId = entry.task_id === '' ? undefined : taskIdFromLegacy(entry.task_id);
+    if (entry.task_id !== '' && !taskId) throw badRequest(`entry ${key}: task_id "${entry.task_id.slice(0, 80)}" holds no task id`);
+    const sampledMs = entry.sample_time * 1000;
+    if (!Number.isFinite(sampledMs) || sampledMs > 8.64e15) throw badRequest(`entry ${key}: sample_time is not an epoch time`);
+
+    let snapshot = byHost.get(instanceId);
+    if (!snapshot) {
+      const az = str(entry.instance_az);
+      snapshot = {
+        host: {
+          instance_id: instanceId,
+          cluster: str(entry.cluster_name),
+          container_instance_arn: null,
+          instance_ip: str(entry.instance_ip),
+          instance_type: str(entry.instance_type),
+          instance_az: az,
+          region: regionOf(az),
+          host_name: str(entry.host_name),
+          ecs_agent_version: str(entry.ecs_agent_version),
+        },
+        received_at: receivedAt.toISOString(),
+        containers: [],
+      };
+      byHost.set(instanceId, snapshot);
+    }
+    snapshot.containers.push({
+      container_id: containerId,
+      docker_name: null,
+      container_name: str(entry.container_name),
+      image: null,
+      // The original agent never sent the ARN (nor its region and account), only the task id.
+      task_arn: null,
+      task_family: str(entry.task_name),
+      task_version: str(entry.task_version),
+      ports: portsOf(entry),
+      desired_status: entry.desired_status,
+      known_status: entry.known_status,
+      restart_count: 0,
+      exit_code: null,
+      started_at: null,
+      source: 'legacy',
+      state: legacyState(entry.desired_status, entry.known_status),
+      task_id_raw: entry.task_id === '' ? null : entry.task_id,
+      legacy_key: key,
+      sampled_at: new Date(sampledMs).toISOString(),
+      instance_port: str(entry.instance_port),
+      container_port: str(entry.container_port),
+    });
+  }
+  return { snapshots: [...byHost.values()], skipped };
+}

@@ -1,0 +1,111 @@
+// `ecs-id-mapper server`: opens the store, builds the app, listens, purges gone records
+// periodically, and on SIGTERM/SIGINT closes the app and the store before resolving.
+import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import pino, { type Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { ServerConfig } from '../config/index.js';
+import { openStore } from '../storage/index.js';
+import type { ReportTokenSource } from './auth.js';
+import type { ExtraHealthCheck } from './context.js';
+import { buildServer } from './server.js';
+
+/** api/web/ next to this module in the source tree, or (from dist/api/) two levels up. */
+export function defaultWebRoot(): string | undefined {
+  for (const rel of ['./web/', '../../api/web/']) {
+    const path = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(path)) return path;
+  }
+  return undefined;
+}
+
+/** What the Vault integration hands the server: the current report token and a readiness check. */
+interface ServerSecrets {
+  reportToken: ReportTokenSource;
+  health?: ExtraHealthCheck;
+  close(): Promise<void>;
+}
+
+async function loadSecrets(config: ServerConfig, _log: Logger): Promise<ServerSecrets> {
+  if (!config.vault) return { reportToken: config.reportToken, close: async () => {} };
+  // ---- VAULT: load report_token (and SimpleDB keys) from config.vault here (Vault issue). ----
+  throw new Error('Vault support is not built in yet');
+}
+
+export interface RunServerOptions {
+  /** Resolves the returned promise when aborted (tests); SIGTERM/SIGINT always do. */
+  signal?: AbortSignal;
+  /** Log destination (default stdout). */
+  logStream?: NodeJS.WritableStream;
+}
+
+export async function runServer(config: ServerConfig, options: RunServerOptions = {}): Promise<void> {
+  const log = pino({ level: config.logLevel, base: { service: 'ecs-id-mapper-server' } }, options.logStream ?? process.stdout);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'ecs_id_mapper_process_' });
+
+  const secrets = await loadSecrets(config, log);
+  const store = await openStore(config.store, { logger: log, registry });
+  let app;
+  try {
+    app = await buildServer({
+      store,
+      registry,
+      logger: log,
+      links: config.links,
+      cadvisorPort: config.cadvisorPort,
+      reportToken: secrets.reportToken,
+      hostStaleAfterMs: config.hostStaleAfterMs,
+      bodyLimitBytes: config.bodyLimitBytes,
+      reportRateLimitPerMinute: config.reportRateLimitPerMinute,
+      webRoot: defaultWebRoot(),
+      health: secrets.health,
+    });
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await app?.close().catch(() => {});
+    await store.close().catch(() => {});
+    await secrets.close().catch(() => {});
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  log.info({ url, store: config.store.backend }, `server listening on ${url}`);
+
+  const purge = async () => {
+    try {
+      const removed = await store.purgeGone(new Date(Date.now() - config.retentionMs));
+      if (removed > 0) log.info({ removed }, 'purged records gone longer than the retention');
+    } catch (err) {
+      log.warn({ err }, 'purging gone records failed; will retry');
+    }
+  };
+  const purgeTimer = setInterval(() => void purge(), config.purgeIntervalMs);
+  purgeTimer.unref();
+  void purge();
+
+  await new Promise<void>((resolve) => {
+    const stop = (reason: string) => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      options.signal?.removeEventListener('abort', onAbort);
+      log.info({ reason }, 'shutting down');
+      resolve();
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    const onAbort = () => stop('abort');
+    process.once('SIGTERM', onTerm);
+    process.once('SIGINT', onInt);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) stop('abort');
+  });
+
+  clearInterval(purgeTimer);
+  await app.close();
+  await store.close();
+  await secrets.close();
+  log.info('server stopped');
+  log.flush?.();
+}

@@ -1,0 +1,117 @@
+// The server's Prometheus metrics, registered on a registry passed in (one per app, never global).
+//
+// Label sets are constant (route templates, never raw URLs; fixed kinds and results) and
+// zero-initialised where bounded, so dashboards never show "no data" for a path that has not run yet.
+import { readFileSync } from 'node:fs';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { LIFECYCLE_STATES } from '../wire/index.js';
+import type { Store } from '../storage/store.js';
+
+export const LOOKUP_KINDS = ['container_id', 'container_prefix', 'task_id', 'task_arn', 'docker_name'] as const;
+export type LookupKind = (typeof LOOKUP_KINDS)[number];
+export const LOOKUP_RESULTS = ['hit', 'miss', 'ambiguous'] as const;
+export type LookupResult = (typeof LOOKUP_RESULTS)[number];
+
+export const REPORT_KINDS = ['legacy_map', 'legacy_event', 'transitions', 'snapshot'] as const;
+export type ReportKind = (typeof REPORT_KINDS)[number];
+export const REPORT_RESULTS = ['ok', 'rejected', 'unauthorized', 'error'] as const;
+export type ReportResult = (typeof REPORT_RESULTS)[number];
+
+/**
+ * Request duration buckets in seconds: lookups answer in well under a millisecond on the embedded
+ * store, SimpleDB round trips take tens of milliseconds, and batch ingests up to a second or two.
+ */
+export const HTTP_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export interface ApiMetrics {
+  observeRequest(route: string, method: string, status: number, seconds: number): void;
+  lookup(kind: LookupKind, result: LookupResult): void;
+  report(kind: ReportKind, result: ReportResult): void;
+}
+
+/** The package version, read once from package.json (found by walking up from this module). */
+export function packageVersion(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'ecs-id-mapper' && pkg.version) return pkg.version;
+    } catch {
+      // try the next candidate
+    }
+  }
+  return 'unknown';
+}
+
+export function createApiMetrics(registry: Registry, store: Store, log: Pick<Logger, 'warn'> | undefined): ApiMetrics {
+  const duration = new Histogram({
+    name: 'ecs_id_mapper_http_request_duration_seconds',
+    help: 'HTTP request duration in seconds, by route template, method and status class.',
+    labelNames: ['route', 'method', 'status_class'] as const,
+    buckets: HTTP_DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const lookups = new Counter({
+    name: 'ecs_id_mapper_lookups_total',
+    help: 'Id lookups (legacy and v2 routes) by the kind of id looked up and the result.',
+    labelNames: ['kind', 'result'] as const,
+    registers: [registry],
+  });
+  for (const kind of LOOKUP_KINDS) for (const result of LOOKUP_RESULTS) lookups.inc({ kind, result }, 0);
+
+  const reports = new Counter({
+    name: 'ecs_id_mapper_reports_received_total',
+    help: 'Report requests received, by kind and result (rejected = invalid or rate limited).',
+    labelNames: ['kind', 'result'] as const,
+    registers: [registry],
+  });
+  for (const kind of REPORT_KINDS) for (const result of REPORT_RESULTS) reports.inc({ kind, result }, 0);
+
+  new Gauge({
+    name: 'ecs_id_mapper_containers',
+    help: 'Container records in the store, by lifecycle state and cluster (every state present for each cluster).',
+    labelNames: ['state', 'cluster'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      let counts;
+      try {
+        counts = await store.countByState();
+      } catch (err) {
+        // A scrape must still answer when the store is down; the gauge is simply absent then.
+        log?.warn({ err }, 'counting containers for /metrics failed');
+        return;
+      }
+      const clusters = new Set(counts.map((c) => c.cluster ?? ''));
+      for (const cluster of clusters) for (const state of LIFECYCLE_STATES) this.set({ state, cluster }, 0);
+      for (const c of counts) this.set({ state: c.state, cluster: c.cluster ?? '' }, c.count);
+    },
+  });
+
+  const buildInfo = new Gauge({
+    name: 'ecs_id_mapper_build_info',
+    help: 'Always 1; labels carry the server version and the Node.js version.',
+    labelNames: ['version', 'node_version'] as const,
+    registers: [registry],
+  });
+  buildInfo.set({ version: packageVersion(), node_version: process.version }, 1);
+
+  return {
+    observeRequest(route, method, status, seconds) {
+      duration.observe({ route, method, status_class: `${Math.floor(status / 100)}xx` }, seconds);
+    },
+    lookup(kind, result) {
+      lookups.inc({ kind, result });
+    },
+    report(kind, result) {
+      reports.inc({ kind, result });
+    },
+  };
+}
+
+export function reportResultForStatus(status: number): ReportResult {
+  if (status < 400) return 'ok';
+  if (status === 401) return 'unauthorized';
+  if (status >= 500) return 'error';
+  return 'rejected';
+}

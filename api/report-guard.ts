@@ -1,0 +1,42 @@
+// What every report route (legacy and v2) shares: the token check before the body is read, the
+// per-host rate limit (keyed by the reporting instance id, so one broken daemon cannot starve the
+// rest), and the report kind that `reports_received_total` counts the answer under.
+import type { FastifyRequest, onRequestHookHandler } from 'fastify';
+import { checkReportAuth, currentToken, WWW_AUTHENTICATE } from './auth.js';
+import type { ApiContext } from './context.js';
+import type { ReportKind } from './metrics.js';
+
+/** The instance id a report comes from: URL, v2 body, or the legacy map's first entry; else the peer address. */
+export function reportRateLimitKey(req: FastifyRequest): string {
+  const params = req.params as { instance_id?: unknown } | undefined;
+  if (typeof params?.instance_id === 'string') return `host:${params.instance_id}`;
+  const body = req.body as Record<string, unknown> | undefined;
+  if (body && typeof body === 'object') {
+    const host = (body as { host?: { instance_id?: unknown } }).host;
+    if (host && typeof host.instance_id === 'string') return `host:${host.instance_id}`;
+    const first = Object.values(body)[0] as { instance_id?: unknown } | undefined;
+    if (first && typeof first === 'object' && typeof first.instance_id === 'string' && first.instance_id) return `host:${first.instance_id}`;
+  }
+  return `ip:${req.ip}`;
+}
+
+export function reportRouteOptions(ctx: ApiContext, kind: ReportKind) {
+  const authenticate: onRequestHookHandler = (req, reply, done) => {
+    const expected = currentToken(ctx.reportToken);
+    if (expected === undefined) return done();
+    try {
+      checkReportAuth(req.headers.authorization, expected);
+      done();
+    } catch (err) {
+      reply.header('www-authenticate', WWW_AUTHENTICATE);
+      done(err as Error);
+    }
+  };
+  return {
+    onRequest: authenticate,
+    config: {
+      reportKind: kind,
+      rateLimit: { max: ctx.reportRateLimitPerMinute, timeWindow: 60_000, keyGenerator: reportRateLimitKey },
+    },
+  };
+}

@@ -1,0 +1,58 @@
+// /health (the original's text answer when healthy; 503 JSON with the reason otherwise) and /metrics.
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Registry } from 'prom-client';
+import type { ApiContext } from '../context.js';
+import { errorBody } from '../errors.js';
+import { TEXT_TYPE } from '../legacy-format.js';
+import { TextBody, errorResponses } from '../schemas.js';
+
+/** What the original server answered when healthy. */
+export const HEALTHY_BODY = 'All systems go!';
+
+export const opsRoutes: FastifyPluginAsync<ApiContext & { registry: Registry }> = async (app, ctx) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  r.get('/health', {
+    schema: {
+      summary: `200 "${HEALTHY_BODY}" when the store answers; 503 JSON with the reason otherwise`,
+      tags: ['ops'],
+      querystring: Type.Object({}),
+      response: { 200: TextBody, ...errorResponses(503) },
+    },
+  }, async (req, reply) => {
+    let reason: string | undefined;
+    try {
+      const h = await ctx.store.health();
+      if (!h.ok) reason = `store (${h.backend}) unhealthy${h.detail ? `: ${h.detail}` : ''}`;
+    } catch (err) {
+      reason = `store check failed: ${(err as Error).message}`;
+    }
+    if (!reason && ctx.health) {
+      try {
+        const extra = await ctx.health();
+        if (!extra.ok) reason = extra.detail ?? 'unhealthy';
+      } catch (err) {
+        reason = `health check failed: ${(err as Error).message}`;
+      }
+    }
+    if (reason) {
+      req.log.warn({ reason }, 'health check failed');
+      return reply.code(503).type('application/json; charset=utf-8').send(errorBody('ERR_STORE_UNAVAILABLE', reason));
+    }
+    return reply.type(TEXT_TYPE).send(HEALTHY_BODY);
+  });
+
+  r.get('/metrics', {
+    schema: {
+      summary: 'Prometheus metrics (text exposition format)',
+      tags: ['ops'],
+      querystring: Type.Object({}),
+      response: { 200: TextBody },
+    },
+  }, async (_req, reply) => {
+    const body = await ctx.registry.metrics();
+    return reply.type(ctx.registry.contentType).send(body);
+  });
+};

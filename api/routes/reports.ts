@@ -1,0 +1,103 @@
+// Report ingestion: the original agent's `POST /report/map` and `/report/event`, and the
+// reconciler's v2 routes. All need the report token when one is configured (report-guard.ts).
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import {
+  HostSnapshotSchema,
+  INSTANCE_ID,
+  SnapshotResultSchema,
+  TransitionBatchResultSchema,
+  TransitionBatchSchema,
+} from '../../wire/index.js';
+import type { ApiContext } from '../context.js';
+import { badRequest } from '../errors.js';
+import { TEXT_TYPE } from '../legacy-format.js';
+import { legacySnapshotsFromMap } from '../legacy-report.js';
+import { reportRouteOptions } from '../report-guard.js';
+import { LegacyEventSchema, LegacyMapSchema, TextBody, errorResponses } from '../schemas.js';
+
+const HostParams = Type.Object({ instance_id: Type.String({ pattern: INSTANCE_ID.source, description: 'EC2 instance id of the reporting host' }) });
+const NoQuery = Type.Object({});
+const reportErrors = errorResponses(400, 401, 413, 415, 429, 503);
+
+export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  r.post('/report/map', {
+    ...reportRouteOptions(ctx, 'legacy_map'),
+    schema: {
+      summary: "The original agent's whole container map of one host (its snapshot); answers `true`",
+      tags: ['legacy'],
+      querystring: NoQuery,
+      body: LegacyMapSchema,
+      response: { 200: TextBody, ...reportErrors },
+    },
+  }, async (req, reply) => {
+    const { snapshots, skipped } = legacySnapshotsFromMap(req.body, ctx.now());
+    // An empty map names no host, so there is nothing to replace: acknowledged, no effect (docs/api.md).
+    for (const snapshot of snapshots) {
+      const result = await ctx.store.replaceLegacySnapshot(snapshot);
+      req.log.debug({ instance_id: snapshot.host.instance_id, ...result, skipped }, 'legacy map applied');
+    }
+    return reply.type(TEXT_TYPE).send('true');
+  });
+
+  r.post('/report/event', {
+    ...reportRouteOptions(ctx, 'legacy_event'),
+    schema: {
+      summary: "The original agent's container added/removed event; answers `true`",
+      tags: ['legacy'],
+      querystring: NoQuery,
+      body: LegacyEventSchema,
+      response: { 200: TextBody, ...reportErrors },
+    },
+  }, async (req, reply) => {
+    const ms = req.body.timestamp * 1000;
+    if (ms > 8.64e15) throw badRequest('timestamp is not an epoch time');
+    await ctx.store.recordLegacyEvent({ event_id: req.body.event_id, event: req.body.event, at: new Date(ms).toISOString() }, null);
+    return reply.type(TEXT_TYPE).send('true');
+  });
+
+  r.post('/v2/hosts/:instance_id/transitions', {
+    ...reportRouteOptions(ctx, 'transitions'),
+    schema: {
+      summary: "A host's sequence-numbered transitions; idempotent (replays are acknowledged without effect)",
+      tags: ['v2 reports'],
+      params: HostParams,
+      querystring: NoQuery,
+      body: TransitionBatchSchema,
+      response: { 200: TransitionBatchResultSchema, ...reportErrors },
+    },
+  }, async (req) => {
+    if (req.body.host.instance_id !== req.params.instance_id) {
+      throw badRequest(`body host.instance_id "${req.body.host.instance_id}" differs from the URL's "${req.params.instance_id}"`);
+    }
+    for (const t of req.body.transitions) {
+      if (t.container.container_id !== t.container_id) throw badRequest(`transition seq ${t.seq}: container.container_id differs from container_id`);
+    }
+    return ctx.store.applyTransitions(req.body, ctx.now());
+  });
+
+  r.put('/v2/hosts/:instance_id/snapshot', {
+    ...reportRouteOptions(ctx, 'snapshot'),
+    schema: {
+      summary: "A host's full current state; containers of this host absent from it become gone",
+      tags: ['v2 reports'],
+      params: HostParams,
+      querystring: NoQuery,
+      body: HostSnapshotSchema,
+      response: { 200: SnapshotResultSchema, ...reportErrors },
+    },
+  }, async (req) => {
+    if (req.body.host.instance_id !== req.params.instance_id) {
+      throw badRequest(`body host.instance_id "${req.body.host.instance_id}" differs from the URL's "${req.params.instance_id}"`);
+    }
+    const ids = new Set<string>();
+    for (const c of req.body.containers) {
+      if (ids.has(c.container_id)) throw badRequest(`container ${c.container_id} appears twice in the snapshot`);
+      ids.add(c.container_id);
+    }
+    return ctx.store.replaceSnapshot(req.body, ctx.now());
+  });
+};

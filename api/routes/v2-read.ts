@@ -1,0 +1,130 @@
+// The v2 read API: JSON lookups of any id, filtered listings, history and hosts.
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { LIFECYCLE_STATES, LifecycleStateSchema, type LifecycleState } from '../../wire/index.js';
+import type { ContainerRecord } from '../../storage/store.js';
+import { linksFor, type ApiContext } from '../context.js';
+import { ambiguous, notFound } from '../errors.js';
+import { lookupId } from '../lookup.js';
+import { LOOKUP_KINDS } from '../metrics.js';
+import { StringEnum, ContainerViewSchema, HostViewSchema, TransitionRecordSchema, errorResponses } from '../schemas.js';
+
+const NoQuery = Type.Object({});
+
+export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+  const view = (rec: ContainerRecord) => ({ ...rec, links: linksFor(ctx, rec) });
+
+  r.get('/v2/lookup/:id', {
+    schema: {
+      summary: 'Look up any id: container id or unique prefix, task id, task ARN (URL-encoded) or docker name',
+      tags: ['v2'],
+      params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 2048 }) }),
+      querystring: NoQuery,
+      response: {
+        200: Type.Object({
+          query: Type.String(),
+          kind: StringEnum(LOOKUP_KINDS),
+          containers: Type.Array(ContainerViewSchema),
+        }),
+        ...errorResponses(400, 404, 409, 503),
+      },
+    },
+  }, async (req) => {
+    const answer = await lookupId(ctx.store, req.params.id, 'any', ctx.metrics);
+    if (answer.records.length === 0) throw notFound(`nothing matches ${answer.kind.replace('_', ' ')} "${answer.query}"`);
+    return { query: answer.query, kind: answer.kind, containers: answer.records.map(view) };
+  });
+
+  r.get('/v2/containers', {
+    schema: {
+      summary: 'Containers, filtered and paginated (ordered by container id)',
+      tags: ['v2'],
+      querystring: Type.Object({
+        cluster: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+        instance_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+        state: Type.Optional(LifecycleStateSchema),
+        task_family: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+        limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+        cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+      }),
+      response: {
+        200: Type.Object({ items: Type.Array(ContainerViewSchema), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+        ...errorResponses(400, 503),
+      },
+    },
+  }, async (req) => {
+    const { limit, cursor, ...filter } = req.query;
+    const page = await ctx.store.listContainers(filter, { limit, cursor });
+    return { items: page.items.map(view), next_cursor: page.next_cursor };
+  });
+
+  r.get('/v2/containers/:id/history', {
+    schema: {
+      summary: "A container's transitions, oldest first (full id or unique prefix of >= 12 hex)",
+      tags: ['v2'],
+      params: Type.Object({ id: Type.String({ pattern: '^[0-9a-fA-F]{12,64}$' }) }),
+      querystring: NoQuery,
+      response: {
+        200: Type.Object({ container_id: Type.String(), history: Type.Array(TransitionRecordSchema) }),
+        ...errorResponses(400, 404, 409, 503),
+      },
+    },
+  }, async (req) => {
+    const id = req.params.id.toLowerCase();
+    const found = await ctx.store.getContainer(id);
+    if (found.kind === 'ambiguous') {
+      throw ambiguous(`container id prefix "${id}" matches ${found.candidates.length} containers`, found.candidates);
+    }
+    if (found.kind === 'missing') throw notFound(`no container with id ${id}`);
+    return { container_id: found.record.container_id, history: await ctx.store.history(found.record.container_id) };
+  });
+
+  r.get('/v2/hosts', {
+    schema: {
+      summary: 'Reporting hosts with seconds since their last report, staleness and containers by state',
+      tags: ['v2'],
+      querystring: NoQuery,
+      response: { 200: Type.Object({ hosts: Type.Array(HostViewSchema) }), ...errorResponses(503) },
+    },
+  }, async () => {
+    const hosts = await ctx.store.listHosts();
+    const counts = await containersByHostAndState(ctx);
+    const now = ctx.now().getTime();
+    return {
+      hosts: hosts.map((h) => {
+        const seconds = Math.max(0, (now - Date.parse(h.last_report_at)) / 1000);
+        return {
+          ...h,
+          seconds_since_report: Math.round(seconds * 1000) / 1000,
+          stale: seconds * 1000 > ctx.hostStaleAfterMs,
+          containers_by_state: counts.get(h.instance_id) ?? zeroCounts(),
+        };
+      }),
+    };
+  });
+};
+
+function zeroCounts(): Record<LifecycleState, number> {
+  return Object.fromEntries(LIFECYCLE_STATES.map((s) => [s, 0])) as Record<LifecycleState, number>;
+}
+
+/**
+ * Counts every container by host and state in one paged pass. The Store has no per-host count
+ * (countByState is per cluster); this route is for operators, not a hot path.
+ */
+async function containersByHostAndState(ctx: ApiContext): Promise<Map<string, Record<LifecycleState, number>>> {
+  const counts = new Map<string, Record<LifecycleState, number>>();
+  let cursor: string | undefined;
+  do {
+    const page = await ctx.store.listContainers({}, { limit: 1000, cursor });
+    for (const rec of page.items) {
+      let c = counts.get(rec.instance_id);
+      if (!c) counts.set(rec.instance_id, (c = zeroCounts()));
+      c[rec.state]++;
+    }
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor);
+  return counts;
+}

@@ -1,0 +1,68 @@
+// The lookup web page: the few static files of a folder (api/web/, owned by the page's author)
+// served at `/`. No directory listing, no path outside the folder, 404 JSON when a file (or the
+// whole folder) is absent. Files are read on each request: the folder is small and rarely hit.
+import { readFile, stat } from 'node:fs/promises';
+import { extname, resolve, sep } from 'node:path';
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { notFound } from '../errors.js';
+import { errorResponses } from '../schemas.js';
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.txt': 'text/plain; charset=utf-8',
+  '.webmanifest': 'application/manifest+json',
+};
+
+/** The file a URL path names inside root, or undefined when it would leave root or is not a plain name. */
+export function webFilePath(root: string, urlPath: string): string | undefined {
+  const rel = urlPath === '' || urlPath.endsWith('/') ? `${urlPath}index.html` : urlPath;
+  if (rel.includes('\0') || rel.includes('\\')) return undefined;
+  const segments = rel.split('/');
+  // No empty segments, no `.`/`..`, no hidden files.
+  if (segments.some((s) => s === '' || s.startsWith('.'))) return undefined;
+  const base = resolve(root);
+  const full = resolve(base, ...segments);
+  return full.startsWith(base + sep) ? full : undefined;
+}
+
+export const webRoutes: FastifyPluginAsync<{ webRoot?: string }> = async (app, opts) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+  r.get('/*', {
+    schema: {
+      summary: 'The lookup web page and its assets (api/web/)',
+      tags: ['web'],
+      hide: true,
+      params: Type.Object({ '*': Type.String({ maxLength: 512 }) }),
+      querystring: Type.Object({}),
+      response: { 200: Type.Unknown(), ...errorResponses(404) },
+    },
+  }, async (req, reply) => {
+    const wanted = req.params['*'];
+    const path = opts.webRoot ? webFilePath(opts.webRoot, wanted) : undefined;
+    const missing = () => notFound(`no such page: /${wanted.slice(0, 200)}`);
+    if (!path) throw missing();
+    try {
+      const st = await stat(path);
+      if (!st.isFile()) throw missing();
+      const body = await readFile(path);
+      return reply
+        .type(CONTENT_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream')
+        .header('x-content-type-options', 'nosniff')
+        .header('cache-control', 'no-cache')
+        .send(body);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') throw missing();
+      throw err;
+    }
+  });
+};

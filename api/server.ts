@@ -1,0 +1,119 @@
+// buildServer(deps): the whole HTTP API as a Fastify instance that never listens (api/main.ts
+// listens; tests use inject()). Everything it needs is passed in: store, metrics registry, logger,
+// clock, settings.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { Logger, LoggerOptions } from 'pino';
+import type { Registry } from 'prom-client';
+import type { LinkTemplate } from '../config/index.js';
+import type { Store } from '../storage/store.js';
+import { currentToken, type ReportTokenSource } from './auth.js';
+import type { ApiContext, ExtraHealthCheck } from './context.js';
+import { errorBody, errorHandler, rateLimited } from './errors.js';
+import { createApiMetrics, packageVersion, reportResultForStatus } from './metrics.js';
+import { legacyQueryRoutes } from './routes/legacy-query.js';
+import { opsRoutes } from './routes/ops.js';
+import { reportRoutes } from './routes/reports.js';
+import { v2ReadRoutes } from './routes/v2-read.js';
+import { webRoutes } from './routes/web.js';
+
+export interface ServerDeps {
+  store: Store;
+  registry: Registry;
+  /** A pino logger, pino options, or false for none. */
+  logger: Logger | LoggerOptions | false;
+  links: LinkTemplate[];
+  cadvisorPort: number;
+  /** The report token, or a function returning the current one (Vault may rotate it). Unset: reports are open. */
+  reportToken?: ReportTokenSource;
+  hostStaleAfterMs: number;
+  bodyLimitBytes: number;
+  reportRateLimitPerMinute: number;
+  now?: () => Date;
+  /** Folder of the lookup web page served at `/` (api/web/); absent → `/` answers 404 JSON. */
+  webRoot?: string;
+  health?: ExtraHealthCheck;
+  /** Slow-client limits in ms (defaults: whole request 15 s, idle socket 30 s, keep-alive 5 s). */
+  requestTimeoutMs?: number;
+  connectionTimeoutMs?: number;
+  keepAliveTimeoutMs?: number;
+}
+
+function isLogger(value: ServerDeps['logger']): value is Logger {
+  return typeof value === 'object' && value !== null && typeof (value as Logger).child === 'function';
+}
+
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const options: FastifyServerOptions = {
+    bodyLimit: deps.bodyLimitBytes,
+    requestTimeout: deps.requestTimeoutMs ?? 15_000,
+    connectionTimeout: deps.connectionTimeoutMs ?? 30_000,
+    keepAliveTimeout: deps.keepAliveTimeoutMs ?? 5_000,
+    // Task ARNs (URL-encoded in /v2/lookup/:id) are longer than find-my-way's default of 100.
+    routerOptions: { maxParamLength: 2048 },
+    // additionalProperties:false must reject, not silently strip; query strings still need coercion.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  };
+  const logging = isLogger(deps.logger) ? { loggerInstance: deps.logger } : { logger: deps.logger as FastifyServerOptions['logger'] };
+  const app = Fastify({ ...options, ...logging } as FastifyServerOptions) as unknown as FastifyInstance;
+
+  const metrics = createApiMetrics(deps.registry, deps.store, app.log);
+  const ctx: ApiContext = {
+    store: deps.store,
+    metrics,
+    links: deps.links,
+    cadvisorPort: deps.cadvisorPort,
+    reportToken: deps.reportToken,
+    hostStaleAfterMs: deps.hostStaleAfterMs,
+    reportRateLimitPerMinute: deps.reportRateLimitPerMinute,
+    now: deps.now ?? (() => new Date()),
+    health: deps.health,
+  };
+  if (currentToken(deps.reportToken) === undefined) {
+    app.log.warn('no report token configured: report routes accept unauthenticated reports (set --report-token)');
+  }
+
+  app.setErrorHandler((err, req, reply) => errorHandler(err, req, reply));
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).type('application/json; charset=utf-8').send(errorBody('ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0].slice(0, 200)} not found`));
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.observeRequest(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
+    const kind = req.routeOptions.config?.reportKind;
+    if (kind) metrics.report(kind, reportResultForStatus(reply.statusCode));
+  });
+
+  await app.register(rateLimit, {
+    global: false,
+    // After the body is parsed, so a legacy map's instance_id can key the limit.
+    hook: 'preHandler',
+    errorResponseBuilder: (_req, context) => rateLimited(`report rate limit of ${context.max} per minute exceeded for this host; retry in ${context.after}`),
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'ECS ID Mapper',
+        version: packageVersion(),
+        description: 'A live map between Amazon ECS tasks and Docker containers: the original REST routes, the v2 JSON API, reports and metrics.',
+      },
+      components: {
+        securitySchemes: {
+          reportToken: { type: 'http', scheme: 'bearer', description: 'The --report-token (Basic auth with the token as password also works).' },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  await app.register(legacyQueryRoutes, ctx);
+  await app.register(reportRoutes, ctx);
+  await app.register(v2ReadRoutes, ctx);
+  await app.register(opsRoutes, { ...ctx, registry: deps.registry });
+  await app.register(webRoutes, { webRoot: deps.webRoot });
+  return app;
+}

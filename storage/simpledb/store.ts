@@ -1,0 +1,642 @@
+// The SimpleDB Store, for fleets running several stateless API replicas.
+//
+// Layout: `<prefix>_containers_<n>` holds container records (item name = container id), sharded by
+// the id's first 32 bits (Docker ids are SHA-256 output, so this is a uniform hash, and every
+// ≥12-character prefix lands in exactly one shard); `<prefix>_transitions` holds history, and
+// `<prefix>_hosts` one item per instance. Values are encoded by ./encoding.ts.
+//
+// Concurrency: every record and host item carries `ver`; each write is a PutAttributes with
+// `Expected ver = <the version read>` (or "ver does not exist" for a new item). When another replica
+// wrote first (ConditionalCheckFailed) the item is re-read consistently and the decision is made
+// again from the fresh record, so the record's seq guard (storage/records.ts, the same rules as
+// SQLite) holds across replicas: replays and concurrent writers never regress a record. History
+// items have deterministic names (host + seq for transitions, a content hash otherwise), so a
+// replayed write lands on the same item instead of adding a row.
+//
+// Consistency: point lookups and the reads behind every write are ConsistentRead (read-your-writes
+// across replicas); listings, host lists and counts are eventually consistent. A read cache
+// (./cache.ts) answers repeated lookups and is invalidated by this process's writes.
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  CONTAINER_ID,
+  CONTAINER_ID_PREFIX,
+  LIFECYCLE_STATES,
+  TASK_ARN,
+  TASK_ID,
+  taskIdFromArn,
+  type HostIdentity,
+  type HostSnapshot,
+  type LifecycleState,
+  type SnapshotResult,
+  type TransitionBatch,
+  type TransitionBatchResult,
+} from '../../wire/index.js';
+import { goneRecord, nextRecord, normaliseIso, recordChanged } from '../records.js';
+import {
+  InvalidCursorError,
+  StoreUnavailableError,
+  type ContainerFilter,
+  type ContainerLookup,
+  type ContainerRecord,
+  type HostRecord,
+  type LegacyEvent,
+  type LegacySnapshot,
+  type Page,
+  type PageRequest,
+  type StateCount,
+  type Store,
+  type StoreHealth,
+  type TransitionRecord,
+} from '../store.js';
+import { ReadCache } from './cache.js';
+import { SimpleDbError, SimpleDbLimitError, type Attribute, type Item, type ReplaceableAttribute, type SimpleDbClient } from './client.js';
+import { attributeValue, documentAttributes, indexValue, padNumber, readDocument } from './encoding.js';
+import type { SimpleDbStoreMetrics } from './metrics.js';
+import { buildSelect, ITEM_NAME, prefixUpperBound, type Predicate } from './select.js';
+
+/** How many candidates an ambiguous prefix lists at most (as SQLite). */
+export const MAX_CANDIDATES = 20;
+const MAX_PAGE = 1000;
+const LIVE_STATES: readonly LifecycleState[] = ['pending', 'running', 'stopping', 'stopped'];
+/** Conditional-write attempts before a hot item is reported as unavailable. */
+const MAX_WRITE_ATTEMPTS = 8;
+
+export interface SimpleDbStoreOptions {
+  client: SimpleDbClient;
+  prefix: string;
+  shards: number;
+  /** Cache TTL; 0 disables the cache. */
+  cacheTtlMs: number;
+  metrics?: SimpleDbStoreMetrics;
+  logger?: Logger;
+  /** Requests in flight per store operation (default 8). */
+  concurrency?: number;
+  /** Monotonic ms clock for the cache (tests). */
+  nowMs?: () => number;
+}
+
+export interface SimpleDbDomains {
+  containers: string[];
+  transitions: string;
+  hosts: string;
+}
+
+export function domainNames(prefix: string, shards: number): SimpleDbDomains {
+  return {
+    containers: Array.from({ length: shards }, (_, n) => `${prefix}_containers_${n}`),
+    transitions: `${prefix}_transitions`,
+    hosts: `${prefix}_hosts`,
+  };
+}
+
+interface Versioned<T> {
+  record: T;
+  ver: string;
+}
+
+/** What a write decision returns: the new record, or null to leave the item as it is. */
+type Decide = (existing: ContainerRecord | undefined) => ContainerRecord | null;
+
+interface HistoryRow {
+  itemName: string;
+  record: TransitionRecord;
+}
+
+// --- cursors ---------------------------------------------------------------------------------
+
+const CURSOR_PREFIX = 'sdb1:';
+
+export function encodeCursor(lastContainerId: string): string {
+  return Buffer.from(CURSOR_PREFIX + lastContainerId, 'utf8').toString('base64url');
+}
+
+export function decodeCursor(cursor: string): string {
+  if (!/^[A-Za-z0-9_-]{1,200}$/.test(cursor)) throw new InvalidCursorError(cursor);
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const id = text.slice(CURSOR_PREFIX.length);
+  if (!text.startsWith(CURSOR_PREFIX) || !CONTAINER_ID.test(id) || encodeCursor(id) !== cursor) throw new InvalidCursorError(cursor);
+  return id;
+}
+
+// --- helpers ---------------------------------------------------------------------------------
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+function decodeIndex(value: string | undefined): string | null {
+  return value === undefined || value === '-' ? null : value.slice(1);
+}
+
+function isConditionalFailure(err: unknown): boolean {
+  return err instanceof SimpleDbError && (err.code === 'ConditionalCheckFailed' || err.code === 'AttributeDoesNotExist');
+}
+
+function byContainerId(a: ContainerRecord, b: ContainerRecord): number {
+  return a.container_id < b.container_id ? -1 : a.container_id > b.container_id ? 1 : 0;
+}
+
+function nextVer(ver: string | undefined): string {
+  return padNumber((ver === undefined ? 0 : Number(ver)) + 1);
+}
+
+function expectedVer(ver: string | undefined) {
+  return ver === undefined ? ({ name: 'ver', exists: false } as const) : { name: 'ver', value: ver };
+}
+
+// --- the store -------------------------------------------------------------------------------
+
+export class SimpleDbStore implements Store {
+  readonly backend = 'simpledb' as const;
+  readonly domains: SimpleDbDomains;
+  readonly cache: ReadCache;
+  private readonly client: SimpleDbClient;
+  private readonly concurrency: number;
+  private readonly logger?: Logger;
+  /** Orders history rows with equal `at` by when this process wrote them. */
+  private stampCounter = 0;
+  private closed = false;
+
+  constructor(private readonly opts: SimpleDbStoreOptions) {
+    this.client = opts.client;
+    this.domains = domainNames(opts.prefix, opts.shards);
+    this.concurrency = opts.concurrency ?? 8;
+    this.logger = opts.logger;
+    this.cache = new ReadCache({ ttlMs: opts.cacheTtlMs, metrics: opts.metrics, ...(opts.nowMs ? { nowMs: opts.nowMs } : {}) });
+  }
+
+  /** Creates missing domains (CreateDomain is idempotent) or checks they all exist. */
+  async ensureDomains(create: boolean): Promise<void> {
+    const all = [...this.domains.containers, this.domains.transitions, this.domains.hosts];
+    await this.run('open', async () => {
+      if (create) {
+        await mapLimit(all, this.concurrency, (d) => this.client.createDomain(d));
+        return;
+      }
+      const existing = new Set(await this.client.listAllDomains());
+      const missing = all.filter((d) => !existing.has(d));
+      if (missing.length > 0) {
+        throw new StoreUnavailableError(`SimpleDB domains missing at ${this.client.endpoint.origin}: ${missing.join(', ')} (create them, or add create_domains=true to --store)`);
+      }
+    });
+  }
+
+  shardOf(containerIdOrPrefix: string): string {
+    return this.domains.containers[Number.parseInt(containerIdOrPrefix.slice(0, 8), 16) % this.opts.shards];
+  }
+
+  // --- writes --------------------------------------------------------------------------------
+
+  async applyTransitions(batch: TransitionBatch, receivedAt: Date): Promise<TransitionBatchResult> {
+    return this.run('applyTransitions', async () => {
+      const host = batch.host;
+      const receivedIso = receivedAt.toISOString();
+      const hostItem = await this.readHost(host.instance_id);
+      let lastSeq = hostItem?.record.last_seq ?? 0;
+      let duplicates = 0;
+      const accepted = [];
+      for (const t of [...batch.transitions].sort((a, b) => a.seq - b.seq)) {
+        if (t.seq <= lastSeq) {
+          duplicates++;
+          continue;
+        }
+        lastSeq = t.seq;
+        accepted.push(t);
+      }
+      // History first: its item names are fixed by (host, seq), so a crash before the host's
+      // last_seq moves replays onto the same items.
+      await this.putHistory(
+        accepted.map((t) => ({
+          itemName: `s:${host.instance_id}:${padNumber(t.seq)}`,
+          record: { container_id: t.container_id, from: t.from, to: t.to, at: normaliseIso(t.at), host: host.instance_id, seq: t.seq, reason: t.reason },
+        })),
+        receivedAt,
+      );
+      const byContainer = new Map<string, typeof accepted>();
+      for (const t of accepted) {
+        const list = byContainer.get(t.container.container_id) ?? [];
+        list.push(t);
+        byContainer.set(t.container.container_id, list);
+      }
+      await mapLimit([...byContainer], this.concurrency, ([id, transitions]) =>
+        this.updateContainer(id, (existing) => {
+          let record = existing;
+          for (const t of transitions) {
+            // A later snapshot already holds this container's newer state: history only.
+            if (record && record.instance_id === host.instance_id && record.seq >= t.seq) continue;
+            record = nextRecord(record, t.container, { host, state: t.to, seq: t.seq, eventAt: normaliseIso(t.at), receivedAt: receivedIso });
+          }
+          return record === existing ? null : (record ?? null);
+        }),
+      );
+      await this.writeHost(host, { receivedAt: receivedIso, lastSeq, snapshotAt: null, reporter: 'reconciler' }, hostItem);
+      return { applied: accepted.length, duplicates, acked_seq: lastSeq };
+    });
+  }
+
+  async replaceSnapshot(snapshot: HostSnapshot, receivedAt: Date): Promise<SnapshotResult> {
+    const takenAt = normaliseIso(snapshot.taken_at);
+    const entries = snapshot.containers.map((container) => ({ container, eventAt: takenAt, taskIdRaw: null, legacyKey: null }));
+    return this.run('replaceSnapshot', () => this.replaceHost(snapshot.host, snapshot.seq, entries, receivedAt.toISOString(), takenAt, 'reconciler'));
+  }
+
+  async replaceLegacySnapshot(snapshot: LegacySnapshot): Promise<SnapshotResult> {
+    const receivedAt = normaliseIso(snapshot.received_at);
+    const entries = snapshot.containers.map((container) => ({
+      container,
+      eventAt: normaliseIso(container.sampled_at),
+      taskIdRaw: container.task_id_raw,
+      legacyKey: container.legacy_key,
+    }));
+    // Legacy reports carry no sequence numbers: seq 0, so records a reconciler owns (seq > 0) are skipped.
+    return this.run('replaceLegacySnapshot', () => this.replaceHost(snapshot.host, 0, entries, receivedAt, receivedAt, 'legacy'));
+  }
+
+  private async replaceHost(
+    host: HostIdentity,
+    seq: number,
+    entries: Array<{ container: HostSnapshot['containers'][number] | LegacySnapshot['containers'][number]; eventAt: string; taskIdRaw: string | null; legacyKey: string | null }>,
+    receivedAt: string,
+    takenAt: string,
+    reporter: HostRecord['reporter'],
+  ): Promise<SnapshotResult> {
+    const result: SnapshotResult = { upserted: 0, gone: 0, skipped: 0 };
+    const history: TransitionRecord[] = [];
+    // This host's live records in one select per shard: the snapshot's entries mostly are these,
+    // and the absent ones are what becomes gone.
+    const live = new Map(
+      (await this.selectContainers([{ attr: 'instance_id', op: '=', value: indexValue(host.instance_id) }, { attr: 'state', op: 'in', values: LIVE_STATES.map(indexValue) }], true)).map((v) => [
+        v.record.container_id,
+        v,
+      ]),
+    );
+    const present = new Set<string>();
+    await mapLimit(entries, this.concurrency, async ({ container, eventAt, taskIdRaw, legacyKey }) => {
+      present.add(container.container_id);
+      let skipped = false;
+      const { before, after } = await this.updateContainer(
+        container.container_id,
+        (existing) => {
+          const sameHost = existing !== undefined && existing.instance_id === host.instance_id;
+          skipped = sameHost && existing.seq > seq;
+          if (skipped) return null;
+          return nextRecord(existing, container, { host, state: container.state, seq: sameHost ? Math.max(existing.seq, seq) : seq, eventAt, receivedAt, taskIdRaw, legacyKey });
+        },
+        live.get(container.container_id),
+      );
+      if (skipped || !after) {
+        result.skipped++;
+        return;
+      }
+      if (!before || recordChanged(before, after)) result.upserted++;
+      if (before?.state !== after.state) {
+        history.push({ container_id: after.container_id, from: before?.state ?? null, to: after.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' });
+      }
+    });
+    const absent = [...live.values()].filter((v) => !present.has(v.record.container_id));
+    await mapLimit(absent, this.concurrency, async (item) => {
+      let outcome = 'none' as 'gone' | 'skipped' | 'none';
+      const { before } = await this.updateContainer(
+        item.record.container_id,
+        (existing) => {
+          outcome = 'none';
+          if (!existing || existing.instance_id !== host.instance_id || !LIVE_STATES.includes(existing.state)) return null;
+          if (existing.seq > seq) {
+            outcome = 'skipped';
+            return null;
+          }
+          outcome = 'gone';
+          return goneRecord(existing, seq, receivedAt);
+        },
+        item,
+      );
+      if (outcome === 'skipped') result.skipped++;
+      if (outcome === 'gone' && before) {
+        result.gone++;
+        history.push({ container_id: before.container_id, from: before.state, to: 'gone', at: takenAt, host: host.instance_id, seq: null, reason: 'snapshot' });
+      }
+    });
+    await this.putHistory(
+      history.map((record) => ({ itemName: `x:${createHash('sha256').update(JSON.stringify(record)).digest('hex')}`, record })),
+      new Date(receivedAt),
+    );
+    await this.writeHost(host, { receivedAt, lastSeq: 0, snapshotAt: receivedAt, reporter });
+    return result;
+  }
+
+  async recordLegacyEvent(event: LegacyEvent, host: string | null): Promise<void> {
+    const at = normaliseIso(event.at);
+    await this.run('recordLegacyEvent', async () => {
+      // Events whose key matches no stored record are dropped: history rows belong to a container,
+      // and the next report map brings the container anyway.
+      const matches = await this.selectContainers([{ attr: 'legacy_key', op: '=', value: indexValue(event.event_id) }], true);
+      if (matches.length === 0) return;
+      const row = matches.map((m) => m.record).sort((a, b) => (a.last_seen < b.last_seen ? 1 : a.last_seen > b.last_seen ? -1 : 0))[0];
+      const record: TransitionRecord = { container_id: row.container_id, from: null, to: null, at, host: host ?? row.instance_id, seq: null, reason: `legacy.${event.event}` };
+      const itemName = `e:${createHash('sha256').update(JSON.stringify([record, event.event_id])).digest('hex')}`;
+      await this.putHistory([{ itemName, record }], new Date());
+    });
+  }
+
+  async purgeGone(goneBefore: Date): Promise<number> {
+    const cutoff = indexValue(goneBefore.toISOString());
+    return this.run('purgeGone', async () => {
+      const gone = await this.selectContainers(
+        [
+          { attr: 'state', op: '=', value: indexValue('gone') },
+          { attr: 'gone_at', op: '>', value: indexValue('') },
+          { attr: 'gone_at', op: '<', value: cutoff },
+        ],
+        true,
+      );
+      const purged = await mapLimit(gone, this.concurrency, async ({ record, ver }) => {
+        try {
+          // Conditional: a container that came back since the select keeps its record.
+          await this.client.deleteAttributes(this.shardOf(record.container_id), record.container_id, [], { name: 'ver', value: ver });
+        } catch (err) {
+          if (isConditionalFailure(err)) return 0;
+          throw err;
+        }
+        this.cache.recordWritten(record, undefined);
+        const historyItems = await this.client.selectAll(
+          buildSelect({ output: 'itemName()', domain: this.domains.transitions, where: [{ attr: 'container_id', op: '=', value: indexValue(record.container_id) }] }),
+          { consistentRead: true },
+        );
+        for (const part of chunk(historyItems, 25)) {
+          await this.client.batchDeleteAttributes(this.domains.transitions, part.map((i) => ({ name: i.name })));
+        }
+        this.cache.historyWritten(record.container_id);
+        return 1;
+      });
+      return purged.reduce<number>((a, b) => a + b, 0);
+    });
+  }
+
+  // --- reads ---------------------------------------------------------------------------------
+
+  async getContainer(idOrPrefix: string): Promise<ContainerLookup> {
+    if (!CONTAINER_ID_PREFIX.test(idOrPrefix)) return { kind: 'missing' };
+    return this.run('getContainer', () =>
+      this.cache.container(idOrPrefix, async (): Promise<ContainerLookup> => {
+        if (idOrPrefix.length === 64) {
+          const found = await this.readContainer(idOrPrefix);
+          return found ? { kind: 'found', record: found.record } : { kind: 'missing' };
+        }
+        const upper = prefixUpperBound(idOrPrefix);
+        const where: Predicate[] = [{ attr: ITEM_NAME, op: '>=', value: idOrPrefix }];
+        if (upper !== undefined) where.push({ attr: ITEM_NAME, op: '<', value: upper });
+        const items = await this.client.selectAll(
+          buildSelect({ output: '*', domain: this.shardOf(idOrPrefix), where, orderBy: { attr: ITEM_NAME }, limit: MAX_CANDIDATES }),
+          { consistentRead: true, maxItems: MAX_CANDIDATES },
+        );
+        const records = items.map((i) => this.decodeContainer(i)).filter((v): v is Versioned<ContainerRecord> => v !== undefined);
+        if (records.length === 0) return { kind: 'missing' };
+        if (records.length > 1) return { kind: 'ambiguous', candidates: records.map((r) => r.record.container_id).sort() };
+        return { kind: 'found', record: records[0].record };
+      }),
+    );
+  }
+
+  async findByTask(taskIdOrArn: string): Promise<ContainerRecord[]> {
+    let id: string | undefined;
+    if (TASK_ID.test(taskIdOrArn)) id = taskIdOrArn;
+    else if (TASK_ARN.test(taskIdOrArn)) id = taskIdFromArn(taskIdOrArn);
+    if (id === undefined) return [];
+    const taskId = id;
+    const records = await this.run('findByTask', () =>
+      this.cache.task(taskId, async () => (await this.selectContainers([{ attr: 'task_id', op: '=', value: indexValue(taskId) }], true)).map((v) => v.record).sort(byContainerId)),
+    );
+    // Legacy records know the bare id but no ARN; a record with another ARN is another task.
+    return taskId === taskIdOrArn ? records : records.filter((r) => r.task_arn === null || r.task_arn === taskIdOrArn);
+  }
+
+  async findByDockerName(dockerName: string): Promise<ContainerRecord[]> {
+    return this.run('findByDockerName', () =>
+      this.cache.dockerName(dockerName, async () =>
+        (await this.selectContainers([{ attr: 'docker_name', op: '=', value: indexValue(dockerName) }], true)).map((v) => v.record).sort(byContainerId),
+      ),
+    );
+  }
+
+  async listContainers(filter: ContainerFilter, page: PageRequest): Promise<Page<ContainerRecord>> {
+    const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
+    const limit = Math.min(MAX_PAGE, Math.max(1, Math.trunc(page.limit) || 1));
+    return this.run('listContainers', async () => {
+      const where: Predicate[] = [];
+      for (const key of ['cluster', 'instance_id', 'state', 'task_family'] as const) {
+        const v = filter[key];
+        if (v !== undefined) where.push({ attr: key, op: '=', value: indexValue(v) });
+      }
+      where.push({ attr: ITEM_NAME, op: '>', value: after ?? '' });
+      // A k-way merge: each shard returns its next limit+1 ids in order; the page is the smallest.
+      const perShard = await mapLimit(this.domains.containers, this.concurrency, (domain) =>
+        this.client.selectAll(buildSelect({ output: '*', domain, where, orderBy: { attr: ITEM_NAME }, limit: Math.min(2500, limit + 1) }), { maxItems: limit + 1 }),
+      );
+      const rows = perShard
+        .flat()
+        .map((i) => this.decodeContainer(i)?.record)
+        .filter((r): r is ContainerRecord => r !== undefined)
+        .sort(byContainerId)
+        .slice(0, limit + 1);
+      const items = rows.slice(0, limit);
+      return { items, next_cursor: rows.length > limit ? encodeCursor(items[items.length - 1].container_id) : null };
+    });
+  }
+
+  async history(containerId: string): Promise<TransitionRecord[]> {
+    return this.run('history', () =>
+      this.cache.history(containerId, async () => {
+        const items = await this.client.selectAll(
+          buildSelect({ output: '*', domain: this.domains.transitions, where: [{ attr: 'container_id', op: '=', value: indexValue(containerId) }] }),
+          { consistentRead: true },
+        );
+        return items
+          .map((i) => ({ record: readDocument<TransitionRecord>(i.attributes), key: `${attributeValue(i.attributes, 'at') ?? ''}|${attributeValue(i.attributes, 'stamp') ?? ''}` }))
+          .filter((r): r is { record: TransitionRecord; key: string } => r.record !== undefined)
+          .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+          .map((r) => r.record);
+      }),
+    );
+  }
+
+  async listHosts(): Promise<HostRecord[]> {
+    return this.run('listHosts', async () => {
+      const items = await this.client.selectAll(buildSelect({ output: '*', domain: this.domains.hosts }));
+      return items
+        .map((i) => readDocument<HostRecord>(i.attributes))
+        .filter((h): h is HostRecord => h !== undefined)
+        .sort((a, b) => (a.instance_id < b.instance_id ? -1 : a.instance_id > b.instance_id ? 1 : 0));
+    });
+  }
+
+  async countByState(): Promise<StateCount[]> {
+    return this.run('countByState', async () => {
+      const perShard = await mapLimit(this.domains.containers, this.concurrency, (domain) => this.client.selectAll(buildSelect({ output: ['state', 'cluster'], domain })));
+      const counts = new Map<string, StateCount>();
+      for (const item of perShard.flat()) {
+        const state = decodeIndex(attributeValue(item.attributes, 'state')) as LifecycleState | null;
+        if (state === null || !LIFECYCLE_STATES.includes(state)) continue;
+        const cluster = decodeIndex(attributeValue(item.attributes, 'cluster'));
+        const key = JSON.stringify([state, cluster]);
+        const entry = counts.get(key) ?? { state, cluster, count: 0 };
+        entry.count++;
+        counts.set(key, entry);
+      }
+      return [...counts.values()].sort((a, b) => (a.state !== b.state ? (a.state < b.state ? -1 : 1) : (a.cluster ?? '') < (b.cluster ?? '') ? -1 : (a.cluster ?? '') > (b.cluster ?? '') ? 1 : 0));
+    });
+  }
+
+  async health(): Promise<StoreHealth> {
+    if (this.closed) return { ok: false, backend: 'simpledb', detail: 'store is closed' };
+    try {
+      await this.client.domainMetadata(this.domains.hosts);
+      return { ok: true, backend: 'simpledb' };
+    } catch (err) {
+      return { ok: false, backend: 'simpledb', detail: (err as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.cache.clear();
+    await this.client.close();
+  }
+
+  // --- items ---------------------------------------------------------------------------------
+
+  private decodeContainer(item: Item): Versioned<ContainerRecord> | undefined {
+    const record = readDocument<ContainerRecord>(item.attributes);
+    const ver = attributeValue(item.attributes, 'ver');
+    return record && ver !== undefined ? { record, ver } : undefined;
+  }
+
+  private async readContainer(id: string): Promise<Versioned<ContainerRecord> | undefined> {
+    const attrs = await this.client.getAttributes(this.shardOf(id), id, { consistentRead: true });
+    return this.decodeContainer({ name: id, attributes: attrs });
+  }
+
+  private async selectContainers(where: Predicate[], consistentRead: boolean): Promise<Versioned<ContainerRecord>[]> {
+    const perShard = await mapLimit(this.domains.containers, this.concurrency, (domain) => this.client.selectAll(buildSelect({ output: '*', domain, where }), { consistentRead }));
+    return perShard
+      .flat()
+      .map((i) => this.decodeContainer(i))
+      .filter((v): v is Versioned<ContainerRecord> => v !== undefined);
+  }
+
+  private containerAttributes(r: ContainerRecord, ver: string): ReplaceableAttribute[] {
+    const index = (name: string, value: string | null): ReplaceableAttribute => ({ name, value: indexValue(value), replace: true });
+    return [
+      ...documentAttributes(r),
+      { name: 'ver', value: ver, replace: true },
+      index('instance_id', r.instance_id),
+      index('state', r.state),
+      index('cluster', r.cluster),
+      index('task_family', r.task_family),
+      index('task_id', r.task_id),
+      index('docker_name', r.docker_name),
+      index('legacy_key', r.legacy_key),
+      index('gone_at', r.gone_at),
+    ];
+  }
+
+  /**
+   * Read (unless `initial` is given), decide, conditionally write; on a conflict re-read and decide
+   * again. Returns the record before and after (after undefined when the decision left it alone).
+   */
+  private async updateContainer(id: string, decide: Decide, initial?: Versioned<ContainerRecord>): Promise<{ before?: ContainerRecord; after?: ContainerRecord }> {
+    let current = initial ?? (await this.readContainer(id));
+    for (let attempt = 1; ; attempt++) {
+      const next = decide(current?.record);
+      if (next === null) return { before: current?.record };
+      const ver = nextVer(current?.ver);
+      try {
+        await this.client.putAttributes(this.shardOf(id), id, this.containerAttributes(next, ver), expectedVer(current?.ver));
+        this.cache.recordWritten(current?.record, next);
+        return { before: current?.record, after: next };
+      } catch (err) {
+        if (!isConditionalFailure(err) || attempt >= MAX_WRITE_ATTEMPTS) throw err;
+        this.logger?.debug({ container_id: id, attempt }, 'simpledb: concurrent write, re-reading');
+        current = await this.readContainer(id);
+      }
+    }
+  }
+
+  private async putHistory(rows: HistoryRow[], writtenAt: Date): Promise<void> {
+    if (rows.length === 0) return;
+    const items = rows.map((row) => ({
+      name: row.itemName,
+      attributes: [
+        ...documentAttributes(row.record),
+        { name: 'container_id', value: indexValue(row.record.container_id), replace: true },
+        { name: 'at', value: row.record.at, replace: true },
+        { name: 'stamp', value: `${padNumber(writtenAt.getTime())}:${padNumber(this.stampCounter++)}`, replace: true },
+      ],
+    }));
+    await mapLimit(chunk(items, 25), this.concurrency, (part) => this.client.batchPutAttributes(this.domains.transitions, part));
+    for (const row of rows) this.cache.historyWritten(row.record.container_id);
+  }
+
+  private async readHost(instanceId: string): Promise<Versioned<HostRecord> | undefined> {
+    const attrs: Attribute[] = await this.client.getAttributes(this.domains.hosts, instanceId, { consistentRead: true });
+    const record = readDocument<HostRecord>(attrs);
+    const ver = attributeValue(attrs, 'ver');
+    return record && ver !== undefined ? { record, ver } : undefined;
+  }
+
+  /** Merges a report into the host item: last_seq only grows, first_seen stays, snapshot time kept. */
+  private async writeHost(
+    host: HostIdentity,
+    report: { receivedAt: string; lastSeq: number; snapshotAt: string | null; reporter: HostRecord['reporter'] },
+    initial?: Versioned<HostRecord>,
+  ): Promise<void> {
+    let current = initial ?? (await this.readHost(host.instance_id));
+    for (let attempt = 1; ; attempt++) {
+      const prev = current?.record;
+      const next: HostRecord = {
+        ...host,
+        first_seen: prev?.first_seen ?? report.receivedAt,
+        last_report_at: report.receivedAt,
+        last_snapshot_at: report.snapshotAt ?? prev?.last_snapshot_at ?? null,
+        last_seq: Math.max(prev?.last_seq ?? 0, report.lastSeq),
+        reporter: report.reporter,
+      };
+      const ver = nextVer(current?.ver);
+      try {
+        await this.client.putAttributes(this.domains.hosts, host.instance_id, [...documentAttributes(next), { name: 'ver', value: ver, replace: true }], expectedVer(current?.ver));
+        return;
+      } catch (err) {
+        if (!isConditionalFailure(err) || attempt >= MAX_WRITE_ATTEMPTS) throw err;
+        current = await this.readHost(host.instance_id);
+      }
+    }
+  }
+
+  /** SimpleDB failures become StoreUnavailableError (the API answers 503); others pass through. */
+  private async run<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof SimpleDbError || err instanceof SimpleDbLimitError) {
+        throw new StoreUnavailableError(`SimpleDB ${operation} failed: ${err.message}`, { cause: err });
+      }
+      throw err;
+    }
+  }
+}

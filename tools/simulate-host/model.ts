@@ -1,0 +1,198 @@
+// The simulated host's tasks and their scripted churn. Pure and deterministic: the same seed and
+// the same sequence of calls give the same tasks, ids and exit codes.
+//
+// Lifecycle, as the real agent shows it in /v1/tasks:
+//   start   → KnownStatus PENDING, DesiredStatus RUNNING (containers created, not started)
+//   tick    → RUNNING (StartedAt set)
+//   stop    → DesiredStatus STOPPED while KnownStatus stays RUNNING for one tick
+//   tick    → STOPPED, DesiredStatus omitted, containers get exit codes
+//   cleanup → removed from the listing `cleanupAfterMs` after stopping (the agent's ~3 h)
+// A task stopped while PENDING goes straight to STOPPED: it never ran.
+
+export type SimTaskStatus = 'PENDING' | 'RUNNING' | 'STOPPED';
+
+export interface SimPort {
+  ContainerPort: number;
+  Protocol: string;
+  HostPort?: number;
+}
+
+export interface SimContainer {
+  docker_id: string;
+  docker_name: string;
+  name: string;
+  image: string;
+  image_id: string;
+  created_at: string | null;
+  started_at: string | null;
+  ports: SimPort[];
+  /** Only containers with a restart policy report RestartCount (agent ≥ 1.75). */
+  restart_count: number | null;
+  /** Set when the task stopped (the v1 API does not show it; GET /state does). */
+  exit_code: number | null;
+}
+
+export interface SimTask {
+  arn: string;
+  task_id: string;
+  family: string;
+  version: string;
+  desired_status: SimTaskStatus | null;
+  known_status: SimTaskStatus;
+  containers: SimContainer[];
+  /** Simulated-clock milliseconds when the task reached STOPPED. */
+  stopped_at: number | null;
+}
+
+export interface ModelOptions {
+  cluster: string;
+  region: string;
+  accountId: string;
+  containersPerTask: number;
+  cleanupAfterMs: number;
+  now: () => number;
+  random: () => number;
+}
+
+/** mulberry32: small, fast, good enough for reproducible churn. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const FAMILIES = [
+  { family: 'web', image: 'nginx:1.27' },
+  { family: 'api', image: 'node:20-alpine' },
+  { family: 'worker', image: 'python:3.12-slim' },
+  { family: 'cron', image: 'busybox:1.36' },
+];
+const CONTAINER_NAMES = ['app', 'sidecar', 'log-router', 'envoy', 'metrics', 'init', 'cache', 'proxy', 'agent', 'backup'];
+/** Exit codes a stopped container shows: clean exit, SIGTERM, SIGKILL, app error. */
+const EXIT_CODES = [0, 0, 0, 143, 137, 1];
+const FIRST_HOST_PORT = 32768;
+
+export class TaskModel {
+  private readonly tasks: SimTask[] = [];
+  /** Tasks asked to stop while RUNNING: they show desired STOPPED for one tick first. */
+  private readonly stopping = new Set<string>();
+  private nextHostPort = FIRST_HOST_PORT;
+
+  constructor(private readonly options: ModelOptions) {}
+
+  list(): SimTask[] {
+    this.cleanup();
+    return this.tasks;
+  }
+
+  private hex(length: number): string {
+    let out = '';
+    for (let i = 0; i < length; i++) out += Math.floor(this.options.random() * 16).toString(16);
+    return out;
+  }
+
+  private pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.options.random() * items.length)];
+  }
+
+  private timestamp(): string {
+    return new Date(this.options.now()).toISOString();
+  }
+
+  /** Starts a task in PENDING (or RUNNING when `running`, for the initial population). */
+  startTask(spec: { family?: string; containers?: number; running?: boolean } = {}): SimTask {
+    const kind = spec.family ? (FAMILIES.find((f) => f.family === spec.family) ?? { family: spec.family, image: 'busybox:1.36' }) : this.pick(FAMILIES);
+    const version = String(1 + Math.floor(this.options.random() * 9));
+    const taskId = this.hex(32);
+    const count = spec.containers ?? this.options.containersPerTask;
+    const created = this.timestamp();
+    const containers: SimContainer[] = [];
+    for (let i = 0; i < count; i++) {
+      const name = CONTAINER_NAMES[i] ?? `c${i}`;
+      containers.push({
+        docker_id: this.hex(64),
+        docker_name: `ecs-${kind.family}-${version}-${name}-${this.hex(20)}`,
+        name,
+        image: i === 0 ? kind.image : 'busybox:1.36',
+        image_id: `sha256:${this.hex(64)}`,
+        created_at: created,
+        started_at: spec.running ? created : null,
+        // The first container publishes a port, as a bridge-mode service would.
+        ports: i === 0 ? [{ ContainerPort: 80, Protocol: 'tcp', HostPort: this.nextHostPort++ }] : [],
+        restart_count: i === 1 ? 0 : null,
+        exit_code: null,
+      });
+    }
+    const task: SimTask = {
+      arn: `arn:aws:ecs:${this.options.region}:${this.options.accountId}:task/${this.options.cluster}/${taskId}`,
+      task_id: taskId,
+      family: kind.family,
+      version,
+      desired_status: 'RUNNING',
+      known_status: spec.running ? 'RUNNING' : 'PENDING',
+      containers,
+      stopped_at: null,
+    };
+    this.tasks.push(task);
+    return task;
+  }
+
+  find(idOrArn: string): SimTask | undefined {
+    return this.tasks.find((t) => t.arn === idOrArn || t.task_id === idOrArn);
+  }
+
+  /** Asks a task to stop; it reaches STOPPED on a later tick. False when unknown or already stopped. */
+  stopTask(idOrArn: string): boolean {
+    const task = this.find(idOrArn);
+    if (!task || task.known_status === 'STOPPED') return false;
+    task.desired_status = 'STOPPED';
+    if (task.known_status === 'RUNNING') this.stopping.add(task.arn);
+    return true;
+  }
+
+  private markStopped(task: SimTask): void {
+    const ran = task.known_status === 'RUNNING';
+    task.known_status = 'STOPPED';
+    task.desired_status = null;
+    task.stopped_at = this.options.now();
+    for (const c of task.containers) c.exit_code = ran ? this.pick(EXIT_CODES) : 0;
+  }
+
+  private cleanup(): void {
+    const now = this.options.now();
+    for (let i = this.tasks.length - 1; i >= 0; i--) {
+      const t = this.tasks[i];
+      if (t.stopped_at !== null && now - t.stopped_at >= this.options.cleanupAfterMs) this.tasks.splice(i, 1);
+    }
+  }
+
+  /** Advances every task one step; then, when `churn`, starts or stops one task to move around `target`. */
+  tick(churn: { target: number } | undefined): void {
+    for (const task of this.tasks) {
+      if (task.desired_status === 'STOPPED' && task.known_status !== 'STOPPED') {
+        // First tick after a stop request of a RUNNING task: it still shows RUNNING.
+        if (this.stopping.delete(task.arn)) continue;
+        this.markStopped(task);
+      } else if (task.known_status === 'PENDING') {
+        task.known_status = 'RUNNING';
+        for (const c of task.containers) c.started_at = this.timestamp();
+      }
+    }
+    this.cleanup();
+    if (!churn) return;
+    const live = this.tasks.filter((t) => t.known_status !== 'STOPPED' && t.desired_status !== 'STOPPED');
+    if (live.length < churn.target || live.length === 0) {
+      const task = this.startTask();
+      // One start in ten fails before its containers ever run.
+      if (this.options.random() < 0.1) task.desired_status = 'STOPPED';
+    } else {
+      const running = live.filter((t) => t.known_status === 'RUNNING');
+      if (running.length > 0) this.stopTask(this.pick(running).arn);
+    }
+  }
+}

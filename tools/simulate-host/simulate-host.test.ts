@@ -1,0 +1,304 @@
+import { PassThrough } from 'node:stream';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readFixture, readJsonFixture } from '../../test/fixtures.js';
+import { createEcsAgentClient } from '../../reconciler/sources/ecs-agent.js';
+import { createImdsClient } from '../../reconciler/sources/imds.js';
+import { ObservationError } from '../../reconciler/sources/types.js';
+import { CONTAINER_ID, TASK_ARN, TASK_ID } from '../../wire/index.js';
+import type { SimulateHostConfig } from '../../config/index.js';
+import { startSimulatedHost, type SimulatedHost, type SimulatedHostOptions } from './index.js';
+import { runSimulateHost } from './main.js';
+
+const hosts: SimulatedHost[] = [];
+
+afterEach(async () => {
+  await Promise.all(hosts.splice(0).map((h) => h.close()));
+});
+
+const base: SimulatedHostOptions = {
+  host: '127.0.0.1',
+  agentPort: 0,
+  imdsPort: 0,
+  controlPort: 0,
+  tasks: 3,
+  containersPerTask: 2,
+  churnIntervalMs: 0,
+  cleanupAfterMs: 30_000,
+  cluster: 'demo',
+  instanceId: 'i-0123456789abcdef0',
+  seed: 7,
+};
+
+async function simulate(overrides: Partial<SimulatedHostOptions> = {}) {
+  const host = await startSimulatedHost({ ...base, ...overrides });
+  hosts.push(host);
+  return host;
+}
+
+function agentOf(host: SimulatedHost, timeoutMs = 2000) {
+  return createEcsAgentClient({ baseUrl: new URL(host.agentUrl), timeoutMs });
+}
+
+async function get(url: string, headers: Record<string, string> = {}) {
+  const res = await request(url, { headers });
+  return { status: res.statusCode, body: await res.body.text() };
+}
+
+async function post(url: string, body?: unknown) {
+  const res = await request(url, { method: 'POST', body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
+}
+
+async function failure(promise: Promise<unknown>): Promise<ObservationError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ObservationError);
+  return error as ObservationError;
+}
+
+describe('simulated ECS agent API', () => {
+  it('lists the initial RUNNING tasks with well-formed ARNs and 64-hex container ids, read by the real client', async () => {
+    const host = await simulate();
+    const tasks = await agentOf(host).tasks();
+    expect(tasks).toHaveLength(3);
+    for (const task of tasks) {
+      expect(task.arn).toMatch(TASK_ARN);
+      expect(task.arn).toContain(':task/demo/');
+      expect(task.task_id).toMatch(TASK_ID);
+      expect(task).toMatchObject({ known_status: 'RUNNING', desired_status: 'RUNNING' });
+      expect(task.containers).toHaveLength(2);
+      for (const c of task.containers) {
+        expect(c.docker_id).toMatch(CONTAINER_ID);
+        expect(c.docker_name).toMatch(new RegExp(`^ecs-${task.family}-${task.version}-${c.name}-[0-9a-f]{20}$`));
+        expect(c.started_at).not.toBeNull();
+      }
+      expect(task.containers[0].ports).toEqual([expect.objectContaining({ container_port: 80, protocol: 'tcp' })]);
+    }
+    expect(await agentOf(host).metadata()).toEqual({
+      cluster: 'demo',
+      container_instance_arn: expect.stringMatching(/^arn:aws:ecs:us-east-1:012345678910:container-instance\/demo\/[0-9a-f]{32}$/),
+      version: 'Amazon ECS Agent - v1.105.1 (simulated)',
+    });
+  });
+
+  it('shapes tasks like the agent: the fixture field order, newer-agent fields, DesiredStatus omitted when STOPPED', async () => {
+    const host = await simulate({ tasks: 1 });
+    const arn = host.state[0].arn;
+    host.stopTask(arn);
+    host.tick({ churn: false });
+    host.tick({ churn: false });
+    const { Tasks } = JSON.parse((await get(`${host.agentUrl}/v1/tasks`)).body) as { Tasks: Array<Record<string, unknown>> };
+    const fixture = readJsonFixture<{ Tasks: Array<Record<string, unknown> & { Containers: Array<Record<string, unknown>> }> }>('ecs-agent/v1-tasks-bridge-full.composed.json');
+    const stopped = Tasks[0] as Record<string, unknown> & { Containers: Array<Record<string, unknown>> };
+    expect(Object.keys(stopped)).toEqual(Object.keys(fixture.Tasks[1])); // the fixture's STOPPED task
+    expect(Object.keys(stopped.Containers[0])).toEqual(Object.keys(fixture.Tasks[0].Containers[0]).filter((k) => k !== 'Volumes'));
+    expect(Object.keys(stopped.Containers[1])).toEqual(Object.keys(fixture.Tasks[0].Containers[1]).filter((k) => k !== 'Ports'));
+  });
+
+  it('answers unknown paths with 200 and the agent\'s AvailableCommands body', async () => {
+    const host = await simulate();
+    expect(await get(`${host.agentUrl}/`)).toEqual({ status: 200, body: readFixture('ecs-agent/root-available-commands.json') });
+    expect(await get(`${host.agentUrl}/v2/metadata`)).toEqual({ status: 200, body: readFixture('ecs-agent/root-available-commands.json') });
+  });
+
+  it('answers ?dockerid= (a unique prefix) and ?taskarn= with the single task, and misses with the zero-valued task', async () => {
+    const host = await simulate();
+    const [task] = host.state;
+    const byDocker = await get(`${host.agentUrl}/v1/tasks?dockerid=${task.containers[1].docker_id.slice(0, 12)}`);
+    expect(byDocker.status).toBe(200);
+    expect(JSON.parse(byDocker.body)).toMatchObject({ Arn: task.arn, KnownStatus: 'RUNNING' });
+    const byArn = await get(`${host.agentUrl}/v1/tasks?taskarn=${encodeURIComponent(task.arn)}`);
+    expect(JSON.parse(byArn.body).Arn).toBe(task.arn);
+    const zero = readFixture('ecs-agent/v1-tasks-error-single-task.json');
+    expect(await get(`${host.agentUrl}/v1/tasks?dockerid=${'0'.repeat(64)}`)).toEqual({ status: 404, body: zero });
+    expect(await get(`${host.agentUrl}/v1/tasks?taskarn=nope`)).toEqual({ status: 404, body: zero });
+    expect(await get(`${host.agentUrl}/v1/tasks?taskarn=a&dockerid=b`)).toEqual({ status: 400, body: zero });
+  });
+});
+
+describe('simulated churn', () => {
+  it('moves a started task PENDING → RUNNING, and a stopped one through desired STOPPED to STOPPED with exit codes', async () => {
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    const host = await simulate({ tasks: 0, now: () => clock, cleanupAfterMs: 60_000 });
+    const agent = agentOf(host);
+    const started = host.startTask({ family: 'web', containers: 3 });
+    expect((await agent.tasks())[0]).toMatchObject({ arn: started.arn, known_status: 'PENDING', desired_status: 'RUNNING' });
+    expect((await agent.tasks())[0].containers.map((c) => c.started_at)).toEqual([null, null, null]);
+
+    clock += 1000;
+    host.tick({ churn: false });
+    const running = (await agent.tasks())[0];
+    expect(running.known_status).toBe('RUNNING');
+    expect(running.containers.map((c) => c.started_at)).toEqual(Array(3).fill('2026-01-01T00:00:01.000Z'));
+
+    host.stopTask(started.task_id);
+    host.tick({ churn: false });
+    expect((await agent.tasks())[0]).toMatchObject({ known_status: 'RUNNING', desired_status: 'STOPPED' });
+    host.tick({ churn: false });
+    expect((await agent.tasks())[0]).toMatchObject({ known_status: 'STOPPED', desired_status: null });
+    expect(host.state[0].containers.every((c) => typeof c.exit_code === 'number')).toBe(true);
+
+    clock += 59_999;
+    expect(await agent.tasks()).toHaveLength(1);
+    clock += 1;
+    expect(await agent.tasks()).toEqual([]);
+  });
+
+  it('stops a PENDING task before it ever runs', async () => {
+    const host = await simulate({ tasks: 0 });
+    const task = host.startTask();
+    host.stopTask(task.arn);
+    host.tick({ churn: false });
+    expect(host.state[0]).toMatchObject({ known_status: 'STOPPED', desired_status: null });
+    expect(host.state[0].containers.every((c) => c.started_at === null)).toBe(true);
+  });
+
+  it('is deterministic from the seed', async () => {
+    const run = async (seed: number) => {
+      const host = await simulate({ seed, now: () => 0 });
+      for (let i = 0; i < 12; i++) host.tick();
+      return host.state.map((t) => [t.arn, t.known_status, t.desired_status, t.containers.map((c) => [c.docker_id, c.exit_code])]);
+    };
+    const a = await run(42);
+    expect(await run(42)).toEqual(a);
+    expect(await run(43)).not.toEqual(a);
+  });
+
+  it('keeps the live population around the target while tasks start and stop', async () => {
+    const host = await simulate({ tasks: 4, now: () => 0, cleanupAfterMs: 1 });
+    const seen = new Set(host.state.map((t) => t.arn));
+    for (let i = 0; i < 40; i++) {
+      host.tick();
+      for (const t of host.state) seen.add(t.arn);
+      const live = host.state.filter((t) => t.known_status !== 'STOPPED' && t.desired_status !== 'STOPPED');
+      expect(live.length).toBeGreaterThanOrEqual(3);
+      expect(live.length).toBeLessThanOrEqual(4);
+    }
+    expect(seen.size).toBeGreaterThan(10);
+  });
+
+  it('churns on its own timer', async () => {
+    const host = await simulate({ churnIntervalMs: 10 });
+    const first = host.state.map((t) => t.arn);
+    await expect.poll(() => host.state.some((t) => !first.includes(t.arn)), { timeout: 5000 }).toBe(true);
+  });
+});
+
+describe('fault switches (control API)', () => {
+  it.each([
+    ['500', 'ERR_HTTP_STATUS'],
+    ['garbage', 'ERR_GARBAGE'],
+    ['zero', 'ERR_ZERO_VALUE'],
+    ['wrong-path', 'ERR_WRONG_PATH'],
+    ['timeout', 'ERR_TIMEOUT'],
+  ])('agent fault %s makes the client fail with %s, and ok heals it', async (fault, code) => {
+    const host = await simulate();
+    const agent = agentOf(host, 200);
+    expect(await post(`${host.controlUrl}/faults`, { agent: fault })).toEqual({ status: 200, json: { agent: fault, imds: 'ok' } });
+    expect(await failure(agent.tasks())).toMatchObject({ source: 'agent', code });
+    expect(await failure(agent.metadata())).toMatchObject({ source: 'agent', code });
+    await post(`${host.controlUrl}/faults`, { agent: 'ok' });
+    expect(await agent.tasks()).toHaveLength(3);
+  });
+
+  it('serves the agent\'s zero-valued bodies on a 500', async () => {
+    const host = await simulate();
+    host.setFault({ agent: '500' });
+    expect(await get(`${host.agentUrl}/v1/tasks`)).toEqual({ status: 500, body: readFixture('ecs-agent/v1-tasks-error-list.json') });
+    expect(await get(`${host.agentUrl}/v1/metadata`)).toEqual({ status: 500, body: readFixture('ecs-agent/v1-metadata-error.json') });
+  });
+
+  it('rejects unknown faults with a 400 JSON error', async () => {
+    const host = await simulate();
+    expect(await post(`${host.controlUrl}/faults`, { agent: 'explode' })).toMatchObject({ status: 400, json: { error: 'bad_request' } });
+    expect(await post(`${host.controlUrl}/faults`, { disk: 'full' })).toMatchObject({ status: 400, json: { error: 'bad_request' } });
+    expect(await post(`${host.controlUrl}/faults`, '{nope')).toMatchObject({ status: 400, json: { error: 'bad_request', message: 'body is not JSON' } });
+    expect(host.faults).toEqual({ agent: 'ok', imds: 'ok' });
+  });
+
+  it('starts and stops tasks, ticks, and reports state over HTTP', async () => {
+    const host = await simulate({ tasks: 1 });
+    const started = await post(`${host.controlUrl}/tasks/start`, { family: 'api', containers: 1 });
+    expect(started.status).toBe(201);
+    expect(started.json).toMatchObject({ family: 'api', known_status: 'PENDING' });
+    const arn = started.json.arn as string;
+    expect((await post(`${host.controlUrl}/tick`, { churn: false })).json.tasks).toEqual(expect.arrayContaining([expect.objectContaining({ arn, known_status: 'RUNNING' })]));
+    expect(await post(`${host.controlUrl}/tasks/${encodeURIComponent(arn)}/stop`)).toMatchObject({ status: 200, json: { arn, desired_status: 'STOPPED' } });
+    expect(await post(`${host.controlUrl}/tasks/${'f'.repeat(32)}/stop`)).toMatchObject({ status: 404, json: { error: 'not_found' } });
+    expect(await post(`${host.controlUrl}/tasks/start`, { containers: 11 })).toMatchObject({ status: 400, json: { error: 'bad_request' } });
+    const state = JSON.parse((await get(`${host.controlUrl}/state`)).body);
+    expect(state.faults).toEqual({ agent: 'ok', imds: 'ok' });
+    expect(state.tasks).toHaveLength(2);
+    expect((await post(`${host.controlUrl}/nope`)).status).toBe(404);
+  });
+});
+
+describe('simulated IMDSv2', () => {
+  it('serves the identity to the real client over IMDSv2', async () => {
+    const host = await simulate();
+    let fallbacks = 0;
+    const imds = createImdsClient({ baseUrl: new URL(host.imdsUrl), timeoutMs: 1000, tokenTtlSeconds: 60, onFallback: () => fallbacks++ });
+    expect(await imds.identity()).toEqual({
+      instance_id: 'i-0123456789abcdef0',
+      instance_ip: '127.0.0.1',
+      instance_type: 'm5.large',
+      instance_az: 'us-east-1a',
+      region: 'us-east-1',
+      host_name: 'ip-127-0-0-1.ec2.internal',
+    });
+    expect(fallbacks).toBe(0);
+  });
+
+  it('refuses GETs without a token (or with an expired one) with the 401 page, and unknown paths with the 404 page', async () => {
+    let clock = 0;
+    const host = await simulate({ now: () => clock });
+    expect(await get(`${host.imdsUrl}/latest/meta-data/instance-id`)).toEqual({ status: 401, body: readFixture('imds/401-unauthorized.html') });
+    const token = await request(`${host.imdsUrl}/latest/api/token`, { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '10' } }).then((r) => r.body.text());
+    expect(await get(`${host.imdsUrl}/latest/meta-data/nope`, { 'x-aws-ec2-metadata-token': token })).toEqual({ status: 404, body: readFixture('imds/404-not-found.html') });
+    expect((await get(`${host.imdsUrl}/latest/meta-data/instance-id`, { 'x-aws-ec2-metadata-token': token })).body).toBe('i-0123456789abcdef0');
+    clock += 10_000;
+    expect((await get(`${host.imdsUrl}/latest/meta-data/instance-id`, { 'x-aws-ec2-metadata-token': token })).status).toBe(401);
+    const badTtl = await request(`${host.imdsUrl}/latest/api/token`, { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '0' } });
+    expect({ status: badTtl.statusCode, body: await badTtl.body.text() }).toEqual({ status: 400, body: readFixture('imds/400-bad-request.html') });
+  });
+
+  it('token-timeout (hop limit): the client falls back to IMDSv1 and counts it', async () => {
+    const host = await simulate();
+    host.setFault({ imds: 'token-timeout' });
+    let fallbacks = 0;
+    const imds = createImdsClient({ baseUrl: new URL(host.imdsUrl), timeoutMs: 150, tokenTtlSeconds: 60, onFallback: () => fallbacks++ });
+    expect((await imds.identity()).instance_id).toBe('i-0123456789abcdef0');
+    expect(fallbacks).toBe(1);
+  });
+
+  it.each([
+    ['401', 'ERR_UNAUTHORIZED'],
+    ['timeout', 'ERR_TIMEOUT'],
+  ])('imds fault %s makes the client fail with %s', async (fault, code) => {
+    const host = await simulate();
+    host.setFault({ imds: fault as '401' | 'timeout' });
+    const imds = createImdsClient({ baseUrl: new URL(host.imdsUrl), timeoutMs: 150, tokenTtlSeconds: 60, v2RetryAfterMs: 0 });
+    expect(await failure(imds.identity())).toMatchObject({ source: 'imds', code });
+  });
+});
+
+describe('runSimulateHost', () => {
+  it('prints the three URLs as one JSON line, serves them, and resolves when stopped', async () => {
+    const out = new PassThrough();
+    const lines: string[] = [];
+    out.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
+    const controller = new AbortController();
+    const config: SimulateHostConfig = { ...base, logLevel: 'silent' };
+    const running = runSimulateHost(config, { signal: controller.signal, out, logStream: new PassThrough() });
+    await expect.poll(() => lines.length).toBe(1);
+    const urls = JSON.parse(lines[0]) as Record<string, string>;
+    expect(Object.keys(urls)).toEqual(['agent_url', 'imds_url', 'control_url']);
+    expect(await createEcsAgentClient({ baseUrl: new URL(urls.agent_url), timeoutMs: 1000 }).tasks()).toHaveLength(3);
+    controller.abort();
+    await running;
+    await expect(get(`${urls.agent_url}/v1/tasks`)).rejects.toThrow();
+  });
+});

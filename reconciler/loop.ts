@@ -1,0 +1,512 @@
+// The reconcile loop: observe the whole host, drive one container machine per container, append
+// what changed to the durable outbox.
+//
+// Why level-triggered (controller-runtime style): whatever woke the loop — the resync timer or a
+// Docker event — a pass reads the complete current state from the ECS agent (and Docker) and
+// converges every machine towards it. Events carry no meaning of their own; they only shorten the
+// wait for the next pass (debounced). A missed, duplicated or reordered event therefore leaves
+// the map late, never wrong, and polling alone converges.
+//
+// Safety rules a pass keeps:
+// - A failed observation is never "no containers": `container.vanished` is sent only for
+//   containers absent from a SUCCESSFUL listing (the agent's, or Docker's when the agent is down).
+// - When the agent fails and Docker answers, containers new to Docker are mapped from their ECS
+//   labels (source "labels"); known ones follow Docker's state. When both answer, labels are
+//   cross-checked against the agent and disagreements counted.
+// - Machine state advances only after its transitions are fsync'd to the outbox. When the append
+//   fails (disk full), the pass's changes are discarded and the next pass recomputes them.
+// - Machines for gone containers are dropped once `gone` is in the outbox: memory follows the
+//   number of live containers, not the host's history.
+//
+// Container machines are pure snapshots advanced with xstate's `transition()`; a container whose
+// observed inputs did not change is not sent an event at all, which keeps a 250-container pass
+// allocation-light (the agent's JSON parsing dominates).
+import { transition, initialTransition, type SnapshotFrom } from 'xstate';
+import {
+  CONTAINER_ID, TASK_ARN, LIFECYCLE_STATES,
+  type ContainerObservation, type HostIdentity, type LifecycleState, type RecordSource, type SnapshotContainer, type Transition,
+} from '../wire/index.js';
+import { containerMachine, type ContainerEvent, type EmittedTransition } from './machines/container.machine.js';
+import { hostMachine, type HostEvent } from './machines/host.machine.js';
+import {
+  ECS_LABELS, ObservationError,
+  type AgentContainer, type AgentMetadata, type AgentTask, type AgentTaskStatus, type DockerContainer, type DockerContainerState,
+  type DockerSource, type EcsAgentSource, type ImdsSource,
+} from './sources/types.js';
+import { OutboxWriteError, type Outbox, type PendingTransition } from './outbox.js';
+import { transitionFromLabel, type PassResultKind, type ReconcilerMetrics } from './metrics.js';
+import type { ReporterLogger } from './reporter.js';
+
+type ContainerSnapshot = SnapshotFrom<typeof containerMachine>;
+type HostSnapshot = SnapshotFrom<typeof hostMachine>;
+
+export interface LoopOptions {
+  agent: EcsAgentSource;
+  imds: ImdsSource;
+  /** Undefined when Docker is disabled (`--docker-socket none`). */
+  docker?: DockerSource;
+  outbox: Outbox;
+  logger: ReporterLogger;
+  metrics?: ReconcilerMetrics;
+  resyncIntervalMs: number;
+  eventDebounceMs: number;
+  requestTimeoutMs: number;
+  /** Called after every pass (main wires the reporter's notify here). */
+  onPass?: (result: PassResult) => void;
+  now?: () => number;
+}
+
+export interface PassResult {
+  result: PassResultKind;
+  agentOk: boolean;
+  /** null when Docker is disabled. */
+  dockerOk: boolean | null;
+  imdsOk: boolean;
+  /** Containers tracked after the pass (gone ones already dropped). */
+  containers: number;
+  /** Transitions appended to the outbox by this pass, with their seqs. */
+  transitions: Transition[];
+  labelDisagreements: number;
+  /** Set when the outbox append failed; the pass's changes were discarded. */
+  outboxError: OutboxWriteError | null;
+  durationMs: number;
+  /** CPU time (user + system) of the synchronous reconcile step, microseconds. */
+  reconcileCpuMicros: number;
+}
+
+export interface ReconcileLoop {
+  /** Runs one pass now (or waits for the running one and then runs another). */
+  runPass(): Promise<PassResult>;
+  /** Passes every resyncIntervalMs, earlier on Docker events. */
+  start(): void;
+  /** Stops scheduling and waits for a running pass to finish. */
+  stop(): Promise<void>;
+  /** Asks for an earlier pass (debounced by eventDebounceMs). */
+  trigger(): void;
+  identity(): HostIdentity | null;
+  /** The live containers for a full snapshot, or null when the last agent listing failed. */
+  snapshot(): SnapshotContainer[] | null;
+  hostState(): string;
+  containersByState(): Record<LifecycleState, number>;
+}
+
+/** What the loop remembers per container: its machine and the inputs last applied to it. */
+interface Tracked {
+  id: string;
+  snap: ContainerSnapshot;
+  state: LifecycleState | null;
+  via: RecordSource | null;
+  known: AgentTaskStatus | null;
+  desired: AgentTaskStatus | null;
+  restart: number;
+  dockerState: DockerContainerState | null;
+  task: AgentTask | null;
+  container: AgentContainer | null;
+  docker: DockerContainer | null;
+  seenPass: number;
+}
+
+interface Staged {
+  tr: Tracked;
+  isNew: boolean;
+  next: ContainerSnapshot;
+  via: RecordSource | null;
+  known: AgentTaskStatus | null;
+  desired: AgentTaskStatus | null;
+  restart: number;
+  dockerState: DockerContainerState | null;
+  emits: EmittedTransition[];
+}
+
+const DOCKER_DOWN: ReadonlySet<DockerContainerState> = new Set(['exited', 'dead', 'removing']);
+
+function orNull(s: string | null | undefined): string | null {
+  return s === undefined || s === null || s === '' ? null : s;
+}
+
+/** The wire observation of a tracked container, from the agent's view when it has one. */
+export function observationOf(tr: Pick<Tracked, 'id' | 'task' | 'container' | 'docker' | 'via'>): ContainerObservation {
+  const { task, container: c, docker: d } = tr;
+  if (tr.via === 'agent' && task && c) {
+    return {
+      container_id: tr.id,
+      docker_name: orNull(c.docker_name),
+      container_name: orNull(c.name),
+      image: orNull(c.image) ?? orNull(d?.image),
+      task_arn: TASK_ARN.test(task.arn) ? task.arn : null,
+      task_family: orNull(task.family),
+      task_version: orNull(task.version),
+      ports: c.ports,
+      desired_status: task.desired_status,
+      known_status: task.known_status,
+      restart_count: c.restart_count ?? 0,
+      exit_code: d?.exit_code ?? null,
+      started_at: orNull(c.started_at),
+      source: 'agent',
+    };
+  }
+  const labels = d?.labels ?? {};
+  const arn = labels[ECS_LABELS.taskArn];
+  return {
+    container_id: tr.id,
+    docker_name: orNull(d?.name),
+    container_name: orNull(labels[ECS_LABELS.containerName]),
+    image: orNull(d?.image),
+    task_arn: arn && TASK_ARN.test(arn) ? arn : null,
+    task_family: orNull(labels[ECS_LABELS.family]),
+    task_version: orNull(labels[ECS_LABELS.version]),
+    ports: [],
+    desired_status: null,
+    known_status: null,
+    restart_count: 0,
+    exit_code: d?.exit_code ?? null,
+    started_at: null,
+    source: 'labels',
+  };
+}
+
+export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
+  const now = options.now ?? Date.now;
+  const log = options.logger;
+  const metrics = options.metrics;
+  const tracked = new Map<string, Tracked>();
+  const [initialContainer] = initialTransition(containerMachine);
+  let [host] = initialTransition(hostMachine) as [HostSnapshot, unknown];
+  let agentMeta: AgentMetadata | null = null;
+  let passNo = 0;
+
+  let running: Promise<PassResult> | null = null;
+  let again = false;
+  let started = false;
+  let resyncTimer: NodeJS.Timeout | undefined;
+  let debounceTimer: NodeJS.Timeout | undefined;
+  let eventsAbort: AbortController | undefined;
+
+  const sendHost = (event: HostEvent) => {
+    [host] = transition(hostMachine, host, event);
+  };
+
+  function newTracked(id: string): Tracked {
+    return { id, snap: initialContainer, state: null, via: null, known: null, desired: null, restart: 0, dockerState: null, task: null, container: null, docker: null, seenPass: 0 };
+  }
+
+  function timeoutSignal(): AbortSignal {
+    return AbortSignal.timeout(options.requestTimeoutMs);
+  }
+
+  /** The synchronous heart of a pass: observations in, staged machine steps out. */
+  function reconcile(tasks: AgentTask[] | null, docker: DockerContainer[] | null, staged: Staged[]): number {
+    const pass = passNo;
+    let disagreements = 0;
+    const dockerById = docker ? new Map<string, DockerContainer>() : null;
+    if (docker && dockerById) for (let i = 0; i < docker.length; i++) dockerById.set(docker[i].id, docker[i]);
+
+    const step = (tr: Tracked, isNew: boolean, event: ContainerEvent, via: RecordSource | null, known: AgentTaskStatus | null, desired: AgentTaskStatus | null, restart: number, dockerState: DockerContainerState | null) => {
+      const [next, actions] = transition(containerMachine, tr.snap, event);
+      let emits: EmittedTransition[] | null = null;
+      for (let i = 0; i < actions.length; i++) {
+        const a = actions[i];
+        if (a.type === 'emitTransition') (emits ??= []).push(a.params as EmittedTransition);
+      }
+      staged.push({ tr, isNew, next, via, known, desired, restart, dockerState, emits: emits ?? [] });
+    };
+
+    if (tasks) {
+      for (let ti = 0; ti < tasks.length; ti++) {
+        const task = tasks[ti];
+        const cs = task.containers;
+        for (let ci = 0; ci < cs.length; ci++) {
+          const c = cs[ci];
+          const id = c.docker_id;
+          // A PENDING task's containers have no Docker id until Docker creates them.
+          if (!CONTAINER_ID.test(id)) continue;
+          const existing = tracked.get(id);
+          const tr = existing ?? newTracked(id);
+          tr.seenPass = pass;
+          const d = dockerById ? dockerById.get(id) ?? null : null;
+          const restart = c.restart_count ?? 0;
+          // Docker enabled but not answering this pass: keep its last word rather than forget it.
+          const dockerState = d ? d.state : docker ? null : tr.dockerState;
+          tr.task = task;
+          tr.container = c;
+          if (d) tr.docker = d;
+          if (
+            existing &&
+            tr.via === 'agent' &&
+            tr.known === task.known_status &&
+            tr.desired === task.desired_status &&
+            tr.restart === restart &&
+            tr.dockerState === dockerState
+          ) continue;
+          if (d) {
+            const arn = d.labels[ECS_LABELS.taskArn];
+            const name = d.labels[ECS_LABELS.containerName];
+            if ((arn !== undefined && arn !== task.arn) || (name !== undefined && name !== c.name)) disagreements++;
+          }
+          step(tr, !existing, { type: 'agent.observed', known_status: task.known_status, desired_status: task.desired_status, restart_count: restart, docker_state: dockerState }, 'agent', task.known_status, task.desired_status, restart, dockerState);
+        }
+      }
+    }
+
+    if (docker) {
+      // Containers the agent did not list this pass (or all of them, when the agent failed).
+      for (let i = 0; i < docker.length; i++) {
+        const d = docker[i];
+        let tr = tracked.get(d.id);
+        if (tr && tr.seenPass === pass) continue;
+        if (!tr) {
+          // Only when the agent is down: while it answers, it is the authority on what is ECS's.
+          if (tasks || d.labels[ECS_LABELS.taskArn] === undefined) continue;
+          tr = newTracked(d.id);
+          tr.docker = d;
+          step(tr, true, { type: 'labels.observed', docker_state: d.state }, 'labels', null, null, 0, d.state);
+          continue;
+        }
+        tr.seenPass = pass;
+        tr.docker = d;
+        if (tr.dockerState === d.state) continue;
+        let event: ContainerEvent;
+        if (tr.state === null) event = { type: 'labels.observed', docker_state: d.state };
+        else if (DOCKER_DOWN.has(d.state)) event = { type: 'docker.died' };
+        else if (d.state === 'running') event = { type: 'docker.started' };
+        else continue; // created, paused, restarting: nothing the lifecycle follows
+        step(tr, false, event, tr.via ?? 'labels', tr.known, tr.desired, tr.restart, d.state);
+      }
+    }
+
+    // Absent from a successful listing → vanished. With the agent down, Docker's listing decides.
+    if (tasks || docker) {
+      for (const tr of tracked.values()) {
+        if (tr.seenPass === pass || tr.state === null) continue;
+        if (!tasks && tr.via === 'agent' && dockerById && dockerById.has(tr.id)) continue;
+        step(tr, false, { type: 'container.vanished' }, tr.via, tr.known, tr.desired, tr.restart, tr.dockerState);
+      }
+    }
+    return disagreements;
+  }
+
+  function commit(staged: Staged[]): void {
+    for (let i = 0; i < staged.length; i++) {
+      const s = staged[i];
+      const tr = s.tr;
+      tr.snap = s.next;
+      const value = s.next.value as string;
+      tr.state = value === 'unobserved' ? null : (value as LifecycleState);
+      tr.via = s.via;
+      tr.known = s.known;
+      tr.desired = s.desired;
+      tr.restart = s.restart;
+      tr.dockerState = s.dockerState;
+      if (tr.state === 'gone') tracked.delete(tr.id);
+      else if (s.isNew) tracked.set(tr.id, tr);
+    }
+  }
+
+  async function observeIdentity(): Promise<boolean> {
+    if (host.value === 'starting') sendHost({ type: 'host.started' });
+    if (host.context.identity) return true;
+    try {
+      const identity = await options.imds.identity(timeoutSignal());
+      sendHost({ type: 'imds.identified', identity });
+      log.info({ instance_id: identity.instance_id }, 'host identified via IMDS');
+      return true;
+    } catch (err) {
+      metrics?.observationFailures.inc({ source: 'imds' });
+      sendHost({ type: 'imds.failed' });
+      log.warn({ code: (err as ObservationError).code }, `IMDS observation failed: ${(err as Error).message}`);
+      return false;
+    }
+  }
+
+  async function doPass(): Promise<PassResult> {
+    passNo++;
+    const started = performance.now();
+    const imdsOk = await observeIdentity();
+    const needMeta = agentMeta === null;
+    const [tasksR, metaR, dockerR] = await Promise.allSettled([
+      options.agent.tasks(timeoutSignal()),
+      needMeta ? options.agent.metadata(timeoutSignal()) : Promise.resolve(agentMeta),
+      options.docker ? options.docker.listContainers(timeoutSignal()) : Promise.resolve(null),
+    ]);
+    const tasks = tasksR.status === 'fulfilled' ? tasksR.value : null;
+    if (metaR.status === 'fulfilled') agentMeta = metaR.value;
+    const docker = dockerR.status === 'fulfilled' ? dockerR.value : null;
+    if (tasksR.status === 'rejected') {
+      metrics?.observationFailures.inc({ source: 'agent' });
+      log.warn({ code: (tasksR.reason as ObservationError).code }, `ECS agent observation failed: ${(tasksR.reason as Error).message}`);
+    } else if (metaR.status === 'rejected') {
+      log.debug({ code: (metaR.reason as ObservationError).code }, 'ECS agent metadata not available yet');
+    }
+    if (dockerR.status === 'rejected') {
+      metrics?.observationFailures.inc({ source: 'docker' });
+      log.warn({ code: (dockerR.reason as ObservationError).code }, `Docker observation failed: ${(dockerR.reason as Error).message}`);
+    }
+    if (host.context.identity) sendHost({ type: tasks ? 'agent.observed' : 'agent.failed' });
+
+    const cpu0 = process.cpuUsage();
+    const staged: Staged[] = [];
+    const disagreements = reconcile(tasks, docker, staged);
+    let appended: Transition[] = [];
+    let outboxError: OutboxWriteError | null = null;
+    const pendingOut: PendingTransition[] = [];
+    if (staged.length > 0) {
+      const at = new Date(now()).toISOString();
+      for (let i = 0; i < staged.length; i++) {
+        const s = staged[i];
+        if (s.emits.length === 0) continue;
+        const container = observationOf({ id: s.tr.id, task: s.tr.task, container: s.tr.container, docker: s.tr.docker, via: s.via });
+        for (const e of s.emits) pendingOut.push({ container_id: s.tr.id, from: e.from, to: e.to, at, reason: e.reason, container });
+      }
+      try {
+        appended = options.outbox.append(pendingOut);
+        commit(staged);
+        for (const t of appended) metrics?.transitions.inc({ from: transitionFromLabel(t.from), to: t.to });
+      } catch (err) {
+        if (!(err instanceof OutboxWriteError)) throw err;
+        outboxError = err;
+        metrics?.outboxWriteErrors.inc({ code: err.code === 'ERR_OUTBOX_NO_SPACE' ? 'ERR_OUTBOX_NO_SPACE' : 'ERR_OUTBOX_WRITE' });
+        log.error({ code: err.code, syscall_code: err.syscallCode, pending: pendingOut.length }, `outbox append failed; the next pass retries: ${err.message}`);
+      }
+    }
+    const cpu = process.cpuUsage(cpu0);
+    if (disagreements > 0) {
+      metrics?.labelDisagreements.inc(disagreements);
+      log.warn({ count: disagreements }, 'Docker ECS labels disagree with the agent');
+    }
+
+    const result: PassResultKind = tasks ? 'ok' : docker ? 'degraded' : 'failed';
+    if (result !== 'failed') metrics?.observedAt(now());
+    const durationMs = performance.now() - started;
+    if (metrics) {
+      metrics.passes.inc({ result });
+      metrics.passDuration.observe(durationMs / 1000);
+      const stats = options.outbox.stats();
+      metrics.outboxDepth.set(stats.depth);
+      metrics.outboxBytes.set(stats.bytes);
+      const coalesced = stats.coalescedTotal - coalescedSeen;
+      if (coalesced > 0) metrics.outboxCoalesced.inc(coalesced);
+      coalescedSeen = stats.coalescedTotal;
+      const byState = containersByState();
+      for (const s of LIFECYCLE_STATES) metrics.containers.set({ state: s }, byState[s]);
+    }
+    return {
+      result,
+      agentOk: tasks !== null,
+      dockerOk: options.docker ? docker !== null : null,
+      imdsOk,
+      containers: tracked.size,
+      transitions: appended,
+      labelDisagreements: disagreements,
+      outboxError,
+      durationMs,
+      reconcileCpuMicros: cpu.user + cpu.system,
+    };
+  }
+  let coalescedSeen = options.outbox.stats().coalescedTotal;
+
+  function containersByState(): Record<LifecycleState, number> {
+    const out: Record<LifecycleState, number> = { pending: 0, running: 0, stopping: 0, stopped: 0, gone: 0 };
+    for (const tr of tracked.values()) if (tr.state) out[tr.state]++;
+    return out;
+  }
+
+  function runPass(): Promise<PassResult> {
+    if (running) {
+      // One pass at a time; a request during a pass gets a fresh pass right after it.
+      const current = running;
+      return current.then(() => runPass());
+    }
+    const p = doPass().finally(() => {
+      running = null;
+    });
+    running = p;
+    return p;
+  }
+
+  function schedule(delayMs: number): void {
+    if (!started) return;
+    clearTimeout(resyncTimer);
+    resyncTimer = setTimeout(() => void tick(), delayMs);
+  }
+
+  async function tick(): Promise<void> {
+    if (!started) return;
+    clearTimeout(resyncTimer);
+    try {
+      const result = await runPass();
+      options.onPass?.(result);
+    } catch (err) {
+      // A bug, not an observation failure: log it and keep the daemon alive.
+      log.error({ err }, 'reconcile pass failed unexpectedly');
+    }
+    if (again) {
+      again = false;
+      schedule(0);
+    } else schedule(options.resyncIntervalMs);
+  }
+
+  function trigger(): void {
+    if (!started || debounceTimer) return;
+    debounceTimer = setTimeout(() => {
+      debounceTimer = undefined;
+      if (running) again = true;
+      else void tick();
+    }, options.eventDebounceMs);
+  }
+
+  return {
+    runPass,
+    start() {
+      if (started) return;
+      started = true;
+      if (options.docker) {
+        eventsAbort = new AbortController();
+        options.docker
+          .watchEvents(
+            {
+              onEvent: () => {
+                metrics?.dockerEvents.inc();
+                trigger();
+              },
+              onConnected: () => log.info('following Docker events'),
+              onDisconnected: (err) => log.warn(`Docker events disconnected: ${err.message}`),
+            },
+            eventsAbort.signal,
+          )
+          .catch((err: unknown) => log.warn(`Docker events stopped: ${(err as Error).message}`));
+      }
+      schedule(0);
+    },
+    async stop() {
+      started = false;
+      clearTimeout(resyncTimer);
+      clearTimeout(debounceTimer);
+      eventsAbort?.abort();
+      if (running) await running.catch(() => undefined);
+    },
+    trigger,
+    identity() {
+      const id = host.context.identity;
+      if (!id) return null;
+      return {
+        instance_id: id.instance_id,
+        cluster: agentMeta?.cluster || null,
+        container_instance_arn: agentMeta?.container_instance_arn ?? null,
+        instance_ip: id.instance_ip,
+        instance_type: id.instance_type,
+        instance_az: id.instance_az,
+        region: id.region,
+        host_name: id.host_name,
+        ecs_agent_version: agentMeta?.version ?? null,
+      };
+    },
+    snapshot() {
+      if (host.value !== 'steady') return null;
+      const out: SnapshotContainer[] = [];
+      for (const tr of tracked.values()) if (tr.state) out.push({ ...observationOf(tr), state: tr.state });
+      return out;
+    },
+    hostState: () => String(host.value),
+    containersByState,
+  };
+}

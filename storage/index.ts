@@ -6,6 +6,7 @@ import type { StoreConfig } from '../config/index.js';
 import { instrumentStore } from './metrics.js';
 import { openSqliteStore } from './sqlite/index.js';
 import type { Store } from './store.js';
+import type { CredentialProvider } from './simpledb/client.js';
 
 export * from './store.js';
 export { instrumentStore, STORE_OPERATIONS, STORAGE_DURATION_BUCKETS, STORAGE_DURATION_METRIC } from './metrics.js';
@@ -16,6 +17,8 @@ export interface StoreDeps {
   registry?: Registry;
   /** The clock, for backends that need one (request signing, cache expiry). */
   now?: () => Date;
+  /** SimpleDB only: credentials (default: the AWS default chain) and read cache TTL (default 5 s). */
+  simpledb?: { credentials?: CredentialProvider; cacheTtlMs?: number };
 }
 
 /**
@@ -28,9 +31,16 @@ export async function openStore(config: StoreConfig, deps: StoreDeps = {}): Prom
     case 'sqlite':
       store = openSqliteStore({ path: config.path, ...(deps.logger ? { logger: deps.logger } : {}) });
       break;
-    case 'simpledb':
-      // ---- SIMPLEDB BACKEND: replace this one line with the SimpleDB store's opener (issue 4). ----
-      throw new Error('the simpledb backend is not built in yet');
+    case 'simpledb': {
+      // ---- SIMPLEDB BACKEND (issue 4): credentials and cache TTL come in deps.simpledb. ----
+      const { openSimpleDbStore } = await import('./simpledb/index.js');
+      store = await openSimpleDbStore(config, {
+        ...deps.simpledb,
+        ...(deps.registry ? { registry: deps.registry } : {}),
+        ...(deps.logger ? { logger: deps.logger } : {}),
+      });
+      break;
+    }
   }
   return deps.registry ? instrumentStore(store, deps.registry, config.backend) : store;
 }

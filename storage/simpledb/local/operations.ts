@@ -41,6 +41,49 @@ const BOX_USAGE = {
   perItemScanned: 0.0000000092,
 } as const;
 
+/**
+ * Parameters each action accepts besides the common ones, with list indices written as `N`.
+ * These are exactly the members of the 2009-04-15 API model serialised by the Query protocol
+ * (checked by model.test.ts), plus the Developer Guide's `Expected.N.*` form of the condition.
+ */
+export const ACCEPTED_PARAMETERS: Record<string, readonly string[]> = {
+  CreateDomain: ['DomainName'],
+  DeleteDomain: ['DomainName'],
+  ListDomains: ['MaxNumberOfDomains', 'NextToken'],
+  DomainMetadata: ['DomainName'],
+  PutAttributes: [
+    'DomainName', 'ItemName', 'Attribute.N.Name', 'Attribute.N.Value', 'Attribute.N.Replace',
+    'Expected.Name', 'Expected.Value', 'Expected.Exists', 'Expected.N.Name', 'Expected.N.Value', 'Expected.N.Exists',
+  ],
+  BatchPutAttributes: ['DomainName', 'Item.N.ItemName', 'Item.N.Attribute.N.Name', 'Item.N.Attribute.N.Value', 'Item.N.Attribute.N.Replace'],
+  GetAttributes: ['DomainName', 'ItemName', 'AttributeName.N', 'ConsistentRead'],
+  DeleteAttributes: [
+    'DomainName', 'ItemName', 'Attribute.N.Name', 'Attribute.N.Value',
+    'Expected.Name', 'Expected.Value', 'Expected.Exists', 'Expected.N.Name', 'Expected.N.Value', 'Expected.N.Exists',
+  ],
+  BatchDeleteAttributes: ['DomainName', 'Item.N.ItemName', 'Item.N.Attribute.N.Name', 'Item.N.Attribute.N.Value'],
+  Select: ['SelectExpression', 'NextToken', 'ConsistentRead'],
+};
+
+/** Parameters of the request envelope, valid with every action. */
+export const COMMON_PARAMETERS = [
+  'Action', 'Version', 'AWSAccessKeyId', 'Signature', 'SignatureVersion', 'SignatureMethod', 'Timestamp', 'Expires', 'SecurityToken',
+] as const;
+
+/**
+ * Rejects parameters the action does not know, so a misspelt member (`Attribute.1.Replac`) fails
+ * loudly instead of being ignored.
+ */
+export function checkParameterNames(action: string, params: Params): void {
+  const accepted = new Set<string>([...COMMON_PARAMETERS, ...(ACCEPTED_PARAMETERS[action] ?? [])]);
+  for (const key of Object.keys(params)) {
+    const pattern = key.replace(/\.\d+(?=\.|$)/g, '.N');
+    if (!accepted.has(pattern)) {
+      throw new SdbError('InvalidParameterValue', `The parameter ${key} is not recognized by ${action}.`);
+    }
+  }
+}
+
 export interface OperationResult {
   result?: string;
   boxUsage: number;

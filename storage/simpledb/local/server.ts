@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { authenticate, checkVersion, type Credentials } from './auth.js';
 import { Database } from './database.js';
 import { SdbError } from './errors.js';
-import { operations } from './operations.js';
+import { checkParameterNames, operations } from './operations.js';
 import type { Params } from './params.js';
 import { DataFileSaver, readDataFile } from './persistence.js';
 import { errorXml, successXml } from './xml.js';
@@ -190,6 +190,7 @@ export async function startSimpleDbLocal(opts: SimpleDbLocalOptions): Promise<Si
       if (!action) throw new SdbError('MissingAction', 'No action was supplied with this request.');
       const operation = Object.hasOwn(operations, action) ? operations[action] : undefined;
       if (!operation) throw new SdbError('InvalidAction', `The action ${action} is not valid for this web service.`);
+      checkParameterNames(action, params);
       if (faults.failureRate > 0 && random() < faults.failureRate) {
         throw new SdbError('ServiceUnavailable', 'Service AmazonSimpleDB is currently unavailable. Please try again later.');
       }

@@ -1,0 +1,192 @@
+// `ecs-id-mapper reconciler`: builds the real source clients, the durable outbox in --state-dir,
+// the reconcile loop and the reporter, serves /metrics and /healthz, and on SIGTERM/SIGINT stops
+// observing, flushes what it can to the server (bounded) and resolves. Anything not delivered
+// stays in the outbox for the next start.
+import { createServer, type Server } from 'node:http';
+import pino from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReconcilerConfig } from '../config/index.js';
+import { createEcsAgentClient } from './sources/ecs-agent.js';
+import { createImdsClient } from './sources/imds.js';
+import { createDockerClient, type DockerClient } from './sources/docker.js';
+import { openOutbox, type Outbox } from './outbox.js';
+import { createReconcileLoop, type ReconcileLoop } from './loop.js';
+import { createReporter, type Reporter } from './reporter.js';
+import { createReconcilerMetrics, type ReconcilerMetrics } from './metrics.js';
+
+export interface RunReconcilerOptions {
+  /** Resolves the returned promise when aborted (tests); SIGTERM/SIGINT always do. */
+  signal?: AbortSignal;
+  /** Log destination (default stdout). */
+  logStream?: NodeJS.WritableStream;
+}
+
+/** How long shutdown waits for the server to take what is queued. */
+const FLUSH_ON_STOP_MS = 5_000;
+
+export interface HealthState {
+  loop: Pick<ReconcileLoop, 'hostState'>;
+  outbox: Pick<Outbox, 'overCapacity' | 'depth'>;
+  metrics: Pick<ReconcilerMetrics, 'lastObservationMs' | 'lastReportMs'>;
+  reporter: Pick<Reporter, 'state'>;
+  /** An observation older than this makes the daemon unhealthy. */
+  staleAfterMs: number;
+  now: () => number;
+}
+
+/** /healthz: 200 when the last observation is recent and the outbox is not full; 503 otherwise. */
+export function health(state: HealthState): { status: 200 | 503; body: Record<string, unknown> } {
+  const last = state.metrics.lastObservationMs();
+  const age = last === null ? null : (state.now() - last) / 1000;
+  const problems: string[] = [];
+  if (last === null) problems.push('no successful observation yet');
+  else if (state.now() - last > state.staleAfterMs) problems.push(`last successful observation ${age!.toFixed(1)} s ago`);
+  if (state.outbox.overCapacity()) problems.push('outbox full');
+  const lastReport = state.metrics.lastReportMs();
+  const body = {
+    status: problems.length === 0 ? 'ok' : 'unhealthy',
+    problems,
+    host_state: state.loop.hostState(),
+    reporter_state: state.reporter.state(),
+    outbox_depth: state.outbox.depth(),
+    seconds_since_last_observation: age,
+    seconds_since_last_report: lastReport === null ? null : (state.now() - lastReport) / 1000,
+  };
+  return problems.length === 0 ? { status: 200, body } : { status: 503, body: { error: 'unhealthy', message: problems.join('; '), ...body } };
+}
+
+export async function runReconciler(config: ReconcilerConfig, options: RunReconcilerOptions = {}): Promise<void> {
+  const log = pino({ level: config.logLevel, base: { service: 'ecs-id-mapper-reconciler' } }, options.logStream ?? process.stdout);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'ecs_id_mapper_process_' });
+  const metrics = createReconcilerMetrics(registry);
+
+  const outbox = openOutbox({ dir: config.stateDir, maxBytes: config.outboxMaxBytes });
+  const agent = createEcsAgentClient({ baseUrl: config.ecsAgentUrl, timeoutMs: config.requestTimeoutMs });
+  const imds = createImdsClient({
+    baseUrl: config.imdsUrl,
+    timeoutMs: config.requestTimeoutMs,
+    tokenTtlSeconds: config.imdsTokenTtlSeconds,
+    onFallback: () => {
+      metrics.imdsV1Fallbacks.inc();
+      log.warn('IMDSv2 token request timed out or was refused; using IMDSv1 (check the instance metadata hop limit)');
+    },
+  });
+  const docker: DockerClient | undefined = config.dockerSocket
+    ? createDockerClient({ socketPath: config.dockerSocket, timeoutMs: config.requestTimeoutMs })
+    : undefined;
+
+  let reporter: Reporter | undefined;
+  const loop = createReconcileLoop({
+    agent,
+    imds,
+    docker,
+    outbox,
+    logger: log,
+    metrics,
+    resyncIntervalMs: config.resyncIntervalMs,
+    eventDebounceMs: config.eventDebounceMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+    onPass: () => reporter?.notify(),
+  });
+  reporter = createReporter({
+    server: config.server,
+    token: config.reportToken,
+    outbox,
+    host: () => loop.identity(),
+    snapshot: () => loop.snapshot(),
+    batchSize: config.batchSize,
+    timeoutMs: config.requestTimeoutMs,
+    backoffBaseMs: config.backoffBaseMs,
+    backoffMaxMs: config.backoffMaxMs,
+    fullSyncIntervalMs: config.fullSyncIntervalMs,
+    logger: log,
+    metrics,
+  });
+
+  const healthState: HealthState = {
+    loop,
+    outbox,
+    metrics,
+    reporter,
+    staleAfterMs: 3 * config.resyncIntervalMs + config.requestTimeoutMs,
+    now: Date.now,
+  };
+  const metricsServer: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'content-type': 'application/json', allow: 'GET, HEAD' });
+      res.end(JSON.stringify({ error: 'method_not_allowed', message: `${req.method} is not allowed` }));
+      return;
+    }
+    if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        },
+        (err: Error) => {
+          res.writeHead(503, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: 'metrics_unavailable', message: err.message }));
+        },
+      );
+      return;
+    }
+    if (path === '/healthz') {
+      const h = health(healthState);
+      res.writeHead(h.status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(h.body));
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: 'not_found', message: `no route ${path}` }));
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      metricsServer.once('error', reject);
+      metricsServer.listen(config.metricsPort, config.metricsHost, () => resolve());
+    });
+  } catch (err) {
+    outbox.close();
+    await docker?.close();
+    throw new Error(`cannot serve metrics on ${config.metricsHost}:${config.metricsPort}: ${(err as Error).message}`, { cause: err });
+  }
+  const addr = metricsServer.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.metricsPort;
+  const host = config.metricsHost.includes(':') ? `[${config.metricsHost}]` : config.metricsHost;
+  log.info(
+    { metrics_url: `http://${host}:${port}/metrics`, server: config.server.href, state_dir: config.stateDir, docker: config.dockerSocket ?? 'disabled', outbox_depth: outbox.depth(), last_seq: outbox.lastSeq() },
+    `reconciler started; metrics on http://${host}:${port}/metrics`,
+  );
+
+  loop.start();
+  reporter.start();
+
+  await new Promise<void>((resolve) => {
+    const stop = (reason: string) => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      options.signal?.removeEventListener('abort', onAbort);
+      log.info({ reason }, 'shutting down');
+      resolve();
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    const onAbort = () => stop('abort');
+    process.once('SIGTERM', onTerm);
+    process.once('SIGINT', onInt);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) stop('abort');
+  });
+
+  await loop.stop();
+  const drained = await reporter.flush(FLUSH_ON_STOP_MS);
+  reporter.stop();
+  log.info({ drained, outbox_depth: outbox.depth() }, drained ? 'outbox flushed' : 'outbox not drained; kept for the next start');
+  outbox.close();
+  await docker?.close();
+  metricsServer.closeAllConnections();
+  await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+  log.info('reconciler stopped');
+  log.flush?.();
+}

@@ -143,7 +143,12 @@ export type TransitionBatchResult = Static<typeof TransitionBatchResultSchema>;
 
 // --- PUT /v2/hosts/<instance_id>/snapshot --------------------------------------------------------
 
-export const SnapshotContainerSchema = Type.Intersect([ContainerObservationSchema, Type.Object({ state: LifecycleStateSchema })]);
+// One flat object rather than an allOf: ContainerObservationSchema forbids additional properties,
+// so an intersection with `{state}` could never validate.
+export const SnapshotContainerSchema = Type.Object(
+  { ...ContainerObservationSchema.properties, state: LifecycleStateSchema },
+  { additionalProperties: false },
+);
 export type SnapshotContainer = ContainerObservation & { state: LifecycleState };
 
 export const HostSnapshotSchema = Type.Object(

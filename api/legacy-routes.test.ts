@@ -1,0 +1,307 @@
+// The original server's routes, through inject(): what the Python agent reports, and what the
+// original's clients read back (text, Flask-style JSON, redirects), plus the fixes (400/409/404 JSON).
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseLinks } from '../config/links.js';
+import { INJECTION_STRINGS } from '../storage/store.fixtures.js';
+import { agentEntry, agentKey, agentMap, buildTestApp, type AgentEntry, type TestApp } from './test-helpers.js';
+
+const C1 = 'c1'.repeat(32);
+const C2 = 'c2'.repeat(32);
+const TASK = 'a1b2c3d4'.repeat(4);
+const UUID_TASK = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
+const C3 = 'c3'.repeat(32);
+
+let t: TestApp;
+
+async function report(entries: AgentEntry[] | Record<string, unknown>, headers: Record<string, string> = {}) {
+  const payload = Array.isArray(entries) ? agentMap(entries) : entries;
+  return t.app.inject({ method: 'POST', url: '/report/map', payload, headers });
+}
+
+const get = (url: string) => t.app.inject({ method: 'GET', url });
+
+beforeEach(async () => {
+  t = await buildTestApp({ links: parseLinks(['logs=https://logs.example/search?q={container_id_short}&task={task_id}']) });
+});
+afterEach(async () => {
+  await t.close();
+});
+
+describe('POST /report/map (the original agent)', () => {
+  it('answers "true" as text and stores the map as the host snapshot, with the bare task id of a new-format ARN', async () => {
+    const res = await report([agentEntry({ container_id: C1, task_id: `prod/${TASK}` })]);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(res.body).toBe('true');
+    const found = await t.store.getContainer(C1);
+    expect(found.kind).toBe('found');
+    if (found.kind !== 'found') return;
+    expect(found.record).toMatchObject({
+      task_id: TASK,
+      task_id_raw: `prod/${TASK}`,
+      task_family: 'web',
+      cluster: 'prod',
+      instance_id: 'i-0123456789abcdef0',
+      region: 'us-east-1',
+      state: 'running',
+      source: 'legacy',
+      ports: [{ container_port: 80, host_port: 32768, protocol: 'tcp' }],
+      legacy_key: agentKey({ container_id: C1, task_id: `prod/${TASK}`, desired_status: 'RUNNING' }),
+    });
+  });
+
+  it('accepts the first agent version, which sent fewer fields and null where instance metadata failed', async () => {
+    const entry: Record<string, unknown> = { ...agentEntry({ container_id: C1, task_id: UUID_TASK }), instance_ip: null };
+    for (const k of ['container_port', 'instance_port', 'instance_az', 'cluster_name', 'ecs_agent_version']) delete entry[k];
+    const res = await report({ [agentKey(entry as unknown as AgentEntry)]: entry });
+    expect(res.statusCode).toBe(200);
+    const found = await t.store.getContainer(C1);
+    expect(found.kind === 'found' && found.record).toMatchObject({ task_id: UUID_TASK, instance_ip: null, ports: [], cluster: null });
+  });
+
+  it('marks containers missing from the next map gone; they still resolve while retained', async () => {
+    await report([agentEntry({ container_id: C1, task_id: TASK }), agentEntry({ container_id: C2, task_id: TASK, container_name: 'proxy' })]);
+    await report([agentEntry({ container_id: C1, task_id: TASK })]);
+    const gone = await t.store.getContainer(C2);
+    expect(gone.kind === 'found' && gone.record.state).toBe('gone');
+    expect((await get(`/query/container_id/${C2}`)).body).toBe(TASK);
+  });
+
+  it('stores a stopped container as stopped, and it still resolves to its task', async () => {
+    await report([agentEntry({ container_id: C1, task_id: TASK, desired_status: 'STOPPED', known_status: 'STOPPED' })]);
+    const res = await get(`/query/container_id/${C1}/_all`);
+    expect(res.statusCode).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ state: 'stopped', known_status: 'STOPPED', task_id: TASK });
+  });
+
+  it('acknowledges an empty map without changing anything (it names no host)', async () => {
+    await report([agentEntry({ container_id: C1, task_id: TASK })]);
+    const res = await report({});
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toBe('true');
+    const found = await t.store.getContainer(C1);
+    expect(found.kind === 'found' && found.record.state).toBe('running');
+  });
+
+  it('skips entries whose container the ECS agent has not created yet (empty DockerId)', async () => {
+    const res = await report([agentEntry({ container_id: C1, task_id: TASK }), agentEntry({ container_id: '', task_id: TASK, container_name: 'sidecar' })]);
+    expect(res.statusCode).toBe(200);
+    expect((await t.store.findByTask(TASK)).map((r) => r.container_id)).toEqual([C1]);
+  });
+
+  it.each([
+    ['a malformed container id', { container_id: 'xyz' }],
+    ['a task id of no known shape', { task_id: 'prod/not-a-task' }],
+    ['a missing instance id', { instance_id: '' }],
+    ['a string sample_time', { sample_time: 'yesterday' }],
+    ['a missing desired_status', { desired_status: undefined }],
+  ])('rejects %s with 400 JSON and stores nothing', async (_name, override) => {
+    const entry = { ...agentEntry({ container_id: C1, task_id: TASK }), ...override };
+    const res = await report({ k: entry });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.json()).toMatchObject({ error: 'bad_request' });
+    expect((await t.store.getContainer(C1)).kind).toBe('missing');
+  });
+
+  it('rejects a body that is not JSON: 400 for malformed JSON or text, 415 for an unknown media type', async () => {
+    const bad = await t.app.inject({ method: 'POST', url: '/report/map', payload: '{"a":', headers: { 'content-type': 'application/json' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toBe('bad_request');
+    const text = await t.app.inject({ method: 'POST', url: '/report/map', payload: 'hello', headers: { 'content-type': 'text/plain' } });
+    expect(text.statusCode).toBe(400);
+    const form = await t.app.inject({ method: 'POST', url: '/report/map', payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(form.statusCode).toBe(415);
+    expect(form.json()).toEqual({ error: 'unsupported_media_type', message: expect.any(String) });
+  });
+
+  it('answers 413 JSON for a body over the limit', async () => {
+    const big = { k: { ...agentEntry({ container_id: C1, task_id: TASK }), container_name: 'x'.repeat(1000) } };
+    const entries = Object.fromEntries(Array.from({ length: 1200 }, (_, i) => [`k${i}`, big.k]));
+    const res = await report(entries);
+    expect(res.statusCode).toBe(413);
+    expect(res.json().error).toBe('payload_too_large');
+  });
+});
+
+describe('POST /report/event', () => {
+  it('answers "true" and writes the event into the history of the container its key names', async () => {
+    const entry = agentEntry({ container_id: C1, task_id: TASK });
+    await report([entry]);
+    const res = await t.app.inject({ method: 'POST', url: '/report/event', payload: { event_id: agentKey(entry), event: 'removed', timestamp: 1767226000.5 } });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toBe('true');
+    const history = await t.store.history(C1);
+    expect(history.find((h) => h.reason === 'legacy.removed')).toMatchObject({ at: '2026-01-01T00:06:40.500Z' });
+  });
+
+  it('rejects an unknown event kind with 400', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/report/event', payload: { event_id: 'abc', event: 'exploded', timestamp: 1 } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toBe('bad_request');
+  });
+});
+
+describe('GET /query/container_id/<id>', () => {
+  beforeEach(async () => {
+    await report([
+      agentEntry({ container_id: C1, task_id: `prod/${TASK}` }),
+      agentEntry({ container_id: C2, task_id: `prod/${TASK}`, container_name: 'proxy', container_port: '0', instance_port: '0' }),
+      agentEntry({ container_id: C3, task_id: UUID_TASK, task_name: 'old' }),
+    ]);
+  });
+
+  it('answers the task id as text for the full id, a 12-hex prefix and upper-case hex', async () => {
+    for (const id of [C1, C1.slice(0, 12), C1.slice(0, 40).toUpperCase()]) {
+      const res = await get(`/query/container_id/${id}`);
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+      expect(res.body).toBe(TASK);
+    }
+  });
+
+  it('answers a task id given in place of a container id with the task (as the original README documents)', async () => {
+    expect((await get(`/query/container_id/${TASK}`)).body).toBe(`${C1}\n${C2}`);
+    const all = await get(`/query/container_id/${UUID_TASK}/_all`);
+    expect(JSON.parse(all.body)).toMatchObject({ container_id: C3, task_id: UUID_TASK });
+  });
+
+  it('answers _all as Flask jsonify did: application/json, sorted keys, original names as strings plus the new fields', async () => {
+    const res = await get(`/query/container_id/${C1}/_all`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json');
+    expect(res.body.startsWith('{\n  "cadvisor_url": "http://10.0.1.17:8080/docker/')).toBe(true);
+    expect(res.body).toContain(`  "container_id": "${C1}", \n`);
+    expect(res.body.endsWith('\n}')).toBe(true);
+    const body = JSON.parse(res.body);
+    expect(Object.keys(body)).toEqual(Object.keys(body).sort());
+    expect(body).toMatchObject({
+      container_id: C1,
+      container_name: 'app',
+      container_port: '80',
+      instance_port: '32768',
+      task_id: TASK,
+      task_id_raw: `prod/${TASK}`,
+      task_name: 'web',
+      task_version: '3',
+      instance_ip: '10.0.1.17',
+      instance_id: 'i-0123456789abcdef0',
+      instance_type: 'm5.large',
+      instance_az: 'us-east-1a',
+      desired_status: 'RUNNING',
+      known_status: 'RUNNING',
+      host_name: 'ip-10-0-1-17',
+      cluster_name: 'prod',
+      ecs_agent_version: '1.14.4',
+      sample_time: '1767226200.0',
+      cadvisor_url: `http://10.0.1.17:8080/docker/${C1}`,
+      logs_url: `https://logs.example/search?q=${C1.slice(0, 12)}&task=${TASK}`,
+      state: 'running',
+    });
+  });
+
+  it('answers the cAdvisor URL as text, and a 302 to it when redir is true in any case', async () => {
+    const url = `http://10.0.1.17:8080/docker/${C1}`;
+    const text = await get(`/query/container_id/${C1.slice(0, 12)}/cadvisor`);
+    expect(text.statusCode).toBe(200);
+    expect(text.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(text.body).toBe(url);
+    for (const redir of ['true', 'TRUE', 'True']) {
+      const res = await get(`/query/container_id/${C1}/cadvisor?redir=${redir}`);
+      expect(res.statusCode).toBe(302);
+      expect(res.headers.location).toBe(url);
+    }
+    expect((await get(`/query/container_id/${C1}/cadvisor?redir=false`)).statusCode).toBe(200);
+  });
+
+  it('answers /urls with every configured link as "<name>_url"', async () => {
+    const res = await get(`/query/container_id/${C1}/urls`);
+    expect(res.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(res.body)).toEqual({
+      cadvisor_url: `http://10.0.1.17:8080/docker/${C1}`,
+      logs_url: `https://logs.example/search?q=${C1.slice(0, 12)}&task=${TASK}`,
+    });
+  });
+
+  it('answers 404 JSON for an unknown id on every suffix', async () => {
+    for (const suffix of ['', '/_all', '/cadvisor', '/urls']) {
+      const res = await get(`/query/container_id/${'d'.repeat(64)}${suffix}`);
+      expect(res.statusCode).toBe(404);
+      expect(res.json()).toEqual({ error: 'not_found', message: expect.stringContaining('d'.repeat(64)) });
+    }
+  });
+
+  it('answers 409 with the candidates for a prefix two containers share, whatever their states', async () => {
+    const twinA = `feedfacecafe${'1'.repeat(52)}`;
+    const twinB = `feedfacecafe${'2'.repeat(52)}`;
+    await report([
+      agentEntry({ container_id: twinA, task_id: 'e'.repeat(32), instance_id: 'i-0aaaaaaaaaaaaaaaa' }),
+      agentEntry({ container_id: twinB, task_id: 'f'.repeat(32), instance_id: 'i-0aaaaaaaaaaaaaaaa', desired_status: 'STOPPED', known_status: 'STOPPED' }),
+    ]);
+    const res = await get('/query/container_id/feedfacecafe');
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toEqual({ error: 'ambiguous', message: expect.any(String), candidates: [twinA, twinB] });
+    expect((await get(`/query/container_id/feedfacecafe1`)).body).toBe('e'.repeat(32));
+  });
+
+  it.each([
+    ['shorter than 12 hex', 'abcdef'],
+    ['not hex', 'zzzzzzzzzzzzzzzz'],
+    ['longer than 64 hex', 'a'.repeat(65)],
+  ])('answers 400 JSON for an id %s', async (_name, id) => {
+    const res = await get(`/query/container_id/${id}`);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toBe('bad_request');
+  });
+
+  it('finds nothing and never errors for the injection strings the original select was open to', async () => {
+    for (const s of INJECTION_STRINGS) {
+      for (const route of ['/query/container_id/', '/query/task_id/']) {
+        for (const suffix of ['', '/_all', '/cadvisor']) {
+          const res = await get(`${route}${encodeURIComponent(s)}${suffix}`);
+          expect([400, 404]).toContain(res.statusCode);
+          expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+        }
+      }
+    }
+  });
+});
+
+describe('GET /query/task_id/<id>', () => {
+  beforeEach(async () => {
+    await report([
+      agentEntry({ container_id: C2, task_id: `prod/${TASK}`, container_name: 'proxy' }),
+      agentEntry({ container_id: C1, task_id: `prod/${TASK}` }),
+      agentEntry({ container_id: C3, task_id: UUID_TASK }),
+    ]);
+  });
+
+  it("answers the task's container ids as text, one per line, ordered by container id", async () => {
+    const res = await get(`/query/task_id/${TASK}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(res.body).toBe(`${C1}\n${C2}`);
+    expect((await get(`/query/task_id/${UUID_TASK.toUpperCase()}`)).body).toBe(C3);
+  });
+
+  it('answers _all as a JSON array for several containers and an object for one', async () => {
+    const many = JSON.parse((await get(`/query/task_id/${TASK}/_all`)).body);
+    expect(many.map((c: { container_id: string }) => c.container_id)).toEqual([C1, C2]);
+    const one = JSON.parse((await get(`/query/task_id/${UUID_TASK}/_all`)).body);
+    expect(one.container_id).toBe(C3);
+  });
+
+  it('answers the cAdvisor URLs one per line, and redirects to the first', async () => {
+    const res = await get(`/query/task_id/${TASK}/cadvisor`);
+    expect(res.body).toBe(`http://10.0.1.17:8080/docker/${C1}\nhttp://10.0.1.17:8080/docker/${C2}`);
+    const redir = await get(`/query/task_id/${TASK}/cadvisor?redir=tRuE`);
+    expect(redir.statusCode).toBe(302);
+    expect(redir.headers.location).toBe(`http://10.0.1.17:8080/docker/${C1}`);
+  });
+
+  it('answers 404 for an unknown task and 400 for an id that is no task id', async () => {
+    expect((await get(`/query/task_id/${'9'.repeat(32)}`)).statusCode).toBe(404);
+    expect((await get(`/query/task_id/${C1}`)).statusCode).toBe(400);
+    expect((await get(`/query/task_id/${C1.slice(0, 32)}`)).statusCode).toBe(404);
+  });
+});

@@ -1,0 +1,177 @@
+// The v2 report and read routes through inject(), on the real SQLite store.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  batch,
+  containerId,
+  hostIdentity,
+  instanceId,
+  iso,
+  observation,
+  snapshot,
+  snapshotContainer,
+  taskArn,
+  taskId,
+  transition,
+} from '../storage/store.fixtures.js';
+import { buildTestApp, type TestApp } from './test-helpers.js';
+
+let t: TestApp;
+const host = hostIdentity({ instance_id: instanceId('v2') });
+const C1 = containerId('one');
+const C2 = containerId('two');
+const TASK = taskId('web');
+const ARN = taskArn(TASK);
+
+beforeEach(async () => {
+  t = await buildTestApp();
+});
+afterEach(async () => {
+  await t.close();
+});
+
+const post = (url: string, payload: unknown) => t.app.inject({ method: 'POST', url, payload: payload as object });
+const put = (url: string, payload: unknown) => t.app.inject({ method: 'PUT', url, payload: payload as object });
+const get = (url: string) => t.app.inject({ method: 'GET', url });
+
+function seedBatch() {
+  return batch(host, [
+    transition(1, 'running', { from: null, container: { container_id: C1, task_arn: ARN, docker_name: 'ecs-web-3-app-aa11' } }),
+    transition(2, 'pending', { from: null, container: { container_id: C2, task_arn: ARN, container_name: 'proxy', docker_name: 'ecs-web-3-proxy-bb22' } }),
+    transition(3, 'running', { from: 'pending', container: { container_id: C2, task_arn: ARN, container_name: 'proxy', docker_name: 'ecs-web-3-proxy-bb22' } }),
+  ]);
+}
+
+describe('POST /v2/hosts/:instance_id/transitions', () => {
+  it('applies a batch and acknowledges a replay of it as duplicates without changing anything', async () => {
+    const first = await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+    expect(first.statusCode).toBe(200);
+    expect(first.json()).toEqual({ applied: 3, duplicates: 0, acked_seq: 3 });
+    const historyBefore = await t.store.history(C2);
+    const replay = await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+    expect(replay.json()).toEqual({ applied: 0, duplicates: 3, acked_seq: 3 });
+    expect(await t.store.history(C2)).toEqual(historyBefore);
+  });
+
+  it('answers 400 when the URL names another host than the body', async () => {
+    const res = await post(`/v2/hosts/${instanceId('other')}/transitions`, seedBatch());
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: 'bad_request', message: expect.stringContaining('differs') });
+    expect((await t.store.getContainer(C1)).kind).toBe('missing');
+  });
+
+  it.each([
+    ['an instance id of the wrong shape in the URL', (b: ReturnType<typeof seedBatch>) => b, '/v2/hosts/not-an-instance/transitions'],
+    ['an empty batch', (b: ReturnType<typeof seedBatch>) => ({ ...b, transitions: [] }), undefined],
+    ['an unknown state', (b: ReturnType<typeof seedBatch>) => ({ ...b, transitions: [{ ...b.transitions[0], to: 'exploded' }] }), undefined],
+    ['an unknown field', (b: ReturnType<typeof seedBatch>) => ({ ...b, extra: 1 }), undefined],
+    ['a container id that differs from the observation', (b: ReturnType<typeof seedBatch>) => ({ ...b, transitions: [{ ...b.transitions[0], container_id: C2 }] }), undefined],
+  ])('answers 400 JSON for %s', async (_name, mutate, url) => {
+    const res = await post(url ?? `/v2/hosts/${host.instance_id}/transitions`, mutate(seedBatch()));
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toBe('bad_request');
+  });
+});
+
+describe('PUT /v2/hosts/:instance_id/snapshot', () => {
+  it('replaces the host state: containers absent from the snapshot become gone', async () => {
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+    const res = await put(`/v2/hosts/${host.instance_id}/snapshot`, snapshot(host, 3, [snapshotContainer('running', { container_id: C1, task_arn: ARN })]));
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ gone: 1 });
+    const c2 = await t.store.getContainer(C2);
+    expect(c2.kind === 'found' && c2.record.state).toBe('gone');
+  });
+
+  it('answers 400 when the URL names another host, or a container appears twice', async () => {
+    const snap = snapshot(host, 1, [snapshotContainer('running', { container_id: C1 })]);
+    expect((await put(`/v2/hosts/${instanceId('x')}/snapshot`, snap)).statusCode).toBe(400);
+    const twice = snapshot(host, 1, [snapshotContainer('running', { container_id: C1 }), snapshotContainer('running', { container_id: C1 })]);
+    expect((await put(`/v2/hosts/${host.instance_id}/snapshot`, twice)).statusCode).toBe(400);
+  });
+});
+
+describe('GET /v2/lookup/:id', () => {
+  beforeEach(async () => {
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+  });
+
+  it.each([
+    ['a full container id', () => C1, 'container_id', [C1]],
+    ['a 12-hex prefix', () => C1.slice(0, 12), 'container_prefix', [C1]],
+    ['a task id', () => TASK, 'task_id', [C1, C2].sort()],
+    ['a URL-encoded task ARN', () => encodeURIComponent(ARN), 'task_arn', [C1, C2].sort()],
+    ['a docker name', () => 'ecs-web-3-proxy-bb22', 'docker_name', [C2]],
+  ])('finds %s', async (_name, id, kind, ids) => {
+    const res = await get(`/v2/lookup/${id()}`);
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.kind).toBe(kind);
+    expect(body.containers.map((c: { container_id: string }) => c.container_id)).toEqual(ids);
+    expect(body.containers[0].links[0]).toEqual({ name: 'cadvisor', url: `http://10.0.1.17:8080/docker/${body.containers[0].container_id}` });
+  });
+
+  it('treats a 32-hex id as a task first, then as a container prefix', async () => {
+    const res = await get(`/v2/lookup/${C1.slice(0, 32)}`);
+    expect(res.json()).toMatchObject({ kind: 'container_prefix', containers: [{ container_id: C1 }] });
+  });
+
+  it('answers 404, 409 and 400 JSON', async () => {
+    expect((await get(`/v2/lookup/${'d'.repeat(64)}`)).json()).toMatchObject({ error: 'not_found' });
+    expect((await get(`/v2/lookup/${encodeURIComponent('arn:aws:ecs:us-east-1:1:task/nope')}`)).statusCode).toBe(400);
+    expect((await get(`/v2/lookup/${encodeURIComponent('a b/c')}`)).json()).toMatchObject({ error: 'bad_request' });
+    const twins = batch(host, [
+      transition(10, 'running', { from: null, container: { container_id: `abcabcabcabc${'1'.repeat(52)}` } }),
+      transition(11, 'running', { from: null, container: { container_id: `abcabcabcabc${'2'.repeat(52)}` } }),
+    ]);
+    await post(`/v2/hosts/${host.instance_id}/transitions`, twins);
+    const amb = await get('/v2/lookup/abcabcabcabc');
+    expect(amb.statusCode).toBe(409);
+    expect(amb.json().candidates).toHaveLength(2);
+  });
+});
+
+describe('GET /v2/containers', () => {
+  beforeEach(async () => {
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+  });
+
+  it('pages through the filtered containers with next_cursor', async () => {
+    const first = (await get(`/v2/containers?cluster=prod&state=running&limit=1`)).json();
+    expect(first.items).toHaveLength(1);
+    expect(first.next_cursor).toEqual(expect.any(String));
+    const second = (await get(`/v2/containers?cluster=prod&state=running&limit=1&cursor=${encodeURIComponent(first.next_cursor)}`)).json();
+    expect([first.items[0].container_id, second.items[0].container_id]).toEqual([C1, C2].sort());
+    expect((await get(`/v2/containers?state=stopped`)).json()).toEqual({ items: [], next_cursor: null });
+  });
+
+  it('answers 400 for a bad state, a limit out of range, or a cursor it did not issue', async () => {
+    expect((await get('/v2/containers?state=exploded')).statusCode).toBe(400);
+    expect((await get('/v2/containers?limit=0')).statusCode).toBe(400);
+    expect((await get('/v2/containers?limit=abc')).statusCode).toBe(400);
+    const cursor = await get('/v2/containers?cursor=garbage');
+    expect(cursor.statusCode).toBe(400);
+    expect(cursor.json().error).toBe('invalid_cursor');
+  });
+});
+
+describe('GET /v2/containers/:id/history and /v2/hosts', () => {
+  it("answers a container's history oldest first", async () => {
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+    const res = await get(`/v2/containers/${C2.slice(0, 14)}/history`);
+    expect(res.statusCode).toBe(200);
+    expect(res.json().container_id).toBe(C2);
+    expect(res.json().history.map((h: { from: string | null; to: string }) => [h.from, h.to])).toEqual([[null, 'pending'], ['pending', 'running']]);
+    expect((await get(`/v2/containers/${'e'.repeat(64)}/history`)).statusCode).toBe(404);
+    expect((await get(`/v2/containers/xyz/history`)).statusCode).toBe(400);
+  });
+
+  it('answers hosts with seconds since their last report, staleness and containers by state', async () => {
+    t.setNow(new Date(iso(0)));
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+    t.setNow(new Date(Date.parse(iso(0)) + 90_500));
+    const fresh = (await get('/v2/hosts')).json().hosts[0];
+    expect(fresh).toMatchObject({ instance_id: host.instance_id, seconds_since_report: 90.5, stale: false, containers_by_state: { running: 2, pending: 0, gone: 0 } });
+    t.setNow(new Date(Date.parse(iso(0)) + 16 * 60_000));
+    expect((await get('/v2/hosts')).json().hosts[0].stale).toBe(true);
+  });
+});

@@ -20,7 +20,9 @@ export function tasksFromContainers(containers: DockerContainer[]): SimTask[] {
     group.push(c);
     byArn.set(arn, group);
   }
-  return [...byArn].map(([arn, group]) => {
+  // Docker lists newest first; a stable order (by ARN, containers by name) keeps listings comparable.
+  return [...byArn].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([arn, unsorted]) => {
+    const group = [...unsorted].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const labels = group[0].labels;
     const known = taskStatus(group);
     return {

@@ -1,0 +1,248 @@
+// Cross-cutting behaviour of buildServer: report auth, the per-host rate limit, error mapping,
+// /health, /metrics (checked by the real promtool), OpenAPI and the static web page.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openStore } from '../storage/index.js';
+import { StoreUnavailableError, type Store } from '../storage/store.js';
+import { agentEntry, agentMap, buildTestApp, type TestApp } from './test-helpers.js';
+
+const C1 = 'c1'.repeat(32);
+const TASK = 'a1b2c3d4'.repeat(4);
+const TOKEN = 's3cret-token';
+
+let t: TestApp | undefined;
+afterEach(async () => {
+  await t?.close();
+  t = undefined;
+});
+
+const mapBody = (instanceId = 'i-0123456789abcdef0', containerId = C1) => agentMap([agentEntry({ container_id: containerId, task_id: TASK, instance_id: instanceId })]);
+const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+
+async function metricValue(app: TestApp, line: string): Promise<number | undefined> {
+  const text = await app.registry.metrics();
+  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+  return found === undefined ? undefined : Number(found.slice(line.length + 1));
+}
+
+/** A store whose named methods fail with the given error. */
+async function failingStore(methods: Array<keyof Store>, error: () => Error): Promise<Store> {
+  const real = await openStore({ backend: 'sqlite', path: ':memory:' });
+  return new Proxy(real, {
+    get(target, prop, receiver) {
+      if (methods.includes(prop as keyof Store)) return async () => { throw error(); };
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
+describe('report authentication', () => {
+  it('rejects reports without a token with 401 JSON and a WWW-Authenticate challenge, and counts them', async () => {
+    t = await buildTestApp({ reportToken: TOKEN });
+    const res = await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody() });
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['www-authenticate']).toContain('Bearer');
+    expect(res.headers['www-authenticate']).toContain('Basic');
+    expect(res.json()).toEqual({ error: 'unauthorized', message: expect.any(String) });
+    expect((await t.store.getContainer(C1)).kind).toBe('missing');
+    expect(await metricValue(t, 'ecs_id_mapper_reports_received_total{kind="legacy_map",result="unauthorized"}')).toBe(1);
+  });
+
+  it.each([
+    ['a wrong bearer token', `Bearer ${TOKEN}x`],
+    ['a bearer token differing only in case', `Bearer ${TOKEN.toUpperCase()}`],
+    ['Basic auth with a wrong password', basic('x', 'nope')],
+    ['Basic auth with the token as user name', basic(TOKEN, '')],
+    ['an unknown scheme', `Token ${TOKEN}`],
+    ['garbage', 'Bearer'],
+  ])('rejects %s on every report route', async (_name, authorization) => {
+    t = await buildTestApp({ reportToken: TOKEN });
+    for (const [method, url] of [['POST', '/report/map'], ['POST', '/report/event'], ['POST', '/v2/hosts/i-0123456789abcdef0/transitions'], ['PUT', '/v2/hosts/i-0123456789abcdef0/snapshot']] as const) {
+      const res = await t.app.inject({ method, url, payload: {}, headers: { authorization } });
+      expect(res.statusCode, `${method} ${url}`).toBe(401);
+    }
+  });
+
+  it('accepts the token as Bearer, and as the Basic password the original agent carries in its endpoint URL', async () => {
+    t = await buildTestApp({ reportToken: TOKEN });
+    const bearer = await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody(), headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(bearer.statusCode).toBe(200);
+    const viaBasic = await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody(), headers: { authorization: basic('x', TOKEN) } });
+    expect(viaBasic.statusCode).toBe(200);
+    expect((await t.store.getContainer(C1)).kind).toBe('found');
+    // Reads stay open.
+    expect((await t.app.inject({ url: `/query/container_id/${C1}` })).statusCode).toBe(200);
+  });
+
+  it('uses the current token when it rotates (Vault)', async () => {
+    let current = 'old';
+    t = await buildTestApp({ reportToken: () => current });
+    const send = (token: string) => t!.app.inject({ method: 'POST', url: '/report/map', payload: mapBody(), headers: { authorization: `Bearer ${token}` } });
+    expect((await send('old')).statusCode).toBe(200);
+    current = 'new';
+    expect((await send('old')).statusCode).toBe(401);
+    expect((await send('new')).statusCode).toBe(200);
+  });
+
+  it('accepts reports without credentials when no token is configured', async () => {
+    t = await buildTestApp();
+    expect((await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody() })).statusCode).toBe(200);
+  });
+});
+
+describe('report rate limit', () => {
+  it('answers 429 JSON once one host exceeds its limit, while other hosts still report', async () => {
+    t = await buildTestApp({ reportRateLimitPerMinute: 2 });
+    const send = (instance: string) => t!.app.inject({ method: 'POST', url: '/report/map', payload: mapBody(instance) });
+    expect((await send('i-0aaaaaaaaaaaaaaaa')).statusCode).toBe(200);
+    expect((await send('i-0aaaaaaaaaaaaaaaa')).statusCode).toBe(200);
+    const limited = await send('i-0aaaaaaaaaaaaaaaa');
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json()).toEqual({ error: 'rate_limited', message: expect.stringContaining('2 per minute') });
+    expect(limited.headers['retry-after']).toBeDefined();
+    expect((await send('i-0bbbbbbbbbbbbbbbb')).statusCode).toBe(200);
+    expect(await metricValue(t, 'ecs_id_mapper_reports_received_total{kind="legacy_map",result="rejected"}')).toBe(1);
+  });
+});
+
+describe('errors', () => {
+  it('answers 503 JSON when the store is unavailable', async () => {
+    t = await buildTestApp({}, await failingStore(['getContainer', 'replaceLegacySnapshot'], () => new StoreUnavailableError('database is locked')));
+    const res = await t.app.inject({ url: `/query/container_id/${C1}` });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toEqual({ error: 'store_unavailable', message: 'database is locked' });
+    const report = await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody() });
+    expect(report.statusCode).toBe(503);
+    expect(await metricValue(t, 'ecs_id_mapper_reports_received_total{kind="legacy_map",result="error"}')).toBe(1);
+  });
+
+  it('answers 500 JSON without the internal message for an unexpected error', async () => {
+    t = await buildTestApp({}, await failingStore(['findByTask'], () => new Error('secret internals')));
+    const res = await t.app.inject({ url: `/query/task_id/${TASK}` });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ error: 'internal', message: 'internal server error' });
+  });
+
+  it('answers 404 JSON for an unknown route and method', async () => {
+    t = await buildTestApp();
+    const res = await t.app.inject({ method: 'DELETE', url: '/query/container_id/abc' });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toMatchObject({ error: 'not_found' });
+  });
+});
+
+describe('/health', () => {
+  it('answers the original text when the store answers', async () => {
+    t = await buildTestApp();
+    const res = await t.app.inject({ url: '/health' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(res.body).toBe('All systems go!');
+  });
+
+  it('answers 503 JSON with the reason when the store fails, or an extra check is not ok', async () => {
+    t = await buildTestApp({}, await failingStore(['health'], () => new Error('disk I/O error')));
+    const res = await t.app.inject({ url: '/health' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toEqual({ error: 'store_unavailable', message: expect.stringContaining('disk I/O error') });
+    await t.close();
+    t = await buildTestApp({ health: async () => ({ ok: false, detail: 'vault secret not loaded' }) });
+    const extra = await t.app.inject({ url: '/health' });
+    expect(extra.statusCode).toBe(503);
+    expect(extra.json().message).toBe('vault secret not loaded');
+  });
+});
+
+describe('/metrics', () => {
+  it('exposes request durations by route template, lookups, reports, containers and build info', async () => {
+    t = await buildTestApp();
+    await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody() });
+    await t.app.inject({ url: `/query/container_id/${C1}` });
+    await t.app.inject({ url: `/query/container_id/${'d'.repeat(64)}` });
+    const res = await t.app.inject({ url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toContain('text/plain');
+    const text = res.body;
+    expect(text).toContain('ecs_id_mapper_http_request_duration_seconds_count{route="/query/container_id/:container_id",method="GET",status_class="2xx"} 1');
+    expect(text).toContain('ecs_id_mapper_http_request_duration_seconds_count{route="/query/container_id/:container_id",method="GET",status_class="4xx"} 1');
+    expect(text).not.toContain(C1);
+    expect(text).toContain('ecs_id_mapper_lookups_total{kind="container_id",result="hit"} 1');
+    expect(text).toContain('ecs_id_mapper_lookups_total{kind="container_id",result="miss"} 1');
+    expect(text).toContain('ecs_id_mapper_lookups_total{kind="task_arn",result="ambiguous"} 0');
+    expect(text).toContain('ecs_id_mapper_reports_received_total{kind="legacy_map",result="ok"} 1');
+    expect(text).toContain('ecs_id_mapper_reports_received_total{kind="snapshot",result="error"} 0');
+    expect(text).toContain('ecs_id_mapper_containers{state="running",cluster="prod"} 1');
+    expect(text).toContain('ecs_id_mapper_containers{state="gone",cluster="prod"} 0');
+    expect(text).toMatch(/ecs_id_mapper_build_info\{version="[^"]+",node_version="v\d+/);
+  });
+
+  it('passes promtool check metrics', async () => {
+    const promtool = '/usr/bin/promtool';
+    if (!existsSync(promtool)) {
+      // CI installs the Debian prometheus package; a missing promtool there is a failure, not a skip.
+      if (process.env.CI === 'true') throw new Error('promtool is not installed (Debian package prometheus)');
+      return;
+    }
+    t = await buildTestApp();
+    await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody() });
+    await t.app.inject({ url: `/query/container_id/${C1}` });
+    const text = (await t.app.inject({ url: '/metrics' })).body;
+    // promtool exits non-zero on errors; its lint findings are printed, and we want none.
+    const out = execFileSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(out.trim()).toBe('');
+  });
+});
+
+describe('OpenAPI', () => {
+  it('serves the document at /docs/json with every route, and the UI at /docs', async () => {
+    t = await buildTestApp();
+    const doc = (await t.app.inject({ url: '/docs/json' })).json();
+    expect(doc.openapi).toMatch(/^3\./);
+    for (const path of ['/query/container_id/{container_id}/_all', '/query/task_id/{task_id}', '/report/map', '/report/event', '/v2/hosts/{instance_id}/transitions', '/v2/hosts/{instance_id}/snapshot', '/v2/lookup/{id}', '/v2/containers', '/v2/containers/{id}/history', '/v2/hosts', '/health', '/metrics']) {
+      expect(doc.paths, path).toHaveProperty([path]);
+    }
+    const ui = await t.app.inject({ url: '/docs' });
+    expect([200, 302]).toContain(ui.statusCode);
+  });
+});
+
+describe('the web page at /', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it('serves index.html and its assets with content types, and nothing outside the folder', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-web-'));
+    const root = join(dir, 'web');
+    mkdirSync(root);
+    writeFileSync(join(root, 'index.html'), '<!doctype html><title>lookup</title>');
+    writeFileSync(join(root, 'app.js'), 'console.log(1)');
+    writeFileSync(join(root, '.secret'), 'hidden');
+    writeFileSync(join(dir, 'outside.txt'), 'outside');
+    t = await buildTestApp({ webRoot: root });
+    const index = await t.app.inject({ url: '/' });
+    expect(index.statusCode).toBe(200);
+    expect(index.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(index.body).toContain('<title>lookup</title>');
+    const js = await t.app.inject({ url: '/app.js' });
+    expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    for (const url of ['/../outside.txt', '/%2e%2e/outside.txt', '/..%2foutside.txt', '/.secret', '/nope.html', '/app.js/x']) {
+      const res = await t.app.inject({ url });
+      expect(res.statusCode, url).toBe(404);
+      expect(res.json().error).toBe('not_found');
+    }
+  });
+
+  it('answers 404 JSON at / when there is no web folder', async () => {
+    t = await buildTestApp({ webRoot: '/nonexistent/ecs-id-mapper-web' });
+    const res = await t.app.inject({ url: '/' });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error).toBe('not_found');
+  });
+});

@@ -271,38 +271,59 @@ const PENDING_SERVER_METRICS = new Set([
   'ecs_id_mapper_simpledb_box_usage_hours_total',
 ]);
 
-const serverModule = at('api/server.ts');
-const reconcilerMetricsModule = at('reconciler/metrics.ts');
 
 describe('every metric the dashboard and the rules reference is exposed', () => {
-  it.runIf(existsSync(reconcilerMetricsModule))('by the reconciler daemon (its metrics registry)', async () => {
-    const { createReconcilerMetrics } = await import('../reconciler/metrics.js');
-    const registry = new Registry();
-    createReconcilerMetrics(registry);
-    const exposition = await registry.metrics();
-    expect(exposedFamilies(exposition).size).toBeGreaterThan(5);
-    expect(missingFrom(exposition, 'reconciler'), 'named in charts/ but not exposed by reconciler/metrics.ts').toEqual([]);
+  const live: Record<'server' | 'reconciler', string> = { server: '', reconciler: '' };
+  const closers: Array<() => Promise<void>> = [];
+  beforeAll(async () => {
+    const { reconcilerMetricsExposition, serverMetricsExposition } = await import('./support/live-server.js');
+    const server = await serverMetricsExposition();
+    closers.push(server.close);
+    live.server = server.exposition;
+    const reconciler = await reconcilerMetricsExposition();
+    closers.push(reconciler.close);
+    live.reconciler = reconciler.exposition;
+  }, 60_000);
+  afterAll(async () => {
+    for (const close of closers) await close();
   });
 
-  describe.runIf(existsSync(serverModule))('by the server (GET /metrics of buildServer)', () => {
-    let exposition = '';
-    let close: () => Promise<void> = async () => {};
-    beforeAll(async () => {
-      const { serverMetricsExposition } = await import('./support/live-server.js');
-      ({ exposition, close } = await serverMetricsExposition());
-    });
-    afterAll(async () => close());
+  it('by the reconciler daemon (GET /metrics of runReconciler on a simulated host)', () => {
+    expect(exposedFamilies(live.reconciler).size).toBeGreaterThan(5);
+    expect(missingFrom(live.reconciler, 'reconciler'), 'named in charts/ but not exposed by the reconciler').toEqual([]);
+  });
 
-    it('names every server metric of the dashboard and the rules (except the ones still pending)', () => {
-      expect(exposedFamilies(exposition).size).toBeGreaterThan(5);
-      const missing = missingFrom(exposition, 'server').filter((n) => !PENDING_SERVER_METRICS.has(n));
-      expect(missing, 'named in charts/ but not exposed by the server').toEqual([]);
-    });
+  it('by the server (GET /metrics of runServer), except the ones still pending', () => {
+    expect(exposedFamilies(live.server).size).toBeGreaterThan(5);
+    const missing = missingFrom(live.server, 'server').filter((n) => !PENDING_SERVER_METRICS.has(n));
+    expect(missing, 'named in charts/ but not exposed by the server').toEqual([]);
+  });
 
-    it('still lacks each pending metric (delete it from PENDING_SERVER_METRICS once it is exposed)', () => {
-      const families = exposedFamilies(exposition);
-      expect([...PENDING_SERVER_METRICS].filter((n) => isExposed(n, families))).toEqual([]);
+  it('still lacks each pending server metric (delete it from PENDING_SERVER_METRICS once it is exposed)', () => {
+    const families = exposedFamilies(live.server);
+    expect([...PENDING_SERVER_METRICS].filter((n) => isExposed(n, families))).toEqual([]);
+  });
+
+  /**
+   * prom-client's collectDefaultMetrics names three gauges `*_total`, which promtool's linter flags;
+   * they are prom-client's, not ours. Any other finding fails. (Reported to the lead: dropping them
+   * needs a change in api/main.ts and reconciler/main.ts.)
+   */
+  const PROM_CLIENT_DEFAULT_FINDINGS = ['active_handles_total', 'active_requests_total', 'active_resources_total']
+    .map((n) => `ecs_id_mapper_process_nodejs_${n} non-counter metrics should not have "_total" suffix`);
+
+  it.skipIf(!promtoolPath && !isCI).each(['server', 'reconciler'] as const)('promtool check metrics finds nothing in the %s exposition but prom-client\'s default gauges', async (side) => {
+    if (!promtoolPath) throw new Error(missingToolMessage('promtool', 'prometheus'));
+    const result = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+      const child = execFile(promtoolPath, ['check', 'metrics'], { timeout: 30_000 }, (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr });
+      });
+      child.on('error', reject);
+      child.stdin?.end(live[side]);
     });
+    const findings = result.output.split('\n').map((l) => l.trim()).filter(Boolean);
+    expect(findings.filter((f) => !PROM_CLIENT_DEFAULT_FINDINGS.includes(f))).toEqual([]);
+    expect(result.code === 0 || findings.length > 0).toBe(true);
   });
 });
 

@@ -3,30 +3,20 @@
 // API must answer `up` == 1 for every target, our series with the values we put in, and the join
 // operators use to put ECS task names on cAdvisor series (container_info, see docs/deploy.md).
 //
-// The reconciler: when reconciler/main.ts exists, the real daemon runs against a simulated host
-// (tools/simulate-host) and reports to the server; until then the server is filled through the v2
-// transitions route (the request a reconciler sends) and the daemon's metrics registry
-// (reconciler/metrics.ts) is served on loopback in its place.
+// The reconciler is the real daemon (runReconciler) on a simulated host (tools/simulate-host: ECS
+// agent + IMDSv2 on loopback), reporting to the server; two more hosts are reported through the v2
+// transitions route directly, so the server holds three clusters.
 //
 // Missing prometheus: skipped locally, FAILS when CI=true (house rule).
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCommand, type ReconcilerConfig } from '../config/index.js';
-import { createReconcilerMetrics } from '../reconciler/metrics.js';
 import { isCI, missingToolMessage, startPrometheus, systemTool, type PromSample, type RunningPrometheus } from './support/prometheus.js';
-import { startServer, type RunningServer } from './support/live-server.js';
+import { startReconcilerOnSimulatedHost, startServer, type RunningServer } from './support/live-server.js';
 import { containerId, hostIdentity, instanceId, taskArn, taskId, transition } from '../storage/store.fixtures.js';
 import type { Transition } from '../wire/index.js';
 
 const prometheusPath = systemTool('prometheus');
-const reconcilerMain = fileURLToPath(new URL('../reconciler/main.ts', import.meta.url));
 
 interface RunningContainer {
   container_id: string;
@@ -69,57 +59,6 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, conte
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`condition not met within ${timeoutMs} ms:\n${context()}`);
-}
-
-/**
- * The real daemon (runReconciler, as `ecs-id-mapper reconciler` runs it) against a simulated host
- * (ECS agent introspection API + IMDSv2 on loopback, 3 running tasks of 2 containers, no churn),
- * reporting to `serverUrl`, serving /metrics on a free loopback port.
- */
-async function startReconcilerOnSimulatedHost(serverUrl: string): Promise<{ metricsTarget: string; log(): string; stop(): Promise<void> }> {
-  const { startSimulatedHost } = await import('../tools/simulate-host/index.js');
-  const { runReconciler } = await import('../reconciler/main.js');
-  const host = await startSimulatedHost({
-    host: '127.0.0.1', agentPort: 0, imdsPort: 0, controlPort: 0, tasks: 3, containersPerTask: 2,
-    churnIntervalMs: 0, cleanupAfterMs: 60_000, cluster: 'sim', instanceId: 'i-0123456789abcdef0', seed: 7,
-  });
-  const stateDir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-reconciler-'));
-  const loaded = loadCommand('reconciler', [
-    '--server', serverUrl, '--ecs-agent-url', host.agentUrl, '--imds-url', host.imdsUrl, '--docker-socket', 'none',
-    '--state-dir', stateDir, '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', '500ms', '--request-timeout', '1s',
-  ], {});
-  if (loaded.kind !== 'run') throw new Error('reconciler config did not load');
-  const abort = new AbortController();
-  const logStream = new PassThrough();
-  let logged = '';
-  const started = new Promise<string>((resolve) => {
-    logStream.on('data', (chunk: Buffer) => {
-      logged += chunk.toString('utf8');
-      const match = /"metrics_url":"http:\/\/(127\.0\.0\.1:\d+)\/metrics"/.exec(logged);
-      if (match) resolve(match[1]);
-    });
-  });
-  const done = runReconciler(loaded.config as ReconcilerConfig, { signal: abort.signal, logStream });
-  const cleanup = async () => {
-    await host.close();
-    rmSync(stateDir, { recursive: true, force: true });
-  };
-  let metricsTarget: string;
-  try {
-    metricsTarget = await Promise.race([started, done.then(() => Promise.reject(new Error(`reconciler stopped at start:\n${logged}`)))]);
-  } catch (err) {
-    await cleanup();
-    throw err;
-  }
-  return {
-    metricsTarget,
-    log: () => logged,
-    async stop() {
-      abort.abort();
-      await done;
-      await cleanup();
-    },
-  };
 }
 
 /**
@@ -181,22 +120,12 @@ describe.skipIf(!prometheusPath && !isCI)('a real Prometheus scrapes the server,
     if (!prometheusPath) throw new Error(missingToolMessage('prometheus', 'prometheus'));
     server = await startServer();
 
-    let reconcilerTarget: string;
-    if (existsSync(reconcilerMain)) {
-      const daemon = await startReconcilerOnSimulatedHost(server.url);
-      closers.push(daemon.stop);
-      reconcilerTarget = daemon.metricsTarget;
-      // The daemon's first pass reports the simulated tasks; wait until the server holds them.
-      await waitUntil(async () => (await runningContainers(server!.url)).length >= 4, 30_000, () => daemon.log());
-    } else {
-      await reportFleet(server.url);
-      const registry = new Registry();
-      const metrics = createReconcilerMetrics(registry);
-      metrics.passes.inc({ result: 'ok' }, 3);
-      const standIn = await exporter(() => registry.metrics());
-      closers.push(standIn.close);
-      reconcilerTarget = standIn.target;
-    }
+    // A second source of data besides the daemon: two more hosts in two more clusters.
+    await reportFleet(server.url);
+    const daemon = await startReconcilerOnSimulatedHost(server.url);
+    closers.push(daemon.stop);
+    // The daemon's first passes report the simulated host's 6 running containers.
+    await waitUntil(async () => (await runningContainers(server!.url)).filter((c) => c.cluster === 'sim').length === 6, 30_000, () => daemon.log());
 
     running = await runningContainers(server.url);
     expect(running.length).toBeGreaterThan(1);
@@ -211,7 +140,7 @@ describe.skipIf(!prometheusPath && !isCI)('a real Prometheus scrapes the server,
     const serverTarget = new URL(server.url).host;
     prometheus = await startPrometheus(prometheusPath, [
       { job: 'ecs-id-mapper-server', targets: [serverTarget] },
-      { job: 'ecs-id-mapper-reconciler', targets: [reconcilerTarget] },
+      { job: 'ecs-id-mapper-reconciler', targets: [daemon.metricsTarget] },
       { job: 'cadvisor', targets: [cadvisor.target] },
     ]);
   }, 120_000);
@@ -235,9 +164,11 @@ describe.skipIf(!prometheusPath && !isCI)('a real Prometheus scrapes the server,
     expect(seen).toEqual(byCluster);
   });
 
-  it('reads the reconciler\'s series', async () => {
-    const samples = await prometheus!.waitFor('sum(ecs_id_mapper_reconciler_passes_total)', (s) => s.length === 1, 30_000);
-    expect(Number(samples[0].value[1])).toBeGreaterThan(0);
+  it('reads the reconciler daemon\'s passes and the 6 running containers it tracks', async () => {
+    const passes = await prometheus!.waitFor('sum(ecs_id_mapper_reconciler_passes_total{result="ok"})', (s) => s.length === 1 && Number(s[0].value[1]) > 0, 30_000);
+    expect(Number(passes[0].value[1])).toBeGreaterThan(0);
+    const tracked = await prometheus!.waitFor('ecs_id_mapper_reconciler_containers{state="running"}', (s) => s.length === 1 && s[0].value[1] === '6', 30_000);
+    expect(tracked[0].metric.job).toBe('ecs-id-mapper-reconciler');
   });
 
   it('joins cAdvisor series to ECS tasks through ecs_id_mapper_container_info', async (ctx) => {

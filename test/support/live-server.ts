@@ -1,10 +1,15 @@
-// A real server for tests that need its live /metrics: `runServer` exactly as `ecs-id-mapper server`
-// runs it (config parsed by the config module, store opened and instrumented, default process
+// Real processes for tests that need live /metrics. The server: `runServer` exactly as
+// `ecs-id-mapper server` runs it (config parsed by the config module, store opened and instrumented, default process
 // metrics), on 127.0.0.1 with a free port and an in-memory SQLite store. The URL is read from the
 // server's own "listening" log line.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { runServer } from '../../api/main.js';
-import { loadCommand, type ServerConfig } from '../../config/index.js';
+import { loadCommand, type ReconcilerConfig, type ServerConfig } from '../../config/index.js';
+import { runReconciler } from '../../reconciler/main.js';
+import { startSimulatedHost } from '../../tools/simulate-host/index.js';
 
 export interface RunningServer {
   url: string;
@@ -59,6 +64,68 @@ export async function serverMetricsExposition(): Promise<LiveExposition> {
     return { exposition: await res.text(), close: () => server.stop() };
   } catch (err) {
     await server.stop();
+    throw err;
+  }
+}
+
+/**
+ * The real daemon (runReconciler, as `ecs-id-mapper reconciler` runs it) against a simulated host
+ * (ECS agent introspection API + IMDSv2 on loopback, 3 running tasks of 2 containers, no churn),
+ * reporting to `serverUrl`, serving /metrics on a free loopback port.
+ */
+export async function startReconcilerOnSimulatedHost(serverUrl: string): Promise<{ metricsTarget: string; log(): string; stop(): Promise<void> }> {
+  const host = await startSimulatedHost({
+    host: '127.0.0.1', agentPort: 0, imdsPort: 0, controlPort: 0, tasks: 3, containersPerTask: 2,
+    churnIntervalMs: 0, cleanupAfterMs: 60_000, cluster: 'sim', instanceId: 'i-0123456789abcdef0', seed: 7,
+  });
+  const stateDir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-reconciler-'));
+  const loaded = loadCommand('reconciler', [
+    '--server', serverUrl, '--ecs-agent-url', host.agentUrl, '--imds-url', host.imdsUrl, '--docker-socket', 'none',
+    '--state-dir', stateDir, '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', '500ms', '--request-timeout', '1s',
+  ], {});
+  if (loaded.kind !== 'run') throw new Error('reconciler config did not load');
+  const abort = new AbortController();
+  const logStream = new PassThrough();
+  let logged = '';
+  const started = new Promise<string>((resolve) => {
+    logStream.on('data', (chunk: Buffer) => {
+      logged += chunk.toString('utf8');
+      const match = /"metrics_url":"http:\/\/(127\.0\.0\.1:\d+)\/metrics"/.exec(logged);
+      if (match) resolve(match[1]);
+    });
+  });
+  const done = runReconciler(loaded.config as ReconcilerConfig, { signal: abort.signal, logStream });
+  const cleanup = async () => {
+    await host.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  };
+  let metricsTarget: string;
+  try {
+    metricsTarget = await Promise.race([started, done.then(() => Promise.reject(new Error(`reconciler stopped at start:\n${logged}`)))]);
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  return {
+    metricsTarget,
+    log: () => logged,
+    async stop() {
+      abort.abort();
+      await done;
+      await cleanup();
+    },
+  };
+}
+
+/** GET /metrics of the real reconciler daemon on a simulated host (stopped by `close`). */
+export async function reconcilerMetricsExposition(serverUrl = 'http://127.0.0.1:9'): Promise<LiveExposition> {
+  const daemon = await startReconcilerOnSimulatedHost(serverUrl);
+  try {
+    const res = await fetch(`http://${daemon.metricsTarget}/metrics`);
+    if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
+    return { exposition: await res.text(), close: () => daemon.stop() };
+  } catch (err) {
+    await daemon.stop();
     throw err;
   }
 }

@@ -37,10 +37,4 @@ describe('openStore', () => {
     writeFileSync(join(dir, 'file'), '');
     await expect(openStore({ backend: 'sqlite', path: join(dir, 'file', 'x.db') })).rejects.toBeInstanceOf(StoreUnavailableError);
   });
-
-  it('says plainly that the simpledb backend is not built in', async () => {
-    await expect(
-      openStore({ backend: 'simpledb', region: 'us-east-1', prefix: 'p', shards: 1, endpoint: new URL('http://127.0.0.1:1'), createDomains: false }),
-    ).rejects.toThrow('the simpledb backend is not built in yet');
-  });
 });

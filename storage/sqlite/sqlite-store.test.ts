@@ -6,7 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { describeStoreContract } from '../store.contract.js';
 import { at, batch, containerId, hostIdentity, transition } from '../store.fixtures.js';
 import { StoreUnavailableError } from '../store.js';
-import { openSqliteStore, SCHEMA_VERSION, SchemaVersionError } from './index.js';
+import { openSqliteStore, SCHEMA_VERSION, SchemaVersionError, SqliteStore } from './index.js';
+import { migrate } from './schema.js';
+import { listSql, SQL } from './queries.js';
 
 const temps: string[] = [];
 function tempDir(): string {
@@ -66,6 +68,28 @@ describe('SQLite store', () => {
       });
     } finally {
       await store.close();
+    }
+  });
+
+  it('migrates a version 1 database in place, keeping its records', async () => {
+    const path = join(tempDir(), 'v1.db');
+    const db = new Database(path);
+    migrate(db, 1);
+    const c1 = containerId(1);
+    const v1 = new SqliteStore(db);
+    await v1.applyTransitions(batch(hostIdentity(), [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+    await v1.close();
+
+    const store = openSqliteStore({ path });
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    try {
+      expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      const indexes = (check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'containers'").all() as Array<{ name: string }>).map((r) => r.name);
+      expect(indexes).toEqual(expect.arrayContaining(['containers_cluster', 'containers_state', 'containers_task_id']));
+      expect(check.prepare('SELECT state FROM containers WHERE container_id = ?').get(c1)).toEqual({ state: 'running' });
+    } finally {
+      check.close();
     }
   });
 
@@ -133,21 +157,42 @@ describe('SQLite store', () => {
 
     it('answers a prefix lookup with a primary-key range scan', () => {
       withSchema((db) => {
-        expect(plan(db, 'SELECT container_id FROM containers WHERE container_id >= ? AND container_id < ? ORDER BY container_id LIMIT ?', 'abc', 'abcg', 2)).toMatch(
-          /SEARCH containers USING PRIMARY KEY \(container_id>\? AND container_id<\?\)/,
-        );
+        expect(plan(db, SQL.prefixIds, 'abcdef012345', 'abcdef012345g', 2)).toMatch(/SEARCH containers USING PRIMARY KEY \(container_id>\? AND container_id<\?\)/);
       });
     });
 
     it('answers task, ARN, docker name, legacy key, host and purge lookups from indexes', () => {
       withSchema((db) => {
-        expect(plan(db, 'SELECT * FROM containers WHERE task_id = ? ORDER BY container_id', 'x')).toMatch(/USING INDEX containers_task_id/);
-        expect(plan(db, 'SELECT * FROM containers WHERE task_arn = ? ORDER BY container_id', 'x')).toMatch(/USING INDEX containers_task_arn/);
-        expect(plan(db, 'SELECT * FROM containers WHERE docker_name = ? ORDER BY container_id', 'x')).toMatch(/USING INDEX containers_docker_name/);
-        expect(plan(db, 'SELECT * FROM containers WHERE legacy_key = ? ORDER BY last_seen DESC LIMIT 1', 'x')).toMatch(/USING INDEX containers_legacy_key/);
-        expect(plan(db, "SELECT * FROM containers WHERE instance_id = ? AND state IN ('pending','running')", 'x')).toMatch(/USING INDEX containers_instance_state/);
-        expect(plan(db, "SELECT container_id FROM containers WHERE state = 'gone' AND gone_at < ?", 'x')).toMatch(/USING (COVERING )?INDEX containers_state_gone_at/);
-        expect(plan(db, 'SELECT * FROM transitions WHERE container_id = ? ORDER BY at, id', 'x')).toMatch(/USING INDEX transitions_container/);
+        expect(plan(db, SQL.getContainer, 'x')).toMatch(/SEARCH containers USING PRIMARY KEY \(container_id=\?\)/);
+        expect(plan(db, SQL.byTaskId, 'x')).toMatch(/SEARCH containers USING INDEX containers_task_id \(task_id=\?\)/);
+        const arn = plan(db, SQL.byTaskArn, 'x', 'y');
+        expect(arn).toMatch(/USING INDEX containers_task_arn \(task_arn=\?\)/);
+        expect(arn).toMatch(/USING INDEX containers_task_id \(task_id=\?\)/);
+        expect(plan(db, SQL.byDockerName, 'x')).toMatch(/USING INDEX containers_docker_name \(docker_name=\?\)/);
+        expect(plan(db, SQL.byLegacyKey, 'x')).toMatch(/USING INDEX containers_legacy_key \(legacy_key=\?\)/);
+        expect(plan(db, SQL.liveOnHost, 'x')).toMatch(/USING INDEX containers_instance_state \(instance_id=\? AND state=\?\)/);
+        expect(plan(db, SQL.purgeContainers, 'x')).toMatch(/USING (COVERING )?INDEX containers_state_gone_at \(state=\? AND gone_at<\?\)/);
+        expect(plan(db, SQL.history, 'x')).toMatch(/USING INDEX transitions_container \(container_id=\?\)/);
+        expect(plan(db, SQL.getHost, 'x')).toMatch(/USING PRIMARY KEY \(instance_id=\?\)/);
+      });
+    });
+
+    it('pages every listing filter by keyset from an index, without sorting (instance: one host, sorted)', () => {
+      withSchema((db) => {
+        const params = { cluster: 'c', instance_id: 'i', state: 'running', task_family: 'f', after: 'a', limit: 10 };
+        const cases: Array<[Parameters<typeof listSql>[0], RegExp]> = [
+          [[], /SEARCH containers USING PRIMARY KEY \(container_id>\?\)/],
+          [['cluster'], /USING INDEX containers_cluster \(cluster=\? AND container_id>\?\)/],
+          [['state'], /USING INDEX containers_state \(state=\? AND container_id>\?\)/],
+          [['task_family'], /USING INDEX containers_family \(task_family=\? AND container_id>\?\)/],
+          [['cluster', 'state'], /USING INDEX containers_cluster_state \(cluster=\? AND state=\? AND container_id>\?\)/],
+        ];
+        for (const [filters, expected] of cases) {
+          const detail = plan(db, listSql(filters, true), params);
+          expect(detail, filters.join(',')).toMatch(expected);
+          expect(detail, filters.join(',')).not.toContain('TEMP B-TREE');
+        }
+        expect(plan(db, listSql(['instance_id'], true), params)).toMatch(/USING INDEX containers_instance_state \(instance_id=\?\)/);
       });
     });
   });

@@ -23,15 +23,12 @@ import type {
 } from '../store.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { toStoreError } from './errors.js';
-import { CONTAINER_COLUMNS, fromContainerRow, fromTransitionRow, toContainerRow, toTransitionParams, type ContainerRow, type HostRow, type TransitionRow } from './rows.js';
+import { LIST_FILTER_COLUMNS, listSql, SQL, type ListFilterColumn } from './queries.js';
+import { fromContainerRow, fromTransitionRow, toContainerRow, toTransitionParams, type ContainerRow, type HostRow, type TransitionRow } from './rows.js';
 
 /** How many candidates an ambiguous prefix lists at most. */
 export const MAX_CANDIDATES = 20;
 const MAX_PAGE = 1000;
-const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'] as const;
-
-type FilterKey = keyof ContainerFilter;
-const FILTER_KEYS: readonly FilterKey[] = ['cluster', 'instance_id', 'state', 'task_family'];
 
 interface HostReport {
   host: HostIdentity;
@@ -58,58 +55,24 @@ export class SqliteStore implements Store {
   private closed = false;
 
   constructor(private readonly db: Database.Database) {
-    const cols = CONTAINER_COLUMNS.join(', ');
-    const params = CONTAINER_COLUMNS.map((c) => `@${c}`).join(', ');
-    const updates = CONTAINER_COLUMNS.filter((c) => c !== 'container_id')
-      .map((c) => `${c} = excluded.${c}`)
-      .join(', ');
     this.stmt = {
-      getContainer: db.prepare<[string], ContainerRow>('SELECT * FROM containers WHERE container_id = ?'),
-      // Index range scan on the primary key: every id with this prefix lies in [prefix, prefix + 'g')
-      // because hex digits sort below 'g'.
-      prefixIds: db.prepare<[string, string, number], { container_id: string }>(
-        'SELECT container_id FROM containers WHERE container_id >= ? AND container_id < ? ORDER BY container_id LIMIT ?',
-      ),
-      byTaskId: db.prepare<[string], ContainerRow>('SELECT * FROM containers WHERE task_id = ? ORDER BY container_id'),
-      byTaskArn: db.prepare<[string], ContainerRow>('SELECT * FROM containers WHERE task_arn = ? ORDER BY container_id'),
-      byDockerName: db.prepare<[string], ContainerRow>('SELECT * FROM containers WHERE docker_name = ? ORDER BY container_id'),
-      byLegacyKey: db.prepare<[string], ContainerRow>('SELECT * FROM containers WHERE legacy_key = ? ORDER BY last_seen DESC LIMIT 1'),
-      liveOnHost: db.prepare<[string, ...string[]], ContainerRow>(
-        `SELECT * FROM containers WHERE instance_id = ? AND state IN (${LIVE_STATES.map(() => '?').join(', ')})`,
-      ),
-      upsertContainer: db.prepare(
-        `INSERT INTO containers (${cols}) VALUES (${params}) ON CONFLICT (container_id) DO UPDATE SET ${updates}`,
-      ),
-      insertTransition: db.prepare(
-        `INSERT OR IGNORE INTO transitions (container_id, from_state, to_state, at, host, seq, reason)
-         VALUES (@container_id, @from_state, @to_state, @at, @host, @seq, @reason)`,
-      ),
-      history: db.prepare<[string], TransitionRow>('SELECT * FROM transitions WHERE container_id = ? ORDER BY at, id'),
-      getHost: db.prepare<[string], HostRow>('SELECT * FROM hosts WHERE instance_id = ?'),
-      upsertHost: db.prepare(
-        `INSERT INTO hosts (instance_id, cluster, container_instance_arn, instance_ip, instance_type, instance_az, region,
-                            host_name, ecs_agent_version, first_seen, last_report_at, last_snapshot_at, last_seq, reporter)
-         VALUES (@instance_id, @cluster, @container_instance_arn, @instance_ip, @instance_type, @instance_az, @region,
-                 @host_name, @ecs_agent_version, @received_at, @received_at, @snapshot_at, @last_seq, @reporter)
-         ON CONFLICT (instance_id) DO UPDATE SET
-           cluster = excluded.cluster, container_instance_arn = excluded.container_instance_arn,
-           instance_ip = excluded.instance_ip, instance_type = excluded.instance_type, instance_az = excluded.instance_az,
-           region = excluded.region, host_name = excluded.host_name, ecs_agent_version = excluded.ecs_agent_version,
-           last_report_at = excluded.last_report_at,
-           last_snapshot_at = coalesce(excluded.last_snapshot_at, hosts.last_snapshot_at),
-           last_seq = max(hosts.last_seq, excluded.last_seq),
-           reporter = excluded.reporter`,
-      ),
-      listHosts: db.prepare<[], HostRow>('SELECT * FROM hosts ORDER BY instance_id'),
-      purgeHistory: db.prepare<[string]>(
-        `DELETE FROM transitions WHERE container_id IN
-           (SELECT container_id FROM containers WHERE state = 'gone' AND gone_at < ?)`,
-      ),
-      purgeContainers: db.prepare<[string]>("DELETE FROM containers WHERE state = 'gone' AND gone_at < ?"),
-      countByState: db.prepare<[], StateCount>(
-        'SELECT state, cluster, COUNT(*) AS count FROM containers GROUP BY state, cluster ORDER BY state, cluster',
-      ),
-      ping: db.prepare<[], { ok: number }>('SELECT 1 AS ok'),
+      getContainer: db.prepare<[string], ContainerRow>(SQL.getContainer),
+      prefixIds: db.prepare<[string, string, number], { container_id: string }>(SQL.prefixIds),
+      byTaskId: db.prepare<[string], ContainerRow>(SQL.byTaskId),
+      byTaskArn: db.prepare<[string, string], ContainerRow>(SQL.byTaskArn),
+      byDockerName: db.prepare<[string], ContainerRow>(SQL.byDockerName),
+      byLegacyKey: db.prepare<[string], ContainerRow>(SQL.byLegacyKey),
+      liveOnHost: db.prepare<[string], ContainerRow>(SQL.liveOnHost),
+      upsertContainer: db.prepare<[ContainerRow]>(SQL.upsertContainer),
+      insertTransition: db.prepare<[Omit<TransitionRow, 'id'>]>(SQL.insertTransition),
+      history: db.prepare<[string], TransitionRow>(SQL.history),
+      getHost: db.prepare<[string], HostRow>(SQL.getHost),
+      upsertHost: db.prepare(SQL.upsertHost),
+      listHosts: db.prepare<[], HostRow>(SQL.listHosts),
+      purgeHistory: db.prepare<[string]>(SQL.purgeHistory),
+      purgeContainers: db.prepare<[string]>(SQL.purgeContainers),
+      countByState: db.prepare<[], StateCount>(SQL.countByState),
+      ping: db.prepare<[], { ok: number }>(SQL.ping),
     };
     this.applyTransitionsTx = db.transaction(this.applyTransitionsInTx.bind(this));
     this.replaceHostTx = db.transaction(this.replaceHostInTx.bind(this));
@@ -199,7 +162,7 @@ export class SqliteStore implements Store {
           this.insertHistory({ container_id: next.container_id, from: existing?.state ?? null, to: next.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' });
         }
       }
-      for (const row of this.stmt.liveOnHost.all(host.instance_id, ...LIVE_STATES)) {
+      for (const row of this.stmt.liveOnHost.all(host.instance_id)) {
         if (present.has(row.container_id)) continue;
         if (row.seq > seq) {
           result.skipped++;
@@ -260,11 +223,7 @@ export class SqliteStore implements Store {
       if (TASK_ID.test(taskIdOrArn)) return this.stmt.byTaskId.all(taskIdOrArn).map(fromContainerRow);
       const id = TASK_ARN.test(taskIdOrArn) ? taskIdFromArn(taskIdOrArn) : undefined;
       if (id === undefined) return [];
-      // Legacy records know the bare id but no ARN; a record with another ARN is another task.
-      return this.stmt.byTaskId
-        .all(id)
-        .filter((row) => row.task_arn === null || row.task_arn === taskIdOrArn)
-        .map(fromContainerRow);
+      return this.stmt.byTaskArn.all(taskIdOrArn, id).map(fromContainerRow);
     });
   }
 
@@ -276,7 +235,7 @@ export class SqliteStore implements Store {
     const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
     const limit = Math.min(MAX_PAGE, Math.max(1, Math.trunc(page.limit) || 1));
     return this.run('listContainers', () => {
-      const used = FILTER_KEYS.filter((k) => filter[k] !== undefined);
+      const used = LIST_FILTER_COLUMNS.filter((k) => filter[k] !== undefined);
       const params: Record<string, string | number> = { limit: limit + 1 };
       for (const k of used) params[k] = filter[k] as string;
       if (after !== undefined) params.after = after;
@@ -288,15 +247,11 @@ export class SqliteStore implements Store {
   }
 
   /** One prepared statement per combination of filters, built from constant fragments only. */
-  private listStatement(used: readonly FilterKey[], hasCursor: boolean): Database.Statement {
+  private listStatement(used: readonly ListFilterColumn[], hasCursor: boolean): Database.Statement {
     const key = `${used.join(',')}|${hasCursor}`;
     let stmt = this.listStatements.get(key);
     if (!stmt) {
-      const where = used.map((k) => `${k} = @${k}`);
-      if (hasCursor) where.push('container_id > @after');
-      stmt = this.db.prepare(
-        `SELECT * FROM containers ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY container_id LIMIT @limit`,
-      );
+      stmt = this.db.prepare(listSql(used, hasCursor));
       this.listStatements.set(key, stmt);
     }
     return stmt;

@@ -1,0 +1,61 @@
+// Every SQL statement the SQLite store runs, built once from constant text (never from input);
+// values are always bound parameters. Kept apart so tests can EXPLAIN exactly these statements.
+import { CONTAINER_COLUMNS } from './rows.js';
+
+/** States a snapshot may still turn into `gone`. */
+export const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'] as const;
+
+export const LIST_FILTER_COLUMNS = ['cluster', 'instance_id', 'state', 'task_family'] as const;
+export type ListFilterColumn = (typeof LIST_FILTER_COLUMNS)[number];
+
+const cols = CONTAINER_COLUMNS.join(', ');
+const params = CONTAINER_COLUMNS.map((c) => `@${c}`).join(', ');
+const updates = CONTAINER_COLUMNS.filter((c) => c !== 'container_id')
+  .map((c) => `${c} = excluded.${c}`)
+  .join(', ');
+
+export const SQL = {
+  getContainer: 'SELECT * FROM containers WHERE container_id = ?',
+  // A primary-key range scan: every id with this prefix lies in [prefix, prefix + 'g'), because
+  // hex digits sort below 'g'. Bound as (prefix, prefix + 'g', limit).
+  prefixIds: 'SELECT container_id FROM containers WHERE container_id >= ? AND container_id < ? ORDER BY container_id LIMIT ?',
+  byTaskId: 'SELECT * FROM containers WHERE task_id = ? ORDER BY container_id',
+  // By ARN, plus legacy records that know only the bare id (no ARN): two index lookups.
+  byTaskArn: 'SELECT * FROM containers WHERE task_arn = ? OR (task_id = ? AND task_arn IS NULL) ORDER BY container_id',
+  byDockerName: 'SELECT * FROM containers WHERE docker_name = ? ORDER BY container_id',
+  byLegacyKey: 'SELECT * FROM containers WHERE legacy_key = ? ORDER BY last_seen DESC LIMIT 1',
+  liveOnHost: `SELECT * FROM containers WHERE instance_id = ? AND state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`,
+  upsertContainer: `INSERT INTO containers (${cols}) VALUES (${params}) ON CONFLICT (container_id) DO UPDATE SET ${updates}`,
+  insertTransition: `INSERT OR IGNORE INTO transitions (container_id, from_state, to_state, at, host, seq, reason)
+     VALUES (@container_id, @from_state, @to_state, @at, @host, @seq, @reason)`,
+  history: 'SELECT * FROM transitions WHERE container_id = ? ORDER BY at, id',
+  getHost: 'SELECT * FROM hosts WHERE instance_id = ?',
+  upsertHost: `INSERT INTO hosts (instance_id, cluster, container_instance_arn, instance_ip, instance_type, instance_az, region,
+                        host_name, ecs_agent_version, first_seen, last_report_at, last_snapshot_at, last_seq, reporter)
+     VALUES (@instance_id, @cluster, @container_instance_arn, @instance_ip, @instance_type, @instance_az, @region,
+             @host_name, @ecs_agent_version, @received_at, @received_at, @snapshot_at, @last_seq, @reporter)
+     ON CONFLICT (instance_id) DO UPDATE SET
+       cluster = excluded.cluster, container_instance_arn = excluded.container_instance_arn,
+       instance_ip = excluded.instance_ip, instance_type = excluded.instance_type, instance_az = excluded.instance_az,
+       region = excluded.region, host_name = excluded.host_name, ecs_agent_version = excluded.ecs_agent_version,
+       last_report_at = excluded.last_report_at,
+       last_snapshot_at = coalesce(excluded.last_snapshot_at, hosts.last_snapshot_at),
+       last_seq = max(hosts.last_seq, excluded.last_seq),
+       reporter = excluded.reporter`,
+  listHosts: 'SELECT * FROM hosts ORDER BY instance_id',
+  purgeHistory: `DELETE FROM transitions WHERE container_id IN
+       (SELECT container_id FROM containers WHERE state = 'gone' AND gone_at < ?)`,
+  purgeContainers: "DELETE FROM containers WHERE state = 'gone' AND gone_at < ?",
+  countByState: 'SELECT state, cluster, COUNT(*) AS count FROM containers GROUP BY state, cluster ORDER BY state, cluster',
+  ping: 'SELECT 1 AS ok',
+} as const;
+
+/**
+ * The listing statement for one combination of filters (named parameters @cluster, @instance_id,
+ * @state, @task_family, @after, @limit). Keyset pagination: `container_id > @after`.
+ */
+export function listSql(filters: readonly ListFilterColumn[], hasCursor: boolean): string {
+  const where: string[] = filters.map((k) => `${k} = @${k}`);
+  if (hasCursor) where.push('container_id > @after');
+  return `SELECT * FROM containers ${where.length ? `WHERE ${where.join(' AND ')} ` : ''}ORDER BY container_id LIMIT @limit`;
+}

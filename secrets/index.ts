@@ -1,0 +1,48 @@
+// The secrets folder's entry: what the server gets from Vault when --vault-addr is set.
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { ServerConfig } from '../config/index.js';
+import { VaultSecrets, type VaultSecretsDeps } from './vault.js';
+
+export { VaultSecrets, VaultError, kvDataPath, type VaultStatus, type VaultSecretsDeps, type Scheduler } from './vault.js';
+
+export interface LoadedSecrets {
+  /** The report token to require: Vault's current report_token, else the configured one. */
+  reportToken: string | (() => string | undefined) | undefined;
+  /** Vault's current AWS keys, when Vault is configured (SimpleDB signs every request with the latest). */
+  awsCredentials?: () => { accessKeyId: string; secretAccessKey: string };
+  /**
+   * For /health: stays ok while Vault is down (the last good secret is still valid and a Vault
+   * outage must not take every replica out of the load balancer); the detail says Vault is failing.
+   */
+  health?: () => Promise<{ ok: boolean; detail?: string }>;
+  vault?: VaultSecrets;
+  close(): Promise<void>;
+}
+
+/**
+ * Without Vault: the configured report token. With Vault: starts VaultSecrets (throws VaultError,
+ * one line, when Vault is unreachable or the secret incomplete, before anything else starts).
+ * AWS keys are required in the secret when the store is SimpleDB without --aws-access-key-id.
+ */
+export async function loadSecrets(
+  config: ServerConfig,
+  deps: { logger?: Logger; registry?: Registry } & Omit<VaultSecretsDeps, 'logger' | 'registry' | 'requireAwsKeys'> = {},
+): Promise<LoadedSecrets> {
+  if (!config.vault) return { reportToken: config.reportToken, close: async () => {} };
+  const requireAwsKeys = config.store.backend === 'simpledb' && !config.awsAccessKeyId;
+  const vault = await VaultSecrets.start(config.vault, { ...deps, requireAwsKeys });
+  const fallbackToken = config.reportToken;
+  return {
+    vault,
+    reportToken: () => vault.reportToken ?? fallbackToken,
+    awsCredentials: vault.awsAccessKeyId ? () => vault.awsCredentials() : undefined,
+    health: async () => {
+      const s = vault.status();
+      return s.ok
+        ? { ok: true, detail: `vault ok (secret version ${s.secretVersion ?? 'unknown'})` }
+        : { ok: true, detail: `vault failing since ${s.failingSince}: ${s.lastError}; serving with the secret read at ${s.lastSuccessAt}` };
+    },
+    close: () => vault.close(),
+  };
+}

@@ -1,0 +1,372 @@
+// Secrets from HashiCorp Vault (node-vault): logs in with a token or AppRole, renews the token before
+// it expires, reads a KV v2 secret holding aws_access_key_id, aws_secret_access_key and optionally
+// report_token, and re-reads it every refreshIntervalMs so rotated values are used without a restart.
+//
+// Contract:
+// - start() succeeds only with a valid token and a complete secret; otherwise it throws one
+//   VaultError whose message names Vault's address and what failed (the server exits non-zero).
+// - Once started, a Vault outage never takes values away: the last good secret stays current,
+//   status() and the metrics say Vault is failing, and the next successful read takes over.
+// - The getters always return the latest good values; callers read them per request.
+import NodeVault from 'node-vault';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { VaultConfig } from '../config/index.js';
+
+export interface Scheduler {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realScheduler: Scheduler = {
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface VaultSecretsDeps {
+  logger?: Logger;
+  registry?: Registry;
+  /** Milliseconds clock (fake in tests). */
+  now?: () => number;
+  scheduler?: Scheduler;
+  /** Per-request timeout (default 5 s). */
+  requestTimeoutMs?: number;
+  /** Delay before retrying a failed renewal or login (default 10 s). */
+  retryMs?: number;
+  /** aws_access_key_id and aws_secret_access_key must be in the secret (default true). */
+  requireAwsKeys?: boolean;
+}
+
+export interface VaultStatus {
+  /** The last Vault call succeeded. */
+  ok: boolean;
+  lastSuccessAt: string | null;
+  failingSince: string | null;
+  lastError: string | null;
+  secretVersion: number | null;
+  /** When the token expires unless renewed; null for a token without expiry. */
+  tokenExpiresAt: string | null;
+}
+
+export type VaultOperation = 'login' | 'renew' | 'read';
+const OPERATIONS: readonly VaultOperation[] = ['login', 'renew', 'read'];
+
+export class VaultError extends Error {
+  readonly name = 'VaultError';
+  readonly code = 'ERR_VAULT';
+  constructor(
+    message: string,
+    readonly operation: VaultOperation,
+    /** HTTP status of Vault's answer; null when Vault could not be reached. */
+    readonly status: number | null,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+interface SecretValues {
+  awsAccessKeyId?: string;
+  awsSecretAccessKey?: string;
+  reportToken?: string;
+  version: number | null;
+}
+
+/** `secret/ecs-id-mapper` or `secret/data/ecs-id-mapper` → the KV v2 data path `secret/data/ecs-id-mapper`. */
+export function kvDataPath(secretPath: string): string {
+  const parts = secretPath.split('/').filter((p) => p !== '');
+  if (parts.length < 2) throw new VaultError(`--vault-secret-path must be <mount>/<path> (KV v2), got "${secretPath}"`, 'read', null);
+  return parts[1] === 'data' && parts.length > 2 ? parts.join('/') : [parts[0], 'data', ...parts.slice(1)].join('/');
+}
+
+/** Vault's first error message and status, or the transport failure. */
+function describe(err: unknown): { status: number | null; message: string } {
+  const e = err as { response?: { statusCode?: number; body?: { errors?: unknown[] } }; message?: string; code?: string };
+  const status = typeof e.response?.statusCode === 'number' ? e.response.statusCode : null;
+  if (status !== null) {
+    const first = e.response?.body?.errors?.[0];
+    return { status, message: `HTTP ${status}${typeof first === 'string' && first !== '' ? ` ${first.trim()}` : ''}` };
+  }
+  return { status: null, message: `unreachable (${e.code ?? e.message ?? String(err)})` };
+}
+
+interface Lease {
+  seconds: number;
+  renewable: boolean;
+}
+
+function leaseOf(body: unknown): Lease {
+  const auth = (body as { auth?: { lease_duration?: unknown; renewable?: unknown } } | undefined)?.auth;
+  return { seconds: typeof auth?.lease_duration === 'number' ? auth.lease_duration : 0, renewable: auth?.renewable === true };
+}
+
+export class VaultSecrets {
+  private readonly client: NodeVault.client;
+  private readonly now: () => number;
+  private readonly scheduler: Scheduler;
+  private readonly retryMs: number;
+  private readonly requireAwsKeys: boolean;
+  private readonly dataPath: string;
+  private readonly logger?: Logger;
+  private values: SecretValues = { version: null };
+  private tokenExpiresAt: number | null = null;
+  private renewTimer: unknown;
+  private refreshTimer: unknown;
+  private pending: Promise<void> = Promise.resolve();
+  private closed = false;
+  private lastSuccessAt: number | null = null;
+  private failingSince: number | null = null;
+  private lastError: string | null = null;
+  private readonly metrics?: { up: Gauge; lastSuccess: Gauge; operations: Counter<'operation' | 'result'> };
+
+  private constructor(
+    private readonly config: VaultConfig,
+    deps: VaultSecretsDeps,
+  ) {
+    this.now = deps.now ?? Date.now;
+    this.scheduler = deps.scheduler ?? realScheduler;
+    this.retryMs = deps.retryMs ?? 10_000;
+    this.requireAwsKeys = deps.requireAwsKeys ?? true;
+    this.logger = deps.logger;
+    this.dataPath = kvDataPath(config.secretPath);
+    this.client = NodeVault({
+      apiVersion: 'v1',
+      endpoint: config.addr.href.replace(/\/$/, ''),
+      token: config.token ?? '',
+      requestOptions: { timeout: deps.requestTimeoutMs ?? 5000 },
+    });
+    // node-vault falls back to VAULT_TOKEN / VAULT_PREFIX / VAULT_NAMESPACE from the environment;
+    // configuration comes only from config/, so those fallbacks are cleared.
+    this.client.token = config.token ?? '';
+    (this.client as unknown as { pathPrefix: string }).pathPrefix = '';
+    (this.client as unknown as { namespace?: string }).namespace = undefined;
+    if (deps.registry) {
+      const operations = new Counter({
+        name: 'ecs_id_mapper_vault_operations_total',
+        help: 'Vault calls by operation (login, renew, read) and result (ok, error).',
+        labelNames: ['operation', 'result'] as const,
+        registers: [deps.registry],
+      });
+      for (const operation of OPERATIONS) for (const result of ['ok', 'error']) operations.inc({ operation, result }, 0);
+      this.metrics = {
+        operations,
+        up: new Gauge({ name: 'ecs_id_mapper_vault_up', help: '1 when the last Vault call succeeded, 0 while Vault is failing (the last good secret stays in use).', registers: [deps.registry] }),
+        lastSuccess: new Gauge({
+          name: 'ecs_id_mapper_vault_last_success_timestamp_seconds',
+          help: 'Unix time of the last successful Vault call.',
+          registers: [deps.registry],
+        }),
+      };
+    }
+  }
+
+  /** Logs in, reads the secret and schedules renewal and refresh. Throws VaultError on any failure. */
+  static async start(config: VaultConfig, deps: VaultSecretsDeps = {}): Promise<VaultSecrets> {
+    const secrets = new VaultSecrets(config, deps);
+    await secrets.authenticate();
+    await secrets.readSecret();
+    secrets.scheduleRefresh();
+    deps.logger?.info({ vault: config.addr.origin, path: secrets.dataPath, version: secrets.values.version, auth: config.token ? 'token' : 'approle' }, 'vault secret loaded');
+    return secrets;
+  }
+
+  get awsAccessKeyId(): string | undefined {
+    return this.values.awsAccessKeyId;
+  }
+
+  get awsSecretAccessKey(): string | undefined {
+    return this.values.awsSecretAccessKey;
+  }
+
+  /** The current AWS keys (for the SimpleDB client's credential provider). */
+  awsCredentials(): { accessKeyId: string; secretAccessKey: string } {
+    if (!this.values.awsAccessKeyId || !this.values.awsSecretAccessKey) throw new VaultError(`the Vault secret at ${this.dataPath} holds no AWS keys`, 'read', null);
+    return { accessKeyId: this.values.awsAccessKeyId, secretAccessKey: this.values.awsSecretAccessKey };
+  }
+
+  get reportToken(): string | undefined {
+    return this.values.reportToken;
+  }
+
+  status(): VaultStatus {
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    return {
+      ok: this.failingSince === null,
+      lastSuccessAt: iso(this.lastSuccessAt),
+      failingSince: iso(this.failingSince),
+      lastError: this.lastError,
+      secretVersion: this.values.version,
+      tokenExpiresAt: iso(this.tokenExpiresAt),
+    };
+  }
+
+  /** Resolves when the renewal or refresh a timer started has finished (tests). */
+  idle(): Promise<void> {
+    return this.pending;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.scheduler.clearTimeout(this.renewTimer);
+    this.scheduler.clearTimeout(this.refreshTimer);
+    await this.pending.catch(() => {});
+  }
+
+  // --- token -----------------------------------------------------------------------------------
+
+  /** A given token is checked (and its TTL learnt) with renew-self; otherwise AppRole login. */
+  private async authenticate(): Promise<void> {
+    if (this.config.token) {
+      try {
+        const body = await this.call('renew', () => this.client.tokenRenewSelf());
+        this.tokenLeased(leaseOf(body));
+      } catch (err) {
+        // A token without a TTL (e.g. root) is valid but not renewable: Vault answers 400.
+        if (err instanceof VaultError && err.status === 400) {
+          this.tokenLeased({ seconds: 0, renewable: false });
+          return;
+        }
+        throw err;
+      }
+      return;
+    }
+    await this.login();
+  }
+
+  private async login(): Promise<void> {
+    if (!this.config.roleId || !this.config.secretId) throw new VaultError(`vault at ${this.config.addr.origin}: the token expired and no AppRole is configured to log in again`, 'login', null);
+    const body = await this.call('login', () => this.client.approleLogin({ role_id: this.config.roleId, secret_id: this.config.secretId }));
+    const token = (body as { auth?: { client_token?: unknown } }).auth?.client_token;
+    if (typeof token !== 'string' || token === '') throw new VaultError(`vault at ${this.config.addr.origin}: AppRole login answered without auth.client_token`, 'login', 200);
+    this.client.token = token;
+    this.tokenLeased(leaseOf(body));
+  }
+
+  /** Schedules renewal at two thirds of the lease, so a missed attempt still leaves time to retry. */
+  private tokenLeased(lease: Lease): void {
+    this.scheduler.clearTimeout(this.renewTimer);
+    if (lease.seconds <= 0) {
+      this.tokenExpiresAt = null;
+      return;
+    }
+    this.tokenExpiresAt = this.now() + lease.seconds * 1000;
+    if (lease.renewable || this.config.roleId) {
+      this.schedule('renew', Math.floor((lease.seconds * 1000 * 2) / 3));
+    }
+  }
+
+  private async renew(): Promise<void> {
+    try {
+      const body = await this.call('renew', () => this.client.tokenRenewSelf());
+      const lease = leaseOf(body);
+      // Renewal stops extending at the token's max TTL: log in again before that runs out.
+      if (this.config.roleId && lease.seconds * 1000 < this.retryMs * 3) await this.login();
+      else this.tokenLeased(lease);
+    } catch (err) {
+      if (err instanceof VaultError && (err.status === 403 || err.status === 400) && this.config.roleId) {
+        try {
+          await this.login();
+          return;
+        } catch {
+          // fall through to retry
+        }
+      }
+      this.schedule('renew', this.retryMs);
+    }
+  }
+
+  // --- secret ----------------------------------------------------------------------------------
+
+  private async readSecret(): Promise<void> {
+    const body = await this.call('read', () => this.client.read(this.dataPath));
+    const data = (body as { data?: { data?: unknown; metadata?: { version?: unknown } } }).data;
+    const kv = data?.data;
+    if (!kv || typeof kv !== 'object') throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath} is not a KV v2 secret (no data.data)`, 'read', 200));
+    const pick = (key: string): string | undefined => {
+      const v = (kv as Record<string, unknown>)[key];
+      return typeof v === 'string' && v !== '' ? v : undefined;
+    };
+    const next: SecretValues = {
+      awsAccessKeyId: pick('aws_access_key_id'),
+      awsSecretAccessKey: pick('aws_secret_access_key'),
+      reportToken: pick('report_token'),
+      version: typeof data?.metadata?.version === 'number' ? data.metadata.version : null,
+    };
+    if (this.requireAwsKeys) {
+      const missing = ['aws_access_key_id', 'aws_secret_access_key'].filter((k) => pick(k) === undefined);
+      if (missing.length > 0) throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath} lacks ${missing.join(' and ')}`, 'read', 200));
+    }
+    if (this.values.version !== null && next.version !== this.values.version) {
+      this.logger?.info({ path: this.dataPath, from: this.values.version, to: next.version }, 'vault secret rotated');
+    }
+    this.values = next;
+  }
+
+  private async refresh(): Promise<void> {
+    try {
+      await this.readSecret();
+    } catch (err) {
+      if (err instanceof VaultError && err.status === 403 && this.config.roleId) {
+        try {
+          await this.login();
+          await this.readSecret();
+        } catch {
+          // kept: the last good secret
+        }
+      }
+      if (this.failingSince !== null) this.logger?.warn({ err: this.lastError, since: new Date(this.failingSince).toISOString() }, 'vault unavailable; keeping the last good secret');
+    } finally {
+      this.scheduleRefresh();
+    }
+  }
+
+  private scheduleRefresh(): void {
+    this.schedule('refresh', this.config.refreshIntervalMs);
+  }
+
+  // --- plumbing --------------------------------------------------------------------------------
+
+  private schedule(what: 'renew' | 'refresh', ms: number): void {
+    if (this.closed) return;
+    const run = () => {
+      if (this.closed) return;
+      this.pending = this.pending.then(() => (what === 'renew' ? this.renew() : this.refresh())).catch(() => {});
+    };
+    if (what === 'renew') {
+      this.scheduler.clearTimeout(this.renewTimer);
+      this.renewTimer = this.scheduler.setTimeout(run, ms);
+    } else {
+      this.scheduler.clearTimeout(this.refreshTimer);
+      this.refreshTimer = this.scheduler.setTimeout(run, ms);
+    }
+  }
+
+  private async call<T>(operation: VaultOperation, fn: () => Promise<T>): Promise<T> {
+    try {
+      const value = await fn();
+      this.metrics?.operations.inc({ operation, result: 'ok' });
+      this.lastSuccessAt = this.now();
+      this.failingSince = null;
+      this.lastError = null;
+      this.metrics?.up.set(1);
+      this.metrics?.lastSuccess.set(this.lastSuccessAt / 1000);
+      return value;
+    } catch (err) {
+      const { status, message } = describe(err);
+      const what = operation === 'read' ? `reading ${this.dataPath}` : operation === 'login' ? 'AppRole login' : 'token renew-self';
+      throw this.failed(operation, new VaultError(`vault at ${this.config.addr.origin}: ${what} failed: ${message}`, operation, status, { cause: err }));
+    }
+  }
+
+  private failed(operation: VaultOperation, err: VaultError): VaultError {
+    this.metrics?.operations.inc({ operation, result: 'error' });
+    this.metrics?.up.set(0);
+    this.failingSince ??= this.now();
+    this.lastError = err.message;
+    return err;
+  }
+}

@@ -63,17 +63,27 @@ export function transportError(source: Source, what: string, error: unknown): Ob
   return new ObservationError(source, 'ERR_UNREACHABLE', `${what}: ${message}`, { cause: error });
 }
 
-/** Performs one request and reads the whole body as UTF-8. Never throws for an HTTP status. */
+/**
+ * Performs one request and reads the whole body as UTF-8. Never throws for an HTTP status.
+ * The deadline and the caller's signal are joined by hand rather than with AbortSignal.any, whose
+ * dependants a long-lived caller signal retains on Node 20 (the reconciler makes a request every pass).
+ */
 export async function exchange(source: Source, what: string, req: HttpExchange): Promise<HttpAnswer> {
   req.signal?.throwIfAborted();
-  const timeout = AbortSignal.timeout(req.timeoutMs);
-  const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new Error(`${what}: no answer within ${req.timeoutMs} ms`));
+  }, req.timeoutMs);
+  const onAbort = () => controller.abort(req.signal?.reason);
+  req.signal?.addEventListener('abort', onAbort, { once: true });
   const limit = req.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   try {
     const res = await request(req.url, {
       method: req.method ?? 'GET',
       headers: req.headers,
-      signal,
+      signal: controller.signal,
       dispatcher: req.dispatcher,
       headersTimeout: req.timeoutMs,
       bodyTimeout: req.timeoutMs,
@@ -91,9 +101,10 @@ export async function exchange(source: Source, what: string, req: HttpExchange):
     return { status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') };
   } catch (error) {
     if (req.signal?.aborted) throw req.signal.reason;
-    if (timeout.aborted) {
-      throw new ObservationError(source, 'ERR_TIMEOUT', `${what}: no answer within ${req.timeoutMs} ms`, { cause: error });
-    }
+    if (timedOut) throw new ObservationError(source, 'ERR_TIMEOUT', `${what}: no answer within ${req.timeoutMs} ms`, { cause: error });
     throw transportError(source, what, error);
+  } finally {
+    clearTimeout(timer);
+    req.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -89,7 +89,9 @@ function describe(err: unknown): { status: number | null; message: string } {
   const status = typeof e.response?.statusCode === 'number' ? e.response.statusCode : null;
   if (status !== null) {
     const first = e.response?.body?.errors?.[0];
-    return { status, message: `HTTP ${status}${typeof first === 'string' && first !== '' ? ` ${first.trim()}` : ''}` };
+    // Vault's messages may span lines ("1 error occurred:\n\t* ..."); errors here are one line.
+    const text = typeof first === 'string' ? first.replace(/\s+/g, ' ').trim() : '';
+    return { status, message: `HTTP ${status}${text ? ` ${text}` : ''}` };
   }
   return { status: null, message: `unreachable (${e.code ?? e.message ?? String(err)})` };
 }

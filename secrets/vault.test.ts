@@ -1,0 +1,224 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
+import type { ServerConfig, VaultConfig } from '../config/index.js';
+import { startVaultStandin, type VaultStandin, type VaultStandinOptions } from '../test/vault-standin.js';
+import { kvDataPath, VaultError, VaultSecrets, type Scheduler } from './vault.js';
+import { loadSecrets } from './index.js';
+
+const SECRET = { aws_access_key_id: 'AKIAVAULT1', aws_secret_access_key: 'vault-secret-1', report_token: 'report-1' };
+const APPROLE = { roleId: 'role-123', secretId: 'secret-456' };
+
+/** A fake clock whose timers run when advanced; each fired timer's async work is awaited. */
+class FakeClock {
+  t = Date.parse('2026-03-01T00:00:00Z');
+  private timers: Array<{ id: number; at: number; fn: () => void }> = [];
+  private nextId = 1;
+  settle: () => Promise<void> = async () => {};
+  now = () => this.t;
+  scheduler: Scheduler = {
+    setTimeout: (fn, ms) => {
+      const id = this.nextId++;
+      this.timers.push({ id, at: this.t + ms, fn });
+      return id;
+    },
+    clearTimeout: (id) => {
+      this.timers = this.timers.filter((x) => x.id !== id);
+    },
+  };
+  async advance(ms: number): Promise<void> {
+    const target = this.t + ms;
+    for (;;) {
+      const due = this.timers.filter((x) => x.at <= target).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.timers = this.timers.filter((x) => x !== due);
+      this.t = due.at;
+      due.fn();
+      await this.settle();
+    }
+    this.t = target;
+  }
+}
+
+let standin: VaultStandin | undefined;
+let secrets: VaultSecrets | undefined;
+afterEach(async () => {
+  await secrets?.close();
+  await standin?.close();
+  secrets = undefined;
+  standin = undefined;
+});
+
+function vaultConfig(extra: Partial<VaultConfig> = {}): VaultConfig {
+  return { addr: new URL(standin!.url), secretPath: 'secret/ecs-id-mapper', refreshIntervalMs: 60_000, ...extra };
+}
+
+async function setup(opts: VaultStandinOptions, config: Partial<VaultConfig>, registry?: Registry) {
+  const clock = new FakeClock();
+  standin = await startVaultStandin({ secret: SECRET, now: clock.now, ...opts });
+  secrets = await VaultSecrets.start(vaultConfig(config), { now: clock.now, scheduler: clock.scheduler, retryMs: 5000, ...(registry ? { registry } : {}) });
+  const s = secrets;
+  clock.settle = () => s.idle();
+  return { clock, secrets: s, standin };
+}
+
+describe('VaultSecrets start', () => {
+  it('starts with a token: checks it with renew-self and reads the KV v2 secret with X-Vault-Token', async () => {
+    const { secrets, standin } = await setup({ staticToken: { token: 'hvs.static', ttlSeconds: 3600 } }, { token: 'hvs.static' });
+    expect(secrets.awsCredentials()).toEqual({ accessKeyId: 'AKIAVAULT1', secretAccessKey: 'vault-secret-1' });
+    expect(secrets.reportToken).toBe('report-1');
+    expect(standin.requests.map((r) => [r.method, r.path, r.token])).toEqual([
+      ['POST', '/v1/auth/token/renew-self', 'hvs.static'],
+      ['GET', '/v1/secret/data/ecs-id-mapper', 'hvs.static'],
+    ]);
+    expect(secrets.status()).toMatchObject({ ok: true, secretVersion: 1, lastError: null });
+  });
+
+  it('accepts a token without TTL (root-like, not renewable) and schedules no renewal', async () => {
+    const { secrets, standin, clock } = await setup({ staticToken: { token: 'hvs.root', ttlSeconds: 0 } }, { token: 'hvs.root', refreshIntervalMs: 3600_000 });
+    expect(secrets.status().tokenExpiresAt).toBeNull();
+    await clock.advance(10 * 3600_000);
+    expect(standin.requests.filter((r) => r.path.endsWith('renew-self'))).toHaveLength(1);
+  });
+
+  it('starts with AppRole: logs in, then reads with the issued token', async () => {
+    const { secrets, standin } = await setup({ approle: APPROLE }, { roleId: APPROLE.roleId, secretId: APPROLE.secretId });
+    expect(standin.requests[0]).toMatchObject({ method: 'POST', path: '/v1/auth/approle/login', token: undefined });
+    expect(standin.requests[1].path).toBe('/v1/secret/data/ecs-id-mapper');
+    expect(standin.requests[1].token).toMatch(/^hvs\./);
+    expect(secrets.awsAccessKeyId).toBe('AKIAVAULT1');
+  });
+
+  it('reads the same secret whether the path names the data segment or not', () => {
+    expect(kvDataPath('secret/ecs-id-mapper')).toBe('secret/data/ecs-id-mapper');
+    expect(kvDataPath('secret/data/ecs-id-mapper')).toBe('secret/data/ecs-id-mapper');
+    expect(kvDataPath('/kv/team/app/')).toBe('kv/data/team/app');
+    expect(() => kvDataPath('secret')).toThrow(VaultError);
+  });
+});
+
+describe('VaultSecrets start failures: one clear error, nothing half-started', () => {
+  it('fails clearly when Vault is unreachable', async () => {
+    standin = await startVaultStandin({ secret: SECRET, staticToken: { token: 't', ttlSeconds: 60 } });
+    standin.setDown(true);
+    const err = await VaultSecrets.start(vaultConfig({ token: 't' })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VaultError);
+    expect((err as VaultError).message).toMatch(new RegExp(`^vault at ${standin.url.replaceAll('.', '\\.')}: token renew-self failed: unreachable \\(`));
+    expect((err as VaultError).status).toBeNull();
+  });
+
+  it('fails clearly when a required key is missing from the secret', async () => {
+    standin = await startVaultStandin({ secret: { aws_access_key_id: 'A' }, staticToken: { token: 't', ttlSeconds: 60 } });
+    await expect(VaultSecrets.start(vaultConfig({ token: 't' }))).rejects.toThrow(/secret\/data\/ecs-id-mapper lacks aws_secret_access_key$/);
+  });
+
+  it('fails clearly on a rejected token, a bad AppRole and a missing secret path', async () => {
+    standin = await startVaultStandin({ secret: SECRET, approle: APPROLE, staticToken: { token: 'good', ttlSeconds: 60 } });
+    await expect(VaultSecrets.start(vaultConfig({ token: 'bad' }))).rejects.toThrow(/token renew-self failed: HTTP 403 permission denied$/);
+    await expect(VaultSecrets.start(vaultConfig({ roleId: APPROLE.roleId, secretId: 'wrong' }))).rejects.toThrow(/AppRole login failed: HTTP 400 invalid role or secret ID$/);
+    await expect(VaultSecrets.start(vaultConfig({ token: 'good', secretPath: 'secret/other' }))).rejects.toMatchObject({ status: 404, message: expect.stringMatching(/reading secret\/data\/other failed: HTTP 404$/) });
+  });
+
+  it('makes the server exit before anything starts: loadSecrets throws the same error', async () => {
+    standin = await startVaultStandin({ secret: SECRET, staticToken: { token: 't', ttlSeconds: 60 } });
+    standin.setFailing(true);
+    const config = { vault: vaultConfig({ token: 't' }), store: { backend: 'sqlite', path: ':memory:' } } as unknown as ServerConfig;
+    await expect(loadSecrets(config)).rejects.toThrow(/HTTP 500 1 error occurred/);
+  });
+});
+
+describe('VaultSecrets while running', () => {
+  it('renews an AppRole token at two thirds of its lease, so it never expires', async () => {
+    const { clock, standin, secrets } = await setup({ approle: APPROLE, tokenTtlSeconds: 60 }, { roleId: APPROLE.roleId, secretId: APPROLE.secretId, refreshIntervalMs: 3600_000 });
+    const token = standin.requests[1].token!;
+    await clock.advance(39_000);
+    expect(standin.requests.filter((r) => r.path.endsWith('renew-self'))).toHaveLength(0);
+    await clock.advance(1_000);
+    expect(standin.requests.filter((r) => r.path.endsWith('renew-self')).map((r) => r.token)).toEqual([token]);
+    expect(standin.tokenTtl(token)).toBe(60);
+    await clock.advance(10 * 60_000);
+    expect(standin.tokenTtl(token)).toBeGreaterThan(0);
+    expect(standin.requests.filter((r) => r.path.endsWith('renew-self')).length).toBeGreaterThanOrEqual(15);
+    expect(secrets.status().tokenExpiresAt).toBe(new Date(clock.t + (standin.tokenTtl(token)! * 1000)).toISOString());
+  });
+
+  it('uses a rotated secret after the next refresh, without a restart', async () => {
+    const { clock, standin, secrets } = await setup({ staticToken: { token: 't', ttlSeconds: 0 } }, { token: 't', refreshIntervalMs: 30_000 });
+    standin.rotate({ aws_access_key_id: 'AKIAVAULT2', aws_secret_access_key: 'vault-secret-2', report_token: 'report-2' });
+    expect(secrets.awsAccessKeyId).toBe('AKIAVAULT1');
+    await clock.advance(30_000);
+    expect(secrets.awsCredentials()).toEqual({ accessKeyId: 'AKIAVAULT2', secretAccessKey: 'vault-secret-2' });
+    expect(secrets.reportToken).toBe('report-2');
+    expect(secrets.status().secretVersion).toBe(2);
+  });
+
+  it('keeps the last good secret when Vault is lost, reports it, and recovers', async () => {
+    const registry = new Registry();
+    const { clock, standin, secrets } = await setup({ staticToken: { token: 't', ttlSeconds: 0 } }, { token: 't', refreshIntervalMs: 30_000 }, registry);
+    standin.setDown(true);
+    await clock.advance(30_000);
+    expect(secrets.awsCredentials()).toEqual({ accessKeyId: 'AKIAVAULT1', secretAccessKey: 'vault-secret-1' });
+    expect(secrets.reportToken).toBe('report-1');
+    const status = secrets.status();
+    expect(status).toMatchObject({ ok: false, failingSince: new Date(clock.t).toISOString() });
+    expect(status.lastError).toMatch(/reading secret\/data\/ecs-id-mapper failed: unreachable/);
+    let metrics = await registry.metrics();
+    expect(metrics).toMatch(/^ecs_id_mapper_vault_up 0$/m);
+    expect(metrics).toMatch(/^ecs_id_mapper_vault_operations_total\{operation="read",result="error"\} 1$/m);
+
+    standin.setDown(false);
+    standin.rotate({ ...SECRET, aws_secret_access_key: 'vault-secret-3' });
+    await clock.advance(30_000);
+    expect(secrets.status()).toMatchObject({ ok: true, failingSince: null, secretVersion: 2 });
+    expect(secrets.awsSecretAccessKey).toBe('vault-secret-3');
+    metrics = await registry.metrics();
+    expect(metrics).toMatch(/^ecs_id_mapper_vault_up 1$/m);
+  });
+
+  it('logs in again with AppRole when its token has expired', async () => {
+    const { clock, standin, secrets } = await setup({ approle: APPROLE, tokenTtlSeconds: 3600 }, { roleId: APPROLE.roleId, secretId: APPROLE.secretId, refreshIntervalMs: 30_000 });
+    standin.expireTokens();
+    standin.rotate({ ...SECRET, report_token: 'after-relogin' });
+    await clock.advance(30_000);
+    expect(standin.requests.filter((r) => r.path === '/v1/auth/approle/login')).toHaveLength(2);
+    expect(secrets.reportToken).toBe('after-relogin');
+    expect(secrets.status().ok).toBe(true);
+  });
+
+  it('stops renewing and refreshing once closed', async () => {
+    const { clock, standin, secrets } = await setup({ approle: APPROLE, tokenTtlSeconds: 60 }, { roleId: APPROLE.roleId, secretId: APPROLE.secretId, refreshIntervalMs: 30_000 });
+    await secrets.close();
+    const before = standin.requests.length;
+    await clock.advance(3600_000);
+    expect(standin.requests).toHaveLength(before);
+  });
+});
+
+describe('loadSecrets', () => {
+  it('without Vault: the configured report token and no AWS keys', async () => {
+    const loaded = await loadSecrets({ reportToken: 'cfg', store: { backend: 'sqlite', path: ':memory:' } } as ServerConfig);
+    expect(loaded.reportToken).toBe('cfg');
+    expect(loaded.awsCredentials).toBeUndefined();
+  });
+
+  it("with Vault: report token and AWS keys follow Vault's current values; health stays ok with a detail while Vault fails", async () => {
+    const clock = new FakeClock();
+    standin = await startVaultStandin({ secret: SECRET, staticToken: { token: 't', ttlSeconds: 0 }, now: clock.now });
+    const config = { reportToken: 'cfg', vault: vaultConfig({ token: 't', refreshIntervalMs: 1000 }), store: { backend: 'simpledb' } } as unknown as ServerConfig;
+    const loaded = await loadSecrets(config, { now: clock.now, scheduler: clock.scheduler });
+    secrets = loaded.vault;
+    clock.settle = () => loaded.vault!.idle();
+    const token = loaded.reportToken as () => string | undefined;
+    expect(token()).toBe('report-1');
+    expect(loaded.awsCredentials!()).toEqual({ accessKeyId: 'AKIAVAULT1', secretAccessKey: 'vault-secret-1' });
+    standin.rotate({ aws_access_key_id: 'AKIAVAULT9', aws_secret_access_key: 's9' });
+    await clock.advance(1000);
+    expect(token()).toBe('cfg');
+    expect(loaded.awsCredentials!()).toEqual({ accessKeyId: 'AKIAVAULT9', secretAccessKey: 's9' });
+    expect(await loaded.health!()).toEqual({ ok: true, detail: 'vault ok (secret version 2)' });
+    standin.setFailing(true);
+    await clock.advance(1000);
+    const h = await loaded.health!();
+    expect(h.ok).toBe(true);
+    expect(h.detail).toMatch(/^vault failing since .*HTTP 500.*; serving with the secret read at /);
+  });
+});

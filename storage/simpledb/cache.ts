@@ -29,9 +29,10 @@ export class ReadCache {
   constructor(opts: ReadCacheOptions) {
     this.metrics = opts.metrics;
     if (opts.ttlMs <= 0) return;
-    const perf = opts.nowMs ? { now: opts.nowMs } : undefined;
-    this.entries = new LRUCache({ max: opts.maxEntries ?? 10_000, ttl: opts.ttlMs, ...(perf ? { perf } : {}) });
-    this.prefixes = new LRUCache({ max: Math.max(1, Math.floor((opts.maxEntries ?? 10_000) / 10)), ttl: opts.ttlMs, ...(perf ? { perf } : {}) });
+    // With an injected clock, staleness is checked on every read (lru-cache otherwise caches `now` for 1 ms).
+    const perf = opts.nowMs ? { perf: { now: opts.nowMs }, ttlResolution: 0 } : undefined;
+    this.entries = new LRUCache({ max: opts.maxEntries ?? 10_000, ttl: opts.ttlMs, ...perf });
+    this.prefixes = new LRUCache({ max: Math.max(1, Math.floor((opts.maxEntries ?? 10_000) / 10)), ttl: opts.ttlMs, ...perf });
   }
 
   get stats(): { hits: number; misses: number } {

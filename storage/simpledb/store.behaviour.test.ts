@@ -1,0 +1,201 @@
+// SimpleDB-specific behaviour beyond the shared contract: the read cache, two replicas writing at
+// once, metrics, and how opening fails.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
+import { StoreUnavailableError } from '../store.js';
+import { openStore } from '../index.js';
+import { at, batch, containerId, hostIdentity, iso, snapshot, snapshotContainer, transition } from '../store.fixtures.js';
+import { startSimpleDbLocal, type SimpleDbLocal } from './local/index.js';
+import { openSimpleDbStore, SimpleDbClient, SimpleDbStore, staticCredentials, type SimpleDbStoreConfig } from './index.js';
+
+const KEY = { accessKeyId: 'AKIDBEHAVIOUR', secretAccessKey: 'behaviour/secret' };
+let local: SimpleDbLocal;
+let n = 0;
+const open: SimpleDbStore[] = [];
+
+beforeAll(async () => {
+  local = await startSimpleDbLocal({ ...KEY });
+});
+afterAll(async () => {
+  await local.close();
+});
+afterEach(async () => {
+  local.setFaults({ failureRate: 0, staleReads: false, latencyMs: 0 });
+  await Promise.all(open.splice(0).map((s) => s.close()));
+});
+
+function config(prefix: string, extra: Partial<SimpleDbStoreConfig> = {}): SimpleDbStoreConfig {
+  return { backend: 'simpledb', region: 'us-east-1', prefix, shards: 2, endpoint: new URL(local.url), createDomains: true, ...extra };
+}
+
+async function store(prefix: string, opts: { registry?: Registry; cacheTtlMs?: number } = {}): Promise<SimpleDbStore> {
+  const s = await openSimpleDbStore(config(prefix), { credentials: staticCredentials(KEY), cacheTtlMs: opts.cacheTtlMs ?? 5000, maxAttempts: 10, sleep: async () => {}, ...(opts.registry ? { registry: opts.registry } : {}) });
+  open.push(s);
+  return s;
+}
+
+async function counter(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  const values = (await metric.get()).values;
+  return values.filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)).reduce((sum, v) => sum + v.value, 0);
+}
+
+const host = hostIdentity();
+const c1 = containerId('behaviour-1');
+
+describe('read cache', () => {
+  it('answers repeated lookups without a SimpleDB request and counts hits and misses', async () => {
+    const registry = new Registry();
+    const s = await store(`cache${n++}`, { registry });
+    await s.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+    const before = await counter(registry, 'ecs_id_mapper_simpledb_requests_total');
+    for (let i = 0; i < 20; i++) {
+      expect((await s.getContainer(c1)).kind).toBe('found');
+      expect(await s.findByTask(transition(1, 'running', { container: { container_id: c1 } }).container.task_arn!)).toHaveLength(1);
+      expect((await s.history(c1)).length).toBe(1);
+    }
+    // one miss per lookup kind (container, task, history); every other answer came from the cache
+    expect((await counter(registry, 'ecs_id_mapper_simpledb_requests_total')) - before).toBe(1 + 2 + 1);
+    expect(await counter(registry, 'ecs_id_mapper_simpledb_cache_hits_total', { lookup: 'container' })).toBe(19);
+    expect(await counter(registry, 'ecs_id_mapper_simpledb_cache_misses_total', { lookup: 'container' })).toBe(1);
+    expect(await counter(registry, 'ecs_id_mapper_simpledb_cache_hits_total', { lookup: 'task' })).toBe(19);
+    expect(s.cache.stats).toEqual({ hits: 57, misses: 3 });
+  });
+
+  it('drops cached answers when this process writes, so it reads its own writes', async () => {
+    const s = await store(`cache${n++}`);
+    await s.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+    expect((await s.getContainer(c1.slice(0, 16))).kind).toBe('found');
+    expect(await s.findByDockerName('renamed')).toEqual([]);
+    await s.applyTransitions(batch(host, [transition(2, 'stopped', { container: { container_id: c1, docker_name: 'renamed' } })]), at(2));
+    const found = await s.getContainer(c1.slice(0, 16));
+    expect(found.kind === 'found' && found.record.state).toBe('stopped');
+    expect((await s.findByDockerName('renamed')).map((r) => r.container_id)).toEqual([c1]);
+    expect((await s.history(c1)).map((h) => h.seq)).toEqual([1, 2]);
+  });
+
+  it("serves another replica's write once the TTL has passed", async () => {
+    const prefix = `cache${n++}`;
+    let clock = 1000; // lru-cache treats a start time of 0 as "no TTL"
+    const client = new SimpleDbClient({ endpoint: new URL(local.url), credentials: staticCredentials(KEY) });
+    const reader = new SimpleDbStore({ client, prefix, shards: 2, cacheTtlMs: 5000, nowMs: () => clock });
+    await reader.ensureDomains(true);
+    open.push(reader);
+    const writer = await store(prefix);
+    await writer.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+    const state = async () => {
+      const r = await reader.getContainer(c1);
+      return r.kind === 'found' ? r.record.state : r.kind;
+    };
+    expect(await state()).toBe('running');
+    await writer.applyTransitions(batch(host, [transition(2, 'stopped', { container: { container_id: c1 } })]), at(2));
+    clock = 5999;
+    expect(await state()).toBe('running');
+    clock = 6001;
+    expect(await state()).toBe('stopped');
+  });
+
+  it('with TTL 0 sends every lookup to SimpleDB', async () => {
+    const registry = new Registry();
+    const s = await store(`cache${n++}`, { registry, cacheTtlMs: 0 });
+    await s.getContainer(c1);
+    await s.getContainer(c1);
+    expect(await counter(registry, 'ecs_id_mapper_simpledb_requests_total', { action: 'GetAttributes' })).toBe(2);
+    expect(await counter(registry, 'ecs_id_mapper_simpledb_cache_misses_total')).toBe(2);
+  });
+});
+
+describe('two replicas writing at once', () => {
+  it('never regress a record: overlapping replays of one host end at the highest seq, history once per seq', async () => {
+    const prefix = `replicas${n++}`;
+    const a = await store(prefix);
+    const b = await store(prefix);
+    const states = ['pending', 'running', 'stopping', 'stopped'] as const;
+    const all = Array.from({ length: 12 }, (_, i) => transition(i + 1, states[i % 4], { at: iso(i + 1), container: { container_id: c1, restart_count: i } }));
+    await Promise.all([
+      a.applyTransitions(batch(host, all), at(20)),
+      b.applyTransitions(batch(host, all.slice(0, 6)), at(20)),
+      b.applyTransitions(batch(host, all.slice(3, 9)), at(20)),
+      a.applyTransitions(batch(host, all.slice(0, 3)), at(20)),
+    ]);
+    for (const s of [a, b]) {
+      const r = await s.getContainer(c1);
+      expect(r.kind === 'found' && [r.record.seq, r.record.state, r.record.restart_count]).toEqual([12, 'stopped', 11]);
+    }
+    expect((await a.history(c1)).map((h) => h.seq)).toEqual(all.map((t) => t.seq));
+    expect((await b.listHosts()).map((h) => h.last_seq)).toEqual([12]);
+  });
+
+  it('a snapshot and a later transition racing on two replicas keep the later seq', async () => {
+    const prefix = `replicas${n++}`;
+    const a = await store(prefix);
+    const b = await store(prefix);
+    for (let round = 0; round < 5; round++) {
+      const id = containerId(`race-${round}`);
+      await Promise.all([
+        a.replaceSnapshot(snapshot(host, 10 * round + 5, [snapshotContainer('running', { container_id: id })]), at(round)),
+        b.applyTransitions(batch(host, [transition(10 * round + 9, 'stopped', { container: { container_id: id } })]), at(round)),
+      ]);
+      const r = await a.getContainer(id);
+      expect(r.kind === 'found' && [r.record.state, r.record.seq]).toEqual(['stopped', 10 * round + 9]);
+    }
+  });
+});
+
+describe('metrics', () => {
+  it('counts requests by action and code (ok zero-initialised) and sums BoxUsage', async () => {
+    const registry = new Registry();
+    const s = await store(`metrics${n++}`, { registry });
+    const text = await registry.metrics();
+    expect(text).toMatch(/^ecs_id_mapper_simpledb_requests_total\{action="BatchDeleteAttributes",code="ok"\} 0$/m);
+    await s.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+    expect(await counter(registry, 'ecs_id_mapper_simpledb_requests_total', { action: 'PutAttributes', code: 'ok' })).toBe(2);
+    expect(await counter(registry, 'ecs_id_mapper_simpledb_box_usage_hours_total')).toBeGreaterThan(0);
+  });
+
+  it('counts failed answers under their SimpleDB code', async () => {
+    const registry = new Registry();
+    const s = await store(`metrics${n++}`, { registry });
+    local.setFaults({ failureRate: 1 });
+    await expect(s.getContainer(c1)).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(await counter(registry, 'ecs_id_mapper_simpledb_requests_total', { action: 'GetAttributes', code: 'ServiceUnavailable' })).toBe(10);
+    expect(await s.health()).toMatchObject({ ok: false, backend: 'simpledb', detail: expect.stringMatching(/ServiceUnavailable/) });
+  });
+});
+
+describe('opening', () => {
+  it('openStore builds an instrumented SimpleDB store from a simpledb:// config', async () => {
+    const registry = new Registry();
+    const s = await openStore(config(`open${n++}`), { registry, simpledb: { credentials: staticCredentials(KEY), cacheTtlMs: 1000 } });
+    try {
+      expect(s.backend).toBe('simpledb');
+      expect(await s.health()).toEqual({ ok: true, backend: 'simpledb' });
+      const text = await registry.metrics();
+      expect(text).toMatch(/ecs_id_mapper_storage_operation_duration_seconds_count\{backend="simpledb",operation="health",result="ok"\} 1/);
+      expect(text).toMatch(/ecs_id_mapper_simpledb_requests_total\{action="CreateDomain",code="ok"\} 4/);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('names the missing domains when create_domains is off', async () => {
+    const err = await openSimpleDbStore(config(`absent${n++}`, { createDomains: false }), { credentials: staticCredentials(KEY) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreUnavailableError);
+    expect((err as Error).message).toMatch(/^SimpleDB domains missing at http:\/\/127\.0\.0\.1:\d+: absent\d+_containers_0, absent\d+_containers_1, absent\d+_transitions, absent\d+_hosts \(create them, or add create_domains=true to --store\)$/);
+  });
+
+  it('opens without creating when the domains exist', async () => {
+    const prefix = `exists${n++}`;
+    await store(prefix);
+    const s = await openSimpleDbStore(config(prefix, { createDomains: false }), { credentials: staticCredentials(KEY) });
+    open.push(s);
+    expect((await s.health()).ok).toBe(true);
+  });
+
+  it('fails with one readable line on wrong credentials', async () => {
+    const err = await openSimpleDbStore(config(`creds${n++}`), { credentials: staticCredentials({ ...KEY, secretAccessKey: 'wrong' }) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreUnavailableError);
+    expect((err as Error).message).toMatch(/^SimpleDB open failed: SimpleDB CreateDomain: SignatureDoesNotMatch: [^\n]+$/);
+  });
+});

@@ -75,8 +75,8 @@ function ecsLabels(n: number, taskN = n): Record<string, string> {
   return { [ECS_LABELS.taskArn]: arn(taskN), [ECS_LABELS.containerName]: `c${n}`, [ECS_LABELS.family]: 'web', [ECS_LABELS.version]: '3', [ECS_LABELS.cluster]: 'demo' };
 }
 
-function setup(opts: { docker?: boolean; fs?: OutboxFs; maxBytes?: number } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'loop-test-'));
+function setup(opts: { docker?: boolean; fs?: OutboxFs; maxBytes?: number; dir?: string } = {}) {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'loop-test-'));
   const outbox = openOutbox({ dir, maxBytes: opts.maxBytes ?? 1 << 22, fs: opts.fs });
   const agent = new FakeAgent();
   const imds = new FakeImds();
@@ -89,7 +89,7 @@ function setup(opts: { docker?: boolean; fs?: OutboxFs; maxBytes?: number } = {}
   };
   const loop = createReconcileLoop(options);
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => outbox.close(), () => loop.stop());
-  return { loop, agent, imds, docker, outbox, registry, options };
+  return { loop, agent, imds, docker, outbox, registry, options, dir };
 }
 
 async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
@@ -302,6 +302,26 @@ describe('reconcile loop', () => {
     const retried = await loop.runPass();
     expect(brief(retried.transitions)).toEqual([['c1', 'running', 'stopped', 'agent.observed']]);
     expect(outbox.peek(10).map((t) => t.seq)).toEqual([1, 2]);
+  });
+
+  it('continues from the emitted states after a restart instead of reporting every container again', async () => {
+    const first = setup();
+    first.agent.list = [task(1, 'RUNNING'), task(2, 'RUNNING'), task(3, 'RUNNING')];
+    await first.loop.runPass();
+    first.outbox.ack(2); // the server took part of it
+    first.agent.list = [task(1, 'RUNNING', 'STOPPED'), task(2, 'RUNNING')];
+    await first.loop.runPass();
+    first.outbox.close(); // as after kill -9: nothing else was flushed
+    const second = setup({ dir: first.dir });
+    second.agent.list = [task(1, 'RUNNING', 'STOPPED'), task(2, 'RUNNING')];
+    const r = await second.loop.runPass();
+    expect(r.transitions).toEqual([]);
+    expect(second.loop.containersByState()).toMatchObject({ running: 1, stopping: 1 });
+    second.agent.list = [task(2, 'RUNNING')];
+    const gone = await second.loop.runPass();
+    expect(brief(gone.transitions)).toEqual([['c1', 'stopping', 'gone', 'container.vanished']]);
+    // The gone transition still carries the container's task mapping from before the restart.
+    expect(gone.transitions[0].container).toMatchObject({ task_arn: arn(1), container_name: 'c1', source: 'agent' });
   });
 
   it('does not grow with churn: machines of gone containers are dropped', async () => {

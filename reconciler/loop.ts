@@ -103,6 +103,8 @@ interface Tracked {
   task: AgentTask | null;
   container: AgentContainer | null;
   docker: DockerContainer | null;
+  /** The last emitted observation, restored from the outbox after a restart (until fresh ones arrive). */
+  restored: ContainerObservation | null;
   seenPass: number;
 }
 
@@ -125,8 +127,12 @@ function orNull(s: string | null | undefined): string | null {
 }
 
 /** The wire observation of a tracked container, from the agent's view when it has one. */
-export function observationOf(tr: Pick<Tracked, 'id' | 'task' | 'container' | 'docker' | 'via'>): ContainerObservation {
+export function observationOf(tr: Pick<Tracked, 'id' | 'task' | 'container' | 'docker' | 'via' | 'restored'>): ContainerObservation {
   const { task, container: c, docker: d } = tr;
+  if (!task && tr.restored && (tr.restored.source === 'agent' || !d)) {
+    // Restored after a restart and not listed by the agent since: keep its mapping.
+    return d ? { ...tr.restored, exit_code: d.exit_code ?? tr.restored.exit_code } : tr.restored;
+  }
   if (tr.via === 'agent' && task && c) {
     return {
       container_id: tr.id,
@@ -187,7 +193,18 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
   };
 
   function newTracked(id: string): Tracked {
-    return { id, snap: initialContainer, state: null, via: null, known: null, desired: null, restart: 0, dockerState: null, task: null, container: null, docker: null, seenPass: 0 };
+    return { id, snap: initialContainer, state: null, via: null, known: null, desired: null, restart: 0, dockerState: null, task: null, container: null, docker: null, restored: null, seenPass: 0 };
+  }
+
+  // After a restart, continue from the states last emitted instead of reporting every container anew.
+  for (const r of options.outbox.restored()) {
+    const tr = newTracked(r.container.container_id);
+    tr.snap = containerMachine.resolveState({ value: r.state, context: { restart_count: r.container.restart_count } });
+    tr.state = r.state;
+    tr.via = r.container.source;
+    tr.restart = r.container.restart_count;
+    tr.restored = r.container;
+    tracked.set(tr.id, tr);
   }
 
   function timeoutSignal(): AbortSignal {
@@ -354,7 +371,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       for (let i = 0; i < staged.length; i++) {
         const s = staged[i];
         if (s.emits.length === 0) continue;
-        const container = observationOf({ id: s.tr.id, task: s.tr.task, container: s.tr.container, docker: s.tr.docker, via: s.via });
+        const container = observationOf({ id: s.tr.id, task: s.tr.task, container: s.tr.container, docker: s.tr.docker, via: s.via, restored: s.tr.restored });
         for (const e of s.emits) pendingOut.push({ container_id: s.tr.id, from: e.from, to: e.to, at, reason: e.reason, container });
       }
       try {

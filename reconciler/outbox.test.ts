@@ -188,4 +188,31 @@ describe('outbox', () => {
     writeFileSync(file, 'x');
     expect(() => openOutbox({ dir: join(file, 'sub'), maxBytes: 4096 })).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_OPEN' }));
   });
+
+  describe('restored container states', () => {
+    it('gives back the last emitted state of every container not gone, across compactions', () => {
+      const dir = tempDir();
+      const box = openOutbox({ dir, maxBytes: 1 << 20 });
+      box.append([t(1, null, 'pending'), t(2, null, 'running'), t(3, null, 'running')]);
+      box.append([t(1, 'pending', 'running'), t(3, 'running', 'gone')]);
+      box.ack(4); // compaction writes the checkpoint; entry 5 stays in the log
+      box.append([t(2, 'running', 'stopped')]);
+      box.close();
+      const again = openOutbox({ dir, maxBytes: 1 << 20 });
+      const states = again.restored().map((r) => [r.container.container_id, r.state]).sort();
+      expect(states).toEqual([[cid(1), 'running'], [cid(2), 'stopped']]);
+      again.close();
+    });
+
+    it('restores from the log alone before any compaction, and is empty for a new state dir', () => {
+      const dir = tempDir();
+      const fresh = openOutbox({ dir, maxBytes: 1 << 20 });
+      expect(fresh.restored()).toEqual([]);
+      fresh.append([t(1, null, 'running')]);
+      fresh.close();
+      const again = openOutbox({ dir, maxBytes: 1 << 20 });
+      expect(again.restored()).toEqual([{ state: 'running', container: observation(1) }]);
+      again.close();
+    });
+  });
 });

@@ -14,12 +14,18 @@
 //   latest per container (the final state still arrives; seqs keep increasing, with gaps). If the
 //   distinct containers alone exceed the bound, the append is still accepted (losing a final
 //   state would be worse) and `overCapacity()` turns true until acknowledgements make room.
+// - Container states survive restarts: the outbox keeps the latest entry per live container and,
+//   at every compaction, writes them to `<dir>/containers.checkpoint.jsonl` (temp + fsync +
+//   rename) under the seq it covers. On open, checkpoint + log entries above that seq give the
+//   last emitted state and observation of every container not yet gone (`restored()`), so a
+//   restarted reconciler does not report its containers a second time. Compaction removes only
+//   entries ≤ the acknowledged seq ≤ the checkpoint's seq, so nothing newer is ever lost.
 // - Write failures (ENOSPC, EIO...) throw OutboxWriteError with a stable `code`; the log is
 //   truncated back to its last good length so no torn line is left behind, and nothing is lost
 //   that was already acknowledged as written.
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
-import type { Transition } from '../wire/index.js';
+import type { ContainerObservation, LifecycleState, Transition } from '../wire/index.js';
 
 /** The subset of node:fs the outbox uses; tests inject one that fails. */
 export interface OutboxFs {
@@ -73,7 +79,15 @@ interface Entry {
   bytes: number;
 }
 
+/** A container's last emitted state and observation, as restored from disk. */
+export interface RestoredContainer {
+  state: Exclude<LifecycleState, 'gone'>;
+  container: ContainerObservation;
+}
+
 export interface Outbox {
+  /** Containers not gone as of the last emitted transitions, read on open. */
+  restored(): RestoredContainer[];
   /** Appends and fsyncs; returns the entries with their seqs. Throws OutboxWriteError. */
   append(transitions: readonly PendingTransition[]): Transition[];
   /** The oldest unacknowledged entries, at most `max`. */
@@ -96,6 +110,7 @@ export interface Outbox {
 
 const LOG = 'outbox.jsonl';
 const META = 'outbox.meta.json';
+const CHECKPOINT = 'containers.checkpoint.jsonl';
 
 function wrap(err: unknown, what: string): OutboxWriteError {
   const sys = (err as NodeJS.ErrnoException)?.code;
@@ -107,6 +122,13 @@ export function openOutbox(options: OutboxOptions): Outbox {
   const fs = options.fs ?? (nodeFs as unknown as OutboxFs);
   const logPath = join(options.dir, LOG);
   const metaPath = join(options.dir, META);
+  const checkpointPath = join(options.dir, CHECKPOINT);
+  /** Latest transition line per container not gone (the checkpoint's content). */
+  const latest = new Map<string, string>();
+  const noteLatest = (containerId: string, to: LifecycleState, line: string) => {
+    if (to === 'gone') latest.delete(containerId);
+    else latest.set(containerId, line);
+  };
   const maxBytes = options.maxBytes;
 
   let entries: Entry[] = [];
@@ -126,6 +148,24 @@ export function openOutbox(options: OutboxOptions): Outbox {
     }
   } catch (err) {
     throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
+  }
+
+  let checkpointSeq = 0;
+  try {
+    if (fs.existsSync(checkpointPath)) {
+      const lines = fs.readFileSync(checkpointPath, 'utf8').split('\n');
+      const header = JSON.parse(lines[0]) as { seq?: number };
+      checkpointSeq = Number.isInteger(header.seq) ? header.seq! : 0;
+      for (let i = 1; i < lines.length; i++) {
+        if (lines[i] === '') continue;
+        const t = JSON.parse(lines[i]) as Transition;
+        noteLatest(t.container_id, t.to, lines[i] + '\n');
+      }
+    }
+  } catch {
+    // Written by rename only, so never torn; unreadable means tampered: start without it.
+    latest.clear();
+    checkpointSeq = 0;
   }
 
   let torn = false;
@@ -152,6 +192,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
         continue;
       }
       if (t.seq > lastSeq) lastSeq = t.seq;
+      if (t.seq > checkpointSeq) noteLatest(t.container_id, t.to, line);
       if (t.seq <= ackedSeq) continue;
       const b = Buffer.byteLength(line);
       entries.push({ seq: t.seq, containerId: t.container_id, line, bytes: b });
@@ -171,9 +212,23 @@ export function openOutbox(options: OutboxOptions): Outbox {
     fs.renameSync(tmp, metaPath);
   }
 
+  function writeCheckpoint(): void {
+    const tmp = `${checkpointPath}.tmp`;
+    const cfd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(cfd, JSON.stringify({ seq: lastSeq }) + '\n');
+      for (const line of latest.values()) fs.writeSync(cfd, line);
+      fs.fsyncSync(cfd);
+    } finally {
+      fs.closeSync(cfd);
+    }
+    fs.renameSync(tmp, checkpointPath);
+  }
+
   /** Rewrites the log from `entries` (temp + fsync + rename) and reopens the append handle. */
   function rewrite(): void {
     writeMeta();
+    writeCheckpoint();
     const tmp = `${logPath}.tmp`;
     const tfd = fs.openSync(tmp, 'w');
     try {
@@ -196,6 +251,12 @@ export function openOutbox(options: OutboxOptions): Outbox {
     throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
   }
 
+  const restoredAtOpen: RestoredContainer[] = [];
+  for (const line of latest.values()) {
+    const t = JSON.parse(line) as Transition;
+    restoredAtOpen.push({ state: t.to as RestoredContainer['state'], container: t.container });
+  }
+
   /** Keeps only the newest entry per container. Returns how many were dropped. */
   function coalesce(): number {
     const latest = new Map<string, number>();
@@ -212,6 +273,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
   }
 
   return {
+    restored: () => restoredAtOpen,
     append(transitions) {
       ensureOpen();
       if (transitions.length === 0) return [];
@@ -248,12 +310,20 @@ export function openOutbox(options: OutboxOptions): Outbox {
         const dropped = coalesce();
         const prevLast = lastSeq;
         lastSeq = seq;
+        // The checkpoint written by rewrite() covers seqs up to lastSeq, so it must include them.
+        const prevLatest = fresh.map((e) => [e.containerId, latest.get(e.containerId)] as const);
+        for (let i = 0; i < fresh.length; i++) noteLatest(fresh[i].containerId, transitions[i].to, fresh[i].line);
         try {
           rewrite();
         } catch (err) {
           entries = prevEntries;
           bytes = prevBytes;
           lastSeq = prevLast;
+          for (let i = prevLatest.length - 1; i >= 0; i--) {
+            const [id, line] = prevLatest[i];
+            if (line === undefined) latest.delete(id);
+            else latest.set(id, line);
+          }
           try {
             if (fd < 0) fd = fs.openSync(logPath, 'a');
           } catch {
@@ -283,7 +353,10 @@ export function openOutbox(options: OutboxOptions): Outbox {
         throw wrap(err, 'append');
       }
       lastSeq = seq;
-      for (const e of fresh) entries.push(e);
+      for (let i = 0; i < fresh.length; i++) {
+        entries.push(fresh[i]);
+        noteLatest(fresh[i].containerId, transitions[i].to, fresh[i].line);
+      }
       bytes += chunkBytes;
       return out;
     },

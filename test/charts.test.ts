@@ -260,26 +260,28 @@ function missingFrom(exposition: string, side: 'server' | 'reconciler'): string[
 
 /**
  * Server metrics the charts use that issue 5 plans but the server does not expose yet. Listed, not
- * ignored: the second test below fails as soon as one of them appears, so this list only shrinks.
- * The simpledb_* families are registered by the SimpleDB backend; this live server runs on SQLite.
+ * ignored: a test below fails as soon as one of them appears, so this list only shrinks.
  */
 const PENDING_SERVER_METRICS = new Set([
   'ecs_id_mapper_container_info',
   'ecs_id_mapper_hosts',
   'ecs_id_mapper_host_report_age_seconds_bucket',
-  'ecs_id_mapper_simpledb_requests_total',
-  'ecs_id_mapper_simpledb_box_usage_hours_total',
 ]);
 
 
 describe('every metric the dashboard and the rules reference is exposed', () => {
-  const live: Record<'server' | 'reconciler', string> = { server: '', reconciler: '' };
+  const live: Record<'server' | 'SimpleDB server' | 'reconciler', string> = { server: '', 'SimpleDB server': '', reconciler: '' };
+  const serverBoth = () => `${live.server}\n${live['SimpleDB server']}`;
   const closers: Array<() => Promise<void>> = [];
   beforeAll(async () => {
-    const { reconcilerMetricsExposition, serverMetricsExposition } = await import('./support/live-server.js');
+    const { reconcilerMetricsExposition, serverMetricsExposition, simpleDbServerMetricsExposition } = await import('./support/live-server.js');
+    // The server on each backend: the simpledb_* families exist only with the SimpleDB store.
     const server = await serverMetricsExposition();
     closers.push(server.close);
+    const simpleDbServer = await simpleDbServerMetricsExposition();
+    closers.push(simpleDbServer.close);
     live.server = server.exposition;
+    live['SimpleDB server'] = simpleDbServer.exposition;
     const reconciler = await reconcilerMetricsExposition();
     closers.push(reconciler.close);
     live.reconciler = reconciler.exposition;
@@ -293,14 +295,14 @@ describe('every metric the dashboard and the rules reference is exposed', () => 
     expect(missingFrom(live.reconciler, 'reconciler'), 'named in charts/ but not exposed by the reconciler').toEqual([]);
   });
 
-  it('by the server (GET /metrics of runServer), except the ones still pending', () => {
-    expect(exposedFamilies(live.server).size).toBeGreaterThan(5);
-    const missing = missingFrom(live.server, 'server').filter((n) => !PENDING_SERVER_METRICS.has(n));
+  it('by the server (GET /metrics of runServer on SQLite and on SimpleDB), except the ones still pending', () => {
+    expect(exposedFamilies(live['SimpleDB server']).has('ecs_id_mapper_simpledb_requests_total')).toBe(true);
+    const missing = missingFrom(serverBoth(), 'server').filter((n) => !PENDING_SERVER_METRICS.has(n));
     expect(missing, 'named in charts/ but not exposed by the server').toEqual([]);
   });
 
   it('still lacks each pending server metric (delete it from PENDING_SERVER_METRICS once it is exposed)', () => {
-    const families = exposedFamilies(live.server);
+    const families = exposedFamilies(serverBoth());
     expect([...PENDING_SERVER_METRICS].filter((n) => isExposed(n, families))).toEqual([]);
   });
 
@@ -311,8 +313,17 @@ describe('every metric the dashboard and the rules reference is exposed', () => 
    */
   const PROM_CLIENT_DEFAULT_FINDINGS = ['active_handles_total', 'active_requests_total', 'active_resources_total']
     .map((n) => `ecs_id_mapper_process_nodejs_${n} non-counter metrics should not have "_total" suffix`);
+  /**
+   * The agreed name of SimpleDB's billed BoxUsage counter is in hours (AWS bills and reports it in
+   * hours); promtool wants base units (`..._seconds_total`). Known and reported; renaming it means
+   * changing storage/simpledb/metrics.ts and the dashboard together.
+   */
+  const KNOWN_FINDINGS = [
+    ...PROM_CLIENT_DEFAULT_FINDINGS,
+    'ecs_id_mapper_simpledb_box_usage_hours_total use base unit "seconds" instead of "hours"',
+  ];
 
-  it.skipIf(!promtoolPath && !isCI).each(['server', 'reconciler'] as const)('promtool check metrics finds nothing in the %s exposition but prom-client\'s default gauges', async (side) => {
+  it.skipIf(!promtoolPath && !isCI).each(['server', 'SimpleDB server', 'reconciler'] as const)('promtool check metrics finds nothing in the %s exposition but the known findings', async (side) => {
     if (!promtoolPath) throw new Error(missingToolMessage('promtool', 'prometheus'));
     const result = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
       const child = execFile(promtoolPath, ['check', 'metrics'], { timeout: 30_000 }, (err, stdout, stderr) => {
@@ -322,7 +333,7 @@ describe('every metric the dashboard and the rules reference is exposed', () => 
       child.stdin?.end(live[side]);
     });
     const findings = result.output.split('\n').map((l) => l.trim()).filter(Boolean);
-    expect(findings.filter((f) => !PROM_CLIENT_DEFAULT_FINDINGS.includes(f))).toEqual([]);
+    expect(findings.filter((f) => !KNOWN_FINDINGS.includes(f))).toEqual([]);
     expect(result.code === 0 || findings.length > 0).toBe(true);
   });
 });

@@ -19,8 +19,9 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(extraArgs: string[] = []): Promise<RunningServer> {
-  const loaded = loadCommand('server', ['--host', '127.0.0.1', '--port', '0', '--store', 'sqlite::memory:', ...extraArgs], {});
+/** `store` is a --store URL (default an in-memory SQLite store); `extraArgs` more server flags. */
+export async function startServer(extraArgs: string[] = [], store = 'sqlite::memory:'): Promise<RunningServer> {
+  const loaded = loadCommand('server', ['--host', '127.0.0.1', '--port', '0', '--store', store, ...extraArgs], {});
   if (loaded.kind !== 'run') throw new Error('server config did not load');
   const abort = new AbortController();
   const logStream = new PassThrough();
@@ -126,6 +127,34 @@ export async function reconcilerMetricsExposition(serverUrl = 'http://127.0.0.1:
     return { exposition: await res.text(), close: () => daemon.stop() };
   } catch (err) {
     await daemon.stop();
+    throw err;
+  }
+}
+
+/**
+ * GET /metrics of a server whose store is SimpleDB (the project's simpledb-local endpoint on
+ * loopback), after one report, so the SimpleDB request counters have moved.
+ */
+export async function simpleDbServerMetricsExposition(): Promise<LiveExposition> {
+  const { startSimpleDbLocal } = await import('../../storage/simpledb/local/index.js');
+  const credentials = { accessKeyId: 'AKIDECSIDMAPPERTEST', secretAccessKey: 'ecs-id-mapper-test-secret' };
+  const sdb = await startSimpleDbLocal({ host: '127.0.0.1', port: 0, ...credentials });
+  let server: RunningServer | undefined;
+  try {
+    server = await startServer(
+      ['--aws-access-key-id', credentials.accessKeyId, '--aws-secret-access-key', credentials.secretAccessKey],
+      `simpledb://us-east-1?prefix=metrics_test&shards=2&create_domains=true&endpoint=${encodeURIComponent(sdb.url)}`,
+    );
+    const lookup = await fetch(`${server.url}/v2/lookup/${'a'.repeat(64)}`);
+    if (lookup.status !== 404) throw new Error(`a lookup on the SimpleDB server answered ${lookup.status}: ${await lookup.text()}`);
+    const res = await fetch(`${server.url}/metrics`);
+    if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
+    const exposition = await res.text();
+    const running = server;
+    return { exposition, close: async () => { await running.stop(); await sdb.close(); } };
+  } catch (err) {
+    await server?.stop();
+    await sdb.close();
     throw err;
   }
 }

@@ -267,7 +267,7 @@ export const operations: Record<string, Operation> = {
       const name = itemName(group, 'ItemName');
       if (seen.has(name)) throw new SdbError('DuplicateItemName', `Item (${name}) was specified more than once.`);
       seen.add(name);
-      const attributes = putAttributes(group, 'Attribute').map((a) => a);
+      const attributes = putAttributes(group, 'Attribute');
       if (attributes.length === 0) throw missingParameter(`Item.${n}.Attribute.1.Name`);
       if (attributes.length > LIMITS.attributesPerPut) {
         throw new SdbError('NumberSubmittedAttributesExceeded', `Too many attributes for item (${name}) (${attributes.length}; the maximum is ${LIMITS.attributesPerPut}).`);

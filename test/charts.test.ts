@@ -196,6 +196,19 @@ describe('Grafana dashboard', () => {
     }
   });
 
+  it('lays panels out without overlaps', () => {
+    const cells = new Map<string, string>();
+    for (const p of dashboard.panels) {
+      for (let x = p.gridPos.x; x < p.gridPos.x + p.gridPos.w; x++) {
+        for (let y = p.gridPos.y; y < p.gridPos.y + p.gridPos.h; y++) {
+          const key = `${x},${y}`;
+          expect(cells.get(key), `"${p.title}" overlaps "${cells.get(key)}" at ${key}`).toBeUndefined();
+          cells.set(key, p.title);
+        }
+      }
+    }
+  });
+
   it('has the sections operators look for', () => {
     const rows = dashboard.panels.filter((p) => p.type === 'row').map((p) => p.title);
     expect(rows).toEqual(['Fleet overview', 'Per-host freshness', 'Reconcile loop', 'Transitions', 'Outbox and reporting', 'API', 'Storage', 'Containers']);

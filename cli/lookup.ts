@@ -168,6 +168,11 @@ function printError(io: LookupIo, line: string): void {
   io.stderr.write(`${PREFIX}: ${line.replace(/\s*\n\s*/g, ' ')}\n`);
 }
 
+/** An exit code means something only once the container has stopped. */
+function hasExited(c: ContainerRecord): boolean {
+  return (c.state === 'stopped' || c.state === 'gone') && c.exit_code !== null && c.exit_code !== undefined;
+}
+
 /** One block of `LABEL  value` lines per container, blank line between containers. */
 export function formatTable(answer: LookupAnswer): string {
   const blocks = answer.containers.map((c) => {
@@ -178,7 +183,7 @@ export function formatTable(answer: LookupAnswer): string {
       ['docker name', c.docker_name],
       ['task', c.task_id],
       ['family:rev', c.task_family ? `${c.task_family}:${c.task_version ?? '?'}` : null],
-      ['state', c.state + (c.exit_code !== null && c.exit_code !== undefined ? ` (exit ${c.exit_code})` : '')],
+      ['state', c.state + (hasExited(c) ? ` (exit ${c.exit_code})` : '')],
       ['instance', [c.instance_id, c.instance_ip].filter(Boolean).join(' / ')],
       ['cluster', c.cluster],
       ['cadvisor', cadvisor?.url ?? null],

@@ -304,7 +304,8 @@ function containerView(c, historyAnswer) {
             ['Started', formatTime(c.started_at)],
             ['Stopped', formatTime(c.stopped_at)],
             ['Gone', formatTime(c.gone_at)],
-            ['Exit code', c.exit_code === null || c.exit_code === undefined ? null : String(c.exit_code)],
+            // An exit code means something only once the container has stopped.
+            ['Exit code', (c.state === 'stopped' || c.state === 'gone') && c.exit_code !== null && c.exit_code !== undefined ? String(c.exit_code) : null],
             ['Restarts', c.restart_count ? String(c.restart_count) : null],
             ['First seen', formatTime(c.first_seen)],
             ['Last seen', formatTime(c.last_seen)],

@@ -7,8 +7,64 @@
 //   task worker:7 job: pending → running → stopped (exit 0), a full history timeline
 //   two tasks whose containers share the 12-hex prefix `feedfacecafe` (an ambiguous short id)
 // Host `staging-b` (stale): one running container, reported while the server's clock was set back.
+import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import { buildServer } from '../../api/server.js';
+import { parseLinks } from '../../config/links.js';
+import { openStore } from '../../storage/index.js';
 import type { ContainerObservation, HostIdentity, HostSnapshot, Transition, TransitionBatch } from '../../wire/index.js';
 import { containerId, hostIdentity, instanceId, observation, snapshotContainer, taskArn, taskId } from '../../storage/store.fixtures.js';
+
+/** The lookup page's folder, as the server serves it in production. */
+export const WEB_ROOT = fileURLToPath(new URL('../../api/web/', import.meta.url));
+
+export interface LookupServer {
+  /** Base URL, `http://127.0.0.1:<port>`, no trailing slash. */
+  url: string;
+  cadvisorPort: number;
+  hostStaleAfterMs: number;
+  /** Moves the server's clock (its `now` dependency). */
+  setNow(at: Date): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A real server (in-memory SQLite store, the lookup page's folder as webRoot) listening on
+ * 127.0.0.1 on a free port, with a clock the test controls.
+ */
+export async function startLookupServer(options: { now: Date; hostStaleAfterMs?: number; cadvisorPort?: number; links?: string[] }): Promise<LookupServer> {
+  const store = await openStore({ backend: 'sqlite', path: ':memory:' });
+  let now = options.now;
+  const hostStaleAfterMs = options.hostStaleAfterMs ?? 15 * 60_000;
+  const cadvisorPort = options.cadvisorPort ?? 8080;
+  const app = await buildServer({
+    store,
+    registry: new Registry(),
+    logger: false,
+    links: parseLinks(options.links ?? []),
+    cadvisorPort,
+    hostStaleAfterMs,
+    bodyLimitBytes: 1024 * 1024,
+    reportRateLimitPerMinute: 10_000,
+    now: () => now,
+    webRoot: WEB_ROOT,
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    cadvisorPort,
+    hostStaleAfterMs,
+    setNow(at) {
+      now = at;
+    },
+    async close() {
+      await app.close();
+      await store.close();
+    },
+  };
+}
 
 export interface SeededTask {
   taskId: string;
@@ -80,6 +136,7 @@ export async function seedFleet(baseUrl: string, options: SeedOptions): Promise<
     instance_type: 't3.small',
     instance_az: 'us-east-1b',
     host_name: 'ip-10-0-2-9.ec2.internal',
+    container_instance_arn: 'arn:aws:ecs:us-east-1:123456789012:container-instance/staging/5ef86972cbc03cb5630af8850b3a0966',
   });
 
   const web = task('web', 'web', '3', 'prod');

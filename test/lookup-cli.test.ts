@@ -1,0 +1,219 @@
+// `./bin/ecs-id-mapper lookup` end to end: the built binary, spawned as a user runs it, against a
+// real server on loopback seeded through the v2 report routes. Checks output and exit codes:
+// 0 found, 1 no single match (not found, ambiguous), 2 usage or connection error with one line.
+import { execFile } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedFleet, startLookupServer, type LookupServer, type SeededFleet } from './support/seed.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const BIN = `${ROOT}bin/ecs-id-mapper`;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the binary with a clean ECS_ID_MAPPER_* environment (plus `env`). */
+function lookup(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ECS_ID_MAPPER_')));
+  return new Promise((resolve, reject) => {
+    execFile(BIN, ['lookup', ...args], { cwd: ROOT, env: { ...base, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') return reject(err);
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+    });
+  });
+}
+
+function newerThan(target: string, sources: string[]): boolean {
+  return existsSync(target) && sources.every((s) => statSync(target).mtimeMs >= statSync(s).mtimeMs);
+}
+
+/** Builds dist/ when the compiled CLI is missing or older than its sources. */
+function ensureBuilt(): Promise<void> {
+  const sources = ['cli/lookup.ts', 'cli/main.ts', 'config/index.ts'].map((p) => ROOT + p);
+  if (newerThan(`${ROOT}dist/cli/lookup.js`, sources) && existsSync(`${ROOT}dist/cli/main.js`)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    // tsc emits even when files elsewhere in the tree have type errors; the check below is what matters.
+    execFile('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeout: 240_000 }, () => {
+      if (newerThan(`${ROOT}dist/cli/lookup.js`, sources)) resolve();
+      else reject(new Error('npx tsc -p tsconfig.build.json did not produce dist/cli/lookup.js'));
+    });
+  });
+}
+
+/** A port nothing listens on: bound, then released. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function listen(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; url: string }> {
+  const server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+const NOW = new Date();
+let api: LookupServer;
+let fleet: SeededFleet;
+
+beforeAll(async () => {
+  await ensureBuilt();
+  api = await startLookupServer({ now: NOW });
+  fleet = await seedFleet(api.url, { now: NOW, setServerTime: api.setNow, staleByMs: api.hostStaleAfterMs * 2 });
+});
+
+afterAll(async () => {
+  await api?.close();
+});
+
+describe('lookup: found (exit 0)', () => {
+  it('prints a short table for a 12-hex container prefix', async () => {
+    const app = fleet.web.app;
+    const run = await lookup([app.container_id.slice(0, 12), '--server', api.url]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    const rows = Object.fromEntries(
+      run.stdout
+        .split('\n')
+        .slice(2)
+        .filter(Boolean)
+        .map((line) => {
+          const m = /^(.+?)\s{2,}(.*)$/.exec(line);
+          return m ? [m[1], m[2]] : [line, ''];
+        }),
+    );
+    expect(run.stdout.split('\n')[0]).toBe('1 container matched by container prefix');
+    expect(rows.container).toBe(`${app.container_id.slice(0, 12)}  ${app.container_id}`);
+    expect(rows.name).toBe('app');
+    expect(rows['docker name']).toBe(app.docker_name);
+    expect(rows.task).toBe(fleet.web.taskId);
+    expect(rows['family:rev']).toBe('web:3');
+    expect(rows.state).toBe('running');
+    expect(rows.instance).toBe(`${fleet.host.instance_id} / 10.0.1.17`);
+    expect(rows.cluster).toBe('prod');
+    expect(rows.cadvisor).toBe(`http://10.0.1.17:${api.cadvisorPort}/docker/${app.container_id}`);
+  });
+
+  it('prints one block per container for a task id, and the exit code of a stopped one', async () => {
+    const run = await lookup([fleet.web.taskId, '--server', api.url]);
+    expect(run.code).toBe(0);
+    expect(run.stdout.split('\n')[0]).toBe('2 containers matched by task id');
+    expect(run.stdout).toContain(`container    ${fleet.web.app.container_id.slice(0, 12)}  ${fleet.web.app.container_id}`);
+    expect(run.stdout).toContain(`container    ${fleet.web.proxy.container_id.slice(0, 12)}  ${fleet.web.proxy.container_id}`);
+
+    const stopped = await lookup([fleet.worker.job.container_id, '--server', api.url]);
+    expect(stopped.code).toBe(0);
+    expect(stopped.stdout).toMatch(/^state\s+stopped \(exit 0\)$/m);
+  });
+
+  it('prints the JSON body with --json, for a task ARN (which contains slashes)', async () => {
+    const run = await lookup([fleet.web.taskArn, '--server', api.url, '--json']);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    const body = JSON.parse(run.stdout) as { query: string; kind: string; containers: Array<{ container_id: string; links: Array<{ name: string; url: string }> }> };
+    expect(body.kind).toBe('task_arn');
+    expect(body.query).toBe(fleet.web.taskArn);
+    expect(body.containers.map((c) => c.container_id).sort()).toEqual([fleet.web.app.container_id, fleet.web.proxy.container_id].sort());
+    expect(body.containers[0].links[0].name).toBe('cadvisor');
+  });
+
+  it('takes the server from ECS_ID_MAPPER_SERVER and finds a docker name', async () => {
+    const run = await lookup([fleet.web.proxy.docker_name!], { ECS_ID_MAPPER_SERVER: api.url });
+    expect(run.code).toBe(0);
+    expect(run.stdout.split('\n')[0]).toBe('1 container matched by docker name');
+    expect(run.stdout).toMatch(/^name\s+proxy$/m);
+  });
+});
+
+describe('lookup: no single match (exit 1)', () => {
+  it('says plainly that nothing matches an unknown id', async () => {
+    const unknown = 'badc0ffee0ddf00d';
+    const run = await lookup([unknown, '--server', api.url]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe(`No container or task matches "${unknown}".\n`);
+    expect(run.stderr).toBe('');
+  });
+
+  it('prints the 404 body with --json', async () => {
+    const run = await lookup(['badc0ffee0ddf00d', '--server', api.url, '--json']);
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout)).toMatchObject({ error: 'not_found' });
+  });
+
+  it('lists the candidates of an ambiguous short id', async () => {
+    const run = await lookup([fleet.ambiguousPrefix, '--server', api.url]);
+    expect(run.code).toBe(1);
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe(`"${fleet.ambiguousPrefix}" is ambiguous: it matches 2 containers:`);
+    expect(lines.slice(1).map((l) => l.trim()).sort()).toEqual(fleet.twins.map((t) => t.container_id).sort());
+  });
+});
+
+describe('lookup: usage and connection errors (exit 2, one line on stderr)', () => {
+  it('needs an id', async () => {
+    const run = await lookup(['--server', api.url]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe('ecs-id-mapper lookup: lookup needs one id (container id, prefix, task id, task ARN or docker name)\n');
+  });
+
+  it("shows the server's message for an id of no known shape", async () => {
+    const run = await lookup(['not an id', '--server', api.url]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe('ecs-id-mapper lookup: "not an id" is not a container id (12-64 hex), task id, task ARN or docker name\n');
+  });
+
+  it('names the server it cannot reach', async () => {
+    const port = await closedPort();
+    const run = await lookup(['abcdefabcdef', '--server', `http://127.0.0.1:${port}`]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(`ecs-id-mapper lookup: cannot reach http://127.0.0.1:${port} (connection refused)\n`);
+  });
+
+  it('gives up after --timeout on a server that never answers', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const { server, url } = await listen(() => {
+      /* never answers */
+    });
+    server.on('connection', (s) => sockets.add(s));
+    try {
+      const run = await lookup(['abcdefabcdef', '--server', url, '--timeout', '300ms']);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toBe(`ecs-id-mapper lookup: no answer from ${url} within 300ms\n`);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it('reports a 5xx and a server that is not ecs-id-mapper', async () => {
+    const { server, url } = await listen((req, res) => {
+      if (req.url?.includes('boom')) {
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'store_unavailable', message: 'store unavailable: disk full' }));
+      } else {
+        res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hello</html>');
+      }
+    });
+    try {
+      const unavailable = await lookup(['boomboomboom', '--server', url]);
+      expect(unavailable.code).toBe(2);
+      expect(unavailable.stderr).toBe(`ecs-id-mapper lookup: ${url} answered 503: store unavailable: disk full\n`);
+
+      const html = await lookup(['abcdefabcdef', '--server', url]);
+      expect(html.code).toBe(2);
+      expect(html.stderr).toBe(`ecs-id-mapper lookup: ${url} answered 200 with a body that is not JSON (is it an ecs-id-mapper server?)\n`);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});

@@ -1,0 +1,260 @@
+// The lookup page end to end in a real browser: Debian's chromium driven by playwright-core, against a
+// real server on 127.0.0.1 seeded through the v2 report routes (test/support/seed.ts), with one host
+// whose last report is older than the server's stale window.
+//
+// Screenshots go to test-output/web/ (gitignored) as artifacts of the run.
+import { existsSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { seedFleet, startLookupServer, type LookupServer, type SeededFleet } from './support/seed.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const SHOTS = fileURLToPath(new URL('../test-output/web/', import.meta.url));
+const haveChromium = existsSync(CHROMIUM);
+const inCi = process.env.CI === 'true';
+
+// Locally, no chromium skips the suite; in CI it must fail (a missing browser is a broken setup).
+describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
+  const NOW = new Date();
+  let api: LookupServer;
+  let fleet: SeededFleet;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    if (!haveChromium) throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium package (see .ci/run)`);
+    mkdirSync(SHOTS, { recursive: true });
+    api = await startLookupServer({ now: NOW });
+    fleet = await seedFleet(api.url, { now: NOW, setServerTime: api.setNow, staleByMs: api.hostStaleAfterMs + 45 * 60_000 });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await api?.close();
+  });
+
+  beforeEach(async () => {
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    // The page must not reach anything but the server under test.
+    await context.route('**/*', (route) => (route.request().url().startsWith(api.url) ? route.continue() : route.abort()));
+    page = await context.newPage();
+    pageErrors.length = 0;
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+  });
+
+  afterEach(async () => {
+    await context?.close();
+    expect(pageErrors).toEqual([]);
+  });
+
+  /** Waits until the result area shows the answer of `state` (found, not-found, ambiguous, ...). */
+  async function settled(state: string): Promise<void> {
+    await page.locator(`#result[data-state="${state}"]:not([aria-busy])`).waitFor();
+  }
+
+  async function search(id: string, state = 'found'): Promise<void> {
+    await page.locator('#q').fill(id);
+    await page.locator('#q').press('Enter');
+    await settled(state);
+  }
+
+  async function open(path: string, state: string): Promise<void> {
+    await page.goto(api.url + path);
+    await settled(state);
+  }
+
+  const shot = (name: string) => page.screenshot({ path: `${SHOTS}${name}.png`, fullPage: true });
+  const containerCard = (id: string) => page.locator(`article.container[data-container-id="${id}"]`);
+
+  it('finds a container by its full id and shows task, container, host, ports and links', async () => {
+    const app = fleet.web.app;
+    await open('/', 'intro');
+    expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('q'); // autofocus
+    await search(app.container_id);
+
+    expect(new URL(page.url()).searchParams.get('q')).toBe(app.container_id);
+    expect(await page.locator('.match').getAttribute('data-kind')).toBe('container_id');
+    const task = page.locator('section.task');
+    await expect.poll(() => task.count()).toBe(1);
+    expect(await task.locator('h2 .task-id').textContent()).toBe(fleet.web.taskId);
+    const taskText = await task.locator('.task-facts').textContent();
+    expect(taskText).toContain('web:3');
+    expect(taskText).toContain(fleet.web.taskArn);
+
+    const card = containerCard(app.container_id);
+    expect(await card.locator('h3 .container-name').textContent()).toBe('app');
+    expect(await card.locator('h3 .badge').textContent()).toBe('running');
+    const text = (await card.textContent()) ?? '';
+    for (const fact of [app.docker_name!, 'nginx:1.27', app.container_id, fleet.host.instance_id, '10.0.1.17', 'm5.large', 'us-east-1a', 'prod']) {
+      expect(text).toContain(fact);
+    }
+    expect(await card.locator('.ports tbody tr td').allTextContents()).toEqual(['80', '32768', 'tcp']);
+    expect(await card.locator('.facts dt', { hasText: /^Exit code$/ }).count()).toBe(0);
+    await shot('lookup-full-id');
+  });
+
+  it('finds a container by its 12-hex short id', async () => {
+    await open('/', 'intro');
+    await search(fleet.web.app.container_id.slice(0, 12));
+    expect(await page.locator('.match').getAttribute('data-kind')).toBe('container_prefix');
+    await expect.poll(() => page.locator('article.container').count()).toBe(1);
+    expect(await containerCard(fleet.web.app.container_id).count()).toBe(1);
+  });
+
+  it('finds every container of a task by task id', async () => {
+    await open('/', 'intro');
+    await search(fleet.web.taskId);
+    expect(await page.locator('.match').getAttribute('data-kind')).toBe('task_id');
+    const ids = await page.locator('article.container').evaluateAll((els) => els.map((e) => e.getAttribute('data-container-id')));
+    expect(ids.sort()).toEqual([fleet.web.app.container_id, fleet.web.proxy.container_id].sort());
+    expect(await page.locator('section.task').count()).toBe(1);
+    expect(await page.locator('.summary').textContent()).toContain('2 containers in 1 task');
+    await shot('lookup-task-id');
+  });
+
+  it('finds a task by its ARN (slashes and colons survive the URL)', async () => {
+    await open('/', 'intro');
+    await search(fleet.web.taskArn);
+    expect(new URL(page.url()).searchParams.get('q')).toBe(fleet.web.taskArn);
+    expect(await page.locator('.match').getAttribute('data-kind')).toBe('task_arn');
+    expect(await page.locator('article.container').count()).toBe(2);
+    expect(await page.locator('section.task').getAttribute('data-task-arn')).toBe(fleet.web.taskArn);
+  });
+
+  it('finds a container by its docker name', async () => {
+    await open('/', 'intro');
+    await search(fleet.web.proxy.docker_name!);
+    expect(await page.locator('.match').getAttribute('data-kind')).toBe('docker_name');
+    expect(await containerCard(fleet.web.proxy.container_id).locator('h3 .container-name').textContent()).toBe('proxy');
+  });
+
+  it('links to cAdvisor first, at the container on its instance, and the link can be followed', async () => {
+    const app = fleet.web.app;
+    await open(`/?q=${app.container_id}`, 'found');
+    const links = containerCard(app.container_id).locator('ul.links a');
+    expect(await links.first().getAttribute('data-link')).toBe('cadvisor');
+    const expected = `http://10.0.1.17:${api.cadvisorPort}/docker/${app.container_id}`;
+    expect(await links.first().getAttribute('href')).toBe(expected);
+
+    // Follow it without leaving the machine: the instance's cAdvisor is answered by a route stub.
+    await context.unrouteAll();
+    await context.route(`http://10.0.1.17:${api.cadvisorPort}/**`, (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<title>cAdvisor</title>' }));
+    const [popup] = await Promise.all([context.waitForEvent('page'), links.first().click()]);
+    await popup.waitForLoadState();
+    expect(popup.url()).toBe(expected);
+    expect(await popup.title()).toBe('cAdvisor');
+  });
+
+  it("shows a stopped container's history as a timeline", async () => {
+    const job = fleet.worker.job;
+    await open(`/?q=${job.container_id.slice(0, 16)}`, 'found');
+    const card = containerCard(job.container_id);
+    expect(await card.locator('h3 .badge').textContent()).toBe('stopped');
+    const exit = card.locator('.facts .pair', { has: page.locator('dt', { hasText: /^Exit code$/ }) });
+    expect(await exit.locator('dd').textContent()).toBe('0');
+
+    const events = card.locator('ol.timeline li');
+    await expect.poll(() => events.count()).toBeGreaterThanOrEqual(3);
+    const classes = await events.evaluateAll((els) => els.map((e) => e.className));
+    expect(classes.slice(0, 3)).toEqual(['event to-pending', 'event to-running', 'event to-stopped']);
+    const last = (await events.nth(2).textContent()) ?? '';
+    expect(last).toMatch(/running\s*→\s*stopped/);
+    expect(last).toContain('agent.observed');
+    expect(await events.nth(0).locator('time').getAttribute('datetime')).toBe(new Date(NOW.getTime() - 21 * 60_000).toISOString());
+    await card.scrollIntoViewIfNeeded();
+    await shot('history-stopped');
+  });
+
+  it('lists the candidates of an ambiguous short id; one click shows it, back returns to the list', async () => {
+    await open('/', 'intro');
+    await search(fleet.ambiguousPrefix, 'ambiguous');
+    const candidates = page.locator('.candidate-list a');
+    const hrefs = await candidates.evaluateAll((els) => els.map((e) => e.getAttribute('href')));
+    expect(hrefs.sort()).toEqual(fleet.twins.map((t) => `?q=${t.container_id}`).sort());
+    await shot('ambiguous');
+
+    const first = (await candidates.first().textContent()) ?? '';
+    await candidates.first().click();
+    await settled('found');
+    expect(new URL(page.url()).searchParams.get('q')).toBe(first);
+    expect(await containerCard(first).count()).toBe(1);
+
+    await page.goBack();
+    await settled('ambiguous');
+    expect(await page.locator('#q').inputValue()).toBe(fleet.ambiguousPrefix);
+  });
+
+  it('says plainly when nothing matches, and shows the server message for a malformed id', async () => {
+    await open('/', 'intro');
+    await search('0123456789abcdef0123', 'not-found');
+    expect(await page.locator('#result').textContent()).toBe('No container or task matches “0123456789abcdef0123”.');
+
+    await search('not an id', 'bad-request');
+    expect(await page.locator('#result .notice.error').textContent()).toBe('"not an id" is not a container id (12-64 hex), task id, task ARN or docker name');
+    await shot('miss-and-bad-request');
+  });
+
+  it('opens a deep link /?q=<task ARN> directly, with the query in the search box', async () => {
+    await open(`/?q=${encodeURIComponent(fleet.web.taskArn)}`, 'found');
+    expect(await page.locator('#q').inputValue()).toBe(fleet.web.taskArn);
+    expect(await page.locator('article.container').count()).toBe(2);
+    expect(await page.title()).toContain(fleet.web.taskArn);
+  });
+
+  it('is keyboard friendly: / focuses the search box, and back walks through earlier searches', async () => {
+    await open(`/?q=${fleet.web.app.container_id}`, 'found');
+    await page.locator('.summary').click();
+    await page.keyboard.press('/');
+    expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('q');
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type(fleet.worker.taskId);
+    await page.keyboard.press('Enter');
+    await settled('found');
+    expect(await containerCard(fleet.worker.job.container_id).count()).toBe(1);
+
+    await page.goBack();
+    await settled('found');
+    expect(await containerCard(fleet.web.app.container_id).count()).toBe(1);
+    expect(await page.locator('#q').inputValue()).toBe(fleet.web.app.container_id);
+  });
+
+  it('flags the stale host in the hosts view, in words and not only in colour', async () => {
+    await open('/', 'intro');
+    await page.locator('#tab-hosts').click();
+    await settled('hosts');
+    expect(new URL(page.url()).searchParams.get('view')).toBe('hosts');
+    expect(await page.locator('#tab-hosts').getAttribute('aria-current')).toBe('page');
+
+    const stale = page.locator(`tr.host[data-instance-id="${fleet.staleHost.instance_id}"]`);
+    const fresh = page.locator(`tr.host[data-instance-id="${fleet.host.instance_id}"]`);
+    expect(await stale.getAttribute('class')).toBe('host stale');
+    expect(await stale.locator('td[data-label="Status"]').textContent()).toBe('stale');
+    expect(await stale.locator('td[data-label="Cluster"]').textContent()).toBe('staging');
+    expect(Number(await stale.locator('td[data-label="Last report"]').getAttribute('data-seconds'))).toBe((api.hostStaleAfterMs + 45 * 60_000) / 1000);
+
+    expect(await fresh.getAttribute('class')).toBe('host');
+    expect(await fresh.locator('td[data-label="Status"]').textContent()).toBe('reporting');
+    expect(await fresh.locator('td[data-label="Running"]').textContent()).toBe('4');
+    expect(await fresh.locator('td[data-label="Stopped"]').textContent()).toBe('1');
+    expect(await page.locator('.hosts-table caption').textContent()).toBe('2 hosts, 1 stale');
+    await shot('hosts');
+
+    await page.setViewportSize({ width: 380, height: 800 });
+    expect(await stale.locator('td[data-label="Status"]').isVisible()).toBe(true);
+    await shot('hosts-narrow');
+  });
+});

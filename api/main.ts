@@ -43,7 +43,7 @@ export interface RunServerOptions {
 export async function runServer(config: ServerConfig, options: RunServerOptions = {}): Promise<void> {
   const log = pino({ level: config.logLevel, base: { service: 'ecs-id-mapper-server' } }, options.logStream ?? process.stdout);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'ecs_id_mapper_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'ecs_id_mapper_' });
 
   const secrets = await loadSecrets(config, log, registry);
   let store;

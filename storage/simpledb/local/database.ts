@@ -91,7 +91,10 @@ export class Database {
     const before = domain.items.get(itemName);
     const now = this.opts.now();
     for (const [name, prev] of domain.previous) if (prev.untilMs <= now) domain.previous.delete(name);
-    domain.previous.set(itemName, { attributes: before ? cloneAttributes(before) : undefined, untilMs: now + this.opts.staleWindowMs() });
+    // Only writes made while the switch is on are remembered: turning it on affects later writes.
+    if (this.opts.staleReads()) {
+      domain.previous.set(itemName, { attributes: before ? cloneAttributes(before) : undefined, untilMs: now + this.opts.staleWindowMs() });
+    }
     if (!next || next.size === 0) domain.items.delete(itemName);
     else domain.items.set(itemName, next);
   }

@@ -152,11 +152,14 @@ describe('alert rules', () => {
 
   const operations = at('docs/operations.md');
   it.runIf(existsSync(operations))('every runbook link points at a section of docs/operations.md', () => {
-    // GitHub-style anchors: lower case, punctuation dropped, spaces to hyphens.
-    const anchors = new Set(
-      readFileSync(operations, 'utf8').split('\n').filter((l) => /^#{1,6} /.test(l))
-        .map((l) => l.replace(/^#+ /, '').trim().toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')),
-    );
+    // GitHub-style heading anchors (lower case, punctuation dropped, spaces to hyphens), or explicit
+    // <a id="..."> / <a name="..."> anchors.
+    const text = readFileSync(operations, 'utf8');
+    const anchors = new Set([
+      ...text.split('\n').filter((l) => /^#{1,6} /.test(l))
+        .map((l) => l.replace(/^#+ /, '').trim().toLowerCase().replace(/[^a-z0-9 _-]/g, '').replace(/ /g, '-')),
+      ...[...text.matchAll(/<a\s+(?:id|name)="([^"]+)"/g)].map((m) => m[1]),
+    ]);
     const missing = alerts.map((a) => a.annotations?.runbook_url?.split('#')[1] ?? '').filter((a) => !anchors.has(a));
     expect(missing, 'add these sections to docs/operations.md').toEqual([]);
   });

@@ -107,4 +107,15 @@ describe.skipIf(skipWithoutDockerd())('reconciler with a real dockerd', () => {
     await engine.run(['rm', app, sidecar]);
     await expect.poll(async () => [await stateOf(app), await stateOf(sidecar)], CONVERGE).toEqual(['gone', 'gone']);
   });
+
+  it('maps a new container from its labels while the agent is failing, and marks the record so', async () => {
+    host.setFault({ agent: '500' });
+    try {
+      const worker = await engine.run(['run', '-d', '--network', 'none', '--name', 'ecs-demo-web-7-worker', ...labels('worker'), engine.image]);
+      await expect.poll(() => stateOf(worker), CONVERGE).toBe('running');
+      expect((await lookup(worker)).containers[0]).toMatchObject({ task_arn: TASK_ARN, container_name: 'worker', source: 'labels' });
+    } finally {
+      host.setFault({ agent: 'ok' });
+    }
+  });
 });

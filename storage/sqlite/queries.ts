@@ -24,8 +24,10 @@ export const SQL = {
   byTaskArn: 'SELECT * FROM containers WHERE task_arn = ? OR (task_id = ? AND task_arn IS NULL) ORDER BY container_id',
   byDockerName: 'SELECT * FROM containers WHERE docker_name = ? ORDER BY container_id',
   byLegacyKey: 'SELECT * FROM containers WHERE legacy_key = ? ORDER BY last_seen DESC LIMIT 1',
-  liveOnHost: `SELECT * FROM containers WHERE instance_id = ? AND state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`,
+  liveOnHost: `SELECT container_id, seq FROM containers WHERE instance_id = ? AND state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`,
   upsertContainer: `INSERT INTO containers (${cols}) VALUES (${params}) ON CONFLICT (container_id) DO UPDATE SET ${updates}`,
+  // A snapshot entry that changed nothing but bookkeeping: no indexed column is set, so no index is rewritten.
+  touchContainer: 'UPDATE containers SET last_seen = ?, seq = ? WHERE container_id = ?',
   insertTransition: `INSERT OR IGNORE INTO transitions (container_id, from_state, to_state, at, host, seq, reason)
      VALUES (@container_id, @from_state, @to_state, @at, @host, @seq, @reason)`,
   history: 'SELECT * FROM transitions WHERE container_id = ? ORDER BY at, id',

@@ -62,8 +62,9 @@ export class SqliteStore implements Store {
       byTaskArn: db.prepare<[string, string], ContainerRow>(SQL.byTaskArn),
       byDockerName: db.prepare<[string], ContainerRow>(SQL.byDockerName),
       byLegacyKey: db.prepare<[string], ContainerRow>(SQL.byLegacyKey),
-      liveOnHost: db.prepare<[string], ContainerRow>(SQL.liveOnHost),
+      liveOnHost: db.prepare<[string], { container_id: string; seq: number }>(SQL.liveOnHost),
       upsertContainer: db.prepare<[ContainerRow]>(SQL.upsertContainer),
+      touchContainer: db.prepare<[string, number, string]>(SQL.touchContainer),
       insertTransition: db.prepare<[Omit<TransitionRow, 'id'>]>(SQL.insertTransition),
       history: db.prepare<[string], TransitionRow>(SQL.history),
       getHost: db.prepare<[string], HostRow>(SQL.getHost),
@@ -156,8 +157,12 @@ export class SqliteStore implements Store {
           taskIdRaw,
           legacyKey,
         });
-        this.writeRecord(next);
-        if (!existing || recordChanged(existing, next)) result.upserted++;
+        if (!existing || recordChanged(existing, next)) {
+          this.writeRecord(next);
+          result.upserted++;
+        } else {
+          this.stmt.touchContainer.run(next.last_seen, next.seq, next.container_id);
+        }
         if (existing?.state !== next.state) {
           this.insertHistory({ container_id: next.container_id, from: existing?.state ?? null, to: next.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' });
         }
@@ -168,7 +173,8 @@ export class SqliteStore implements Store {
           result.skipped++;
           continue;
         }
-        const before = fromContainerRow(row);
+        const before = this.getRecord(row.container_id);
+        if (!before) continue;
         this.writeRecord(goneRecord(before, seq, receivedAt));
         this.insertHistory({ container_id: before.container_id, from: before.state, to: 'gone', at: takenAt, host: host.instance_id, seq: null, reason: 'snapshot' });
         result.gone++;

@@ -180,7 +180,10 @@ export interface Store {
   /** The original agent's whole map for one host; same absent → gone rule, no sequence numbers. */
   replaceLegacySnapshot(snapshot: LegacySnapshot): Promise<SnapshotResult>;
 
-  /** Stores an original-agent event as history (container resolved through legacy_key when known). */
+  /**
+   * Stores an original-agent event as history (container resolved through legacy_key; from/to null,
+   * reason `legacy.<event>`). An event whose key matches no record is dropped without error.
+   */
   recordLegacyEvent(event: LegacyEvent, host: string | null): Promise<void>;
 
   /** By full id or unique prefix (12..64 lower-case hex; the caller validates). */

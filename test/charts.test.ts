@@ -453,6 +453,74 @@ describe('CloudFormation template (charts/ecs)', () => {
     }
   });
 
+  /**
+   * Resolves a value of the template for one set of parameter values: Ref, Sub, If, Equals, Not, and
+   * GetAtt on the load balancer (the only attribute the containers use). AWS::NoValue drops out.
+   */
+  const NO_VALUE = Symbol('AWS::NoValue');
+  function resolver(parameters: Record<string, string>) {
+    const pseudo: Record<string, string> = { 'AWS::Region': 'us-east-1', 'AWS::Partition': 'aws', 'AWS::AccountId': '123456789012', 'AWS::StackName': 'ecs-id-mapper' };
+    const attributes: Record<string, string> = { 'LoadBalancer.DNSName': 'internal-mapper-123.us-east-1.elb.amazonaws.com' };
+    const ref = (name: string): unknown => {
+      if (name === 'AWS::NoValue') return NO_VALUE;
+      if (resources[name] !== undefined) return `<${name}>`; // a resource's physical id: opaque here
+      const value = parameters[name] ?? pseudo[name] ?? (template.Parameters as Obj)[name]?.Default;
+      if (value === undefined) throw new Error(`no value for ${name}`);
+      return String(value);
+    };
+    const conditions = template.Conditions as Obj;
+    const condition = (name: string): boolean => Boolean(resolve(conditions[name]));
+    const resolve = (v: unknown): unknown => {
+      if (Array.isArray(v)) return v.map(resolve).filter((x) => x !== NO_VALUE);
+      if (v === null || typeof v !== 'object') return v;
+      const o = v as Obj;
+      if ('Ref' in o) return ref(o.Ref);
+      if ('Fn::Sub' in o) return (o['Fn::Sub'] as string).replace(/\$\{([^}]+)\}/g, (_m, name: string) => attributes[name] ?? String(ref(name)));
+      if ('Fn::If' in o) return resolve(condition(o['Fn::If'][0]) ? o['Fn::If'][1] : o['Fn::If'][2]);
+      if ('Fn::Equals' in o) return resolve(o['Fn::Equals'][0]) === resolve(o['Fn::Equals'][1]);
+      if ('Fn::Not' in o) return !resolve(o['Fn::Not'][0]);
+      if ('Fn::GetAtt' in o) return attributes[o['Fn::GetAtt'].join('.')] ?? `<${o['Fn::GetAtt'].join('.')}>`;
+      return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, resolve(x)]));
+    };
+    return resolve;
+  }
+
+  const required = { ClusterName: 'prod', VpcId: 'vpc-0abc', ServiceSubnetIds: 'subnet-a', LoadBalancerSubnetIds: 'subnet-a', Image: 'ecs-id-mapper:0.1.0' };
+  const variants: Array<[string, Record<string, string>]> = [
+    ['SSM secrets, HTTP listener', { ...required }],
+    ['Vault secrets, HTTPS listener', { ...required, SecretsSource: 'vault', VaultAddr: 'https://vault.internal:8200', CertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' }],
+  ];
+
+  it.each(variants)('gives each container a command line and environment the real config module accepts (%s)', async (_name, parameters) => {
+    const { loadCommand } = await import('../config/index.js');
+    const resolve = resolver(parameters);
+    const https = Boolean(parameters.CertificateArn);
+    for (const [logicalId, name] of [['ServerTaskDefinition', 'server'], ['ReconcilerTaskDefinition', 'reconciler']] as const) {
+      const c = resolve(container(logicalId, name)) as Obj;
+      const env: Record<string, string> = {};
+      for (const e of (c.Environment ?? []) as Obj[]) env[e.Name] = e.Value;
+      for (const secret of (c.Secrets ?? []) as Obj[]) {
+        expect(secret.ValueFrom).toMatch(/^arn:aws:ssm:us-east-1:123456789012:parameter\/ecs-id-mapper\//);
+        env[secret.Name] = 'secret-from-ssm';
+      }
+      const [command, ...args] = c.Command as string[];
+      const loaded = loadCommand(command, args, env);
+      expect(loaded.kind).toBe('run');
+      const config = (loaded as { config: Obj }).config;
+      if (name === 'server') {
+        expect(config.port).toBe(5001);
+        expect(config.store).toMatchObject({ backend: 'simpledb', region: 'us-east-1', prefix: 'ecs_id_mapper', shards: 4, createDomains: true });
+        if (parameters.SecretsSource === 'vault') expect(config.vault).toMatchObject({ token: 'secret-from-ssm' });
+        else expect(config.reportToken).toBe('secret-from-ssm');
+      } else {
+        expect(String(config.server)).toBe(`${https ? 'https' : 'http'}://internal-mapper-123.us-east-1.elb.amazonaws.com/`);
+        expect(config.metricsPort).toBe(9471);
+        expect(config.stateDir).toBe('/var/lib/ecs-id-mapper');
+        expect(config.reportToken).toBe('secret-from-ssm');
+      }
+    }
+  });
+
   it('uses only environment variables the config module knows (ECS_ID_MAPPER_<FLAG>)', async () => {
     const { envName } = await import('../config/index.js');
     const configSource = read('config/index.ts');

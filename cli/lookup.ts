@@ -179,10 +179,10 @@ export function formatTable(answer: LookupAnswer): string {
     const cadvisor = c.links.find((l) => l.name === 'cadvisor');
     const rows: Array<[string, string | null]> = [
       ['container', `${c.container_id.slice(0, 12)}  ${c.container_id}`],
-      ['name', c.container_name ?? c.docker_name],
+      ['name', c.container_name || c.docker_name],
       ['docker name', c.docker_name],
       ['task', c.task_id],
-      ['family:rev', c.task_family ? `${c.task_family}:${c.task_version ?? '?'}` : null],
+      ['family:rev', c.task_family ? `${c.task_family}:${c.task_version || '?'}` : null],
       ['state', c.state + (hasExited(c) ? ` (exit ${c.exit_code})` : '')],
       ['instance', [c.instance_id, c.instance_ip].filter(Boolean).join(' / ')],
       ['cluster', c.cluster],
@@ -190,7 +190,7 @@ export function formatTable(answer: LookupAnswer): string {
       ...c.links.filter((l) => l !== cadvisor).map((l): [string, string] => [l.name, l.url]),
     ];
     const width = Math.max(...rows.map(([label]) => label.length));
-    return rows.map(([label, value]) => `${label.padEnd(width)}  ${value ?? '-'}`).join('\n');
+    return rows.map(([label, value]) => `${label.padEnd(width)}  ${value === null || value === '' ? '-' : value}`).join('\n');
   });
   const header = `${answer.containers.length} container${answer.containers.length === 1 ? '' : 's'} matched by ${answer.kind.replace(/_/g, ' ')}`;
   return `${header}\n\n${blocks.join('\n\n')}\n`;

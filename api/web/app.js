@@ -54,7 +54,7 @@ function dl(pairs, className) {
 }
 
 function code(text) {
-  return text === null || text === undefined ? null : h('code', null, text);
+  return text === null || text === undefined || text === '' ? null : h('code', null, text);
 }
 
 function stateBadge(state) {
@@ -250,12 +250,12 @@ async function matchView(q, body, signal) {
 function taskView(arn, containers, historyById) {
   const first = containers[0];
   const heading = arn
-    ? h('h2', null, 'Task ', h('code', { class: 'task-id' }, first.task_id ?? arn))
+    ? h('h2', null, 'Task ', h('code', { class: 'task-id' }, first.task_id || arn))
     : h('h2', null, 'Container without a known task');
   const facts = arn
     ? dl(
         [
-          ['Family:revision', first.task_family ? `${first.task_family}:${first.task_version ?? '?'}` : null],
+          ['Family:revision', first.task_family ? `${first.task_family}:${first.task_version || '?'}` : null],
           ['Task ARN', code(arn)],
           ['Cluster', first.cluster],
           ['Containers', String(containers.length)],
@@ -277,7 +277,7 @@ function containerView(c, historyAnswer) {
   return h(
     'article',
     { class: `container state-${c.state}`, 'data-container-id': c.container_id },
-    h('h3', null, h('span', { class: 'container-name' }, c.container_name ?? c.docker_name ?? c.container_id.slice(0, 12)), ' ', stateBadge(c.state)),
+    h('h3', null, h('span', { class: 'container-name' }, c.container_name || c.docker_name || c.container_id.slice(0, 12)), ' ', stateBadge(c.state)),
     links.length
       ? h(
           'ul',
@@ -300,7 +300,7 @@ function containerView(c, historyAnswer) {
             ['Container id', h('code', { class: 'container-id' }, c.container_id)],
             ['Short id', code(c.container_id.slice(0, 12))],
             ['State', stateBadge(c.state)],
-            ['ECS status', c.known_status || c.desired_status ? `${c.known_status ?? '?'} (desired ${c.desired_status ?? '?'})` : null],
+            ['ECS status', c.known_status || c.desired_status ? `${c.known_status || '?'} (desired ${c.desired_status || '?'})` : null],
             ['Started', formatTime(c.started_at)],
             ['Stopped', formatTime(c.stopped_at)],
             ['Gone', formatTime(c.gone_at)],
@@ -425,7 +425,7 @@ async function hostsView(signal) {
           'tr',
           { class: x.stale ? 'host stale' : 'host', 'data-instance-id': x.instance_id },
           h('th', { scope: 'row', 'data-label': 'Instance' }, h('code', null, x.instance_id), x.reporter === 'legacy' ? h('span', { class: 'muted' }, ' (legacy agent)') : null),
-          h('td', { 'data-label': 'Cluster' }, x.cluster ?? '—'),
+          h('td', { 'data-label': 'Cluster' }, x.cluster || '—'),
           h('td', { 'data-label': 'IP' }, x.instance_ip ? h('code', null, x.instance_ip) : '—'),
           h('td', { 'data-label': 'Type · zone' }, [x.instance_type, x.instance_az].filter(Boolean).join(' · ') || '—'),
           STATES.map((s) => {

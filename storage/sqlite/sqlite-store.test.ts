@@ -71,6 +71,24 @@ describe('SQLite store', () => {
     }
   });
 
+  it('shares one file between two open stores (two API processes): each sees the other\'s writes', async () => {
+    const path = join(tempDir(), 'shared.db');
+    const one = openSqliteStore({ path });
+    const two = openSqliteStore({ path });
+    try {
+      await one.applyTransitions(batch(hostIdentity(), [transition(1, 'running', { container: { container_id: containerId(1) } })]), at(1));
+      expect((await two.getContainer(containerId(1))).kind).toBe('found');
+      expect(await two.applyTransitions(batch(hostIdentity(), [transition(1, 'running', { container: { container_id: containerId(1) } })]), at(2))).toEqual({
+        applied: 0,
+        duplicates: 1,
+        acked_seq: 1,
+      });
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
   it('migrates a version 1 database in place, keeping its records', async () => {
     const path = join(tempDir(), 'v1.db');
     const db = new Database(path);

@@ -137,51 +137,49 @@ export class SqliteStore implements Store {
     takenAt: string,
     reporter: HostRecord['reporter'],
   ): SnapshotResult {
-    {
-      const result: SnapshotResult = { upserted: 0, gone: 0, skipped: 0 };
-      const present = new Set<string>();
-      for (const { container, eventAt, taskIdRaw, legacyKey } of entries) {
-        present.add(container.container_id);
-        const existing = this.getRecord(container.container_id);
-        const sameHost = existing !== undefined && existing.instance_id === host.instance_id;
-        if (sameHost && existing.seq > seq) {
-          result.skipped++;
-          continue;
-        }
-        const next = nextRecord(existing, container, {
-          host,
-          state: container.state,
-          seq: sameHost ? Math.max(existing.seq, seq) : seq,
-          eventAt,
-          receivedAt,
-          taskIdRaw,
-          legacyKey,
-        });
-        if (!existing || recordChanged(existing, next)) {
-          this.writeRecord(next);
-          result.upserted++;
-        } else {
-          this.stmt.touchContainer.run(next.last_seen, next.seq, next.container_id);
-        }
-        if (existing?.state !== next.state) {
-          this.insertHistory({ container_id: next.container_id, from: existing?.state ?? null, to: next.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' });
-        }
+    const result: SnapshotResult = { upserted: 0, gone: 0, skipped: 0 };
+    const present = new Set<string>();
+    for (const { container, eventAt, taskIdRaw, legacyKey } of entries) {
+      present.add(container.container_id);
+      const existing = this.getRecord(container.container_id);
+      const sameHost = existing !== undefined && existing.instance_id === host.instance_id;
+      if (sameHost && existing.seq > seq) {
+        result.skipped++;
+        continue;
       }
-      for (const row of this.stmt.liveOnHost.all(host.instance_id)) {
-        if (present.has(row.container_id)) continue;
-        if (row.seq > seq) {
-          result.skipped++;
-          continue;
-        }
-        const before = this.getRecord(row.container_id);
-        if (!before) continue;
-        this.writeRecord(goneRecord(before, seq, receivedAt));
-        this.insertHistory({ container_id: before.container_id, from: before.state, to: 'gone', at: takenAt, host: host.instance_id, seq: null, reason: 'snapshot' });
-        result.gone++;
+      const next = nextRecord(existing, container, {
+        host,
+        state: container.state,
+        seq: sameHost ? Math.max(existing.seq, seq) : seq,
+        eventAt,
+        receivedAt,
+        taskIdRaw,
+        legacyKey,
+      });
+      if (!existing || recordChanged(existing, next)) {
+        this.writeRecord(next);
+        result.upserted++;
+      } else {
+        this.stmt.touchContainer.run(next.last_seen, next.seq, next.container_id);
       }
-      this.writeHost({ host, receivedAt, lastSeq: 0, snapshotAt: receivedAt, reporter });
-      return result;
+      if (existing?.state !== next.state) {
+        this.insertHistory({ container_id: next.container_id, from: existing?.state ?? null, to: next.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' });
+      }
     }
+    for (const row of this.stmt.liveOnHost.all(host.instance_id)) {
+      if (present.has(row.container_id)) continue;
+      if (row.seq > seq) {
+        result.skipped++;
+        continue;
+      }
+      const before = this.getRecord(row.container_id);
+      if (!before) continue;
+      this.writeRecord(goneRecord(before, seq, receivedAt));
+      this.insertHistory({ container_id: before.container_id, from: before.state, to: 'gone', at: takenAt, host: host.instance_id, seq: null, reason: 'snapshot' });
+      result.gone++;
+    }
+    this.writeHost({ host, receivedAt, lastSeq: 0, snapshotAt: receivedAt, reporter });
+    return result;
   }
 
   async recordLegacyEvent(event: LegacyEvent, host: string | null): Promise<void> {

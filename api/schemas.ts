@@ -92,7 +92,17 @@ export function errorResponses<const S extends readonly number[]>(...statuses: S
   return Object.fromEntries(statuses.map((s) => [s, ErrorBodySchema])) as { [K in S[number]]: typeof ErrorBodySchema };
 }
 
-export const TextBody = Type.String({ description: 'text/plain' });
+/** A text/plain answer, documented as such in the OpenAPI document. */
+export const TextBody = {
+  description: 'text/plain',
+  content: { 'text/plain': { schema: Type.String() } },
+};
+
+/** The original's Flask-style JSON (sorted keys, indent 2), documented as application/json. */
+export const LegacyJsonBody = {
+  description: 'application/json, laid out as Flask 0.10.1 jsonify did (sorted keys, indent 2)',
+  content: { 'application/json': { schema: Type.Unknown() } },
+};
 
 // --- the original Python agent's report bodies ------------------------------------------------------
 

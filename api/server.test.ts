@@ -4,6 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
+import fc from 'fast-check';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../storage/index.js';
 import { StoreUnavailableError, type Store } from '../storage/store.js';
@@ -88,9 +91,14 @@ describe('report authentication', () => {
     expect((await send('new')).statusCode).toBe(200);
   });
 
-  it('accepts reports without credentials when no token is configured', async () => {
-    t = await buildTestApp();
+  it('accepts reports without credentials when no token is configured, and warns about it once at start', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    t = await buildTestApp({ logger });
     expect((await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody() })).statusCode).toBe(200);
+    await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody() });
+    const warnings = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 40 && l.msg.includes('no report token'));
+    expect(warnings).toHaveLength(1);
   });
 });
 
@@ -205,6 +213,9 @@ describe('OpenAPI', () => {
     for (const path of ['/query/container_id/{container_id}/_all', '/query/task_id/{task_id}', '/report/map', '/report/event', '/v2/hosts/{instance_id}/transitions', '/v2/hosts/{instance_id}/snapshot', '/v2/lookup/{id}', '/v2/containers', '/v2/containers/{id}/history', '/v2/hosts', '/health', '/metrics']) {
       expect(doc.paths, path).toHaveProperty([path]);
     }
+    expect(doc.paths['/query/task_id/{task_id}'].get.responses['200'].content).toHaveProperty(['text/plain']);
+    expect(doc.paths['/query/container_id/{container_id}/_all'].get.responses['200'].content).toHaveProperty(['application/json']);
+    expect(doc.paths['/report/map'].post.security).toEqual([{ reportToken: [] }]);
     const ui = await t.app.inject({ url: '/docs' });
     expect([200, 302]).toContain(ui.statusCode);
   });
@@ -244,5 +255,50 @@ describe('the web page at /', () => {
     const res = await t.app.inject({ url: '/' });
     expect(res.statusCode).toBe(404);
     expect(res.json().error).toBe('not_found');
+  });
+});
+
+describe('hostile input', () => {
+  it('never answers 5xx for arbitrary ids on any lookup route', async () => {
+    t = await buildTestApp();
+    await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody() });
+    const routes = ['/query/container_id/%s', '/query/container_id/%s/_all', '/query/container_id/%s/cadvisor', '/query/task_id/%s', '/v2/lookup/%s', '/v2/containers/%s/history'];
+    await fc.assert(
+      fc.asyncProperty(fc.string({ maxLength: 80 }), fc.constantFrom(...routes), async (id, route) => {
+        const res = await t!.app.inject({ url: route.replace('%s', encodeURIComponent(id)) });
+        expect(res.statusCode).toBeLessThan(500);
+        if (res.statusCode >= 400) expect(res.json()).toHaveProperty('error');
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('never answers 5xx for arbitrary JSON on the report routes', async () => {
+    t = await buildTestApp();
+    const routes = [['POST', '/report/map'], ['POST', '/report/event'], ['POST', '/v2/hosts/i-0123456789abcdef0/transitions'], ['PUT', '/v2/hosts/i-0123456789abcdef0/snapshot']] as const;
+    await fc.assert(
+      fc.asyncProperty(fc.jsonValue({ maxDepth: 3 }), fc.constantFrom(...routes), async (body, [method, url]) => {
+        const res = await t!.app.inject({ method, url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+        expect(res.statusCode).toBeLessThan(500);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('closes a connection that sends nothing once the connection timeout passes', async () => {
+    t = await buildTestApp({ connectionTimeoutMs: 300 });
+    await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = t.app.server.address() as { port: number };
+    const socket = connect(port, '127.0.0.1');
+    const closed = await new Promise<boolean>((resolve) => {
+      const guard = setTimeout(() => resolve(false), 10_000);
+      socket.once('close', () => {
+        clearTimeout(guard);
+        resolve(true);
+      });
+      socket.write('GET /health HTTP/1.1\r\nHost: x\r\n');
+    });
+    socket.destroy();
+    expect(closed).toBe(true);
   });
 });

@@ -8,7 +8,7 @@ import { linksFor, type ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
 import { FLASK_JSON_TYPE, TEXT_TYPE, flaskJsonify, legacyAttributes } from '../legacy-format.js';
 import { lookupId, type LookupAnswer } from '../lookup.js';
-import { TextBody, errorResponses } from '../schemas.js';
+import { LegacyJsonBody, TextBody, errorResponses } from '../schemas.js';
 
 const HEX_ID = '[0-9a-fA-F]{12,64}';
 const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}';
@@ -25,7 +25,6 @@ const RedirQuery = Type.Object({
 });
 const NoQuery = Type.Object({});
 
-const anyJson = Type.Unknown({ description: 'application/json (Flask jsonify layout: sorted keys, indent 2)' });
 
 export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -87,7 +86,7 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
       tags: ['legacy'],
       params: ContainerParams,
       querystring: NoQuery,
-      response: { 200: anyJson, ...errorResponses(400, 404, 409, 503) },
+      response: { 200: LegacyJsonBody, ...errorResponses(400, 404, 409, 503) },
     },
   }, async (req, reply) => json(reply, attrs(await resolve(req.params.container_id))));
 
@@ -107,7 +106,7 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
       tags: ['legacy'],
       params: ContainerParams,
       querystring: NoQuery,
-      response: { 200: anyJson, ...errorResponses(400, 404, 409, 503) },
+      response: { 200: LegacyJsonBody, ...errorResponses(400, 404, 409, 503) },
     },
   }, async (req, reply) => {
     const records = await resolve(req.params.container_id);
@@ -131,7 +130,7 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
       tags: ['legacy'],
       params: TaskParams,
       querystring: NoQuery,
-      response: { 200: anyJson, ...errorResponses(400, 404, 503) },
+      response: { 200: LegacyJsonBody, ...errorResponses(400, 404, 503) },
     },
   }, async (req, reply) => json(reply, attrs(await resolve(req.params.task_id, 'task'))));
 

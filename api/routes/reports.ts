@@ -29,6 +29,7 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
     schema: {
       summary: "The original agent's whole container map of one host (its snapshot); answers `true`",
       tags: ['legacy'],
+      security: [{ reportToken: [] }],
       querystring: NoQuery,
       body: LegacyMapSchema,
       response: { 200: TextBody, ...reportErrors },
@@ -48,6 +49,7 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
     schema: {
       summary: "The original agent's container added/removed event; answers `true`",
       tags: ['legacy'],
+      security: [{ reportToken: [] }],
       querystring: NoQuery,
       body: LegacyEventSchema,
       response: { 200: TextBody, ...reportErrors },
@@ -64,6 +66,7 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
     schema: {
       summary: "A host's sequence-numbered transitions; idempotent (replays are acknowledged without effect)",
       tags: ['v2 reports'],
+      security: [{ reportToken: [] }],
       params: HostParams,
       querystring: NoQuery,
       body: TransitionBatchSchema,
@@ -84,6 +87,7 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
     schema: {
       summary: "A host's full current state; containers of this host absent from it become gone",
       tags: ['v2 reports'],
+      security: [{ reportToken: [] }],
       params: HostParams,
       querystring: NoQuery,
       body: HostSnapshotSchema,

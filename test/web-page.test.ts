@@ -122,7 +122,8 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
     const ids = await page.locator('article.container').evaluateAll((els) => els.map((e) => e.getAttribute('data-container-id')));
     expect(ids.sort()).toEqual([fleet.web.app.container_id, fleet.web.proxy.container_id].sort());
     expect(await page.locator('section.task').count()).toBe(1);
-    expect(await page.locator('.summary').textContent()).toContain('2 containers in 1 task');
+    expect(await page.locator('.summary').textContent()).toBe(`“${fleet.web.taskId}” matched by task id: 2 containers in 1 task.`);
+    expect(await page.locator('#status').textContent()).toBe(await page.locator('.summary').textContent());
     await shot('lookup-task-id');
   });
 
@@ -202,6 +203,8 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
     await open('/', 'intro');
     await search('0123456789abcdef0123', 'not-found');
     expect(await page.locator('#result').textContent()).toBe('No container or task matches “0123456789abcdef0123”.');
+    // The outcome is announced to screen readers through the status region.
+    expect(await page.locator('#status[role="status"]').textContent()).toBe('No container or task matches “0123456789abcdef0123”.');
 
     await search('not an id', 'bad-request');
     expect(await page.locator('#result .notice.error').textContent()).toBe('"not an id" is not a container id (12-64 hex), task id, task ARN or docker name');

@@ -23,6 +23,7 @@ const STATES = ['running', 'pending', 'stopping', 'stopped', 'gone'];
 const form = /** @type {HTMLFormElement} */ (document.getElementById('search'));
 const input = /** @type {HTMLInputElement} */ (document.getElementById('q'));
 const result = /** @type {HTMLElement} */ (document.getElementById('result'));
+const status = /** @type {HTMLElement} */ (document.getElementById('status'));
 
 // --- DOM helper -------------------------------------------------------------------------------------
 
@@ -164,13 +165,16 @@ async function render() {
   } catch (err) {
     if (controller.signal.aborted) return;
     state = 'error';
-    content = h('p', { class: 'notice error', role: 'alert' }, err instanceof Error ? err.message : String(err));
+    content = h('p', { class: 'notice error' }, err instanceof Error ? err.message : String(err));
   } finally {
     clearTimeout(loading);
   }
   if (controller.signal.aborted) return;
   result.replaceChildren(content);
   result.dataset.state = state;
+  // Screen readers hear the one-line outcome, not the whole result area.
+  const lead = content.matches('.summary, .notice') ? content : content.querySelector('.summary, .notice, caption');
+  status.textContent = lead ? lead.textContent : '';
   result.removeAttribute('aria-busy');
 }
 
@@ -195,20 +199,20 @@ async function lookupView(q, signal) {
   const { status, body } = await getJson(`lookup/${encodeURIComponent(q)}`, signal);
   if (status === 200 && body && Array.isArray(body.containers)) return ['found', await matchView(q, body, signal)];
   if (status === 404) {
-    return ['not-found', h('p', { class: 'notice miss', role: 'status' }, `No container or task matches “${q}”.`)];
+    return ['not-found', h('p', { class: 'notice miss' }, `No container or task matches “${q}”.`)];
   }
   if (status === 409 && body && Array.isArray(body.candidates)) return ['ambiguous', candidatesView(q, body.candidates)];
   if (status === 400) {
-    return ['bad-request', h('p', { class: 'notice error', role: 'alert' }, body && body.message ? body.message : `“${q}” is not an id this server understands.`)];
+    return ['bad-request', h('p', { class: 'notice error' }, body && body.message ? body.message : `“${q}” is not an id this server understands.`)];
   }
-  return ['error', h('p', { class: 'notice error', role: 'alert' }, serverMessage(status, body))];
+  return ['error', h('p', { class: 'notice error' }, serverMessage(status, body))];
 }
 
 function candidatesView(q, candidates) {
   return h(
     'div',
     { class: 'candidates' },
-    h('p', { class: 'notice', role: 'status' }, `“${q}” matches ${plural(candidates.length, 'container')}; pick one:`),
+    h('p', { class: 'notice' }, `“${q}” matches ${plural(candidates.length, 'container')}; pick one:`),
     h(
       'ul',
       { class: 'candidate-list' },
@@ -238,7 +242,7 @@ async function matchView(q, body, signal) {
   const kind = KIND_LABEL[body.kind] ?? body.kind;
   const summary = h(
     'p',
-    { class: 'summary', role: 'status' },
+    { class: 'summary' },
     `“${q}” matched by ${kind}: ${plural(containers.length, 'container')}`,
     tasks.size > 1 || !tasks.has('') ? ` in ${plural([...tasks.keys()].filter(Boolean).length, 'task')}` : '',
     '.',
@@ -404,7 +408,7 @@ function historyView(answer) {
 
 async function hostsView(signal) {
   const { status, body } = await getJson('hosts', signal);
-  if (status !== 200 || !body || !Array.isArray(body.hosts)) return ['error', h('p', { class: 'notice error', role: 'alert' }, serverMessage(status, body))];
+  if (status !== 200 || !body || !Array.isArray(body.hosts)) return ['error', h('p', { class: 'notice error' }, serverMessage(status, body))];
   const hosts = [...body.hosts].sort(
     (a, b) => Number(b.stale) - Number(a.stale) || String(a.cluster ?? '').localeCompare(String(b.cluster ?? '')) || a.instance_id.localeCompare(b.instance_id),
   );
@@ -448,7 +452,7 @@ async function hostsView(signal) {
       'div',
       { class: 'hosts' },
       h('h2', null, 'Hosts'),
-      stale ? h('p', { class: 'notice warn', role: 'status' }, `${plural(stale, 'host')} stale: no report within the server's stale window.`) : null,
+      stale ? h('p', { class: 'notice warn' }, `${plural(stale, 'host')} stale: no report within the server's stale window.`) : null,
       h('div', { class: 'table-wrap' }, table),
     ),
   ];

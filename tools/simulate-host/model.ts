@@ -7,6 +7,8 @@
 //   stop    → DesiredStatus STOPPED while KnownStatus stays RUNNING for one tick
 //   tick    → STOPPED, DesiredStatus omitted, containers get exit codes
 //   cleanup → removed from the listing `cleanupAfterMs` after stopping (the agent's ~3 h)
+//   restart → (churn, one tick in ten) a container with a restart policy restarts in place:
+//             same DockerId, RestartCount + 1, new StartedAt
 // A task stopped while PENDING goes straight to STOPPED: it never ran.
 
 export type SimTaskStatus = 'PENDING' | 'RUNNING' | 'STOPPED';
@@ -155,6 +157,17 @@ export class TaskModel {
     return true;
   }
 
+  /** Restarts one RUNNING container that has a restart policy: RestartCount grows, StartedAt moves. */
+  private restartOne(): void {
+    const candidates = this.tasks
+      .filter((t) => t.known_status === 'RUNNING' && t.desired_status === 'RUNNING')
+      .flatMap((t) => t.containers.filter((c) => c.restart_count !== null));
+    if (candidates.length === 0) return;
+    const container = this.pick(candidates);
+    container.restart_count = (container.restart_count ?? 0) + 1;
+    container.started_at = this.timestamp();
+  }
+
   private markStopped(task: SimTask): void {
     const ran = task.known_status === 'RUNNING';
     task.known_status = 'STOPPED';
@@ -173,6 +186,9 @@ export class TaskModel {
 
   /** Advances every task one step; then, when `churn`, starts or stops one task to move around `target`. */
   tick(churn: { target: number } | undefined): void {
+    // One tick in ten, a container with a restart policy restarts in place (same DockerId); only
+    // tasks RUNNING before this tick qualify.
+    if (churn && this.options.random() < 0.1) this.restartOne();
     for (const task of this.tasks) {
       if (task.desired_status === 'STOPPED' && task.known_status !== 'STOPPED') {
         // First tick after a stop request of a RUNNING task: it still shows RUNNING.

@@ -180,6 +180,25 @@ describe('simulated churn', () => {
     expect(seen.size).toBeGreaterThan(10);
   });
 
+  it('restarts containers with a restart policy in place: same id, growing RestartCount', async () => {
+    let clock = 0;
+    const host = await simulate({ tasks: 3, now: () => clock, seed: 3 });
+    let restarted: { docker_id: string; restart_count: number | null; started_at: string | null } | undefined;
+    const firstStart = new Map<string, string | null>();
+    for (let i = 0; i < 100 && !restarted; i++) {
+      clock += 1000;
+      host.tick();
+      for (const c of host.state.flatMap((t) => t.containers)) {
+        if (!firstStart.has(c.docker_id) && c.started_at) firstStart.set(c.docker_id, c.started_at);
+        if ((c.restart_count ?? 0) > 0) restarted = c;
+      }
+    }
+    expect(restarted).toBeDefined();
+    expect(restarted!.started_at).not.toBe(firstStart.get(restarted!.docker_id));
+    const agentView = (await agentOf(host).tasks()).flatMap((t) => t.containers).find((c) => c.docker_id === restarted!.docker_id);
+    expect(agentView?.restart_count).toBe(restarted!.restart_count);
+  });
+
   it('churns on its own timer', async () => {
     const host = await simulate({ churnIntervalMs: 10 });
     const first = host.state.map((t) => t.arn);

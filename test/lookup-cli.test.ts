@@ -69,7 +69,7 @@ beforeAll(async () => {
   await ensureBuilt();
   api = await startLookupServer({ now: NOW });
   fleet = await seedFleet(api.url, { now: NOW, setServerTime: api.setNow, staleByMs: api.hostStaleAfterMs * 2 });
-});
+}, 300_000); // a cold `tsc` build on a busy two-core machine
 
 afterAll(async () => {
   await api?.close();

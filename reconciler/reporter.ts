@@ -82,8 +82,9 @@ export interface Reporter {
   /** The reporter machine's state: idle, sending, backingOff, rejected. */
   state(): string;
   /**
-   * Tries to deliver everything queued within `timeoutMs`; resolves true when drained. Used on
-   * SIGTERM; anything left stays in the durable outbox for the next start.
+   * Tries to deliver everything queued within `timeoutMs`; resolves true when drained, false at
+   * the timeout or as soon as a send fails. Used on SIGTERM; anything left stays in the durable
+   * outbox for the next start.
    */
   flush(timeoutMs: number): Promise<boolean>;
   stop(): void;
@@ -254,19 +255,24 @@ export function createReporter(options: ReporterOptions): Reporter {
     async flush(timeoutMs) {
       if (!actor) return options.outbox.depth() === 0;
       const a = actor;
+      // A server already failing is not waited for: what is queued stays in the durable outbox.
+      const givingUp = () => {
+        const v = a.getSnapshot().value;
+        return v === 'backingOff' || v === 'rejected';
+      };
+      if (givingUp()) return options.outbox.depth() === 0;
       a.send({ type: 'outbox.appended' });
       if (idleAndDrained()) return true;
       return new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => {
+        const finish = (drained: boolean) => {
+          clearTimeout(timer);
           sub.unsubscribe();
-          resolve(options.outbox.depth() === 0);
-        }, timeoutMs);
+          resolve(drained);
+        };
+        const timer = setTimeout(() => finish(options.outbox.depth() === 0), timeoutMs);
         const sub = a.subscribe(() => {
-          if (idleAndDrained()) {
-            clearTimeout(timer);
-            sub.unsubscribe();
-            resolve(true);
-          }
+          if (idleAndDrained()) finish(true);
+          else if (givingUp()) finish(false);
         });
       });
     },

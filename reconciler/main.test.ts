@@ -1,0 +1,154 @@
+import { describe, it, expect, afterEach } from 'vitest';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { loadCommand, ConfigError, type ReconcilerConfig } from '../config/index.js';
+import { startSimulatedHost, type SimulatedHost } from '../tools/simulate-host/index.js';
+import { runReconciler, health, type HealthState } from './main.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function until(cond: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function startDaemon(extra: string[] = []): Promise<{ base: string; sim: SimulatedHost; stateDir: string; log: () => string; stop: () => Promise<void> }> {
+  const sim = await startSimulatedHost({
+    host: '127.0.0.1', agentPort: 0, imdsPort: 0, controlPort: 0, tasks: 2, containersPerTask: 2,
+    churnIntervalMs: 0, cleanupAfterMs: 60_000, cluster: 'sim', instanceId: 'i-0123456789abcdef0', seed: 3,
+  });
+  const root = mkdtempSync(join(tmpdir(), 'reconciler-main-'));
+  const stateDir = join(root, 'nested', 'state'); // created by the daemon
+  cleanups.push(() => rmSync(root, { recursive: true, force: true }), () => sim.close());
+  const loaded = loadCommand('reconciler', [
+    '--server', 'http://127.0.0.1:9', '--ecs-agent-url', sim.agentUrl, '--imds-url', sim.imdsUrl, '--docker-socket', 'none',
+    '--state-dir', stateDir, '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', '50ms', '--request-timeout', '1s',
+    ...extra,
+  ], {});
+  if (loaded.kind !== 'run') throw new Error('config did not load');
+  const abort = new AbortController();
+  const logStream = new PassThrough();
+  let logged = '';
+  const started = new Promise<string>((resolve) => {
+    logStream.on('data', (c: Buffer) => {
+      logged += c.toString();
+      const m = /"metrics_url":"(http:\/\/127\.0\.0\.1:\d+)\/metrics"/.exec(logged);
+      if (m) resolve(m[1]);
+    });
+  });
+  const done = runReconciler(loaded.config as ReconcilerConfig, { signal: abort.signal, logStream });
+  const base = await started;
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    abort.abort();
+    await done;
+  };
+  cleanups.push(stop);
+  return { base, sim, stateDir, log: () => logged, stop };
+}
+
+describe('reconciler daemon', () => {
+  it('serves /metrics with the reconciler series and /healthz 200 once the agent answered', async () => {
+    const d = await startDaemon();
+    expect(existsSync(d.stateDir)).toBe(true);
+    await until(async () => (await fetch(`${d.base}/healthz`)).status === 200);
+    const body = await (await fetch(`${d.base}/healthz`)).json();
+    expect(body).toMatchObject({ status: 'ok', host_state: 'steady', problems: [] });
+    const metrics = await (await fetch(`${d.base}/metrics`)).text();
+    for (const name of [
+      'ecs_id_mapper_reconciler_pass_duration_seconds_bucket',
+      'ecs_id_mapper_reconciler_passes_total{result="ok"}',
+      'ecs_id_mapper_reconciler_transitions_total{from="none",to="running"} 4',
+      'ecs_id_mapper_reconciler_transitions_total{from="stopping",to="gone"} 0',
+      'ecs_id_mapper_reconciler_observation_failures_total{source="imds"} 0',
+      'ecs_id_mapper_reconciler_imds_v1_fallbacks_total 0',
+      'ecs_id_mapper_reconciler_outbox_depth',
+      'ecs_id_mapper_reconciler_outbox_bytes',
+      'ecs_id_mapper_reconciler_outbox_coalesced_total 0',
+      'ecs_id_mapper_reconciler_report_attempts_total{kind="transitions",result="unreachable"}',
+      'ecs_id_mapper_reconciler_seconds_since_last_observation',
+      'ecs_id_mapper_reconciler_seconds_since_last_report -1',
+      'ecs_id_mapper_reconciler_containers{state="running"} 4',
+      'ecs_id_mapper_reconciler_label_disagreements_total 0',
+    ]) expect(metrics, name).toContain(name);
+    expect(metrics).not.toMatch(/container_id=/);
+  });
+
+  it('turns /healthz 503 with a JSON reason when the agent keeps failing, and 200 again when it recovers', async () => {
+    const d = await startDaemon();
+    await until(async () => (await fetch(`${d.base}/healthz`)).status === 200);
+    d.sim.setFault({ agent: '500' });
+    await until(async () => (await fetch(`${d.base}/healthz`)).status === 503);
+    const body = (await (await fetch(`${d.base}/healthz`)).json()) as Record<string, unknown>;
+    expect(body.error).toBe('unhealthy');
+    expect(body.message).toMatch(/last successful observation/);
+    expect(body.host_state).toBe('degraded');
+    d.sim.setFault({ agent: 'ok' });
+    await until(async () => (await fetch(`${d.base}/healthz`)).status === 200);
+  });
+
+  it('answers unknown paths with 404 JSON and other methods with 405 JSON', async () => {
+    const d = await startDaemon();
+    const nf = await fetch(`${d.base}/nope`);
+    expect(nf.status).toBe(404);
+    expect(await nf.json()).toMatchObject({ error: 'not_found' });
+    const post = await fetch(`${d.base}/metrics`, { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(await post.json()).toMatchObject({ error: 'method_not_allowed' });
+  });
+
+  it('stops cleanly on abort, keeping undelivered transitions in the outbox', async () => {
+    const d = await startDaemon();
+    await until(() => d.log().includes('"msg":"reconciler started'));
+    await until(async () => (await fetch(`${d.base}/healthz`)).status === 200);
+    await d.stop();
+    expect(d.log()).toContain('outbox not drained; kept for the next start');
+    expect(d.log()).toContain('reconciler stopped');
+    expect(existsSync(join(d.stateDir, 'outbox.jsonl'))).toBe(true);
+  });
+
+  it('fails to start with one readable line when the metrics port is taken', async () => {
+    const d = await startDaemon();
+    const port = new URL(d.base).port;
+    await expect(startDaemon(['--metrics-port', port])).rejects.toThrow();
+  }, 10_000);
+});
+
+describe('health', () => {
+  const state = (over: Partial<{ last: number | null; full: boolean }>): HealthState => ({
+    loop: { hostState: () => 'steady' },
+    outbox: { overCapacity: () => over.full ?? false, depth: () => 3 },
+    metrics: { lastObservationMs: () => (over.last === undefined ? 9_000 : over.last), lastReportMs: () => null },
+    reporter: { state: () => 'idle' },
+    staleAfterMs: 5_000,
+    now: () => 10_000,
+  });
+  it('is 200 with a recent observation and room in the outbox', () => {
+    expect(health(state({})).status).toBe(200);
+  });
+  it('is 503 before any observation, when the last one is stale, or when the outbox is full', () => {
+    expect(health(state({ last: null })).body.message).toBe('no successful observation yet');
+    expect(health(state({ last: 1_000 })).status).toBe(503);
+    const full = health(state({ full: true }));
+    expect(full.status).toBe(503);
+    expect(full.body.message).toBe('outbox full');
+  });
+});
+
+describe('reconciler config', () => {
+  it('rejects a missing or malformed --server with one readable line', () => {
+    expect(() => loadCommand('reconciler', [], {})).toThrow(ConfigError);
+    expect(() => loadCommand('reconciler', ['--server', 'not a url'], {})).toThrow(/--server: not a URL/);
+    expect(() => loadCommand('reconciler', ['--server', 'ftp://x'], {})).toThrow(/--server: expected an http\(s\) URL/);
+  });
+});

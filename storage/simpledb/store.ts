@@ -175,7 +175,7 @@ export class SimpleDbStore implements Store {
    * the conditional put catches any newer version (then the item is re-read), and a decision to
    * leave the item alone is only ever taken on a fresh read. Saves one request per record write.
    */
-  private readonly written = new LRUCache<string, Versioned<ContainerRecord>>({ max: 50_000 });
+  private readonly written = new LRUCache<string, Versioned<ContainerRecord>>({ max: 10_000 });
   /** Orders history rows with equal `at` by when this process wrote them. */
   private stampCounter = 0;
   private closed = false;

@@ -12,6 +12,7 @@ import type { Store } from '../storage/store.js';
 import { currentToken, type ReportTokenSource } from './auth.js';
 import type { ApiContext, ExtraHealthCheck } from './context.js';
 import { errorBody, errorHandler, rateLimited } from './errors.js';
+import { useWellFormedJsonParser } from './json-body.js';
 import { createApiMetrics, packageVersion, reportResultForStatus } from './metrics.js';
 import { legacyQueryRoutes } from './routes/legacy-query.js';
 import { opsRoutes } from './routes/ops.js';
@@ -75,6 +76,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     app.log.warn('no report token configured: report routes accept unauthenticated reports (set --report-token)');
   }
 
+  useWellFormedJsonParser(app);
   app.setErrorHandler((err, req, reply) => errorHandler(err, req, reply));
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).type('application/json; charset=utf-8').send(errorBody('ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0].slice(0, 200)} not found`));

@@ -1,0 +1,44 @@
+// The JSON body parser: Fastify's own (secure-json-parse, `__proto__`/`constructor` keys refused),
+// plus one rule of ours: no string or key may hold a lone UTF-16 surrogate (`"\ud800"` is valid
+// JSON). Such text cannot be encoded as UTF-8: SQLite would store it mangled into U+FFFD and the
+// SimpleDB client's URL encoding throws on it (a 500). It is refused with a 400 before any route runs.
+import type { FastifyInstance } from 'fastify';
+import { badRequest } from './errors.js';
+
+// Code units, not code points (no `u` flag): a high surrogate not followed by a low one, or a low one not preceded by a high one.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const wellFormed = (text: string) => !LONE_SURROGATE.test(text);
+
+/** The path (`host.cluster`, `transitions[0].reason`) of the first ill-formed string, or undefined. */
+export function illFormedPath(value: unknown, path = ''): string | undefined {
+  if (typeof value === 'string') return wellFormed(value) ? undefined : path || '(body)';
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = illFormedPath(value[i], `${path}[${i}]`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      if (!wellFormed(key)) return `${path}${path ? '.' : ''}(a key)`;
+      const found = illFormedPath(item, path ? `${path}.${key}` : key);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/** Replaces the application/json parser of `app` (call before routes are registered). */
+export function useWellFormedJsonParser(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    parseJson(req, body as string, (err, value) => {
+      if (err) return done(err, undefined);
+      const bad = illFormedPath(value);
+      if (bad) return done(badRequest(`${bad.slice(0, 200)}: text holds a lone UTF-16 surrogate (not encodable as UTF-8)`), undefined);
+      done(null, value);
+    });
+  });
+}

@@ -1,121 +1,130 @@
-// End to end with real parts: a private dockerd runs ECS-labelled containers (--network none), the
-// simulated agent lists them from the engine, the real reconciler daemon (runReconciler, with the
-// engine's event stream) reports to the real server (runServer, in-memory SQLite). Every container
-// must become queryable, then follow `docker stop` and `docker rm`.
+// The reconciler against a real Docker engine: containers started with ECS labels (`--network
+// none`), a simulated agent that lists exactly what the engine runs, the real daemon with Docker
+// events, and the real server. With a 30 s resync, only Docker events can explain a mapping that
+// shows up within seconds; `docker stop` and `docker rm` must be followed the same way.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
+import { buildServer } from '../api/server.js';
+import { parseLinks } from '../config/links.js';
 import { loadCommand, type ReconcilerConfig } from '../config/index.js';
+import { openStore, type Store, type ContainerRecord } from '../storage/index.js';
 import { runReconciler } from '../reconciler/main.js';
-import { ECS_LABELS } from '../reconciler/sources/types.js';
 import { startSimulatedHost, type SimulatedHost } from '../tools/simulate-host/index.js';
-import { skipWithoutDockerd, startDockerd, type Dockerd } from './support/dockerd.js';
-import { startServer, type RunningServer } from './support/live-server.js';
+import { startDockerd, skipWithoutDockerd, type Dockerd } from './support/dockerd.js';
 
-const TASK_ARN = 'arn:aws:ecs:us-east-1:012345678910:task/demo/4f5e6d7c8b9a00112233445566778899';
-const INSTANCE_ID = 'i-0fedcba9876543210';
-/** Generous: this is a correctness test, not a latency measurement (see docs/benchmarks.md). */
-const CONVERGE = { timeout: 20_000, interval: 100 };
-
-function labels(container: string): string[] {
-  const values = {
-    [ECS_LABELS.taskArn]: TASK_ARN,
-    [ECS_LABELS.containerName]: container,
-    [ECS_LABELS.family]: 'demo-web',
-    [ECS_LABELS.version]: '7',
-    [ECS_LABELS.cluster]: 'demo',
-  };
-  return Object.entries(values).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
-}
+const INSTANCE_ID = 'i-0a1b2c3d4e5f60718';
+const RESYNC = '30s';
 
 describe.skipIf(skipWithoutDockerd())('reconciler with a real dockerd', () => {
-  let engine: Dockerd;
-  let server: RunningServer;
-  let host: SimulatedHost;
-  let stateDir: string;
-  const abort = new AbortController();
-  let daemon: Promise<void> | undefined;
-  let logged = '';
+  let dockerd: Dockerd;
+  let sim: SimulatedHost;
+  let store: Store;
+  let app: FastifyInstance;
+  let dir: string;
+  let stopReconciler: () => Promise<void>;
 
   beforeAll(async () => {
-    engine = await startDockerd();
-    server = await startServer();
-    host = await startSimulatedHost({
-      host: '127.0.0.1', agentPort: 0, imdsPort: 0, controlPort: 0, tasks: 0, containersPerTask: 1, churnIntervalMs: 0,
-      cleanupAfterMs: 60_000, cluster: 'demo', instanceId: INSTANCE_ID, seed: 1, dockerSocket: engine.socketPath,
+    dockerd = await startDockerd();
+    dir = mkdtempSync(join(tmpdir(), 'rdockerd-'));
+    store = await openStore({ backend: 'sqlite', path: join(dir, 'mapper.sqlite') });
+    app = await buildServer({
+      store, registry: new Registry(), logger: false, links: parseLinks([]), cadvisorPort: 8080,
+      hostStaleAfterMs: 15 * 60_000, bodyLimitBytes: 16 * 1024 * 1024, reportRateLimitPerMinute: 1_000_000,
     });
-    stateDir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-reconciler-dockerd-'));
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const addr = app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : 0;
+    sim = await startSimulatedHost({
+      host: '127.0.0.1', agentPort: 0, imdsPort: 0, controlPort: 0, tasks: 0, containersPerTask: 1, churnIntervalMs: 0,
+      cleanupAfterMs: 60_000, cluster: 'dockerd', instanceId: INSTANCE_ID, seed: 1, dockerSocket: dockerd.socketPath,
+    });
     const loaded = loadCommand('reconciler', [
-      '--server', server.url, '--ecs-agent-url', host.agentUrl, '--imds-url', host.imdsUrl, '--docker-socket', engine.socketPath,
-      '--state-dir', stateDir, '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', '5s', '--request-timeout', '2s',
-      '--full-sync-interval', '1m',
+      '--server', `http://127.0.0.1:${port}`, '--ecs-agent-url', sim.agentUrl, '--imds-url', sim.imdsUrl,
+      '--docker-socket', dockerd.socketPath, '--state-dir', join(dir, 'state'), '--metrics-host', '127.0.0.1', '--metrics-port', '0',
+      '--resync-interval', RESYNC, '--event-debounce', '50ms', '--request-timeout', '2s', '--backoff-base', '50ms', '--backoff-max', '500ms',
+      '--log-level', 'warn',
     ], {});
     if (loaded.kind !== 'run') throw new Error('reconciler config did not load');
-    const logStream = new PassThrough();
-    logStream.on('data', (chunk: Buffer) => (logged += chunk.toString('utf8')));
-    daemon = runReconciler(loaded.config as ReconcilerConfig, { signal: abort.signal, logStream });
-  });
+    const abort = new AbortController();
+    const done = runReconciler(loaded.config as ReconcilerConfig, { signal: abort.signal, logStream: new PassThrough().resume() });
+    stopReconciler = async () => {
+      abort.abort();
+      await done;
+    };
+  }, 180_000);
 
   afterAll(async () => {
-    abort.abort();
-    await daemon;
-    await host?.close();
-    await server?.stop();
-    await engine?.stop();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  });
+    await stopReconciler?.();
+    await sim?.close();
+    await app?.close();
+    await store?.close();
+    await dockerd?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
 
-  async function lookup(id: string): Promise<{ status: number; containers: Array<Record<string, unknown>> }> {
-    const res = await fetch(`${server.url}/v2/lookup/${encodeURIComponent(id)}`);
-    const body = (await res.json()) as { containers?: Array<Record<string, unknown>> };
-    return { status: res.status, containers: body.containers ?? [] };
+  async function record(id: string): Promise<ContainerRecord | null> {
+    const found = await store.getContainer(id);
+    return found.kind === 'found' ? found.record : null;
   }
 
-  const stateOf = async (id: string) => (await lookup(id)).containers[0]?.state;
+  /** Resolves with the ms it took until the server's record for `id` satisfies `ok`. */
+  async function waitFor(id: string, ok: (r: ContainerRecord | null) => boolean, timeoutMs = 15_000): Promise<number> {
+    const start = Date.now();
+    while (Date.now() - start < timeoutMs) {
+      if (ok(await record(id))) return Date.now() - start;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`record of ${id.slice(0, 12)} never matched; last: ${JSON.stringify(await record(id))}`);
+  }
 
-  it('maps each labelled container, then follows docker stop and docker rm', async () => {
-    const app = await engine.run(['run', '-d', '--network', 'none', '--name', 'ecs-demo-web-7-app', ...labels('app'), engine.image]);
-    const sidecar = await engine.run(['run', '-d', '--network', 'none', '--name', 'ecs-demo-web-7-sidecar', ...labels('sidecar'), engine.image]);
+  const taskArn = (n: number) => `arn:aws:ecs:us-east-1:012345678910:task/dockerd/${n.toString(16).padStart(32, '0')}`;
+  async function runEcsContainer(n: number, name: string): Promise<string> {
+    return dockerd.run([
+      'run', '-d', '--network', 'none',
+      '--label', `com.amazonaws.ecs.task-arn=${taskArn(n)}`,
+      '--label', `com.amazonaws.ecs.container-name=${name}`,
+      '--label', 'com.amazonaws.ecs.task-definition-family=web',
+      '--label', 'com.amazonaws.ecs.task-definition-version=4',
+      '--label', 'com.amazonaws.ecs.cluster=dockerd',
+      '--name', `ecs-web-4-${name}-${n}`,
+      dockerd.image,
+    ]);
+  }
 
-    await expect.poll(() => stateOf(app), CONVERGE).toBe('running');
-    await expect.poll(() => stateOf(sidecar), CONVERGE).toBe('running');
-    const record = (await lookup(app)).containers[0];
-    expect(record).toMatchObject({
-      container_id: app,
-      docker_name: 'ecs-demo-web-7-app',
-      container_name: 'app',
-      task_arn: TASK_ARN,
-      task_id: '4f5e6d7c8b9a00112233445566778899',
-      task_family: 'demo-web',
-      task_version: '7',
-      cluster: 'demo',
-      instance_id: INSTANCE_ID,
-    });
-    // The task id finds both containers of the task.
-    expect((await lookup('4f5e6d7c8b9a00112233445566778899')).containers.map((c) => c.container_id).sort()).toEqual([app, sidecar].sort());
-
-    // One container of the task stops (Docker knows, the agent's task stays RUNNING); then the other.
-    await engine.run(['stop', '-t', '1', sidecar]);
-    await expect.poll(() => stateOf(sidecar), CONVERGE).toBe('stopped');
-    expect(await stateOf(app)).toBe('running');
-    expect((await lookup(sidecar)).containers[0].exit_code).toBe(137);
-    await engine.run(['stop', '-t', '1', app]);
-    await expect.poll(async () => [await stateOf(app), await stateOf(sidecar)], CONVERGE).toEqual(['stopped', 'stopped']);
-
-    await engine.run(['rm', app, sidecar]);
-    await expect.poll(async () => [await stateOf(app), await stateOf(sidecar)], CONVERGE).toEqual(['gone', 'gone']);
+  it('maps each started container through Docker events, well before a resync could', async () => {
+    const latencies: number[] = [];
+    for (let n = 1; n <= 3; n++) {
+      const id = await runEcsContainer(n, 'app');
+      const ms = await waitFor(id, (r) => r?.state === 'running');
+      latencies.push(ms);
+      const r = (await record(id))!;
+      expect(r).toMatchObject({ task_arn: taskArn(n), container_name: 'app', task_family: 'web', task_version: '4', source: 'agent', instance_id: INSTANCE_ID, docker_name: `ecs-web-4-app-${n}` });
+    }
+    console.log(`[dockerd] docker run → running on the server: ${latencies.join(', ')} ms (resync ${RESYNC})`);
+    for (const ms of latencies) expect(ms).toBeLessThan(15_000);
   });
 
-  it('maps a new container from its labels while the agent is failing, and marks the record so', async () => {
-    host.setFault({ agent: '500' });
-    try {
-      const worker = await engine.run(['run', '-d', '--network', 'none', '--name', 'ecs-demo-web-7-worker', ...labels('worker'), engine.image]);
-      await expect.poll(() => stateOf(worker), CONVERGE).toBe('running');
-      expect((await lookup(worker)).containers[0]).toMatchObject({ task_arn: TASK_ARN, container_name: 'worker', source: 'labels' });
-    } finally {
-      host.setFault({ agent: 'ok' });
-    }
+  it('follows docker stop to stopped and docker rm to gone', async () => {
+    const id = await runEcsContainer(10, 'worker');
+    await waitFor(id, (r) => r?.state === 'running');
+    await dockerd.run(['stop', '-t', '0', id]);
+    const stopMs = await waitFor(id, (r) => r?.state === 'stopped');
+    expect((await record(id))!.exit_code).not.toBeNull();
+    await dockerd.run(['rm', id]);
+    const rmMs = await waitFor(id, (r) => r?.state === 'gone');
+    console.log(`[dockerd] docker stop → stopped ${stopMs} ms, docker rm → gone ${rmMs} ms`);
+    const history = await store.history(id);
+    expect(history.map((h) => [h.from, h.to])).toEqual([[null, 'running'], ['running', 'stopped'], ['stopped', 'gone']]);
+  });
+
+  it('ignores containers without ECS labels', async () => {
+    const id = await dockerd.run(['run', '-d', '--network', 'none', dockerd.image]);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await record(id)).toBeNull();
   });
 });

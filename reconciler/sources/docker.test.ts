@@ -151,6 +151,7 @@ describe('Docker client: watchEvents', () => {
     await expect.poll(() => events.map((e) => e.action)).toEqual(['start', 'die', 'destroy']);
     const filters = new URL(server!.requests[0].path, 'http://docker').searchParams.get('filters');
     expect(JSON.parse(filters!)).toEqual({ type: ['container'], event: ['start', 'die', 'destroy'] });
+    expect(new URL(server!.requests[0].path, 'http://docker').searchParams.get('since')).toBeNull();
     controller.abort();
     await done;
   });
@@ -185,6 +186,8 @@ describe('Docker client: watchEvents', () => {
       controller.signal,
     );
     await expect.poll(() => connected).toBe(1);
+    streams[0].write(eventLine('start', ID_A));
+    await expect.poll(() => events.length).toBe(1);
 
     // The engine goes away: stream closed and socket file removed (server.close unlinks it).
     let recreated: Promise<void> | undefined;
@@ -195,7 +198,9 @@ describe('Docker client: watchEvents', () => {
     await expect.poll(() => connected, { timeout: 5000 }).toBe(2);
     await recreated;
     streams.at(-1)!.write(eventLine('start', ID_B));
-    await expect.poll(() => events.map((e) => e.container_id)).toEqual([ID_B]);
+    await expect.poll(() => events.map((e) => e.container_id)).toEqual([ID_A, ID_B]);
+    // The reconnect (first request to the new server) replays from the last event seen.
+    expect(new URL(server!.requests[0].path, 'http://docker').searchParams.get('since')).toBe('1629574695.515050031');
 
     expect(sleeps.slice(0, 5)).toEqual([100, 200, 400, 400, 400]);
     expect(disconnects.length).toBeGreaterThanOrEqual(5);

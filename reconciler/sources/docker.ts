@@ -102,6 +102,11 @@ export function parseEventLine(line: string): DockerEvent | undefined {
   return event;
 }
 
+/** Docker's `since` takes `<seconds>.<nanoseconds>`; timeNano is both run together. */
+function sinceParam(timeNano: string): string {
+  return `${timeNano.slice(0, -9)}.${timeNano.slice(-9)}`;
+}
+
 export function createDockerClient(options: DockerClientOptions): DockerClient {
   const dispatcher = new Agent({ connect: { socketPath: options.socketPath } });
   const backoff = options.backoff ?? DEFAULT_BACKOFF;
@@ -136,9 +141,14 @@ export function createDockerClient(options: DockerClientOptions): DockerClient {
     return Math.round(ceiling / 2 + random() * (ceiling / 2));
   }
 
-  /** One connection to the stream; resolves never, rejects when it ends or fails. */
-  async function follow(handlers: Parameters<DockerSource['watchEvents']>[0], signal: AbortSignal, onOpen: () => void): Promise<never> {
-    const path = `/events?filters=${encodeURIComponent(EVENT_FILTERS)}`;
+  /**
+   * One connection to the stream; never resolves, rejects when it ends or fails. After a reconnect,
+   * `since` (the last event seen) makes Docker replay what happened while the link was down, so a
+   * gap costs at most a duplicate event, which the reconciler tolerates (events are only hints).
+   */
+  async function follow(handlers: Parameters<DockerSource['watchEvents']>[0], signal: AbortSignal, since: { nano?: string }, onOpen: () => void): Promise<never> {
+    let path = `/events?filters=${encodeURIComponent(EVENT_FILTERS)}`;
+    if (since.nano) path += `&since=${sinceParam(since.nano)}`;
     const res = await request(url(path), { dispatcher, signal, headersTimeout: options.timeoutMs, bodyTimeout: 0 });
     if (res.statusCode !== 200) {
       await res.body.dump();
@@ -156,7 +166,10 @@ export function createDockerClient(options: DockerClientOptions): DockerClient {
         buffered = buffered.slice(newline + 1);
         if (line === '') continue;
         const event = parseEventLine(line);
-        if (event) handlers.onEvent(event);
+        if (event) {
+          if (/^\d{10,}$/.test(event.time_nano)) since.nano = event.time_nano;
+          handlers.onEvent(event);
+        }
       }
     }
     throw new ObservationError('docker', 'ERR_UNREACHABLE', 'Docker GET /events: stream ended');
@@ -176,9 +189,10 @@ export function createDockerClient(options: DockerClientOptions): DockerClient {
 
     async watchEvents(handlers, signal) {
       let attempt = 0;
+      const since: { nano?: string } = {};
       while (!signal.aborted) {
         try {
-          await follow(handlers, signal, () => {
+          await follow(handlers, signal, since, () => {
             attempt = 0;
           });
         } catch (error) {

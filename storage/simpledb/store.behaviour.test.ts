@@ -199,3 +199,17 @@ describe('opening', () => {
     expect((err as Error).message).toMatch(/^SimpleDB open failed: SimpleDB CreateDomain: SignatureDoesNotMatch: [^\n]+$/);
   });
 });
+
+describe('strings SimpleDB cannot carry', () => {
+  it('finds nothing for lookups holding a lone surrogate, without asking SimpleDB', async () => {
+    const registry = new Registry();
+    const s = await store(`surrogate${n++}`, { registry });
+    const before = await counter(registry, 'ecs_id_mapper_simpledb_requests_total');
+    const lone = 'ecs-web-\ud800-x';
+    expect(await s.findByDockerName(lone)).toEqual([]);
+    expect(await s.history(lone)).toEqual([]);
+    expect((await s.listContainers({ cluster: lone }, { limit: 5 })).items).toEqual([]);
+    await s.recordLegacyEvent({ event_id: lone, event: 'added', at: iso(1) }, '\udc00');
+    expect(await counter(registry, 'ecs_id_mapper_simpledb_requests_total')).toBe(before);
+  });
+});

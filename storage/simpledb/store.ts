@@ -141,6 +141,15 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
+/**
+ * A lone UTF-16 surrogate cannot be sent to SimpleDB (it has no UTF-8 form), so no stored value
+ * can hold one: a lookup for such a string finds nothing without asking.
+ */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+function storable(...values: Array<string | null | undefined>): boolean {
+  return values.every((v) => v === null || v === undefined || !LONE_SURROGATE.test(v));
+}
+
 function decodeIndex(value: string | undefined): string | null {
   return value === undefined || value === '-' ? null : value.slice(1);
 }
@@ -349,6 +358,7 @@ export class SimpleDbStore implements Store {
 
   async recordLegacyEvent(event: LegacyEvent, host: string | null): Promise<void> {
     const at = normaliseIso(event.at);
+    if (!storable(event.event_id, host)) return;
     await this.run('recordLegacyEvent', async () => {
       // Events whose key matches no stored record are dropped: history rows belong to a container,
       // and the next report map brings the container anyway.
@@ -435,6 +445,7 @@ export class SimpleDbStore implements Store {
   }
 
   async findByDockerName(dockerName: string): Promise<ContainerRecord[]> {
+    if (!storable(dockerName)) return [];
     return this.run('findByDockerName', () =>
       this.cache.dockerName(dockerName, async () =>
         (await this.selectContainers([{ attr: 'docker_name', op: '=', value: indexValue(dockerName) }], true)).map((v) => v.record).sort(byContainerId),
@@ -445,6 +456,7 @@ export class SimpleDbStore implements Store {
   async listContainers(filter: ContainerFilter, page: PageRequest): Promise<Page<ContainerRecord>> {
     const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
     const limit = Math.min(MAX_PAGE, Math.max(1, Math.trunc(page.limit) || 1));
+    if (!storable(filter.cluster, filter.instance_id, filter.state, filter.task_family)) return { items: [], next_cursor: null };
     return this.run('listContainers', async () => {
       const where: Predicate[] = [];
       for (const key of ['cluster', 'instance_id', 'state', 'task_family'] as const) {
@@ -468,6 +480,7 @@ export class SimpleDbStore implements Store {
   }
 
   async history(containerId: string): Promise<TransitionRecord[]> {
+    if (!storable(containerId)) return [];
     return this.run('history', () =>
       this.cache.history(containerId, async () => {
         const items = await this.client.selectAll(

@@ -203,6 +203,10 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     tr.state = r.state;
     tr.via = r.container.source;
     tr.restart = r.container.restart_count;
+    // The inputs that produced this state, so an unchanged container costs nothing on the first pass.
+    const status = (v: string | null): AgentTaskStatus | null => (v === 'PENDING' || v === 'RUNNING' || v === 'STOPPED' ? v : null);
+    tr.known = status(r.container.known_status);
+    tr.desired = status(r.container.desired_status);
     tr.restored = r.container;
     tracked.set(tr.id, tr);
   }

@@ -3,6 +3,7 @@
 // clock, settings.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
+import { TypeBoxValidatorCompiler, registerAjvFormats } from '@fastify/type-provider-typebox';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger, LoggerOptions } from 'pino';
@@ -54,8 +55,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     keepAliveTimeout: deps.keepAliveTimeoutMs ?? 5_000,
     // Task ARNs (URL-encoded in /v2/lookup/:id) are longer than find-my-way's default of 100.
     routerOptions: { maxParamLength: 2048 },
-    // additionalProperties:false must reject, not silently strip; query strings still need coercion.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // Malformed percent-encoding in the path (FST_ERR_BAD_URL) is answered before routing; without
+    // this it would bypass errorHandler and answer Fastify's own `{error:"Bad Request", code, ...}`.
+    frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
   };
   const logging = isLogger(deps.logger) ? { loggerInstance: deps.logger } : { logger: deps.logger as FastifyServerOptions['logger'] };
   const app = Fastify({ ...options, ...logging } as FastifyServerOptions) as unknown as FastifyInstance;
@@ -77,6 +79,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   }
 
   useWellFormedJsonParser(app);
+  // TypeBox validates: bodies exactly as sent (Ajv's coercion turned a JSON null into "" or 0 and
+  // stripped unknown fields), while params and query strings are converted to their declared types.
+  registerAjvFormats();
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
   app.setErrorHandler((err, req, reply) => errorHandler(err, req, reply));
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).type('application/json; charset=utf-8').send(errorBody('ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0].slice(0, 200)} not found`));

@@ -52,6 +52,16 @@ describe('POST /v2/hosts/:instance_id/transitions', () => {
     expect(await t.store.history(C2)).toEqual(historyBefore);
   });
 
+  it('stores null fields as null (no coercion of a JSON null to "" or 0)', async () => {
+    const nullHost = hostIdentity({ instance_id: host.instance_id, cluster: null, instance_ip: null });
+    const res = await post(`/v2/hosts/${host.instance_id}/transitions`, batch(nullHost, [
+      transition(1, 'running', { container: { container_id: C1, docker_name: null, image: null, task_arn: null, exit_code: null, started_at: null } }),
+    ]));
+    expect(res.statusCode).toBe(200);
+    const view = (await get(`/v2/lookup/${C1}`)).json().containers[0];
+    expect(view).toMatchObject({ docker_name: null, image: null, task_arn: null, task_id: null, exit_code: null, cluster: null, instance_ip: null, links: [] });
+  });
+
   it('answers 400 when the URL names another host than the body', async () => {
     const res = await post(`/v2/hosts/${instanceId('other')}/transitions`, seedBatch());
     expect(res.statusCode).toBe(400);

@@ -46,7 +46,7 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
         instance_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
         state: Type.Optional(LifecycleStateSchema),
         task_family: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
-        limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'default 100' })),
         cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
       }),
       response: {
@@ -56,7 +56,7 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
     },
   }, async (req) => {
     const { limit, cursor, ...filter } = req.query;
-    const page = await ctx.store.listContainers(filter, { limit, cursor });
+    const page = await ctx.store.listContainers(filter, { limit: limit ?? 100, cursor });
     return { items: page.items.map(view), next_cursor: page.next_cursor };
   });
 

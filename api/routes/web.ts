@@ -42,12 +42,13 @@ export const webRoutes: FastifyPluginAsync<{ webRoot?: string }> = async (app, o
       summary: 'The lookup web page and its assets (api/web/)',
       tags: ['web'],
       hide: true,
-      params: Type.Object({ '*': Type.String({ maxLength: 512 }) }),
+      // The wildcard param is named '*'; a Record because TypeBox cannot compile '*' as a property name.
+      params: Type.Record(Type.String(), Type.String({ maxLength: 512 })),
       querystring: Type.Object({}),
       response: { 200: Type.Unknown(), ...errorResponses(404) },
     },
   }, async (req, reply) => {
-    const wanted = req.params['*'];
+    const wanted = req.params['*'] ?? '';
     const path = opts.webRoot ? webFilePath(opts.webRoot, wanted) : undefined;
     const missing = () => notFound(`no such page: /${wanted.slice(0, 200)}`);
     if (!path) throw missing();

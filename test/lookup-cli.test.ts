@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lookupUrl } from '../cli/lookup.js';
 import { seedFleet, startLookupServer, type LookupServer, type SeededFleet } from './support/seed.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -215,5 +216,16 @@ describe('lookup: usage and connection errors (exit 2, one line on stderr)', () 
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
     }
+  });
+});
+
+describe('lookupUrl', () => {
+  it('keeps a path prefix of --server and encodes the id (task ARNs contain / and :)', () => {
+    const arn = 'arn:aws:ecs:us-east-1:123456789012:task/prod/0f4c6a8e2b1d4c3a9e7f5b6d8c0a1e2f';
+    expect(lookupUrl(new URL('http://mapper.internal:5001'), 'abcdefabcdef').href).toBe('http://mapper.internal:5001/v2/lookup/abcdefabcdef');
+    expect(lookupUrl(new URL('https://tools.example/mapper?x=1'), arn).href).toBe(
+      'https://tools.example/mapper/v2/lookup/arn%3Aaws%3Aecs%3Aus-east-1%3A123456789012%3Atask%2Fprod%2F0f4c6a8e2b1d4c3a9e7f5b6d8c0a1e2f',
+    );
+    expect(lookupUrl(new URL('http://h/base/'), '../../etc').href).toBe('http://h/base/v2/lookup/..%2F..%2Fetc');
   });
 });

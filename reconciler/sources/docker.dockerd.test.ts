@@ -64,4 +64,28 @@ describe.skipIf(skipWithoutDockerd())('Docker client against a real dockerd', ()
     await engine.run(['wait', id]);
     expect((await client.listContainers()).find((c) => c.id === id)).toMatchObject({ state: 'exited', exit_code: 3, labels: {} });
   });
+
+  it('reconnects the event stream when the engine restarts, and sees what happens afterwards', async () => {
+    const watcher = createDockerClient({ socketPath: engine.socketPath, timeoutMs: 5000, backoff: { baseMs: 100, maxMs: 500 } });
+    const controller = new AbortController();
+    const events: DockerEvent[] = [];
+    const disconnects: Error[] = [];
+    let connected = 0;
+    const watching = watcher.watchEvents(
+      { onEvent: (e) => events.push(e), onConnected: () => connected++, onDisconnected: (e) => disconnects.push(e) },
+      controller.signal,
+    );
+    try {
+      await expect.poll(() => connected).toBe(1);
+      await engine.restart();
+      await expect.poll(() => connected, { timeout: 20_000 }).toBe(2);
+      expect(disconnects.length).toBeGreaterThanOrEqual(1);
+      const id = await engine.run(['run', '-d', '--network', 'none', ...labelArgs, engine.image]);
+      await expect.poll(() => events.filter((e) => e.container_id === id).map((e) => e.action)).toEqual(['start']);
+    } finally {
+      controller.abort();
+      await watching;
+      await watcher.close();
+    }
+  });
 });

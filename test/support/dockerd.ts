@@ -26,6 +26,8 @@ export interface Dockerd {
   image: string;
   /** Runs the docker CLI against this engine; resolves with trimmed stdout, rejects with stderr. */
   run(args: string[]): Promise<string>;
+  /** Stops the engine (its socket disappears) and starts it again on the same paths and data. */
+  restart(): Promise<void>;
   /** Removes every container, stops the engine and deletes its temp dir. */
   stop(): Promise<void>;
 }
@@ -97,12 +99,7 @@ async function buildImage(tmp: string, run: Dockerd['run']): Promise<void> {
   await run(['import', '--change', 'CMD ["/bin/sleep","3600"]', tarball, IMAGE]);
 }
 
-export async function startDockerd(): Promise<Dockerd> {
-  if (!dockerdAvailable()) throw new Error(`dockerd not found at ${DOCKERD_PATH}; install docker.io (required when CI=true)`);
-  // Short path: unix socket paths are limited to 108 bytes.
-  const tmp = mkdtempSync('/tmp/eim-dockerd-');
-  const socketPath = join(tmp, 'docker.sock');
-  const logPath = join(tmp, 'dockerd.log');
+function spawnDockerd(tmp: string, socketPath: string, logPath: string): ChildProcess {
   const log = openSync(logPath, 'a');
   const child = spawn(
     DOCKERD_PATH,
@@ -118,6 +115,35 @@ export async function startDockerd(): Promise<Dockerd> {
     { stdio: ['ignore', log, log] },
   );
   closeSync(log);
+  return child;
+}
+
+async function waitForPing(child: ChildProcess, socketPath: string, logPath: string): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while (!(await ping(socketPath))) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`dockerd exited during startup:\n${logTail(logPath)}`);
+    if (Date.now() > deadline) throw new Error(`dockerd did not answer /_ping within ${STARTUP_TIMEOUT_MS} ms:\n${logTail(logPath)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** SIGTERM, then SIGKILL if the engine has not exited within STOP_TIMEOUT_MS. */
+async function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  if (!(await exited(child, STOP_TIMEOUT_MS))) {
+    child.kill('SIGKILL');
+    await exited(child, 5000);
+  }
+}
+
+export async function startDockerd(): Promise<Dockerd> {
+  if (!dockerdAvailable()) throw new Error(`dockerd not found at ${DOCKERD_PATH}; install docker.io (required when CI=true)`);
+  // Short path: unix socket paths are limited to 108 bytes.
+  const tmp = mkdtempSync('/tmp/eim-dockerd-');
+  const socketPath = join(tmp, 'docker.sock');
+  const logPath = join(tmp, 'dockerd.log');
+  let child = spawnDockerd(tmp, socketPath, logPath);
 
   const cliEnv = { ...process.env, DOCKER_CONFIG: join(tmp, 'cli'), DOCKER_HOST: `unix://${socketPath}` };
   const run: Dockerd['run'] = async (args) => {
@@ -137,27 +163,24 @@ export async function startDockerd(): Promise<Dockerd> {
     if (child.exitCode === null && child.signalCode === null) {
       const ids = await run(['ps', '-aq']).catch(() => '');
       if (ids) await run(['rm', '-f', '-v', ...ids.split('\n')]).catch(() => undefined);
-      child.kill('SIGTERM');
-      if (!(await exited(child, STOP_TIMEOUT_MS))) {
-        child.kill('SIGKILL');
-        await exited(child, 5000);
-      }
     }
+    await terminate(child);
     await unmountUnder(tmp);
     rmSync(tmp, { recursive: true, force: true });
   };
 
+  const restart = async () => {
+    await terminate(child);
+    child = spawnDockerd(tmp, socketPath, logPath);
+    await waitForPing(child, socketPath, logPath);
+  };
+
   try {
-    const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-    while (!(await ping(socketPath))) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`dockerd exited during startup:\n${logTail(logPath)}`);
-      if (Date.now() > deadline) throw new Error(`dockerd did not answer /_ping within ${STARTUP_TIMEOUT_MS} ms:\n${logTail(logPath)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitForPing(child, socketPath, logPath);
     await buildImage(tmp, run);
   } catch (error) {
     await stop();
     throw error;
   }
-  return { socketPath, image: IMAGE, run, stop };
+  return { socketPath, image: IMAGE, run, restart, stop };
 }

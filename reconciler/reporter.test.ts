@@ -113,6 +113,7 @@ describe('reporter', () => {
     expect(new Set(fake.auth)).toEqual(new Set(['Bearer sekret']));
     expect(outbox.ackedSeq()).toBe(5);
     expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'success' })).toBe(3);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_outbox_depth', {})).toBe(0);
   });
 
   it('sends the snapshot only once the outbox is drained, with seq = last acknowledged seq', async () => {

@@ -184,6 +184,8 @@ export function createReporter(options: ReporterOptions): Reporter {
       log.error({ err }, 'outbox compaction after acknowledgement failed');
       throw new ReportError('ERR_REPORT_OUTBOX', (err as Error).message, false, undefined, { cause: err });
     }
+    options.metrics?.outboxDepth.set(options.outbox.depth());
+    options.metrics?.outboxBytes.set(options.outbox.bytes());
     log.debug({ sent: transitions.length, applied: result.applied, duplicates: result.duplicates, acked_seq: result.acked_seq }, 'transitions acknowledged');
     return { remaining: options.outbox.depth() + (options.outbox.depth() === 0 && snapshotDue() ? 1 : 0) };
   }

@@ -23,6 +23,7 @@ COPY bench ./bench
 COPY cli ./cli
 COPY config ./config
 COPY reconciler ./reconciler
+COPY secrets ./secrets
 COPY storage ./storage
 COPY tools ./tools
 COPY wire ./wire

@@ -23,7 +23,7 @@ const STATES = ['running', 'pending', 'stopping', 'stopped', 'gone'];
 const form = /** @type {HTMLFormElement} */ (document.getElementById('search'));
 const input = /** @type {HTMLInputElement} */ (document.getElementById('q'));
 const result = /** @type {HTMLElement} */ (document.getElementById('result'));
-const status = /** @type {HTMLElement} */ (document.getElementById('status'));
+const statusRegion = /** @type {HTMLElement} */ (document.getElementById('status'));
 
 // --- DOM helper -------------------------------------------------------------------------------------
 
@@ -174,7 +174,7 @@ async function render() {
   result.dataset.state = state;
   // Screen readers hear the one-line outcome, not the whole result area.
   const lead = content.matches('.summary, .notice') ? content : content.querySelector('.summary, .notice, caption');
-  status.textContent = lead ? lead.textContent : '';
+  statusRegion.textContent = lead ? lead.textContent : '';
   result.removeAttribute('aria-busy');
 }
 

@@ -341,7 +341,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
 
   async function doPass(): Promise<PassResult> {
     passNo++;
-    const started = performance.now();
+    const passStart = performance.now();
     const imdsOk = await observeIdentity();
     const needMeta = agentMeta === null;
     const [tasksR, metaR, dockerR] = await Promise.allSettled([
@@ -397,7 +397,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
 
     const result: PassResultKind = tasks ? 'ok' : docker ? 'degraded' : 'failed';
     if (result !== 'failed') metrics?.observedAt(now());
-    const durationMs = performance.now() - started;
+    const durationMs = performance.now() - passStart;
     if (metrics) {
       metrics.passes.inc({ result });
       metrics.passDuration.observe(durationMs / 1000);
@@ -435,7 +435,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     if (running) {
       // One pass at a time; a request during a pass gets a fresh pass right after it.
       const current = running;
-      return current.then(() => runPass());
+      return current.then(runPass, runPass);
     }
     const p = doPass().finally(() => {
       running = null;

@@ -120,6 +120,12 @@ describe('GET /v2/lookup/:id', () => {
     expect(body.containers[0].links[0]).toEqual({ name: 'cadvisor', url: `http://10.0.1.17:8080/docker/${body.containers[0].container_id}` });
   });
 
+  it('also finds a task ARN sent without URL-encoding', async () => {
+    const res = await get(`/v2/lookup/${ARN}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ kind: 'task_arn', query: ARN });
+  });
+
   it('treats a 32-hex id as a task first, then as a container prefix', async () => {
     const res = await get(`/v2/lookup/${C1.slice(0, 32)}`);
     expect(res.json()).toMatchObject({ kind: 'container_prefix', containers: [{ container_id: C1 }] });

@@ -12,9 +12,21 @@ import { StringEnum, ContainerViewSchema, HostViewSchema, TransitionRecordSchema
 
 const NoQuery = Type.Object({});
 
+const LookupAnswerSchema = Type.Object({
+  query: Type.String(),
+  kind: StringEnum(LOOKUP_KINDS),
+  containers: Type.Array(ContainerViewSchema),
+});
+
 export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const view = (rec: ContainerRecord) => ({ ...rec, links: linksFor(ctx, rec) });
+
+  async function lookupAny(id: string) {
+    const answer = await lookupId(ctx.store, id, 'any', ctx.metrics);
+    if (answer.records.length === 0) throw notFound(`nothing matches ${answer.kind.replace('_', ' ')} "${answer.query}"`);
+    return { query: answer.query, kind: answer.kind, containers: answer.records.map(view) };
+  }
 
   r.get('/v2/lookup/:id', {
     schema: {
@@ -22,20 +34,19 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
       tags: ['v2'],
       params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 2048 }) }),
       querystring: NoQuery,
-      response: {
-        200: Type.Object({
-          query: Type.String(),
-          kind: StringEnum(LOOKUP_KINDS),
-          containers: Type.Array(ContainerViewSchema),
-        }),
-        ...errorResponses(400, 404, 409, 503),
-      },
+      response: { 200: LookupAnswerSchema, ...errorResponses(400, 404, 409, 503) },
     },
-  }, async (req) => {
-    const answer = await lookupId(ctx.store, req.params.id, 'any', ctx.metrics);
-    if (answer.records.length === 0) throw notFound(`nothing matches ${answer.kind.replace('_', ' ')} "${answer.query}"`);
-    return { query: answer.query, kind: answer.kind, containers: answer.records.map(view) };
-  });
+  }, async (req) => lookupAny(req.params.id));
+
+  // A task ARN sent without URL-encoding spans several path segments; answer it all the same.
+  r.get('/v2/lookup/*', {
+    schema: {
+      hide: true,
+      params: Type.Record(Type.String(), Type.String({ maxLength: 2048 })),
+      querystring: NoQuery,
+      response: { 200: LookupAnswerSchema, ...errorResponses(400, 404, 409, 503) },
+    },
+  }, async (req) => lookupAny(req.params['*'] ?? ''));
 
   r.get('/v2/containers', {
     schema: {

@@ -1,0 +1,78 @@
+// runServer in-process: listens, logs its URL, purges gone records on its interval, and shuts down
+// cleanly when told to.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadServerConfig } from '../config/index.js';
+import { runServer } from './main.js';
+import { agentEntry, agentMap } from './test-helpers.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function logCapture() {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('runServer', () => {
+  it('logs its URL, purges records gone longer than the retention, and resolves after an abort', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-main-'));
+    dirs.push(dir);
+    const config = { ...loadServerConfig(['--port', '0', '--host', '127.0.0.1', '--store', `sqlite:${join(dir, 'm.db')}`]), retentionMs: 1, purgeIntervalMs: 200 };
+    const { lines, stream } = logCapture();
+    const abort = new AbortController();
+    const running = runServer(config, { signal: abort.signal, logStream: stream });
+    const url = await waitFor('the listening line', () => lines.find((l) => typeof l.url === 'string' && String(l.msg).includes(String(l.url)))?.url as string | undefined);
+
+    const old = 'e1'.repeat(32);
+    const fresh = 'e2'.repeat(32);
+    const send = (containerId: string) =>
+      fetch(`${url}/report/map`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(agentMap([agentEntry({ container_id: containerId, task_id: 'f'.repeat(32) })])) });
+    expect((await send(old)).status).toBe(200);
+    expect((await fetch(`${url}/query/container_id/${old}`)).status).toBe(200);
+    // The next map no longer holds `old`: it becomes gone, and the purge removes it.
+    expect((await send(fresh)).status).toBe(200);
+    await waitFor('the purge', async () => ((await fetch(`${url}/query/container_id/${old}`)).status === 404 ? true : undefined));
+    expect((await fetch(`${url}/query/container_id/${fresh}`)).status).toBe(200);
+
+    abort.abort();
+    await running;
+    expect(lines.some((l) => l.msg === 'server stopped')).toBe(true);
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
+  }, 30_000);
+
+  it('fails to start with one readable error when the port is taken', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-main-'));
+    dirs.push(dir);
+    const first = logCapture();
+    const abort = new AbortController();
+    const base = ['--host', '127.0.0.1', '--store', `sqlite:${join(dir, 'a.db')}`];
+    const running = runServer(loadServerConfig(['--port', '0', ...base]), { signal: abort.signal, logStream: first.stream });
+    const url = await waitFor('the listening line', () => first.lines.find((l) => typeof l.url === 'string')?.url as string | undefined);
+    const port = new URL(url).port;
+    await expect(runServer(loadServerConfig(['--port', port, '--host', '127.0.0.1', '--store', `sqlite:${join(dir, 'b.db')}`]), { logStream: logCapture().stream })).rejects.toThrow(/EADDRINUSE|in use/);
+    abort.abort();
+    await running;
+  }, 30_000);
+});

@@ -1,0 +1,36 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { runDemo } from './run.js';
+
+describe('npm run demo', () => {
+  it('prints lookup URLs that answer 200 with the mapped container, and stops cleanly', async () => {
+    const out = new PassThrough();
+    let printed = '';
+    out.on('data', (chunk: Buffer) => (printed += chunk.toString('utf8')));
+    const controller = new AbortController();
+    const running = runDemo({ signal: controller.signal, out, port: 0 });
+    try {
+      await expect.poll(() => printed, { timeout: 30_000 }).toContain('Ctrl-C stops everything.');
+      const urls = [...printed.matchAll(/(http:\/\/127\.0\.0\.1:\d+\S*)/g)].map((m) => m[1]);
+      expect(urls.length).toBe(12);
+      const lookups = urls.filter((u) => u.includes('/v2/lookup/'));
+      expect(lookups).toHaveLength(4);
+      const ids = new Set<string>();
+      for (const url of lookups) {
+        const res = await fetch(url);
+        expect(res.status).toBe(200);
+        const body = (await res.json()) as { containers: Array<{ container_id: string }> };
+        body.containers.forEach((c) => ids.add(c.container_id));
+      }
+      const shortId = /\?q=([0-9a-f]{12})/.exec(printed)![1];
+      expect([...ids].some((id) => id.startsWith(shortId))).toBe(true);
+      // Every URL but the POST-only fault switch answers a GET.
+      for (const url of urls.filter((u) => !u.includes('/v2/lookup/') && !u.endsWith('/faults'))) {
+        expect((await fetch(url)).status, url).toBe(200);
+      }
+    } finally {
+      controller.abort();
+      await running;
+    }
+  });
+});

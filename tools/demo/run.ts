@@ -1,0 +1,149 @@
+// `npm run demo`: the whole system on loopback in one process. The server (in-memory SQLite), a
+// simulated ECS host with churn, and a reconciler on that host reporting to the server. It prints
+// lookup URLs that work once the first containers are mapped, then runs until SIGINT/SIGTERM.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { runServer } from '../../api/main.js';
+import { loadCommand, type ReconcilerConfig, type ServerConfig } from '../../config/index.js';
+import { runReconciler } from '../../reconciler/main.js';
+import { startSimulatedHost } from '../simulate-host/index.js';
+
+export interface DemoOptions {
+  /** Stops the demo (tests); SIGINT/SIGTERM always do. */
+  signal?: AbortSignal;
+  /** Where the URLs are printed (default stdout). */
+  out?: NodeJS.WritableStream;
+  /** Server port; the demo falls back to any free port when it is taken. Default 5001. */
+  port?: number;
+  /** How long to wait for the first mapped containers before giving up. */
+  readyTimeoutMs?: number;
+}
+
+interface Running {
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts a runner whose log announces its URL; resolves with the URL once it appears. */
+async function startLogged(
+  start: (signal: AbortSignal, logStream: NodeJS.WritableStream) => Promise<void>,
+  urlPattern: RegExp,
+  what: string,
+): Promise<Running & { url: string }> {
+  const abort = new AbortController();
+  const logStream = new PassThrough();
+  let logged = '';
+  const announced = new Promise<string>((resolve) => {
+    logStream.on('data', (chunk: Buffer) => {
+      // Keep only the tail: the demo runs for hours.
+      logged = (logged + chunk.toString('utf8')).slice(-64 * 1024);
+      const match = urlPattern.exec(logged);
+      if (match) resolve(match[1]);
+    });
+  });
+  const done = start(abort.signal, logStream);
+  const url = await Promise.race([announced, done.then(() => Promise.reject(new Error(`${what} stopped at start:\n${logged.slice(-2000)}`)))]);
+  return {
+    url,
+    done,
+    async stop() {
+      abort.abort();
+      await done;
+    },
+  };
+}
+
+async function startDemoServer(port: number): Promise<Running & { url: string }> {
+  const loaded = loadCommand('server', ['--host', '127.0.0.1', '--port', String(port), '--store', 'sqlite::memory:', '--log-level', 'info'], {});
+  if (loaded.kind !== 'run') throw new Error('server config did not load');
+  return startLogged((signal, logStream) => runServer(loaded.config as ServerConfig, { signal, logStream }), /"url":"(http:\/\/127\.0\.0\.1:\d+)"/, 'server');
+}
+
+async function waitForContainers(serverUrl: string, timeoutMs: number, signal?: AbortSignal): Promise<Array<Record<string, string>>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    signal?.throwIfAborted();
+    const res = await fetch(`${serverUrl}/v2/containers?state=running&limit=20`).catch(() => undefined);
+    if (res?.ok) {
+      const body = (await res.json()) as { items: Array<Record<string, string>> };
+      if (body.items.length > 0) return body.items;
+    }
+    if (Date.now() > deadline) throw new Error(`no container was mapped within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function runDemo(options: DemoOptions = {}): Promise<void> {
+  const out = options.out ?? process.stdout;
+  const stopping: Array<() => Promise<void>> = [];
+  const stateDir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-demo-'));
+  try {
+    let server: Running & { url: string };
+    try {
+      server = await startDemoServer(options.port ?? 5001);
+    } catch {
+      server = await startDemoServer(0); // the preferred port is taken
+    }
+    stopping.push(() => server.stop());
+
+    const host = await startSimulatedHost({
+      host: '127.0.0.1', agentPort: 0, imdsPort: 0, controlPort: 0, tasks: 4, containersPerTask: 2, churnIntervalMs: 5000,
+      cleanupAfterMs: 60_000, cluster: 'demo', instanceId: 'i-0de30000000000001', seed: 1,
+    });
+    stopping.unshift(() => host.close());
+
+    const loaded = loadCommand('reconciler', [
+      '--server', server.url, '--ecs-agent-url', host.agentUrl, '--imds-url', host.imdsUrl, '--docker-socket', 'none',
+      '--state-dir', stateDir, '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', '1s', '--full-sync-interval', '1m',
+      '--log-level', 'info',
+    ], {});
+    if (loaded.kind !== 'run') throw new Error('reconciler config did not load');
+    const reconciler = await startLogged(
+      (signal, logStream) => runReconciler(loaded.config as ReconcilerConfig, { signal, logStream }),
+      /"metrics_url":"(http:\/\/127\.0\.0\.1:\d+)\/metrics"/,
+      'reconciler',
+    );
+    stopping.unshift(() => reconciler.stop());
+
+    const [first] = await waitForContainers(server.url, options.readyTimeoutMs ?? 30_000, options.signal);
+    const shortId = first.container_id.slice(0, 12);
+    out.write(
+      [
+        'ECS ID Mapper demo: server, simulated ECS host (4 tasks x 2 containers, churn every 5 s) and reconciler.',
+        '',
+        `  lookup page         ${server.url}/?q=${shortId}`,
+        `  by container id     ${server.url}/v2/lookup/${shortId}`,
+        `  by task id          ${server.url}/v2/lookup/${first.task_id}`,
+        `  by task ARN         ${server.url}/v2/lookup/${encodeURIComponent(first.task_arn)}`,
+        `  by docker name      ${server.url}/v2/lookup/${encodeURIComponent(first.docker_name)}`,
+        `  history             ${server.url}/v2/containers/${shortId}/history`,
+        `  all containers      ${server.url}/v2/containers`,
+        `  hosts               ${server.url}/v2/hosts`,
+        `  server metrics      ${server.url}/metrics`,
+        `  reconciler metrics  ${reconciler.url}/metrics`,
+        `  simulated host      ${host.controlUrl}/state  (POST ${host.controlUrl}/faults {"agent":"500"} to break the agent)`,
+        '',
+        'Ctrl-C stops everything.',
+        '',
+      ].join('\n'),
+    );
+
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+        options.signal?.removeEventListener('abort', stop);
+        resolve();
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      if (options.signal?.aborted) stop();
+      else options.signal?.addEventListener('abort', stop, { once: true });
+    });
+  } finally {
+    for (const stop of stopping) await stop().catch(() => undefined);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}

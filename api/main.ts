@@ -44,6 +44,10 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
   const log = pino({ level: config.logLevel, base: { service: 'ecs-id-mapper-server' } }, options.logStream ?? process.stdout);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'ecs_id_mapper_' });
+  // prom-client names these gauges `*_total`, which promtool (rightly) rejects for non-counters.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(`ecs_id_mapper_${name}`);
+  }
 
   const secrets = await loadSecrets(config, log, registry);
   let store;

@@ -116,6 +116,17 @@ describe('ecs-id-mapper server (real process)', () => {
     expect(await byTask.text()).toBe(containerId);
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
 
+    // The live /metrics of the real process (default process metrics included) passes promtool.
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toContain('ecs_id_mapper_reports_received_total{kind="legacy_map",result="ok"} 1');
+    if (existsSync('/usr/bin/promtool')) {
+      const check = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+      expect(check.stdout + check.stderr).toBe('');
+      expect(check.status).toBe(0);
+    } else if (process.env.CI === 'true') {
+      throw new Error('promtool is not installed (Debian package prometheus)');
+    }
+
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
     expect(server.stdout()).toContain('server stopped');

@@ -8,9 +8,10 @@ describe('npm run demo', () => {
     let printed = '';
     out.on('data', (chunk: Buffer) => (printed += chunk.toString('utf8')));
     const controller = new AbortController();
-    const running = runDemo({ signal: controller.signal, out, port: 0 });
+    const running = runDemo({ port: 0, tasks: 3, churnIntervalMs: 0, resyncIntervalMs: 500, exitAfterMs: 0 }, { signal: controller.signal, out });
     try {
       await expect.poll(() => printed, { timeout: 30_000 }).toContain('Ctrl-C stops everything.');
+      expect(printed).toContain('3 tasks x 2 containers, no churn');
       const urls = [...printed.matchAll(/(http:\/\/127\.0\.0\.1:\d+\S*)/g)].map((m) => m[1]);
       expect(urls.length).toBe(12);
       const lookups = urls.filter((u) => u.includes('/v2/lookup/'));
@@ -32,5 +33,15 @@ describe('npm run demo', () => {
       controller.abort();
       await running;
     }
+  });
+
+  it('stops by itself after --exit-after once the lookups work', async () => {
+    const out = new PassThrough();
+    let printed = '';
+    out.on('data', (chunk: Buffer) => (printed += chunk.toString('utf8')));
+    await runDemo({ port: 0, tasks: 1, churnIntervalMs: 0, resyncIntervalMs: 200, exitAfterMs: 300 }, { out });
+    expect(printed).toContain('Stops by itself in 0.3 s');
+    const server = /lookup page\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(printed)![1];
+    await expect(fetch(`${server}/v2/hosts`)).rejects.toThrow();
   });
 });

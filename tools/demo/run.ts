@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { runServer } from '../../api/main.js';
-import { loadCommand, type ReconcilerConfig, type ServerConfig } from '../../config/index.js';
+import { loadCommand, type DemoConfig, type ReconcilerConfig, type ServerConfig } from '../../config/index.js';
 import { runReconciler } from '../../reconciler/main.js';
 import { startSimulatedHost } from '../simulate-host/index.js';
 
@@ -15,8 +15,6 @@ export interface DemoOptions {
   signal?: AbortSignal;
   /** Where the URLs are printed (default stdout). */
   out?: NodeJS.WritableStream;
-  /** Server port; the demo falls back to any free port when it is taken. Default 5001. */
-  port?: number;
   /** How long to wait for the first mapped containers before giving up. */
   readyTimeoutMs?: number;
 }
@@ -75,28 +73,29 @@ async function waitForContainers(serverUrl: string, timeoutMs: number, signal?: 
   }
 }
 
-export async function runDemo(options: DemoOptions = {}): Promise<void> {
+/** `config.port` is tried first; when it is taken the server takes any free port. */
+export async function runDemo(config: DemoConfig, options: DemoOptions = {}): Promise<void> {
   const out = options.out ?? process.stdout;
   const stopping: Array<() => Promise<void>> = [];
   const stateDir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-demo-'));
   try {
     let server: Running & { url: string };
     try {
-      server = await startDemoServer(options.port ?? 5001);
+      server = await startDemoServer(config.port);
     } catch {
       server = await startDemoServer(0); // the preferred port is taken
     }
     stopping.push(() => server.stop());
 
     const host = await startSimulatedHost({
-      host: '127.0.0.1', agentPort: 0, imdsPort: 0, controlPort: 0, tasks: 4, containersPerTask: 2, churnIntervalMs: 5000,
+      host: '127.0.0.1', agentPort: 0, imdsPort: 0, controlPort: 0, tasks: config.tasks, containersPerTask: 2, churnIntervalMs: config.churnIntervalMs,
       cleanupAfterMs: 60_000, cluster: 'demo', instanceId: 'i-0de30000000000001', seed: 1,
     });
     stopping.unshift(() => host.close());
 
     const loaded = loadCommand('reconciler', [
       '--server', server.url, '--ecs-agent-url', host.agentUrl, '--imds-url', host.imdsUrl, '--docker-socket', 'none',
-      '--state-dir', stateDir, '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', '1s', '--full-sync-interval', '1m',
+      '--state-dir', stateDir, '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', `${config.resyncIntervalMs}ms`, '--full-sync-interval', '1m',
       '--log-level', 'info',
     ], {});
     if (loaded.kind !== 'run') throw new Error('reconciler config did not load');
@@ -111,7 +110,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     const shortId = first.container_id.slice(0, 12);
     out.write(
       [
-        'ECS ID Mapper demo: server, simulated ECS host (4 tasks x 2 containers, churn every 5 s) and reconciler.',
+        `ECS ID Mapper demo: server, simulated ECS host (${config.tasks} tasks x 2 containers, ${config.churnIntervalMs > 0 ? `churn every ${config.churnIntervalMs / 1000} s` : 'no churn'}) and reconciler.`,
         '',
         `  lookup page         ${server.url}/?q=${shortId}`,
         `  by container id     ${server.url}/v2/lookup/${shortId}`,
@@ -125,13 +124,15 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
         `  reconciler metrics  ${reconciler.url}/metrics`,
         `  simulated host      ${host.controlUrl}/state  (POST ${host.controlUrl}/faults {"agent":"500"} to break the agent)`,
         '',
-        'Ctrl-C stops everything.',
+        config.exitAfterMs > 0 ? `Stops by itself in ${config.exitAfterMs / 1000} s (Ctrl-C stops it sooner).` : 'Ctrl-C stops everything.',
         '',
       ].join('\n'),
     );
 
     await new Promise<void>((resolve) => {
+      const timer = config.exitAfterMs > 0 ? setTimeout(() => stop(), config.exitAfterMs) : undefined;
       const stop = () => {
+        clearTimeout(timer);
         process.off('SIGTERM', stop);
         process.off('SIGINT', stop);
         options.signal?.removeEventListener('abort', stop);

@@ -332,6 +332,36 @@ function buildLookup(f: ParsedFlags, _env: Record<string, string | undefined>, p
 }
 
 // ---------------------------------------------------------------------------------------------
+// demo (npm run demo)
+
+export interface DemoConfig {
+  port: number;
+  tasks: number;
+  churnIntervalMs: number;
+  resyncIntervalMs: number;
+  /** 0 = run until Ctrl-C; otherwise stop everything after this long once the lookups work. */
+  exitAfterMs: number;
+}
+
+const demoFlags: FlagSpec[] = [
+  { name: 'port', kind: 'integer', default: '5001', min: 0, max: 65535, help: 'Port of the demo server (taken: any free port).' },
+  { name: 'tasks', kind: 'integer', default: '4', min: 1, max: 200, help: 'Tasks on the simulated host.' },
+  { name: 'churn-interval', kind: 'duration', default: '5s', min: 0, help: 'How often a simulated task starts or stops.' },
+  { name: 'resync-interval', kind: 'duration', default: '1s', min: 10, help: 'The reconciler\'s full-observation period.' },
+  { name: 'exit-after', kind: 'duration', default: '0', min: 0, help: 'Stop after this long once lookups work (0 = run until Ctrl-C).' },
+];
+
+function buildDemo(f: ParsedFlags): DemoConfig {
+  return {
+    port: f.port as number,
+    tasks: f.tasks as number,
+    churnIntervalMs: f['churn-interval'] as number,
+    resyncIntervalMs: f['resync-interval'] as number,
+    exitAfterMs: f['exit-after'] as number,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 
 export interface CommandSpec<C> {
   name: string;
@@ -384,6 +414,13 @@ export const commands = {
     flags: lookupFlags,
     build: buildLookup,
   } satisfies CommandSpec<LookupConfig>,
+  demo: {
+    name: 'demo',
+    summary: 'Start a server (embedded store), a simulated ECS host and a reconciler for it, then print lookup URLs that work.',
+    usage: '[flags]',
+    flags: demoFlags,
+    build: noPositionals('demo', buildDemo),
+  } satisfies CommandSpec<DemoConfig>,
 } as const;
 
 export type CommandName = keyof typeof commands;

@@ -1,6 +1,7 @@
 // buildServer(deps): the whole HTTP API as a Fastify instance that never listens (api/main.ts
 // listens; tests use inject()). Everything it needs is passed in: store, metrics registry, logger,
 // clock, settings.
+import type { ServerOptions as HttpServerOptions } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { TypeBoxValidatorCompiler, registerAjvFormats } from '@fastify/type-provider-typebox';
@@ -48,9 +49,14 @@ function isLogger(value: ServerDeps['logger']): value is Logger {
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
-  const options: FastifyServerOptions = {
+  const requestTimeout = deps.requestTimeoutMs ?? 15_000;
+  const options: FastifyServerOptions & { http: HttpServerOptions } = {
     bodyLimit: deps.bodyLimitBytes,
-    requestTimeout: deps.requestTimeoutMs ?? 15_000,
+    requestTimeout,
+    // Node enforces requestTimeout/headersTimeout only when it sweeps connections, every
+    // connectionsCheckingInterval (default 30 s), and headersTimeout defaults to 60 s: a client
+    // sending headers byte by byte inside the idle timeout held its socket for up to a minute.
+    http: { connectionsCheckingInterval: Math.min(1_000, requestTimeout), headersTimeout: requestTimeout },
     connectionTimeout: deps.connectionTimeoutMs ?? 30_000,
     keepAliveTimeout: deps.keepAliveTimeoutMs ?? 5_000,
     // Task ARNs (URL-encoded in /v2/lookup/:id) are longer than find-my-way's default of 100.

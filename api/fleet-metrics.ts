@@ -1,0 +1,136 @@
+// Fleet-level series computed from the store at scrape time (issue 5):
+//
+// - `ecs_id_mapper_container_info{container_id, container_name, task_id, task_family, task_revision,
+//   cluster, instance_id} 1` for each running container: the kube-state-metrics `*_info` pattern, so
+//   PromQL can join cAdvisor's `id="/docker/<id>"` series to ECS tasks. It is the ONE series that
+//   carries container ids; its cardinality is the number of running containers (see docs/metrics.md).
+// - `ecs_id_mapper_hosts{freshness="fresh"|"stale"}`: hosts by whether they reported within
+//   --host-stale-after.
+// - `ecs_id_mapper_host_report_age_seconds{stat="min"|"p50"|"p90"|"max"}`: seconds since hosts last
+//   reported, as an aggregate over all hosts (never one series per host).
+//
+// One store read feeds all three and is reused for `minRefreshMs`, so several scrapers (or one
+// Prometheus per AZ) do not multiply store load; SimpleDB bills every request.
+import { Gauge, type Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import type { ContainerRecord, HostRecord, Store } from '../storage/store.js';
+
+export const HOST_FRESHNESS = ['fresh', 'stale'] as const;
+export const REPORT_AGE_STATS = ['min', 'p50', 'p90', 'max'] as const;
+
+export interface FleetMetricsOptions {
+  store: Store;
+  hostStaleAfterMs: number;
+  now: () => Date;
+  /** Store reads are reused for this long (default 10 s). */
+  minRefreshMs?: number;
+  log?: Pick<Logger, 'warn'>;
+}
+
+interface FleetView {
+  running: ContainerRecord[];
+  hosts: HostRecord[];
+  at: number;
+}
+
+const PAGE = 1000;
+
+async function readFleet(store: Store, at: number): Promise<FleetView> {
+  const running: ContainerRecord[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.listContainers({ state: 'running' }, { limit: PAGE, cursor });
+    running.push(...page.items);
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor);
+  return { running, hosts: await store.listHosts(), at };
+}
+
+/** Nearest-rank quantile of an ascending array (empty → undefined). */
+function quantile(sorted: number[], q: number): number | undefined {
+  if (sorted.length === 0) return undefined;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+export function registerFleetMetrics(registry: Registry, options: FleetMetricsOptions): void {
+  const minRefreshMs = options.minRefreshMs ?? 10_000;
+  let cached: FleetView | undefined;
+  let inflight: Promise<FleetView | undefined> | undefined;
+
+  // All three gauges call this during one scrape; they share one read.
+  const fleet = (): Promise<FleetView | undefined> => {
+    const now = options.now().getTime();
+    if (cached && now - cached.at < minRefreshMs) return Promise.resolve(cached);
+    inflight ??= readFleet(options.store, now)
+      .then((view) => (cached = view))
+      .catch((err: unknown) => {
+        // A scrape must still answer when the store is down: the series are absent, the error logged.
+        options.log?.warn({ err }, 'reading the fleet for /metrics failed');
+        cached = undefined;
+        return undefined;
+      })
+      .finally(() => (inflight = undefined));
+    return inflight;
+  };
+
+  new Gauge({
+    name: 'ecs_id_mapper_container_info',
+    help: 'Always 1 for each running container; labels map the Docker container id to its ECS task (join with cAdvisor on id="/docker/<container_id>").',
+    labelNames: ['container_id', 'container_name', 'task_id', 'task_family', 'task_revision', 'cluster', 'instance_id'] as const,
+    registers: [registry],
+    async collect() {
+      const view = await fleet();
+      this.reset();
+      for (const c of view?.running ?? []) {
+        this.set(
+          {
+            container_id: c.container_id,
+            container_name: c.container_name ?? '',
+            task_id: c.task_id ?? '',
+            task_family: c.task_family ?? '',
+            task_revision: c.task_version ?? '',
+            cluster: c.cluster ?? '',
+            instance_id: c.instance_id,
+          },
+          1,
+        );
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'ecs_id_mapper_hosts',
+    help: 'Reporting hosts by freshness: stale when the last report is older than --host-stale-after.',
+    labelNames: ['freshness'] as const,
+    registers: [registry],
+    async collect() {
+      const view = await fleet();
+      this.reset();
+      if (!view) return;
+      let stale = 0;
+      for (const h of view.hosts) if (view.at - Date.parse(h.last_report_at) > options.hostStaleAfterMs) stale++;
+      this.set({ freshness: 'fresh' }, view.hosts.length - stale);
+      this.set({ freshness: 'stale' }, stale);
+    },
+  });
+
+  new Gauge({
+    name: 'ecs_id_mapper_host_report_age_seconds',
+    help: 'Seconds since hosts last reported, aggregated over all hosts (stat: min, p50, p90, max); absent when no host has reported.',
+    labelNames: ['stat'] as const,
+    registers: [registry],
+    async collect() {
+      const view = await fleet();
+      this.reset();
+      if (!view || view.hosts.length === 0) return;
+      const ages = view.hosts.map((h) => Math.max(0, (view.at - Date.parse(h.last_report_at)) / 1000)).sort((a, b) => a - b);
+      const stats: Record<(typeof REPORT_AGE_STATS)[number], number | undefined> = {
+        min: ages[0],
+        p50: quantile(ages, 0.5),
+        p90: quantile(ages, 0.9),
+        max: ages[ages.length - 1],
+      };
+      for (const stat of REPORT_AGE_STATS) this.set({ stat }, stats[stat] ?? 0);
+    },
+  });
+}

@@ -2,7 +2,7 @@
 // listens; tests use inject()). Everything it needs is passed in: store, metrics registry, logger,
 // clock, settings.
 import type { ServerOptions as HttpServerOptions } from 'node:http';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { TypeBoxValidatorCompiler, registerAjvFormats } from '@fastify/type-provider-typebox';
 import swagger from '@fastify/swagger';
@@ -61,6 +61,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     keepAliveTimeout: deps.keepAliveTimeoutMs ?? 5_000,
     // Task ARNs (URL-encoded in /v2/lookup/:id) are longer than find-my-way's default of 100.
     routerOptions: { maxParamLength: 2048 },
+    // Fastify logs two info lines per request; at fleet scale that drowns the log. Requests are
+    // logged at debug instead, rejected reports at info (onResponse below).
+    logController: new LogController({ disableRequestLogging: true }),
     // Malformed percent-encoding in the path (FST_ERR_BAD_URL) is answered before routing; without
     // this it would bypass errorHandler and answer Fastify's own `{error:"Bad Request", code, ...}`.
     frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
@@ -98,6 +101,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     metrics.observeRequest(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
     const kind = req.routeOptions.config?.reportKind;
     if (kind) metrics.report(kind, reportResultForStatus(reply.statusCode));
+    const fields = { method: req.method, url: req.url.slice(0, 300), statusCode: reply.statusCode, responseTime: reply.elapsedTime };
+    if (kind && reply.statusCode >= 400 && reply.statusCode < 500) req.log.info({ ...fields, remoteAddress: req.ip }, 'report rejected');
+    else req.log.debug(fields, 'request completed');
   });
 
   await app.register(rateLimit, {

@@ -1,0 +1,62 @@
+// Fault: the ECS agent answers 500, never answers, answers garbage, zero-valued bodies or the
+// AvailableCommands page (a wrong path). Each is a failed observation, never "no containers":
+// while it lasts the host is degraded, nothing is marked gone (even containers the agent cleaned
+// up meanwhile), and the failures are counted. Once the agent answers again the server converges.
+// Recovery bound: ≤ 10 s wall (on a loaded 2-core machine) after the fault clears (resync 60 ms, request timeout 400 ms: that
+// is dozens of passes; typical recovery is one or two).
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AgentFault } from '../../tools/simulate-host/agent-api.js';
+import { GroundTruth, RecordWatch, serverRecords, verifyAgainstServer, waitForConvergence } from '../support/ground-truth.js';
+import { Api, Cleanups, INSTANCE_ID, churn, sleep, startReconciler, startSim } from '../support/fault-rig.js';
+
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
+
+const RECOVERY_MS = 10_000;
+const FAULTS: AgentFault[] = ['500', 'timeout', 'garbage', 'zero', 'wrong-path'];
+
+async function goneIds(api: Api): Promise<Set<string>> {
+  const records = await serverRecords(api.url, INSTANCE_ID);
+  return new Set([...records.values()].filter((r) => r.state === 'gone').map((r) => r.container_id));
+}
+
+describe('ECS agent faults', () => {
+  it.each(FAULTS)('agent %s: degraded, nothing marked gone, counted, then converges', async (fault) => {
+    const api = await Api.sqlite(cleanups).start();
+    const sim = await startSim(cleanups);
+    const truth = new GroundTruth(INSTANCE_ID);
+    truth.observe(sim.state);
+    const rec = startReconciler(cleanups, { server: api.url, sim, stateDir: cleanups.tempDir('faults-state-'), truth });
+    await churn(sim, truth, 6);
+    await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
+
+    const watch = new RecordWatch(() => api.url, INSTANCE_ID).start();
+    cleanups.add(() => watch.stop());
+    const goneBefore = await goneIds(api);
+    const failuresBefore = await rec.metric('ecs_id_mapper_reconciler_observation_failures_total', { source: 'agent' });
+    const failedPassesBefore = await rec.metric('ecs_id_mapper_reconciler_passes_total', { result: 'failed' });
+    sim.setFault({ agent: fault });
+    // The host keeps changing under the fault: tasks stop and are cleaned up (would read as vanished).
+    await churn(sim, truth, 6, 120, false);
+    await sleep(1200); // past cleanupAfterMs: tasks stopped under the fault are no longer listed
+
+    expect(rec.loop.hostState()).toBe('degraded');
+    expect(await rec.metric('ecs_id_mapper_reconciler_observation_failures_total', { source: 'agent' })).toBeGreaterThan(failuresBefore);
+    expect(await rec.metric('ecs_id_mapper_reconciler_passes_total', { result: 'failed' })).toBeGreaterThan(failedPassesBefore);
+    // Nothing the fault hid was marked gone, on the server or in what the loop emitted.
+    expect([...(await goneIds(api))].filter((id) => !goneBefore.has(id))).toEqual([]);
+    const emittedDuringFault = rec.passes.filter((p) => !p.agentOk).flatMap((p) => p.transitions);
+    expect(emittedDuringFault).toEqual([]);
+
+    sim.setFault({ agent: 'ok' });
+    truth.observe(sim.state);
+    await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
+    expect(rec.loop.hostState()).toBe('steady');
+    await watch.sample();
+    watch.stop();
+    const v = await verifyAgainstServer(api.url, truth, sim, { watch });
+    expect(v.historyEntries).toBeGreaterThan(v.containers);
+    // The churn under the fault cleaned some containers up: they are gone now, after recovery.
+    expect([...truth.expected(sim.state).values()]).toContain('gone');
+  });
+});

@@ -1,0 +1,76 @@
+// Fault: the server is down for ten minutes of SIMULATED time while the host churns.
+//
+// Simulated time: one clock (`simNow`) drives the simulated host (task cleanup after a simulated
+// 3 min), IMDS token expiry, the reconcile loop's timestamps, the reporter's snapshot schedule and
+// the daemon's seconds-since gauges. Passes are run explicitly, one per simulated resync interval
+// (10 s, the daemon's default): 60 passes = 10 minutes. Only the reporter's retry backoff runs on
+// real timers, scaled down (20–200 ms real for the daemon's 1–30 s) so the test takes seconds.
+// Proven: the outbox holds everything (depth visible in metrics, seconds since the last report
+// reads ≥ 600 s), and once the server is back every transition arrives exactly once.
+// Recovery bound: the server's records equal the truth ≤ 10 s wall after it comes back.
+import { afterEach, describe, expect, it } from 'vitest';
+import { GroundTruth, RecordWatch, verifyAgainstServer, waitForConvergence } from '../support/ground-truth.js';
+import { Api, Cleanups, INSTANCE_ID, sleep, startReconciler, startSim } from '../support/fault-rig.js';
+
+const cleanups = new Cleanups();
+afterEach(() => cleanups.run());
+
+const RESYNC_MS = 10_000; // simulated
+const OUTAGE_MS = 10 * 60_000; // simulated
+const RECOVERY_MS = 10_000; // wall
+
+describe('server down for ten simulated minutes', () => {
+  it('keeps every transition in the outbox and delivers each exactly once when the server returns', async () => {
+    let simNow = Date.parse('2026-01-01T00:00:00Z');
+    const now = () => simNow;
+    const api = await Api.sqlite(cleanups).start();
+    const sim = await startSim(cleanups, { tasks: 6, cleanupAfterMs: 3 * 60_000, now });
+    const truth = new GroundTruth(INSTANCE_ID);
+    truth.observe(sim.state);
+    const rec = startReconciler(cleanups, {
+      server: api.url, sim, stateDir: cleanups.tempDir('faults-state-'), truth, now, autoStart: false, fullSyncIntervalMs: 5 * 60_000,
+    });
+    const step = async () => {
+      simNow += RESYNC_MS;
+      sim.tick();
+      truth.observe(sim.state);
+      const r = await rec.pass();
+      expect(r.result).toBe('ok');
+    };
+
+    for (let i = 0; i < 6; i++) await step();
+    await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
+    const watch = new RecordWatch(() => api.url, INSTANCE_ID).start();
+    cleanups.add(() => watch.stop());
+
+    await api.stop();
+    const outageStart = simNow;
+    const ackedBefore = rec.outbox.ackedSeq();
+    while (simNow - outageStart < OUTAGE_MS) {
+      await step();
+      await sleep(5); // lets the reporter try (and fail) between passes
+    }
+
+    // The condition is visible in the daemon's metrics, in simulated seconds.
+    expect(await rec.metric('ecs_id_mapper_reconciler_seconds_since_last_report')).toBeGreaterThanOrEqual(OUTAGE_MS / 1000);
+    expect(await rec.metric('ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'unreachable' })).toBeGreaterThan(0);
+    const queued = rec.outbox.lastSeq() - ackedBefore;
+    expect(queued).toBeGreaterThan(20); // 60 simulated resyncs of churn
+    expect(rec.outbox.depth()).toBe(queued);
+    expect(await rec.metric('ecs_id_mapper_reconciler_outbox_depth')).toBe(queued);
+    expect(rec.reporter.state()).toBe('backingOff');
+    // Tasks stopped early in the outage were cleaned up (3 simulated minutes) before it ended.
+    expect([...truth.expected(sim.state).values()].filter((s) => s === 'gone').length).toBeGreaterThan(0);
+
+    await api.start(); // same SQLite file, same port
+    const took = await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
+    expect(took).toBeLessThan(RECOVERY_MS);
+    await sleep(100);
+    expect(rec.outbox.depth()).toBe(0);
+    expect(await rec.metric('ecs_id_mapper_reconciler_outbox_depth')).toBe(0);
+    await watch.sample();
+    watch.stop();
+    const v = await verifyAgainstServer(api.url, truth, sim, { watch });
+    expect(v.historyEntries).toBe(truth.emitted.size);
+  });
+});

@@ -194,18 +194,39 @@ function isSubsequence<T>(sub: readonly T[], chain: readonly T[]): boolean {
 }
 
 /**
- * The full comparison every fault test ends with. Throws an Error listing every violation.
- * Call after waitForConvergence.
+ * The full comparison every fault test ends with: waits (≤ withinMs, default 10 s) for the final
+ * states to equal the truth, then checks history. Throws an Error listing every violation.
  */
 export async function verifyAgainstServer(
   baseUrl: string,
   truth: GroundTruth,
   sim: Pick<SimulatedHost, 'state'>,
-  options: { watch?: RecordWatch; allowSnapshotRepairs?: boolean } = {},
+  options: { watch?: RecordWatch; allowSnapshotRepairs?: boolean; withinMs?: number } = {},
+): Promise<Verification> {
+  // The host may still be changing (a stopped task reaching its cleanup time): converge first,
+  // then read records and history once and check them together.
+  const end = Date.now() + (options.withinMs ?? 10_000);
+  for (;;) {
+    await waitForConvergence(baseUrl, truth, sim, Math.max(1, end - Date.now()));
+    try {
+      return await verifyOnce(baseUrl, truth, sim, options);
+    } catch (err) {
+      if (!(err instanceof HostMovedError) || Date.now() > end) throw err;
+    }
+  }
+}
+
+class HostMovedError extends Error {}
+
+async function verifyOnce(
+  baseUrl: string,
+  truth: GroundTruth,
+  sim: Pick<SimulatedHost, 'state'>,
+  options: { watch?: RecordWatch; allowSnapshotRepairs?: boolean },
 ): Promise<Verification> {
   const problems: string[] = [];
   const diff = await recordDifferences(baseUrl, truth, sim.state);
-  problems.push(...diff.map((d) => `final state ${d}`));
+  if (diff.length > 0) throw new HostMovedError(diff.join('; '));
   if (truth.seqsEmittedTwice().length > 0) problems.push(`the reconciler emitted seqs twice: ${truth.seqsEmittedTwice().join(',')}`);
 
   const records = await serverRecords(baseUrl, truth.instanceId);

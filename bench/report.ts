@@ -18,8 +18,11 @@ export function machineLine(): string {
   return `${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${platform()} ${release()}, Node ${process.version}`;
 }
 
-/** Replaces (or appends) one section of docs/benchmarks.md. `body` is markdown without the markers. */
-export function writeBenchmarkSection(name: string, title: string, body: string, file: URL = BENCHMARKS_MD): void {
+/**
+ * Replaces (or appends) one section of docs/benchmarks.md. `body` is markdown without the markers.
+ * `first`: a new section goes before every other section (the summary) instead of at the end.
+ */
+export function writeBenchmarkSection(name: string, title: string, body: string, file: URL = BENCHMARKS_MD, options: { first?: boolean } = {}): void {
   const path = file.pathname;
   mkdirSync(dirname(path), { recursive: true });
   let text = existsSync(path) ? readFileSync(path, 'utf8') : HEADER;
@@ -28,6 +31,9 @@ export function writeBenchmarkSection(name: string, title: string, body: string,
   const section = `${start}\n## ${title}\n\n_Measured ${new Date().toISOString()} on ${machineLine()}._\n\n${body.trim()}\n${end}`;
   const i = text.indexOf(start);
   const j = text.indexOf(end);
-  text = i !== -1 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : `${text.trimEnd()}\n\n${section}\n`;
+  const firstSection = text.indexOf('<!-- bench:');
+  if (i !== -1 && j > i) text = text.slice(0, i) + section + text.slice(j + end.length);
+  else if (options.first && firstSection !== -1) text = `${text.slice(0, firstSection)}${section}\n\n${text.slice(firstSection)}`;
+  else text = `${text.trimEnd()}\n\n${section}\n`;
   writeFileSync(path, text);
 }

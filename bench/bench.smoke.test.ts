@@ -1,0 +1,86 @@
+// Every benchmark function run with minuscule sizes: each produces the figures and the markdown
+// rows its section promises. No timing is asserted (benchmarks are separate programs); the fleet
+// run's correctness figures are exact, so they are.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runFleetSim, rssSlope } from '../tools/fleet-sim/index.js';
+import { fleetMarkdown, fleetOptions, parseDuration } from './fleet.bench.js';
+import { growthMarkdown, growthOptions, runGrowthBench } from './growth.bench.js';
+import { goalRows, summaryMarkdown } from './index.js';
+import { reconcilerMarkdown, runPassCost, runStartToQueryable } from './reconciler.bench.js';
+import { runReconcilerSoak } from './reconciler-soak.js';
+import { writeBenchmarkSection } from './report.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-bench-smoke-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('fleet simulator', () => {
+  it('reports a tiny fleet through a server child process and finds every transition exactly once', async () => {
+    const r = await runFleetSim(fleetOptions('sqlite', 'tiny'));
+    expect(r.verification).toMatchObject({ lost: 0, duplicated: 0, wrongRecords: 0, snapshotHistory: 0 });
+    // 4 hosts × 5 containers start (2 transitions each), then 2 + 2 rounds replacing 2 containers (5 each)
+    expect(r.verification.transitionsExpected).toBe(4 * 5 * 2 + 4 * 4 * 2 * 5);
+    expect(r.initial.transitions + r.max.transitions + r.paced.transitions).toBe(r.verification.transitionsExpected);
+    expect(r.rss.length).toBeGreaterThan(0);
+    const md = fleetMarkdown([r], false);
+    expect(md).toContain('| lost / duplicated transitions, wrong records | 0 / 0 / 0');
+    expect(md).toContain('churn, max rate');
+  }, 120_000);
+
+  it('fits the RSS slope in MiB per hour and parses soak durations', () => {
+    expect(rssSlope([{ atSeconds: 0, bytes: 0 }, { atSeconds: 3600, bytes: 2 ** 20 }])).toBeCloseTo(1);
+    expect(rssSlope([{ atSeconds: 0, bytes: 5 }])).toBe(0);
+    expect(parseDuration('30m')).toBe(1_800_000);
+    expect(parseDuration('90')).toBe(90_000);
+    expect(() => parseDuration('soon')).toThrow(/duration/);
+  });
+});
+
+describe('cost growth', () => {
+  it('measures lookups on both stores and one snapshot point per host size', async () => {
+    const r = await runGrowthBench(growthOptions('tiny'));
+    expect(r.big.records).toBe(2000);
+    expect(r.small.records).toBe(100);
+    expect(r.snapshots.map((p) => p.containers)).toEqual([10, 30]);
+    const md = growthMarkdown(r);
+    expect(md).toContain('| full container id |');
+    expect(md).toContain('| 30 |');
+    expect(md).toContain('Quick mode: 2,000 records, not 1 M');
+  }, 60_000);
+});
+
+describe('reconciler benchmarks', () => {
+  it('times passes over 250 containers, soaks briefly and measures start → queryable with and without events', async () => {
+    const pass = await runPassCost(3);
+    expect(pass.containers).toBe(250);
+    const soak = await runReconcilerSoak({ simulatedHours: 0.05, passSeconds: 10, tasks: 10, containersPerTask: 2 });
+    expect(soak.passes).toBe(18);
+    expect(soak.transitions).toBeGreaterThan(0);
+    const withEvents = await runStartToQueryable(true, 2000, 2, 100);
+    const without = await runStartToQueryable(false, 500, 2, 100);
+    expect(withEvents.samples).toBe(2);
+    const md = reconcilerMarkdown({ pass, soak: [{ flags: [], result: soak, slopeMiBPerHour: 0 }], soakHours: 0.05, queryable: [withEvents, without] });
+    expect(md).toContain('| steady (nothing changed) |');
+    expect(md).toContain('| with Docker events');
+    expect(md).toContain('| without events (polling only)');
+    const rows = goalRows({ reconciler: { pass, soak: [{ flags: [], result: soak, slopeMiBPerHour: 0 }], soakHours: 0.05, queryable: [withEvents, without] } });
+    expect(rows.map((r) => r.figure)).toContain('start → queryable p95 with Docker events');
+    expect(summaryMarkdown(rows, 'quick', 1, [])).toMatch(/goals met/);
+  }, 120_000);
+});
+
+describe('report writer', () => {
+  it('puts a section marked first before the others and replaces sections in place', () => {
+    const file = pathToFileURL(join(dir, 'benchmarks.md'));
+    writeBenchmarkSection('a', 'A', 'one', file);
+    writeBenchmarkSection('summary', 'S', 'sum', file, { first: true });
+    writeBenchmarkSection('a', 'A', 'two', file);
+    const text = readFileSync(file, 'utf8');
+    expect(text.indexOf('<!-- bench:summary -->')).toBeLessThan(text.indexOf('<!-- bench:a -->'));
+    expect(text).toContain('two');
+    expect(text).not.toContain('one\n');
+  });
+});

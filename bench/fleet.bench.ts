@@ -1,0 +1,102 @@
+// Fleet ingest benchmark (issue 7): the fleet simulator (tools/fleet-sim) against a server child
+// process on the embedded store and on the local SimpleDB endpoint. Goal: 0 lost, ingest p99 ≤ 50 ms
+// on the embedded store. Soak mode (`--soak 30m`) runs the paced phase that long and reports the
+// server's RSS slope.
+//
+// Run alone: `npm run bench:fleet` (quick), `npm run bench:fleet -- --full`, `npm run bench:soak`
+// (`-- --soak 30m`, default 30 minutes on the embedded store).
+import { loadavg } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { runFleetSim, type FleetOptions, type FleetResult } from '../tools/fleet-sim/index.js';
+import { writeBenchmarkSection } from './report.js';
+
+export type FleetSize = 'tiny' | 'quick' | 'full';
+
+export function fleetOptions(backend: 'sqlite' | 'simpledb', size: FleetSize): Omit<FleetOptions, 'log'> {
+  const base = { backend, containersPerHost: 30, replacePerRound: 2, snapshotEvery: 3, connections: 8, rssSampleMs: 1000 };
+  if (size === 'tiny') return { ...base, hosts: 4, containersPerHost: 5, rounds: 2, pacedRounds: 2, connections: 2, rssSampleMs: 200 };
+  if (backend === 'sqlite') {
+    return size === 'full' ? { ...base, hosts: 2000, rounds: 5, pacedRounds: 5 } : { ...base, hosts: 200, rounds: 3, pacedRounds: 3 };
+  }
+  // Each transition costs several HTTP requests to the SimpleDB endpoint (itself a child process
+  // on the same two cores), so the SimpleDB fleet is smaller.
+  return size === 'full' ? { ...base, hosts: 200, rounds: 3, pacedRounds: 3 } : { ...base, hosts: 20, rounds: 2, pacedRounds: 2, connections: 4 };
+}
+
+const ok = (pass: boolean) => (pass ? 'met' : '**not met**');
+const ms = (n: number) => `${n.toFixed(1)} ms`;
+const int = (n: number) => Math.round(n).toLocaleString('en-US');
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+
+function row(label: string, r: FleetResult['initial']): string {
+  return `| ${label} | ${int(r.requests)} | ${int(r.transitions)} | ${r.seconds.toFixed(1)} s | ${int(r.transitionsPerSecond)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${r.retries} |`;
+}
+
+export function fleetMarkdown(results: FleetResult[], soak: boolean): string {
+  const parts: string[] = [];
+  parts.push(`Simulated hosts report through the real v2 routes (\`POST /v2/hosts/:id/transitions\`, \`PUT /v2/hosts/:id/snapshot\`) to \`ecs-id-mapper server\` running as a child process (its RSS read from /proc). undici Pool, one request in flight per host, strictly increasing seq per host, failed requests retried with the same body. A churn round replaces ${results[0]?.options.replacePerRound ?? 2} containers per host (5 transitions each: running→stopping→stopped→gone, null→pending→running); every ${results[0]?.options.snapshotEvery ?? 3}rd round a host also PUTs its full snapshot. Latencies are per request; the paced phase runs at half the max request rate and measures from each request's scheduled start (coordinated omission corrected). Load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (the machine is shared).`);
+  for (const r of results) {
+    const o = r.options;
+    const v = r.verification;
+    const store = o.backend === 'sqlite' ? 'embedded store (SQLite)' : 'local SimpleDB endpoint (child process, 4 shards)';
+    const rssStart = r.rss[0]?.bytes ?? 0;
+    const rssPeak = r.rss.reduce((a, s) => Math.max(a, s.bytes), 0);
+    const rssEnd = r.rss[r.rss.length - 1]?.bytes ?? 0;
+    const lostOk = v.lost === 0 && v.duplicated === 0 && v.wrongRecords === 0;
+    parts.push(`### ${o.hosts.toLocaleString('en-US')} hosts × ${o.containersPerHost} containers on the ${store}${r.paced.seconds > 0 && soak ? ` — soak ${(r.paced.seconds / 60).toFixed(0)} min` : ''}
+
+${o.connections} connections. ${v.containersExpected.toLocaleString('en-US')} containers and ${v.transitionsExpected.toLocaleString('en-US')} transitions in the ground truth.
+
+| phase | requests | transitions | time | transitions/s | p50 | p99 | retries |
+|---|---|---|---|---|---|---|---|
+${row('first reports (all containers start) + snapshot', r.initial)}
+${row('churn, max rate', r.max)}
+${row(`churn, paced at ${r.paced.targetRate.toFixed(0)} req/s`, r.paced)}
+
+| figure | value | goal |
+|---|---|---|
+| lost / duplicated transitions, wrong records | ${v.lost} / ${v.duplicated} / ${v.wrongRecords} (snapshot-made history entries: ${v.snapshotHistory}) | 0 lost — ${ok(lostOk)} |
+| ingest p99 at a sustainable rate (paced phase) | ${ms(r.paced.p99Ms)} | ${o.backend === 'sqlite' ? `≤ 50 ms — ${ok(r.paced.p99Ms <= 50)}` : 'none (SimpleDB: reported)'} |
+| server RSS start / peak / end | ${mib(rssStart)} / ${mib(rssPeak)} / ${mib(rssEnd)} (${r.rss.length} samples) | |
+| server RSS slope over the paced phase | ${r.rssSlopeMiBPerHour.toFixed(1)} MiB/h${soak ? '' : ' (phase too short to mean much; see soak)'} | ${soak ? `no growth — ${ok(r.rssSlopeMiBPerHour <= 5)}` : ''} |`);
+  }
+  parts.push('Baseline in the same run: the max-rate phase against the paced one (how much of the latency is queueing). Run alone with `npm run bench:fleet` (`-- --full` for 2,000 × 30), soak with `npm run bench:soak` (`-- --soak 30m`).');
+  return parts.join('\n\n');
+}
+
+/** `30m`, `90s`, `1h` or seconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new Error(`--soak: expected a duration like 30m, got "${text}"`);
+  const n = Number(m[1]);
+  return n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const)[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+}
+
+export async function runFleetBench(size: FleetSize, log: (l: string) => void = () => {}): Promise<FleetResult[]> {
+  const results: FleetResult[] = [];
+  for (const backend of ['sqlite', 'simpledb'] as const) results.push(await runFleetSim({ ...fleetOptions(backend, size), log }));
+  return results;
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (invokedDirectly) {
+  const args = process.argv.slice(2);
+  const soakAt = args.lastIndexOf('--soak');
+  const size: FleetSize = args.includes('--full') ? 'full' : 'quick';
+  const log = (l: string) => console.error(l);
+  try {
+    if (soakAt !== -1) {
+      const next = args[soakAt + 1];
+      const soakMs = parseDuration(next === undefined || next.startsWith('--') ? '30m' : next);
+      const backend = args.includes('--simpledb') ? 'simpledb' : 'sqlite';
+      const r = await runFleetSim({ ...fleetOptions(backend, size), soakMs, rssSampleMs: 10_000, log });
+      writeBenchmarkSection('soak', 'Fleet soak: server RSS over time', fleetMarkdown([r], true) + `\n\nRSS samples (s → MiB): ${r.rss.filter((_, i) => i % Math.max(1, Math.floor(r.rss.length / 30)) === 0).map((s) => `${s.atSeconds.toFixed(0)}→${(s.bytes / 2 ** 20).toFixed(0)}`).join(', ')}`);
+    } else {
+      const results = await runFleetBench(size, log);
+      writeBenchmarkSection('fleet', 'Fleet ingest', fleetMarkdown(results, false));
+    }
+  } catch (err) {
+    console.error(`bench:fleet: ${(err as Error).message}`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,248 @@
+// Cost growth on the embedded store (issue 7):
+// 1. lookup p99 with 1 M records against 1 k records (goal ≤ 1.2×). Both stores are SQLite files
+//    seeded through applyTransitions in big batches; lookups (full id, 12-hex prefix, task ARN)
+//    alternate between the two stores in short slices so machine noise hits both alike.
+// 2. snapshot ingest cost per container for hosts of 10 … 1,000 containers (goal: flat within 20 %),
+//    as a curve: each host re-sends its snapshot with 10 % of its containers replaced, as a
+//    reconciler's periodic full sync does on a churning host.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { openStore } from '../storage/index.js';
+import type { Store } from '../storage/store.js';
+import { containerId, hostIdentity, instanceId, observation, taskArn, taskId } from '../storage/store.fixtures.js';
+import type { SnapshotContainer, Transition } from '../wire/index.js';
+import { percentile } from '../tools/fleet-sim/index.js';
+import { writeBenchmarkSection } from './report.js';
+
+export interface GrowthOptions {
+  /** Records in the big store (1,000,000 in full mode). */
+  bigRecords: number;
+  smallRecords: number;
+  /** Lookups per kind per store. */
+  lookups: number;
+  /** Host sizes for the snapshot curve. */
+  snapshotSizes: number[];
+  /** Container-snapshots processed per size (reps = this / size, at least 5). */
+  snapshotWork: number;
+}
+
+export interface LookupFigures {
+  records: number;
+  seedSeconds: number;
+  p50: Record<LookupKind, number>;
+  p99: Record<LookupKind, number>;
+}
+
+export type LookupKind = 'full_id' | 'prefix' | 'task';
+
+export interface SnapshotPoint {
+  containers: number;
+  reps: number;
+  /** Median time of one replaceSnapshot, ms. */
+  medianMs: number;
+  /** medianMs / containers, µs. */
+  perContainerUs: number;
+}
+
+export interface GrowthResult {
+  options: GrowthOptions;
+  small: LookupFigures;
+  big: LookupFigures;
+  snapshots: SnapshotPoint[];
+}
+
+const PER_HOST = 1000;
+
+function seedTransition(host: number, c: number): Transition {
+  const id = containerId(`g${host}/${c}`);
+  return {
+    seq: c + 1,
+    container_id: id,
+    from: null,
+    to: 'running',
+    at: '2026-01-01T00:00:00.000Z',
+    reason: 'agent.observed',
+    container: observation({ container_id: id, task_arn: taskArn(taskId(`g${host}/${c >> 1}`)), docker_name: `ecs-web-3-app-${id.slice(0, 20)}` }),
+  };
+}
+
+async function seed(store: Store, records: number): Promise<number> {
+  const t0 = performance.now();
+  const receivedAt = new Date();
+  for (let h = 0; h * PER_HOST < records; h++) {
+    const n = Math.min(PER_HOST, records - h * PER_HOST);
+    const host = hostIdentity({ instance_id: instanceId(`g${h}`) });
+    const ts = new Array<Transition>(n);
+    for (let c = 0; c < n; c++) ts[c] = seedTransition(h, c);
+    await store.applyTransitions({ host, transitions: ts }, receivedAt);
+  }
+  return (performance.now() - t0) / 1000;
+}
+
+/** Ids of existing records spread over the whole store. */
+function sampleIds(records: number, count: number): Array<{ id: string; task: string }> {
+  const out = [];
+  let x = 12345;
+  for (let i = 0; i < count; i++) {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    const r = x % records;
+    const h = Math.floor(r / PER_HOST);
+    const c = r % PER_HOST;
+    out.push({ id: containerId(`g${h}/${c}`), task: taskArn(taskId(`g${h}/${c >> 1}`)) });
+  }
+  return out;
+}
+
+async function timeLookups(store: Store, sample: Array<{ id: string; task: string }>, kind: LookupKind, into: number[]): Promise<void> {
+  for (const s of sample) {
+    const t = performance.now();
+    if (kind === 'full_id') {
+      const r = await store.getContainer(s.id);
+      if (r.kind !== 'found') throw new Error(`seeded record ${s.id} not found`);
+    } else if (kind === 'prefix') {
+      const r = await store.getContainer(s.id.slice(0, 12));
+      if (r.kind !== 'found') throw new Error(`seeded record ${s.id.slice(0, 12)} not found by prefix`);
+    } else if ((await store.findByTask(s.task)).length === 0) throw new Error(`seeded task ${s.task} not found`);
+    into.push(performance.now() - t);
+  }
+}
+
+export async function runLookupGrowth(options: GrowthOptions, dir: string, log: (l: string) => void): Promise<{ small: LookupFigures; big: LookupFigures }> {
+  const small = await openStore({ backend: 'sqlite', path: join(dir, 'small.db') });
+  const big = await openStore({ backend: 'sqlite', path: join(dir, 'big.db') });
+  try {
+    const smallSeed = await seed(small, options.smallRecords);
+    log(`growth: seeding ${options.bigRecords.toLocaleString('en-US')} records…`);
+    const bigSeed = await seed(big, options.bigRecords);
+    log(`growth: seeded in ${bigSeed.toFixed(1)} s`);
+    const kinds: LookupKind[] = ['full_id', 'prefix', 'task'];
+    const times = { small: { full_id: [], prefix: [], task: [] }, big: { full_id: [], prefix: [], task: [] } } as Record<'small' | 'big', Record<LookupKind, number[]>>;
+    const slices = 10;
+    const per = Math.max(1, Math.ceil(options.lookups / slices));
+    const smallSample = sampleIds(options.smallRecords, per * slices);
+    const bigSample = sampleIds(options.bigRecords, per * slices);
+    // Warm-up: page cache and statement cache.
+    for (const k of kinds) {
+      await timeLookups(small, smallSample.slice(0, per), k, []);
+      await timeLookups(big, bigSample.slice(0, per), k, []);
+    }
+    for (let s = 0; s < slices; s++) {
+      for (const k of kinds) {
+        await timeLookups(small, smallSample.slice(s * per, (s + 1) * per), k, times.small[k]);
+        await timeLookups(big, bigSample.slice(s * per, (s + 1) * per), k, times.big[k]);
+      }
+    }
+    const figures = (records: number, seedSeconds: number, t: Record<LookupKind, number[]>): LookupFigures => ({
+      records,
+      seedSeconds,
+      p50: { full_id: percentile(t.full_id, 50), prefix: percentile(t.prefix, 50), task: percentile(t.task, 50) },
+      p99: { full_id: percentile(t.full_id, 99), prefix: percentile(t.prefix, 99), task: percentile(t.task, 99) },
+    });
+    return { small: figures(options.smallRecords, smallSeed, times.small), big: figures(options.bigRecords, bigSeed, times.big) };
+  } finally {
+    await small.close();
+    await big.close();
+  }
+}
+
+export async function runSnapshotCurve(options: GrowthOptions, dir: string): Promise<SnapshotPoint[]> {
+  const store = await openStore({ backend: 'sqlite', path: join(dir, 'snapshots.db') });
+  const points: SnapshotPoint[] = [];
+  try {
+    for (const size of options.snapshotSizes) {
+      const host = hostIdentity({ instance_id: instanceId(`snap-${size}`) });
+      let born = 0;
+      const make = (): SnapshotContainer => {
+        const id = containerId(`snap-${size}/${born++}`);
+        return { ...observation({ container_id: id, task_arn: taskArn(taskId(id)) }), state: 'running' };
+      };
+      const containers = Array.from({ length: size }, make);
+      let seq = 0;
+      await store.replaceSnapshot({ host, seq: ++seq, taken_at: new Date().toISOString(), containers }, new Date());
+      const reps = Math.max(5, Math.round(options.snapshotWork / size));
+      const times: number[] = [];
+      const replace = Math.max(1, Math.round(size / 10));
+      for (let r = 0; r < reps; r++) {
+        // 10 % of the containers replaced: they go (absent), new ones appear.
+        for (let k = 0; k < replace; k++) containers[(r * replace + k) % size] = make();
+        const snap = { host, seq: ++seq, taken_at: new Date().toISOString(), containers };
+        const t = performance.now();
+        await store.replaceSnapshot(snap, new Date());
+        times.push(performance.now() - t);
+      }
+      const medianMs = percentile(times, 50);
+      points.push({ containers: size, reps, medianMs, perContainerUs: (medianMs * 1000) / size });
+    }
+  } finally {
+    await store.close();
+  }
+  return points;
+}
+
+export async function runGrowthBench(options: GrowthOptions, log: (l: string) => void = () => {}): Promise<GrowthResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-bench-growth-'));
+  try {
+    const { small, big } = await runLookupGrowth(options, dir, log);
+    const snapshots = await runSnapshotCurve(options, dir);
+    return { options, small, big, snapshots };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function growthOptions(size: 'tiny' | 'quick' | 'full'): GrowthOptions {
+  const snapshotSizes = [10, 30, 100, 300, 1000];
+  if (size === 'tiny') return { bigRecords: 2000, smallRecords: 100, lookups: 50, snapshotSizes: [10, 30], snapshotWork: 100 };
+  if (size === 'quick') return { bigRecords: 100_000, smallRecords: 1000, lookups: 3000, snapshotSizes, snapshotWork: 20_000 };
+  return { bigRecords: 1_000_000, smallRecords: 1000, lookups: 10_000, snapshotSizes, snapshotWork: 60_000 };
+}
+
+export function growthMarkdown(r: GrowthResult): string {
+  const ok = (pass: boolean) => (pass ? 'met' : '**not met**');
+  const f = (n: number) => `${(n * 1000).toFixed(0)} µs`;
+  const kinds: Array<[LookupKind, string]> = [['full_id', 'full container id'], ['prefix', '12-hex prefix'], ['task', 'task ARN']];
+  const quickNote = r.big.records < 1_000_000 ? ` **Quick mode: ${r.big.records.toLocaleString('en-US')} records, not 1 M** (\`npm run bench:growth -- --full\` for 1 M).` : '';
+  const lookupRows = kinds
+    .map(([k, label]) => {
+      const ratio = r.big.p99[k] / r.small.p99[k];
+      return `| ${label} | ${f(r.big.p50[k])} / ${f(r.big.p99[k])} | ${f(r.small.p50[k])} / ${f(r.small.p99[k])} | ${ratio.toFixed(2)} × | ≤ 1.2 × — ${ok(ratio <= 1.2)} |`;
+    })
+    .join('\n');
+  const per = r.snapshots.map((p) => p.perContainerUs);
+  const spread = Math.max(...per) / Math.min(...per);
+  const from100 = r.snapshots.filter((p) => p.containers >= 100).map((p) => p.perContainerUs);
+  const spread100 = from100.length > 1 ? Math.max(...from100) / Math.min(...from100) : Number.NaN;
+  const curve = r.snapshots.map((p) => `| ${p.containers} | ${p.reps} | ${p.medianMs.toFixed(2)} ms | ${p.perContainerUs.toFixed(1)} µs |`).join('\n');
+  return `### Lookup p99 with many records vs few
+
+Store-level lookups (\`getContainer\`, \`findByTask\`) on SQLite files (WAL) seeded through \`applyTransitions\` in batches of 1,000 (${r.big.records.toLocaleString('en-US')} records seeded in ${r.big.seedSeconds.toFixed(1)} s). ${r.options.lookups.toLocaleString('en-US')} lookups per kind per store, in 10 alternating slices.${quickNote} The baseline is the ${r.small.records.toLocaleString('en-US')}-record store measured in the same run.
+
+| lookup by | ${r.big.records.toLocaleString('en-US')} records p50 / p99 | ${r.small.records.toLocaleString('en-US')} records p50 / p99 (baseline) | p99 ratio | goal |
+|---|---|---|---|---|
+${lookupRows}
+
+### Snapshot ingest cost per container vs host size
+
+\`replaceSnapshot\` on SQLite with 10 % of the host's containers replaced each time (new ones created, absent ones → gone), the rest unchanged; median of the repetitions.
+
+| containers per host | repetitions | median per snapshot | per container |
+|---|---|---|---|
+${curve}
+
+Largest / smallest per-container cost over 10 … 1,000: ${spread.toFixed(2)} × (goal: flat within 20 %, i.e. ≤ 1.2 × — ${ok(spread <= 1.2)}). From 100 containers up: ${spread100.toFixed(2)} ×. A snapshot has a fixed cost (one transaction, the host row, the absentee scan's statement) that small hosts share among few containers; the curve shows whether the cost per container grows with host size (it must not: no per-container work is quadratic).`;
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (invokedDirectly) {
+  const size = process.argv.includes('--full') ? 'full' : 'quick';
+  try {
+    const r = await runGrowthBench(growthOptions(size), (l) => console.error(l));
+    writeBenchmarkSection('growth', 'Cost growth: lookups at 1 M records, snapshot cost per container', growthMarkdown(r));
+    console.log(growthMarkdown(r));
+  } catch (err) {
+    console.error(`bench:growth: ${(err as Error).message}`);
+    process.exitCode = 1;
+  }
+}

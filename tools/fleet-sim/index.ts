@@ -1,0 +1,234 @@
+// The fleet simulator: N simulated hosts report into one `ecs-id-mapper server` child process
+// through the real v2 routes, on the embedded store or on the local SimpleDB endpoint. It measures
+// ingest throughput, per-request latency and the server's RSS over time, then compares the
+// server's records and history with the ground truth it kept (0 lost, 0 duplicated).
+//
+// Phases: (1) every host's first report (all its containers start); (2) churn as fast as the
+// server takes it (max throughput); (3) churn paced at half that rate (latency at a sustainable
+// load — the figure the ≤ 50 ms goal is about); in soak mode (3) runs for `soakMs`.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { openStore } from '../../storage/index.js';
+import { staticCredentials } from '../../storage/simpledb/index.js';
+import type { Store } from '../../storage/store.js';
+import { LOCAL_KEYS, rssBytes, startServerChild, startSimpleDbLocalChild, type ChildHandle } from './children.js';
+import { FleetDriver, percentile, type PhaseStats } from './driver.js';
+import { GroundTruth, SimHost } from './hosts.js';
+
+export { percentile } from './driver.js';
+
+export interface FleetOptions {
+  backend: 'sqlite' | 'simpledb';
+  hosts: number;
+  containersPerHost: number;
+  /** Churn rounds per host in the max-throughput phase. */
+  rounds: number;
+  /** Containers replaced per host per round (each: 3 stop transitions + 2 start transitions). */
+  replacePerRound: number;
+  /** Every this many rounds a host also PUTs its full snapshot. */
+  snapshotEvery: number;
+  /** undici Pool connections = requests in flight. */
+  connections: number;
+  /** Rounds per host in the paced phase (ignored when soakMs is set). */
+  pacedRounds: number;
+  /** Soak: run the paced phase this long instead. */
+  soakMs?: number;
+  /** RSS sampling period. */
+  rssSampleMs: number;
+  log?: (line: string) => void;
+}
+
+export interface PhaseSummary {
+  requests: number;
+  transitions: number;
+  snapshots: number;
+  retries: number;
+  seconds: number;
+  transitionsPerSecond: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export interface RssSample {
+  atSeconds: number;
+  bytes: number;
+}
+
+export interface Verification {
+  containersExpected: number;
+  transitionsExpected: number;
+  /** (host, seq) pairs the server has no history for. */
+  lost: number;
+  /** (host, seq) pairs in history more than once. */
+  duplicated: number;
+  /** Records whose state differs from the truth, or that are missing. */
+  wrongRecords: number;
+  /** History entries that came from snapshots (a snapshot that agreed with the truth changes nothing). */
+  snapshotHistory: number;
+}
+
+export interface FleetResult {
+  options: Omit<FleetOptions, 'log'>;
+  initial: PhaseSummary;
+  max: PhaseSummary;
+  paced: PhaseSummary & { targetRate: number };
+  rss: RssSample[];
+  /** Least-squares RSS slope over the paced phase, MiB per hour. */
+  rssSlopeMiBPerHour: number;
+  verification: Verification;
+}
+
+function summarize(s: PhaseStats): PhaseSummary {
+  const seconds = s.elapsedMs / 1000;
+  return {
+    requests: s.requests,
+    transitions: s.transitions,
+    snapshots: s.snapshots,
+    retries: s.retries,
+    seconds,
+    transitionsPerSecond: s.transitions / seconds,
+    requestsPerSecond: s.requests / seconds,
+    p50Ms: percentile(s.latencies, 50),
+    p99Ms: percentile(s.latencies, 99),
+    maxMs: s.latencies.reduce((a, b) => Math.max(a, b), 0),
+  };
+}
+
+/** Least-squares slope of bytes over seconds, in MiB per hour. */
+export function rssSlope(samples: RssSample[]): number {
+  const n = samples.length;
+  if (n < 2) return 0;
+  const mx = samples.reduce((a, s) => a + s.atSeconds, 0) / n;
+  const my = samples.reduce((a, s) => a + s.bytes, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const s of samples) {
+    num += (s.atSeconds - mx) * (s.bytes - my);
+    den += (s.atSeconds - mx) ** 2;
+  }
+  return den === 0 ? 0 : ((num / den) * 3600) / 2 ** 20;
+}
+
+/** Compares the store the server wrote with the simulator's ground truth. */
+export async function verify(store: Store, truth: GroundTruth): Promise<Verification> {
+  const v: Verification = { containersExpected: truth.containers.size, transitionsExpected: truth.transitions, lost: 0, duplicated: 0, wrongRecords: 0, snapshotHistory: 0 };
+  for (const [id, expected] of truth.containers) {
+    const found = await store.getContainer(id);
+    if (found.kind !== 'found' || found.record.state !== expected.state || found.record.instance_id !== expected.host) v.wrongRecords++;
+    const seen = new Map<number, number>();
+    for (const h of await store.history(id)) {
+      if (h.seq === null) {
+        if (h.reason === 'snapshot') v.snapshotHistory++;
+        continue;
+      }
+      if (h.host === expected.host) seen.set(h.seq, (seen.get(h.seq) ?? 0) + 1);
+    }
+    for (const seq of expected.seqs) {
+      const count = seen.get(seq) ?? 0;
+      if (count === 0) v.lost++;
+      else if (count > 1) v.duplicated += count - 1;
+    }
+  }
+  return v;
+}
+
+export async function runFleetSim(options: FleetOptions): Promise<FleetResult> {
+  const log = options.log ?? (() => {});
+  const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-fleet-'));
+  const children: ChildHandle[] = [];
+  let driver: FleetDriver | undefined;
+  let sampler: NodeJS.Timeout | undefined;
+  try {
+    let storeUrl: string;
+    let serverArgs: string[] = [];
+    let local: ChildHandle | undefined;
+    const dbPath = join(dir, 'fleet.db');
+    const prefix = 'fleet';
+    if (options.backend === 'sqlite') storeUrl = `sqlite:${dbPath}`;
+    else {
+      local = await startSimpleDbLocalChild();
+      children.push(local);
+      storeUrl = `simpledb://us-east-1?prefix=${prefix}&shards=4&endpoint=${encodeURIComponent(local.url)}&create_domains=true`;
+      serverArgs = ['--aws-access-key-id', LOCAL_KEYS.accessKeyId, '--aws-secret-access-key', LOCAL_KEYS.secretAccessKey];
+    }
+    const server = await startServerChild({ store: storeUrl, args: serverArgs });
+    children.push(server);
+    log(`fleet-sim: server pid ${server.pid} on ${server.url} (${options.backend}); ${options.hosts} hosts × ${options.containersPerHost} containers`);
+
+    const truth = new GroundTruth();
+    const hosts = Array.from({ length: options.hosts }, (_, i) => new SimHost(i, options.containersPerHost, truth));
+    driver = new FleetDriver(server.url, options.connections);
+
+    const t0 = performance.now();
+    const rss: RssSample[] = [];
+    let pacedFrom = Number.POSITIVE_INFINITY;
+    const sample = () => {
+      const bytes = rssBytes(server.pid);
+      if (bytes !== null) rss.push({ atSeconds: (performance.now() - t0) / 1000, bytes });
+    };
+    sample();
+    sampler = setInterval(sample, options.rssSampleMs);
+
+    const initial = summarize(await driver.phase(hosts, (h, n) => (n === 0 ? { transitions: h.initial(), snapshot: true } : null)));
+    log(`fleet-sim: initial reports ${initial.transitions} transitions in ${initial.seconds.toFixed(1)} s`);
+
+    const churnStep = (rounds: number) => (h: SimHost, n: number) =>
+      n < rounds ? { transitions: h.churn(options.replacePerRound), snapshot: (n + 1) % options.snapshotEvery === 0 } : null;
+    const max = summarize(await driver.phase(hosts, churnStep(options.rounds)));
+    log(`fleet-sim: max ${Math.round(max.transitionsPerSecond)} transitions/s, p99 ${max.p99Ms.toFixed(1)} ms`);
+
+    const targetRate = Math.max(1, max.requestsPerSecond / 2);
+    pacedFrom = (performance.now() - t0) / 1000;
+    let pacedStats: PhaseStats;
+    if (options.soakMs) {
+      const end = performance.now() + options.soakMs;
+      pacedStats = await driver.phase(hosts, churnStep(Number.MAX_SAFE_INTEGER), { rate: targetRate, until: () => performance.now() >= end });
+    } else {
+      pacedStats = await driver.phase(hosts, churnStep(options.pacedRounds), { rate: targetRate });
+    }
+    const paced = { ...summarize(pacedStats), targetRate };
+    log(`fleet-sim: paced at ${targetRate.toFixed(0)} req/s: p50 ${paced.p50Ms.toFixed(1)} ms, p99 ${paced.p99Ms.toFixed(1)} ms`);
+    clearInterval(sampler);
+    sampler = undefined;
+    sample();
+    await driver.close();
+    driver = undefined;
+
+    // A clean stop, then the store the server wrote is read directly (every record and history).
+    const code = await server.stop();
+    if (code !== 0) throw new Error(`server exited with ${code} on SIGTERM: ${server.stderrTail().trim().split('\n').pop() ?? ''}`);
+    const store =
+      options.backend === 'sqlite'
+        ? await openStore({ backend: 'sqlite', path: dbPath })
+        : await openStore(
+            { backend: 'simpledb', region: 'us-east-1', prefix, shards: 4, endpoint: new URL(local!.url), createDomains: false },
+            { registry: new Registry(), simpledb: { credentials: staticCredentials(LOCAL_KEYS), cacheTtlMs: 0 } },
+          );
+    let verification: Verification;
+    try {
+      verification = await verify(store, truth);
+    } finally {
+      await store.close();
+    }
+    log(`fleet-sim: verified ${verification.containersExpected} containers: ${verification.lost} lost, ${verification.duplicated} duplicated, ${verification.wrongRecords} wrong records`);
+    const { log: _log, ...rest } = options;
+    return {
+      options: rest,
+      initial,
+      max,
+      paced,
+      rss,
+      rssSlopeMiBPerHour: rssSlope(rss.filter((s) => s.atSeconds >= pacedFrom)),
+      verification,
+    };
+  } finally {
+    if (sampler) clearInterval(sampler);
+    await driver?.close().catch(() => {});
+    for (const c of children.reverse()) await c.stop().catch(() => null);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

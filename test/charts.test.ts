@@ -281,7 +281,7 @@ function missingFrom(exposition: string, side: 'server' | 'reconciler'): string[
 const PENDING_SERVER_METRICS = new Set([
   'ecs_id_mapper_container_info',
   'ecs_id_mapper_hosts',
-  'ecs_id_mapper_host_report_age_seconds_bucket',
+  'ecs_id_mapper_host_report_age_seconds',
 ]);
 
 

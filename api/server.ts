@@ -108,8 +108,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   await app.register(rateLimit, {
     global: false,
-    // After the body is parsed, so a legacy map's instance_id can key the limit.
-    hook: 'preHandler',
+    // After the body is parsed, so a legacy map's instance_id can key the limit, but before it is
+    // validated, so a broken daemon repeating an invalid report is limited too (keys are read defensively).
+    hook: 'preValidation',
     errorResponseBuilder: (_req, context) => rateLimited(`report rate limit of ${context.max} per minute exceeded for this host; retry in ${context.after}`),
   });
 

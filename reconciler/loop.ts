@@ -121,6 +121,8 @@ interface Staged {
 }
 
 const DOCKER_DOWN: ReadonlySet<DockerContainerState> = new Set(['exited', 'dead', 'removing']);
+/** Sequential IMDS round-trips one identity() may need (see observeIdentity). */
+const IDENTITY_ROUND_TRIPS = 4;
 
 function orNull(s: string | null | undefined): string | null {
   return s === undefined || s === null || s === '' ? null : s;
@@ -327,7 +329,11 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     if (host.value === 'starting') sendHost({ type: 'host.started' });
     if (host.context.identity) return true;
     try {
-      const identity = await options.imds.identity(timeoutSignal());
+      // identity() is up to three round-trips in sequence (token PUT, then GETs, IMDSv1 after a
+      // PUT that timed out), each bounded by requestTimeoutMs in the client. One requestTimeoutMs
+      // for the whole call aborted the call together with a hanging PUT, so the IMDSv1 fallback
+      // never happened and the host stayed unidentified.
+      const identity = await options.imds.identity(AbortSignal.timeout(IDENTITY_ROUND_TRIPS * options.requestTimeoutMs));
       sendHost({ type: 'imds.identified', identity });
       log.info({ instance_id: identity.instance_id }, 'host identified via IMDS');
       return true;

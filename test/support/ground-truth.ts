@@ -66,21 +66,21 @@ export class GroundTruth {
     return out;
   }
 
-  /** Emitted state chain per container, in seq order. */
-  emittedChains(): Map<string, Array<LifecycleState>> {
-    const out = new Map<string, LifecycleState[]>();
-    for (const seq of [...this.emitted.keys()].sort((a, b) => a - b)) {
-      const t = this.emitted.get(seq)!;
-      const chain = out.get(t.container_id) ?? [];
-      chain.push(t.to);
-      out.set(t.container_id, chain);
-    }
-    return out;
-  }
-
   seqsEmittedTwice(): number[] {
     return [...this.emittedTwice];
   }
+}
+
+/** Emitted state chain per container, in seq order. */
+function emittedChains(emitted: ReadonlyMap<number, Transition>): Map<string, LifecycleState[]> {
+  const out = new Map<string, LifecycleState[]>();
+  for (const seq of [...emitted.keys()].sort((a, b) => a - b)) {
+    const t = emitted.get(seq)!;
+    const chain = out.get(t.container_id) ?? [];
+    chain.push(t.to);
+    out.set(t.container_id, chain);
+  }
+  return out;
 }
 
 async function getJson<T>(url: string): Promise<T> {
@@ -225,12 +225,15 @@ async function verifyOnce(
   options: { watch?: RecordWatch; allowSnapshotRepairs?: boolean },
 ): Promise<Verification> {
   const problems: string[] = [];
+  // What was emitted before the records were read; anything later belongs to the next round.
+  const emittedNow = new Map(truth.emitted);
+  const maxSeq = Math.max(0, ...emittedNow.keys());
   const diff = await recordDifferences(baseUrl, truth, sim.state);
   if (diff.length > 0) throw new HostMovedError(diff.join('; '));
   if (truth.seqsEmittedTwice().length > 0) problems.push(`the reconciler emitted seqs twice: ${truth.seqsEmittedTwice().join(',')}`);
 
   const records = await serverRecords(baseUrl, truth.instanceId);
-  const emitted = truth.emittedChains();
+  const emitted = emittedChains(emittedNow);
   const seqs = new Map<number, string>();
   let historyEntries = 0;
   for (const id of truth.everSeen.keys()) {
@@ -244,11 +247,12 @@ async function verifyOnce(
       if (h.from !== previous) problems.push(`${short}: history is not one chain: ${JSON.stringify(history.map((x) => [x.seq, x.from, x.to]))}`);
       if (h.seq !== null) {
         const key = h.seq;
+        if (emittedNow.size > 0 && key > maxSeq) throw new HostMovedError(`seq ${key} emitted while verifying`);
         if (h.host !== truth.instanceId) problems.push(`${short}: history entry from host ${h.host}`);
         if (seqs.has(key)) problems.push(`seq ${key} is in history twice (${seqs.get(key)!.slice(0, 12)} and ${short})`);
         seqs.set(key, id);
-        const t = truth.emitted.get(key);
-        if (truth.emitted.size > 0 && (!t || t.container_id !== id || t.to !== h.to)) problems.push(`${short}: history seq ${key} → ${h.to} was not emitted as such`);
+        const t = emittedNow.get(key);
+        if (emittedNow.size > 0 && (!t || t.container_id !== id || t.to !== h.to)) problems.push(`${short}: history seq ${key} → ${h.to} was not emitted as such`);
       }
       chain.push(h.to);
       previous = h.to;
@@ -256,14 +260,14 @@ async function verifyOnce(
     const record = records.get(id);
     if (record && previous !== record.state) problems.push(`${short}: history ends in ${previous}, record says ${record.state}`);
     const emittedChain = emitted.get(id);
-    if (truth.emitted.size > 0 && emittedChain && JSON.stringify(emittedChain) !== JSON.stringify(chain)) {
+    if (emittedNow.size > 0 && emittedChain && JSON.stringify(emittedChain) !== JSON.stringify(chain)) {
       problems.push(`${short}: history ${JSON.stringify(chain)} ≠ emitted ${JSON.stringify(emittedChain)}`);
     }
     const sampled = options.watch?.samples.get(id);
     if (sampled && !isSubsequence(sampled, chain)) problems.push(`${short}: record regressed: served ${JSON.stringify(sampled)}, history ${JSON.stringify(chain)}`);
   }
   // Every emitted transition of a container the truth knows must be in history (nothing lost).
-  for (const [seq, t] of truth.emitted) {
+  for (const [seq, t] of emittedNow) {
     if (truth.everSeen.has(t.container_id) && !seqs.has(seq)) problems.push(`emitted seq ${seq} (${t.container_id.slice(0, 12)} → ${t.to}) is not in history`);
   }
   if (problems.length > 0) throw new Error(`server disagrees with the ground truth:\n  ${problems.slice(0, 15).join('\n  ')}${problems.length > 15 ? `\n  (+${problems.length - 15} more)` : ''}`);

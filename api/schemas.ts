@@ -107,6 +107,12 @@ export const LegacyJsonBody = {
 // --- the original Python agent's report bodies ------------------------------------------------------
 
 const LegacyString = Nullable(Type.String({ maxLength: 1024 }));
+/**
+ * Fields the stores index (cluster, task family) are capped as ECS caps them and as the v2 wire
+ * schema does: 255 characters. SimpleDB refuses attribute values over 1024 bytes, so a longer
+ * legacy value was a 503 on that backend instead of a 400.
+ */
+const LegacyIndexedString = Nullable(Type.String({ maxLength: 255 }));
 
 /**
  * One entry of the original agent's map. The first agent sent fewer fields (no ports, AZ, cluster
@@ -118,7 +124,7 @@ export const LegacyMapEntrySchema = Type.Object({
   container_name: Type.Optional(LegacyString),
   container_port: Type.Optional(LegacyString),
   task_id: Type.String({ maxLength: 512 }),
-  task_name: Type.Optional(LegacyString),
+  task_name: Type.Optional(LegacyIndexedString),
   task_version: Type.Optional(LegacyString),
   instance_port: Type.Optional(LegacyString),
   instance_ip: Type.Optional(LegacyString),
@@ -128,7 +134,7 @@ export const LegacyMapEntrySchema = Type.Object({
   desired_status: Type.String({ maxLength: 32 }),
   known_status: Type.String({ maxLength: 32 }),
   host_name: Type.Optional(LegacyString),
-  cluster_name: Type.Optional(LegacyString),
+  cluster_name: Type.Optional(LegacyIndexedString),
   ecs_agent_version: Type.Optional(LegacyString),
   /** Epoch seconds (Python time.time()). */
   sample_time: Type.Number({ minimum: 0 }),

@@ -15,6 +15,8 @@ export interface ApiContext {
   reportToken: ReportTokenSource;
   hostStaleAfterMs: number;
   reportRateLimitPerMinute: number;
+  /** TTL of the in-memory container → task id cache of the legacy text lookup; 0 disables it. */
+  taskCacheTtlMs: number;
   now: () => Date;
   /** An extra readiness check (e.g. Vault secrets loaded); not ok → /health answers 503. */
   health?: ExtraHealthCheck;

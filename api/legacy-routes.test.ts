@@ -160,6 +160,23 @@ describe('GET /query/container_id/<id>', () => {
     }
   });
 
+  it('answers a full id from memory once seen (a container never changes task), even when the store is down', async () => {
+    expect((await get(`/query/container_id/${C1}`)).body).toBe(TASK);
+    const getContainer = t.store.getContainer.bind(t.store);
+    t.store.getContainer = async () => {
+      throw new Error('store down');
+    };
+    try {
+      const res = await get(`/query/container_id/${C1}`);
+      expect(res.statusCode).toBe(200);
+      expect(res.body).toBe(TASK);
+      // Prefixes are never cached: one may become ambiguous later.
+      expect((await get(`/query/container_id/${C1.slice(0, 12)}`)).statusCode).toBe(500);
+    } finally {
+      t.store.getContainer = getContainer;
+    }
+  });
+
   it('answers a task id given in place of a container id with the task (as the original README documents)', async () => {
     expect((await get(`/query/container_id/${TASK}`)).body).toBe(`${C1}\n${C2}`);
     const all = await get(`/query/container_id/${UUID_TASK}/_all`);

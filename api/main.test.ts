@@ -39,7 +39,7 @@ describe('runServer', () => {
   it('logs its URL, purges records gone longer than the retention, and resolves after an abort', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-main-'));
     dirs.push(dir);
-    const config = { ...loadServerConfig(['--port', '0', '--host', '127.0.0.1', '--store', `sqlite:${join(dir, 'm.db')}`]), retentionMs: 1, purgeIntervalMs: 200 };
+    const config = { ...loadServerConfig(['--port', '0', '--host', '127.0.0.1', '--store', `sqlite:${join(dir, 'm.db')}`]), retentionMs: 1, purgeIntervalMs: 200, cacheTtlMs: 0 };
     const { lines, stream } = logCapture();
     const abort = new AbortController();
     const running = runServer(config, { signal: abort.signal, logStream: stream });

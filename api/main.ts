@@ -71,6 +71,7 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
       hostStaleAfterMs: config.hostStaleAfterMs,
       bodyLimitBytes: config.bodyLimitBytes,
       reportRateLimitPerMinute: config.reportRateLimitPerMinute,
+      taskCacheTtlMs: config.cacheTtlMs,
       webRoot: defaultWebRoot(),
       health: secrets.health,
     });

@@ -34,6 +34,11 @@ export interface ServerDeps {
   hostStaleAfterMs: number;
   bodyLimitBytes: number;
   reportRateLimitPerMinute: number;
+  /**
+   * How long `/query/container_id/<full id>` may answer a container's task id from memory
+   * (default 5 s, as `--cache-ttl`; 0 disables). Mappings never change; the TTL bounds answers for purged records.
+   */
+  taskCacheTtlMs?: number;
   now?: () => Date;
   /** Folder of the lookup web page served at `/` (api/web/); absent → `/` answers 404 JSON. */
   webRoot?: string;
@@ -80,6 +85,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     reportToken: deps.reportToken,
     hostStaleAfterMs: deps.hostStaleAfterMs,
     reportRateLimitPerMinute: deps.reportRateLimitPerMinute,
+    taskCacheTtlMs: deps.taskCacheTtlMs ?? 5_000,
     now: deps.now ?? (() => new Date()),
     health: deps.health,
   };

@@ -2,6 +2,7 @@
 // differences): text answers, Flask-style JSON, `?redir=true` (any case) redirects.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { LRUCache } from 'lru-cache';
 import { Type } from 'typebox';
 import type { ContainerRecord } from '../../storage/store.js';
 import { linksFor, type ApiContext } from '../context.js';
@@ -28,6 +29,11 @@ const NoQuery = Type.Object({});
 
 export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  // A container's task never changes, so `/query/container_id/<full id>` (the hot path: Grafana
+  // links, scripts) may answer from memory. The TTL bounds how long a purged record still answers.
+  // Only full ids are cached: a prefix that is unique now may become ambiguous later.
+  const taskOfContainer = ctx.taskCacheTtlMs > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: ctx.taskCacheTtlMs }) : undefined;
 
   async function lookup(id: string, mustBe?: 'task'): Promise<LookupAnswer> {
     const answer = await lookupId(ctx.store, id, 'legacy', ctx.metrics);
@@ -73,10 +79,16 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
       response: { 200: TextBody, ...errorResponses(400, 404, 409, 503) },
     },
   }, async (req, reply) => {
+    const cached = taskOfContainer?.get(req.params.container_id.toLowerCase());
+    if (cached !== undefined) {
+      ctx.metrics.lookup('container_id', 'hit');
+      return text(reply, cached);
+    }
     const { kind, records } = await lookup(req.params.container_id);
     if (kind === 'task_id') return text(reply, taskContainerIds(records));
     const taskId = records[0].task_id;
     if (!taskId) throw notFound(`container ${records[0].container_id} has no known task`);
+    if (kind === 'container_id') taskOfContainer?.set(records[0].container_id, taskId);
     return text(reply, taskId);
   });
 

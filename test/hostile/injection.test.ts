@@ -5,7 +5,7 @@
 // the field it names, and a hostile value that was stored is found again exactly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
-import { buildTestApp, type TestApp } from '../../api/test-helpers.js';
+import { agentEntry, buildTestApp, type TestApp } from '../../api/test-helpers.js';
 import type { ContainerRecord } from '../../storage/store.js';
 import { containerId, hostIdentity, instanceId, observation, snapshot, snapshotContainer, taskArn, taskId } from '../../storage/store.fixtures.js';
 import { INJECTION_CORPUS, safeEncode, urlVariants } from '../support/injection-corpus.js';
@@ -17,6 +17,10 @@ const PLAIN = [
   { id: containerId('plain-2'), cluster: 'prod', family: 'web', docker: 'ecs-web-3-proxy-bb22', task: taskId('plain-task') },
   { id: containerId('plain-3'), cluster: 'prod_1', family: 'web_worker', docker: 'ecs_web_3_app_aa11', task: taskId('plain-task-3') },
 ];
+
+/** A record from the original agent's map, whose key legacy events refer to. */
+const LEGACY_C = containerId('legacy-seed');
+const LEGACY_KEY = 'k'.repeat(64);
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -72,6 +76,8 @@ for (const backend of BACKENDS) {
           snapshotContainer('running', { container_id: containerId(`hostile-${i}`), docker_name: value, task_family: value, task_arn: taskArn(taskId(`hostile-${i}`)) }),
         ]);
       }
+      const legacy = await t.app.inject({ method: 'POST', url: '/report/map', payload: { [LEGACY_KEY]: agentEntry({ container_id: LEGACY_C, task_id: `prod/${taskId('legacy-seed')}`, instance_id: instanceId('legacy-seed') }) } });
+      expect(legacy.statusCode, legacy.body).toBe(200);
       all = (await t.store.listContainers({}, { limit: 1000 })).items;
     }, 300_000);
 
@@ -81,7 +87,7 @@ for (const backend of BACKENDS) {
     });
 
     it('stored every hostile value exactly as reported', () => {
-      expect(all).toHaveLength(PLAIN.length + STORABLE.length);
+      expect(all).toHaveLength(PLAIN.length + STORABLE.length + 1);
       for (const [i, value] of STORABLE.entries()) {
         const rec = all.find((r) => r.container_id === containerId(`hostile-${i}`));
         expect(rec?.cluster, JSON.stringify(value)).toBe(value);
@@ -107,6 +113,21 @@ for (const backend of BACKENDS) {
         expect((await t.store.getContainer(id)).kind).toBe('missing');
         expect((await t.store.listHosts()).some((h) => h.instance_id === instance)).toBe(false);
       }
+    });
+
+    it("legacy events with a hostile event_id attach to no container but the one whose map key they equal", async () => {
+      const before = await Promise.all(all.map((r) => t.store.history(r.container_id)));
+      for (const value of INJECTION_CORPUS) {
+        const res = await t.app.inject({ method: 'POST', url: '/report/event', payload: { event_id: value, event: 'removed', timestamp: 1767225600 } });
+        expectNo5xx(res, `event_id ${JSON.stringify(value)}`);
+        expectErrorJson(res, `event_id ${JSON.stringify(value)}`);
+        expect([200, 400], JSON.stringify(value)).toContain(res.statusCode);
+      }
+      expect(await Promise.all(all.map((r) => t.store.history(r.container_id)))).toEqual(before);
+      // The real key still works, so the hostile ones were not merely ignored wholesale.
+      const real = await t.app.inject({ method: 'POST', url: '/report/event', payload: { event_id: LEGACY_KEY, event: 'removed', timestamp: 1767225600 } });
+      expect(real.statusCode).toBe(200);
+      expect((await t.store.history(LEGACY_C)).map((h) => h.reason)).toContain('legacy.removed');
     });
 
     it('legacy /query/container_id and /query/task_id paths find nothing for any hostile id, in every URL encoding', async () => {

@@ -5,6 +5,7 @@
 //   - a report that is refused (4xx) changed nothing in the store;
 //   - a 200 lookup only returns records that match the id literally;
 //   - nothing reaches Object.prototype (`__proto__` / `constructor` keys).
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
@@ -14,6 +15,7 @@ import { batch, containerId, hostIdentity, instanceId, snapshot, snapshotContain
 import { INJECTION_CORPUS, safeEncode } from '../support/injection-corpus.js';
 
 const RUNS = 200;
+const WEB_ROOT = fileURLToPath(new URL('../../api/web/', import.meta.url));
 const HOST = instanceId('fuzz-host');
 const OTHER_HOST = instanceId('fuzz-other');
 const C1 = containerId('fuzz-1');
@@ -144,12 +146,16 @@ const ID_ROUTES = [
   '/v2/containers/%s/history',
   '/v2/hosts/%s/transitions',
   '/v2/hosts/%s/snapshot',
+  '/docs/%s',
+  '/docs/static/%s',
+  '/%s',
+  '/%s/%s',
 ];
 
 const QUERY_ROUTES = ['/health', '/metrics', '/v2/containers', '/v2/hosts', `/query/container_id/${C1}/cadvisor`, `/query/task_id/${TASK}/cadvisor`, `/query/container_id/${C1}`, '/report/map', '/'];
 
 beforeAll(async () => {
-  t = await buildTestApp();
+  t = await buildTestApp({ webRoot: WEB_ROOT });
   const seeded = [
     await t.app.inject({
       method: 'POST',
@@ -172,7 +178,7 @@ describe('fuzzing every route', () => {
   it('ids in every path parameter: never 5xx, errors are JSON, 200 lookups match literally', async () => {
     await fc.assert(
       fc.asyncProperty(hostileString, fc.constantFrom(...ID_ROUTES), fc.constantFrom('GET', 'GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH'), async (id, route, method) => {
-        const url = route.replace('%s', safeEncode(id));
+        const url = route.replaceAll('%s', safeEncode(id));
         const res = await t.app.inject({ method, url });
         checkAnswer(res, `${method} ${url.slice(0, 200)}`);
         if (res.statusCode === 200 && route === '/v2/lookup/%s' && method === 'GET') {
@@ -273,6 +279,19 @@ describe('fuzzing every route', () => {
       { numRuns: RUNS },
     );
     expectPrototypeClean();
+  });
+
+  it('serves nothing from outside the web folder, whatever the path', async () => {
+    const traversals = ['../package.json', '..%2fpackage.json', '..%252fpackage.json', '%2e%2e/package.json', '%2e%2e%2fpackage.json', '....//package.json', '..\\package.json', '..%5cpackage.json', '%00index.html', 'index.html%00.txt', '/etc/passwd', '%2fetc%2fpasswd', '..%2f..%2f..%2f..%2fetc%2fpasswd', '.git/config', '.%2egit/config', 'index.html/..', '%c0%ae%c0%ae/package.json', '~/.ssh/id_rsa'];
+    for (const path of traversals) {
+      for (const url of [`/${path}`, `/docs/static/${path}`, `/docs/${path}`]) {
+        const res = await t.app.inject({ url });
+        checkAnswer(res, url);
+        expect(res.body, url).not.toContain('"devDependencies"');
+        expect(res.body, url).not.toMatch(/root:.*:0:0:/);
+        expect(res.body, url).not.toContain('[core]');
+      }
+    }
   });
 
   it('the seeded records are still there after all of it', async () => {

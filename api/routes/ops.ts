@@ -23,6 +23,7 @@ export const opsRoutes: FastifyPluginAsync<ApiContext & { registry: Registry }> 
     },
   }, async (req, reply) => {
     let reason: string | undefined;
+    let detail: string | undefined;
     try {
       const h = await ctx.store.health();
       if (!h.ok) reason = `store (${h.backend}) unhealthy${h.detail ? `: ${h.detail}` : ''}`;
@@ -33,6 +34,7 @@ export const opsRoutes: FastifyPluginAsync<ApiContext & { registry: Registry }> 
       try {
         const extra = await ctx.health();
         if (!extra.ok) reason = extra.detail ?? 'unhealthy';
+        else detail = extra.detail;
       } catch (err) {
         reason = `health check failed: ${(err as Error).message}`;
       }
@@ -41,6 +43,9 @@ export const opsRoutes: FastifyPluginAsync<ApiContext & { registry: Registry }> 
       req.log.warn({ reason }, 'health check failed');
       return reply.code(503).type('application/json; charset=utf-8').send(errorBody('ERR_STORE_UNAVAILABLE', reason));
     }
+    // The body stays the original's; a healthy-but-degraded detail (Vault failing while the last
+    // good secret is in use) goes in a header so it is visible without failing the health check.
+    if (detail) reply.header('x-health-detail', detail.replace(/[^\x20-\x7e]/g, '?'));
     return reply.type(TEXT_TYPE).send(HEALTHY_BODY);
   });
 

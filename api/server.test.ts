@@ -177,7 +177,10 @@ describe('/metrics', () => {
     const text = res.body;
     expect(text).toContain('ecs_id_mapper_http_request_duration_seconds_count{route="/query/container_id/:container_id",method="GET",status_class="2xx"} 1');
     expect(text).toContain('ecs_id_mapper_http_request_duration_seconds_count{route="/query/container_id/:container_id",method="GET",status_class="4xx"} 1');
-    expect(text).not.toContain(C1);
+    // Container ids appear on the one documented *_info series only, never on request or lookup series.
+    const linesWithId = text.split('\n').filter((l) => l.includes(C1));
+    expect(linesWithId.length).toBeGreaterThan(0);
+    expect(linesWithId.filter((l) => !l.startsWith('ecs_id_mapper_container_info{'))).toEqual([]);
     expect(text).toContain('ecs_id_mapper_lookups_total{kind="container_id",result="hit"} 1');
     expect(text).toContain('ecs_id_mapper_lookups_total{kind="container_id",result="miss"} 1');
     expect(text).toContain('ecs_id_mapper_lookups_total{kind="task_arn",result="ambiguous"} 0');

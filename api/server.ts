@@ -16,6 +16,7 @@ import type { ApiContext, ExtraHealthCheck } from './context.js';
 import { errorBody, errorHandler, rateLimited } from './errors.js';
 import { useWellFormedJsonParser } from './json-body.js';
 import { createApiMetrics, packageVersion, reportResultForStatus } from './metrics.js';
+import { registerFleetMetrics } from './fleet-metrics.js';
 import { legacyQueryRoutes } from './routes/legacy-query.js';
 import { opsRoutes } from './routes/ops.js';
 import { reportRoutes } from './routes/reports.js';
@@ -77,6 +78,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({ ...options, ...logging } as FastifyServerOptions) as unknown as FastifyInstance;
 
   const metrics = createApiMetrics(deps.registry, deps.store, app.log);
+  registerFleetMetrics(deps.registry, { store: deps.store, hostStaleAfterMs: deps.hostStaleAfterMs, now: deps.now ?? (() => new Date()), log: app.log });
   const ctx: ApiContext = {
     store: deps.store,
     metrics,

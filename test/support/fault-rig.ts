@@ -82,7 +82,8 @@ export class Api {
   }
 
   async start(): Promise<this> {
-    this.registry = new Registry();
+    // A given registry (one that already holds other metrics, e.g. Vault's) is for a single start.
+    this.registry = this.extra.registry ?? new Registry();
     const { storeDeps, ...deps } = this.extra;
     this.store = await openStore(this.storeConfig, { registry: this.registry, ...storeDeps });
     this.app = await buildServer({

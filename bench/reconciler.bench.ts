@@ -185,7 +185,14 @@ export interface ReconcilerBenchResult {
   pass: PassCost;
   soak: SoakRun[];
   soakHours: number;
+  /** RSS of a bare `node -e` process (no modules): the floor under any Node daemon. */
+  bareNodeRssBytes?: number;
   queryable: QueryableResult[];
+}
+
+export async function bareNodeRss(flags: string[] = []): Promise<number> {
+  const { stdout } = await execFileP(process.execPath, [...flags, '-e', 'globalThis.gc?.(); console.log(process.memoryUsage().rss)']);
+  return Number(stdout.trim());
 }
 
 export const SMALL_HEAP_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=32'];
@@ -194,14 +201,16 @@ export async function runReconcilerBench(quick: boolean, log: (l: string) => voi
   const pass = await runPassCost(quick ? 100 : 500);
   log(`reconciler: pass cost steady p50 ${pass.steadyCpuMs.p50.toFixed(2)} ms, churn p50 ${pass.churnCpuMs.p50.toFixed(2)} ms`);
   const soakHours = 1;
-  const passSeconds = quick ? 5 : 1;
+  // Quick: one pass per default resync interval (10 s); full: one per second (events make passes more frequent).
+  const passSeconds = quick ? 10 : 1;
   const soak = [await runSoakChild(['--expose-gc'], soakHours, passSeconds), await runSoakChild(['--expose-gc', ...SMALL_HEAP_FLAGS], soakHours, passSeconds)];
   log(`reconciler: soak done`);
+  const bareNodeRssBytes = await bareNodeRss(['--expose-gc']);
   // The default resync interval (10 s) in both modes: the polling-only bound is about it.
   const resync = 10_000;
   const samples = quick ? 20 : 60;
-  const queryable = [await runStartToQueryable(true, resync, samples, quick ? 8000 : 30_000), await runStartToQueryable(false, resync, samples, quick ? 10_000 : 30_000)];
-  return { pass, soak, soakHours, queryable };
+  const queryable = [await runStartToQueryable(true, resync, samples, quick ? 4000 : 30_000), await runStartToQueryable(false, resync, samples, quick ? 10_000 : 30_000)];
+  return { pass, soak, soakHours, bareNodeRssBytes, queryable };
 }
 
 export function reconcilerMarkdown(r: ReconcilerBenchResult): string {
@@ -239,7 +248,7 @@ A separate process per row (\`bench/reconciler-soak.ts\`): loop, outbox, metrics
 |---|---|---|---|---|---|---|---|---|
 ${soakRows}
 
-What the flags cost: compare the CPU-per-pass column (a smaller young generation means more frequent scavenges). The gap between the baseline column and the end is what an hour of churn added; the live heap column says whether it is held objects or uncollected garbage.
+${r.bareNodeRssBytes ? `A bare \`node -e\` process (no modules) has an RSS of ${mib(r.bareNodeRssBytes)} on this machine: the floor under any Node daemon. ` : ''}What the flags cost: compare the CPU-per-pass column (a smaller young generation means more frequent scavenges). The gap between the baseline column and the end is what an hour of churn added; the live heap column says whether it is held objects or uncollected garbage.
 
 ### Container start → queryable on the server
 

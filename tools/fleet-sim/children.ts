@@ -26,6 +26,18 @@ export function rssBytes(pid: number): number | null {
   }
 }
 
+/** CPU time (user + system) a live process has used, in ms (Linux /proc, 100 ticks/s), or null. */
+export function cpuMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return null;
+  }
+}
+
 /** A free loopback port (the server is started with `--log-level warn`, so it does not print its URL). */
 export async function freePort(): Promise<number> {
   const server = createServer();

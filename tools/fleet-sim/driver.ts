@@ -13,8 +13,10 @@ export interface PhaseStats {
   snapshots: number;
   retries: number;
   elapsedMs: number;
-  /** Per-request latencies in ms (transitions and snapshots). */
+  /** Per-request latencies in ms: transition batches. */
   latencies: number[];
+  /** Per-request latencies in ms: snapshot PUTs. */
+  snapshotLatencies: number[];
 }
 
 export class ReportRejectedError extends Error {
@@ -77,7 +79,7 @@ export class FleetDriver {
     step: (host: SimHost, n: number) => { transitions: Transition[]; snapshot?: boolean } | null,
     options: { rate?: number; until?: () => boolean } = {},
   ): Promise<PhaseStats> {
-    const stats: PhaseStats = { requests: 0, transitions: 0, snapshots: 0, retries: 0, elapsedMs: 0, latencies: [] };
+    const stats: PhaseStats = { requests: 0, transitions: 0, snapshots: 0, retries: 0, elapsedMs: 0, latencies: [], snapshotLatencies: [] };
     const retriesBefore = this.retries;
     const items = hosts.map((host) => ({ host, n: 0, busy: false, done: false }));
     let cursor = 0;
@@ -120,7 +122,7 @@ export class FleetDriver {
           if (next.snapshot) {
             const s = performance.now();
             await this.snapshot(item.host, item.host.snapshot());
-            stats.latencies.push(performance.now() - s);
+            stats.snapshotLatencies.push(performance.now() - s);
             stats.requests++;
             stats.snapshots++;
           }

@@ -13,7 +13,7 @@ import { Registry } from 'prom-client';
 import { openStore } from '../../storage/index.js';
 import { staticCredentials } from '../../storage/simpledb/index.js';
 import type { Store } from '../../storage/store.js';
-import { LOCAL_KEYS, rssBytes, startServerChild, startSimpleDbLocalChild, type ChildHandle } from './children.js';
+import { cpuMs, LOCAL_KEYS, rssBytes, startServerChild, startSimpleDbLocalChild, type ChildHandle } from './children.js';
 import { FleetDriver, percentile, type PhaseStats } from './driver.js';
 import { GroundTruth, SimHost } from './hosts.js';
 
@@ -35,6 +35,8 @@ export interface FleetOptions {
   pacedRounds: number;
   /** Soak: run the paced phase this long instead. */
   soakMs?: number;
+  /** Requests/s of the paced phase; default half the max phase's rate. */
+  pacedRate?: number;
   /** RSS sampling period. */
   rssSampleMs: number;
   log?: (line: string) => void;
@@ -51,6 +53,11 @@ export interface PhaseSummary {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** Snapshot PUTs (a host's whole container list), measured apart from the transition batches above. */
+  snapshotP50Ms: number;
+  snapshotP99Ms: number;
+  /** Server process CPU time per transition in this phase, µs (independent of other load on the machine, mostly). */
+  serverCpuUsPerTransition: number;
 }
 
 export interface RssSample {
@@ -82,7 +89,7 @@ export interface FleetResult {
   verification: Verification;
 }
 
-function summarize(s: PhaseStats): PhaseSummary {
+function summarize(s: PhaseStats, serverCpuMs: number): PhaseSummary {
   const seconds = s.elapsedMs / 1000;
   return {
     requests: s.requests,
@@ -95,6 +102,9 @@ function summarize(s: PhaseStats): PhaseSummary {
     p50Ms: percentile(s.latencies, 50),
     p99Ms: percentile(s.latencies, 99),
     maxMs: s.latencies.reduce((a, b) => Math.max(a, b), 0),
+    snapshotP50Ms: percentile(s.snapshotLatencies, 50),
+    snapshotP99Ms: percentile(s.snapshotLatencies, 99),
+    serverCpuUsPerTransition: s.transitions > 0 ? (serverCpuMs * 1000) / s.transitions : 0,
   };
 }
 
@@ -173,24 +183,28 @@ export async function runFleetSim(options: FleetOptions): Promise<FleetResult> {
     sample();
     sampler = setInterval(sample, options.rssSampleMs);
 
-    const initial = summarize(await driver.phase(hosts, (h, n) => (n === 0 ? { transitions: h.initial(), snapshot: true } : null)));
+    // Server CPU over a phase; for SimpleDB the endpoint child's CPU is counted too (it is the database).
+    const cpuNow = () => children.reduce((a, c) => a + (cpuMs(c.pid) ?? 0), 0);
+    const measured = async (run: () => Promise<PhaseStats>) => {
+      const c0 = cpuNow();
+      const stats = await run();
+      return summarize(stats, cpuNow() - c0);
+    };
+    const initial = await measured(() => driver!.phase(hosts, (h, n) => (n === 0 ? { transitions: h.initial(), snapshot: true } : null)));
     log(`fleet-sim: initial reports ${initial.transitions} transitions in ${initial.seconds.toFixed(1)} s`);
 
     const churnStep = (rounds: number) => (h: SimHost, n: number) =>
       n < rounds ? { transitions: h.churn(options.replacePerRound), snapshot: (n + 1) % options.snapshotEvery === 0 } : null;
-    const max = summarize(await driver.phase(hosts, churnStep(options.rounds)));
+    const max = await measured(() => driver!.phase(hosts, churnStep(options.rounds)));
     log(`fleet-sim: max ${Math.round(max.transitionsPerSecond)} transitions/s, p99 ${max.p99Ms.toFixed(1)} ms`);
 
-    const targetRate = Math.max(1, max.requestsPerSecond / 2);
+    const targetRate = options.pacedRate ?? Math.max(1, max.requestsPerSecond / 2);
     pacedFrom = (performance.now() - t0) / 1000;
-    let pacedStats: PhaseStats;
-    if (options.soakMs) {
-      const end = performance.now() + options.soakMs;
-      pacedStats = await driver.phase(hosts, churnStep(Number.MAX_SAFE_INTEGER), { rate: targetRate, until: () => performance.now() >= end });
-    } else {
-      pacedStats = await driver.phase(hosts, churnStep(options.pacedRounds), { rate: targetRate });
-    }
-    const paced = { ...summarize(pacedStats), targetRate };
+    const end = performance.now() + (options.soakMs ?? 0);
+    const pacedSummary = options.soakMs
+      ? await measured(() => driver!.phase(hosts, churnStep(Number.MAX_SAFE_INTEGER), { rate: targetRate, until: () => performance.now() >= end }))
+      : await measured(() => driver!.phase(hosts, churnStep(options.pacedRounds), { rate: targetRate }));
+    const paced = { ...pacedSummary, targetRate };
     log(`fleet-sim: paced at ${targetRate.toFixed(0)} req/s: p50 ${paced.p50Ms.toFixed(1)} ms, p99 ${paced.p99Ms.toFixed(1)} ms`);
     clearInterval(sampler);
     sampler = undefined;

@@ -10,11 +10,13 @@ export const API_ERRORS = {
   ERR_BAD_REQUEST: { status: 400, error: 'bad_request' },
   ERR_INVALID_CURSOR: { status: 400, error: 'invalid_cursor' },
   ERR_UNAUTHORIZED: { status: 401, error: 'unauthorized' },
+  ERR_REQUEST_TIMEOUT: { status: 408, error: 'request_timeout' },
   ERR_NOT_FOUND: { status: 404, error: 'not_found' },
   ERR_AMBIGUOUS: { status: 409, error: 'ambiguous' },
   ERR_PAYLOAD_TOO_LARGE: { status: 413, error: 'payload_too_large' },
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, error: 'unsupported_media_type' },
   ERR_RATE_LIMITED: { status: 429, error: 'rate_limited' },
+  ERR_HEADERS_TOO_LARGE: { status: 431, error: 'headers_too_large' },
   ERR_INTERNAL: { status: 500, error: 'internal' },
   ERR_STORE_UNAVAILABLE: { status: 503, error: 'store_unavailable' },
 } as const;

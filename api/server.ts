@@ -13,6 +13,7 @@ import type { LinkTemplate } from '../config/index.js';
 import type { Store } from '../storage/store.js';
 import { currentToken, type ReportTokenSource } from './auth.js';
 import type { ApiContext, ExtraHealthCheck } from './context.js';
+import { clientErrorHandler } from './client-errors.js';
 import { errorBody, errorHandler, rateLimited } from './errors.js';
 import { useWellFormedJsonParser } from './json-body.js';
 import { createApiMetrics, packageVersion, reportResultForStatus } from './metrics.js';
@@ -73,6 +74,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Malformed percent-encoding in the path (FST_ERR_BAD_URL) is answered before routing; without
     // this it would bypass errorHandler and answer Fastify's own `{error:"Bad Request", code, ...}`.
     frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
+    // Malformed HTTP, oversized headers and the request timeout get our JSON body too (client-errors.ts).
+    clientErrorHandler,
   };
   const logging = isLogger(deps.logger) ? { loggerInstance: deps.logger } : { logger: deps.logger as FastifyServerOptions['logger'] };
   const app = Fastify({ ...options, ...logging } as FastifyServerOptions) as unknown as FastifyInstance;

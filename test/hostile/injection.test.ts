@@ -5,6 +5,7 @@
 // the field it names, and a hostile value that was stored is found again exactly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
+import fc from 'fast-check';
 import { agentEntry, buildTestApp, type TestApp } from '../../api/test-helpers.js';
 import type { ContainerRecord } from '../../storage/store.js';
 import { containerId, hostIdentity, instanceId, observation, snapshot, snapshotContainer, taskArn, taskId } from '../../storage/store.fixtures.js';
@@ -233,6 +234,28 @@ for (const backend of BACKENDS) {
         const combined = await get(`/v2/containers?cluster=${v}&task_family=${v}&instance_id=${v}`);
         if (combined.statusCode === 200) expect((combined.json() as { items: unknown[] }).items).toEqual([]);
       }
+    });
+
+    it('arbitrary strings as ids and filters match only literally (property)', async () => {
+      const text = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }), fc.constantFrom(...STORABLE, ...PLAIN.map((p) => p.docker)));
+      await fc.assert(
+        fc.asyncProperty(text, async (value) => {
+          const lookup = await get(`/v2/lookup/${safeEncode(value)}`);
+          if (lookup.statusCode === 200) {
+            const body = lookup.json() as { query: string; containers: ContainerRecord[] };
+            for (const c of body.containers) {
+              expect([c.docker_name, c.task_id, c.task_arn].includes(body.query) || c.container_id.startsWith(body.query), body.query).toBe(true);
+            }
+          }
+          const list = await get(`/v2/containers?cluster=${safeEncode(value)}&limit=1000`);
+          if (list.statusCode === 200) {
+            const items = (list.json() as { items: ContainerRecord[] }).items;
+            const wanted = new URLSearchParams(`cluster=${safeEncode(value)}`).get('cluster');
+            for (const item of items) expect(item.cluster).toBe(wanted);
+          }
+        }),
+        { numRuns: 100 },
+      );
     });
 
     it('a real cursor with hostile text appended or inside it is refused as invalid_cursor', async () => {

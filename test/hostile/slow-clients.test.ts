@@ -76,7 +76,10 @@ async function health(port: number): Promise<number> {
 /** 408 answered, or the socket closed without an answer: both mean "cut off". */
 function expectCutOff(client: SlowClient): void {
   const answer = client.received();
-  if (answer !== '') expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+  if (answer !== '') {
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'request_timeout', message: expect.any(String) });
+  }
 }
 
 describe('timeouts buildServer sets', () => {

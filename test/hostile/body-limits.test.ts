@@ -181,6 +181,23 @@ describe('wrong content types and malformed JSON', () => {
   });
 });
 
+describe('deeply nested JSON', () => {
+  it('answers 400 JSON (never 5xx, never a crash) to nesting from a thousand to half a million levels, inside the limit', async () => {
+    for (let depth = 1_000; depth <= 500_000; depth *= 4) {
+      const deep = '['.repeat(depth) + ']'.repeat(depth);
+      for (const { method, url } of ROUTES) {
+        for (const payload of [deep, `{"host":${deep}}`, `{"a":{"b":${deep}}}`]) {
+          const res = await t.app.inject({ method, url, payload, headers: { 'content-type': 'application/json' } });
+          expect(res.statusCode, `${url} depth ${depth}`).toBe(400);
+          expect(res.json()).toEqual({ error: 'bad_request', message: expect.any(String) });
+        }
+      }
+    }
+    await nothingStored();
+    expect((await t.app.inject({ url: '/health' })).statusCode).toBe(200);
+  });
+});
+
 // Last: it stores a record, which the tests above must not find.
 describe('chunked uploads within the limit', () => {
   it('a small chunked body is read normally (chunked encoding itself is not refused)', async () => {

@@ -4,7 +4,7 @@
 // up meanwhile), and the failures are counted. Once the agent answers again the server converges.
 // Recovery bound: ≤ 10 s wall (on a loaded 2-core machine) after the fault clears (resync 60 ms, request timeout 400 ms: that
 // is dozens of passes; typical recovery is one or two).
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AgentFault } from '../../tools/simulate-host/agent-api.js';
 import { GroundTruth, RecordWatch, serverRecords, verifyAgainstServer, waitForConvergence } from '../support/ground-truth.js';
 import { Api, Cleanups, INSTANCE_ID, churn, sleep, startReconciler, startSim } from '../support/fault-rig.js';
@@ -26,27 +26,33 @@ describe('ECS agent faults', () => {
     const sim = await startSim(cleanups);
     const truth = new GroundTruth(INSTANCE_ID);
     truth.observe(sim.state);
-    const rec = startReconciler(cleanups, { server: api.url, sim, stateDir: cleanups.tempDir('faults-state-'), truth });
+    // The timeout fault costs a whole request timeout per pass: keep it short there.
+    const rec = startReconciler(cleanups, { server: api.url, sim, stateDir: cleanups.tempDir('faults-state-'), truth, ...(fault === 'timeout' ? { requestTimeoutMs: 600 } : {}) });
     await churn(sim, truth, 6);
     await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
 
     const watch = new RecordWatch(() => api.url, INSTANCE_ID).start();
     cleanups.add(() => watch.stop());
-    const goneBefore = await goneIds(api);
     const failuresBefore = await rec.metric('ecs_id_mapper_reconciler_observation_failures_total', { source: 'agent' });
     const failedPassesBefore = await rec.metric('ecs_id_mapper_reconciler_passes_total', { result: 'failed' });
+    const mark = rec.passes.length;
     sim.setFault({ agent: fault });
+    // A pass already in flight may still bring a good listing; from the first failed pass on, none can.
+    await vi.waitFor(() => expect(rec.passes.slice(mark).some((p) => !p.agentOk)).toBe(true), { timeout: RECOVERY_MS, interval: 20 });
+    const barrier = rec.passes.length;
+    const goneBefore = new Set([...truth.emitted.values()].filter((t) => t.to === 'gone').map((t) => t.container_id));
     // The host keeps changing under the fault: tasks stop and are cleaned up (would read as vanished).
     await churn(sim, truth, 6, 120, false);
-    await sleep(1200); // past cleanupAfterMs: tasks stopped under the fault are no longer listed
+    await sleep(2000); // past cleanupAfterMs (2.5 s): tasks stopped before or under the fault are no longer listed
 
     expect(rec.loop.hostState()).toBe('degraded');
     expect(await rec.metric('ecs_id_mapper_reconciler_observation_failures_total', { source: 'agent' })).toBeGreaterThan(failuresBefore);
     expect(await rec.metric('ecs_id_mapper_reconciler_passes_total', { result: 'failed' })).toBeGreaterThan(failedPassesBefore);
     // Nothing the fault hid was marked gone, on the server or in what the loop emitted.
     expect([...(await goneIds(api))].filter((id) => !goneBefore.has(id))).toEqual([]);
-    const emittedDuringFault = rec.passes.filter((p) => !p.agentOk).flatMap((p) => p.transitions);
+    const emittedDuringFault = rec.passes.slice(barrier).flatMap((p) => p.transitions);
     expect(emittedDuringFault).toEqual([]);
+    expect(rec.passes.slice(barrier).every((p) => !p.agentOk && p.result === 'failed')).toBe(true);
 
     sim.setFault({ agent: 'ok' });
     truth.observe(sim.state);

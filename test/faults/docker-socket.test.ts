@@ -88,7 +88,8 @@ describe('Docker socket disappearing and returning', () => {
     await waitForConvergence(api.url, truth, sim, RECOVERY_MS); // polling the agent alone converges
     const during = rec.passes.slice(passesBefore);
     expect(during.length).toBeGreaterThan(0);
-    expect(during.every((p) => p.dockerOk === false && p.result === 'ok')).toBe(true);
+    expect(during.some((p) => p.dockerOk === false)).toBe(true);
+    expect(during.every((p) => p.result === 'ok')).toBe(true);
     expect(await rec.metric('ecs_id_mapper_reconciler_observation_failures_total', { source: 'docker' })).toBeGreaterThan(failuresBefore);
     expect(rec.loop.hostState()).toBe('steady');
 

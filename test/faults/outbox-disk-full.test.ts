@@ -7,7 +7,7 @@
 import * as nodeFs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OutboxFs } from '../../reconciler/outbox.js';
-import { GroundTruth, RecordWatch, recordDifferences, verifyAgainstServer, waitForConvergence } from '../support/ground-truth.js';
+import { GroundTruth, RecordWatch, verifyAgainstServer, waitForConvergence } from '../support/ground-truth.js';
 import { Api, Cleanups, INSTANCE_ID, churn, sleep, startReconciler, startSim } from '../support/fault-rig.js';
 
 const cleanups = new Cleanups();
@@ -49,7 +49,9 @@ describe('outbox disk full', () => {
     fs.full = true;
     const passesBefore = rec.passes.length;
     const lastSeqBefore = rec.outbox.lastSeq();
-    await churn(sim, truth, 6, 100);
+    // Not observable: a container born and cleaned up entirely while nothing can be made durable
+    // is lost to everyone (the daemon never emitted it); what is still listed afterwards must arrive.
+    await churn(sim, truth, 6, 100, false);
     await sleep(300);
 
     expect(fs.refused).toBeGreaterThan(0);
@@ -61,9 +63,9 @@ describe('outbox disk full', () => {
     expect(failedAppends.every((p) => p.outboxError!.code === 'ERR_OUTBOX_NO_SPACE' && p.transitions.length === 0)).toBe(true);
     // Nothing became a seq while the disk was full, so the server cannot have the changes yet.
     expect(rec.outbox.lastSeq()).toBe(lastSeqBefore);
-    expect((await recordDifferences(api.url, truth, sim.state)).length).toBeGreaterThan(0);
 
     fs.full = false;
+    truth.observe(sim.state);
     const took = await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
     expect(took).toBeLessThan(RECOVERY_MS);
     await watch.sample();

@@ -70,6 +70,20 @@ async function spawnDaemon(server: string, sim: SimulatedHost, stateDir: string)
   });
 }
 
+/**
+ * Waits for the daemon's first completed pass (its metrics say so). Until then it cannot have
+ * listed anything, so what the host shows is not yet "seen" by it.
+ */
+async function firstPass(daemon: Daemon): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (Date.now() < end) {
+    const text = await (await fetch(daemon.metricsUrl)).text();
+    if ((sampleOf(text, 'ecs_id_mapper_reconciler_passes_total{result="ok"}') ?? 0) >= 1) return;
+    await sleep(20);
+  }
+  throw new Error('the reconciler completed no pass within 20 s');
+}
+
 async function kill9(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
@@ -126,6 +140,7 @@ describe('reconciler killed with kill -9', () => {
     truth.observe(sim.state);
     const stateDir = cleanups.tempDir('faults-state-');
     let daemon = await spawnDaemon(api.url, sim, stateDir);
+    await firstPass(daemon);
     await churn(sim, truth, 5, 30);
     const outboxLog = join(stateDir, 'outbox.jsonl');
     for (const [round, offsetMs] of [7, 19, 33, 52].entries()) {
@@ -140,19 +155,21 @@ describe('reconciler killed with kill -9', () => {
       const serverSeq = await hostLastSeq(api);
       await churn(sim, truth, 2, 30, false); // unseen while down: known only if still listed after
       daemon = await spawnDaemon(api.url, sim, stateDir);
+      await firstPass(daemon); // kills aim at a working daemon, not at its start-up
       truth.observe(sim.state);
       // Seqs are never reused: the restarted daemon continues above what the server holds.
       expect(daemon.startLog.last_seq).toBeGreaterThanOrEqual(serverSeq);
       await churn(sim, truth, 4, 30);
     }
     await churn(sim, truth, 6, 1000); // stopped tasks get cleaned up: the end state has gone containers
+    expect(daemon.child.exitCode, 'the restarted daemon is still running').toBeNull();
     const took = await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
     expect(took).toBeLessThan(RECOVERY_MS);
     await verifyAgainstServer(api.url, truth, sim, { withinMs: RECOVERY_MS });
     expect([...truth.expected(sim.state).values()]).toContain('gone');
     const metrics = await (await fetch(daemon.metricsUrl)).text();
     expect(sampleOf(metrics, 'ecs_id_mapper_reconciler_outbox_depth')).toBe(0);
-  });
+  }, 120_000);
 
   it.each([
     ['after the server applied the batch', true],
@@ -165,6 +182,7 @@ describe('reconciler killed with kill -9', () => {
     truth.observe(sim.state);
     const stateDir = cleanups.tempDir('faults-state-');
     let daemon = await spawnDaemon(proxy.url, sim, stateDir);
+    await firstPass(daemon);
     await churn(sim, truth, 3);
     await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
 
@@ -176,6 +194,7 @@ describe('reconciler killed with kill -9', () => {
     daemon = await spawnDaemon(proxy.url, sim, stateDir);
     // Unacknowledged, so still queued on disk: the restarted daemon redelivers it.
     expect(daemon.startLog.outbox_depth).toBeGreaterThanOrEqual(seqs.length);
+    await firstPass(daemon);
     truth.observe(sim.state);
     await churn(sim, truth, 3);
     const took = await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
@@ -184,5 +203,5 @@ describe('reconciler killed with kill -9', () => {
     expect(await hostLastSeq(api)).toBeGreaterThanOrEqual(Math.max(...seqs));
     const metrics = await (await fetch(daemon.metricsUrl)).text();
     expect(sampleOf(metrics, 'ecs_id_mapper_reconciler_report_attempts_total{kind="transitions",result="success"}')).toBeGreaterThan(0);
-  });
+  }, 60_000);
 });

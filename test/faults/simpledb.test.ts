@@ -64,5 +64,5 @@ describe('SimpleDB 503 bursts, slow answers and stale reads', () => {
     const took = await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
     expect(took).toBeLessThan(RECOVERY_MS);
     await verifyAgainstServer(api.url, truth, sim, { watch, withinMs: RECOVERY_MS });
-  });
+  }, 90_000);
 });

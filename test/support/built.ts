@@ -13,7 +13,8 @@ function sourcesUnder(dir: string): string[] {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) out.push(...sourcesUnder(path));
-    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') && !entry.name.endsWith('.d.ts')) out.push(path);
+    // What tsconfig.build.json compiles: not tests, contract suites or declarations.
+    else if (/\.ts$/.test(entry.name) && !/\.(test|contract|d)\.ts$/.test(entry.name)) out.push(path);
   }
   return out;
 }

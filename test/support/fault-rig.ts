@@ -116,7 +116,7 @@ export const INSTANCE_ID = 'i-0fa17fa17fa17fa17';
 export async function startSim(cleanups: Cleanups, options: Partial<SimulatedHostOptions> = {}): Promise<SimulatedHost> {
   const sim = await startSimulatedHost({
     host: '127.0.0.1', agentPort: 0, imdsPort: 0, controlPort: 0, tasks: 4, containersPerTask: 2,
-    churnIntervalMs: 0, cleanupAfterMs: 1000, cluster: 'faults', instanceId: INSTANCE_ID, seed: 7, ...options,
+    churnIntervalMs: 0, cleanupAfterMs: 2500, cluster: 'faults', instanceId: INSTANCE_ID, seed: 7, ...options,
   });
   cleanups.add(() => sim.close());
   return sim;
@@ -162,7 +162,9 @@ export function startReconciler(cleanups: Cleanups, o: RigReconcilerOptions): Ri
   const registry = new Registry();
   const metrics = createReconcilerMetrics(registry, now);
   const log = pino({ level: 'silent' });
-  const requestTimeoutMs = o.requestTimeoutMs ?? 400;
+  // Generous: on a loaded 2-core machine a loopback answer can take a second; a timed-out
+  // observation would hide short-lived containers from the reconciler and fail the truth.
+  const requestTimeoutMs = o.requestTimeoutMs ?? 2000;
   const outbox = openOutbox({ dir: o.stateDir, maxBytes: o.outboxMaxBytes ?? 64 * 1024 * 1024, ...(o.outboxFs ? { fs: o.outboxFs } : {}) });
   const docker: DockerClient | undefined = o.dockerSocket ? createDockerClient({ socketPath: o.dockerSocket, timeoutMs: requestTimeoutMs }) : undefined;
   const passes: PassResult[] = [];
@@ -198,7 +200,7 @@ export function startReconciler(cleanups: Cleanups, o: RigReconcilerOptions): Ri
     host: () => loop.identity(),
     snapshot: () => loop.snapshot(),
     batchSize: o.batchSize ?? 7,
-    timeoutMs: Math.max(requestTimeoutMs, 1000),
+    timeoutMs: Math.max(requestTimeoutMs, 2000),
     backoffBaseMs: o.backoffBaseMs ?? 20,
     backoffMaxMs: o.backoffMaxMs ?? 200,
     fullSyncIntervalMs: o.fullSyncIntervalMs ?? 60 * 60_000,

@@ -56,7 +56,7 @@ export class GroundTruth {
     }
   }
 
-  /** The state every container ever seen must have on the server now. */
+  /** The state every container ever seen must have on the server now (the current tasks are listable, so they count as seen). */
   expected(tasks: readonly SimTask[]): Map<string, LifecycleState> {
     this.observe(tasks);
     const now = new Map<string, LifecycleState>();

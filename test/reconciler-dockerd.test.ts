@@ -73,7 +73,7 @@ describe.skipIf(skipWithoutDockerd())('reconciler with a real dockerd', () => {
   }
 
   /** Resolves with the ms it took until the server's record for `id` satisfies `ok`. */
-  async function waitFor(id: string, ok: (r: ContainerRecord | null) => boolean, timeoutMs = 15_000): Promise<number> {
+  async function waitFor(id: string, ok: (r: ContainerRecord | null) => boolean, timeoutMs = 45_000): Promise<number> {
     const start = Date.now();
     while (Date.now() - start < timeoutMs) {
       if (ok(await record(id))) return Date.now() - start;

@@ -90,7 +90,7 @@ async function serverStates(store: Store): Promise<Map<string, { state: Lifecycl
 }
 
 /** Waits until the server's records equal the truth; returns the last difference on timeout. */
-async function converge(api: Api, sim: SimulatedHost, truth: Truth, timeoutMs = 15_000): Promise<void> {
+async function converge(api: Api, sim: SimulatedHost, truth: Truth, timeoutMs = 45_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   let diff: unknown[] = [];
   while (Date.now() < end) {

@@ -187,7 +187,22 @@ export interface ReconcilerBenchResult {
   soakHours: number;
   /** RSS of a bare `node -e` process (no modules): the floor under any Node daemon. */
   bareNodeRssBytes?: number;
+  /** What importing each dependency adds to a bare process. */
+  modules?: Array<{ module: string; addedBytes: number }>;
   queryable: QueryableResult[];
+}
+
+/** RSS a module adds when imported into a bare process (after GC), bytes: where the floor comes from. */
+export async function moduleRss(specifiers: string[]): Promise<Array<{ module: string; addedBytes: number }>> {
+  const out = [];
+  for (const spec of specifiers) {
+    const target = spec.startsWith('.') ? new URL(spec, import.meta.url).href : spec;
+    const code = `gc(); const a = process.memoryUsage().rss; await import(${JSON.stringify(target)}); gc(); console.log(process.memoryUsage().rss - a);`;
+    // Resolved from this package, so bare specifiers find node_modules.
+    const { stdout } = await execFileP(process.execPath, ['--expose-gc', '--input-type=module', '-e', code], { cwd: fileURLToPath(new URL('../..', import.meta.url)) });
+    out.push({ module: spec, addedBytes: Number(stdout.trim()) });
+  }
+  return out;
 }
 
 export async function bareNodeRss(flags: string[] = []): Promise<number> {
@@ -206,11 +221,12 @@ export async function runReconcilerBench(quick: boolean, log: (l: string) => voi
   const soak = [await runSoakChild(['--expose-gc'], soakHours, passSeconds), await runSoakChild(['--expose-gc', ...SMALL_HEAP_FLAGS], soakHours, passSeconds)];
   log(`reconciler: soak done`);
   const bareNodeRssBytes = await bareNodeRss(['--expose-gc']);
+  const modules = await moduleRss(['undici', 'prom-client', 'pino', 'xstate', '../reconciler/main.js']).catch(() => undefined);
   // The default resync interval (10 s) in both modes: the polling-only bound is about it.
   const resync = 10_000;
   const samples = quick ? 20 : 60;
   const queryable = [await runStartToQueryable(true, resync, samples, quick ? 4000 : 30_000), await runStartToQueryable(false, resync, samples, quick ? 10_000 : 30_000)];
-  return { pass, soak, soakHours, bareNodeRssBytes, queryable };
+  return { pass, soak, soakHours, bareNodeRssBytes, modules, queryable };
 }
 
 export function reconcilerMarkdown(r: ReconcilerBenchResult): string {
@@ -248,7 +264,7 @@ A separate process per row (\`bench/reconciler-soak.ts\`): loop, outbox, metrics
 |---|---|---|---|---|---|---|---|---|
 ${soakRows}
 
-${r.bareNodeRssBytes ? `A bare \`node -e\` process (no modules) has an RSS of ${mib(r.bareNodeRssBytes)} on this machine: the floor under any Node daemon. ` : ''}What the flags cost: compare the CPU-per-pass column (a smaller young generation means more frequent scavenges). The gap between the baseline column and the end is what an hour of churn added; the live heap column says whether it is held objects or uncollected garbage.
+${r.bareNodeRssBytes ? `A bare \`node -e\` process (no modules) has an RSS of ${mib(r.bareNodeRssBytes)} on this machine: the floor under any Node daemon. ` : ''}${r.modules ? `Imported alone into a bare process, each dependency adds (RSS after GC): ${r.modules.map((m) => `${m.module === '../reconciler/main.js' ? 'the whole daemon (reconciler/main.js)' : `\`${m.module}\``} ${mib(m.addedBytes)}`).join(', ')}. So the floor of the daemon as built is above 64 MiB before it tracks a single container: reaching the goal needs fewer or lazily loaded dependencies (e.g. node:http instead of undici for the three loopback clients), not heap flags. ` : ''}What the flags cost: compare the CPU-per-pass column (a smaller young generation means more frequent scavenges). The gap between the baseline column and the end is what an hour of churn added; the live heap column says whether it is held objects or uncollected garbage.
 
 ### Container start → queryable on the server
 

@@ -1,31 +1,35 @@
 // The store contract against the local SimpleDB-compatible endpoint, three ways: plain, with stale
 // eventually-consistent reads, and with a share of requests answered 503.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Registry } from 'prom-client';
+import { describe } from 'vitest';
 import { describeStoreContract } from '../store.contract.js';
-import { batch, containerId, hostIdentity, transition, at } from '../store.fixtures.js';
-import { startSimpleDbLocal, type Faults, type SimpleDbLocal } from './local/index.js';
+import { startSimpleDbLocal, type Faults } from './local/index.js';
 import { openSimpleDbStore, staticCredentials } from './index.js';
 
 const KEY = { accessKeyId: 'AKIDLOCALTEST', secretAccessKey: 'local/secret+key' };
 
+// Each test gets its own local endpoint: the endpoint enforces SimpleDB's 250-domain limit, and
+// every store opens 5 domains, so one endpoint for the whole suite runs out at 50 tests.
 function contract(name: string, faults: Partial<Faults>, eventuallyConsistent: boolean) {
-  let local: SimpleDbLocal;
-  let n = 0;
-  beforeAll(async () => {
-    local = await startSimpleDbLocal({ ...KEY, faults });
-  });
-  afterAll(async () => {
-    await local.close();
-  });
   describeStoreContract(
     name,
     async () => {
-      const store = await openSimpleDbStore(
-        { backend: 'simpledb', region: 'us-east-1', prefix: `t${n++}`, shards: 3, endpoint: new URL(local.url), createDomains: true },
-        { credentials: staticCredentials(KEY), cacheTtlMs: 5000, maxAttempts: 12, sleep: async () => {} },
-      );
-      return { store, cleanup: () => store.close() };
+      const local = await startSimpleDbLocal({ ...KEY, faults });
+      try {
+        const store = await openSimpleDbStore(
+          { backend: 'simpledb', region: 'us-east-1', prefix: 't', shards: 3, endpoint: new URL(local.url), createDomains: true },
+          { credentials: staticCredentials(KEY), cacheTtlMs: 5000, maxAttempts: 12, sleep: async () => {} },
+        );
+        return {
+          store,
+          cleanup: async () => {
+            await store.close();
+            await local.close();
+          },
+        };
+      } catch (err) {
+        await local.close();
+        throw err;
+      }
     },
     { eventuallyConsistent },
   );

@@ -17,6 +17,7 @@ export const STORE_OPERATIONS = [
   'listHosts',
   'purgeGone',
   'countByState',
+  'countByHostAndState',
   'health',
 ] as const satisfies ReadonlyArray<keyof Store>;
 export type StoreOperation = (typeof STORE_OPERATIONS)[number];
@@ -77,6 +78,7 @@ export function instrumentStore(store: Store, registry: Registry, backend: strin
     listHosts: timed('listHosts', store.listHosts.bind(store)),
     purgeGone: timed('purgeGone', store.purgeGone.bind(store)),
     countByState: timed('countByState', store.countByState.bind(store)),
+    countByHostAndState: timed('countByHostAndState', store.countByHostAndState.bind(store)),
     health: timed('health', store.health.bind(store), (h) => !h.ok),
     close: () => store.close(),
   };

@@ -774,6 +774,79 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
       });
     });
 
+    describe('countByHostAndState', () => {
+      const c4 = containerId(4);
+      const c5 = containerId(5);
+      const counts = async () => (await store.countByHostAndState()).map((c) => [c.instance_id, c.state, c.count]);
+
+      it('is empty for an empty store', async () => {
+        expect(await store.countByHostAndState()).toEqual([]);
+      });
+
+      it('follows transitions, snapshots, gone and purge, per host, ordered by instance_id then state', async () => {
+        const [first, second] = [hostA, hostB].sort((x, y) => (x.instance_id < y.instance_id ? -1 : 1));
+        await store.applyTransitions(
+          batch(first, [
+            transition(1, 'running', { container: { container_id: c1 } }),
+            transition(2, 'running', { container: { container_id: c2 } }),
+            transition(3, 'pending', { container: { container_id: c3 } }),
+          ]),
+          at(1),
+        );
+        await store.replaceSnapshot(snapshot(second, 1, [snapshotContainer('running', { container_id: c4 }), snapshotContainer('stopped', { container_id: c5 })]), at(1));
+        await eventually(async () =>
+          expect(await counts()).toEqual([
+            [first.instance_id, 'pending', 1],
+            [first.instance_id, 'running', 2],
+            [second.instance_id, 'running', 1],
+            [second.instance_id, 'stopped', 1],
+          ]),
+        );
+        // A transition moves one record between states; the other host is unaffected.
+        await store.applyTransitions(batch(first, [transition(4, 'stopping', { from: 'running', container: { container_id: c2 } })]), at(2));
+        await store.applyTransitions(batch(first, [transition(5, 'running', { from: 'pending', container: { container_id: c3 } })]), at(2));
+        await eventually(async () =>
+          expect(await counts()).toEqual([
+            [first.instance_id, 'running', 2],
+            [first.instance_id, 'stopping', 1],
+            [second.instance_id, 'running', 1],
+            [second.instance_id, 'stopped', 1],
+          ]),
+        );
+        // A snapshot without c1 and c2 marks them gone; gone records are counted too.
+        await store.replaceSnapshot(snapshot(first, 6, [snapshotContainer('running', { container_id: c3 })]), at(10));
+        await eventually(async () =>
+          expect(await counts()).toEqual([
+            [first.instance_id, 'gone', 2],
+            [first.instance_id, 'running', 1],
+            [second.instance_id, 'running', 1],
+            [second.instance_id, 'stopped', 1],
+          ]),
+        );
+        // Purging removes them from the counts.
+        expect(await store.purgeGone(at(20))).toBe(2);
+        await eventually(async () =>
+          expect(await counts()).toEqual([
+            [first.instance_id, 'running', 1],
+            [second.instance_id, 'running', 1],
+            [second.instance_id, 'stopped', 1],
+          ]),
+        );
+      });
+
+      it('counts legacy reports under the reporting host and agrees with a full listing', async () => {
+        await store.replaceLegacySnapshot(legacySnapshot(hostB, [legacyContainer('running', { container_id: c1 }), legacyContainer('stopped', { container_id: c2 })]));
+        await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c3 } })]), at(1));
+        await eventually(async () => {
+          const fromListing = new Map<string, number>();
+          for (const r of await listAll()) fromListing.set(`${r.instance_id} ${r.state}`, (fromListing.get(`${r.instance_id} ${r.state}`) ?? 0) + 1);
+          const fromCounts = new Map((await store.countByHostAndState()).map((c) => [`${c.instance_id} ${c.state}`, c.count]));
+          expect(fromCounts).toEqual(fromListing);
+          expect(fromCounts.get(`${hostB.instance_id} stopped`)).toBe(1);
+        });
+      });
+    });
+
     it('reports itself healthy, naming its backend', async () => {
       expect(await store.health()).toMatchObject({ ok: true, backend: store.backend });
     });

@@ -135,6 +135,13 @@ export interface StateCount {
   count: number;
 }
 
+/** How many records one host has in one state (pairs with no record are absent). */
+export interface HostStateCount {
+  instance_id: string;
+  state: LifecycleState;
+  count: number;
+}
+
 export interface StoreHealth {
   ok: boolean;
   backend: string;
@@ -208,6 +215,12 @@ export interface Store {
 
   /** Counts by state and cluster, for metrics. */
   countByState(): Promise<StateCount[]>;
+
+  /**
+   * Counts by host (the record's instance_id) and state, every record including gone ones, ordered by
+   * instance_id then state; for `GET /v2/hosts`. Reads no record bodies. Eventually consistent on SimpleDB.
+   */
+  countByHostAndState(): Promise<HostStateCount[]>;
 
   health(): Promise<StoreHealth>;
 

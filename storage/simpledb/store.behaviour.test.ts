@@ -5,6 +5,8 @@ import { Registry } from 'prom-client';
 import { StoreUnavailableError } from '../store.js';
 import { openStore } from '../index.js';
 import { at, batch, containerId, hostIdentity, iso, snapshot, snapshotContainer, transition } from '../store.fixtures.js';
+import { nextRecord } from '../records.js';
+import { documentAttributes, indexValue, padNumber } from './encoding.js';
 import { startSimpleDbLocal, type SimpleDbLocal } from './local/index.js';
 import { openSimpleDbStore, SimpleDbClient, SimpleDbStore, staticCredentials, type SimpleDbStoreConfig } from './index.js';
 
@@ -162,6 +164,68 @@ describe('metrics', () => {
     expect(await counter(registry, 'ecs_id_mapper_simpledb_requests_total', { action: 'GetAttributes', code: 'ServiceUnavailable' })).toBe(10);
     expect(await s.health()).toMatchObject({ ok: false, backend: 'simpledb', detail: expect.stringMatching(/ServiceUnavailable/) });
   });
+});
+
+describe('counting by host and state', () => {
+  it('costs one Select per shard for 50 hosts × 30 containers; the full listing it replaces costs several times more', async () => {
+    const registry = new Registry();
+    const prefix = `count${n++}`;
+    const s = await openSimpleDbStore(config(prefix, { shards: 3 }), { credentials: staticCredentials(KEY), cacheTtlMs: 5000, maxAttempts: 10, sleep: async () => {}, registry });
+    open.push(s);
+    // Seeded with BatchPutAttributes (60 requests instead of ~1,750 through replaceSnapshot): the
+    // document, its version and the two index attributes the count and the listing read.
+    const seeder = new SimpleDbClient({ endpoint: new URL(local.url), credentials: staticCredentials(KEY) });
+    const hosts = Array.from({ length: 50 }, (_, h) => hostIdentity({ instance_id: `i-${h.toString(16).padStart(17, '0')}` }));
+    const items = hosts.flatMap((hostId, h) =>
+      Array.from({ length: 30 }, (_, c) => {
+        const state = c % 10 === 0 ? 'stopped' : 'running';
+        const record = nextRecord(undefined, snapshotContainer(state, { container_id: containerId(`count-${h}-${c}`) }), { host: hostId, state, seq: 1, eventAt: iso(1), receivedAt: iso(1) });
+        return {
+          shard: s.shardOf(record.container_id),
+          item: {
+            name: record.container_id,
+            attributes: [
+              ...documentAttributes(record),
+              { name: 'ver', value: padNumber(1), replace: true },
+              { name: 'instance_id', value: indexValue(record.instance_id), replace: true },
+              { name: 'state', value: indexValue(record.state), replace: true },
+            ],
+          },
+        };
+      }),
+    );
+    try {
+      for (const shard of s.domains.containers) {
+        const mine = items.filter((i) => i.shard === shard).map((i) => i.item);
+        for (let i = 0; i < mine.length; i += 25) await seeder.batchPutAttributes(shard, mine.slice(i, i + 25));
+      }
+    } finally {
+      await seeder.close();
+    }
+    const selects = () => counter(registry, 'ecs_id_mapper_simpledb_requests_total', { action: 'Select' });
+
+    const before = await selects();
+    const counts = await s.countByHostAndState();
+    expect((await selects()) - before).toBe(3);
+    expect(counts).toHaveLength(100);
+    expect(counts.filter((c) => c.state === 'running').map((c) => c.count)).toEqual(hosts.map(() => 27));
+    expect(counts.filter((c) => c.state === 'stopped').map((c) => c.count)).toEqual(hosts.map(() => 3));
+    expect(counts.map((c) => c.instance_id)).toEqual(hosts.flatMap((h) => [h.instance_id, h.instance_id]));
+
+    // What GET /v2/hosts did before: page through every record, 1000 a page, every shard per page.
+    const beforeListing = await selects();
+    let cursor: string | undefined;
+    let records = 0;
+    do {
+      const page = await s.listContainers({}, { limit: 1000, ...(cursor ? { cursor } : {}) });
+      records += page.items.length;
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor);
+    expect(records).toBe(1500);
+    const listingSelects = (await selects()) - beforeListing;
+    // Measured: 6 Selects (2 pages × 3 shards) carrying ~2,500 full documents, against 3 Selects of two short attributes.
+    expect(listingSelects).toBeGreaterThanOrEqual(6);
+  }, 60_000);
 });
 
 describe('opening', () => {

@@ -49,6 +49,9 @@ export const SQL = {
        (SELECT container_id FROM containers WHERE state = 'gone' AND gone_at < ?)`,
   purgeContainers: "DELETE FROM containers WHERE state = 'gone' AND gone_at < ?",
   countByState: 'SELECT state, cluster, COUNT(*) AS count FROM containers GROUP BY state, cluster ORDER BY state, cluster',
+  // Answered from the covering index containers_instance_state alone, already in group order (no
+  // table rows read, no temp b-tree); sqlite-store.test.ts checks the plan.
+  countByHostAndState: 'SELECT instance_id, state, COUNT(*) AS count FROM containers GROUP BY instance_id, state ORDER BY instance_id, state',
   ping: 'SELECT 1 AS ok',
 } as const;
 

@@ -195,6 +195,14 @@ describe('SQLite store', () => {
       });
     });
 
+    it('counts by host and state from the covering (instance_id, state) index alone, without sorting', () => {
+      withSchema((db) => {
+        const detail = plan(db, SQL.countByHostAndState);
+        expect(detail).toMatch(/SCAN containers USING COVERING INDEX containers_instance_state/);
+        expect(detail).not.toContain('TEMP B-TREE');
+      });
+    });
+
     it('pages every listing filter by keyset from an index, without sorting (instance: one host, sorted)', () => {
       withSchema((db) => {
         const params = { cluster: 'c', instance_id: 'i', state: 'running', task_family: 'f', after: 'a', limit: 10 };

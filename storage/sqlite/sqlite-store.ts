@@ -12,6 +12,7 @@ import type {
   ContainerLookup,
   ContainerRecord,
   HostRecord,
+  HostStateCount,
   LegacyEvent,
   LegacySnapshot,
   Page,
@@ -73,6 +74,7 @@ export class SqliteStore implements Store {
       purgeHistory: db.prepare<[string]>(SQL.purgeHistory),
       purgeContainers: db.prepare<[string]>(SQL.purgeContainers),
       countByState: db.prepare<[], StateCount>(SQL.countByState),
+      countByHostAndState: db.prepare<[], HostStateCount>(SQL.countByHostAndState),
       ping: db.prepare<[], { ok: number }>(SQL.ping),
     };
     this.applyTransitionsTx = db.transaction(this.applyTransitionsInTx.bind(this));
@@ -271,6 +273,10 @@ export class SqliteStore implements Store {
 
   async countByState(): Promise<StateCount[]> {
     return this.run('countByState', () => this.stmt.countByState.all());
+  }
+
+  async countByHostAndState(): Promise<HostStateCount[]> {
+    return this.run('countByHostAndState', () => this.stmt.countByHostAndState.all());
   }
 
   async health(): Promise<StoreHealth> {

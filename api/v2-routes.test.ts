@@ -13,6 +13,8 @@ import {
   taskId,
   transition,
 } from '../storage/store.fixtures.js';
+import { openStore } from '../storage/index.js';
+import type { Store } from '../storage/store.js';
 import { buildTestApp, type TestApp } from './test-helpers.js';
 
 let t: TestApp;
@@ -189,5 +191,31 @@ describe('GET /v2/containers/:id/history and /v2/hosts', () => {
     expect(fresh).toMatchObject({ instance_id: host.instance_id, seconds_since_report: 90.5, stale: false, containers_by_state: { running: 2, pending: 0, gone: 0 } });
     t.setNow(new Date(Date.parse(iso(0)) + 16 * 60_000));
     expect((await get('/v2/hosts')).json().hosts[0].stale).toBe(true);
+  });
+
+  it('counts containers per host from the grouped count, never listing containers, with zeros for hosts without records', async () => {
+    const real = await openStore({ backend: 'sqlite', path: ':memory:' });
+    let grouped = 0;
+    const spy: Store = Object.create(real, {
+      listContainers: { value: () => Promise.reject(new Error('GET /v2/hosts must not list containers')) },
+      countByHostAndState: { value: () => { grouped++; return real.countByHostAndState(); } },
+    });
+    await t.close();
+    t = await buildTestApp({}, spy);
+    const other = hostIdentity({ instance_id: instanceId('v2-other') });
+    const idle = hostIdentity({ instance_id: instanceId('v2-idle') });
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+    await put(`/v2/hosts/${other.instance_id}/snapshot`, snapshot(other, 1, [snapshotContainer('stopped', { container_id: containerId('o1') }), snapshotContainer('running', { container_id: containerId('o2') })]));
+    await put(`/v2/hosts/${other.instance_id}/snapshot`, snapshot(other, 2, [snapshotContainer('stopped', { container_id: containerId('o1') })]));
+    await put(`/v2/hosts/${idle.instance_id}/snapshot`, snapshot(idle, 1, []));
+    const res = await get('/v2/hosts');
+    expect(res.statusCode).toBe(200);
+    const byHost = Object.fromEntries(res.json().hosts.map((h: { instance_id: string; containers_by_state: unknown }) => [h.instance_id, h.containers_by_state]));
+    expect(byHost).toEqual({
+      [host.instance_id]: { pending: 0, running: 2, stopping: 0, stopped: 0, gone: 0 },
+      [other.instance_id]: { pending: 0, running: 0, stopping: 0, stopped: 1, gone: 1 },
+      [idle.instance_id]: { pending: 0, running: 0, stopping: 0, stopped: 0, gone: 0 },
+    });
+    expect(grouped).toBe(1);
   });
 });

@@ -121,21 +121,13 @@ function zeroCounts(): Record<LifecycleState, number> {
   return Object.fromEntries(LIFECYCLE_STATES.map((s) => [s, 0])) as Record<LifecycleState, number>;
 }
 
-/**
- * Counts every container by host and state in one paged pass. The Store has no per-host count
- * (countByState is per cluster); this route is for operators, not a hot path.
- */
+/** Counts by host and state from the store's grouped count: no container record is read. */
 async function containersByHostAndState(ctx: ApiContext): Promise<Map<string, Record<LifecycleState, number>>> {
   const counts = new Map<string, Record<LifecycleState, number>>();
-  let cursor: string | undefined;
-  do {
-    const page = await ctx.store.listContainers({}, { limit: 1000, cursor });
-    for (const rec of page.items) {
-      let c = counts.get(rec.instance_id);
-      if (!c) counts.set(rec.instance_id, (c = zeroCounts()));
-      c[rec.state]++;
-    }
-    cursor = page.next_cursor ?? undefined;
-  } while (cursor);
+  for (const { instance_id, state, count } of await ctx.store.countByHostAndState()) {
+    let c = counts.get(instance_id);
+    if (!c) counts.set(instance_id, (c = zeroCounts()));
+    c[state] += count;
+  }
   return counts;
 }

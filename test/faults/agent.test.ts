@@ -54,7 +54,11 @@ describe('ECS agent faults', () => {
     expect(emittedDuringFault).toEqual([]);
     expect(rec.passes.slice(barrier).every((p) => !p.agentOk && p.result === 'failed')).toBe(true);
 
+    const cleared = rec.passes.length;
     sim.setFault({ agent: 'ok' });
+    // A pass hanging on the fault (timeout) ends first; from the first good listing on, whatever
+    // the host lists is observable again.
+    await vi.waitFor(() => expect(rec.passes.slice(cleared).some((p) => p.agentOk)).toBe(true), { timeout: RECOVERY_MS, interval: 20 });
     truth.observe(sim.state);
     await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
     expect(rec.loop.hostState()).toBe('steady');

@@ -26,7 +26,7 @@ import { REPO_ROOT, ensureBuilt } from '../support/built.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
-beforeAll(() => ensureBuilt(['reconciler', 'cli', 'config', 'wire']), 300_000);
+beforeAll(() => ensureBuilt(), 300_000);
 
 const RECOVERY_MS = 15_000;
 const BIN = join(REPO_ROOT, 'bin/ecs-id-mapper');

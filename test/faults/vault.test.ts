@@ -23,7 +23,7 @@ import { refusedPort } from '../support/loopback.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
-beforeAll(() => ensureBuilt(['api', 'secrets', 'storage', 'cli', 'config']), 300_000);
+beforeAll(() => ensureBuilt(), 300_000);
 
 const SECRET = { report_token: 'report-faults-1' };
 const RECOVERY_MS = 5_000;

@@ -48,11 +48,16 @@ export class GroundTruth {
     for (const t of tasks) for (const c of t.containers) this.everSeen.set(c.docker_id, t.arn);
   }
 
-  /** Records transitions as the loop appended them (PassResult.transitions). */
+  /**
+   * Records transitions as the loop appended them (PassResult.transitions). A container the
+   * daemon emitted was seen, even when the test never caught it listed (it came and went between
+   * the test's looks): the server must hold it too.
+   */
   recordEmitted(transitions: readonly Transition[]): void {
     for (const t of transitions) {
       if (this.emitted.has(t.seq)) this.emittedTwice.push(t.seq);
       this.emitted.set(t.seq, t);
+      if (!this.everSeen.has(t.container_id) && t.container.task_arn) this.everSeen.set(t.container_id, t.container.task_arn);
     }
   }
 

@@ -8,6 +8,8 @@
 //   names, image) keep their stored value when a later observation lacks them;
 // - task_id is the ARN's last segment, or for legacy reports the bare id of the raw `<cluster>/<id>`;
 // - first_seen is set on create, last_seen is the server's receive time of every apply;
+// - sampled_at is the legacy agent's sample time of the report that last wrote the record, null for
+//   reconciler reports; like last_seen it is bookkeeping (changes alone do not count as an update);
 // - stopped_at is the event time the state became `stopped` (cleared when the container runs again);
 // - gone_at is the server's receive time the record became `gone` (retention runs on server time);
 // - restart_count never decreases; exit_code and started_at keep their last known value.
@@ -26,6 +28,8 @@ export interface ApplyContext {
   /** Legacy reports only: the agent's raw task id and report-map key. */
   taskIdRaw?: string | null;
   legacyKey?: string | null;
+  /** Legacy reports only: the agent's sample_time, ISO. */
+  sampledAt?: string | null;
 }
 
 /** An ISO-8601 time normalised to `Date#toISOString` form (UTC, milliseconds), so text order is time order. */
@@ -83,6 +87,7 @@ export function nextRecord(existing: ContainerRecord | undefined, obs: Container
     source: obs.source,
     seq: ctx.seq,
     legacy_key: ctx.legacyKey ?? existing?.legacy_key ?? null,
+    sampled_at: ctx.sampledAt ?? null,
   };
 }
 
@@ -91,10 +96,10 @@ export function goneRecord(existing: ContainerRecord, seq: number, receivedAt: s
   return { ...existing, state: 'gone', gone_at: existing.gone_at ?? receivedAt, seq: Math.max(existing.seq, seq) };
 }
 
-/** True when anything but the bookkeeping (last_seen, seq) differs: what snapshots count as `upserted`. */
+/** True when anything but the bookkeeping (last_seen, seq, sampled_at) differs: what snapshots count as `upserted`. */
 export function recordChanged(before: ContainerRecord, after: ContainerRecord): boolean {
   for (const key of Object.keys(after) as Array<keyof ContainerRecord>) {
-    if (key === 'last_seen' || key === 'seq') continue;
+    if (key === 'last_seen' || key === 'seq' || key === 'sampled_at') continue;
     if (key === 'ports') {
       if (JSON.stringify(before.ports) !== JSON.stringify(after.ports)) return true;
     } else if (before[key] !== after[key]) return true;

@@ -147,6 +147,7 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
           source: 'agent',
           seq: 1,
           legacy_key: null,
+          sampled_at: null,
         } satisfies ContainerRecord);
       });
 
@@ -488,6 +489,26 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         await eventually(async () => {
           expect((await store.listHosts()).map((h) => [h.instance_id, h.reporter, h.last_seq])).toEqual([[hostA.instance_id, 'legacy', 0]]);
         });
+      });
+
+      it("keeps the agent's own sample time of the last map as sampled_at, apart from last_seen", async () => {
+        // The agent sampled at minute 1.5 (with sub-second precision), the server received at minute 2.
+        const sampled = new Date(at(1.5).getTime() + 250).toISOString();
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c1, sampled_at: sampled })], iso(2)));
+        let r = await get(c1);
+        expect([r.sampled_at, r.last_seen]).toEqual([sampled, iso(2)]);
+        // An unchanged container in the next map: not an update, but both times move.
+        const next = await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c1, sampled_at: iso(2.5) })], iso(3)));
+        expect(next).toEqual({ upserted: 0, gone: 0, skipped: 0 });
+        r = await get(c1);
+        expect([r.sampled_at, r.last_seen]).toEqual([iso(2.5), iso(3)]);
+        // Marked gone by a later map: the last sample time stays.
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c2, sampled_at: iso(3.5) })], iso(4)));
+        r = await get(c1);
+        expect([r.state, r.sampled_at]).toEqual(['gone', iso(2.5)]);
+        // A reconciler taking over the container clears it: its reports carry no agent sample time.
+        await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c2 } })]), at(5));
+        expect((await get(c2)).sampled_at).toBeNull();
       });
 
       it('marks containers absent from the next map as gone', async () => {

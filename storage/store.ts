@@ -56,6 +56,11 @@ export interface ContainerRecord {
   seq: number;
   /** Opaque key of the original agent's report map (sha256 of docker id + task id + desired status). */
   legacy_key: string | null;
+  /**
+   * The original agent's own `sample_time` (ISO) from the legacy report that last wrote this record;
+   * null when a reconciler wrote it last. `_all` answers it as `sample_time`, as the original did.
+   */
+  sampled_at: string | null;
 }
 
 /** One entry of a container's history. */

@@ -269,18 +269,16 @@ export class SimpleDbStore implements Store {
 
   async replaceSnapshot(snapshot: HostSnapshot, receivedAt: Date): Promise<SnapshotResult> {
     const takenAt = normaliseIso(snapshot.taken_at);
-    const entries = snapshot.containers.map((container) => ({ container, eventAt: takenAt, taskIdRaw: null, legacyKey: null }));
+    const entries = snapshot.containers.map((container) => ({ container, eventAt: takenAt, taskIdRaw: null, legacyKey: null, sampledAt: null }));
     return this.run('replaceSnapshot', () => this.replaceHost(snapshot.host, snapshot.seq, entries, receivedAt.toISOString(), takenAt, 'reconciler'));
   }
 
   async replaceLegacySnapshot(snapshot: LegacySnapshot): Promise<SnapshotResult> {
     const receivedAt = normaliseIso(snapshot.received_at);
-    const entries = snapshot.containers.map((container) => ({
-      container,
-      eventAt: normaliseIso(container.sampled_at),
-      taskIdRaw: container.task_id_raw,
-      legacyKey: container.legacy_key,
-    }));
+    const entries = snapshot.containers.map((container) => {
+      const sampledAt = normaliseIso(container.sampled_at);
+      return { container, eventAt: sampledAt, taskIdRaw: container.task_id_raw, legacyKey: container.legacy_key, sampledAt };
+    });
     // Legacy reports carry no sequence numbers: seq 0, so records a reconciler owns (seq > 0) are skipped.
     return this.run('replaceLegacySnapshot', () => this.replaceHost(snapshot.host, 0, entries, receivedAt, receivedAt, 'legacy'));
   }
@@ -288,7 +286,7 @@ export class SimpleDbStore implements Store {
   private async replaceHost(
     host: HostIdentity,
     seq: number,
-    entries: Array<{ container: HostSnapshot['containers'][number] | LegacySnapshot['containers'][number]; eventAt: string; taskIdRaw: string | null; legacyKey: string | null }>,
+    entries: Array<{ container: HostSnapshot['containers'][number] | LegacySnapshot['containers'][number]; eventAt: string; taskIdRaw: string | null; legacyKey: string | null; sampledAt: string | null }>,
     receivedAt: string,
     takenAt: string,
     reporter: HostRecord['reporter'],
@@ -304,7 +302,7 @@ export class SimpleDbStore implements Store {
       ]),
     );
     const present = new Set<string>();
-    await mapLimit(entries, this.concurrency, async ({ container, eventAt, taskIdRaw, legacyKey }) => {
+    await mapLimit(entries, this.concurrency, async ({ container, eventAt, taskIdRaw, legacyKey, sampledAt }) => {
       present.add(container.container_id);
       let skipped = false;
       const { before, after } = await this.updateContainer(
@@ -313,7 +311,7 @@ export class SimpleDbStore implements Store {
           const sameHost = existing !== undefined && existing.instance_id === host.instance_id;
           skipped = sameHost && existing.seq > seq;
           if (skipped) return null;
-          return nextRecord(existing, container, { host, state: container.state, seq: sameHost ? Math.max(existing.seq, seq) : seq, eventAt, receivedAt, taskIdRaw, legacyKey });
+          return nextRecord(existing, container, { host, state: container.state, seq: sameHost ? Math.max(existing.seq, seq) : seq, eventAt, receivedAt, taskIdRaw, legacyKey, sampledAt });
         },
         live.get(container.container_id),
       );
@@ -576,7 +574,10 @@ export class SimpleDbStore implements Store {
   private decodeContainer(item: Item): Versioned<ContainerRecord> | undefined {
     const record = readDocument<ContainerRecord>(item.attributes);
     const ver = attributeValue(item.attributes, 'ver');
-    return record && ver !== undefined ? { record, ver } : undefined;
+    if (!record || ver === undefined) return undefined;
+    // Documents written before sampled_at existed lack it.
+    record.sampled_at ??= null;
+    return { record, ver };
   }
 
   private async readContainer(id: string): Promise<Versioned<ContainerRecord> | undefined> {

@@ -27,7 +27,7 @@ export const SQL = {
   liveOnHost: `SELECT container_id, seq FROM containers WHERE instance_id = ? AND state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`,
   upsertContainer: `INSERT INTO containers (${cols}) VALUES (${params}) ON CONFLICT (container_id) DO UPDATE SET ${updates}`,
   // A snapshot entry that changed nothing but bookkeeping: no indexed column is set, so no index is rewritten.
-  touchContainer: 'UPDATE containers SET last_seen = ?, seq = ? WHERE container_id = ?',
+  touchContainer: 'UPDATE containers SET last_seen = ?, seq = ?, sampled_at = ? WHERE container_id = ?',
   insertTransition: `INSERT OR IGNORE INTO transitions (container_id, from_state, to_state, at, host, seq, reason)
      VALUES (@container_id, @from_state, @to_state, @at, @host, @seq, @reason)`,
   history: 'SELECT * FROM transitions WHERE container_id = ? ORDER BY at, id',

@@ -53,4 +53,5 @@ export const CONTAINER_COLUMNS = [
   'task_version', 'cluster', 'container_instance_arn', 'instance_id', 'instance_ip', 'instance_type', 'instance_az',
   'region', 'host_name', 'ports', 'desired_status', 'known_status', 'state', 'restart_count', 'exit_code',
   'started_at', 'first_seen', 'last_seen', 'stopped_at', 'gone_at', 'ecs_agent_version', 'source', 'seq', 'legacy_key',
+  'sampled_at',
 ] as const satisfies ReadonlyArray<keyof ContainerRow>;

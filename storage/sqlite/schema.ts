@@ -94,6 +94,10 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       CREATE INDEX containers_state ON containers (state);
     `);
   },
+  // 3: the legacy agent's own sample time (records.ts); null for older records and reconciler reports.
+  (db) => {
+    db.exec('ALTER TABLE containers ADD COLUMN sampled_at TEXT');
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

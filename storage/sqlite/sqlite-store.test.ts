@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeStoreContract } from '../store.contract.js';
-import { at, batch, containerId, hostIdentity, transition } from '../store.fixtures.js';
+import { at, batch, containerId, hostIdentity, iso, observation, transition } from '../store.fixtures.js';
+import { nextRecord } from '../records.js';
 import { StoreUnavailableError } from '../store.js';
 import { openSqliteStore, SCHEMA_VERSION, SchemaVersionError, SqliteStore } from './index.js';
 import { migrate } from './schema.js';
 import { listSql, SQL } from './queries.js';
+import { CONTAINER_COLUMNS, toContainerRow } from './rows.js';
 
 const temps: string[] = [];
 function tempDir(): string {
@@ -94,11 +96,16 @@ describe('SQLite store', () => {
     const db = new Database(path);
     migrate(db, 1);
     const c1 = containerId(1);
-    const v1 = new SqliteStore(db);
-    await v1.applyTransitions(batch(hostIdentity(), [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
-    await v1.close();
+    // Written with version 1's columns (today's store prepares statements for the current schema).
+    const record = nextRecord(undefined, observation({ container_id: c1 }), { host: hostIdentity(), state: 'running', seq: 1, eventAt: iso(1), receivedAt: iso(1) });
+    const row = toContainerRow(record) as Record<string, unknown>;
+    const v1Columns = CONTAINER_COLUMNS.filter((c) => c !== 'sampled_at');
+    db.prepare(`INSERT INTO containers (${v1Columns.join(', ')}) VALUES (${v1Columns.map((c) => `@${c}`).join(', ')})`).run(Object.fromEntries(v1Columns.map((c) => [c, row[c]])));
+    db.close();
 
     const store = openSqliteStore({ path });
+    // Records from before migration 3 have no agent sample time.
+    expect(await store.getContainer(c1)).toEqual({ kind: 'found', record: { ...record, sampled_at: null } });
     await store.close();
     const check = new Database(path, { readonly: true });
     try {

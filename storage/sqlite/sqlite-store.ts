@@ -45,6 +45,7 @@ interface SnapshotEntry {
   eventAt: string;
   taskIdRaw: string | null;
   legacyKey: string | null;
+  sampledAt: string | null;
 }
 
 export class SqliteStore implements Store {
@@ -65,7 +66,7 @@ export class SqliteStore implements Store {
       byLegacyKey: db.prepare<[string], ContainerRow>(SQL.byLegacyKey),
       liveOnHost: db.prepare<[string], { container_id: string; seq: number }>(SQL.liveOnHost),
       upsertContainer: db.prepare<[ContainerRow]>(SQL.upsertContainer),
-      touchContainer: db.prepare<[string, number, string]>(SQL.touchContainer),
+      touchContainer: db.prepare<[string, number, string | null, string]>(SQL.touchContainer),
       insertTransition: db.prepare<[Omit<TransitionRow, 'id'>]>(SQL.insertTransition),
       history: db.prepare<[string], TransitionRow>(SQL.history),
       getHost: db.prepare<[string], HostRow>(SQL.getHost),
@@ -113,7 +114,7 @@ export class SqliteStore implements Store {
 
   async replaceSnapshot(snapshot: HostSnapshot, receivedAt: Date): Promise<SnapshotResult> {
     const takenAt = normaliseIso(snapshot.taken_at);
-    const entries = snapshot.containers.map((container) => ({ container, eventAt: takenAt, taskIdRaw: null, legacyKey: null }));
+    const entries = snapshot.containers.map((container) => ({ container, eventAt: takenAt, taskIdRaw: null, legacyKey: null, sampledAt: null }));
     return this.run('replaceSnapshot', () =>
       this.replaceHostTx.immediate(snapshot.host, snapshot.seq, entries, receivedAt.toISOString(), takenAt, 'reconciler'),
     );
@@ -121,12 +122,10 @@ export class SqliteStore implements Store {
 
   async replaceLegacySnapshot(snapshot: LegacySnapshot): Promise<SnapshotResult> {
     const receivedAt = normaliseIso(snapshot.received_at);
-    const entries = snapshot.containers.map((container) => ({
-      container,
-      eventAt: normaliseIso(container.sampled_at),
-      taskIdRaw: container.task_id_raw,
-      legacyKey: container.legacy_key,
-    }));
+    const entries = snapshot.containers.map((container) => {
+      const sampledAt = normaliseIso(container.sampled_at);
+      return { container, eventAt: sampledAt, taskIdRaw: container.task_id_raw, legacyKey: container.legacy_key, sampledAt };
+    });
     // Legacy reports carry no sequence numbers: seq 0, so records a reconciler owns (seq > 0) are skipped.
     return this.run('replaceLegacySnapshot', () => this.replaceHostTx.immediate(snapshot.host, 0, entries, receivedAt, receivedAt, 'legacy'));
   }
@@ -141,7 +140,7 @@ export class SqliteStore implements Store {
   ): SnapshotResult {
     const result: SnapshotResult = { upserted: 0, gone: 0, skipped: 0 };
     const present = new Set<string>();
-    for (const { container, eventAt, taskIdRaw, legacyKey } of entries) {
+    for (const { container, eventAt, taskIdRaw, legacyKey, sampledAt } of entries) {
       present.add(container.container_id);
       const existing = this.getRecord(container.container_id);
       const sameHost = existing !== undefined && existing.instance_id === host.instance_id;
@@ -157,12 +156,13 @@ export class SqliteStore implements Store {
         receivedAt,
         taskIdRaw,
         legacyKey,
+        sampledAt,
       });
       if (!existing || recordChanged(existing, next)) {
         this.writeRecord(next);
         result.upserted++;
       } else {
-        this.stmt.touchContainer.run(next.last_seen, next.seq, next.container_id);
+        this.stmt.touchContainer.run(next.last_seen, next.seq, next.sampled_at, next.container_id);
       }
       if (existing?.state !== next.state) {
         this.insertHistory({ container_id: next.container_id, from: existing?.state ?? null, to: next.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' });

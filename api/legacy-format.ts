@@ -57,7 +57,9 @@ export function legacyAttributes(record: ContainerRecord, links: Link[]): Record
     host_name: record.host_name,
     cluster_name: record.cluster,
     ecs_agent_version: record.ecs_agent_version,
-    sample_time: epochSeconds(record.last_seen),
+    // The agent's own sample time, as the original stored it; records no legacy agent wrote have
+    // none, and answer the time the server last saw them.
+    sample_time: epochSeconds(record.sampled_at ?? record.last_seen),
   };
   const urls: Record<string, string> = {};
   for (const link of links) urls[`${link.name}_url`] = link.url;

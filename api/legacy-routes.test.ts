@@ -2,7 +2,7 @@
 // original's clients read back (text, Flask-style JSON, redirects), plus the fixes (400/409/404 JSON).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseLinks } from '../config/links.js';
-import { INJECTION_STRINGS } from '../storage/store.fixtures.js';
+import { batch, hostIdentity, INJECTION_STRINGS, transition } from '../storage/store.fixtures.js';
 import { agentEntry, agentKey, agentMap, buildTestApp, type AgentEntry, type TestApp } from './test-helpers.js';
 
 const C1 = 'c1'.repeat(32);
@@ -210,11 +210,21 @@ describe('GET /query/container_id/<id>', () => {
       host_name: 'ip-10-0-1-17',
       cluster_name: 'prod',
       ecs_agent_version: '1.14.4',
-      sample_time: '1767226200.0',
+      // The agent's own sample time (1767225600.25), not the server's receive time (00:10:00).
+      sample_time: '1767225600.25',
+      sampled_at: '2026-01-01T00:00:00.250Z',
+      last_seen: '2026-01-01T00:10:00.000Z',
       cadvisor_url: `http://10.0.1.17:8080/docker/${C1}`,
       logs_url: `https://logs.example/search?q=${C1.slice(0, 12)}&task=${TASK}`,
       state: 'running',
     });
+  });
+
+  it('answers sample_time as the time the server last saw a container that a reconciler reports (no agent sample time)', async () => {
+    const C4 = 'c4'.repeat(32);
+    await t.store.applyTransitions(batch(hostIdentity(), [transition(1, 'running', { container: { container_id: C4 } })]), new Date('2026-01-01T00:20:00.500Z'));
+    const body = JSON.parse((await get(`/query/container_id/${C4}/_all`)).body);
+    expect(body).toMatchObject({ sample_time: '1767226800.5', sampled_at: null, last_seen: '2026-01-01T00:20:00.500Z' });
   });
 
   it('answers the cAdvisor URL as text, and a 302 to it when redir is true in any case', async () => {

@@ -49,6 +49,8 @@ export const ContainerRecordSchema = Type.Object({
   source: StringEnum(RECORD_SOURCES),
   seq: Type.Integer(),
   legacy_key: NStr,
+  /** The original agent's own sample time of its last report map (ISO); null for reconciler reports. */
+  sampled_at: NStr,
 });
 
 export const LinkSchema = Type.Object({ name: Type.String(), url: Type.String() });

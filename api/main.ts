@@ -11,6 +11,7 @@ import { loadSecrets as loadVaultSecrets, type LoadedSecrets } from '../secrets/
 import type { ReportTokenSource } from './auth.js';
 import type { ExtraHealthCheck } from './context.js';
 import { buildServer } from './server.js';
+import { untilStopped } from '../cli/until-stopped.js';
 
 /** api/web/ next to this module in the source tree, or (from dist/api/) two levels up. */
 export function defaultWebRoot(): string | undefined {
@@ -99,22 +100,7 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
   purgeTimer.unref();
   void purge();
 
-  await new Promise<void>((resolve) => {
-    const stop = (reason: string) => {
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onInt);
-      options.signal?.removeEventListener('abort', onAbort);
-      log.info({ reason }, 'shutting down');
-      resolve();
-    };
-    const onTerm = () => stop('SIGTERM');
-    const onInt = () => stop('SIGINT');
-    const onAbort = () => stop('abort');
-    process.once('SIGTERM', onTerm);
-    process.once('SIGINT', onInt);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (options.signal?.aborted) stop('abort');
-  });
+  log.info({ reason: await untilStopped(options.signal) }, 'shutting down');
 
   clearInterval(purgeTimer);
   await app.close();

@@ -13,6 +13,7 @@ import { openOutbox, type Outbox } from './outbox.js';
 import { createReconcileLoop, type ReconcileLoop } from './loop.js';
 import { createReporter, type Reporter } from './reporter.js';
 import { createReconcilerMetrics, type ReconcilerMetrics } from './metrics.js';
+import { untilStopped } from '../cli/until-stopped.js';
 
 export interface RunReconcilerOptions {
   /** Resolves the returned promise when aborted (tests); SIGTERM/SIGINT always do. */
@@ -162,22 +163,7 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
   loop.start();
   reporter.start();
 
-  await new Promise<void>((resolve) => {
-    const stop = (reason: string) => {
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onInt);
-      options.signal?.removeEventListener('abort', onAbort);
-      log.info({ reason }, 'shutting down');
-      resolve();
-    };
-    const onTerm = () => stop('SIGTERM');
-    const onInt = () => stop('SIGINT');
-    const onAbort = () => stop('abort');
-    process.once('SIGTERM', onTerm);
-    process.once('SIGINT', onInt);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (options.signal?.aborted) stop('abort');
-  });
+  log.info({ reason: await untilStopped(options.signal) }, 'shutting down');
 
   await loop.stop();
   const drained = await reporter.flush(FLUSH_ON_STOP_MS);

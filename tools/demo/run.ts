@@ -9,6 +9,7 @@ import { runServer } from '../../api/main.js';
 import { loadCommand, type DemoConfig, type ReconcilerConfig, type ServerConfig } from '../../config/index.js';
 import { runReconciler } from '../../reconciler/main.js';
 import { startSimulatedHost } from '../simulate-host/index.js';
+import { untilStopped } from '../../cli/until-stopped.js';
 
 export interface DemoOptions {
   /** Stops the demo (tests); SIGINT/SIGTERM always do. */
@@ -129,20 +130,15 @@ export async function runDemo(config: DemoConfig, options: DemoOptions = {}): Pr
       ].join('\n'),
     );
 
-    await new Promise<void>((resolve) => {
-      const timer = config.exitAfterMs > 0 ? setTimeout(() => stop(), config.exitAfterMs) : undefined;
-      const stop = () => {
-        clearTimeout(timer);
-        process.off('SIGTERM', stop);
-        process.off('SIGINT', stop);
-        options.signal?.removeEventListener('abort', stop);
-        resolve();
-      };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-      if (options.signal?.aborted) stop();
-      else options.signal?.addEventListener('abort', stop, { once: true });
-    });
+    // Stops on Ctrl-C/SIGTERM, the caller's signal, or after --exit-after.
+    const stopDemo = new AbortController();
+    const timer = config.exitAfterMs > 0 ? setTimeout(() => stopDemo.abort(), config.exitAfterMs) : undefined;
+    const onCallerAbort = () => stopDemo.abort();
+    if (options.signal?.aborted) stopDemo.abort();
+    else options.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    await untilStopped(stopDemo.signal);
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onCallerAbort);
   } finally {
     for (const stop of stopping) await stop().catch(() => undefined);
     rmSync(stateDir, { recursive: true, force: true });

@@ -3,6 +3,7 @@
 import pino from 'pino';
 import type { SimulateHostConfig } from '../../config/index.js';
 import { startSimulatedHost } from './index.js';
+import { untilStopped } from '../../cli/until-stopped.js';
 
 export interface RunSimulateHostOptions {
   /** Resolves the run when aborted (tests); SIGTERM/SIGINT always do. */
@@ -20,21 +21,6 @@ export async function runSimulateHost(config: SimulateHostConfig, options: RunSi
   (options.out ?? process.stdout).write(JSON.stringify(urls) + '\n');
   log.info({ ...urls, tasks: host.state.length, docker_socket: config.dockerSocket ?? null, seed: config.seed }, 'simulated host ready');
 
-  await new Promise<void>((resolve) => {
-    const stop = (reason: string) => {
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onInt);
-      options.signal?.removeEventListener('abort', onAbort);
-      log.info({ reason }, 'simulated host stopping');
-      resolve();
-    };
-    const onTerm = () => stop('SIGTERM');
-    const onInt = () => stop('SIGINT');
-    const onAbort = () => stop('aborted');
-    process.once('SIGTERM', onTerm);
-    process.once('SIGINT', onInt);
-    if (options.signal?.aborted) onAbort();
-    else options.signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  log.info({ reason: await untilStopped(options.signal) }, 'simulated host stopping');
   await host.close();
 }

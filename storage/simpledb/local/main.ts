@@ -3,6 +3,7 @@
 // (debug) and problems (error) go to stderr as JSON lines.
 import type { SimpleDbLocalConfig } from '../../../config/index.js';
 import { startSimpleDbLocal } from './server.js';
+import { untilStopped } from '../../../cli/until-stopped.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
@@ -31,17 +32,6 @@ export async function runSimpleDbLocal(config: SimpleDbLocalConfig, options: Run
     },
   });
   stdout.write(`${JSON.stringify({ event: 'listening', service: 'simpledb-local', url: local.url, admin: `${local.url}/__admin/faults` })}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      options.signal?.removeEventListener('abort', stop);
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-    if (options.signal?.aborted) stop();
-    else options.signal?.addEventListener('abort', stop);
-  });
+  await untilStopped(options.signal);
   await local.close();
 }

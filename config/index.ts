@@ -212,17 +212,23 @@ function buildReconciler(f: ParsedFlags): ReconcilerConfig {
 // simulate-host (dev/test tool)
 
 export interface SimulateHostConfig {
+  /** Address every port listens on (loopback). */
   host: string;
+  /** 0 = any free port, for each of the three. */
   agentPort: number;
   imdsPort: number;
   controlPort: number;
+  /** Tasks RUNNING at start; the churn keeps the population around this number. */
   tasks: number;
   containersPerTask: number;
+  /** Period of the churn timer; 0 = no timer (call tick()). */
   churnIntervalMs: number;
+  /** How long a STOPPED task stays listed (the agent's ~3 h, shortened). */
   cleanupAfterMs: number;
   cluster: string;
   instanceId: string;
   seed: number;
+  /** Derive tasks from this Docker engine instead of the scripted churn. */
   dockerSocket?: string;
   logLevel: LogLevel;
 }

@@ -3,6 +3,7 @@
 // or, with `dockerSocket`, from a real Docker engine's ECS-labelled containers.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { SimulateHostConfig } from '../../config/index.js';
 import { createDockerClient, type DockerClient } from '../../reconciler/sources/docker.js';
 import { agentHandler } from './agent-api.js';
 import { ControlError, controlHandler, type ControlApiHost, type Faults } from './control-api.js';
@@ -14,25 +15,8 @@ export type { SimTask, SimContainer, SimTaskStatus } from './model.js';
 export type { Faults } from './control-api.js';
 export { ControlError } from './control-api.js';
 
-export interface SimulatedHostOptions {
-  /** Address every port listens on (loopback). */
-  host: string;
-  /** 0 = any free port, for each of the three. */
-  agentPort: number;
-  imdsPort: number;
-  controlPort: number;
-  /** Tasks RUNNING at start; the churn keeps the population around this number. */
-  tasks: number;
-  containersPerTask: number;
-  /** Period of the churn timer; 0 = no timer (call tick()). */
-  churnIntervalMs: number;
-  /** How long a STOPPED task stays listed (the agent's ~3 h, shortened). */
-  cleanupAfterMs: number;
-  cluster: string;
-  instanceId: string;
-  seed: number;
-  /** Derive tasks from this Docker engine instead of the scripted churn. */
-  dockerSocket?: string;
+/** The simulate-host command's config (documented in config/), plus injectable clock and randomness. */
+export interface SimulatedHostOptions extends Omit<SimulateHostConfig, 'logLevel'> {
   /** Clock in ms (Date.now by default): timestamps, cleanup and IMDS token expiry. */
   now?: () => number;
   /** [0, 1) source; default a PRNG seeded with `seed`. */

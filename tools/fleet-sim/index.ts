@@ -84,7 +84,7 @@ export interface FleetResult {
   max: PhaseSummary;
   paced: PhaseSummary & { targetRate: number };
   rss: RssSample[];
-  /** Least-squares RSS slope over the paced phase, MiB per hour. */
+  /** Least-squares RSS slope over the second half of the paced phase, MiB per hour. */
   rssSlopeMiBPerHour: number;
   verification: Verification;
 }
@@ -236,7 +236,8 @@ export async function runFleetSim(options: FleetOptions): Promise<FleetResult> {
       max,
       paced,
       rss,
-      rssSlopeMiBPerHour: rssSlope(rss.filter((s) => s.atSeconds >= pacedFrom)),
+      // Second half of the paced phase: the first minutes are warm-up (page cache, heap sizing).
+      rssSlopeMiBPerHour: rssSlope(rss.filter((s) => s.atSeconds >= pacedFrom + ((rss[rss.length - 1]?.atSeconds ?? pacedFrom) - pacedFrom) / 2)),
       verification,
     };
   } finally {

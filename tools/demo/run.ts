@@ -114,6 +114,8 @@ export async function runDemo(config: DemoConfig, options: DemoOptions = {}): Pr
         `ECS ID Mapper demo: server, simulated ECS host (${config.tasks} tasks x 2 containers, ${config.churnIntervalMs > 0 ? `churn every ${config.churnIntervalMs / 1000} s` : 'no churn'}) and reconciler.`,
         '',
         `  lookup page         ${server.url}/?q=${shortId}`,
+        `  original API        ${server.url}/query/container_id/${shortId}  (and /_all, /cadvisor, /urls)`,
+        `  a task's containers ${server.url}/query/task_id/${first.task_id}`,
         `  by container id     ${server.url}/v2/lookup/${shortId}`,
         `  by task id          ${server.url}/v2/lookup/${first.task_id}`,
         `  by task ARN         ${server.url}/v2/lookup/${encodeURIComponent(first.task_arn)}`,

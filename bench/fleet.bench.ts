@@ -4,7 +4,7 @@
 // server's RSS slope.
 //
 // Run alone: `npm run bench:fleet` (quick), `npm run bench:fleet -- --full`, `npm run bench:soak`
-// (`-- --soak 30m`, default 30 minutes on the embedded store).
+// (`-- --soak 30m`, default 30 minutes on the embedded store). `--backend sqlite|simpledb` runs one backend.
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { runFleetSim, type FleetOptions, type FleetResult } from '../tools/fleet-sim/index.js';
@@ -97,8 +97,13 @@ if (invokedDirectly) {
       const r = await runFleetSim({ ...opts, soakMs, pacedRate, rssSampleMs: 10_000, log });
       writeBenchmarkSection('soak', 'Fleet soak: server RSS over time', fleetMarkdown([r], true) + `\n\nRSS samples (s → MiB): ${r.rss.filter((_, i) => i % Math.max(1, Math.floor(r.rss.length / 30)) === 0).map((s) => `${s.atSeconds.toFixed(0)}→${(s.bytes / 2 ** 20).toFixed(0)}`).join(', ')}`);
     } else {
-      const results = await runFleetBench(size, log);
-      writeBenchmarkSection('fleet', 'Fleet ingest', fleetMarkdown(results, false));
+      const backendAt = args.indexOf('--backend');
+      const only = backendAt === -1 ? undefined : args[backendAt + 1];
+      if (only !== undefined && only !== 'sqlite' && only !== 'simpledb') throw new Error(`--backend: expected sqlite or simpledb, got "${only}"`);
+      const results = only ? [await runFleetSim({ ...fleetOptions(only, size), log })] : await runFleetBench(size, log);
+      // Full-size runs get their own section, so a later quick \`npm run bench\` keeps them.
+      if (size === 'full') writeBenchmarkSection('fleet-full', 'Fleet ingest at full size, run alone', fleetMarkdown(results, false));
+      else writeBenchmarkSection('fleet', 'Fleet ingest', fleetMarkdown(results, false));
     }
   } catch (err) {
     console.error(`bench:fleet: ${(err as Error).message}`);

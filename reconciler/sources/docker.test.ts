@@ -7,6 +7,7 @@ import { readFixture, readJsonFixture } from '../../test/fixtures.js';
 import { reply, startLoopback, type Handler, type LoopbackServer } from '../../test/support/loopback.js';
 import { createDockerClient, parseEventLine, type DockerClient } from './docker.js';
 import { ObservationError, type DockerEvent } from './types.js';
+import { failure } from '../../test/support/observation.js';
 
 const ID_A = 'a'.repeat(64);
 const ID_B = 'b'.repeat(64);
@@ -46,14 +47,6 @@ async function fakeDocker(handler: Handler) {
   return server;
 }
 
-async function failure(promise: Promise<unknown>): Promise<ObservationError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ObservationError);
-  return error as ObservationError;
-}
 
 describe('Docker client: listContainers', () => {
   it('lists running and exited containers with labels, exit codes from Status or inspect', async () => {

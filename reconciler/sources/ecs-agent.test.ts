@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readFixture } from '../../test/fixtures.js';
 import { refusedPort, reply, startLoopback, type LoopbackServer } from '../../test/support/loopback.js';
 import { createEcsAgentClient } from './ecs-agent.js';
-import { ObservationError } from './types.js';
+import { failure } from '../../test/support/observation.js';
 
 let server: LoopbackServer | undefined;
 
@@ -21,14 +21,6 @@ async function agent(routes: Record<string, [number, string]>, timeoutMs = 2000)
   return createEcsAgentClient({ baseUrl: server.url, timeoutMs });
 }
 
-async function failure(promise: Promise<unknown>): Promise<ObservationError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ObservationError);
-  return error as ObservationError;
-}
 
 describe('ECS agent client: /v1/tasks', () => {
   it('parses the documented listing (long ARN, old agent fields only)', async () => {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readFixture, readJsonFixture } from '../../test/fixtures.js';
 import { refusedPort, reply, startLoopback, type LoopbackServer } from '../../test/support/loopback.js';
 import { createImdsClient } from './imds.js';
-import { ObservationError } from './types.js';
+import { failure } from '../../test/support/observation.js';
 
 const bodies = readJsonFixture<Record<string, string>>('imds/meta-data-text-bodies.aemm.json');
 const page401 = readFixture('imds/401-unauthorized.html');
@@ -66,14 +66,6 @@ function puts() {
   return server!.requests.filter((r) => r.method === 'PUT');
 }
 
-async function failure(promise: Promise<unknown>): Promise<ObservationError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ObservationError);
-  return error as ObservationError;
-}
 
 describe('IMDS client', () => {
   it('reads the identity over IMDSv2: one token PUT with the TTL header, then GETs with the token', async () => {

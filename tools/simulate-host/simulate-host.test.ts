@@ -4,11 +4,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readFixture, readJsonFixture } from '../../test/fixtures.js';
 import { createEcsAgentClient } from '../../reconciler/sources/ecs-agent.js';
 import { createImdsClient } from '../../reconciler/sources/imds.js';
-import { ObservationError } from '../../reconciler/sources/types.js';
 import { CONTAINER_ID, TASK_ARN, TASK_ID } from '../../wire/index.js';
 import type { SimulateHostConfig } from '../../config/index.js';
 import { startSimulatedHost, type SimulatedHost, type SimulatedHostOptions } from './index.js';
 import { runSimulateHost } from './main.js';
+import { failure } from '../../test/support/observation.js';
 
 const hosts: SimulatedHost[] = [];
 
@@ -50,14 +50,6 @@ async function post(url: string, body?: unknown) {
   return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
 }
 
-async function failure(promise: Promise<unknown>): Promise<ObservationError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ObservationError);
-  return error as ObservationError;
-}
 
 describe('simulated ECS agent API', () => {
   it('lists the initial RUNNING tasks with well-formed ARNs and 64-hex container ids, read by the real client', async () => {

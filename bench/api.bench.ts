@@ -99,29 +99,22 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
   // As `ecs-id-mapper server` runs it: the store instrumented on the app's registry.
   const registry = new Registry();
   const store = await openStore({ backend: 'sqlite', path: join(dir, 'bench.db') }, { registry });
-  const mapper = await buildServer({
-    store,
-    registry,
-    logger: false,
-    links: parseLinks([]),
-    cadvisorPort: 8080,
-    hostStaleAfterMs: 15 * 60_000,
-    bodyLimitBytes: 1024 * 1024,
-    reportRateLimitPerMinute: 600,
-    // As `--cache-ttl` defaults: the text lookup of a full id answers from memory for 5 s.
-    taskCacheTtlMs: 5_000,
-  });
-  const uncached = await buildServer({
-    store,
-    registry: new Registry(),
-    logger: false,
-    links: parseLinks([]),
-    cadvisorPort: 8080,
-    hostStaleAfterMs: 15 * 60_000,
-    bodyLimitBytes: 1024 * 1024,
-    reportRateLimitPerMinute: 600,
-    taskCacheTtlMs: 0,
-  });
+  // The server as `ecs-id-mapper server` builds it with default flags; only the task cache differs.
+  const server = (serverRegistry: Registry, taskCacheTtlMs: number) =>
+    buildServer({
+      store,
+      registry: serverRegistry,
+      logger: false,
+      links: parseLinks([]),
+      cadvisorPort: 8080,
+      hostStaleAfterMs: 15 * 60_000,
+      bodyLimitBytes: 1024 * 1024,
+      reportRateLimitPerMinute: 600,
+      taskCacheTtlMs,
+    });
+  // As `--cache-ttl` defaults: the text lookup of a full id answers from memory for 5 s.
+  const mapper = await server(registry, 5_000);
+  const uncached = await server(new Registry(), 0);
   const bare = Fastify({ logger: false });
   bare.get('/bare', async (_req, reply) => reply.type('text/plain; charset=utf-8').send('0123456789abcdef0123456789abcdef'));
   try {

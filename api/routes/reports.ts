@@ -21,6 +21,13 @@ const HostParams = Type.Object({ instance_id: Type.String({ pattern: INSTANCE_ID
 const NoQuery = Type.Object({});
 const reportErrors = errorResponses(400, 401, 413, 415, 429, 503);
 
+/** A v2 report names its host twice (URL and body); they must agree. */
+function assertSameHost(urlInstanceId: string, bodyInstanceId: string): void {
+  if (bodyInstanceId !== urlInstanceId) {
+    throw badRequest(`body host.instance_id "${bodyInstanceId}" differs from the URL's "${urlInstanceId}"`);
+  }
+}
+
 export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -73,9 +80,7 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
       response: { 200: TransitionBatchResultSchema, ...reportErrors },
     },
   }, async (req) => {
-    if (req.body.host.instance_id !== req.params.instance_id) {
-      throw badRequest(`body host.instance_id "${req.body.host.instance_id}" differs from the URL's "${req.params.instance_id}"`);
-    }
+    assertSameHost(req.params.instance_id, req.body.host.instance_id);
     for (const t of req.body.transitions) {
       if (t.container.container_id !== t.container_id) throw badRequest(`transition seq ${t.seq}: container.container_id differs from container_id`);
     }
@@ -94,9 +99,7 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
       response: { 200: SnapshotResultSchema, ...reportErrors },
     },
   }, async (req) => {
-    if (req.body.host.instance_id !== req.params.instance_id) {
-      throw badRequest(`body host.instance_id "${req.body.host.instance_id}" differs from the URL's "${req.params.instance_id}"`);
-    }
+    assertSameHost(req.params.instance_id, req.body.host.instance_id);
     const ids = new Set<string>();
     for (const c of req.body.containers) {
       if (ids.has(c.container_id)) throw badRequest(`container ${c.container_id} appears twice in the snapshot`);

@@ -14,15 +14,13 @@
 // runs aim at the append and the in-flight report deliberately.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync } from 'node:fs';
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { request } from 'undici';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SimulatedHost } from '../../tools/simulate-host/index.js';
 import { GroundTruth, verifyAgainstServer, waitForConvergence } from '../support/ground-truth.js';
 import { Api, Cleanups, INSTANCE_ID, churn, sampleOf, sleep, startSim } from '../support/fault-rig.js';
 import { REPO_ROOT, ensureBuilt } from '../support/built.js';
+import { startReportProxy } from '../support/report-proxy.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -98,36 +96,16 @@ async function hostLastSeq(api: Api): Promise<number> {
 
 /** Forwards to the server; `holdNext` keeps the next transitions POST from ever being answered. */
 async function startHoldingProxy(api: Api) {
-  let armed: { forward: boolean; held: (seqs: number[]) => void } | null = null;
-  const readBody = async (req: IncomingMessage) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
-  };
-  const server = createServer((req, res) => {
-    void (async () => {
-      const body = await readBody(req);
-      if (armed && req.method === 'POST' && req.url?.endsWith('/transitions')) {
-        const { forward, held } = armed;
-        armed = null;
-        if (forward) await (await request(api.url + req.url, { method: 'POST', headers: req.headers as Record<string, string>, body })).body.text();
-        held((JSON.parse(body.toString('utf8')) as { transitions: Array<{ seq: number }> }).transitions.map((t) => t.seq));
-        return; // never answered: the daemon is killed while waiting
-      }
-      const upstream = await request(api.url + req.url, { method: req.method as 'POST', headers: req.headers as Record<string, string>, body: body.length ? body : undefined });
-      res.writeHead(upstream.statusCode, { 'content-type': 'application/json' });
-      res.end(Buffer.from(await upstream.body.arrayBuffer()));
-    })().catch(() => res.socket?.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.add(() => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
+  const proxy = await startReportProxy(cleanups, () => api.url);
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: proxy.url,
     holdNext(forward: boolean): Promise<number[]> {
-      return new Promise((held) => (armed = { forward, held }));
+      return new Promise((held) =>
+        proxy.interceptNext(async (batch) => {
+          if (forward) await batch.forward();
+          held(batch.seqs); // never answered: the daemon is killed while waiting
+        }),
+      );
     },
   };
 }

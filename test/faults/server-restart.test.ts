@@ -6,12 +6,10 @@
 // Proven: the retry is counted in the daemon's report_attempts_total (not success), no entry of
 // the batch is in history twice, the records equal the truth. Recovery bound: ≤ 10 s wall after
 // the server is back.
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GroundTruth, RecordWatch, verifyAgainstServer, waitForConvergence } from '../support/ground-truth.js';
 import { Api, Cleanups, INSTANCE_ID, churn, sleep, startReconciler, startSim } from '../support/fault-rig.js';
+import { startReportProxy } from '../support/report-proxy.js';
 
 const cleanups = new Cleanups();
 afterEach(() => cleanups.run());
@@ -22,48 +20,20 @@ type Cut = 'after-apply' | 'before-apply';
 
 /** Forwards everything to the server; `cutNext` drops the next transitions batch as described. */
 async function startProxy(api: Api) {
-  let cut: Cut | null = null;
-  let cutDone: (info: { seqs: number[] }) => void = () => {};
   let restarting: Promise<unknown> = Promise.resolve();
-  const readBody = async (req: IncomingMessage) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
-  };
-  const server: Server = createServer((req, res) => {
-    void (async () => {
-      const body = await readBody(req);
-      await restarting;
-      if (cut && req.method === 'POST' && req.url?.endsWith('/transitions')) {
-        const mode = cut;
-        cut = null;
-        const seqs = (JSON.parse(body.toString('utf8')) as { transitions: Array<{ seq: number }> }).transitions.map((t) => t.seq);
-        if (mode === 'after-apply') {
-          const upstream = await request(api.url + req.url, { method: 'POST', headers: req.headers as Record<string, string>, body });
-          expect(upstream.statusCode).toBe(200);
-          await upstream.body.text();
-        }
-        res.socket?.destroy(); // the answer never arrives
-        restarting = api.stop().then(() => api.start());
-        await restarting;
-        cutDone({ seqs });
-        return;
-      }
-      const upstream = await request(api.url + req.url, { method: req.method as 'POST', headers: req.headers as Record<string, string>, body: body.length ? body : undefined });
-      res.writeHead(upstream.statusCode, { 'content-type': String(upstream.headers['content-type'] ?? 'application/json') });
-      res.end(Buffer.from(await upstream.body.arrayBuffer()));
-    })().catch(() => res.socket?.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.add(() => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
+  const proxy = await startReportProxy(cleanups, () => api.url, () => restarting);
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: proxy.url,
     cutNext(mode: Cut): Promise<{ seqs: number[] }> {
-      cut = mode;
-      return new Promise((resolve) => (cutDone = resolve));
+      return new Promise((cutDone) =>
+        proxy.interceptNext(async (batch) => {
+          if (mode === 'after-apply') expect(await batch.forward()).toBe(200);
+          batch.dropConnection(); // the answer never arrives
+          restarting = api.stop().then(() => api.start());
+          await restarting;
+          cutDone({ seqs: batch.seqs });
+        }),
+      );
     },
   };
 }

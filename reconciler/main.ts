@@ -4,7 +4,7 @@
 // stays in the outbox for the next start.
 import { createServer, type Server } from 'node:http';
 import pino from 'pino';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectProcessMetrics } from './prom.js';
 import type { ReconcilerConfig } from '../config/index.js';
 import { createEcsAgentClient } from './sources/ecs-agent.js';
 import { createImdsClient } from './sources/imds.js';
@@ -59,7 +59,7 @@ export function health(state: HealthState): { status: 200 | 503; body: Record<st
 export async function runReconciler(config: ReconcilerConfig, options: RunReconcilerOptions = {}): Promise<void> {
   const log = pino({ level: config.logLevel, base: { service: 'ecs-id-mapper-reconciler' } }, options.logStream ?? process.stdout);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'ecs_id_mapper_process_' });
+  collectProcessMetrics(registry, 'ecs_id_mapper_process_');
   const metrics = createReconcilerMetrics(registry);
 
   const outbox = openOutbox({ dir: config.stateDir, maxBytes: config.outboxMaxBytes });

@@ -1,7 +1,7 @@
 // The reconciler daemon's Prometheus metrics. The registry is passed in (one per daemon). Every
 // labelled series is zero-initialised over its constant label set, so dashboards never show
 // "no data"; container ids never appear as labels.
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from './prom.js';
 import { LIFECYCLE_STATES, type LifecycleState } from '../wire/index.js';
 
 export const PASS_RESULTS = ['ok', 'degraded', 'failed'] as const;

@@ -12,7 +12,7 @@
 //   dropped silently; /healthz turns 503 if the outbox fills meanwhile.
 // - Every fullSyncIntervalMs the whole host snapshot is PUT to `.../snapshot`, only when the
 //   outbox is drained, with seq = the last acknowledged seq, so it never races a transition.
-import { request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from './undici.js';
 import { createActor, fromPromise, type Actor } from 'xstate';
 import type { Logger } from 'pino';
 import type { HostIdentity, SnapshotContainer, TransitionBatch, TransitionBatchResult, HostSnapshot } from '../wire/index.js';

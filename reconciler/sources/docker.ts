@@ -6,7 +6,7 @@
 // capped exponential backoff and jitter, and only returns once `signal` aborts. Events are a hint
 // that something changed; the reconciler's periodic full observation stays the source of truth.
 import { setTimeout as delay } from 'node:timers/promises';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../undici.js';
 import { exchange, transportError } from './http.js';
 import { ObservationError, type DockerContainer, type DockerContainerState, type DockerEvent, type DockerSource } from './types.js';
 

@@ -4,7 +4,7 @@
 // (ObservationError, source 'agent'), never "no containers". The agent answers errors with
 // zero-valued JSON and no message (`{"Tasks":null}`), and any unknown path with 200 and
 // `{"AvailableCommands":[...]}`; both are recognised here. `{"Tasks":[]}` is a valid, empty listing.
-import type { Dispatcher } from 'undici';
+import type { Dispatcher } from '../undici.js';
 import { taskIdFromArn, type PortMapping } from '../../wire/index.js';
 import { exchange } from './http.js';
 import {

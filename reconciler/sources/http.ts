@@ -1,6 +1,6 @@
 // One HTTP exchange for the observation clients (ECS agent, IMDS, Docker): a bounded time, a
 // bounded body, and every transport failure turned into an ObservationError with a stable code.
-import { request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from '../undici.js';
 import { ObservationError } from './types.js';
 
 type Source = ObservationError['source'];

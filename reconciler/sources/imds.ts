@@ -9,7 +9,7 @@
 //   Each fallback calls `onFallback` (a metric). IMDSv2 is tried again after `v2RetryAfterMs`.
 // - instance-id is required; the other paths are null when IMDS answers 404. Any other failure makes
 //   the whole identity a failed observation (ObservationError, source 'imds').
-import type { Dispatcher } from 'undici';
+import type { Dispatcher } from '../undici.js';
 import { INSTANCE_ID } from '../../wire/index.js';
 import { errorCode, exchange } from './http.js';
 import { ObservationError, type ImdsSource, type InstanceIdentity } from './types.js';

@@ -1,0 +1,67 @@
+import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, REPO_ROOT } from '../test/support/built.js';
+import { reply, startLoopback, type LoopbackServer } from '../test/support/loopback.js';
+import { Agent, request } from './undici.js';
+
+let server: LoopbackServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+/** Echoes what arrived: method, path with query, body. */
+const echo = () =>
+  startLoopback((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => reply(res, 201, JSON.stringify({ method: req.method, url: req.url, body, auth: req.headers.authorization ?? null }), 'application/json'));
+  });
+
+describe('undici, loaded part by part', () => {
+  it('sends method, path with query, headers and body, and returns status and body', async () => {
+    server = await echo();
+    const res = await request(new URL('/v1/tasks?x=1', server.url), { method: 'POST', headers: { authorization: 'Bearer t' }, body: 'hello' });
+    expect(res.statusCode).toBe(201);
+    expect(await res.body.json()).toEqual({ method: 'POST', url: '/v1/tasks?x=1', body: 'hello', auth: 'Bearer t' });
+  });
+
+  it('goes through the dispatcher it is given, here over a unix socket', async () => {
+    const socketPath = join(tmpdir(), `ecs-id-mapper-undici-${process.pid}.sock`);
+    server = await startLoopback((req, res) => reply(res, 200, req.url ?? '', 'text/plain'), socketPath);
+    const dispatcher = new Agent({ connect: { socketPath } });
+    try {
+      const res = await request('http://docker/events?since=1', { dispatcher });
+      expect(await res.body.text()).toBe('/events?since=1');
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
+  it('rejects with the transport error code when nothing listens', async () => {
+    server = await echo();
+    const url = server.url;
+    await server.close();
+    server = undefined;
+    await expect(request(url)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+});
+
+describe('the daemon’s module graph', () => {
+  beforeAll(() => ensureBuilt(['reconciler', 'wire', 'cli', 'config']), 300_000);
+
+  it('loads neither undici’s package index (fetch, WebSocket, mocks) nor @opentelemetry/api', async () => {
+    const code = `await import('./dist/reconciler/main.js'); const { createRequire } = await import('node:module'); console.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache)));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', code], { cwd: REPO_ROOT });
+    const loaded = (JSON.parse(stdout) as string[]).map((p) => p.slice(p.lastIndexOf('node_modules/') + 'node_modules/'.length));
+    expect(loaded).toContain('undici/lib/dispatcher/agent.js');
+    expect(loaded).toContain('prom-client/lib/registry.js');
+    expect(loaded).not.toContain('undici/index.js');
+    expect(loaded.filter((p) => p.startsWith('undici/lib/web/'))).toEqual([]);
+    expect(loaded.filter((p) => p.startsWith('@opentelemetry/'))).toEqual([]);
+    expect(loaded).not.toContain('prom-client/index.js');
+  });
+});

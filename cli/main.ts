@@ -1,6 +1,7 @@
 // The one executable: `ecs-id-mapper <command> [flags]`. Parses config, then loads only the
 // command it runs (lazy imports keep the reconciler's memory small).
 import { ConfigError, loadCommand, topLevelHelp, type CommandName } from '../config/index.js';
+import { applyV8Flags } from './v8-flags.js';
 
 type Runner = (config: never) => Promise<number | void>;
 
@@ -13,7 +14,15 @@ const runners: Record<CommandName, () => Promise<Runner>> = {
   demo: async () => (await import('../tools/demo/run.js')).runDemo as Runner,
 };
 
-export async function main(argv: string[]): Promise<void> {
+export interface MainOptions {
+  /**
+   * Apply the command's V8 settings (cli/v8-flags.ts) before loading it. Default true; false
+   * only for the benchmark's "Node defaults" baseline.
+   */
+  v8Flags?: boolean;
+}
+
+export async function main(argv: string[], options: MainOptions = {}): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(topLevelHelp());
@@ -35,6 +44,7 @@ export async function main(argv: string[]): Promise<void> {
     console.log(loaded.text);
     return;
   }
+  if (options.v8Flags !== false) applyV8Flags(loaded.command);
   const run = await runners[loaded.command]();
   try {
     const code = await run(loaded.config as never);

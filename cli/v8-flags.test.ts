@@ -1,0 +1,28 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { V8_FLAGS, v8FlagsFor } from './v8-flags.js';
+
+describe('the launcher’s V8 settings', () => {
+  it('are set for the reconciler only', () => {
+    expect(v8FlagsFor('reconciler', [])).toEqual(V8_FLAGS.reconciler);
+    expect(V8_FLAGS.reconciler!.length).toBeGreaterThan(0);
+    for (const command of ['server', 'simulate-host', 'simpledb-local', 'lookup', 'demo'] as const) expect(v8FlagsFor(command, [])).toEqual([]);
+  });
+
+  it('leave a flag the operator gave on the node command line alone', () => {
+    expect(v8FlagsFor('reconciler', ['--semi-space-growth-factor=4'])).not.toContain('--semi-space-growth-factor=1');
+    expect(v8FlagsFor('reconciler', ['--semi_space_growth_factor=4'])).not.toContain('--semi-space-growth-factor=1');
+  });
+
+  it('keep the young generation at its initial size in a process that allocates a lot', async () => {
+    const churn = `const keep = []; for (let i = 0; i < 2e6; i++) { keep.push({ i }); if (keep.length > 5e4) keep.length = 0; }`;
+    const newSpace = `console.log(require('node:v8').getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size)`;
+    const run = async (pre: string) => Number((await promisify(execFile)(process.execPath, ['-e', `${pre}; ${churn}; ${newSpace}`])).stdout.trim());
+    const flags = JSON.stringify(V8_FLAGS.reconciler);
+    const withFlags = await run(`for (const f of ${flags}) require('node:v8').setFlagsFromString(f)`);
+    const without = await run('');
+    expect(withFlags).toBeLessThanOrEqual(2 * 2 ** 20);
+    expect(without).toBeGreaterThan(withFlags);
+  });
+});

@@ -1,0 +1,34 @@
+// V8 settings the launcher applies to one command, before that command's modules load: the one
+// place they are set (docs/benchmarks.md, reconciler section, measures each one and what it costs).
+//
+// They are set at run time with v8.setFlagsFromString rather than on the node command line
+// because the executable is `node bin/ecs-id-mapper <command>` (the Docker image's entrypoint and
+// how tests and the fleet simulator spawn it): a command-line flag would need a second node
+// process, which costs more memory than any flag saves. Only flags V8 reads while it runs work
+// this way; heap limits fixed at start (--max-semi-space-size, --max-old-space-size) and thread
+// pools (--v8-pool-size, --single-threaded-gc) do not, which is why none of those is here.
+// A flag already given on the node command line is left as the operator set it.
+import { setFlagsFromString } from 'node:v8';
+import type { CommandName } from '../config/index.js';
+
+export const V8_FLAGS: Partial<Record<CommandName, readonly string[]>> = {
+  // The reconciler lives under a 64 MiB container limit (the original agent's --memory=64m):
+  // - the young generation stays at its initial 1 MiB semi-space instead of growing to 16 MiB
+  //   during start-up (module loading allocates fast) and keeping those pages resident;
+  reconciler: ['--semi-space-growth-factor=1'],
+};
+
+const flagName = (flag: string) => flag.replace(/^--(no-)?/, '').split('=')[0].replace(/_/g, '-');
+
+/** The flags of V8_FLAGS[command] not already on the node command line (`execArgv`). */
+export function v8FlagsFor(command: CommandName, execArgv: readonly string[] = process.execArgv): string[] {
+  const given = new Set(execArgv.filter((a) => a.startsWith('--')).map(flagName));
+  return (V8_FLAGS[command] ?? []).filter((flag) => !given.has(flagName(flag)));
+}
+
+/** Applies V8_FLAGS[command] to this process; returns what was set. */
+export function applyV8Flags(command: CommandName, execArgv: readonly string[] = process.execArgv): string[] {
+  const flags = v8FlagsFor(command, execArgv);
+  for (const flag of flags) setFlagsFromString(flag);
+  return flags;
+}

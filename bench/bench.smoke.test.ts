@@ -10,8 +10,7 @@ import { runFleetSim, rssSlope } from '../tools/fleet-sim/index.js';
 import { fleetMarkdown, fleetOptions, parseDuration } from './fleet.bench.js';
 import { growthMarkdown, growthOptions, runGrowthBench } from './growth.bench.js';
 import { goalRows, summaryMarkdown } from './index.js';
-import { reconcilerMarkdown, runPassCost, runStartToQueryable } from './reconciler.bench.js';
-import { runReconcilerSoak } from './reconciler-soak.js';
+import { reconcilerMarkdown, runPassCost, runSoak, runStartToQueryable, SOAK_VARIANTS } from './reconciler.bench.js';
 import { writeBenchmarkSection } from './report.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-bench-smoke-'));
@@ -56,17 +55,20 @@ describe('reconciler benchmarks', () => {
   it('times passes over 250 containers, soaks briefly and measures start → queryable with and without events', async () => {
     const pass = await runPassCost(3);
     expect(pass.containers).toBe(250);
-    const soak = await runReconcilerSoak({ simulatedHours: 0.05, passSeconds: 10, tasks: 10, containersPerTask: 2 });
-    expect(soak.passes).toBe(18);
-    expect(soak.transitions).toBeGreaterThan(0);
+    const soak = await runSoak(SOAK_VARIANTS[0], { simulatedHours: 0.05, passSeconds: 10, realPassMs: 100, tasks: 10, containersPerTask: 2 });
+    expect(soak.shipped).toBe(true);
+    expect(soak.result.samples.length).toBe(3);
+    expect(soak.result.passes).toBeGreaterThan(5);
+    expect(soak.result.transitions).toBeGreaterThan(0);
+    expect(soak.result.samples[0].rssBytes).toBeGreaterThan(0);
     const withEvents = await runStartToQueryable(true, 2000, 2, 100);
     const without = await runStartToQueryable(false, 500, 2, 100);
     expect(withEvents.samples).toBe(2);
-    const md = reconcilerMarkdown({ pass, soak: [{ flags: [], result: soak, slopeMiBPerHour: 0 }], soakHours: 0.05, queryable: [withEvents, without] });
+    const md = reconcilerMarkdown({ pass, soak: [soak], soakHours: 0.05, queryable: [withEvents, without] });
     expect(md).toContain('| steady (nothing changed) |');
     expect(md).toContain('| with Docker events');
     expect(md).toContain('| without events (polling only)');
-    const rows = goalRows({ reconciler: { pass, soak: [{ flags: [], result: soak, slopeMiBPerHour: 0 }], soakHours: 0.05, queryable: [withEvents, without] } });
+    const rows = goalRows({ reconciler: { pass, soak: [soak], soakHours: 0.05, queryable: [withEvents, without] } });
     expect(rows.map((r) => r.figure)).toContain('start → queryable p95 with Docker events');
     expect(summaryMarkdown(rows, 'quick', 1, [])).toMatch(/goals met/);
   }, 120_000);

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { apiBenchMarkdown, runApiBench, type ApiBenchResult } from './api.bench.js';
 import { fleetMarkdown, runFleetBench } from './fleet.bench.js';
 import { growthMarkdown, growthOptions, runGrowthBench, type GrowthResult } from './growth.bench.js';
-import { reconcilerMarkdown, runReconcilerBench, type ReconcilerBenchResult } from './reconciler.bench.js';
+import { reconcilerMarkdown, reconcilerRssGoalRow, runReconcilerBench, type ReconcilerBenchResult } from './reconciler.bench.js';
 import { BENCHMARKS_MD, machineLine, writeBenchmarkSection } from './report.js';
 import { runSimpleDbBench, simpleDbBenchMarkdown, type SimpleDbBenchResult } from './simpledb.bench.js';
 import type { FleetResult } from '../tools/fleet-sim/index.js';
@@ -46,17 +46,8 @@ export function goalRows(r: AllResults): GoalRow[] {
   if (r.reconciler) {
     const p = r.reconciler.pass;
     rows.push({ figure: `reconcile pass CPU, ${p.containers} containers (mean, churning)`, value: `${f2(p.churnCpuMs.mean)} ms (p95 ${f2(p.churnCpuMs.p95)}; steady mean ${f2(p.steadyCpuMs.mean)} ms)`, baseline: `agent body parse ${f2(p.parseOnlyCpuMs.p50)} ms`, goal: '≤ 5 ms', met: p.churnCpuMs.mean <= 5 && p.steadyCpuMs.mean <= 5 });
-    for (const s of r.reconciler.soak) {
-      const last = s.result.samples[s.result.samples.length - 1];
-      const peak = s.result.samples.reduce((a, x) => Math.max(a, x[1]), 0);
-      rows.push({
-        figure: `reconciler RSS after 1 simulated hour (${s.flags.filter((x) => x !== '--expose-gc').join(' ') || 'default heap'})`,
-        value: `${(last[1] / 2 ** 20).toFixed(1)} MiB (peak ${(peak / 2 ** 20).toFixed(1)}), slope ${s.slopeMiBPerHour.toFixed(2)} MiB/h`,
-        baseline: `before the first pass ${(s.result.rssBeforeFirstPass / 2 ** 20).toFixed(1)} MiB`,
-        goal: '≤ 64 MiB, no growth',
-        met: peak <= 64 * 2 ** 20 && s.slopeMiBPerHour <= 1,
-      });
-    }
+    const rss = reconcilerRssGoalRow(r.reconciler);
+    if (rss) rows.push(rss);
     const [withEvents, without] = r.reconciler.queryable;
     if (withEvents && without) {
       rows.push({ figure: 'start → queryable p95 with Docker events', value: `${Math.round(withEvents.p95Ms)} ms`, baseline: `polling only ${Math.round(without.p95Ms)} ms`, goal: '≤ 1 s', met: withEvents.p95Ms <= 1000 });

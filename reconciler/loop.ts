@@ -22,10 +22,8 @@
 // observed inputs did not change is not sent an event at all, which keeps a 250-container pass
 // allocation-light (the agent's JSON parsing dominates).
 import { transition, initialTransition, type SnapshotFrom } from 'xstate';
-import {
-  CONTAINER_ID, TASK_ARN, LIFECYCLE_STATES,
-  type ContainerObservation, type HostIdentity, type LifecycleState, type RecordSource, type SnapshotContainer, type Transition,
-} from '../wire/index.js';
+import { CONTAINER_ID, TASK_ARN, LIFECYCLE_STATES, type LifecycleState, type RecordSource } from '../wire/ids.js';
+import type { ContainerObservation, HostIdentity, SnapshotContainer, Transition } from '../wire/index.js';
 import { containerMachine, type ContainerEvent, type EmittedTransition } from './machines/container.machine.js';
 import { hostMachine, type HostEvent } from './machines/host.machine.js';
 import {

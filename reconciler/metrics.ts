@@ -2,7 +2,7 @@
 // labelled series is zero-initialised over its constant label set, so dashboards never show
 // "no data"; container ids never appear as labels.
 import { Counter, Gauge, Histogram, type Registry } from './prom.js';
-import { LIFECYCLE_STATES, type LifecycleState } from '../wire/index.js';
+import { LIFECYCLE_STATES, type LifecycleState } from '../wire/ids.js';
 
 export const PASS_RESULTS = ['ok', 'degraded', 'failed'] as const;
 export type PassResultKind = (typeof PASS_RESULTS)[number];

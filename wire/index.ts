@@ -1,51 +1,19 @@
 // The wire contract between the reconciler and the server, defined once and imported by both:
 // the v2 report bodies and answers (TypeBox schemas, so the API validates exactly what the
-// reconciler's types describe), plus the id shapes every layer agrees on.
+// reconciler's types describe), plus (from wire/ids.ts) the id shapes every layer agrees on.
 //
 // Field names are snake_case on the wire and in stored records, matching the original API.
 import { Type, type Static } from 'typebox';
+import { CONTAINER_ID, INSTANCE_ID, LIFECYCLE_STATES, RECORD_SOURCES, TASK_ARN, type LifecycleState } from './ids.js';
 
-// --- identifiers -------------------------------------------------------------------------------
-
-/** Full Docker container id: 64 lower-case hex characters. */
-export const CONTAINER_ID = /^[0-9a-f]{64}$/;
-/** A container id prefix as `docker ps`, cAdvisor and logs show it: 12 to 64 hex characters. */
-export const CONTAINER_ID_PREFIX = /^[0-9a-f]{12,64}$/;
-/** A task id: 32 hex (new ARNs) or a dashed UUID (old ARNs). */
-export const TASK_ID = /^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
-/**
- * An ECS task ARN, old (`task/<id>`) or new (`task/<cluster>/<id>`) format. Partitions include
- * aws, aws-cn, aws-us-gov; the account may be a placeholder in AWS's own samples.
- */
-export const TASK_ARN = /^arn:aws[a-z-]*:ecs:[a-z0-9-]+:[A-Za-z0-9_]+:task\/(?:[A-Za-z0-9_-]{1,255}\/)?([0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
-/** EC2 instance id (also accepts the simulated ids used in tests: `i-` + hex). */
-export const INSTANCE_ID = /^i-[0-9a-f]{8,32}$/;
-
-/** The task id of an ARN: its last `/` segment; undefined when the ARN is malformed. */
-export function taskIdFromArn(arn: string): string | undefined {
-  const m = TASK_ARN.exec(arn);
-  return m ? m[1] : undefined;
-}
-
-/**
- * The task id as the original Python agent derived it (text after the last `:` minus `task/`),
- * which for new ARNs is `<cluster>/<id>`: returns the bare id, or undefined when it has no id shape.
- */
-export function taskIdFromLegacy(raw: string): string | undefined {
-  const last = raw.slice(raw.lastIndexOf('/') + 1);
-  return TASK_ID.test(last) ? last : undefined;
-}
+// The TypeBox-free part (ids, lifecycle states, record sources): wire/ids.ts. Re-exported so every
+// importer keeps one import; code the reconciler daemon loads imports ./ids.js directly.
+export * from './ids.js';
 
 // --- lifecycle -----------------------------------------------------------------------------------
 
-export const LIFECYCLE_STATES = ['pending', 'running', 'stopping', 'stopped', 'gone'] as const;
-export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
 // Type.Enum over the const tuple keeps the literal union in Static<> (a mapped array would infer never).
 export const LifecycleStateSchema = Type.Enum(LIFECYCLE_STATES);
-
-/** Where a container's task mapping came from. */
-export const RECORD_SOURCES = ['agent', 'labels', 'legacy'] as const;
-export type RecordSource = (typeof RECORD_SOURCES)[number];
 
 // --- what a reconciler knows ---------------------------------------------------------------------
 

@@ -5,7 +5,8 @@
 // zero-valued JSON and no message (`{"Tasks":null}`), and any unknown path with 200 and
 // `{"AvailableCommands":[...]}`; both are recognised here. `{"Tasks":[]}` is a valid, empty listing.
 import type { Dispatcher } from '../undici.js';
-import { taskIdFromArn, type PortMapping } from '../../wire/index.js';
+import { taskIdFromArn } from '../../wire/ids.js';
+import type { PortMapping } from '../../wire/index.js';
 import { exchange } from './http.js';
 import {
   ObservationError,

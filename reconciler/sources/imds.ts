@@ -10,7 +10,7 @@
 // - instance-id is required; the other paths are null when IMDS answers 404. Any other failure makes
 //   the whole identity a failed observation (ObservationError, source 'imds').
 import type { Dispatcher } from '../undici.js';
-import { INSTANCE_ID } from '../../wire/index.js';
+import { INSTANCE_ID } from '../../wire/ids.js';
 import { errorCode, exchange } from './http.js';
 import { ObservationError, type ImdsSource, type InstanceIdentity } from './types.js';
 

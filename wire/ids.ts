@@ -1,0 +1,47 @@
+// The plain half of the wire contract: id shapes, lifecycle states and record sources, with no
+// TypeBox. The per-host daemon imports this module, not wire/index.ts: TypeBox (370-odd ES
+// modules, loaded by wire/index.ts's schemas) cost the daemon ~7 MiB of RSS under its 64 MiB
+// limit for schemas it never uses at run time (the server validates reports; the daemon only
+// builds them, typed with `import type` from wire/index.ts, which costs nothing at run time).
+// Keep this module free of TypeBox; reconciler/undici.test.ts checks the daemon never loads it.
+// wire/index.ts re-exports everything here, so the server and tools keep one import.
+
+// --- identifiers -------------------------------------------------------------------------------
+
+/** Full Docker container id: 64 lower-case hex characters. */
+export const CONTAINER_ID = /^[0-9a-f]{64}$/;
+/** A container id prefix as `docker ps`, cAdvisor and logs show it: 12 to 64 hex characters. */
+export const CONTAINER_ID_PREFIX = /^[0-9a-f]{12,64}$/;
+/** A task id: 32 hex (new ARNs) or a dashed UUID (old ARNs). */
+export const TASK_ID = /^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+/**
+ * An ECS task ARN, old (`task/<id>`) or new (`task/<cluster>/<id>`) format. Partitions include
+ * aws, aws-cn, aws-us-gov; the account may be a placeholder in AWS's own samples.
+ */
+export const TASK_ARN = /^arn:aws[a-z-]*:ecs:[a-z0-9-]+:[A-Za-z0-9_]+:task\/(?:[A-Za-z0-9_-]{1,255}\/)?([0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+/** EC2 instance id (also accepts the simulated ids used in tests: `i-` + hex). */
+export const INSTANCE_ID = /^i-[0-9a-f]{8,32}$/;
+
+/** The task id of an ARN: its last `/` segment; undefined when the ARN is malformed. */
+export function taskIdFromArn(arn: string): string | undefined {
+  const m = TASK_ARN.exec(arn);
+  return m ? m[1] : undefined;
+}
+
+/**
+ * The task id as the original Python agent derived it (text after the last `:` minus `task/`),
+ * which for new ARNs is `<cluster>/<id>`: returns the bare id, or undefined when it has no id shape.
+ */
+export function taskIdFromLegacy(raw: string): string | undefined {
+  const last = raw.slice(raw.lastIndexOf('/') + 1);
+  return TASK_ID.test(last) ? last : undefined;
+}
+
+// --- lifecycle -----------------------------------------------------------------------------------
+
+export const LIFECYCLE_STATES = ['pending', 'running', 'stopping', 'stopped', 'gone'] as const;
+export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
+
+/** Where a container's task mapping came from. */
+export const RECORD_SOURCES = ['agent', 'labels', 'legacy'] as const;
+export type RecordSource = (typeof RECORD_SOURCES)[number];

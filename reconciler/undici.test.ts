@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -63,5 +64,28 @@ describe('the daemon’s module graph', () => {
     expect(loaded.filter((p) => p.startsWith('undici/lib/web/'))).toEqual([]);
     expect(loaded.filter((p) => p.startsWith('@opentelemetry/'))).toEqual([]);
     expect(loaded).not.toContain('prom-client/index.js');
+  });
+
+  it('loads no TypeBox: the daemon imports wire/ids.ts, not the schemas of wire/index.ts', async () => {
+    // TypeBox is ESM, so require.cache cannot see it: a loader hook (its own thread) appends every
+    // module URL it loads to a file. Both entries: the CLI the launcher runs, and the daemon it loads.
+    const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-modules-'));
+    const file = join(dir, 'loaded.txt');
+    try {
+      const hooks = `import { appendFileSync } from 'node:fs'; let file; export function initialize(d) { file = d.file; } export async function load(url, context, next) { appendFileSync(file, url + '\\n'); return next(url, context); }`;
+      const code = `import { register, createRequire } from 'node:module';
+        register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}), { data: { file: ${JSON.stringify(file)} } });
+        await import('./dist/cli/main.js'); await import('./dist/reconciler/main.js');
+        console.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache)));`;
+      const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', code], { cwd: REPO_ROOT });
+      const loaded = [...readFileSync(file, 'utf8').split('\n').filter(Boolean), ...(JSON.parse(stdout) as string[])];
+      // The hook saw the daemon's own modules, so an empty TypeBox list means something.
+      expect(loaded.some((u) => u.endsWith('/dist/reconciler/loop.js'))).toBe(true);
+      expect(loaded.filter((u) => /\/node_modules\/(@sinclair\/)?typebox\//.test(u))).toEqual([]);
+      expect(loaded.filter((u) => u.endsWith('/dist/wire/index.js'))).toEqual([]);
+      expect(loaded.some((u) => u.endsWith('/dist/wire/ids.js'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -251,7 +251,7 @@ export async function runReconcilerBench(quick: boolean, log: (l: string) => voi
     log(`reconciler: soak ${variant.label}: ${(soak[soak.length - 1].result.samples.at(-1)!.rssBytes / 2 ** 20).toFixed(1)} MiB`);
   }
   const bareNodeRssBytes = await bareNodeRss();
-  const modules = await moduleRss(['undici', '../reconciler/undici.js', 'prom-client', '../reconciler/prom.js', 'pino', 'xstate', '../wire/index.js', '../reconciler/main.js']).catch(() => undefined);
+  const modules = await moduleRss(['undici', '../reconciler/undici.js', 'prom-client', '../reconciler/prom.js', 'pino', 'xstate', '../wire/index.js', '../wire/ids.js', '../reconciler/main.js']).catch(() => undefined);
   // The default resync interval (10 s) in both modes: the polling-only bound is about it.
   const resync = 10_000;
   const samples = quick ? 20 : 60;
@@ -267,7 +267,8 @@ const MODULE_NAMES: Record<string, string> = {
   '../reconciler/undici.js': 'the parts the daemon loads (reconciler/undici.ts)',
   'prom-client': "`prom-client` (package index)",
   '../reconciler/prom.js': 'the parts the daemon loads (reconciler/prom.ts)',
-  '../wire/index.js': 'wire/ (the TypeBox wire schemas the reconciler imports for ids and states)',
+  '../wire/index.js': 'wire/index.ts (the TypeBox wire schemas; the server imports them, the daemon no longer does)',
+  '../wire/ids.js': 'wire/ids.ts (the TypeBox-free ids and states the daemon imports)',
   '../reconciler/main.js': 'the whole daemon (reconciler/main.js)',
 };
 
@@ -328,7 +329,7 @@ The daemon as it runs on a host, one process per row (\`bench/reconciler-soak.ts
 |---|---|---|---|---|---|---|---|---|---|
 ${soakRows}
 
-${shipped && baseline ? `Goal ≤ 64 MiB as shipped: ${ok(soakFigures(shipped).peak <= GOAL_RSS_BYTES)}. As shipped the daemon ends the hour at ${mib(soakFigures(shipped).end)} (peak ${mib(soakFigures(shipped).peak)}), against ${mib(soakFigures(baseline).end)} (peak ${mib(soakFigures(baseline).peak)}) on Node's defaults in the same run. ` : ''}${r.bareNodeRssBytes ? `A bare \`node -e\` process has an RSS of ${mib(r.bareNodeRssBytes)} on this machine, almost all of it pages of the node executable itself (file-backed: shared and reclaimable under a memory limit, but counted in RSS). ` : ''}${r.modules ? `Imported alone into a bare process (Node defaults), each module adds (RSS after GC): ${r.modules.map((m) => `${MODULE_NAMES[m.module] ?? `\`${m.module}\``} ${mib(m.addedBytes)}`).join(', ')}. ` : ''}What the daemon does about it: it loads only the parts of undici and prom-client it uses (reconciler/undici.ts, reconciler/prom.ts: no fetch/WebSocket/mock code, no @opentelemetry/api), and the launcher keeps V8's young generation at its initial size (\`--semi-space-growth-factor=1\`, set at run time for the reconciler command only; the other rows are node command-line flags the launcher cannot set without a second process). What the settings cost: the CPU-per-pass column of the same run.
+${shipped && baseline ? `Goal ≤ 64 MiB as shipped: ${ok(soakFigures(shipped).peak <= GOAL_RSS_BYTES)}. As shipped the daemon ends the hour at ${mib(soakFigures(shipped).end)} (peak ${mib(soakFigures(shipped).peak)}), against ${mib(soakFigures(baseline).end)} (peak ${mib(soakFigures(baseline).peak)}) on Node's defaults in the same run. ` : ''}${r.bareNodeRssBytes ? `A bare \`node -e\` process has an RSS of ${mib(r.bareNodeRssBytes)} on this machine, almost all of it pages of the node executable itself (file-backed: shared and reclaimable under a memory limit, but counted in RSS). ` : ''}${r.modules ? `Imported alone into a bare process (Node defaults), each module adds (RSS after GC): ${r.modules.map((m) => `${MODULE_NAMES[m.module] ?? `\`${m.module}\``} ${mib(m.addedBytes)}`).join(', ')}. ` : ''}What the daemon does about it: it loads only the parts of undici and prom-client it uses (reconciler/undici.ts, reconciler/prom.ts: no fetch/WebSocket/mock code, no @opentelemetry/api), it takes ids and lifecycle states from the TypeBox-free wire/ids.ts rather than wire/index.ts, so TypeBox is not loaded (the server validates reports against the schemas; the daemon only builds them), and the launcher keeps V8's young generation at its initial size (\`--semi-space-growth-factor=1\`, set at run time for the reconciler command only; the other rows are node command-line flags the launcher cannot set without a second process). What the settings cost: the CPU-per-pass column of the same run.
 
 ### Container start → queryable on the server
 

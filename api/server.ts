@@ -2,9 +2,9 @@
 // listens; tests use inject()). Everything it needs is passed in: store, metrics registry, logger,
 // clock, settings.
 import type { ServerOptions as HttpServerOptions } from 'node:http';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
-import { TypeBoxValidatorCompiler, registerAjvFormats } from '@fastify/type-provider-typebox';
+import { registerAjvFormats } from '@fastify/type-provider-typebox';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger, LoggerOptions } from 'pino';
@@ -16,6 +16,7 @@ import type { ApiContext, ExtraHealthCheck } from './context.js';
 import { clientErrorHandler } from './client-errors.js';
 import { errorBody, errorHandler, rateLimited } from './errors.js';
 import { useWellFormedJsonParser } from './json-body.js';
+import { validatorCompiler } from './validator.js';
 import { createApiMetrics, packageVersion, reportResultForStatus } from './metrics.js';
 import { registerFleetMetrics } from './fleet-metrics.js';
 import { legacyQueryRoutes } from './routes/legacy-query.js';
@@ -50,6 +51,13 @@ export interface ServerDeps {
   connectionTimeoutMs?: number;
   keepAliveTimeoutMs?: number;
 }
+
+const requestFields = (req: FastifyRequest, reply: FastifyReply) => ({
+  method: req.method,
+  url: req.url.slice(0, 300),
+  statusCode: reply.statusCode,
+  responseTime: reply.elapsedTime,
+});
 
 function isLogger(value: ServerDeps['logger']): value is Logger {
   return typeof value === 'object' && value !== null && typeof (value as Logger).child === 'function';
@@ -102,19 +110,21 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // TypeBox validates: bodies exactly as sent (Ajv's coercion turned a JSON null into "" or 0 and
   // stripped unknown fields), while params and query strings are converted to their declared types.
   registerAjvFormats();
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler((err, req, reply) => errorHandler(err, req, reply));
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).type('application/json; charset=utf-8').send(errorBody('ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0].slice(0, 200)} not found`));
   });
 
-  app.addHook('onResponse', async (req, reply) => {
-    metrics.observeRequest(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
-    const kind = req.routeOptions.config?.reportKind;
+  // Callback style, not async: this runs on every request, lookups included.
+  app.addHook('onResponse', (req, reply, done) => {
+    const { url, config } = req.routeOptions;
+    metrics.observeRequest(url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
+    const kind = config?.reportKind;
     if (kind) metrics.report(kind, reportResultForStatus(reply.statusCode));
-    const fields = { method: req.method, url: req.url.slice(0, 300), statusCode: reply.statusCode, responseTime: reply.elapsedTime };
-    if (kind && reply.statusCode >= 400 && reply.statusCode < 500) req.log.info({ ...fields, remoteAddress: req.ip }, 'report rejected');
-    else req.log.debug(fields, 'request completed');
+    if (kind && reply.statusCode >= 400 && reply.statusCode < 500) req.log.info({ ...requestFields(req, reply), remoteAddress: req.ip }, 'report rejected');
+    else if (req.log.level === 'debug' || req.log.level === 'trace') req.log.debug(requestFields(req, reply), 'request completed');
+    done();
   });
 
   await app.register(rateLimit, {

@@ -96,18 +96,36 @@ export function createApiMetrics(registry: Registry, store: Store, log: Pick<Log
   });
   buildInfo.set({ version: packageVersion(), node_version: process.version }, 1);
 
+  // Label-bound children, looked up by a string key: prom-client hashes a label object on every
+  // call, which was a measurable share of a cached lookup's cost. Keys come from constant sets
+  // (route templates, methods, status classes, kinds and results), so the maps stay small.
+  const durationChildren = new Map<string, ReturnType<typeof duration.labels>>();
+  const lookupChildren = new Map<string, ReturnType<typeof lookups.labels>>();
+  const reportChildren = new Map<string, ReturnType<typeof reports.labels>>();
+  const child = <C>(children: Map<string, C>, key: string, make: () => C): C => {
+    let c = children.get(key);
+    if (c === undefined) {
+      c = make();
+      children.set(key, c);
+    }
+    return c;
+  };
+
   return {
     observeRequest(route, method, status, seconds) {
-      duration.observe({ route, method, status_class: `${Math.floor(status / 100)}xx` }, seconds);
+      const statusClass = STATUS_CLASSES[Math.floor(status / 100)] ?? `${Math.floor(status / 100)}xx`;
+      child(durationChildren, `${route} ${method} ${statusClass}`, () => duration.labels(route, method, statusClass)).observe(seconds);
     },
     lookup(kind, result) {
-      lookups.inc({ kind, result });
+      child(lookupChildren, `${kind} ${result}`, () => lookups.labels(kind, result)).inc();
     },
     report(kind, result) {
-      reports.inc({ kind, result });
+      child(reportChildren, `${kind} ${result}`, () => reports.labels(kind, result)).inc();
     },
   };
 }
+
+const STATUS_CLASSES: Record<number, string> = { 1: '1xx', 2: '2xx', 3: '3xx', 4: '4xx', 5: '5xx' };
 
 export function reportResultForStatus(status: number): ReportResult {
   if (status < 400) return 'ok';

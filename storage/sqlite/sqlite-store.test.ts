@@ -39,6 +39,32 @@ describeStoreContract('sqlite (:memory:)', async () => {
   return { store, cleanup: () => store.close() };
 });
 
+describe('sqlite connection settings', () => {
+  it('open files with a 64 MiB page cache, memory-mapped reads and a bounded WAL file', async () => {
+    const store = openSqliteStore({ path: join(tempDir(), 'store.db') });
+    const db = (store as unknown as { db: Database.Database }).db;
+    try {
+      expect(db.pragma('cache_size', { simple: true })).toBe(-64 * 1024);
+      expect(db.pragma('mmap_size', { simple: true })).toBe(1024 * 1024 * 1024);
+      expect(db.pragma('journal_size_limit', { simple: true })).toBe(64 * 1024 * 1024);
+      expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('take the cache and map sizes from the options', async () => {
+    const store = openSqliteStore({ path: join(tempDir(), 'store.db'), cacheSizeBytes: 8 * 1024 * 1024, mmapSizeBytes: 0 });
+    const db = (store as unknown as { db: Database.Database }).db;
+    try {
+      expect(db.pragma('cache_size', { simple: true })).toBe(-8 * 1024);
+      expect(db.pragma('mmap_size', { simple: true })).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('SQLite store', () => {
   it('creates missing directories and runs in WAL mode with synchronous=NORMAL', async () => {
     const path = join(tempDir(), 'a', 'b', 'store.db');

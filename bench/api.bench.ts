@@ -1,8 +1,9 @@
 // API lookup benchmark: `GET /query/container_id/<id>` on the real server (SQLite store with 10k
-// records, every plugin and hook on) against a bare Fastify route answering a constant string,
-// both on loopback and measured in the same run. Then latency at half of each one's max rate
-// (a fixed `overallRate`, so coordinated omission is corrected). autocannon runs in a worker thread
-// so the load generator does not share the server's event loop.
+// records, every plugin and hook on) against a bare Fastify app whose route of the same shape answers
+// a constant string, both on loopback, requested with the same paths and measured in the same run.
+// Max rate: autocannon. Latency at half of each one's max rate: bench/paced-load.ts (open loop,
+// measured from each request's scheduled start, so coordinated omission is corrected). Both load
+// generators run in a worker thread so they do not share the server's event loop.
 //
 // Goals (issue 2): lookup ≥ 0.8 × bare requests/s; lookup p99 ≤ 5 ms at half its max rate.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,12 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
+import pino from 'pino';
 import { Registry } from 'prom-client';
 import { parseLinks } from '../config/links.js';
 import { buildServer } from '../api/server.js';
 import { openStore } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
 import { containerId, hostIdentity, instanceId, snapshot, snapshotContainer, taskArn, taskId } from '../storage/store.fixtures.js';
+import { pacedLoad } from './paced-load.js';
 import { writeBenchmarkSection } from './report.js';
 
 interface AutocannonResult {
@@ -38,6 +41,8 @@ export interface ApiBenchOptions {
 
 export interface ApiBenchResult {
   records: number;
+  /** Distinct request paths both sides are loaded with. */
+  paths: number;
   bareRps: number;
   lookupRps: number;
   /** The same lookup with the in-memory task cache off: the store answers every request. */
@@ -104,7 +109,9 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
     buildServer({
       store,
       registry: serverRegistry,
-      logger: false,
+      // As main.ts builds it at the default level; lines go to /dev/null. Fastify then creates a
+      // child logger per request and times every response, as it does in production.
+      logger: pino({ level: 'info', base: { service: 'ecs-id-mapper-server' } }, pino.destination({ dest: '/dev/null', sync: false })),
       links: parseLinks([]),
       cadvisorPort: 8080,
       hostStaleAfterMs: 15 * 60_000,
@@ -116,7 +123,8 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
   const mapper = await server(registry, 5_000);
   const uncached = await server(new Registry(), 0);
   const bare = Fastify({ logger: false });
-  bare.get('/bare', async (_req, reply) => reply.type('text/plain; charset=utf-8').send('0123456789abcdef0123456789abcdef'));
+  // The same route shape as the lookup (one path parameter), so routing costs the same on both sides.
+  bare.get('/query/container_id/:container_id', async (_req, reply) => reply.type('text/plain; charset=utf-8').send('0123456789abcdef0123456789abcdef'));
   try {
     const ids = await seed(store, records);
     const lookupPaths = ids.filter((_, i) => i % Math.max(1, Math.floor(ids.length / 500)) === 0).map((id) => `/query/container_id/${id}`);
@@ -126,7 +134,7 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
 
     // Warm-up: JIT, SQLite page cache, connection setup.
     await load(mapperUrl, lookupPaths, 2);
-    await load(bareUrl, ['/bare'], 2);
+    await load(bareUrl, lookupPaths, 2);
     await load(uncachedUrl, lookupPaths, 2);
 
     // Interleaved rounds so drift on a shared machine hits both alike.
@@ -134,24 +142,27 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
     let lookupTotal = 0;
     let uncachedTotal = 0;
     for (let r = 0; r < rounds; r++) {
-      bareTotal += (await load(bareUrl, ['/bare'], seconds)).requests.average;
+      bareTotal += (await load(bareUrl, lookupPaths, seconds)).requests.average;
       lookupTotal += (await load(mapperUrl, lookupPaths, seconds)).requests.average;
       uncachedTotal += (await load(uncachedUrl, lookupPaths, seconds)).requests.average;
     }
     const bareRps = bareTotal / rounds;
     const lookupRps = lookupTotal / rounds;
 
-    const bareHalf = await load(bareUrl, ['/bare'], seconds, bareRps / 2);
-    const lookupHalf = await load(mapperUrl, lookupPaths, seconds, lookupRps / 2);
+    const half = (origin: string, rps: number) => pacedLoad({ origin, paths: lookupPaths, rate: rps / 2, seconds: seconds * 2, connections: 10 });
+    const bareHalf = await half(bareUrl, bareRps);
+    const lookupHalf = await half(mapperUrl, lookupRps);
+    if (bareHalf.failed > 0 || lookupHalf.failed > 0) throw new Error(`paced requests failed: bare ${bareHalf.failed}, lookup ${lookupHalf.failed}`);
     return {
       records,
+      paths: lookupPaths.length,
       bareRps,
       lookupRps,
       uncachedLookupRps: uncachedTotal / rounds,
       ratio: lookupRps / bareRps,
-      bareP99AtHalfMs: bareHalf.latency.p99,
-      lookupP99AtHalfMs: lookupHalf.latency.p99,
-      lookupP50AtHalfMs: lookupHalf.latency.p50,
+      bareP99AtHalfMs: bareHalf.p99Ms,
+      lookupP99AtHalfMs: lookupHalf.p99Ms,
+      lookupP50AtHalfMs: lookupHalf.p50Ms,
     };
   } finally {
     await mapper.close();
@@ -165,7 +176,7 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
 export function apiBenchMarkdown(r: ApiBenchResult, quick: boolean): string {
   const ok = (pass: boolean) => (pass ? 'met' : '**not met**');
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-  return `Lookup \`GET /query/container_id/<64-hex id>\` (text answer) on the full server — SQLite store with ${fmt(r.records)} records on disk (WAL), metrics hook, rate-limit plugin, OpenAPI registered — against a bare Fastify route answering a constant 32-byte string. autocannon (10 connections, worker thread) on loopback, ${quick ? 'quick mode: 3 interleaved slices of 2 s' : '6 interleaved slices of 5 s'} per side for the max rate, one slice each at half rate.
+  return `Lookup \`GET /query/container_id/<64-hex id>\` (text answer) on the full server — SQLite store with ${fmt(r.records)} records on disk (WAL), pino logger at the default level (to /dev/null), metrics hook, rate-limit plugin, OpenAPI registered — against a bare Fastify app with a route of the same shape (\`GET /query/container_id/:container_id\`) answering a constant 32-byte string, both requested with the same ${fmt(r.paths)} container paths in turn. Max rate: autocannon (10 connections, worker thread) on loopback, ${quick ? 'quick mode: 3 interleaved slices of 2 s' : '6 interleaved slices of 5 s'} per side. Latency: an open-loop load at half of each side's max rate for ${quick ? '4' : '10'} s (\`bench/paced-load.ts\`: undici, 10 connections, worker thread; each latency measured from the request's scheduled start, so queueing is counted). autocannon's own \`overallRate\` is not used for latency: with a sequence of paths it stalls its connections (p99 ≈ 80 ms against the bare app too), which measured the load generator.
 
 | figure | lookup | bare Fastify (baseline) | result | goal |
 |---|---|---|---|---|

@@ -48,8 +48,9 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
   try {
     if (!memory) mkdirSync(dirname(where), { recursive: true });
     db = new Database(memory ? ':memory:' : where);
-    // WAL lets readers run while a report is written; NORMAL is durable across process crashes
-    // (an OS crash may lose the last commits, which the reconciler's outbox re-sends).
+    // WAL lets readers run while a report is written; NORMAL is durable across process crashes. An
+    // OS crash may lose the last acknowledged commits: the reconciler's next full snapshot restores
+    // the records, not the history rows of those transitions (docs/architecture.md).
     const journal = db.pragma('journal_mode = WAL', { simple: true });
     db.pragma('synchronous = NORMAL');
     db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);

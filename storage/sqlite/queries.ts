@@ -1,6 +1,6 @@
 // Every SQL statement the SQLite store runs, built once from constant text (never from input);
 // values are always bound parameters. Kept apart so tests can EXPLAIN exactly these statements.
-import { CONTAINER_COLUMNS } from './rows.js';
+import { CONTAINER_COLUMNS, type ContainerColumn } from './rows.js';
 
 /** States a snapshot may still turn into `gone`. */
 export const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'] as const;
@@ -54,6 +54,11 @@ export const SQL = {
   countByHostAndState: 'SELECT instance_id, state, COUNT(*) AS count FROM containers GROUP BY instance_id, state ORDER BY instance_id, state',
   ping: 'SELECT 1 AS ok',
 } as const;
+
+/** An UPDATE of exactly these columns of one container (named parameters, keyed by @container_id). */
+export function updateSql(columns: readonly ContainerColumn[]): string {
+  return `UPDATE containers SET ${columns.map((c) => `${c} = @${c}`).join(', ')} WHERE container_id = @container_id`;
+}
 
 /**
  * The listing statement for one combination of filters (named parameters @cluster, @instance_id,

@@ -55,3 +55,5 @@ export const CONTAINER_COLUMNS = [
   'started_at', 'first_seen', 'last_seen', 'stopped_at', 'gone_at', 'ecs_agent_version', 'source', 'seq', 'legacy_key',
   'sampled_at',
 ] as const satisfies ReadonlyArray<keyof ContainerRow>;
+
+export type ContainerColumn = (typeof CONTAINER_COLUMNS)[number];

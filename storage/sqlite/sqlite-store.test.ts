@@ -9,7 +9,7 @@ import { nextRecord } from '../records.js';
 import { StoreUnavailableError } from '../store.js';
 import { openSqliteStore, SCHEMA_VERSION, SchemaVersionError, SqliteStore } from './index.js';
 import { migrate } from './schema.js';
-import { listSql, SQL } from './queries.js';
+import { listSql, SQL, updateSql } from './queries.js';
 import { CONTAINER_COLUMNS, toContainerRow } from './rows.js';
 
 const temps: string[] = [];
@@ -233,6 +233,14 @@ describe('SQLite store', () => {
         const detail = plan(db, SQL.countByHostAndState);
         expect(detail).toMatch(/SCAN containers USING COVERING INDEX containers_instance_state/);
         expect(detail).not.toContain('TEMP B-TREE');
+      });
+    });
+
+    it('updates a changed record by primary key, setting only the columns that changed', () => {
+      withSchema((db) => {
+        const sql = updateSql(['state', 'last_seen']);
+        expect(sql).toBe('UPDATE containers SET state = @state, last_seen = @last_seen WHERE container_id = @container_id');
+        expect(plan(db, sql, { state: 'stopping', last_seen: 'x', container_id: 'c' })).toMatch(/SEARCH containers USING PRIMARY KEY \(container_id=\?\)/);
       });
     });
 

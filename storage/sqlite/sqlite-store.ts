@@ -25,12 +25,13 @@ import type {
 import type { Checkpointer } from './checkpointer.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { toStoreError } from './errors.js';
-import { LIST_FILTER_COLUMNS, listSql, SQL, type ListFilterColumn } from './queries.js';
-import { fromContainerRow, fromTransitionRow, toContainerRow, toTransitionParams, type ContainerRow, type HostRow, type TransitionRow } from './rows.js';
+import { LIST_FILTER_COLUMNS, listSql, SQL, updateSql, type ListFilterColumn } from './queries.js';
+import { CONTAINER_COLUMNS, fromContainerRow, fromTransitionRow, toContainerRow, toTransitionParams, type ContainerColumn, type ContainerRow, type HostRow, type TransitionRow } from './rows.js';
 
 /** How many candidates an ambiguous prefix lists at most. */
 export const MAX_CANDIDATES = 20;
 const MAX_PAGE = 1000;
+const MAX_UPDATE_STATEMENTS = 256;
 
 interface HostReport {
   host: HostIdentity;
@@ -53,6 +54,7 @@ export class SqliteStore implements Store {
   readonly backend = 'sqlite' as const;
   private readonly stmt;
   private readonly listStatements = new Map<string, Database.Statement>();
+  private readonly updateStatements = new Map<string, Database.Statement>();
   private readonly applyTransitionsTx;
   private readonly replaceHostTx;
   private closed = false;
@@ -110,7 +112,7 @@ export class SqliteStore implements Store {
       const existing = this.getRecord(t.container.container_id);
       // A later snapshot already holds this container's newer state: history only.
       if (existing && existing.instance_id === host.instance_id && existing.seq >= t.seq) continue;
-      this.writeRecord(nextRecord(existing, t.container, { host, state: t.to, seq: t.seq, eventAt, receivedAt }));
+      this.writeRecord(nextRecord(existing, t.container, { host, state: t.to, seq: t.seq, eventAt, receivedAt }), existing);
     }
     this.writeHost({ host, receivedAt, lastSeq, snapshotAt: null, reporter: 'reconciler' });
     return { applied, duplicates, acked_seq: lastSeq };
@@ -163,7 +165,7 @@ export class SqliteStore implements Store {
         sampledAt,
       });
       if (!existing || recordChanged(existing, next)) {
-        this.writeRecord(next);
+        this.writeRecord(next, existing);
         result.upserted++;
       } else {
         this.stmt.touchContainer.run(next.last_seen, next.seq, next.sampled_at, next.container_id);
@@ -180,7 +182,7 @@ export class SqliteStore implements Store {
       }
       const before = this.getRecord(row.container_id);
       if (!before) continue;
-      this.writeRecord(goneRecord(before, seq, receivedAt));
+      this.writeRecord(goneRecord(before, seq, receivedAt), before);
       this.insertHistory({ container_id: before.container_id, from: before.state, to: 'gone', at: takenAt, host: host.instance_id, seq: null, reason: 'snapshot' });
       result.gone++;
     }
@@ -315,8 +317,36 @@ export class SqliteStore implements Store {
     return row ? fromContainerRow(row) : undefined;
   }
 
-  private writeRecord(record: ContainerRecord): void {
-    this.stmt.upsertContainer.run(toContainerRow(record));
+  /**
+   * Writes a record. Given the stored version, only the columns that differ are updated: SQLite
+   * rewrites the entries of every index whose columns appear in an UPDATE's SET list, so the full
+   * upsert rewrote all ten indexes on every state change where four or fewer were touched.
+   */
+  private writeRecord(record: ContainerRecord, stored?: ContainerRecord): void {
+    const row = toContainerRow(record);
+    if (!stored) {
+      this.stmt.upsertContainer.run(row);
+      return;
+    }
+    const before = toContainerRow(stored);
+    const changed = CONTAINER_COLUMNS.filter((c) => c !== 'container_id' && row[c] !== before[c]);
+    if (changed.length === 0) return;
+    const stmt = this.updateStatement(changed);
+    if (stmt) stmt.run(row);
+    else this.stmt.upsertContainer.run(row);
+  }
+
+  /** One prepared UPDATE per set of changed columns (built from the constant column list only). */
+  private updateStatement(columns: readonly ContainerColumn[]): Database.Statement | undefined {
+    const key = columns.join(',');
+    let stmt = this.updateStatements.get(key);
+    if (!stmt) {
+      // Real reports change a handful of column sets; past this many, use the full upsert.
+      if (this.updateStatements.size >= MAX_UPDATE_STATEMENTS) return undefined;
+      stmt = this.db.prepare(updateSql(columns));
+      this.updateStatements.set(key, stmt);
+    }
+    return stmt;
   }
 
   private insertHistory(t: TransitionRecord): void {

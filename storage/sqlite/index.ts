@@ -21,7 +21,7 @@ export interface SqliteOptions {
   cacheSizeBytes?: number;
   /** How much of the file is read through a memory map instead of read() calls (default 1 GiB; 0 disables). */
   mmapSizeBytes?: number;
-  /** How often a worker thread checkpoints the WAL (default 250 ms; checkpointer.ts). */
+  /** How often a worker thread checkpoints the WAL (default 20 ms; checkpointer.ts). */
   checkpointIntervalMs?: number;
 }
 

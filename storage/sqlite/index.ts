@@ -4,7 +4,6 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../store.js';
-import { startCheckpointer } from './checkpointer.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 import { SqliteStore } from './sqlite-store.js';
 
@@ -21,8 +20,6 @@ export interface SqliteOptions {
   cacheSizeBytes?: number;
   /** How much of the file is read through a memory map instead of read() calls (default 1 GiB; 0 disables). */
   mmapSizeBytes?: number;
-  /** How often a worker thread checkpoints the WAL (default 20 ms; checkpointer.ts). */
-  checkpointIntervalMs?: number;
 }
 
 /**
@@ -61,8 +58,7 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     const found = migrate(db);
     logger?.info({ path: where, journal_mode: journal, schema_version: SCHEMA_VERSION, migrated_from: found }, 'sqlite store open');
-    const checkpointer = memory ? undefined : startCheckpointer(db, where, { intervalMs: options.checkpointIntervalMs, logger });
-    return new SqliteStore(db, checkpointer);
+    return new SqliteStore(db);
   } catch (err) {
     db?.close();
     if (err instanceof Error && 'code' in err && err.code === 'ERR_SCHEMA_VERSION') throw err;

@@ -22,7 +22,6 @@ import type {
   StoreHealth,
   TransitionRecord,
 } from '../store.js';
-import type { Checkpointer } from './checkpointer.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { toStoreError } from './errors.js';
 import { LIST_FILTER_COLUMNS, listSql, SQL, updateSql, type ListFilterColumn } from './queries.js';
@@ -59,10 +58,7 @@ export class SqliteStore implements Store {
   private readonly replaceHostTx;
   private closed = false;
 
-  constructor(
-    private readonly db: Database.Database,
-    private readonly checkpointer?: Checkpointer,
-  ) {
+  constructor(private readonly db: Database.Database) {
     this.stmt = {
       getContainer: db.prepare<[string], ContainerRow>(SQL.getContainer),
       prefixIds: db.prepare<[string, string, number], { container_id: string }>(SQL.prefixIds),
@@ -298,7 +294,6 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.checkpointer?.stop();
     this.db.close();
   }
 

@@ -9,6 +9,7 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
+import { percentile } from '../tools/fleet-sim/index.js';
 
 export interface PacedLoadOptions {
   /** Origin, e.g. http://127.0.0.1:5001 */
@@ -39,11 +40,6 @@ export function pacedLoad(options: PacedLoadOptions): Promise<PacedLoadResult> {
       if (code !== 0) reject(new Error(`paced load worker exited with code ${code}`));
     });
   });
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 /** One paced phase: `rate` requests per second for `seconds`; returns each request's latency in ms. */
@@ -86,8 +82,8 @@ async function run(options: PacedLoadOptions): Promise<PacedLoadResult> {
   await paced(pool, options.paths, options.rate, 1);
   const { latencies, failed } = await paced(pool, options.paths, options.rate, options.seconds);
   await pool.close();
-  const sorted = latencies.slice().sort();
-  return { requests: latencies.length, failed, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted[sorted.length - 1] };
+  const all = Array.from(latencies);
+  return { requests: all.length, failed, p50Ms: percentile(all, 50), p99Ms: percentile(all, 99), maxMs: all.reduce((m, v) => Math.max(m, v), 0) };
 }
 
 if (!isMainThread && parentPort && (workerData as { origin?: unknown } | null)?.origin) {

@@ -113,7 +113,7 @@ export function createApiMetrics(registry: Registry, store: Store, log: Pick<Log
 
   return {
     observeRequest(route, method, status, seconds) {
-      const statusClass = STATUS_CLASSES[Math.floor(status / 100)] ?? `${Math.floor(status / 100)}xx`;
+      const statusClass = `${Math.floor(status / 100)}xx`;
       child(durationChildren, `${route} ${method} ${statusClass}`, () => duration.labels(route, method, statusClass)).observe(seconds);
     },
     lookup(kind, result) {
@@ -124,8 +124,6 @@ export function createApiMetrics(registry: Registry, store: Store, log: Pick<Log
     },
   };
 }
-
-const STATUS_CLASSES: Record<number, string> = { 1: '1xx', 2: '2xx', 3: '3xx', 4: '4xx', 5: '5xx' };
 
 export function reportResultForStatus(status: number): ReportResult {
   if (status < 400) return 'ok';

@@ -45,9 +45,11 @@ export const SQL = {
        last_seq = max(hosts.last_seq, excluded.last_seq),
        reporter = excluded.reporter`,
   listHosts: 'SELECT * FROM hosts ORDER BY instance_id',
+  // Retention reads only the partial index of gone records. Without statistics the planner prefers
+  // the equality on state (containers_state), which would visit every gone record to test gone_at.
   purgeHistory: `DELETE FROM transitions WHERE container_id IN
-       (SELECT container_id FROM containers WHERE state = 'gone' AND gone_at < ?)`,
-  purgeContainers: "DELETE FROM containers WHERE state = 'gone' AND gone_at < ?",
+       (SELECT container_id FROM containers INDEXED BY containers_gone_at WHERE state = 'gone' AND gone_at < ?)`,
+  purgeContainers: "DELETE FROM containers INDEXED BY containers_gone_at WHERE state = 'gone' AND gone_at < ?",
   countByState: 'SELECT state, cluster, COUNT(*) AS count FROM containers GROUP BY state, cluster ORDER BY state, cluster',
   // Answered from the covering index containers_instance_state alone, already in group order (no
   // table rows read, no temp b-tree); sqlite-store.test.ts checks the plan.

@@ -222,7 +222,8 @@ describe('SQLite store', () => {
         expect(plan(db, SQL.byDockerName, 'x')).toMatch(/USING INDEX containers_docker_name \(docker_name=\?\)/);
         expect(plan(db, SQL.byLegacyKey, 'x')).toMatch(/USING INDEX containers_legacy_key \(legacy_key=\?\)/);
         expect(plan(db, SQL.liveOnHost, 'x')).toMatch(/USING INDEX containers_instance_state \(instance_id=\? AND state=\?\)/);
-        expect(plan(db, SQL.purgeContainers, 'x')).toMatch(/USING (COVERING )?INDEX containers_state_gone_at \(state=\? AND gone_at<\?\)/);
+        expect(plan(db, SQL.purgeContainers, 'x')).toMatch(/USING INDEX containers_gone_at \(gone_at<\?\)/);
+        expect(plan(db, SQL.purgeHistory, 'x')).toMatch(/USING (COVERING )?INDEX containers_gone_at \(gone_at<\?\)/);
         expect(plan(db, SQL.history, 'x')).toMatch(/USING INDEX transitions_container \(container_id=\?\)/);
         expect(plan(db, SQL.getHost, 'x')).toMatch(/USING PRIMARY KEY \(instance_id=\?\)/);
       });

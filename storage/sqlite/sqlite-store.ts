@@ -95,6 +95,11 @@ export class SqliteStore implements Store {
     let lastSeq = this.stmt.getHost.get(host.instance_id)?.last_seq ?? 0;
     let applied = 0;
     let duplicates = 0;
+    // Each container's record is read once and written once per batch, in its final state: a
+    // container that starts (null → pending → running) or stops (running → … → gone) within one
+    // batch would otherwise move its entries in every state index once per step, and the pages
+    // those steps dirty are what a commit writes to the WAL (and a checkpoint copies back).
+    const touched = new Map<string, { stored: ContainerRecord | undefined; current: ContainerRecord | undefined }>();
     for (const t of [...batch.transitions].sort((a, b) => a.seq - b.seq)) {
       if (t.seq <= lastSeq) {
         duplicates++;
@@ -104,11 +109,21 @@ export class SqliteStore implements Store {
       applied++;
       const eventAt = normaliseIso(t.at);
       // The observation's id is the record key; the API rejects batches where t.container_id differs.
-      this.insertHistory({ container_id: t.container.container_id, from: t.from, to: t.to, at: eventAt, host: host.instance_id, seq: t.seq, reason: t.reason });
-      const existing = this.getRecord(t.container.container_id);
+      const id = t.container.container_id;
+      this.insertHistory({ container_id: id, from: t.from, to: t.to, at: eventAt, host: host.instance_id, seq: t.seq, reason: t.reason });
+      let record = touched.get(id);
+      if (!record) {
+        const stored = this.getRecord(id);
+        record = { stored, current: stored };
+        touched.set(id, record);
+      }
+      const existing = record.current;
       // A later snapshot already holds this container's newer state: history only.
       if (existing && existing.instance_id === host.instance_id && existing.seq >= t.seq) continue;
-      this.writeRecord(nextRecord(existing, t.container, { host, state: t.to, seq: t.seq, eventAt, receivedAt }), existing);
+      record.current = nextRecord(existing, t.container, { host, state: t.to, seq: t.seq, eventAt, receivedAt });
+    }
+    for (const { stored, current } of touched.values()) {
+      if (current && current !== stored) this.writeRecord(current, stored);
     }
     this.writeHost({ host, receivedAt, lastSeq, snapshotAt: null, reporter: 'reconciler' });
     return { applied, duplicates, acked_seq: lastSeq };

@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, REPO_ROOT } from '../test/support/built.js';
+import { reply, startLoopback, type LoopbackServer } from '../test/support/loopback.js';
 import { V8_FLAGS, v8FlagsFor } from './v8-flags.js';
 
 describe('the launcher’s V8 settings', () => {
@@ -24,5 +26,29 @@ describe('the launcher’s V8 settings', () => {
     const without = await run('');
     expect(withFlags).toBeLessThanOrEqual(2 * 2 ** 20);
     expect(without).toBeGreaterThan(withFlags);
+  });
+
+  describe('with the daemon’s HTTP client', () => {
+    let server: LoopbackServer | undefined;
+    beforeAll(() => ensureBuilt(['reconciler', 'wire', 'cli', 'config']), 300_000);
+    afterEach(async () => {
+      await server?.close();
+      server = undefined;
+    });
+
+    // undici parses HTTP with llhttp compiled to WebAssembly: a flag that removed WebAssembly
+    // (--jitless, --lite-mode) would make every observation and report fail.
+    it('keep WebAssembly, so undici still parses responses after 2,000 requests (well past any tier-up)', async () => {
+      server = await startLoopback((req, res) => reply(res, 200, JSON.stringify({ path: req.url }), 'application/json'));
+      const flags = JSON.stringify(V8_FLAGS.reconciler);
+      const code = `import { setFlagsFromString } from 'node:v8';
+        for (const f of ${flags}) setFlagsFromString(f);
+        const { request } = await import('./dist/reconciler/undici.js');
+        let last;
+        for (let i = 0; i < 2000; i++) last = await (await request(${JSON.stringify(new URL('/v1/tasks', server.url).href)} + '?i=' + i)).body.json();
+        console.log(JSON.stringify({ wasm: typeof WebAssembly, last }));`;
+      const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', code], { cwd: REPO_ROOT });
+      expect(JSON.parse(stdout)).toEqual({ wasm: 'object', last: { path: '/v1/tasks?i=1999' } });
+    }, 60_000);
   });
 });

@@ -15,7 +15,15 @@ export const V8_FLAGS: Partial<Record<CommandName, readonly string[]>> = {
   // The reconciler lives under a 64 MiB container limit (the original agent's --memory=64m):
   // - the young generation stays at its initial 1 MiB semi-space instead of growing to 16 MiB
   //   during start-up (module loading allocates fast) and keeping those pages resident;
-  reconciler: ['--semi-space-growth-factor=1'],
+  // - WebAssembly stays on V8's baseline compiler (Liftoff): undici's HTTP parser is llhttp
+  //   compiled to WebAssembly, and when its hot functions tier up, the optimizing compiler takes
+  //   about 20 MiB for well under a second at start-up, enough to get the daemon OOM-killed under
+  //   a 64 MiB limit. (V8 lists the flag "for testing": it only stops the tier-up; WebAssembly
+  //   still works, unlike with --jitless or --lite-mode, which remove it and so break undici.)
+  // - the old generation grows in smaller steps, so less garbage stays committed between full
+  //   collections (about 16 MiB committed for 10 MiB live, instead of up to 32).
+  // What each one costs in CPU per pass: docs/benchmarks.md, reconciler section.
+  reconciler: ['--semi-space-growth-factor=1', '--liftoff-only', '--optimize-for-size'],
 };
 
 const flagName = (flag: string) => flag.replace(/^--(no-)?/, '').split('=')[0].replace(/_/g, '-');

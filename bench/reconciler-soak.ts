@@ -13,6 +13,9 @@
 //
 // Used by bench/reconciler.bench.ts; `entry: 'node-defaults'` runs the same CLI entry without the
 // launcher's V8 settings (bench/reconciler-daemon.ts), the baseline of the same run.
+// `memoryLimitBytes` runs the daemon inside a cgroup v1 memory group with that limit, as
+// `docker run --memory` does (bench/reconciler-cgroup.ts); if the kernel kills it there, the
+// result says so (`exited`) with what was sampled until then.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +28,7 @@ import { parseLinks } from '../config/links.js';
 import { openStore } from '../storage/index.js';
 import { cliPath, cpuMs, rssBytes } from '../tools/fleet-sim/children.js';
 import { startSimulatedHost } from '../tools/simulate-host/index.js';
+import { createMemoryCgroup, type MemoryCgroup, type MemoryCgroupReport } from './reconciler-cgroup.js';
 
 export interface SoakOptions {
   simulatedHours: number;
@@ -38,6 +42,12 @@ export interface SoakOptions {
   entry: 'launcher' | 'node-defaults';
   /** Extra node command-line flags (e.g. --single-threaded-gc), as an operator would add them. */
   nodeFlags: string[];
+  /** Only with `node-defaults`: V8 flags set at run time as the launcher does (a partial or earlier set of its settings). */
+  runtimeV8Flags?: string[];
+  /** Extra environment of the daemon's process (e.g. MALLOC_ARENA_MAX), as a task definition would set it. */
+  env?: Record<string, string>;
+  /** Run the daemon in a memory cgroup with this limit (bench/reconciler-cgroup.ts); throws if none can be made. */
+  memoryLimitBytes?: number;
 }
 
 export interface SoakSample {
@@ -61,6 +71,12 @@ export interface SoakResult {
   argv: string[];
   /** At the end, from the daemon's /metrics: V8 heap space sizes (committed) and external memory, bytes. */
   heapAtEnd: { spaces: Record<string, number>; externalBytes: number };
+  /** Major page faults of the daemon over the churn (pages read back from disk, e.g. reclaimed code pages). */
+  majorFaults: number;
+  /** Set when the daemon died during the soak (only tolerated with memoryLimitBytes, where an OOM kill is a result). */
+  exited?: string;
+  /** Only with memoryLimitBytes: what the kernel counted against the limit. */
+  cgroup?: MemoryCgroupReport;
 }
 
 /** Per-space committed sizes of the nodejs_heap_space_size_total_bytes series. */
@@ -76,6 +92,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function baselineEntry(): string {
   const compiled = fileURLToPath(new URL('./reconciler-daemon.js', import.meta.url));
   return existsSync(compiled) ? compiled : fileURLToPath(new URL('../dist/bench/reconciler-daemon.js', import.meta.url));
+}
+
+/** Major page faults so far (field 12 of /proc/<pid>/stat), or null once the process is gone. */
+function majorFaults(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[9]);
+  } catch {
+    return null;
+  }
 }
 
 function anonBytes(pid: number): number {
@@ -114,28 +140,35 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
     '--state-dir', join(dir, 'state'), '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--log-level', 'info',
     '--resync-interval', `${options.realPassMs}ms`, '--full-sync-interval', `${fullSyncMs}ms`,
   ];
-  const argv = [...options.nodeFlags, options.entry === 'launcher' ? cliPath() : baselineEntry(), ...args];
+  const entry = options.entry === 'launcher' ? [cliPath()] : [baselineEntry(), ...(options.runtimeV8Flags?.length ? [`--v8-flags=${options.runtimeV8Flags.join(',')}`] : [])];
+  const argv = [...options.nodeFlags, ...entry, ...args];
   let child: ChildProcess | undefined;
+  let cgroup: MemoryCgroup | undefined;
   const t0 = performance.now();
   try {
-    child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env, ...options.env };
+    if (options.memoryLimitBytes !== undefined) {
+      cgroup = createMemoryCgroup({ limitBytes: options.memoryLimitBytes, scratchDir: dir });
+      child = cgroup.spawn(argv, env);
+    } else {
+      child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    }
     const daemon = child;
+    let exited: string | undefined;
+    const exit = new Promise<void>((resolve) =>
+      daemon.once('exit', (code, signal) => {
+        exited = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        resolve();
+      }),
+    );
     let stderr = '';
     daemon.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    const metricsUrl = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const onData = (c: Buffer) => {
-        out += c.toString();
-        const m = /"metrics_url":"([^"]+)"/.exec(out);
-        if (m) {
-          daemon.stdout!.off('data', onData);
-          daemon.stdout!.resume(); // keep draining the log
-          resolve(m[1]);
-        }
-      };
-      daemon.stdout!.on('data', onData);
-      daemon.once('exit', (code) => reject(new Error(`reconciler exited (${code}) before starting: ${stderr.trim()}`)));
-    });
+    let metricsUrl = '';
+    let pid = 0;
+    let rssAfterFirstPass = 0;
+    let start = { text: '', passes: 0, transitions: 0, heapUsed: 0 };
+    let cpu0 = 0;
+    let faults0 = 0;
     const scrape = async () => {
       const res = await request(metricsUrl);
       const text = await res.body.text();
@@ -146,16 +179,44 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
         heapUsed: metricSum(text, 'ecs_id_mapper_process_nodejs_heap_size_used_bytes'),
       };
     };
-    // The first pass maps the whole host.
-    for (let waited = 0; (await scrape()).passes < 1; waited += 20) {
-      if (waited > 30_000) throw new Error('reconciler made no pass within 30 s');
-      await sleep(20);
+    try {
+      metricsUrl = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        const onData = (c: Buffer) => {
+          out += c.toString();
+          const m = /"metrics_url":"([^"]+)"/.exec(out);
+          if (m) {
+            daemon.stdout!.off('data', onData);
+            daemon.stdout!.resume(); // keep draining the log
+            resolve(m[1]);
+          }
+        };
+        daemon.stdout!.on('data', onData);
+        daemon.once('exit', (code) => reject(new Error(`reconciler exited (${code}) before starting: ${stderr.trim()}`)));
+      });
+      // The first pass maps the whole host.
+      for (let waited = 0; (await scrape()).passes < 1; waited += 20) {
+        if (waited > 30_000) throw new Error('reconciler made no pass within 30 s');
+        await sleep(20);
+      }
+      await sleep(options.realPassMs);
+      pid = daemon.pid!;
+      rssAfterFirstPass = rssBytes(pid) ?? 0;
+      start = await scrape();
+      cpu0 = cpuMs(pid) ?? 0;
+      faults0 = majorFaults(pid) ?? 0;
+    } catch (err) {
+      // In a memory cgroup, being killed while starting is a result (the row says so), not a failure.
+      await Promise.race([exit, sleep(2000)]);
+      if (!cgroup || exited === undefined) throw err;
+      return {
+        passes: 0, transitions: 0, samples: [], rssAfterFirstPass, cpuMsPerPass: 0, wallSeconds: (performance.now() - t0) / 1000, argv: argv.map((a) => a.replace(dir, '<tmp>')),
+        heapAtEnd: { spaces: {}, externalBytes: 0 }, majorFaults: 0, exited: `${exited} while starting`, cgroup: cgroup.report(),
+      };
     }
-    await sleep(options.realPassMs);
-    const pid = daemon.pid!;
-    const rssAfterFirstPass = rssBytes(pid) ?? 0;
-    const start = await scrape();
-    const cpu0 = cpuMs(pid) ?? 0;
+    // Last readings, kept for the figures if the daemon is killed (memory cgroup rows).
+    let cpuLast = cpu0;
+    let faultsLast = faults0;
 
     const ticks = Math.round((options.simulatedHours * 3600) / options.passSeconds);
     const sampleEvery = Math.max(1, Math.round(60 / options.passSeconds));
@@ -169,15 +230,32 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
       sim.tick();
       if (t % sampleEvery === 0 || t === ticks) {
         const rss = rssBytes(pid);
-        if (rss === null) throw new Error(`reconciler exited during the soak: ${stderr.trim()}`);
-        last = await scrape();
+        if (rss === null) {
+          await Promise.race([exit, sleep(2000)]);
+          if (cgroup && exited !== undefined) break;
+          throw new Error(`reconciler exited during the soak: ${stderr.trim()}`);
+        }
+        cpuLast = cpuMs(pid) ?? cpuLast;
+        faultsLast = majorFaults(pid) ?? faultsLast;
+        try {
+          last = await scrape();
+        } catch (err) {
+          // A killed daemon's sockets fail before its exit is reported.
+          await Promise.race([exit, sleep(2000)]);
+          if (cgroup && exited !== undefined) break;
+          throw err;
+        }
         samples.push({ minute: (t * options.passSeconds) / 60, rssBytes: rss, anonBytes: anonBytes(pid), heapUsedBytes: last.heapUsed });
       }
     }
-    const cpu = (cpuMs(pid) ?? 0) - cpu0;
+    const cpu = (cpuMs(pid) ?? cpuLast) - cpu0;
+    const faults = (majorFaults(pid) ?? faultsLast) - faults0;
     const passes = last.passes - start.passes;
     return { passes, transitions: last.transitions, samples, rssAfterFirstPass, cpuMsPerPass: cpu / Math.max(1, passes), wallSeconds: (performance.now() - t0) / 1000, argv: argv.map((a) => a.replace(dir, '<tmp>')),
       heapAtEnd: { spaces: heapSpaces(last.text), externalBytes: metricSum(last.text, 'ecs_id_mapper_process_nodejs_external_memory_bytes') },
+      majorFaults: faults,
+      ...(exited !== undefined ? { exited } : {}),
+      ...(cgroup ? { cgroup: cgroup.report() } : {}),
     };
   } finally {
     if (child && child.exitCode === null) {
@@ -186,6 +264,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
       await Promise.race([exited, sleep(10_000)]);
       if (child.exitCode === null) child.kill('SIGKILL');
     }
+    cgroup?.remove();
     await sim.close();
     await app.close();
     await store.close();

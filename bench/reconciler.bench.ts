@@ -2,7 +2,8 @@
 // 1. CPU per pass over 250 containers (goal ≤ 5 ms), steady and churning, with the baseline of the
 //    same run: parsing the agent's /v1/tasks body alone (what any poller pays).
 // 2. RSS with 250 containers after an hour of simulated churn (goal ≤ 64 MiB, no growth), in a
-//    child process (bench/reconciler-soak.ts), with default heap settings and with small-heap flags.
+//    child process (bench/reconciler-soak.ts): as shipped, on Node's defaults, with the launcher's
+//    previous settings, and inside a 64 MiB memory cgroup (bench/reconciler-cgroup.ts).
 // 3. Container start → queryable on the server, p95, with Docker events (goal ≤ 1 s) and without
 //    (goal ≤ the resync interval): loop + real reporter + a real server on loopback; the Docker
 //    event is simulated (the fake Docker source emits `start` when the container starts).
@@ -25,6 +26,7 @@ import { openStore } from '../storage/index.js';
 import { percentile, rssSlope } from '../tools/fleet-sim/index.js';
 import { V8_FLAGS } from '../cli/v8-flags.js';
 import { createFakeHost } from './reconciler-fakes.js';
+import { memoryCgroupUnavailable } from './reconciler-cgroup.js';
 import { runReconcilerSoak, type SoakOptions, type SoakResult } from './reconciler-soak.js';
 import { writeBenchmarkSection } from './report.js';
 
@@ -88,8 +90,10 @@ export async function runPassCost(passes: number, tasks = 125, containersPerTask
 export interface SoakRun {
   /** How the daemon was started, for the table. */
   label: string;
-  /** Runs as shipped: through the launcher, no extra node flags. */
+  /** Runs as shipped: through the launcher, no extra node flags or environment, no memory limit. */
   shipped: boolean;
+  /** Ran inside a memory cgroup with this limit (bytes). */
+  memoryLimitBytes?: number;
   result: SoakResult;
   /** RSS slope over the second half of the simulated hour, MiB per simulated hour. */
   slopeMiBPerHour: number;
@@ -99,27 +103,43 @@ export interface SoakVariant {
   label: string;
   entry: SoakOptions['entry'];
   nodeFlags: string[];
+  runtimeV8Flags?: string[];
+  env?: Record<string, string>;
+  memoryLimitBytes?: number;
+  /** Part of quick mode (`npm run bench` must finish within 5 minutes); the others only with --full. */
+  quick: boolean;
 }
+
+/** The issue's goal: the original agent ran capped at --memory=64m. */
+export const GOAL_RSS_BYTES = 64 * 2 ** 20;
+
+const launcherFlags = (V8_FLAGS.reconciler ?? []).map((f) => `\`${f}\``).join(' ');
+/** What the launcher set before --liftoff-only and --optimize-for-size (the row measuring the change). */
+const PREVIOUS_LAUNCHER_FLAGS = ['--semi-space-growth-factor=1'];
 
 /**
  * The rows of the RSS table: the daemon as shipped, the same daemon on Node's defaults (baseline),
- * and the shipped daemon with each node command-line flag the launcher cannot set at run time
- * (cli/v8-flags.ts says why), as an operator could add them (`node <flag> bin/ecs-id-mapper`).
+ * with the launcher's previous settings (before/after in one run), and both inside a 64 MiB memory
+ * cgroup (what `docker run --memory=64m` and the chart's hard limit do). Full mode adds the
+ * launcher's settings one at a time and an allocator setting a task definition could add.
  */
 export const SOAK_VARIANTS: SoakVariant[] = [
-  { label: `as shipped: \`bin/ecs-id-mapper reconciler\` (launcher sets ${(V8_FLAGS.reconciler ?? []).map((f) => `\`${f}\``).join(' ')})`, entry: 'launcher', nodeFlags: [] },
-  { label: 'baseline: the same CLI entry on Node defaults (no launcher V8 settings)', entry: 'node-defaults', nodeFlags: [] },
-  { label: 'as shipped + `--v8-pool-size=1`', entry: 'launcher', nodeFlags: ['--v8-pool-size=1'] },
-  { label: 'as shipped + `--single-threaded-gc`', entry: 'launcher', nodeFlags: ['--single-threaded-gc'] },
-  { label: 'as shipped + `--max-old-space-size=32`', entry: 'launcher', nodeFlags: ['--max-old-space-size=32'] },
+  { label: `as shipped: \`bin/ecs-id-mapper reconciler\` (launcher sets ${launcherFlags})`, entry: 'launcher', nodeFlags: [], quick: true },
+  { label: 'baseline: the same CLI entry on Node defaults (no launcher V8 settings)', entry: 'node-defaults', nodeFlags: [], quick: true },
+  { label: 'before: the launcher\'s previous setting only (`--semi-space-growth-factor=1`)', entry: 'node-defaults', nodeFlags: [], runtimeV8Flags: PREVIOUS_LAUNCHER_FLAGS, quick: true },
+  { label: 'as shipped, inside a 64 MiB memory cgroup', entry: 'launcher', nodeFlags: [], memoryLimitBytes: GOAL_RSS_BYTES, quick: true },
+  { label: 'before (`--semi-space-growth-factor=1` only), inside a 64 MiB memory cgroup', entry: 'node-defaults', nodeFlags: [], runtimeV8Flags: PREVIOUS_LAUNCHER_FLAGS, memoryLimitBytes: GOAL_RSS_BYTES, quick: true },
+  { label: 'launcher settings without `--optimize-for-size`', entry: 'node-defaults', nodeFlags: [], runtimeV8Flags: (V8_FLAGS.reconciler ?? []).filter((f) => f !== '--optimize-for-size'), quick: false },
+  { label: 'as shipped + `MALLOC_ARENA_MAX=2` (environment; fewer glibc malloc arenas)', entry: 'launcher', nodeFlags: [], env: { MALLOC_ARENA_MAX: '2' }, quick: false },
 ];
 
-export async function runSoak(variant: SoakVariant, options: Omit<SoakOptions, 'entry' | 'nodeFlags'>): Promise<SoakRun> {
-  const result = await runReconcilerSoak({ ...options, entry: variant.entry, nodeFlags: variant.nodeFlags });
+export async function runSoak(variant: SoakVariant, options: Omit<SoakOptions, 'entry' | 'nodeFlags' | 'runtimeV8Flags' | 'env' | 'memoryLimitBytes'>): Promise<SoakRun> {
+  const result = await runReconcilerSoak({ ...options, entry: variant.entry, nodeFlags: variant.nodeFlags, runtimeV8Flags: variant.runtimeV8Flags, env: variant.env, memoryLimitBytes: variant.memoryLimitBytes });
   const half = result.samples.filter((x) => x.minute >= (options.simulatedHours * 60) / 2);
   return {
     label: variant.label,
-    shipped: variant.entry === 'launcher' && variant.nodeFlags.length === 0,
+    shipped: variant.entry === 'launcher' && variant.nodeFlags.length === 0 && !variant.env && variant.memoryLimitBytes === undefined,
+    ...(variant.memoryLimitBytes !== undefined ? { memoryLimitBytes: variant.memoryLimitBytes } : {}),
     result,
     slopeMiBPerHour: rssSlope(half.map((x) => ({ atSeconds: x.minute * 60, bytes: x.rssBytes }))),
   };
@@ -216,6 +236,8 @@ export interface ReconcilerBenchResult {
   bareNodeRssBytes?: number;
   /** What importing each dependency adds to a bare process. */
   modules?: Array<{ module: string; addedBytes: number }>;
+  /** Why the memory cgroup rows were left out, if they were (bench/reconciler-cgroup.ts). */
+  cgroupUnavailable?: string;
   queryable: QueryableResult[];
 }
 
@@ -246,11 +268,11 @@ export async function runReconcilerBench(quick: boolean, log: (l: string) => voi
   // full: 2 per second, which leaves the daemon idle most of the time as on a host.
   const soakPace = { passSeconds: 10, realPassMs: quick ? 100 : 500 };
   const soak: SoakRun[] = [];
-  // Quick mode (part of `npm run bench`, which must finish within 5 minutes): as shipped and the
-  // baseline only; the flag rows take another ~110 s.
-  for (const variant of quick ? SOAK_VARIANTS.slice(0, 2) : SOAK_VARIANTS) {
-    soak.push(await runSoak(variant, { simulatedHours: soakHours, ...soakPace, tasks: 125, containersPerTask: 2 }));
-    log(`reconciler: soak ${variant.label}: ${(soak[soak.length - 1].result.samples.at(-1)!.rssBytes / 2 ** 20).toFixed(1)} MiB`);
+  const cgroupUnavailable = memoryCgroupUnavailable() ?? undefined;
+  for (const variant of SOAK_VARIANTS.filter((v) => (v.quick || !quick) && (v.memoryLimitBytes === undefined || !cgroupUnavailable))) {
+    const run = await runSoak(variant, { simulatedHours: soakHours, ...soakPace, tasks: 125, containersPerTask: 2 });
+    soak.push(run);
+    log(`reconciler: soak ${variant.label}: peak ${(soakFigures(run).peak / 2 ** 20).toFixed(1)} MiB${run.result.exited ? `, ${run.result.exited}` : ''}`);
   }
   const bareNodeRssBytes = await bareNodeRss();
   const modules = await moduleRss(['undici', '../reconciler/undici.js', 'prom-client', '../reconciler/prom.js', 'pino', 'xstate', '../wire/index.js', '../wire/ids.js', '../reconciler/main.js']).catch(() => undefined);
@@ -258,11 +280,8 @@ export async function runReconcilerBench(quick: boolean, log: (l: string) => voi
   const resync = 10_000;
   const samples = quick ? 20 : 60;
   const queryable = [await runStartToQueryable(true, resync, samples, quick ? 4000 : 30_000), await runStartToQueryable(false, resync, samples, quick ? 10_000 : 30_000)];
-  return { pass, soak, soakHours, soakPace, bareNodeRssBytes, modules, queryable };
+  return { pass, soak, soakHours, soakPace, bareNodeRssBytes, modules, queryable, ...(cgroupUnavailable ? { cgroupUnavailable } : {}) };
 }
-
-/** The issue's goal: the original agent ran capped at --memory=64m. */
-export const GOAL_RSS_BYTES = 64 * 2 ** 20;
 
 const MODULE_NAMES: Record<string, string> = {
   undici: "`undici` (package index)",
@@ -274,24 +293,39 @@ const MODULE_NAMES: Record<string, string> = {
   '../reconciler/main.js': 'the whole daemon (reconciler/main.js)',
 };
 
-export function soakFigures(s: SoakRun): { end: number; peak: number; anonEnd: number; heapEnd: number } {
-  const last = s.result.samples[s.result.samples.length - 1];
-  return { end: last.rssBytes, peak: Math.max(s.result.rssAfterFirstPass, ...s.result.samples.map((x) => x.rssBytes)), anonEnd: last.anonBytes, heapEnd: last.heapUsedBytes };
+/** A row's figures; a daemon killed before its first sample has only its RSS after the first pass (0 if it never got there). */
+export function soakFigures(s: SoakRun): { end: number; peak: number; anonEnd: number; anonPeak: number; heapEnd: number } {
+  const xs = s.result.samples;
+  const last = xs[xs.length - 1];
+  return {
+    end: last?.rssBytes ?? 0,
+    peak: Math.max(s.result.rssAfterFirstPass, ...xs.map((x) => x.rssBytes)),
+    anonEnd: last?.anonBytes ?? 0,
+    anonPeak: Math.max(0, ...xs.map((x) => x.anonBytes)),
+    heapEnd: last?.heapUsedBytes ?? 0,
+  };
 }
+
+/** Whether a row's daemon lived through the whole soak: no OOM kill, no exit. */
+const survived = (s: SoakRun) => s.result.exited === undefined && (s.result.cgroup?.oomKills ?? 0) === 0;
+
+/** The RSS goal as the issue states it: peak RSS of the daemon as shipped, no memory limit, ≤ 64 MiB and no growth. */
+const rssGoalMet = (s: SoakRun) => survived(s) && soakFigures(s).peak <= GOAL_RSS_BYTES && s.slopeMiBPerHour <= 1;
 
 /** The summary's RSS row: the shipped daemon, with the Node-defaults run of the same bench as baseline. */
 export function reconcilerRssGoalRow(r: ReconcilerBenchResult): { figure: string; value: string; baseline: string; goal: string; met: boolean } | undefined {
   const shipped = r.soak.find((s) => s.shipped);
   if (!shipped) return undefined;
   const baseline = r.soak.find((s) => !s.shipped && s.label.startsWith('baseline'));
+  const capped = r.soak.find((s) => s.memoryLimitBytes !== undefined && s.label.startsWith('as shipped'));
   const x = soakFigures(shipped);
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   return {
     figure: `reconciler RSS after ${r.soakHours} simulated hour, as shipped (${(V8_FLAGS.reconciler ?? []).join(' ')})`,
-    value: `${mib(x.end)} (peak ${mib(x.peak)}), slope ${shipped.slopeMiBPerHour.toFixed(2)} MiB/h, ${shipped.result.cpuMsPerPass.toFixed(2)} ms CPU/pass`,
+    value: `${mib(x.end)} (peak ${mib(x.peak)}; anonymous peak ${mib(x.anonPeak)}), slope ${shipped.slopeMiBPerHour.toFixed(2)} MiB/h, ${shipped.result.cpuMsPerPass.toFixed(2)} ms CPU/pass${capped ? `; in a 64 MiB cgroup: ${survived(capped) ? `ran the hour, ${capped.result.majorFaults} major faults` : `OOM-killed (${capped.result.exited ?? 'oom'})`}` : ''}`,
     baseline: baseline ? `Node defaults ${mib(soakFigures(baseline).end)} (peak ${mib(soakFigures(baseline).peak)}), ${baseline.result.cpuMsPerPass.toFixed(2)} ms CPU/pass` : '',
-    goal: '≤ 64 MiB, no growth',
-    met: x.peak <= GOAL_RSS_BYTES && shipped.slopeMiBPerHour <= 1,
+    goal: '≤ 64 MiB RSS, no growth',
+    met: rssGoalMet(shipped),
   };
 }
 
@@ -303,11 +337,18 @@ export function reconcilerMarkdown(r: ReconcilerBenchResult): string {
   const soakRows = r.soak
     .map((s) => {
       const x = soakFigures(s);
-      return `| ${s.label} | ${mib(s.result.rssAfterFirstPass)} | ${mib(x.end)} | ${mib(x.peak)} | ${mib(x.anonEnd)} | ${mib(x.heapEnd)} | ${s.slopeMiBPerHour.toFixed(2)} MiB/h | ${s.result.cpuMsPerPass.toFixed(2)} ms | ${s.result.passes} passes, ${s.result.transitions} transitions | ≤ 64 MiB — ${ok(x.peak <= GOAL_RSS_BYTES)}; no growth — ${ok(s.slopeMiBPerHour <= 1)} |`;
+      const cg = s.result.cgroup;
+      const goal = s.memoryLimitBytes !== undefined
+        ? `runs the hour under the limit — ${ok(survived(s))}${s.result.exited ? ` (${s.result.exited})` : ''}; kernel-counted peak ${mib(cg?.maxUsageBytes ?? 0)} of ${mib(s.memoryLimitBytes)}, limit reached ${cg?.limitHits ?? 0} times, ${cg?.oomKills ?? 0} OOM kills (RSS here is what the limit left resident, not a goal figure)`
+        : `≤ 64 MiB — ${ok(survived(s) && x.peak <= GOAL_RSS_BYTES)}; no growth — ${ok(s.slopeMiBPerHour <= 1)}`;
+      return `| ${s.label} | ${mib(s.result.rssAfterFirstPass)} | ${mib(x.end)} | ${mib(x.peak)} | ${mib(x.anonEnd)} / ${mib(x.anonPeak)} | ${mib(x.heapEnd)} | ${s.slopeMiBPerHour.toFixed(2)} MiB/h | ${s.result.cpuMsPerPass.toFixed(2)} ms | ${s.result.majorFaults} | ${s.result.passes} passes, ${s.result.transitions} transitions | ${goal} |`;
     })
     .join('\n');
   const shipped = r.soak.find((s) => s.shipped);
   const baseline = r.soak.find((s) => !s.shipped && s.label.startsWith('baseline'));
+  const previous = r.soak.find((s) => s.label.startsWith('before:'));
+  const cappedRows = r.soak.filter((s) => s.memoryLimitBytes !== undefined);
+  const quickNote = r.soak.length < SOAK_VARIANTS.length ? ` Quick mode leaves out these rows, which \`npm run bench:reconciler -- --full\` adds: ${SOAK_VARIANTS.filter((v) => !r.soak.some((s) => s.label === v.label)).map((v) => v.label).join('; ')}.` : '';
   const pace = r.soakPace ?? { passSeconds: 10, realPassMs: 100 };
   const q = r.queryable;
   const qRows = q
@@ -327,11 +368,15 @@ The reconcile loop (xstate machines, durable outbox with fsync) against an in-pr
 
 The daemon as it runs on a host, one process per row (\`bench/reconciler-soak.ts\`): \`node bin/ecs-id-mapper reconciler\`, so the same modules and the V8 settings the launcher applies (cli/v8-flags.ts), with its real undici clients against a simulated ECS agent and IMDSv2 (tools/simulate-host, 125 tasks × 2 containers) and the real server (SQLite) on loopback in the benchmark's process, which acknowledges every report; \`--docker-socket none\`. Time is compressed: the daemon passes every ${pace.realPassMs} ms (\`--resync-interval\`) while the simulated clock advances ${pace.passSeconds} s per pass (the default resync interval), one lifecycle step per pass with a task starting or stopping; full sync every 5 simulated minutes. Every simulated minute the benchmark reads the daemon's RSS (\`/proc/<pid>/status\`; anonymous part from \`smaps_rollup\`) and scrapes its \`/metrics\` as Prometheus would; nothing forces a GC, so the heap column is what the daemon holds, garbage included. CPU per pass is the whole process (every thread, HTTP, reports, scrapes, timers) over its passes, from \`/proc/<pid>/stat\`; with compressed time the fixed per-second costs (event-loop lag sampling every 10 ms) are spread over ${Math.round(1000 / pace.realPassMs)} passes a second instead of one per 10 s. Slope fitted over the second half.
 
-| daemon started as | RSS after the first pass | RSS at the end | RSS peak | anonymous RSS at the end | heap used at the end | RSS slope | CPU per pass | work | goal |
-|---|---|---|---|---|---|---|---|---|---|
+| daemon started as | RSS after the first pass | RSS at the end | RSS peak | anonymous RSS at the end / peak | heap used at the end | RSS slope | CPU per pass | major page faults | work | goal |
+|---|---|---|---|---|---|---|---|---|---|---|
 ${soakRows}
 
-${shipped && baseline ? `Goal ≤ 64 MiB as shipped: ${ok(soakFigures(shipped).peak <= GOAL_RSS_BYTES)}. As shipped the daemon ends the hour at ${mib(soakFigures(shipped).end)} (peak ${mib(soakFigures(shipped).peak)}), against ${mib(soakFigures(baseline).end)} (peak ${mib(soakFigures(baseline).peak)}) on Node's defaults in the same run. ` : ''}${r.bareNodeRssBytes ? `A bare \`node -e\` process has an RSS of ${mib(r.bareNodeRssBytes)} on this machine, almost all of it pages of the node executable itself (file-backed: shared and reclaimable under a memory limit, but counted in RSS). ` : ''}${r.modules ? `Imported alone into a bare process (Node defaults), each module adds (RSS after GC): ${r.modules.map((m) => `${MODULE_NAMES[m.module] ?? `\`${m.module}\``} ${mib(m.addedBytes)}`).join(', ')}. ` : ''}What the daemon does about it: it loads only the parts of undici and prom-client it uses (reconciler/undici.ts, reconciler/prom.ts: no fetch/WebSocket/mock code, no @opentelemetry/api), it takes ids and lifecycle states from the TypeBox-free wire/ids.ts rather than wire/index.ts, so TypeBox is not loaded (the server validates reports against the schemas; the daemon only builds them), and the launcher keeps V8's young generation at its initial size (\`--semi-space-growth-factor=1\`, set at run time for the reconciler command only; the other rows, measured with \`-- --full\`, are node command-line flags the launcher cannot set without a second process). What the settings cost: the CPU-per-pass column of the same run.
+${shipped && baseline ? `Goal ≤ 64 MiB RSS as shipped, with no memory limit: ${ok(rssGoalMet(shipped))}. As shipped the daemon ends the hour at ${mib(soakFigures(shipped).end)} RSS (peak ${mib(soakFigures(shipped).peak)}); its anonymous memory (heap, malloc, stacks: what a memory limit cannot reclaim) peaks at ${mib(soakFigures(shipped).anonPeak)}, and the rest of the RSS is file-backed, almost all of it pages of the node executable. On Node's defaults in the same run: ${mib(soakFigures(baseline).end)} (peak ${mib(soakFigures(baseline).peak)}, anonymous peak ${mib(soakFigures(baseline).anonPeak)})${previous ? `; with the launcher's previous setting: ${mib(soakFigures(previous).end)} (peak ${mib(soakFigures(previous).peak)}, anonymous peak ${mib(soakFigures(previous).anonPeak)})` : ''}. ` : ''}${r.bareNodeRssBytes ? `A bare \`node -e\` process has an RSS of ${mib(r.bareNodeRssBytes)} on this machine, almost all of it pages of the node executable itself (file-backed: reclaimable under a memory limit, but counted in RSS), so RSS ≤ 64 MiB leaves the daemon about ${mib(GOAL_RSS_BYTES - r.bareNodeRssBytes)} for everything else. ` : ''}
+
+${cappedRows.length ? `Under a 64 MiB memory limit (a cgroup v1 memory group, as \`docker run --memory=64m\` and the chart's hard \`Memory\` make; bench/reconciler-cgroup.ts): ${cappedRows.map((c) => `${c.label.split(',')[0]} — ${survived(c) ? `ran the whole hour, ${c.result.majorFaults} major page faults, ${c.result.cpuMsPerPass.toFixed(2)} ms CPU per pass` : `OOM-killed (${c.result.exited ?? 'oom kill'})`}, kernel-counted peak ${mib(c.result.cgroup?.maxUsageBytes ?? 0)}`).join('; ')}. The limit counts the group's anonymous memory and the page cache it brings in (a private copy of the node executable, dropped from the cache first so its pages are charged as in a fresh container, and the outbox's writes); at the limit the kernel reclaims clean file pages ("limit reached" counts those reclaims) and kills only when anonymous memory leaves nothing to reclaim. Major page faults count reclaimed pages read back from disk: the cost of running at the limit. ` : r.cgroupUnavailable ? `The 64 MiB memory cgroup rows were left out: ${r.cgroupUnavailable}. ` : ''}
+
+${r.modules ? `Imported alone into a bare process (Node defaults), each module adds (RSS after GC): ${r.modules.map((m) => `${MODULE_NAMES[m.module] ?? `\`${m.module}\``} ${mib(m.addedBytes)}`).join(', ')}. ` : ''}What the daemon does about it: it loads only the parts of undici and prom-client it uses (reconciler/undici.ts, reconciler/prom.ts: no fetch/WebSocket/mock code, no @opentelemetry/api), it takes ids and lifecycle states from the TypeBox-free wire/ids.ts rather than wire/index.ts, so TypeBox is not loaded, and the launcher sets three V8 flags for the reconciler command only, at run time before the daemon's modules load (cli/v8-flags.ts; nothing on the node command line, the same for every deployment): \`--semi-space-growth-factor=1\` (the young generation stays at 1 MiB), \`--liftoff-only\` (undici's llhttp parser, WebAssembly, stays on V8's baseline compiler: its optimizing tier-up takes about 20 MiB for a moment at start-up, enough to get the daemon OOM-killed under 64 MiB: compare the two memory-cgroup rows) and \`--optimize-for-size\` (the old generation grows in smaller steps, so less garbage stays committed between full collections). What they cost: the CPU-per-pass column of the same run (whole process, all threads).${quickNote}
 
 ### Container start → queryable on the server
 

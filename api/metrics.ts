@@ -3,10 +3,11 @@
 // Label sets are constant (route templates, never raw URLs; fixed kinds and results) and
 // zero-initialised where bounded, so dashboards never show "no data" for a path that has not run yet.
 import { readFileSync } from 'node:fs';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { LIFECYCLE_STATES } from '../wire/index.js';
 import type { Store } from '../storage/store.js';
+import { BoundHistogram, type HistogramSeries } from './bound-histogram.js';
 
 export const LOOKUP_KINDS = ['container_id', 'container_prefix', 'task_id', 'task_arn', 'docker_name'] as const;
 export type LookupKind = (typeof LOOKUP_KINDS)[number];
@@ -24,7 +25,14 @@ export type ReportResult = (typeof REPORT_RESULTS)[number];
  */
 export const HTTP_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
+/** The request-duration histogram of one route template and method, by status class. */
+export interface RouteDurations {
+  observe(status: number, seconds: number): void;
+}
+
 export interface ApiMetrics {
+  /** Binds the duration histogram to a route template and method: once per route, not per request. */
+  routeDurations(route: string, method: string): RouteDurations;
   observeRequest(route: string, method: string, status: number, seconds: number): void;
   lookup(kind: LookupKind, result: LookupResult): void;
   report(kind: ReportKind, result: ReportResult): void;
@@ -44,26 +52,36 @@ export function packageVersion(): string {
 }
 
 export function createApiMetrics(registry: Registry, store: Store, log: Pick<Logger, 'warn'> | undefined): ApiMetrics {
-  const duration = new Histogram({
+  const duration = new BoundHistogram({
     name: 'ecs_id_mapper_http_request_duration_seconds',
     help: 'HTTP request duration in seconds, by route template, method and status class.',
     labelNames: ['route', 'method', 'status_class'] as const,
     buckets: HTTP_DURATION_BUCKETS,
     registers: [registry],
   });
+  // Both counters have a small constant label set; requests add to plain numbers (tallies below)
+  // and a scrape moves them into prom-client, which validates and hashes the labels of every inc().
+  const lookupTally = tallies(LOOKUP_KINDS, LOOKUP_RESULTS);
   const lookups = new Counter({
     name: 'ecs_id_mapper_lookups_total',
     help: 'Id lookups (legacy and v2 routes) by the kind of id looked up and the result.',
     labelNames: ['kind', 'result'] as const,
     registers: [registry],
+    collect() {
+      lookupTally.flush((kind, result, n) => this.inc({ kind, result }, n));
+    },
   });
   for (const kind of LOOKUP_KINDS) for (const result of LOOKUP_RESULTS) lookups.inc({ kind, result }, 0);
 
+  const reportTally = tallies(REPORT_KINDS, REPORT_RESULTS);
   const reports = new Counter({
     name: 'ecs_id_mapper_reports_received_total',
     help: 'Report requests received, by kind and result (rejected = invalid or rate limited).',
     labelNames: ['kind', 'result'] as const,
     registers: [registry],
+    collect() {
+      reportTally.flush((kind, result, n) => this.inc({ kind, result }, n));
+    },
   });
   for (const kind of REPORT_KINDS) for (const result of REPORT_RESULTS) reports.inc({ kind, result }, 0);
 
@@ -96,31 +114,56 @@ export function createApiMetrics(registry: Registry, store: Store, log: Pick<Log
   });
   buildInfo.set({ version: packageVersion(), node_version: process.version }, 1);
 
-  // Label-bound children, looked up by a string key: prom-client hashes a label object on every
-  // call, which was a measurable share of a cached lookup's cost. Keys come from constant sets
-  // (route templates, methods, status classes, kinds and results), so the maps stay small.
-  const durationChildren = new Map<string, ReturnType<typeof duration.labels>>();
-  const lookupChildren = new Map<string, ReturnType<typeof lookups.labels>>();
-  const reportChildren = new Map<string, ReturnType<typeof reports.labels>>();
-  const child = <C>(children: Map<string, C>, key: string, make: () => C): C => {
-    let c = children.get(key);
-    if (c === undefined) {
-      c = make();
-      children.set(key, c);
+  // Route templates come from the router (a constant set), so the bindings stay few.
+  const routes = new Map<string, RouteDurations>();
+  const routeDurations = (route: string, method: string): RouteDurations => {
+    const key = `${route} ${method}`;
+    let bound = routes.get(key);
+    if (bound === undefined) {
+      // Index = status / 100: 1xx..5xx, bound when a class first occurs.
+      const byClass: (HistogramSeries<'route' | 'method' | 'status_class'> | undefined)[] = [];
+      bound = {
+        observe(status, seconds) {
+          const c = Math.floor(status / 100);
+          (byClass[c] ??= duration.bind({ route, method, status_class: `${c}xx` })).observe(seconds);
+        },
+      };
+      routes.set(key, bound);
     }
-    return c;
+    return bound;
   };
 
   return {
+    routeDurations,
     observeRequest(route, method, status, seconds) {
-      const statusClass = `${Math.floor(status / 100)}xx`;
-      child(durationChildren, `${route} ${method} ${statusClass}`, () => duration.labels(route, method, statusClass)).observe(seconds);
+      routeDurations(route, method).observe(status, seconds);
     },
     lookup(kind, result) {
-      child(lookupChildren, `${kind} ${result}`, () => lookups.labels(kind, result)).inc();
+      lookupTally.add(kind, result);
     },
     report(kind, result) {
-      child(reportChildren, `${kind} ${result}`, () => reports.labels(kind, result)).inc();
+      reportTally.add(kind, result);
+    },
+  };
+}
+
+/** Per-(kind, result) counts not yet moved into their prom-client counter. */
+function tallies<K extends string, R extends string>(kinds: readonly K[], results: readonly R[]) {
+  const pending = Object.fromEntries(kinds.map((k) => [k, Object.fromEntries(results.map((r) => [r, 0]))])) as Record<K, Record<R, number>>;
+  return {
+    add(kind: K, result: R): void {
+      pending[kind][result]++;
+    },
+    flush(inc: (kind: K, result: R, n: number) => void): void {
+      for (const kind of kinds) {
+        for (const result of results) {
+          const n = pending[kind][result];
+          if (n > 0) {
+            pending[kind][result] = 0;
+            inc(kind, result, n);
+          }
+        }
+      }
     },
   };
 }

@@ -116,11 +116,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     void reply.code(404).type('application/json; charset=utf-8').send(errorBody('ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0].slice(0, 200)} not found`));
   });
 
-  // Callback style, not async: this runs on every request, lookups included.
+  // Callback style, not async: this runs on every request, lookups included. The duration histogram
+  // is bound to the route (and method) on its first request and kept on the route's config.
   app.addHook('onResponse', (req, reply, done) => {
     const { url, config } = req.routeOptions;
-    metrics.observeRequest(url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
-    const kind = config?.reportKind;
+    const byMethod = (config.requestDurations ??= {});
+    (byMethod[req.method] ??= metrics.routeDurations(url ?? 'unmatched', req.method)).observe(reply.statusCode, reply.elapsedTime / 1000);
+    const kind = config.reportKind;
     if (kind) metrics.report(kind, reportResultForStatus(reply.statusCode));
     if (kind && reply.statusCode >= 400 && reply.statusCode < 500) req.log.info({ ...requestFields(req, reply), remoteAddress: req.ip }, 'report rejected');
     else if (req.log.level === 'debug' || req.log.level === 'trace') req.log.debug(requestFields(req, reply), 'request completed');

@@ -17,6 +17,7 @@ import { clientErrorHandler } from './client-errors.js';
 import { errorBody, errorHandler, rateLimited } from './errors.js';
 import { useWellFormedJsonParser } from './json-body.js';
 import { validatorCompiler } from './validator.js';
+import { lazyRequestLoggerFactory } from './request-logger.js';
 import { createApiMetrics, packageVersion, reportResultForStatus } from './metrics.js';
 import { registerFleetMetrics } from './fleet-metrics.js';
 import { legacyQueryRoutes } from './routes/legacy-query.js';
@@ -86,6 +87,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     clientErrorHandler,
   };
   const logging = isLogger(deps.logger) ? { loggerInstance: deps.logger } : { logger: deps.logger as FastifyServerOptions['logger'] };
+  // Request loggers are built when a request first logs (request-logger.ts); without a logger
+  // Fastify shares its null logger, which needs no factory.
+  if (deps.logger !== false) options.childLoggerFactory = lazyRequestLoggerFactory;
   const app = Fastify({ ...options, ...logging } as FastifyServerOptions) as unknown as FastifyInstance;
 
   const metrics = createApiMetrics(deps.registry, deps.store, app.log);

@@ -8,7 +8,7 @@
 //    (goal ≤ the resync interval): loop + real reporter + a real server on loopback; the Docker
 //    event is simulated (the fake Docker source emits `start` when the container starts).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -21,71 +21,16 @@ import { parseLinks } from '../config/links.js';
 import { createReconcileLoop } from '../reconciler/loop.js';
 import { openOutbox } from '../reconciler/outbox.js';
 import { createReporter } from '../reconciler/reporter.js';
-import { parseAgentTasks } from '../reconciler/sources/ecs-agent.js';
 import { openStore } from '../storage/index.js';
 import { percentile, rssSlope } from '../tools/fleet-sim/index.js';
 import { V8_FLAGS } from '../cli/v8-flags.js';
 import { createFakeHost } from './reconciler-fakes.js';
 import { memoryCgroupUnavailable } from './reconciler-cgroup.js';
+import { runPassCost, type PassCost, type PassSettings } from './reconciler-pass.js';
 import { runReconcilerSoak, type SoakOptions, type SoakResult } from './reconciler-soak.js';
 import { writeBenchmarkSection } from './report.js';
 
 const silent = pino({ level: 'silent' });
-
-export interface PassCost {
-  containers: number;
-  passes: number;
-  steadyCpuMs: { p50: number; p95: number; mean: number };
-  churnCpuMs: { p50: number; p95: number; mean: number };
-  /** Baseline: JSON.parse + parseAgentTasks of the same body, no reconcile. */
-  parseOnlyCpuMs: { p50: number; mean: number };
-}
-
-const stats = (xs: number[]) => ({ p50: percentile(xs, 50), p95: percentile(xs, 95), mean: xs.reduce((a, b) => a + b, 0) / xs.length });
-
-export async function runPassCost(passes: number, tasks = 125, containersPerTask = 2): Promise<PassCost> {
-  let clock = Date.parse('2026-01-01T00:00:00Z');
-  const now = () => clock;
-  const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-bench-pass-'));
-  const outbox = openOutbox({ dir, maxBytes: 16 * 1024 * 1024 });
-  const host = createFakeHost({ tasks, containersPerTask, now });
-  const loop = createReconcileLoop({ agent: host.agent, imds: host.imds, outbox, logger: silent, resyncIntervalMs: 10_000, eventDebounceMs: 250, requestTimeoutMs: 3000, now });
-  const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000;
-  try {
-    host.agent.render();
-    const first = await loop.runPass();
-    outbox.ack(outbox.lastSeq());
-    const containers = first.containers;
-    // Warm-up (JIT)
-    for (let i = 0; i < 20; i++) await loop.runPass();
-    const steady: number[] = [];
-    const churn: number[] = [];
-    const parse: number[] = [];
-    for (let i = 0; i < passes; i++) {
-      // steady: nothing changed since the last pass
-      let c0 = process.cpuUsage();
-      await loop.runPass();
-      steady.push(cpuMs(process.cpuUsage(c0)));
-      c0 = process.cpuUsage();
-      parseAgentTasks(JSON.parse(host.agent.body));
-      parse.push(cpuMs(process.cpuUsage(c0)));
-      // churn: one task starts or stops, tasks advance a lifecycle step
-      clock += 10_000;
-      host.model.tick({ target: tasks });
-      host.agent.render();
-      c0 = process.cpuUsage();
-      await loop.runPass();
-      churn.push(cpuMs(process.cpuUsage(c0)));
-      if (outbox.lastSeq() > outbox.ackedSeq()) outbox.ack(outbox.lastSeq());
-    }
-    const p = stats(parse);
-    return { containers, passes, steadyCpuMs: stats(steady), churnCpuMs: stats(churn), parseOnlyCpuMs: { p50: p.p50, mean: p.mean } };
-  } finally {
-    await loop.stop();
-    outbox.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 export interface SoakRun {
   /** How the daemon was started, for the table. */
@@ -146,6 +91,20 @@ export async function runSoak(variant: SoakVariant, options: Omit<SoakOptions, '
 }
 
 const execFileP = promisify(execFile);
+
+export { runPassCost, type PassCost };
+
+/** The compiled bench/reconciler-pass.js, whether this file runs from dist/bench/ or from the sources (vitest). */
+function passEntry(): string {
+  const compiled = fileURLToPath(new URL('./reconciler-pass.js', import.meta.url));
+  return existsSync(compiled) ? compiled : fileURLToPath(new URL('../dist/bench/reconciler-pass.js', import.meta.url));
+}
+
+/** runPassCost in a child process with the launcher's V8 settings or on Node's defaults (bench/reconciler-pass.ts). */
+export async function runPassCostIn(settings: PassSettings, passes: number): Promise<PassCost> {
+  const { stdout } = await execFileP(process.execPath, [passEntry(), String(passes), settings], { maxBuffer: 16 * 2 ** 20 });
+  return JSON.parse(stdout) as PassCost;
+}
 
 export interface QueryableResult {
   events: boolean;
@@ -227,7 +186,10 @@ export async function runStartToQueryable(events: boolean, resyncIntervalMs: num
 }
 
 export interface ReconcilerBenchResult {
+  /** With the launcher's V8 settings, as the daemon runs (the goal's figure). */
   pass: PassCost;
+  /** The same passes on Node's defaults (what the settings cost). */
+  passNodeDefaults?: PassCost;
   soak: SoakRun[];
   soakHours: number;
   /** Simulated seconds and real milliseconds per pass in the soak. */
@@ -261,8 +223,9 @@ export async function bareNodeRss(flags: string[] = []): Promise<number> {
 
 
 export async function runReconcilerBench(quick: boolean, log: (l: string) => void = () => {}): Promise<ReconcilerBenchResult> {
-  const pass = await runPassCost(quick ? 100 : 500);
-  log(`reconciler: pass cost steady p50 ${pass.steadyCpuMs.p50.toFixed(2)} ms, churn p50 ${pass.churnCpuMs.p50.toFixed(2)} ms`);
+  const pass = await runPassCostIn('launcher', quick ? 100 : 500);
+  const passNodeDefaults = await runPassCostIn('node-defaults', quick ? 100 : 500);
+  log(`reconciler: pass cost steady mean ${pass.steadyCpuMs.mean.toFixed(2)} ms, churn mean ${pass.churnCpuMs.mean.toFixed(2)} ms (Node defaults ${passNodeDefaults.steadyCpuMs.mean.toFixed(2)} / ${passNodeDefaults.churnCpuMs.mean.toFixed(2)} ms)`);
   const soakHours = 1;
   // One pass per default resync interval (10 s simulated). Quick: 10 passes per real second;
   // full: 2 per second, which leaves the daemon idle most of the time as on a host.
@@ -280,7 +243,7 @@ export async function runReconcilerBench(quick: boolean, log: (l: string) => voi
   const resync = 10_000;
   const samples = quick ? 20 : 60;
   const queryable = [await runStartToQueryable(true, resync, samples, quick ? 4000 : 30_000), await runStartToQueryable(false, resync, samples, quick ? 10_000 : 30_000)];
-  return { pass, soak, soakHours, soakPace, bareNodeRssBytes, modules, queryable, ...(cgroupUnavailable ? { cgroupUnavailable } : {}) };
+  return { pass, passNodeDefaults, soak, soakHours, soakPace, bareNodeRssBytes, modules, queryable, ...(cgroupUnavailable ? { cgroupUnavailable } : {}) };
 }
 
 const MODULE_NAMES: Record<string, string> = {
@@ -334,6 +297,7 @@ export function reconcilerMarkdown(r: ReconcilerBenchResult): string {
   const ms = (n: number) => `${n.toFixed(2)} ms`;
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const p = r.pass;
+  const d = r.passNodeDefaults;
   const soakRows = r.soak
     .map((s) => {
       const x = soakFigures(s);
@@ -356,13 +320,15 @@ export function reconcilerMarkdown(r: ReconcilerBenchResult): string {
     .join('\n');
   return `### CPU per pass over ${p.containers} containers
 
-The reconcile loop (xstate machines, durable outbox with fsync) against an in-process agent serving the simulated host's \`/v1/tasks\` body (125 tasks × 2 containers), parsed by the reconciler's own parser; \`process.cpuUsage()\` around each pass, ${p.passes} passes of each kind after 20 warm-up passes. Baseline (same run): parsing the same body alone, which any poller pays.
+The reconcile loop (xstate machines, durable outbox with fsync) against an in-process agent serving the simulated host's \`/v1/tasks\` body (125 tasks × 2 containers), parsed by the reconciler's own parser; \`process.cpuUsage()\` around each pass, ${p.passes} passes of each kind after 20 warm-up passes, in a child process (bench/reconciler-pass.ts) with the V8 settings the launcher gives the daemon for the steady and churn rows (${(V8_FLAGS.reconciler ?? []).map((f) => `\`${f}\``).join(' ')}, set at run time as the launcher does)${d ? ', then in another on Node\'s defaults: what those settings cost per pass' : ''}. Baseline (same run): parsing the same body alone, which any poller pays.
 
 | pass | CPU p50 | CPU p95 | mean | goal |
 |---|---|---|---|---|
 | steady (nothing changed) | ${ms(p.steadyCpuMs.p50)} | ${ms(p.steadyCpuMs.p95)} | ${ms(p.steadyCpuMs.mean)} | ≤ 5 ms (mean) — ${ok(p.steadyCpuMs.mean <= 5)} |
 | churn (a task starts or stops; transitions appended and fsync'd) | ${ms(p.churnCpuMs.p50)} | ${ms(p.churnCpuMs.p95)} | ${ms(p.churnCpuMs.mean)} | ≤ 5 ms (mean) — ${ok(p.churnCpuMs.mean <= 5)} |
-| baseline: JSON.parse + parse of the agent body only | ${ms(p.parseOnlyCpuMs.p50)} | | ${ms(p.parseOnlyCpuMs.mean)} | |
+${d ? `| steady, Node defaults | ${ms(d.steadyCpuMs.p50)} | ${ms(d.steadyCpuMs.p95)} | ${ms(d.steadyCpuMs.mean)} | |
+| churn, Node defaults | ${ms(d.churnCpuMs.p50)} | ${ms(d.churnCpuMs.p95)} | ${ms(d.churnCpuMs.mean)} | |
+` : ''}| baseline: JSON.parse + parse of the agent body only (launcher settings${d ? `; Node defaults: p50 ${ms(d.parseOnlyCpuMs.p50)}, mean ${ms(d.parseOnlyCpuMs.mean)}` : ''}) | ${ms(p.parseOnlyCpuMs.p50)} | | ${ms(p.parseOnlyCpuMs.mean)} | |
 
 ### Reconciler RSS after an hour of simulated churn
 

@@ -78,19 +78,24 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
       querystring: NoQuery,
       response: { 200: TextBody, ...errorResponses(400, 404, 409, 503) },
     },
-  }, async (req, reply) => {
+  }, (req, reply) => {
+    // A cache hit answers synchronously: no promise for Fastify to wait on (the hot path).
     const cached = taskOfContainer?.get(req.params.container_id.toLowerCase());
     if (cached !== undefined) {
       ctx.metrics.lookup('container_id', 'hit');
-      return text(reply, cached);
+      text(reply, cached);
+      return;
     }
-    const { kind, records } = await lookup(req.params.container_id);
+    return answerFromStore(req.params.container_id, reply);
+  });
+  async function answerFromStore(id: string, reply: FastifyReply) {
+    const { kind, records } = await lookup(id);
     if (kind === 'task_id') return text(reply, taskContainerIds(records));
     const taskId = records[0].task_id;
     if (!taskId) throw notFound(`container ${records[0].container_id} has no known task`);
     if (kind === 'container_id') taskOfContainer?.set(records[0].container_id, taskId);
     return text(reply, taskId);
-  });
+  }
 
   r.get('/query/container_id/:container_id/_all', {
     schema: {

@@ -34,6 +34,17 @@ async function loadSecrets(config: ServerConfig, log: Logger, registry: Registry
   return loadVaultSecrets(config, { logger: log, registry });
 }
 
+/** The server's metrics registry with the Node process metrics on it (bench:api measures the server with it). */
+export function serverRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'ecs_id_mapper_' });
+  // prom-client names these gauges `*_total`, which promtool (rightly) rejects for non-counters.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(`ecs_id_mapper_${name}`);
+  }
+  return registry;
+}
+
 export interface RunServerOptions {
   /** Resolves the returned promise when aborted (tests); SIGTERM/SIGINT always do. */
   signal?: AbortSignal;
@@ -43,12 +54,7 @@ export interface RunServerOptions {
 
 export async function runServer(config: ServerConfig, options: RunServerOptions = {}): Promise<void> {
   const log = pino({ level: config.logLevel, base: { service: 'ecs-id-mapper-server' } }, options.logStream ?? process.stdout);
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'ecs_id_mapper_' });
-  // prom-client names these gauges `*_total`, which promtool (rightly) rejects for non-counters.
-  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-    registry.removeSingleMetric(`ecs_id_mapper_${name}`);
-  }
+  const registry = serverRegistry();
 
   const secrets = await loadSecrets(config, log, registry);
   let store;

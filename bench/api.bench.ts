@@ -13,8 +13,9 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { parseLinks } from '../config/links.js';
+import { defaultWebRoot, serverRegistry } from '../api/main.js';
 import { buildServer } from '../api/server.js';
 import { openStore } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
@@ -101,14 +102,15 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
   const seconds = options.quick ? 2 : 5;
   const rounds = options.quick ? 3 : 6;
   const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-bench-api-'));
-  // As `ecs-id-mapper server` runs it: the store instrumented on the app's registry.
-  const registry = new Registry();
+  // As `ecs-id-mapper server` runs it: the store instrumented on the app's registry, which also
+  // carries the Node process metrics (their event-loop and GC observers run during the load).
+  const registry = serverRegistry();
   const store = await openStore({ backend: 'sqlite', path: join(dir, 'bench.db') }, { registry });
   // The server as `ecs-id-mapper server` builds it with default flags; only the task cache differs.
-  const server = (serverRegistry: Registry, taskCacheTtlMs: number) =>
+  const server = (appRegistry: Registry, taskCacheTtlMs: number) =>
     buildServer({
       store,
-      registry: serverRegistry,
+      registry: appRegistry,
       // As main.ts builds it at the default level; lines go to /dev/null. Fastify then creates a
       // child logger per request and times every response, as it does in production.
       logger: pino({ level: 'info', base: { service: 'ecs-id-mapper-server' } }, pino.destination({ dest: '/dev/null', sync: false })),
@@ -118,10 +120,11 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
       bodyLimitBytes: 1024 * 1024,
       reportRateLimitPerMinute: 600,
       taskCacheTtlMs,
+      webRoot: defaultWebRoot(),
     });
   // As `--cache-ttl` defaults: the text lookup of a full id answers from memory for 5 s.
   const mapper = await server(registry, 5_000);
-  const uncached = await server(new Registry(), 0);
+  const uncached = await server(serverRegistry(), 0);
   const bare = Fastify({ logger: false });
   // The same route shape as the lookup (one path parameter), so routing costs the same on both sides.
   bare.get('/query/container_id/:container_id', async (_req, reply) => reply.type('text/plain; charset=utf-8').send('0123456789abcdef0123456789abcdef'));

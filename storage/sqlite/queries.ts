@@ -14,28 +14,43 @@ const updates = CONTAINER_COLUMNS.filter((c) => c !== 'container_id')
   .map((c) => `${c} = excluded.${c}`)
   .join(', ');
 
+/**
+ * Container rows with their host's last reconciler snapshot, from which rows.ts derives the last_seen
+ * and seq of the containers that snapshot confirmed without rewriting them. Filters name their
+ * table: hosts has instance_id and cluster columns too.
+ */
+const CONTAINERS = `SELECT containers.*, hosts.snapshot_seq AS host_snapshot_seq, hosts.snapshot_seen_at AS host_snapshot_seen_at
+  FROM containers LEFT JOIN hosts ON hosts.instance_id = containers.instance_id`;
+
+const HOST_COLUMNS = `instance_id, cluster, container_instance_arn, instance_ip, instance_type, instance_az, region, host_name,
+  ecs_agent_version, first_seen, last_report_at, last_snapshot_at, last_seq, reporter`;
+
 export const SQL = {
-  getContainer: 'SELECT * FROM containers WHERE container_id = ?',
+  getContainer: `${CONTAINERS} WHERE containers.container_id = ?`,
   // A primary-key range scan: every id with this prefix lies in [prefix, prefix + 'g'), because
   // hex digits sort below 'g'. Bound as (prefix, prefix + 'g', limit).
   prefixIds: 'SELECT container_id FROM containers WHERE container_id >= ? AND container_id < ? ORDER BY container_id LIMIT ?',
-  byTaskId: 'SELECT * FROM containers WHERE task_id = ? ORDER BY container_id',
+  byTaskId: `${CONTAINERS} WHERE containers.task_id = ? ORDER BY containers.container_id`,
   // By ARN, plus legacy records that know only the bare id (no ARN): two index lookups.
-  byTaskArn: 'SELECT * FROM containers WHERE task_arn = ? OR (task_id = ? AND task_arn IS NULL) ORDER BY container_id',
-  byDockerName: 'SELECT * FROM containers WHERE docker_name = ? ORDER BY container_id',
-  byLegacyKey: 'SELECT * FROM containers WHERE legacy_key = ? ORDER BY last_seen DESC LIMIT 1',
+  byTaskArn: `${CONTAINERS} WHERE containers.task_arn = ? OR (containers.task_id = ? AND containers.task_arn IS NULL) ORDER BY containers.container_id`,
+  byDockerName: `${CONTAINERS} WHERE containers.docker_name = ? ORDER BY containers.container_id`,
+  byLegacyKey: 'SELECT container_id, instance_id FROM containers WHERE legacy_key = ? ORDER BY last_seen DESC LIMIT 1',
   liveOnHost: `SELECT container_id, seq FROM containers WHERE instance_id = ? AND state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`,
   upsertContainer: `INSERT INTO containers (${cols}) VALUES (${params}) ON CONFLICT (container_id) DO UPDATE SET ${updates}`,
-  // A snapshot entry that changed nothing but bookkeeping: no indexed column is set, so no index is rewritten.
+  // A legacy snapshot entry that changed nothing but bookkeeping: no indexed column is set, so no index is rewritten.
   touchContainer: 'UPDATE containers SET last_seen = ?, seq = ?, sampled_at = ? WHERE container_id = ?',
   insertTransition: `INSERT OR IGNORE INTO transitions (container_id, from_state, to_state, at, host, seq, reason)
      VALUES (@container_id, @from_state, @to_state, @at, @host, @seq, @reason)`,
   history: 'SELECT * FROM transitions WHERE container_id = ? ORDER BY at, id',
-  getHost: 'SELECT * FROM hosts WHERE instance_id = ?',
+  getHost: 'SELECT last_seq, snapshot_seq FROM hosts WHERE instance_id = ?',
+  // @snapshot_seq is set for reconciler snapshots only (null otherwise); an older snapshot arriving
+  // late moves neither the host's snapshot seq nor its time.
   upsertHost: `INSERT INTO hosts (instance_id, cluster, container_instance_arn, instance_ip, instance_type, instance_az, region,
-                        host_name, ecs_agent_version, first_seen, last_report_at, last_snapshot_at, last_seq, reporter)
+                        host_name, ecs_agent_version, first_seen, last_report_at, last_snapshot_at, last_seq, reporter,
+                        snapshot_seq, snapshot_seen_at)
      VALUES (@instance_id, @cluster, @container_instance_arn, @instance_ip, @instance_type, @instance_az, @region,
-             @host_name, @ecs_agent_version, @received_at, @received_at, @snapshot_at, @last_seq, @reporter)
+             @host_name, @ecs_agent_version, @received_at, @received_at, @snapshot_at, @last_seq, @reporter,
+             coalesce(@snapshot_seq, 0), CASE WHEN @snapshot_seq IS NULL THEN NULL ELSE @received_at END)
      ON CONFLICT (instance_id) DO UPDATE SET
        cluster = excluded.cluster, container_instance_arn = excluded.container_instance_arn,
        instance_ip = excluded.instance_ip, instance_type = excluded.instance_type, instance_az = excluded.instance_az,
@@ -43,8 +58,11 @@ export const SQL = {
        last_report_at = excluded.last_report_at,
        last_snapshot_at = coalesce(excluded.last_snapshot_at, hosts.last_snapshot_at),
        last_seq = max(hosts.last_seq, excluded.last_seq),
-       reporter = excluded.reporter`,
-  listHosts: 'SELECT * FROM hosts ORDER BY instance_id',
+       reporter = excluded.reporter,
+       snapshot_seen_at = CASE WHEN @snapshot_seq IS NOT NULL AND @snapshot_seq >= hosts.snapshot_seq
+                               THEN excluded.snapshot_seen_at ELSE hosts.snapshot_seen_at END,
+       snapshot_seq = max(hosts.snapshot_seq, excluded.snapshot_seq)`,
+  listHosts: `SELECT ${HOST_COLUMNS} FROM hosts ORDER BY instance_id`,
   // Retention reads only the partial index of gone records. Without statistics the planner prefers
   // the equality on state (containers_state), which would visit every gone record to test gone_at.
   purgeHistory: `DELETE FROM transitions WHERE container_id IN
@@ -67,7 +85,7 @@ export function updateSql(columns: readonly ContainerColumn[]): string {
  * @state, @task_family, @after, @limit). Keyset pagination: `container_id > @after`.
  */
 export function listSql(filters: readonly ListFilterColumn[], hasCursor: boolean): string {
-  const where: string[] = filters.map((k) => `${k} = @${k}`);
-  if (hasCursor) where.push('container_id > @after');
-  return `SELECT * FROM containers ${where.length ? `WHERE ${where.join(' AND ')} ` : ''}ORDER BY container_id LIMIT @limit`;
+  const where: string[] = filters.map((k) => `containers.${k} = @${k}`);
+  if (hasCursor) where.push('containers.container_id > @after');
+  return `${CONTAINERS} ${where.length ? `WHERE ${where.join(' AND ')} ` : ''}ORDER BY containers.container_id LIMIT @limit`;
 }

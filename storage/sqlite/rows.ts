@@ -18,16 +18,29 @@ export interface TransitionRow {
 
 export type HostRow = HostRecord;
 
+/** A container row as read (queries.ts CONTAINERS): with its host's last reconciler snapshot, null when the host has no row. */
+export type StoredContainerRow = ContainerRow & { host_snapshot_seq: number | null; host_snapshot_seen_at: string | null };
+
 export function toContainerRow(r: ContainerRecord): ContainerRow {
   return { ...r, ports: JSON.stringify(r.ports) };
 }
 
-export function fromContainerRow(row: ContainerRow): ContainerRecord {
+/**
+ * The record a row stands for. A reconciler snapshot does not rewrite the rows of the containers it
+ * merely confirms (same host, nothing changed): it moves its host's snapshot_seq and
+ * snapshot_seen_at instead. A live row of that host whose seq is at or below the host's snapshot
+ * seq was in that snapshot (were it absent, the snapshot would have made it gone), so it was seen
+ * then and carries that seq. Gone rows, and rows written after the snapshot, are as stored.
+ */
+export function fromContainerRow(row: StoredContainerRow): ContainerRecord {
+  const { host_snapshot_seq: snapshotSeq, host_snapshot_seen_at: snapshotSeenAt, ...stored } = row;
+  const confirmed = snapshotSeenAt !== null && snapshotSeq !== null && stored.state !== 'gone' && stored.seq <= snapshotSeq;
   return {
-    ...row,
-    ports: JSON.parse(row.ports) as PortMapping[],
-    state: row.state as LifecycleState,
-    source: row.source as RecordSource,
+    ...stored,
+    ports: JSON.parse(stored.ports) as PortMapping[],
+    state: stored.state as LifecycleState,
+    source: stored.source as RecordSource,
+    ...(confirmed && { seq: snapshotSeq, last_seen: snapshotSeenAt > stored.last_seen ? snapshotSeenAt : stored.last_seen }),
   };
 }
 

@@ -25,7 +25,18 @@ import type {
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { toStoreError } from './errors.js';
 import { LIST_FILTER_COLUMNS, listSql, SQL, updateSql, type ListFilterColumn } from './queries.js';
-import { CONTAINER_COLUMNS, fromContainerRow, fromTransitionRow, toContainerRow, toTransitionParams, type ContainerColumn, type ContainerRow, type HostRow, type TransitionRow } from './rows.js';
+import {
+  CONTAINER_COLUMNS,
+  fromContainerRow,
+  fromTransitionRow,
+  toContainerRow,
+  toTransitionParams,
+  type ContainerColumn,
+  type ContainerRow,
+  type HostRow,
+  type StoredContainerRow,
+  type TransitionRow,
+} from './rows.js';
 
 /** How many candidates an ambiguous prefix lists at most. */
 export const MAX_CANDIDATES = 20;
@@ -37,7 +48,15 @@ interface HostReport {
   receivedAt: string;
   lastSeq: number;
   snapshotAt: string | null;
+  /** A reconciler snapshot's seq (rows.ts: the containers it confirmed without rewriting them); null otherwise. */
+  snapshotSeq: number | null;
   reporter: HostRecord['reporter'];
+}
+
+/** A record as stored: the row (what an update is diffed against) and the record it stands for. */
+interface Stored {
+  row: StoredContainerRow;
+  record: ContainerRecord;
 }
 
 /** One entry of a (reconciler or legacy) snapshot, normalised. */
@@ -60,18 +79,18 @@ export class SqliteStore implements Store {
 
   constructor(private readonly db: Database.Database) {
     this.stmt = {
-      getContainer: db.prepare<[string], ContainerRow>(SQL.getContainer),
+      getContainer: db.prepare<[string], StoredContainerRow>(SQL.getContainer),
       prefixIds: db.prepare<[string, string, number], { container_id: string }>(SQL.prefixIds),
-      byTaskId: db.prepare<[string], ContainerRow>(SQL.byTaskId),
-      byTaskArn: db.prepare<[string, string], ContainerRow>(SQL.byTaskArn),
-      byDockerName: db.prepare<[string], ContainerRow>(SQL.byDockerName),
-      byLegacyKey: db.prepare<[string], ContainerRow>(SQL.byLegacyKey),
+      byTaskId: db.prepare<[string], StoredContainerRow>(SQL.byTaskId),
+      byTaskArn: db.prepare<[string, string], StoredContainerRow>(SQL.byTaskArn),
+      byDockerName: db.prepare<[string], StoredContainerRow>(SQL.byDockerName),
+      byLegacyKey: db.prepare<[string], { container_id: string; instance_id: string }>(SQL.byLegacyKey),
       liveOnHost: db.prepare<[string], { container_id: string; seq: number }>(SQL.liveOnHost),
       upsertContainer: db.prepare<[ContainerRow]>(SQL.upsertContainer),
       touchContainer: db.prepare<[string, number, string | null, string]>(SQL.touchContainer),
       insertTransition: db.prepare<[Omit<TransitionRow, 'id'>]>(SQL.insertTransition),
       history: db.prepare<[string], TransitionRow>(SQL.history),
-      getHost: db.prepare<[string], HostRow>(SQL.getHost),
+      getHost: db.prepare<[string], { last_seq: number; snapshot_seq: number }>(SQL.getHost),
       upsertHost: db.prepare(SQL.upsertHost),
       listHosts: db.prepare<[], HostRow>(SQL.listHosts),
       purgeHistory: db.prepare<[string]>(SQL.purgeHistory),
@@ -99,7 +118,7 @@ export class SqliteStore implements Store {
     // container that starts (null → pending → running) or stops (running → … → gone) within one
     // batch would otherwise move its entries in every state index once per step, and the pages
     // those steps dirty are what a commit writes to the WAL (and a checkpoint copies back).
-    const touched = new Map<string, { stored: ContainerRecord | undefined; current: ContainerRecord | undefined }>();
+    const touched = new Map<string, { stored: Stored | undefined; current: ContainerRecord | undefined }>();
     for (const t of [...batch.transitions].sort((a, b) => a.seq - b.seq)) {
       if (t.seq <= lastSeq) {
         duplicates++;
@@ -113,8 +132,8 @@ export class SqliteStore implements Store {
       this.insertHistory({ container_id: id, from: t.from, to: t.to, at: eventAt, host: host.instance_id, seq: t.seq, reason: t.reason });
       let record = touched.get(id);
       if (!record) {
-        const stored = this.getRecord(id);
-        record = { stored, current: stored };
+        const stored = this.getStored(id);
+        record = { stored, current: stored?.record };
         touched.set(id, record);
       }
       const existing = record.current;
@@ -123,9 +142,9 @@ export class SqliteStore implements Store {
       record.current = nextRecord(existing, t.container, { host, state: t.to, seq: t.seq, eventAt, receivedAt });
     }
     for (const { stored, current } of touched.values()) {
-      if (current && current !== stored) this.writeRecord(current, stored);
+      if (current && current !== stored?.record) this.writeRecord(current, stored?.row);
     }
-    this.writeHost({ host, receivedAt, lastSeq, snapshotAt: null, reporter: 'reconciler' });
+    this.writeHost({ host, receivedAt, lastSeq, snapshotAt: null, snapshotSeq: null, reporter: 'reconciler' });
     return { applied, duplicates, acked_seq: lastSeq };
   }
 
@@ -157,9 +176,15 @@ export class SqliteStore implements Store {
   ): SnapshotResult {
     const result: SnapshotResult = { upserted: 0, gone: 0, skipped: 0 };
     const present = new Set<string>();
+    // Containers a reconciler snapshot merely confirms are not rewritten: the host row's snapshot
+    // seq and time stand for their last_seen and seq (rows.ts). Legacy maps carry a sample time per
+    // container and no seq, so their rows are still touched.
+    const confirms = reporter === 'reconciler';
+    const hostSnapshotSeq = this.stmt.getHost.get(host.instance_id)?.snapshot_seq ?? 0;
     for (const { container, eventAt, taskIdRaw, legacyKey, sampledAt } of entries) {
       present.add(container.container_id);
-      const existing = this.getRecord(container.container_id);
+      const stored = this.getStored(container.container_id);
+      const existing = stored?.record;
       const sameHost = existing !== undefined && existing.instance_id === host.instance_id;
       if (sameHost && existing.seq > seq) {
         result.skipped++;
@@ -176,9 +201,9 @@ export class SqliteStore implements Store {
         sampledAt,
       });
       if (!existing || recordChanged(existing, next)) {
-        this.writeRecord(next, existing);
+        this.writeRecord(next, stored?.row);
         result.upserted++;
-      } else {
+      } else if (!(confirms && next.state !== 'gone' && next.seq >= hostSnapshotSeq && stored!.row.sampled_at === null)) {
         this.stmt.touchContainer.run(next.last_seen, next.seq, next.sampled_at, next.container_id);
       }
       if (existing?.state !== next.state) {
@@ -187,17 +212,19 @@ export class SqliteStore implements Store {
     }
     for (const row of this.stmt.liveOnHost.all(host.instance_id)) {
       if (present.has(row.container_id)) continue;
-      if (row.seq > seq) {
+      // The seq the record carries: an earlier snapshot may have confirmed it (rows.ts).
+      if (Math.max(row.seq, hostSnapshotSeq) > seq) {
         result.skipped++;
         continue;
       }
-      const before = this.getRecord(row.container_id);
-      if (!before) continue;
-      this.writeRecord(goneRecord(before, seq, receivedAt), before);
+      const stored = this.getStored(row.container_id);
+      if (!stored) continue;
+      const before = stored.record;
+      this.writeRecord(goneRecord(before, seq, receivedAt), stored.row);
       this.insertHistory({ container_id: before.container_id, from: before.state, to: 'gone', at: takenAt, host: host.instance_id, seq: null, reason: 'snapshot' });
       result.gone++;
     }
-    this.writeHost({ host, receivedAt, lastSeq: 0, snapshotAt: receivedAt, reporter });
+    this.writeHost({ host, receivedAt, lastSeq: 0, snapshotAt: receivedAt, snapshotSeq: confirms ? seq : null, reporter });
     return result;
   }
 
@@ -262,7 +289,7 @@ export class SqliteStore implements Store {
       const params: Record<string, string | number> = { limit: limit + 1 };
       for (const k of used) params[k] = filter[k] as string;
       if (after !== undefined) params.after = after;
-      const rows = this.listStatement(used, after !== undefined).all(params) as ContainerRow[];
+      const rows = this.listStatement(used, after !== undefined).all(params) as StoredContainerRow[];
       const items = rows.slice(0, limit).map(fromContainerRow);
       const next = rows.length > limit ? encodeCursor(items[items.length - 1].container_id) : null;
       return { items, next_cursor: next };
@@ -322,9 +349,9 @@ export class SqliteStore implements Store {
     }
   }
 
-  private getRecord(containerId: string): ContainerRecord | undefined {
+  private getStored(containerId: string): Stored | undefined {
     const row = this.stmt.getContainer.get(containerId);
-    return row ? fromContainerRow(row) : undefined;
+    return row ? { row, record: fromContainerRow(row) } : undefined;
   }
 
   /**
@@ -332,13 +359,12 @@ export class SqliteStore implements Store {
    * rewrites the entries of every index whose columns appear in an UPDATE's SET list, so the full
    * upsert rewrote all ten indexes on every state change where four or fewer were touched.
    */
-  private writeRecord(record: ContainerRecord, stored?: ContainerRecord): void {
+  private writeRecord(record: ContainerRecord, before?: StoredContainerRow): void {
     const row = toContainerRow(record);
-    if (!stored) {
+    if (!before) {
       this.stmt.upsertContainer.run(row);
       return;
     }
-    const before = toContainerRow(stored);
     const changed = CONTAINER_COLUMNS.filter((c) => c !== 'container_id' && row[c] !== before[c]);
     if (changed.length === 0) return;
     const stmt = this.updateStatement(changed);
@@ -368,6 +394,7 @@ export class SqliteStore implements Store {
       ...r.host,
       received_at: r.receivedAt,
       snapshot_at: r.snapshotAt,
+      snapshot_seq: r.snapshotSeq,
       last_seq: r.lastSeq,
       reporter: r.reporter,
     });

@@ -33,14 +33,44 @@ export function toContainerRow(r: ContainerRecord): ContainerRow {
  * then and carries that seq. Gone rows, and rows written after the snapshot, are as stored.
  */
 export function fromContainerRow(row: StoredContainerRow): ContainerRecord {
-  const { host_snapshot_seq: snapshotSeq, host_snapshot_seen_at: snapshotSeenAt, ...stored } = row;
-  const confirmed = snapshotSeenAt !== null && snapshotSeq !== null && stored.state !== 'gone' && stored.seq <= snapshotSeq;
+  const { host_snapshot_seq: snapshotSeq, host_snapshot_seen_at: snapshotSeenAt } = row;
+  const confirmed = snapshotSeenAt !== null && snapshotSeq !== null && row.state !== 'gone' && row.seq <= snapshotSeq;
+  // Field by field rather than a spread: the row also holds the host's columns, and this runs for
+  // every record read (a rest-spread over 35 properties was a tenth of a snapshot's CPU).
   return {
-    ...stored,
-    ports: JSON.parse(stored.ports) as PortMapping[],
-    state: stored.state as LifecycleState,
-    source: stored.source as RecordSource,
-    ...(confirmed && { seq: snapshotSeq, last_seen: snapshotSeenAt > stored.last_seen ? snapshotSeenAt : stored.last_seen }),
+    container_id: row.container_id,
+    docker_name: row.docker_name,
+    container_name: row.container_name,
+    image: row.image,
+    task_arn: row.task_arn,
+    task_id: row.task_id,
+    task_id_raw: row.task_id_raw,
+    task_family: row.task_family,
+    task_version: row.task_version,
+    cluster: row.cluster,
+    container_instance_arn: row.container_instance_arn,
+    instance_id: row.instance_id,
+    instance_ip: row.instance_ip,
+    instance_type: row.instance_type,
+    instance_az: row.instance_az,
+    region: row.region,
+    host_name: row.host_name,
+    ports: JSON.parse(row.ports) as PortMapping[],
+    desired_status: row.desired_status,
+    known_status: row.known_status,
+    state: row.state as LifecycleState,
+    restart_count: row.restart_count,
+    exit_code: row.exit_code,
+    started_at: row.started_at,
+    first_seen: row.first_seen,
+    last_seen: confirmed && snapshotSeenAt > row.last_seen ? snapshotSeenAt : row.last_seen,
+    stopped_at: row.stopped_at,
+    gone_at: row.gone_at,
+    ecs_agent_version: row.ecs_agent_version,
+    source: row.source as RecordSource,
+    seq: confirmed ? snapshotSeq : row.seq,
+    legacy_key: row.legacy_key,
+    sampled_at: row.sampled_at,
   };
 }
 

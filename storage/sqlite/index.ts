@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../store.js';
+import { startCheckpointer } from './checkpointer.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 import { SqliteStore } from './sqlite-store.js';
 
@@ -20,6 +21,8 @@ export interface SqliteOptions {
   cacheSizeBytes?: number;
   /** How much of the file is read through a memory map instead of read() calls (default 1 GiB; 0 disables). */
   mmapSizeBytes?: number;
+  /** How often a worker thread checkpoints the WAL (default 20 ms; checkpointer.ts); 0 leaves checkpoints to the commits. */
+  checkpointIntervalMs?: number;
 }
 
 /**
@@ -58,7 +61,8 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     const found = migrate(db);
     logger?.info({ path: where, journal_mode: journal, schema_version: SCHEMA_VERSION, migrated_from: found }, 'sqlite store open');
-    return new SqliteStore(db);
+    const checkpointer = memory || options.checkpointIntervalMs === 0 ? undefined : startCheckpointer(where, { intervalMs: options.checkpointIntervalMs, logger });
+    return new SqliteStore(db, checkpointer);
   } catch (err) {
     db?.close();
     if (err instanceof Error && 'code' in err && err.code === 'ERR_SCHEMA_VERSION') throw err;

@@ -22,6 +22,7 @@ import type {
   StoreHealth,
   TransitionRecord,
 } from '../store.js';
+import type { Checkpointer } from './checkpointer.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { toStoreError } from './errors.js';
 import { LIST_FILTER_COLUMNS, listSql, SQL, updateSql, type ListFilterColumn } from './queries.js';
@@ -77,7 +78,10 @@ export class SqliteStore implements Store {
   private readonly replaceHostTx;
   private closed = false;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly checkpointer?: Checkpointer,
+  ) {
     this.stmt = {
       getContainer: db.prepare<[string], StoredContainerRow>(SQL.getContainer),
       prefixIds: db.prepare<[string, string, number], { container_id: string }>(SQL.prefixIds),
@@ -336,6 +340,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.checkpointer?.stop();
     this.db.close();
   }
 

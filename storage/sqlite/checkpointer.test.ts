@@ -1,0 +1,110 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type Database from 'better-sqlite3';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { batch, containerId, hostIdentity, transition } from '../store.fixtures.js';
+import { startCheckpointer } from './checkpointer.js';
+import { openSqliteStore, type SqliteStore } from './index.js';
+
+const temps: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-ckpt-'));
+  temps.push(dir);
+  return dir;
+}
+afterEach(() => {
+  for (const dir of temps.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function captureLog(): { logger: pino.Logger; lines: () => Array<Record<string, unknown>> } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      chunks.push(String(chunk));
+      done();
+    },
+  });
+  return { logger: pino({ level: 'warn' }, stream), lines: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (condition()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return condition();
+}
+
+const dbOf = (store: SqliteStore) => (store as unknown as { db: Database.Database }).db;
+/** 4 KiB pages plus a 24-byte frame header, after the WAL's 32-byte header. */
+const walFrames = (path: string) => Math.max(0, (statSync(`${path}-wal`).size - 32) / (4096 + 24));
+
+function startingContainers(prefix: string, count: number, firstSeq: number) {
+  return Array.from({ length: count }, (_, i) => transition(firstSeq + i, 'running', { container: { container_id: containerId(`${prefix}/${i}`) } }));
+}
+
+describe('background WAL checkpoints', () => {
+  it('copy committed pages into the database file before any commit reaches the automatic checkpoint', async () => {
+    const path = join(tempDir(), 'store.db');
+    const store = openSqliteStore({ path, checkpointIntervalMs: 20 });
+    try {
+      const sizeBefore = statSync(path).size;
+      await store.applyTransitions(batch(hostIdentity(), startingContainers('ckpt', 40, 1)), new Date());
+      // Well below the main connection's 1,000-page automatic checkpoint: only the worker copies pages.
+      expect(walFrames(path)).toBeLessThan(1000);
+      expect(dbOf(store).pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+      expect(await until(() => statSync(path).size > sizeBefore + 64 * 1024, 5_000)).toBe(true);
+      expect((await store.getContainer(containerId('ckpt/39'))).kind).toBe('found');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('keep the WAL bounded under sustained writes: it restarts from its beginning', async () => {
+    const path = join(tempDir(), 'store.db');
+    const store = openSqliteStore({ path });
+    try {
+      const host = hostIdentity();
+      let seq = 0;
+      // About 8,000 pages of WAL in all, written faster than a 20 ms worker tick.
+      for (let b = 0; b < 40; b++) {
+        await store.applyTransitions(batch(host, startingContainers(`burst-${b}`, 20, seq + 1)), new Date());
+        seq += 20;
+      }
+      expect(seq).toBe(800);
+      // Had the WAL never restarted, it would hold every frame written (thousands).
+      expect(walFrames(path)).toBeLessThan(2000);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('warn once, and leave checkpoints to the commits, when the worker cannot run', async () => {
+    const log = captureLog();
+    // The worker opens with fileMustExist, so a missing file makes it fail at start.
+    const checkpointer = startCheckpointer(join(tempDir(), 'missing.db'), { logger: log.logger });
+    try {
+      expect(await until(() => log.lines().length > 0, 5_000)).toBe(true);
+      expect(log.lines()).toEqual([
+        expect.objectContaining({ msg: 'sqlite checkpoint worker stopped; commits checkpoint by themselves', path: expect.stringMatching(/missing\.db$/), reason: expect.any(String) }),
+      ]);
+    } finally {
+      await checkpointer.stop();
+    }
+  });
+
+  it('stop when the store closes; a second close is a no-op and the file opens again', async () => {
+    const path = join(tempDir(), 'store.db');
+    const store = openSqliteStore({ path });
+    await store.close();
+    await store.close();
+    expect((await store.health()).ok).toBe(false);
+    const again = openSqliteStore({ path });
+    expect((await again.health()).ok).toBe(true);
+    await again.close();
+  });
+});

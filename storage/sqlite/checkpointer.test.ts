@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import type Database from 'better-sqlite3';
 import pino from 'pino';
@@ -95,6 +97,14 @@ describe('background WAL checkpoints', () => {
     } finally {
       await checkpointer.stop();
     }
+  });
+
+  it('never keep a process alive that did not close its store', () => {
+    // The compiled module (npm test builds first), in a process of its own.
+    const entry = fileURLToPath(new URL('../../dist/storage/sqlite/index.js', import.meta.url));
+    const script = `const { openSqliteStore } = await import(${JSON.stringify(entry)}); const s = openSqliteStore({ path: ${JSON.stringify(join(tempDir(), 'left-open.db'))} }); console.log((await s.health()).ok);`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 10_000, encoding: 'utf8' });
+    expect([child.stdout.trim(), child.status, child.signal]).toEqual(['true', 0, null]);
   });
 
   it('stop when the store closes; a second close is a no-op and the file opens again', async () => {

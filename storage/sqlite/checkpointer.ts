@@ -65,8 +65,6 @@ export function startCheckpointer(path: string, options: CheckpointerOptions = {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
   const intervalMs = options.intervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, path, intervalMs } });
-  // The worker must never keep the process alive on its own; stop() is how it ends.
-  worker.unref();
   worker.on('message', (m: { failed?: string }) => {
     if (m.failed) options.logger?.warn({ path, err: m.failed }, 'sqlite background checkpoint failed; commits checkpoint by themselves meanwhile');
   });
@@ -81,6 +79,9 @@ export function startCheckpointer(path: string, options: CheckpointerOptions = {
       resolve();
     });
   });
+  // The worker must never keep the process alive on its own; stop() is how it ends. After the
+  // listeners: adding a 'message' listener refs the worker's port again.
+  worker.unref();
   return {
     stop() {
       if (!stopping) {

@@ -305,7 +305,11 @@ export function reconcilerMarkdown(r: ReconcilerBenchResult): string {
       const goal = s.memoryLimitBytes !== undefined
         ? `runs the hour under the limit — ${ok(survived(s))}${s.result.exited ? ` (${s.result.exited})` : ''}; kernel-counted peak ${mib(cg?.maxUsageBytes ?? 0)} of ${mib(s.memoryLimitBytes)}, limit reached ${cg?.limitHits ?? 0} times, ${cg?.oomKills ?? 0} OOM kills (RSS here is what the limit left resident, not a goal figure)`
         : `≤ 64 MiB — ${ok(survived(s) && x.peak <= GOAL_RSS_BYTES)}; no growth — ${ok(s.slopeMiBPerHour <= 1)}`;
-      return `| ${s.label} | ${mib(s.result.rssAfterFirstPass)} | ${mib(x.end)} | ${mib(x.peak)} | ${mib(x.anonEnd)} / ${mib(x.anonPeak)} | ${mib(x.heapEnd)} | ${s.slopeMiBPerHour.toFixed(2)} MiB/h | ${s.result.cpuMsPerPass.toFixed(2)} ms | ${s.result.majorFaults} | ${s.result.passes} passes, ${s.result.transitions} transitions | ${goal} |`;
+      // A daemon killed before its first sample has no figures of its own: dashes, not zeros.
+      const figures = s.result.samples.length === 0
+        ? `${s.result.rssAfterFirstPass ? mib(s.result.rssAfterFirstPass) : '—'} | — | — | — | — | — | — | — `
+        : `${mib(s.result.rssAfterFirstPass)} | ${mib(x.end)} | ${mib(x.peak)} | ${mib(x.anonEnd)} / ${mib(x.anonPeak)} | ${mib(x.heapEnd)} | ${s.slopeMiBPerHour.toFixed(2)} MiB/h | ${s.result.cpuMsPerPass.toFixed(2)} ms | ${s.result.majorFaults}`;
+      return `| ${s.label} | ${figures} | ${s.result.passes} passes, ${s.result.transitions} transitions | ${goal} |`;
     })
     .join('\n');
   const shipped = r.soak.find((s) => s.shipped);

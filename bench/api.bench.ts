@@ -8,7 +8,7 @@
 // Goals (issue 2): lookup ≥ 0.8 × bare requests/s; lookup p99 ≤ 5 ms at half its max rate.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -52,6 +52,9 @@ export interface ApiBenchResult {
   bareP99AtHalfMs: number;
   lookupP99AtHalfMs: number;
   lookupP50AtHalfMs: number;
+  /** 1-minute load average when the run started and ended: other work on a shared machine shows here. */
+  loadAtStart: number;
+  loadAtEnd: number;
 }
 
 const HOSTS = 100;
@@ -97,6 +100,7 @@ async function load(url: string, paths: string[], seconds: number, overallRate?:
 
 export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchResult> {
   const records = options.records ?? 10_000;
+  const loadAtStart = loadavg()[0];
   // Many short interleaved slices rather than one long run each: on a shared machine, load from
   // elsewhere then hits both sides alike.
   const seconds = options.quick ? 2 : 5;
@@ -166,6 +170,8 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
       bareP99AtHalfMs: bareHalf.p99Ms,
       lookupP99AtHalfMs: lookupHalf.p99Ms,
       lookupP50AtHalfMs: lookupHalf.p50Ms,
+      loadAtStart,
+      loadAtEnd: loadavg()[0],
     };
   } finally {
     await mapper.close();
@@ -179,7 +185,7 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
 export function apiBenchMarkdown(r: ApiBenchResult, quick: boolean): string {
   const ok = (pass: boolean) => (pass ? 'met' : '**not met**');
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-  return `Lookup \`GET /query/container_id/<64-hex id>\` (text answer) on the full server — SQLite store with ${fmt(r.records)} records on disk (WAL), pino logger at the default level (to /dev/null), metrics hook, rate-limit plugin, OpenAPI registered — against a bare Fastify app with a route of the same shape (\`GET /query/container_id/:container_id\`) answering a constant 32-byte string, both requested with the same ${fmt(r.paths)} container paths in turn. Max rate: autocannon (10 connections, worker thread) on loopback, ${quick ? 'quick mode: 3 interleaved slices of 2 s' : '6 interleaved slices of 5 s'} per side. Latency: an open-loop load at half of each side's max rate for ${quick ? '4' : '10'} s (\`bench/paced-load.ts\`: undici, 10 connections, worker thread; each latency measured from the request's scheduled start, so queueing is counted). autocannon's own \`overallRate\` is not used for latency: with a sequence of paths it stalls its connections (p99 ≈ 80 ms against the bare app too), which measured the load generator.
+  return `Lookup \`GET /query/container_id/<64-hex id>\` (text answer) on the full server — SQLite store with ${fmt(r.records)} records on disk (WAL), pino logger at the default level (to /dev/null), metrics hook and the Node process metrics on its registry, rate-limit plugin, OpenAPI and the web page registered, as \`ecs-id-mapper server\` builds it — against a bare Fastify app with a route of the same shape (\`GET /query/container_id/:container_id\`) answering a constant 32-byte string, both requested with the same ${fmt(r.paths)} container paths in turn. Max rate: autocannon (10 connections, worker thread) on loopback, ${quick ? 'quick mode: 3 interleaved slices of 2 s' : '6 interleaved slices of 5 s'} per side. Latency: an open-loop load at half of each side's max rate for ${quick ? '4' : '10'} s (\`bench/paced-load.ts\`: undici, 10 connections, worker thread; each latency measured from the request's scheduled start, so queueing is counted). autocannon's own \`overallRate\` is not used for latency: with a sequence of paths it stalls its connections (p99 ≈ 80 ms against the bare app too), which measured the load generator.
 
 | figure | lookup | bare Fastify (baseline) | result | goal |
 |---|---|---|---|---|
@@ -190,6 +196,8 @@ export function apiBenchMarkdown(r: ApiBenchResult, quick: boolean): string {
 The text lookup of a full container id answers from an in-memory cache of container → task id
 (a container never changes task; entries live \`--cache-ttl\`, 5 s by default, so purged records stop
 answering); the third row shows the same route with the cache off, every request reaching SQLite.
+
+1-minute load average on this 2-core machine: ${r.loadAtStart.toFixed(2)} at the start of the run, ${r.loadAtEnd.toFixed(2)} at the end (the machine is shared; other work inflates the latency tail of both sides).
 
 Run alone with \`npm run bench:api\` (\`-- --quick\` for the short version).`;
 }

@@ -27,6 +27,12 @@ describe('fleet simulator', () => {
     const md = fleetMarkdown([r], false);
     expect(md).toContain('| lost / duplicated transitions, wrong records | 0 / 0 / 0');
     expect(md).toContain('churn, max rate');
+    // The simulator's own stalls are reported beside the latencies they inflate.
+    for (const phase of [r.initial, r.max, r.paced]) {
+      expect(phase.simulatorDelayMaxMs).toBeGreaterThanOrEqual(phase.simulatorDelayP99Ms);
+      expect(phase.simulatorDelayP99Ms).toBeGreaterThan(0);
+    }
+    expect(md).toContain("simulator's own event-loop delay p99 / max");
   }, 120_000);
 
   it('fits the RSS slope in MiB per hour and parses soak durations', () => {

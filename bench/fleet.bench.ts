@@ -29,12 +29,12 @@ const int = (n: number) => Math.round(n).toLocaleString('en-US');
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 
 function row(label: string, r: FleetResult['initial']): string {
-  return `| ${label} | ${int(r.requests)} | ${int(r.transitions)} | ${r.seconds.toFixed(1)} s | ${int(r.transitionsPerSecond)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${Number.isNaN(r.snapshotP99Ms) ? '–' : `${ms(r.snapshotP50Ms)} / ${ms(r.snapshotP99Ms)}`} | ${int(r.serverCpuUsPerTransition)} µs | ${r.retries} |`;
+  return `| ${label} | ${int(r.requests)} | ${int(r.transitions)} | ${r.seconds.toFixed(1)} s | ${int(r.transitionsPerSecond)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${Number.isNaN(r.snapshotP99Ms) ? '–' : `${ms(r.snapshotP50Ms)} / ${ms(r.snapshotP99Ms)}`} | ${int(r.serverCpuUsPerTransition)} µs | ${ms(r.simulatorDelayP99Ms)} / ${ms(r.simulatorDelayMaxMs)} | ${r.retries} |`;
 }
 
 export function fleetMarkdown(results: FleetResult[], soak: boolean): string {
   const parts: string[] = [];
-  parts.push(`Simulated hosts report through the real v2 routes (\`POST /v2/hosts/:id/transitions\`, \`PUT /v2/hosts/:id/snapshot\`) to \`ecs-id-mapper server\` running as a child process (its RSS read from /proc). undici Pool, one request in flight per host, strictly increasing seq per host, failed requests retried with the same body. A churn round replaces ${results[0]?.options.replacePerRound ?? 2} containers per host (5 transitions each: running→stopping→stopped→gone, null→pending→running); every ${results[0]?.options.snapshotEvery ?? 3}rd round a host also PUTs its full snapshot. Latencies are per request (transition batches and snapshot PUTs apart); the paced phase runs at half the max request rate and measures from each request's scheduled start (coordinated omission corrected). Server CPU per transition (from /proc/<pid>/stat; for SimpleDB including the endpoint process) is the figure least disturbed by other load on the machine; wall-clock latencies are not. Load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (the machine is shared).`);
+  parts.push(`Simulated hosts report through the real v2 routes (\`POST /v2/hosts/:id/transitions\`, \`PUT /v2/hosts/:id/snapshot\`) to \`ecs-id-mapper server\` running as a child process (its RSS read from /proc). undici Pool, one request in flight per host, strictly increasing seq per host, failed requests retried with the same body. A churn round replaces ${results[0]?.options.replacePerRound ?? 2} containers per host (5 transitions each: running→stopping→stopped→gone, null→pending→running); every ${results[0]?.options.snapshotEvery ?? 3}rd round a host also PUTs its full snapshot. Latencies are per request (transition batches and snapshot PUTs apart); the paced phase runs at half the max request rate and measures from each request's scheduled start (coordinated omission corrected). Server CPU per transition (from /proc/<pid>/stat; for SimpleDB including the endpoint process) is the figure least disturbed by other load on the machine; wall-clock latencies are not. The simulator measures latency in its own process, so its own stalls (GC, building bodies) count in every request in flight; its event-loop delay over each phase is shown beside the latencies. Load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (the machine is shared).`);
   for (const r of results) {
     const o = r.options;
     const v = r.verification;
@@ -47,8 +47,8 @@ export function fleetMarkdown(results: FleetResult[], soak: boolean): string {
 
 ${o.connections} connections. ${v.containersExpected.toLocaleString('en-US')} containers and ${v.transitionsExpected.toLocaleString('en-US')} transitions in the ground truth.
 
-| phase | requests | transitions | time | transitions/s | batch p50 | batch p99 | snapshot PUT p50 / p99 | server CPU per transition | retries |
-|---|---|---|---|---|---|---|---|---|---|
+| phase | requests | transitions | time | transitions/s | batch p50 | batch p99 | snapshot PUT p50 / p99 | server CPU per transition | simulator's own event-loop delay p99 / max | retries |
+|---|---|---|---|---|---|---|---|---|---|---|
 ${row('first reports (all containers start) + snapshot', r.initial)}
 ${row('churn, max rate', r.max)}
 ${row(`churn, paced at ${r.paced.targetRate.toFixed(0)} req/s`, r.paced)}

@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { openStore } from '../../storage/index.js';
 import { staticCredentials } from '../../storage/simpledb/index.js';
@@ -58,6 +59,13 @@ export interface PhaseSummary {
   snapshotP99Ms: number;
   /** Server process CPU time per transition in this phase, µs (independent of other load on the machine, mostly). */
   serverCpuUsPerTransition: number;
+  /**
+   * This process's own event-loop delay over the phase (p99 and max, ms). The simulator measures
+   * latency in this process, so a stall here (its GC, building bodies) is counted in every
+   * request in flight: read the latency columns beside it.
+   */
+  simulatorDelayP99Ms: number;
+  simulatorDelayMaxMs: number;
 }
 
 export interface RssSample {
@@ -89,7 +97,7 @@ export interface FleetResult {
   verification: Verification;
 }
 
-function summarize(s: PhaseStats, serverCpuMs: number): PhaseSummary {
+function summarize(s: PhaseStats, serverCpuMs: number, delay: { p99Ms: number; maxMs: number }): PhaseSummary {
   const seconds = s.elapsedMs / 1000;
   return {
     requests: s.requests,
@@ -105,6 +113,8 @@ function summarize(s: PhaseStats, serverCpuMs: number): PhaseSummary {
     snapshotP50Ms: percentile(s.snapshotLatencies, 50),
     snapshotP99Ms: percentile(s.snapshotLatencies, 99),
     serverCpuUsPerTransition: s.transitions > 0 ? (serverCpuMs * 1000) / s.transitions : 0,
+    simulatorDelayP99Ms: delay.p99Ms,
+    simulatorDelayMaxMs: delay.maxMs,
   };
 }
 
@@ -187,8 +197,12 @@ export async function runFleetSim(options: FleetOptions): Promise<FleetResult> {
     const cpuNow = () => children.reduce((a, c) => a + (cpuMs(c.pid) ?? 0), 0);
     const measured = async (run: () => Promise<PhaseStats>) => {
       const c0 = cpuNow();
+      const delay = monitorEventLoopDelay({ resolution: 10 });
+      delay.enable();
       const stats = await run();
-      return summarize(stats, cpuNow() - c0);
+      delay.disable();
+      // The histogram is in nanoseconds.
+      return summarize(stats, cpuNow() - c0, { p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 });
     };
     const initial = await measured(() => driver!.phase(hosts, (h, n) => (n === 0 ? { transitions: h.initial(), snapshot: true } : null)));
     log(`fleet-sim: initial reports ${initial.transitions} transitions in ${initial.seconds.toFixed(1)} s`);

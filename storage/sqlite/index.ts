@@ -19,7 +19,7 @@ export interface SqliteOptions {
   busyTimeoutMs?: number;
   /** SQLite's own page cache, in bytes (default 64 MiB; SQLite's default is 2 MiB). */
   cacheSizeBytes?: number;
-  /** How much of the file is read through a memory map instead of read() calls (default 1 GiB; 0 disables). */
+  /** How much of the file is read through a memory map instead of read() calls (default: SQLite's maximum, 2 GiB - 64 KiB; 0 disables). */
   mmapSizeBytes?: number;
   /** How often a worker thread checkpoints the WAL (default 20 ms; checkpointer.ts); 0 leaves checkpoints to the commits. */
   checkpointIntervalMs?: number;
@@ -33,7 +33,14 @@ export interface SqliteOptions {
  * shared with the OS page cache, so the kernel can reclaim them under memory pressure.
  */
 export const DEFAULT_CACHE_SIZE_BYTES = 64 * 1024 * 1024;
-export const DEFAULT_MMAP_SIZE_BYTES = 1024 * 1024 * 1024;
+/**
+ * SQLite's compile-time ceiling (SQLITE_MAX_MMAP_SIZE, 0x7fff0000). A store of 1 M records is a
+ * file of about 1.9 GiB (100,000 records: 189 MiB); with 1 GiB mapped, the other half of its pages
+ * went through read() and a 64 MiB cache they could not fit in, which is where lookups at 1 M
+ * records lost to lookups at 1 k (100,000 records, fully mapped, did not). Mapped pages are
+ * file-backed: they count in RSS once touched, but the kernel can take them back.
+ */
+export const DEFAULT_MMAP_SIZE_BYTES = 0x7fff0000;
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /**

@@ -115,6 +115,13 @@ describe('background WAL checkpoints', () => {
     expect([child.stdout.trim(), child.status, child.signal]).toEqual(['true', 0, null]);
   });
 
+  it('let a process that awaits close() carry on after it, with nothing else to keep it alive', () => {
+    const entry = fileURLToPath(new URL('../../dist/storage/sqlite/index.js', import.meta.url));
+    const script = `const { openSqliteStore } = await import(${JSON.stringify(entry)}); const s = openSqliteStore({ path: ${JSON.stringify(join(tempDir(), 'closed.db'))} }); await s.close(); console.log('after close');`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 10_000, encoding: 'utf8' });
+    expect([child.stdout.trim(), child.status, child.signal]).toEqual(['after close', 0, null]);
+  });
+
   it('stop when the store closes; a second close is a no-op and the file opens again', async () => {
     const path = join(tempDir(), 'store.db');
     const store = openSqliteStore({ path });

@@ -86,6 +86,9 @@ export function startCheckpointer(path: string, options: CheckpointerOptions = {
     stop() {
       if (!stopping) {
         stopping = true;
+        // Referenced again while it winds down: a process awaiting this with nothing else to do
+        // would otherwise exit before the worker does (and before whatever follows the await).
+        worker.ref();
         worker.postMessage('stop');
       }
       return exited;

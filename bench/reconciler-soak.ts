@@ -88,6 +88,20 @@ function heapSpaces(text: string): Record<string, number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Closes a store while holding the event loop open: the SQLite store's close waits for its
+ * checkpoint worker, which is unref'd, so as the last thing a benchmark awaits it would let the
+ * process exit (code 13, unsettled top-level await) before the results are written.
+ */
+export async function closeStore(store: { close(): Promise<void> }): Promise<void> {
+  const hold = setInterval(() => {}, 1000);
+  try {
+    await store.close();
+  } finally {
+    clearInterval(hold);
+  }
+}
+
 /** The compiled baseline entry, whether this file runs from dist/bench/ or from the sources (vitest). */
 function baselineEntry(): string {
   const compiled = fileURLToPath(new URL('./reconciler-daemon.js', import.meta.url));
@@ -163,6 +177,17 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
     );
     let stderr = '';
     daemon.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    // After a failed read: whether the kernel killed the daemon in its memory cgroup. Its sockets
+    // can fail before its exit is reported, so this waits for the exit or the group's OOM count.
+    const killedInCgroup = async (): Promise<boolean> => {
+      if (!cgroup) return false;
+      for (let waited = 0; exited === undefined && waited < 10_000; waited += 100) {
+        if (cgroup.report().oomKills > 0) break;
+        await Promise.race([exit, sleep(100)]);
+      }
+      exited ??= cgroup.report().oomKills > 0 ? 'OOM-killed' : undefined;
+      return exited !== undefined;
+    };
     let metricsUrl = '';
     let pid = 0;
     let rssAfterFirstPass = 0;
@@ -207,8 +232,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
       faults0 = majorFaults(pid) ?? 0;
     } catch (err) {
       // In a memory cgroup, being killed while starting is a result (the row says so), not a failure.
-      await Promise.race([exit, sleep(2000)]);
-      if (!cgroup || exited === undefined) throw err;
+      if (!cgroup || !(await killedInCgroup())) throw err;
       return {
         passes: 0, transitions: 0, samples: [], rssAfterFirstPass, cpuMsPerPass: 0, wallSeconds: (performance.now() - t0) / 1000, argv: argv.map((a) => a.replace(dir, '<tmp>')),
         heapAtEnd: { spaces: {}, externalBytes: 0 }, majorFaults: 0, exited: `${exited} while starting`, cgroup: cgroup.report(),
@@ -231,8 +255,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
       if (t % sampleEvery === 0 || t === ticks) {
         const rss = rssBytes(pid);
         if (rss === null) {
-          await Promise.race([exit, sleep(2000)]);
-          if (cgroup && exited !== undefined) break;
+          if (await killedInCgroup()) break;
           throw new Error(`reconciler exited during the soak: ${stderr.trim()}`);
         }
         cpuLast = cpuMs(pid) ?? cpuLast;
@@ -240,9 +263,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
         try {
           last = await scrape();
         } catch (err) {
-          // A killed daemon's sockets fail before its exit is reported.
-          await Promise.race([exit, sleep(2000)]);
-          if (cgroup && exited !== undefined) break;
+          if (await killedInCgroup()) break;
           throw err;
         }
         samples.push({ minute: (t * options.passSeconds) / 60, rssBytes: rss, anonBytes: anonBytes(pid), heapUsedBytes: last.heapUsed });
@@ -267,7 +288,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
     cgroup?.remove();
     await sim.close();
     await app.close();
-    await store.close();
+    await closeStore(store);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -27,7 +27,7 @@ import { V8_FLAGS } from '../cli/v8-flags.js';
 import { createFakeHost } from './reconciler-fakes.js';
 import { memoryCgroupUnavailable } from './reconciler-cgroup.js';
 import { runPassCost, type PassCost, type PassSettings } from './reconciler-pass.js';
-import { runReconcilerSoak, type SoakOptions, type SoakResult } from './reconciler-soak.js';
+import { closeStore, runReconcilerSoak, type SoakOptions, type SoakResult } from './reconciler-soak.js';
 import { writeBenchmarkSection } from './report.js';
 
 const silent = pino({ level: 'silent' });
@@ -73,7 +73,7 @@ export const SOAK_VARIANTS: SoakVariant[] = [
   { label: 'baseline: the same CLI entry on Node defaults (no launcher V8 settings)', entry: 'node-defaults', nodeFlags: [], quick: true },
   { label: 'before: the launcher\'s previous setting only (`--semi-space-growth-factor=1`)', entry: 'node-defaults', nodeFlags: [], runtimeV8Flags: PREVIOUS_LAUNCHER_FLAGS, quick: true },
   { label: 'as shipped, inside a 64 MiB memory cgroup', entry: 'launcher', nodeFlags: [], memoryLimitBytes: GOAL_RSS_BYTES, quick: true },
-  { label: 'before (`--semi-space-growth-factor=1` only), inside a 64 MiB memory cgroup', entry: 'node-defaults', nodeFlags: [], runtimeV8Flags: PREVIOUS_LAUNCHER_FLAGS, memoryLimitBytes: GOAL_RSS_BYTES, quick: true },
+  { label: 'before (`--semi-space-growth-factor=1` only), inside a 64 MiB memory cgroup', entry: 'node-defaults', nodeFlags: [], runtimeV8Flags: PREVIOUS_LAUNCHER_FLAGS, memoryLimitBytes: GOAL_RSS_BYTES, quick: false },
   { label: 'launcher settings without `--optimize-for-size`', entry: 'node-defaults', nodeFlags: [], runtimeV8Flags: (V8_FLAGS.reconciler ?? []).filter((f) => f !== '--optimize-for-size'), quick: false },
   { label: 'as shipped + `MALLOC_ARENA_MAX=2` (environment; fewer glibc malloc arenas)', entry: 'launcher', nodeFlags: [], env: { MALLOC_ARENA_MAX: '2' }, quick: false },
 ];
@@ -179,7 +179,7 @@ export async function runStartToQueryable(events: boolean, resyncIntervalMs: num
     reporter.stop();
     outbox.close();
     await app.close();
-    await store.close();
+    await closeStore(store);
     rmSync(dir, { recursive: true, force: true });
   }
   return { events, resyncIntervalMs, samples, p50Ms: percentile(latencies, 50), p95Ms: percentile(latencies, 95), maxMs: Math.max(...latencies) };
@@ -346,7 +346,7 @@ ${shipped && baseline ? `Goal ≤ 64 MiB RSS as shipped, with no memory limit: $
 
 ${cappedRows.length ? `Under a 64 MiB memory limit (a cgroup v1 memory group, as \`docker run --memory=64m\` and the chart's hard \`Memory\` make; bench/reconciler-cgroup.ts): ${cappedRows.map((c) => `${c.label.split(',')[0]} — ${survived(c) ? `ran the whole hour, ${c.result.majorFaults} major page faults, ${c.result.cpuMsPerPass.toFixed(2)} ms CPU per pass` : `OOM-killed (${c.result.exited ?? 'oom kill'})`}, kernel-counted peak ${mib(c.result.cgroup?.maxUsageBytes ?? 0)}`).join('; ')}. The limit counts the group's anonymous memory and the page cache it brings in (a private copy of the node executable, dropped from the cache first so its pages are charged as in a fresh container, and the outbox's writes); at the limit the kernel reclaims clean file pages ("limit reached" counts those reclaims) and kills only when anonymous memory leaves nothing to reclaim. Major page faults count reclaimed pages read back from disk: the cost of running at the limit. ` : r.cgroupUnavailable ? `The 64 MiB memory cgroup rows were left out: ${r.cgroupUnavailable}. ` : ''}
 
-${r.modules ? `Imported alone into a bare process (Node defaults), each module adds (RSS after GC): ${r.modules.map((m) => `${MODULE_NAMES[m.module] ?? `\`${m.module}\``} ${mib(m.addedBytes)}`).join(', ')}. ` : ''}What the daemon does about it: it loads only the parts of undici and prom-client it uses (reconciler/undici.ts, reconciler/prom.ts: no fetch/WebSocket/mock code, no @opentelemetry/api), it takes ids and lifecycle states from the TypeBox-free wire/ids.ts rather than wire/index.ts, so TypeBox is not loaded, and the launcher sets three V8 flags for the reconciler command only, at run time before the daemon's modules load (cli/v8-flags.ts; nothing on the node command line, the same for every deployment): \`--semi-space-growth-factor=1\` (the young generation stays at 1 MiB), \`--liftoff-only\` (undici's llhttp parser, WebAssembly, stays on V8's baseline compiler: its optimizing tier-up takes about 20 MiB for a moment at start-up, enough to get the daemon OOM-killed under 64 MiB: compare the two memory-cgroup rows) and \`--optimize-for-size\` (the old generation grows in smaller steps, so less garbage stays committed between full collections). What they cost: the CPU-per-pass column of the same run (whole process, all threads).${quickNote}
+${r.modules ? `Imported alone into a bare process (Node defaults), each module adds (RSS after GC): ${r.modules.map((m) => `${MODULE_NAMES[m.module] ?? `\`${m.module}\``} ${mib(m.addedBytes)}`).join(', ')}. ` : ''}What the daemon does about it: it loads only the parts of undici and prom-client it uses (reconciler/undici.ts, reconciler/prom.ts: no fetch/WebSocket/mock code, no @opentelemetry/api), it takes ids and lifecycle states from the TypeBox-free wire/ids.ts rather than wire/index.ts, so TypeBox is not loaded, and the launcher sets three V8 flags for the reconciler command only, at run time before the daemon's modules load (cli/v8-flags.ts; nothing on the node command line, the same for every deployment): \`--semi-space-growth-factor=1\` (the young generation stays at 1 MiB), \`--liftoff-only\` (undici's llhttp parser, WebAssembly, stays on V8's baseline compiler: its optimizing tier-up takes about 20 MiB for a moment at start-up, enough to get the daemon OOM-killed under 64 MiB${cappedRows.length > 1 ? ': compare the two memory-cgroup rows' : ' (the row of the launcher\'s previous setting inside the cgroup, with --full)'}) and \`--optimize-for-size\` (the old generation grows in smaller steps, so less garbage stays committed between full collections). What they cost: the CPU-per-pass column of the same run (whole process, all threads).${quickNote}
 
 ### Container start → queryable on the server
 

@@ -33,7 +33,6 @@ export interface RouteDurations {
 export interface ApiMetrics {
   /** Binds the duration histogram to a route template and method: once per route, not per request. */
   routeDurations(route: string, method: string): RouteDurations;
-  observeRequest(route: string, method: string, status: number, seconds: number): void;
   lookup(kind: LookupKind, result: LookupResult): void;
   report(kind: ReportKind, result: ReportResult): void;
 }
@@ -135,9 +134,6 @@ export function createApiMetrics(registry: Registry, store: Store, log: Pick<Log
 
   return {
     routeDurations,
-    observeRequest(route, method, status, seconds) {
-      routeDurations(route, method).observe(status, seconds);
-    },
     lookup(kind, result) {
       lookupTally.add(kind, result);
     },

@@ -207,8 +207,11 @@ export class SqliteStore implements Store {
       if (!existing || recordChanged(existing, next)) {
         this.writeRecord(next, stored?.row);
         result.upserted++;
-      } else if (!(confirms && next.state !== 'gone' && next.seq >= hostSnapshotSeq && stored!.row.sampled_at === null)) {
-        this.stmt.touchContainer.run(next.last_seen, next.seq, next.sampled_at, next.container_id);
+      } else {
+        // Unchanged: the host row's new snapshot seq and time will read as this record's (rows.ts),
+        // unless it is gone, an older snapshot arrived late, or a legacy sample time must be cleared.
+        const confirmedByHostRow = confirms && next.state !== 'gone' && next.seq >= hostSnapshotSeq && stored!.row.sampled_at === null;
+        if (!confirmedByHostRow) this.stmt.touchContainer.run(next.last_seen, next.seq, next.sampled_at, next.container_id);
       }
       if (existing?.state !== next.state) {
         this.insertHistory({ container_id: next.container_id, from: existing?.state ?? null, to: next.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' });

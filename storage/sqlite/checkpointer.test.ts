@@ -107,19 +107,20 @@ describe('background WAL checkpoints', () => {
     }
   });
 
-  it('never keep a process alive that did not close its store', () => {
-    // The compiled module (npm test builds first), in a process of its own.
+  /** Runs `then` after opening a store, in a process of its own, with the compiled module (npm test builds first). */
+  function inChildProcess(then: string) {
     const entry = fileURLToPath(new URL('../../dist/storage/sqlite/index.js', import.meta.url));
-    const script = `const { openSqliteStore } = await import(${JSON.stringify(entry)}); const s = openSqliteStore({ path: ${JSON.stringify(join(tempDir(), 'left-open.db'))} }); console.log((await s.health()).ok);`;
+    const script = `const { openSqliteStore } = await import(${JSON.stringify(entry)}); const s = openSqliteStore({ path: ${JSON.stringify(join(tempDir(), 'child.db'))} }); ${then}`;
     const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 10_000, encoding: 'utf8' });
-    expect([child.stdout.trim(), child.status, child.signal]).toEqual(['true', 0, null]);
+    return [child.stdout.trim(), child.status, child.signal];
+  }
+
+  it('never keep a process alive that did not close its store', () => {
+    expect(inChildProcess('console.log((await s.health()).ok);')).toEqual(['true', 0, null]);
   });
 
   it('let a process that awaits close() carry on after it, with nothing else to keep it alive', () => {
-    const entry = fileURLToPath(new URL('../../dist/storage/sqlite/index.js', import.meta.url));
-    const script = `const { openSqliteStore } = await import(${JSON.stringify(entry)}); const s = openSqliteStore({ path: ${JSON.stringify(join(tempDir(), 'closed.db'))} }); await s.close(); console.log('after close');`;
-    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 10_000, encoding: 'utf8' });
-    expect([child.stdout.trim(), child.status, child.signal]).toEqual(['after close', 0, null]);
+    expect(inChildProcess("await s.close(); console.log('after close');")).toEqual(['after close', 0, null]);
   });
 
   it('stop when the store closes; a second close is a no-op and the file opens again', async () => {

@@ -28,6 +28,20 @@ describe('the launcher’s V8 settings', () => {
     expect(without).toBeGreaterThan(withFlags);
   });
 
+  it('keep a hot function out of TurboFan when set at run time, as the launcher sets them', async () => {
+    // %GetOptimizationStatus bits (V8's runtime-test): 16 = optimized, 64 = TurboFan code.
+    const probe = (flags: readonly string[]) => `const v8 = require('node:v8');
+      for (const f of ${JSON.stringify(flags)}) v8.setFlagsFromString(f);
+      v8.setFlagsFromString('--allow-natives-syntax');
+      const status = new Function('f', 'return %GetOptimizationStatus(f)');
+      function hot(n) { let s = 0; for (let i = 0; i < n; i++) s += i % 7; return s; }
+      for (let i = 0; i < 20000; i++) hot(100);
+      console.log(status(hot));`;
+    const run = async (flags: readonly string[]) => Number((await promisify(execFile)(process.execPath, ['-e', probe(flags)])).stdout.trim());
+    expect((await run([])) & 64).toBe(64);
+    expect((await run(V8_FLAGS.reconciler!)) & (16 | 64)).toBe(0);
+  });
+
   describe('with the daemon’s HTTP client', () => {
     let server: LoopbackServer | undefined;
     beforeAll(() => ensureBuilt(['reconciler', 'wire', 'cli', 'config']), 300_000);

@@ -49,7 +49,9 @@ export function nextRecord(existing: ContainerRecord | undefined, obs: Container
   const { host, state } = ctx;
   const taskArn = obs.task_arn ?? existing?.task_arn ?? null;
   const taskIdRaw = ctx.taskIdRaw ?? existing?.task_id_raw ?? null;
-  const taskId = deriveTaskId(obs.task_arn, ctx.taskIdRaw) ?? existing?.task_id ?? deriveTaskId(taskArn, taskIdRaw);
+  // Whenever the record knows its ARN, task_id is the ARN's last segment, whatever a legacy report
+  // says: lookups by ARN go through the task_id index (storage/sqlite/queries.ts).
+  const taskId = deriveTaskId(taskArn, ctx.taskIdRaw) ?? existing?.task_id ?? deriveTaskId(null, taskIdRaw);
   let stoppedAt: string | null = null;
   if (state === 'stopped') stoppedAt = existing?.stopped_at ?? normaliseIso(ctx.eventAt);
   else if (state === 'gone') stoppedAt = existing?.stopped_at ?? null;

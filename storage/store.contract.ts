@@ -618,6 +618,14 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         expect((await store.findByTask(taskArn(legacyId, 'staging'))).map((r) => r.container_id)).toEqual([c4]);
       });
 
+      it('keeps the ARN’s task id for a container known by its ARN when a legacy report names another task', async () => {
+        const legacyId = taskId('t-other');
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c1, task_id_raw: `prod/${legacyId}` })]));
+        expect((await store.findByTask(taskArn(newId))).map((r) => r.container_id)).toEqual([c1, c2].sort());
+        expect(((await store.getContainer(c1)) as { record: { task_id: string } }).record.task_id).toBe(newId);
+        expect(await store.findByTask(legacyId)).toEqual([]);
+      });
+
       it('finds nothing for an unknown task', async () => {
         expect(await store.findByTask(taskId('nope'))).toEqual([]);
         expect(await store.findByTask(taskArn(taskId('nope')))).toEqual([]);

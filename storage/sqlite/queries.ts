@@ -31,8 +31,11 @@ export const SQL = {
   // hex digits sort below 'g'. Bound as (prefix, prefix + 'g', limit).
   prefixIds: 'SELECT container_id FROM containers WHERE container_id >= ? AND container_id < ? ORDER BY container_id LIMIT ?',
   byTaskId: `${CONTAINERS} WHERE containers.task_id = ? ORDER BY containers.container_id`,
-  // By ARN, plus legacy records that know only the bare id (no ARN): two index lookups.
-  byTaskArn: `${CONTAINERS} WHERE containers.task_arn = ? OR (containers.task_id = ? AND containers.task_arn IS NULL) ORDER BY containers.container_id`,
+  // By ARN, plus legacy records that know only the bare id (no ARN), bound as (id, arn): a record
+  // with an ARN has that ARN's last segment as task_id (storage/records.ts), so one probe of the
+  // task_id index finds both, already in container_id order (a WITHOUT ROWID table's index entries
+  // end with the primary key), and no index on task_arn is kept up to date on every insert.
+  byTaskArn: `${CONTAINERS} WHERE containers.task_id = ? AND (containers.task_arn = ? OR containers.task_arn IS NULL) ORDER BY containers.container_id`,
   byDockerName: `${CONTAINERS} WHERE containers.docker_name = ? ORDER BY containers.container_id`,
   byLegacyKey: 'SELECT container_id, instance_id FROM containers WHERE legacy_key = ? ORDER BY last_seen DESC LIMIT 1',
   liveOnHost: `SELECT container_id, seq FROM containers WHERE instance_id = ? AND state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`,

@@ -2,6 +2,7 @@
 // applied; each migration runs in its own transaction, so a crash leaves the previous version.
 // To change the schema, append a migration: never edit one that has shipped.
 import type Database from 'better-sqlite3';
+import { taskIdFromArn } from '../../wire/ids.js';
 
 /** Timestamps are ISO-8601 UTC with milliseconds (Date#toISOString), so text order is time order. */
 const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
@@ -120,6 +121,22 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       ALTER TABLE hosts ADD COLUMN snapshot_seq INTEGER NOT NULL DEFAULT 0;
       ALTER TABLE hosts ADD COLUMN snapshot_seen_at TEXT;
     `);
+  },
+  // 6: lookups by ARN go through the task_id index (queries.ts, byTaskArn), so the task_arn index,
+  // one more random page for every new container, is dropped. That relies on a record with an ARN
+  // having the ARN's last segment as task_id; a legacy report about a container already known by
+  // its ARN could set the legacy id instead before this version (storage/records.ts), so such rows
+  // are corrected first.
+  (db) => {
+    const fix = db.prepare('UPDATE containers SET task_id = ? WHERE container_id = ?');
+    const rows = db.prepare('SELECT container_id, task_arn, task_id FROM containers WHERE task_arn IS NOT NULL').iterate() as IterableIterator<{ container_id: string; task_arn: string; task_id: string | null }>;
+    const pending: Array<[string, string]> = [];
+    for (const row of rows) {
+      const id = taskIdFromArn(row.task_arn);
+      if (id !== undefined && id !== row.task_id) pending.push([id, row.container_id]);
+    }
+    for (const [id, containerId] of pending) fix.run(id, containerId);
+    db.exec('DROP INDEX containers_task_arn');
   },
 ];
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeStoreContract } from '../store.contract.js';
-import { at, batch, containerId, hostIdentity, iso, observation, snapshot, snapshotContainer, transition } from '../store.fixtures.js';
+import { at, batch, containerId, hostIdentity, iso, observation, snapshot, snapshotContainer, taskArn, taskId, transition } from '../store.fixtures.js';
 import { nextRecord } from '../records.js';
 import { StoreUnavailableError } from '../store.js';
 import { openSqliteStore, SCHEMA_VERSION, SchemaVersionError, SqliteStore } from './index.js';
@@ -144,6 +144,34 @@ describe('SQLite store', () => {
     }
   });
 
+  it('migrating to version 6 gives a record known by its ARN the ARN’s task id, so lookups by ARN still find it', async () => {
+    const path = join(tempDir(), 'v5.db');
+    const db = new Database(path);
+    migrate(db, 5);
+    const c1 = containerId(1);
+    const arn = taskArn(taskId(1));
+    const record = nextRecord(undefined, observation({ container_id: c1, task_arn: arn }), { host: hostIdentity(), state: 'running', seq: 1, eventAt: iso(1), receivedAt: iso(1) });
+    // What an older build could store after a legacy report about this container: a legacy task id beside the ARN.
+    const row = { ...(toContainerRow(record) as Record<string, unknown>), task_id: taskId(2) };
+    db.prepare(`INSERT INTO containers (${CONTAINER_COLUMNS.join(', ')}) VALUES (${CONTAINER_COLUMNS.map((c) => `@${c}`).join(', ')})`).run(row);
+    db.close();
+
+    const store = openSqliteStore({ path });
+    try {
+      expect((await store.findByTask(arn)).map((r) => [r.container_id, r.task_id])).toEqual([[c1, taskId(1)]]);
+      expect(await store.findByTask(taskId(2))).toEqual([]);
+    } finally {
+      await store.close();
+    }
+    const check = new Database(path, { readonly: true });
+    try {
+      const indexes = (check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'containers'").all() as Array<{ name: string }>).map((r) => r.name);
+      expect(indexes).not.toContain('containers_task_arn');
+    } finally {
+      check.close();
+    }
+  });
+
   it('fails with a clear StoreUnavailableError naming the path when the directory cannot be created', () => {
     const file = join(tempDir(), 'plain-file');
     writeFileSync(file, 'not a directory');
@@ -217,8 +245,8 @@ describe('SQLite store', () => {
         expect(plan(db, SQL.getContainer, 'x')).toMatch(/SEARCH containers USING PRIMARY KEY \(container_id=\?\)/);
         expect(plan(db, SQL.byTaskId, 'x')).toMatch(/SEARCH containers USING INDEX containers_task_id \(task_id=\?\)/);
         const arn = plan(db, SQL.byTaskArn, 'x', 'y');
-        expect(arn).toMatch(/USING INDEX containers_task_arn \(task_arn=\?\)/);
-        expect(arn).toMatch(/USING INDEX containers_task_id \(task_id=\?\)/);
+        expect(arn).toMatch(/SEARCH containers USING INDEX containers_task_id \(task_id=\?\)/);
+        expect(arn).not.toContain('TEMP B-TREE');
         expect(plan(db, SQL.byDockerName, 'x')).toMatch(/USING INDEX containers_docker_name \(docker_name=\?\)/);
         expect(plan(db, SQL.byLegacyKey, 'x')).toMatch(/USING INDEX containers_legacy_key \(legacy_key=\?\)/);
         expect(plan(db, SQL.liveOnHost, 'x')).toMatch(/USING INDEX containers_instance_state \(instance_id=\? AND state=\?\)/);

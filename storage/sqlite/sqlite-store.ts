@@ -280,7 +280,7 @@ export class SqliteStore implements Store {
       if (TASK_ID.test(taskIdOrArn)) return this.stmt.byTaskId.all(taskIdOrArn).map(fromContainerRow);
       const id = TASK_ARN.test(taskIdOrArn) ? taskIdFromArn(taskIdOrArn) : undefined;
       if (id === undefined) return [];
-      return this.stmt.byTaskArn.all(taskIdOrArn, id).map(fromContainerRow);
+      return this.stmt.byTaskArn.all(id, taskIdOrArn).map(fromContainerRow);
     });
   }
 

@@ -191,6 +191,28 @@ describe('/metrics', () => {
     expect(text).toMatch(/ecs_id_mapper_build_info\{version="[^"]+",node_version="v\d+/);
   });
 
+  it('counts each request once, under its route template and method, and unknown routes as unmatched', async () => {
+    t = await buildTestApp();
+    await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody() });
+    await t.app.inject({ url: `/query/container_id/${C1}` });
+    await t.app.inject({ url: `/query/container_id/${C1}` });
+    await t.app.inject({ method: 'HEAD', url: `/query/container_id/${C1}` });
+    await t.app.inject({ url: '/query/container_id/not-hex' });
+    await t.app.inject({ method: 'DELETE', url: '/query/container_id/abc' });
+    // GET of any other path is the web page's wildcard route (404 JSON for a missing file), not unmatched.
+    await t.app.inject({ method: 'POST', url: '/no/such/route', payload: {} });
+    const count = (labels: string) => metricValue(t!, `ecs_id_mapper_http_request_duration_seconds_count{${labels}}`);
+    expect(await count('route="/query/container_id/:container_id",method="GET",status_class="2xx"')).toBe(2);
+    expect(await count('route="/query/container_id/:container_id",method="GET",status_class="4xx"')).toBe(1);
+    expect(await count('route="/query/container_id/:container_id",method="HEAD",status_class="2xx"')).toBe(1);
+    expect(await count('route="/report/map",method="POST",status_class="2xx"')).toBe(1);
+    expect(await count('route="unmatched",method="DELETE",status_class="4xx"')).toBe(1);
+    expect(await count('route="unmatched",method="POST",status_class="4xx"')).toBe(1);
+    // Only report routes count reports.
+    expect(await metricValue(t, 'ecs_id_mapper_reports_received_total{kind="legacy_map",result="ok"}')).toBe(1);
+    expect(await metricValue(t, 'ecs_id_mapper_reports_received_total{kind="legacy_map",result="rejected"}')).toBe(0);
+  });
+
   it('passes promtool check metrics', async () => {
     const promtool = '/usr/bin/promtool';
     if (!existsSync(promtool)) {

@@ -115,6 +115,19 @@ describe('report rate limit', () => {
     expect((await send('i-0bbbbbbbbbbbbbbbb')).statusCode).toBe(200);
     expect(await metricValue(t, 'ecs_id_mapper_reports_received_total{kind="legacy_map",result="rejected"}')).toBe(1);
   });
+
+  it('limits the v2 report routes too, and never the lookups, which carry no rate-limit headers', async () => {
+    t = await buildTestApp({ reportRateLimitPerMinute: 1 });
+    const transitions = () => t!.app.inject({ method: 'POST', url: '/v2/hosts/i-0123456789abcdef0/transitions', payload: {} });
+    expect((await transitions()).statusCode).toBe(400);
+    expect((await transitions()).statusCode).toBe(429);
+    expect((await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody('i-0cccccccccccccccc') })).statusCode).toBe(200);
+    for (let i = 0; i < 3; i++) {
+      const lookup = await t.app.inject({ url: `/query/container_id/${C1}` });
+      expect(lookup.statusCode).toBe(200);
+      expect(Object.keys(lookup.headers).filter((h) => h.startsWith('x-ratelimit') || h === 'retry-after')).toEqual([]);
+    }
+  });
 });
 
 describe('errors', () => {

@@ -153,14 +153,6 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     });
   });
 
-  await app.register(rateLimit, {
-    global: false,
-    // After the body is parsed, so a legacy map's instance_id can key the limit, but before it is
-    // validated, so a broken daemon repeating an invalid report is limited too (keys are read defensively).
-    hook: 'preValidation',
-    errorResponseBuilder: (_req, context) => rateLimited(`report rate limit of ${context.max} per minute exceeded for this host; retry in ${context.after}`),
-  });
-
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -179,7 +171,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   await app.register(legacyQueryRoutes, ctx);
-  await app.register(reportRoutes, ctx);
+  // The per-host rate limit is for reports only, so the plugin lives in the report routes' context:
+  // it decorates every request of the context it is registered in (a flag of its own, set on each
+  // request object), and lookups, the hot path, have no use for it.
+  await app.register(async (reports) => {
+    await reports.register(rateLimit, {
+      global: false,
+      // After the body is parsed, so a legacy map's instance_id can key the limit, but before it is
+      // validated, so a broken daemon repeating an invalid report is limited too (keys are read defensively).
+      hook: 'preValidation',
+      errorResponseBuilder: (_req, context) => rateLimited(`report rate limit of ${context.max} per minute exceeded for this host; retry in ${context.after}`),
+    });
+    await reports.register(reportRoutes, ctx);
+  });
   await app.register(v2ReadRoutes, ctx);
   await app.register(opsRoutes, { ...ctx, registry: deps.registry });
   await app.register(webRoutes, { webRoot: deps.webRoot });

@@ -3,7 +3,7 @@ import type { LinkTemplate } from '../config/index.js';
 import type { ContainerRecord, Store } from '../storage/store.js';
 import type { ReportTokenSource } from './auth.js';
 import { renderLinks, type Link } from './links.js';
-import type { ApiMetrics, ReportKind, RouteDurations } from './metrics.js';
+import type { ApiMetrics, ReportKind } from './metrics.js';
 
 export type ExtraHealthCheck = () => Promise<{ ok: boolean; detail?: string }>;
 
@@ -30,7 +30,5 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Set on report routes: which `reports_received_total{kind}` a request counts under. */
     reportKind?: ReportKind;
-    /** The request-duration histogram bound to this route, by method (the server's onResponse hook fills it). */
-    requestDurations?: Partial<Record<string, RouteDurations>>;
   }
 }

@@ -115,6 +115,19 @@ describe('report rate limit', () => {
     expect((await send('i-0bbbbbbbbbbbbbbbb')).statusCode).toBe(200);
     expect(await metricValue(t, 'ecs_id_mapper_reports_received_total{kind="legacy_map",result="rejected"}')).toBe(1);
   });
+
+  it('limits the v2 report routes too, and never the lookups, which carry no rate-limit headers', async () => {
+    t = await buildTestApp({ reportRateLimitPerMinute: 1 });
+    const transitions = () => t!.app.inject({ method: 'POST', url: '/v2/hosts/i-0123456789abcdef0/transitions', payload: {} });
+    expect((await transitions()).statusCode).toBe(400);
+    expect((await transitions()).statusCode).toBe(429);
+    expect((await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody('i-0cccccccccccccccc') })).statusCode).toBe(200);
+    for (let i = 0; i < 3; i++) {
+      const lookup = await t.app.inject({ url: `/query/container_id/${C1}` });
+      expect(lookup.statusCode).toBe(200);
+      expect(Object.keys(lookup.headers).filter((h) => h.startsWith('x-ratelimit') || h === 'retry-after')).toEqual([]);
+    }
+  });
 });
 
 describe('errors', () => {
@@ -189,6 +202,28 @@ describe('/metrics', () => {
     expect(text).toContain('ecs_id_mapper_containers{state="running",cluster="prod"} 1');
     expect(text).toContain('ecs_id_mapper_containers{state="gone",cluster="prod"} 0');
     expect(text).toMatch(/ecs_id_mapper_build_info\{version="[^"]+",node_version="v\d+/);
+  });
+
+  it('counts each request once, under its route template and method, and unknown routes as unmatched', async () => {
+    t = await buildTestApp();
+    await t.app.inject({ method: 'POST', url: '/report/map', payload: mapBody() });
+    await t.app.inject({ url: `/query/container_id/${C1}` });
+    await t.app.inject({ url: `/query/container_id/${C1}` });
+    await t.app.inject({ method: 'HEAD', url: `/query/container_id/${C1}` });
+    await t.app.inject({ url: '/query/container_id/not-hex' });
+    await t.app.inject({ method: 'DELETE', url: '/query/container_id/abc' });
+    // GET of any other path is the web page's wildcard route (404 JSON for a missing file), not unmatched.
+    await t.app.inject({ method: 'POST', url: '/no/such/route', payload: {} });
+    const count = (labels: string) => metricValue(t!, `ecs_id_mapper_http_request_duration_seconds_count{${labels}}`);
+    expect(await count('route="/query/container_id/:container_id",method="GET",status_class="2xx"')).toBe(2);
+    expect(await count('route="/query/container_id/:container_id",method="GET",status_class="4xx"')).toBe(1);
+    expect(await count('route="/query/container_id/:container_id",method="HEAD",status_class="2xx"')).toBe(1);
+    expect(await count('route="/report/map",method="POST",status_class="2xx"')).toBe(1);
+    expect(await count('route="unmatched",method="DELETE",status_class="4xx"')).toBe(1);
+    expect(await count('route="unmatched",method="POST",status_class="4xx"')).toBe(1);
+    // Only report routes count reports.
+    expect(await metricValue(t, 'ecs_id_mapper_reports_received_total{kind="legacy_map",result="ok"}')).toBe(1);
+    expect(await metricValue(t, 'ecs_id_mapper_reports_received_total{kind="legacy_map",result="rejected"}')).toBe(0);
   });
 
   it('passes promtool check metrics', async () => {

@@ -2,7 +2,7 @@
 // listens; tests use inject()). Everything it needs is passed in: store, metrics registry, logger,
 // clock, settings.
 import type { ServerOptions as HttpServerOptions } from 'node:http';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions, type onResponseHookHandler } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { registerAjvFormats } from '@fastify/type-provider-typebox';
 import swagger from '@fastify/swagger';
@@ -18,7 +18,7 @@ import { errorBody, errorHandler, rateLimited } from './errors.js';
 import { useWellFormedJsonParser } from './json-body.js';
 import { validatorCompiler } from './validator.js';
 import { lazyRequestLoggerFactory } from './request-logger.js';
-import { createApiMetrics, packageVersion, reportResultForStatus } from './metrics.js';
+import { createApiMetrics, packageVersion, reportResultForStatus, type ApiMetrics, type ReportKind } from './metrics.js';
 import { registerFleetMetrics } from './fleet-metrics.js';
 import { legacyQueryRoutes } from './routes/legacy-query.js';
 import { opsRoutes } from './routes/ops.js';
@@ -59,6 +59,27 @@ const requestFields = (req: FastifyRequest, reply: FastifyReply) => ({
   statusCode: reply.statusCode,
   responseTime: reply.elapsedTime,
 });
+
+/**
+ * The onResponse hook of one route (or, with route `unmatched`, of the not-found handler): the
+ * request duration by route template, method and status class, the report counter of a report
+ * route, and the request's log line. The template, method and report kind are constants of the
+ * route, so they are bound here, when the route is registered; a hook shared by all routes would
+ * read them per request from `req.routeOptions`, which Fastify builds afresh on every read. Callback
+ * style, not async: it runs on every request, lookups included.
+ */
+function responseObserver(metrics: ApiMetrics, route: string, methods: string | string[] | undefined, reportKind: ReportKind | undefined): onResponseHookHandler {
+  // A route of one method (nearly all) is bound now; several methods, or any (not found), on first use of each.
+  const bound = typeof methods === 'string' ? metrics.routeDurations(route, methods) : undefined;
+  return function observeResponse(req, reply, done) {
+    const status = reply.statusCode;
+    (bound ?? metrics.routeDurations(route, req.method)).observe(status, reply.elapsedTime / 1000);
+    if (reportKind !== undefined) metrics.report(reportKind, reportResultForStatus(status));
+    if (reportKind !== undefined && status >= 400 && status < 500) req.log.info({ ...requestFields(req, reply), remoteAddress: req.ip }, 'report rejected');
+    else if (req.log.level === 'debug' || req.log.level === 'trace') req.log.debug(requestFields(req, reply), 'request completed');
+    done();
+  };
+}
 
 function isLogger(value: ServerDeps['logger']): value is Logger {
   return typeof value === 'object' && value !== null && typeof (value as Logger).child === 'function';
@@ -116,29 +137,20 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerAjvFormats();
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler((err, req, reply) => errorHandler(err, req, reply));
-  app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).type('application/json; charset=utf-8').send(errorBody('ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0].slice(0, 200)} not found`));
-  });
 
-  // Callback style, not async: this runs on every request, lookups included. The duration histogram
-  // is bound to the route (and method) on its first request and kept on the route's config.
-  app.addHook('onResponse', (req, reply, done) => {
-    const { url, config } = req.routeOptions;
-    const byMethod = (config.requestDurations ??= {});
-    (byMethod[req.method] ??= metrics.routeDurations(url ?? 'unmatched', req.method)).observe(reply.statusCode, reply.elapsedTime / 1000);
-    const kind = config.reportKind;
-    if (kind) metrics.report(kind, reportResultForStatus(reply.statusCode));
-    if (kind && reply.statusCode >= 400 && reply.statusCode < 500) req.log.info({ ...requestFields(req, reply), remoteAddress: req.ip }, 'report rejected');
-    else if (req.log.level === 'debug' || req.log.level === 'trace') req.log.debug(requestFields(req, reply), 'request completed');
-    done();
+  // Every route registered from here on (plugins' routes and the automatic HEAD routes included)
+  // gets its own response observer; see responseObserver.
+  app.addHook('onRoute', (route) => {
+    const own = route.onResponse === undefined ? [] : Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse];
+    route.onResponse = [...own, responseObserver(metrics, route.url, route.method, route.config?.reportKind)];
   });
-
-  await app.register(rateLimit, {
-    global: false,
-    // After the body is parsed, so a legacy map's instance_id can key the limit, but before it is
-    // validated, so a broken daemon repeating an invalid report is limited too (keys are read defensively).
-    hook: 'preValidation',
-    errorResponseBuilder: (_req, context) => rateLimited(`report rate limit of ${context.max} per minute exceeded for this host; retry in ${context.after}`),
+  // The not-found handler takes its hooks from the context it is set in: set in a plugin of its
+  // own, it alone carries the `unmatched` observer.
+  await app.register(async (notFound) => {
+    notFound.addHook('onResponse', responseObserver(metrics, 'unmatched', undefined, undefined));
+    notFound.setNotFoundHandler((req, reply) => {
+      void reply.code(404).type('application/json; charset=utf-8').send(errorBody('ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0].slice(0, 200)} not found`));
+    });
   });
 
   await app.register(swagger, {
@@ -159,7 +171,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   await app.register(legacyQueryRoutes, ctx);
-  await app.register(reportRoutes, ctx);
+  // The per-host rate limit is for reports only, so the plugin lives in the report routes' context:
+  // it decorates every request of the context it is registered in (a flag of its own, set on each
+  // request object), and lookups, the hot path, have no use for it.
+  await app.register(async (reports) => {
+    await reports.register(rateLimit, {
+      global: false,
+      // After the body is parsed, so a legacy map's instance_id can key the limit, but before it is
+      // validated, so a broken daemon repeating an invalid report is limited too (keys are read defensively).
+      hook: 'preValidation',
+      errorResponseBuilder: (_req, context) => rateLimited(`report rate limit of ${context.max} per minute exceeded for this host; retry in ${context.after}`),
+    });
+    await reports.register(reportRoutes, ctx);
+  });
   await app.register(v2ReadRoutes, ctx);
   await app.register(opsRoutes, { ...ctx, registry: deps.registry });
   await app.register(webRoutes, { webRoot: deps.webRoot });

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { needsConversion, validatorCompiler } from './validator.js';
 
 const compile = (schema: Parameters<typeof validatorCompiler>[0]['schema'], httpPart: string) =>
-  validatorCompiler({ schema, httpPart, method: 'GET', url: '/x' }) as (input: unknown) => { value?: unknown; error?: unknown };
+  validatorCompiler({ schema, httpPart, method: 'GET', url: '/x' }) as (input: unknown) => true | { value?: unknown; error?: unknown };
+const failed = (result: true | { error?: unknown }) => result !== true && result.error !== undefined;
 
 describe('route validator compiler', () => {
   it('knows a schema of strings only needs no conversion', () => {
@@ -20,21 +21,21 @@ describe('route validator compiler', () => {
   it('converts query strings to their declared types', () => {
     const check = compile(Type.Object({ limit: Type.Integer({ minimum: 1 }) }), 'querystring');
     expect(check({ limit: '25' })).toEqual({ value: { limit: 25 } });
-    expect(check({ limit: 'many' }).error).toBeDefined();
+    expect(failed(check({ limit: 'many' }))).toBe(true);
   });
 
-  it('passes string params through unchanged and rejects what does not match', () => {
+  it('passes string params through unchanged (true: Fastify keeps the input) and rejects what does not match', () => {
     const check = compile(Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{12}$' }) }), 'params');
-    expect(check({ id: '0123456789ab' })).toEqual({ value: { id: '0123456789ab' } });
-    expect(check({ id: '" or "1"="1' }).error).toBeDefined();
+    expect(check({ id: '0123456789ab' })).toBe(true);
+    expect(failed(check({ id: '" or "1"="1' }))).toBe(true);
     // A repeated query key arrives as an array: it is not a string, so it fails instead of being coerced.
-    expect(compile(Type.Object({ redir: Type.Optional(Type.String()) }), 'querystring')({ redir: ['a', 'b'] }).error).toBeDefined();
+    expect(failed(compile(Type.Object({ redir: Type.Optional(Type.String()) }), 'querystring')({ redir: ['a', 'b'] }))).toBe(true);
   });
 
   it('checks bodies exactly as sent: no coercion of null or numbers', () => {
     const check = compile(Type.Object({ name: Type.String(), n: Type.Integer() }), 'body');
-    expect(check({ name: null, n: 1 }).error).toBeDefined();
-    expect(check({ name: 'a', n: '1' }).error).toBeDefined();
-    expect(check({ name: 'a', n: 1 })).toEqual({ value: { name: 'a', n: 1 } });
+    expect(failed(check({ name: null, n: 1 }))).toBe(true);
+    expect(failed(check({ name: 'a', n: '1' }))).toBe(true);
+    expect(check({ name: 'a', n: 1 })).toBe(true);
   });
 });

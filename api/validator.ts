@@ -21,11 +21,18 @@ export function needsConversion(schema: unknown): boolean {
   return Object.values(schema).some((v) => typeof v === 'object' && v !== null && needsConversion(v));
 }
 
+/**
+ * Fastify's contract for a validator's answer: `true` keeps the input as the request part, `{ value }`
+ * replaces it, `{ error }` rejects it. Unconverted input passes as `true`: no result object per request
+ * part, and Fastify skips the write-back (the lookup route validates params and query on every request).
+ */
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const check = Compile(schema);
-  const convert = httpPart !== 'body' && needsConversion(schema);
+  if (httpPart === 'body' || !needsConversion(schema)) {
+    return (input: unknown) => (check.Check(input) ? true : { error: check.Errors(input) as never });
+  }
   return (input: unknown) => {
-    const value = convert ? Value.Convert(schema, input) : input;
+    const value = Value.Convert(schema, input);
     return check.Check(value) ? { value } : { error: check.Errors(value) as never };
   };
 };

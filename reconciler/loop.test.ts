@@ -229,6 +229,26 @@ describe('reconcile loop', () => {
       ]);
     });
 
+    it('reads Docker after the agent, so a container that exits while the agent answers stops with its exit code', async () => {
+      const { loop, agent, docker } = setup({ docker: true });
+      agent.list = [task(1, 'RUNNING')];
+      docker!.list = [dockerContainer(1, 'running')];
+      await loop.runPass();
+      // The container exits while the agent is answering: the agent's answer already says STOPPED,
+      // and from then on Docker lists it exited with code 137.
+      const answer = agent.tasks.bind(agent);
+      agent.tasks = async () => {
+        const listed = [task(1, 'STOPPED', 'STOPPED')];
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        docker!.list = [{ ...dockerContainer(1, 'exited'), exit_code: 137 }];
+        return listed;
+      };
+      const r = await loop.runPass();
+      agent.tasks = answer;
+      expect(brief(r.transitions)).toEqual([['c1', 'running', 'stopped', 'agent.observed']]);
+      expect(r.transitions[0].container.exit_code).toBe(137);
+    });
+
     it('marks nothing gone when both the agent and Docker fail', async () => {
       const { loop, agent, docker } = setup({ docker: true });
       agent.list = [task(1, 'RUNNING')];

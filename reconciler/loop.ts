@@ -348,11 +348,16 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     const passStart = performance.now();
     const imdsOk = await observeIdentity();
     const needMeta = agentMeta === null;
-    const [tasksR, metaR, dockerR] = await Promise.allSettled([
+    const [tasksR, metaR] = await Promise.allSettled([
       options.agent.tasks(timeoutSignal()),
       needMeta ? options.agent.metadata(timeoutSignal()) : Promise.resolve(agentMeta),
-      options.docker ? options.docker.listContainers(timeoutSignal()) : Promise.resolve(null),
     ]);
+    // Docker is read after the agent, not beside it. The agent learns of a container's exit from
+    // Docker, so a Docker listing taken after the agent's is at least as new: a container the agent
+    // reports stopped is listed exited, with its exit code. Read in parallel, a container that
+    // exited between the two reads went to stopped with no exit code (the agent's newer view beside
+    // Docker's older one), and only the next full snapshot filled it in.
+    const [dockerR] = await Promise.allSettled([options.docker ? options.docker.listContainers(timeoutSignal()) : Promise.resolve(null)]);
     const tasks = tasksR.status === 'fulfilled' ? tasksR.value : null;
     if (metaR.status === 'fulfilled') agentMeta = metaR.value;
     const docker = dockerR.status === 'fulfilled' ? dockerR.value : null;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeStoreContract } from '../store.contract.js';
 import { at, batch, containerId, hostIdentity, iso, observation, snapshot, snapshotContainer, taskArn, taskId, transition } from '../store.fixtures.js';
 import { nextRecord } from '../records.js';
@@ -305,61 +305,48 @@ describe('SQLite snapshots that confirm containers', () => {
     if (r.kind !== 'found') throw new Error(`${id} not found`);
     return r.record;
   };
+  let store: SqliteStore;
+  beforeEach(() => {
+    store = openSqliteStore({ path: join(tempDir(), 'store.db') });
+  });
+  afterEach(async () => {
+    await store.close();
+  });
 
   it('leave the rows of unchanged containers as they were, and read them with the snapshot seq and receive time', async () => {
-    const store = openSqliteStore({ path: join(tempDir(), 'store.db') });
-    try {
-      await store.replaceSnapshot(snapshot(host, 3, [snapshotContainer('running', { container_id: c1 })]), at(1));
-      await store.replaceSnapshot(snapshot(host, 7, [snapshotContainer('running', { container_id: c1 })]), at(2));
-      expect(rawRow(store, c1)).toEqual({ state: 'running', seq: 3, last_seen: iso(1) });
-      expect([(await found(store, c1)).seq, (await found(store, c1)).last_seen]).toEqual([7, iso(2)]);
-      expect((await store.findByTask((await found(store, c1)).task_id!)).map((r) => [r.seq, r.last_seen])).toEqual([[7, iso(2)]]);
-    } finally {
-      await store.close();
-    }
+    await store.replaceSnapshot(snapshot(host, 3, [snapshotContainer('running', { container_id: c1 })]), at(1));
+    await store.replaceSnapshot(snapshot(host, 7, [snapshotContainer('running', { container_id: c1 })]), at(2));
+    expect(rawRow(store, c1)).toEqual({ state: 'running', seq: 3, last_seen: iso(1) });
+    expect([(await found(store, c1)).seq, (await found(store, c1)).last_seen]).toEqual([7, iso(2)]);
+    expect((await store.findByTask((await found(store, c1)).task_id!)).map((r) => [r.seq, r.last_seen])).toEqual([[7, iso(2)]]);
   });
 
   it('write a container that a later snapshot leaves out as gone, seen last when the snapshot before confirmed it', async () => {
-    const store = openSqliteStore({ path: join(tempDir(), 'store.db') });
-    try {
-      const both = [snapshotContainer('running', { container_id: c1 }), snapshotContainer('running', { container_id: c2 })];
-      await store.replaceSnapshot(snapshot(host, 1, both), at(1));
-      await store.replaceSnapshot(snapshot(host, 2, both), at(2));
-      await store.replaceSnapshot(snapshot(host, 3, [both[0]]), at(3));
-      const gone = await found(store, c2);
-      expect([gone.state, gone.seq, gone.last_seen, gone.gone_at]).toEqual(['gone', 3, iso(2), iso(3)]);
-      expect(rawRow(store, c2)).toEqual({ state: 'gone', seq: 3, last_seen: iso(2) });
-    } finally {
-      await store.close();
-    }
+    const both = [snapshotContainer('running', { container_id: c1 }), snapshotContainer('running', { container_id: c2 })];
+    await store.replaceSnapshot(snapshot(host, 1, both), at(1));
+    await store.replaceSnapshot(snapshot(host, 2, both), at(2));
+    await store.replaceSnapshot(snapshot(host, 3, [both[0]]), at(3));
+    const gone = await found(store, c2);
+    expect([gone.state, gone.seq, gone.last_seen, gone.gone_at]).toEqual(['gone', 3, iso(2), iso(3)]);
+    expect(rawRow(store, c2)).toEqual({ state: 'gone', seq: 3, last_seen: iso(2) });
   });
 
   it('do not confirm a container whose transition is newer than the snapshot', async () => {
-    const store = openSqliteStore({ path: join(tempDir(), 'store.db') });
-    try {
-      await store.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
-      await store.applyTransitions(batch(host, [transition(9, 'stopping', { from: 'running', container: { container_id: c1 } })]), at(2));
-      // A snapshot taken at seq 5 arrives late: it still lists c1 as running.
-      const late = await store.replaceSnapshot(snapshot(host, 5, [snapshotContainer('running', { container_id: c1 })]), at(3));
-      expect(late.skipped).toBe(1);
-      const r = await found(store, c1);
-      expect([r.state, r.seq, r.last_seen]).toEqual(['stopping', 9, iso(2)]);
-    } finally {
-      await store.close();
-    }
+    await store.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+    await store.applyTransitions(batch(host, [transition(9, 'stopping', { from: 'running', container: { container_id: c1 } })]), at(2));
+    // A snapshot taken at seq 5 arrives late: it still lists c1 as running.
+    const late = await store.replaceSnapshot(snapshot(host, 5, [snapshotContainer('running', { container_id: c1 })]), at(3));
+    expect(late.skipped).toBe(1);
+    const r = await found(store, c1);
+    expect([r.state, r.seq, r.last_seen]).toEqual(['stopping', 9, iso(2)]);
   });
 
   it('are kept by a late, older snapshot from confirming or marking gone what a newer one confirmed', async () => {
-    const store = openSqliteStore({ path: join(tempDir(), 'store.db') });
-    try {
-      const both = [snapshotContainer('running', { container_id: c1 }), snapshotContainer('running', { container_id: c2 })];
-      await store.replaceSnapshot(snapshot(host, 4, both), at(1));
-      await store.replaceSnapshot(snapshot(host, 8, both), at(2));
-      const late = await store.replaceSnapshot(snapshot(host, 6, [both[0]]), at(3));
-      expect(late).toEqual({ upserted: 0, gone: 0, skipped: 2 });
-      expect([(await found(store, c2)).state, (await found(store, c2)).seq, (await found(store, c2)).last_seen]).toEqual(['running', 8, iso(2)]);
-    } finally {
-      await store.close();
-    }
+    const both = [snapshotContainer('running', { container_id: c1 }), snapshotContainer('running', { container_id: c2 })];
+    await store.replaceSnapshot(snapshot(host, 4, both), at(1));
+    await store.replaceSnapshot(snapshot(host, 8, both), at(2));
+    const late = await store.replaceSnapshot(snapshot(host, 6, [both[0]]), at(3));
+    expect(late).toEqual({ upserted: 0, gone: 0, skipped: 2 });
+    expect([(await found(store, c2)).state, (await found(store, c2)).seq, (await found(store, c2)).last_seen]).toEqual(['running', 8, iso(2)]);
   });
 });

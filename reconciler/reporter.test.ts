@@ -77,8 +77,11 @@ function setup(server: URL, extra: Partial<Parameters<typeof createReporter>[0]>
   const lines: string[] = [];
   const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
   let containers: SnapshotContainer[] | null = [];
+  // 5 s per request: on a loaded CI machine a loopback answer once took over 500 ms, the reporter
+  // rightly sent the batch again, and counts of batches sent were off by one. Tests of timeouts set
+  // their own.
   const reporter = createReporter({
-    server, token: 'sekret', outbox, host: () => host, snapshot: () => containers, batchSize: 2, timeoutMs: 500,
+    server, token: 'sekret', outbox, host: () => host, snapshot: () => containers, batchSize: 2, timeoutMs: 5000,
     backoffBaseMs: 5, backoffMaxMs: 20, rejectedBackoffMs: 50, fullSyncIntervalMs: 60_000, logger, metrics, ...extra,
   });
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => outbox.close(), () => reporter.stop());

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +44,17 @@ async function until(condition: () => boolean, timeoutMs: number): Promise<boole
 const dbOf = (store: SqliteStore) => (store as unknown as { db: Database.Database }).db;
 /** 4 KiB pages plus a 24-byte frame header, after the WAL's 32-byte header. */
 const walFrames = (path: string) => Math.max(0, (statSync(`${path}-wal`).size - 32) / (4096 + 24));
+/** The WAL header's checkpoint sequence number (bytes 12-15): SQLite adds one each time the WAL restarts from its beginning. */
+function walRestarts(path: string): number {
+  const header = Buffer.alloc(16);
+  const fd = openSync(`${path}-wal`, 'r');
+  try {
+    readSync(fd, header, 0, 16, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return header.readUInt32BE(12);
+}
 
 function startingContainers(prefix: string, count: number, firstSeq: number) {
   return Array.from({ length: count }, (_, i) => transition(firstSeq + i, 'running', { container: { container_id: containerId(`${prefix}/${i}`) } }));
@@ -66,12 +77,12 @@ describe('background WAL checkpoints', () => {
     }
   });
 
-  it('keep the WAL bounded under sustained writes: it restarts from its beginning', async () => {
+  it('restart the WAL from its beginning under sustained writes, and at the first commit once they pause', async () => {
     // The same writes twice: into a store whose WAL is never checkpointed (how many frames they
     // make), and into one as opened in production.
-    const write = async (store: SqliteStore) => {
+    const write = async (store: SqliteStore, from: number, batches: number) => {
       const host = hostIdentity();
-      for (let b = 0; b < 60; b++) await store.applyTransitions(batch(host, startingContainers(`burst-${b}`, 20, b * 20 + 1)), new Date());
+      for (let b = from; b < from + batches; b++) await store.applyTransitions(batch(host, startingContainers(`burst-${b}`, 20, b * 20 + 1)), new Date());
     };
     const neverPath = join(tempDir(), 'never.db');
     const never = openSqliteStore({ path: neverPath, checkpointIntervalMs: 0 });
@@ -79,14 +90,25 @@ describe('background WAL checkpoints', () => {
     const path = join(tempDir(), 'store.db');
     const store = openSqliteStore({ path });
     try {
-      await write(never);
-      await write(store);
+      await write(never, 0, 60);
+      await write(store, 0, 60);
       const total = walFrames(neverPath);
       expect(total).toBeGreaterThan(5000);
+      expect(walRestarts(neverPath)).toBe(0);
       // The WAL file keeps its high-water mark (journal_size_limit is 64 MiB), so this is the most
-      // the WAL ever held: a fraction of what was written, because it restarted.
-      expect(walFrames(path)).toBeLessThan(total / 2);
+      // the WAL ever held. How far under the total it stays depends on the disk: a checkpoint of the
+      // worker's that stalls lets the WAL grow meanwhile (CI once saw 5,087 of 8,947 pages).
+      expect(walFrames(path)).toBeLessThan(total);
+      expect(walRestarts(path)).toBeGreaterThan(0);
       expect(await store.countByState()).toEqual(await never.countByState());
+      // Once the writes pause, the worker catches up, and the next commit starts the WAL over.
+      const before = walRestarts(path);
+      const end = Date.now() + 10_000;
+      for (let b = 60; walRestarts(path) === before && Date.now() < end; b++) {
+        await new Promise((r) => setTimeout(r, 50));
+        await write(store, b, 1);
+      }
+      expect(walRestarts(path)).toBeGreaterThan(before);
     } finally {
       await never.close();
       await store.close();

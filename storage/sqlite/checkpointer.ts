@@ -9,8 +9,11 @@
 // connection keeps SQLite's automatic checkpoint at its default 1,000 pages: by the time a commit
 // crosses it, the worker has copied most of the WAL, and the main connection copies only the rest.
 // Because that checkpoint runs inside the writer, no frame can be appended while it runs, so it
-// always catches up and the next commit restarts the WAL from its beginning: the WAL stays bounded
-// whatever the worker does. (A first version raised the main connection's threshold to 64 MiB and
+// catches up and the next commit restarts the WAL from its beginning. The one exception: a PASSIVE
+// checkpoint that finds the worker's own in progress gives up at once. On a stalled disk the
+// worker's fsync can take seconds, and the WAL grows by whatever is written meanwhile (CI once saw
+// 5,000 pages) -- rather than every request waiting out the stall, as it would if the commit did the
+// checkpoint -- and restarts at the first commit after the worker's checkpoint ends. (A first version raised the main connection's threshold to 64 MiB and
 // left restarts to the worker; at 2,000 hosts the worker rarely caught up between commits and the
 // large backstop checkpoints made the tail worse: docs/architecture.md.)
 //

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, REPO_ROOT } from '../test/support/built.js';
@@ -64,6 +65,52 @@ describe('the daemon’s module graph', () => {
     expect(loaded.filter((p) => p.startsWith('undici/lib/web/'))).toEqual([]);
     expect(loaded.filter((p) => p.startsWith('@opentelemetry/'))).toEqual([]);
     expect(loaded).not.toContain('prom-client/index.js');
+  });
+
+  it('does not load node:http2, tls or crypto to speak HTTP/1.1, and still speaks https', async () => {
+    // A self-signed certificate for 127.0.0.1, so the https half runs against a real TLS server.
+    const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-tls-'));
+    try {
+      await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
+      const code = `
+        const { createServer } = await import('node:http');
+        const { Agent, request } = await import('./dist/reconciler/undici.js');
+        const loaded = (name) => process.moduleLoadList.includes('NativeModule ' + name);
+        const plain = createServer((req, res) => res.end('plain')).listen(0, '127.0.0.1');
+        await new Promise((r) => plain.once('listening', r));
+        const first = await request('http://127.0.0.1:' + plain.address().port + '/');
+        const out = { plain: await first.body.text(), afterPlain: ['http2', 'tls', 'crypto'].filter(loaded) };
+        plain.close();
+        const { createServer: createTls } = await import('node:https');
+        const { readFileSync } = await import('node:fs');
+        const secure = createTls({ key: readFileSync(${JSON.stringify(join(dir, 'key.pem'))}), cert: readFileSync(${JSON.stringify(join(dir, 'cert.pem'))}) }, (req, res) => res.end('secure')).listen(0, '127.0.0.1');
+        await new Promise((r) => secure.once('listening', r));
+        const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
+        const second = await request('https://127.0.0.1:' + secure.address().port + '/', { dispatcher });
+        out.secure = await second.body.text();
+        out.afterSecure = ['http2'].filter(loaded);
+        await dispatcher.close();
+        secure.close();
+        console.log(JSON.stringify(out));`;
+      const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', code], { cwd: REPO_ROOT });
+      expect(JSON.parse(stdout)).toEqual({ plain: 'plain', afterPlain: [], secure: 'secure', afterSecure: [] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('finds undici’s HTTP/2 client where it stands in: required by client.js, and used only for an h2 socket', () => {
+    const client = readFileSync(join(REPO_ROOT, 'node_modules/undici/lib/dispatcher/client.js'), 'utf8');
+    expect(client.match(/require\('\.\/client-h2\.js'\)/g)).toEqual(["require('./client-h2.js')"]);
+    expect(client.match(/connectH2\(/g)).toHaveLength(1);
+    expect(client).toMatch(/socket\.alpnProtocol === 'h2'\s*\?\s*connectH2\(client, socket\)/);
+  });
+
+  it('refuses, with a readable error, should undici ever hand it an h2 socket', async () => {
+    await import('./undici.js');
+    const load = createRequire(import.meta.url);
+    const connectH2 = load.cache[load.resolve('undici/lib/dispatcher/client-h2.js')]?.exports as () => unknown;
+    expect(() => connectH2()).toThrow(/HTTP\/2 is not loaded in the reconciler/);
   });
 
   it('loads no TypeBox: the daemon imports wire/ids.ts, not the schemas of wire/index.ts', async () => {

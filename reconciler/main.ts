@@ -3,7 +3,6 @@
 // observing, flushes what it can to the server (bounded) and resolves. Anything not delivered
 // stays in the outbox for the next start.
 import { createServer, type Server } from 'node:http';
-import pino from 'pino';
 import { Registry, collectProcessMetrics } from './prom.js';
 import type { ReconcilerConfig } from '../config/index.js';
 import { createEcsAgentClient } from './sources/ecs-agent.js';
@@ -14,6 +13,7 @@ import { createReconcileLoop, type ReconcileLoop } from './loop.js';
 import { createReporter, type Reporter } from './reporter.js';
 import { createReconcilerMetrics, type ReconcilerMetrics } from './metrics.js';
 import { untilStopped } from '../cli/until-stopped.js';
+import { createDaemonLogger } from './log.js';
 
 export interface RunReconcilerOptions {
   /** Resolves the returned promise when aborted (tests); SIGTERM/SIGINT always do. */
@@ -57,7 +57,7 @@ export function health(state: HealthState): { status: 200 | 503; body: Record<st
 }
 
 export async function runReconciler(config: ReconcilerConfig, options: RunReconcilerOptions = {}): Promise<void> {
-  const log = pino({ level: config.logLevel, base: { service: 'ecs-id-mapper-reconciler' } }, options.logStream ?? process.stdout);
+  const log = createDaemonLogger({ level: config.logLevel, base: { service: 'ecs-id-mapper-reconciler' }, stream: options.logStream ?? process.stdout });
   const registry = new Registry();
   collectProcessMetrics(registry, 'ecs_id_mapper_process_');
   const metrics = createReconcilerMetrics(registry);
@@ -174,5 +174,4 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
   metricsServer.closeAllConnections();
   await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
   log.info('reconciler stopped');
-  log.flush?.();
 }

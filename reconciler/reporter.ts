@@ -14,7 +14,7 @@
 //   outbox is drained, with seq = the last acknowledged seq, so it never races a transition.
 import { request, type Dispatcher } from './undici.js';
 import { createActor, fromPromise, type Actor } from 'xstate';
-import type { Logger } from 'pino';
+import type { DaemonLogger } from './log.js';
 import type { HostIdentity, SnapshotContainer, TransitionBatch, TransitionBatchResult, HostSnapshot } from '../wire/index.js';
 import { reporterMachine, backoffDelay, type SendOutput } from './machines/reporter.machine.js';
 import type { Outbox } from './outbox.js';
@@ -51,7 +51,7 @@ const RESULT_OF: Record<ReportErrorCode, ReportResult> = {
   ERR_REPORT_OUTBOX: 'success', // the request succeeded; compaction failed (counted by the outbox metric)
 };
 
-export type ReporterLogger = Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
+export type ReporterLogger = Pick<DaemonLogger, 'info' | 'warn' | 'error' | 'debug'>;
 
 export interface ReporterOptions {
   server: URL;

@@ -55,7 +55,7 @@ describe('undici, loaded part by part', () => {
 describe('the daemon’s module graph', () => {
   beforeAll(() => ensureBuilt(['reconciler', 'wire', 'cli', 'config']), 300_000);
 
-  it('loads neither undici’s package index (fetch, WebSocket, mocks) nor @opentelemetry/api', async () => {
+  it('loads neither undici’s package index (fetch, WebSocket, mocks), @opentelemetry/api nor pino', async () => {
     const code = `await import('./dist/reconciler/main.js'); const { createRequire } = await import('node:module'); console.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache)));`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', code], { cwd: REPO_ROOT });
     const loaded = (JSON.parse(stdout) as string[]).map((p) => p.slice(p.lastIndexOf('node_modules/') + 'node_modules/'.length));
@@ -65,6 +65,8 @@ describe('the daemon’s module graph', () => {
     expect(loaded.filter((p) => p.startsWith('undici/lib/web/'))).toEqual([]);
     expect(loaded.filter((p) => p.startsWith('@opentelemetry/'))).toEqual([]);
     expect(loaded).not.toContain('prom-client/index.js');
+    // The daemon writes pino's lines without pino (reconciler/log.ts).
+    expect(loaded.filter((p) => /^(pino|sonic-boom|thread-stream)\//.test(p))).toEqual([]);
   });
 
   it('does not load node:http2, tls or crypto to speak HTTP/1.1, and still speaks https', async () => {

@@ -62,14 +62,24 @@ const db = new Database(workerData.path, { fileMustExist: true });
 let failing = false;
 let timer;
 let asked = -1;
+let previous = 0;
+let loud = 0;
 const tick = () => {
   timer = undefined;
   try {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)');
     failing = false;
+    // Frames committed since the previous pass: what the main thread would copy if asked now.
+    const fresh = r.log >= previous ? r.log - previous : r.log;
+    previous = r.log;
     // Past the threshold and not restarted: ask the main thread to catch up (once per WAL length),
-    // and stay out of its way until it answers.
-    if (workerData.catchUp && r.log >= workerData.catchUpPages && r.log !== asked) {
+    // and stay out of its way until it answers. Preferably after a pass that found little new, so
+    // the main thread copies little (right after a big commit, the next pass copies it here
+    // first); under a steady stream of commits, where no pass is quiet, after a few passes anyway.
+    const due = workerData.catchUp && r.log >= workerData.catchUpPages && r.log !== asked;
+    loud = due && fresh > workerData.askBelowPages ? loud + 1 : 0;
+    if (due && (loud === 0 || loud >= workerData.loudPasses)) {
+      loud = 0;
       asked = r.log;
       parentPort.postMessage({ catchUp: r.log });
       timer = setTimeout(tick, workerData.catchUpWaitMs);
@@ -100,7 +110,8 @@ export function startCheckpointer(path: string, options: CheckpointerOptions = {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
   const intervalMs = options.intervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
   const catchUp = options.catchUp;
-  const workerData = { driver, path, intervalMs, catchUp: catchUp !== undefined, catchUpPages: options.catchUpPages ?? DEFAULT_CATCH_UP_PAGES, catchUpWaitMs: CATCH_UP_WAIT_MS };
+  const catchUpPages = options.catchUpPages ?? DEFAULT_CATCH_UP_PAGES;
+  const workerData = { driver, path, intervalMs, catchUp: catchUp !== undefined, catchUpPages, askBelowPages: Math.ceil(catchUpPages / 5), loudPasses: 5, catchUpWaitMs: CATCH_UP_WAIT_MS };
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
   worker.on('message', (m: { failed?: string; catchUp?: number }) => {
     if (m.failed) options.logger?.warn({ path, err: m.failed }, 'sqlite background checkpoint failed; the backstop checkpoint in commits bounds the WAL meanwhile');

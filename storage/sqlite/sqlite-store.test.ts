@@ -172,6 +172,35 @@ describe('SQLite store', () => {
     }
   });
 
+  it('migrating to version 7 keeps a replayed transition out of history, and leaves snapshot rows out of the (host, seq) index', async () => {
+    const path = join(tempDir(), 'v6.db');
+    const db = new Database(path);
+    migrate(db, 6);
+    db.prepare("INSERT INTO transitions (container_id, from_state, to_state, at, host, seq, reason) VALUES (?, NULL, 'running', ?, ?, 1, 'agent.observed')").run(containerId(1), iso(1), hostIdentity().instance_id);
+    db.close();
+
+    const store = openSqliteStore({ path });
+    try {
+      const replay = batch(hostIdentity(), [transition(1, 'running', { container: { container_id: containerId(1) } })]);
+      // The container row was never written above, so the store applies the batch (seq 1 is above the host's 0)
+      // and the history insert meets the row already there: still exactly one.
+      await store.applyTransitions(replay, at(2));
+      expect((await store.history(containerId(1))).filter((t) => t.seq === 1)).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
+    const check = new Database(path, { readonly: true });
+    try {
+      expect(check.prepare("SELECT sql FROM sqlite_master WHERE name = 'transitions_host_seq'").get()).toEqual({
+        sql: 'CREATE UNIQUE INDEX transitions_host_seq ON transitions (host, seq) WHERE seq IS NOT NULL',
+      });
+      const plan = check.prepare("EXPLAIN QUERY PLAN SELECT 1 FROM transitions WHERE host = ? AND seq = ?").all('i-1', 1) as Array<{ detail: string }>;
+      expect(plan.map((r) => r.detail).join(' ')).toContain('transitions_host_seq');
+    } finally {
+      check.close();
+    }
+  });
+
   it('fails with a clear StoreUnavailableError naming the path when the directory cannot be created', () => {
     const file = join(tempDir(), 'plain-file');
     writeFileSync(file, 'not a directory');

@@ -185,9 +185,9 @@ export async function runSnapshotCurve(options: GrowthOptions, dir: string): Pro
         for (let k = 0; k < replace; k++) c.containers[(r * replace + k) % c.size] = c.make();
         const snap = { host: c.host, seq: ++c.seq, taken_at: new Date().toISOString(), containers: c.containers };
         // Timed to the end of the event-loop turn after it: the server handles each snapshot as a
-        // request of its own, and the WAL catch-ups the checkpoint worker asks for (checkpointer.ts)
-        // run between requests, so they are part of what a snapshot costs. (Back to back with no
-        // turn between them, the catch-ups never ran and the WAL restarted only at the backstop.)
+        // request of its own, and whatever the store does between requests is part of what a
+        // snapshot costs. (A design that checkpointed the WAL between requests was measured this
+        // way: docs/architecture.md.)
         const t = performance.now();
         await store.replaceSnapshot(snap, new Date());
         await new Promise((resolve) => setImmediate(resolve));
@@ -262,7 +262,7 @@ ${lookupRows}
 
 ### Snapshot ingest cost per container vs host size
 
-\`replaceSnapshot\` on SQLite, one host of each size in one store that also holds ${r.options.snapshotBackground.toLocaleString('en-US')} records of other hosts (the fleet a host reports into; every size meets the same index sizes), the sizes' snapshots interleaved round by round so load from elsewhere hits every point alike; 10 % of the host's containers replaced each time (new ones created, absent ones → gone), the rest unchanged; each snapshot timed to the end of the event-loop turn after it, so the WAL catch-ups the checkpoint worker asks the main thread for (storage/sqlite/checkpointer.ts) are counted in whichever snapshot's turn they run; median of the repetitions.
+\`replaceSnapshot\` on SQLite, one host of each size in one store that also holds ${r.options.snapshotBackground.toLocaleString('en-US')} records of other hosts (the fleet a host reports into; every size meets the same index sizes), the sizes' snapshots interleaved round by round so load from elsewhere hits every point alike; 10 % of the host's containers replaced each time (new ones created, absent ones → gone), the rest unchanged; each snapshot timed to the end of the event-loop turn after it (the server handles each snapshot as a request of its own); median of the repetitions.
 
 | containers per host | repetitions | median per snapshot | per container |
 |---|---|---|---|

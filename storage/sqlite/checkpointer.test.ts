@@ -8,7 +8,7 @@ import type Database from 'better-sqlite3';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { batch, containerId, hostIdentity, transition } from '../store.fixtures.js';
-import { BACKSTOP_PAGES, startCheckpointer } from './checkpointer.js';
+import { startCheckpointer } from './checkpointer.js';
 import { openSqliteStore, type SqliteStore } from './index.js';
 
 const temps: string[] = [];
@@ -61,14 +61,15 @@ function startingContainers(prefix: string, count: number, firstSeq: number) {
 }
 
 describe('background WAL checkpoints', () => {
-  it('copy committed pages into the database file from the worker, with the commits’ own checkpoint only a backstop', async () => {
+  it('copy committed pages into the database file before any commit reaches the automatic checkpoint', async () => {
     const path = join(tempDir(), 'store.db');
     const store = openSqliteStore({ path, checkpointIntervalMs: 20 });
     try {
       const sizeBefore = statSync(path).size;
       await store.applyTransitions(batch(hostIdentity(), startingContainers('ckpt', 40, 1)), new Date());
+      // Well below the main connection's 1,000-page automatic checkpoint: only the worker copies pages.
       expect(walFrames(path)).toBeLessThan(1000);
-      expect(dbOf(store).pragma('wal_autocheckpoint', { simple: true })).toBe(BACKSTOP_PAGES);
+      expect(dbOf(store).pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
       expect(await until(() => statSync(path).size > sizeBefore + 64 * 1024, 5_000)).toBe(true);
       expect((await store.getContainer(containerId('ckpt/39'))).kind).toBe('found');
     } finally {
@@ -76,30 +77,12 @@ describe('background WAL checkpoints', () => {
     }
   });
 
-  it('never checkpoint inside a commit that writes more than 1,000 pages by itself', async () => {
-    // A worker that does not tick during the test: whatever reaches the database file, the commit copied.
-    const path = join(tempDir(), 'store.db');
-    const store = openSqliteStore({ path, checkpointIntervalMs: 60_000 });
-    try {
-      const sizeBefore = statSync(path).size;
-      await store.applyTransitions(batch(hostIdentity(), startingContainers('big', 4000, 1)), new Date());
-      expect(walFrames(path)).toBeGreaterThan(1000);
-      expect(statSync(path).size).toBe(sizeBefore);
-    } finally {
-      await store.close();
-    }
-  });
-
-  it('restart the WAL from its beginning under a stream of reports: the main thread catches up between two', async () => {
+  it('restart the WAL from its beginning under sustained writes, and at the first commit once they pause', async () => {
     // The same writes twice: into a store whose WAL is never checkpointed (how many frames they
-    // make), and into one as opened in production. Each report is its own turn of the event loop,
-    // as requests are in the server.
+    // make), and into one as opened in production.
     const write = async (store: SqliteStore, from: number, batches: number) => {
       const host = hostIdentity();
-      for (let b = from; b < from + batches; b++) {
-        await store.applyTransitions(batch(host, startingContainers(`burst-${b}`, 20, b * 20 + 1)), new Date());
-        await new Promise((r) => setImmediate(r));
-      }
+      for (let b = from; b < from + batches; b++) await store.applyTransitions(batch(host, startingContainers(`burst-${b}`, 20, b * 20 + 1)), new Date());
     };
     const neverPath = join(tempDir(), 'never.db');
     const never = openSqliteStore({ path: neverPath, checkpointIntervalMs: 0 });
@@ -113,10 +96,10 @@ describe('background WAL checkpoints', () => {
       expect(total).toBeGreaterThan(5000);
       expect(walRestarts(neverPath)).toBe(0);
       // The WAL file keeps its high-water mark (journal_size_limit is 64 MiB), so this is the most
-      // the WAL ever held. How far under the total it stays depends on the disk: while a checkpoint
-      // of the worker's stalls, the WAL grows.
-      expect(walRestarts(path)).toBeGreaterThan(0);
+      // the WAL ever held. How far under the total it stays depends on the disk: a checkpoint of the
+      // worker's that stalls lets the WAL grow meanwhile (CI once saw 5,087 of 8,947 pages).
       expect(walFrames(path)).toBeLessThan(total);
+      expect(walRestarts(path)).toBeGreaterThan(0);
       expect(await store.countByState()).toEqual(await never.countByState());
       // Once the writes pause, the worker catches up, and the next commit starts the WAL over.
       const before = walRestarts(path);
@@ -132,53 +115,12 @@ describe('background WAL checkpoints', () => {
     }
   });
 
-  it('bound the WAL by the backstop when the main thread never yields to catch up', async () => {
-    // Reports applied back to back with no turn of the event loop between them (a bulk import):
-    // the worker's request to catch up waits, and the commits' own checkpoint takes over.
-    const path = join(tempDir(), 'store.db');
-    const store = openSqliteStore({ path });
-    try {
-      const host = hostIdentity();
-      for (let b = 0; b < 150; b++) await store.applyTransitions(batch(host, startingContainers(`flood-${b}`, 20, b * 20 + 1)), new Date());
-      expect(walRestarts(path)).toBeGreaterThan(0);
-      // The commit past the backstop checkpoints, unless the worker's own checkpoint is running at
-      // that moment (then a PASSIVE checkpoint gives up, and a later commit tries again): the WAL
-      // restarts a few reports past the backstop, far below the 22,000 pages these reports wrote.
-      expect(walFrames(path)).toBeLessThan(2 * BACKSTOP_PAGES);
-    } finally {
-      await store.close();
-    }
-  });
-
-  it('ask the main thread to catch up once the WAL is past the threshold, and wait for it', async () => {
-    const path = join(tempDir(), 'store.db');
-    const store = openSqliteStore({ path, checkpointIntervalMs: 0 });
-    const calls: number[] = [];
-    let checkpointer: ReturnType<typeof startCheckpointer> | undefined;
-    try {
-      dbOf(store).pragma('wal_autocheckpoint = 0');
-      await store.applyTransitions(batch(hostIdentity(), startingContainers('ask', 100, 1)), new Date());
-      const frames = walFrames(path);
-      checkpointer = startCheckpointer(path, { intervalMs: 10, catchUpPages: 20, catchUp: () => calls.push(walRestarts(path)) });
-      expect(await until(() => calls.length > 0, 5_000)).toBe(true);
-      // Asked once for this WAL length: nothing was written since, so it does not ask again.
-      await new Promise((r) => setTimeout(r, 200));
-      expect(calls).toHaveLength(1);
-      expect(frames).toBeGreaterThan(20);
-    } finally {
-      await checkpointer?.stop();
-      await store.close();
-    }
-  });
-
   it('warn once, and leave checkpoints to the commits, when the worker cannot run', async () => {
     const log = captureLog();
-    let failures = 0;
     // The worker opens with fileMustExist, so a missing file makes it fail at start.
-    const checkpointer = startCheckpointer(join(tempDir(), 'missing.db'), { logger: log.logger, onFailure: () => failures++ });
+    const checkpointer = startCheckpointer(join(tempDir(), 'missing.db'), { logger: log.logger });
     try {
       expect(await until(() => log.lines().length > 0, 5_000)).toBe(true);
-      expect(failures).toBe(1);
       expect(log.lines()).toEqual([
         expect.objectContaining({ msg: 'sqlite checkpoint worker stopped; commits checkpoint by themselves', path: expect.stringMatching(/missing\.db$/), reason: expect.any(String) }),
       ]);

@@ -1,51 +1,34 @@
-// WAL checkpoints, off the request path.
+// WAL checkpoints, mostly off the request path.
 //
 // better-sqlite3 is synchronous, and SQLite's automatic checkpoint runs inside the commit that
 // takes the WAL past 1,000 pages: that report copies every page written since the last checkpoint
-// into the database file and fsyncs it while every other request waits on the event loop. A commit
-// that writes more than 1,000 pages by itself (a 1,000-container host's snapshot writes about 1,600)
-// paid for copying all of them, every time.
+// into the database file and fsyncs it while every other request waits on the event loop.
 //
 // A worker thread with its own connection runs PASSIVE checkpoints every few milliseconds. PASSIVE
-// never takes the write lock, so commits carry on while the worker copies and fsyncs. What the
-// worker cannot do is restart the WAL: SQLite starts writing the WAL from its beginning again only
-// when a write transaction begins while every frame has been copied, and under a steady stream of
-// commits a new one always lands while the worker is copying. So when the worker finds the WAL past
-// 1,000 pages, it asks the main thread to catch up and waits: the main connection checkpoints,
-// between two requests, the few frames committed since the worker's last pass, and the next commit
-// restarts the WAL. The main connection's automatic checkpoint stays as a backstop far above that
-// (BACKSTOP_PAGES), and goes back to SQLite's 1,000 pages should the worker fail: then commits
-// checkpoint by themselves, as SQLite does by default, and the failure is logged once.
+// never takes the write lock, so commits carry on while the worker copies and fsyncs. The main
+// connection keeps SQLite's automatic checkpoint at its default 1,000 pages: by the time a commit
+// crosses it, the worker has copied most of the WAL, and the main connection copies only the rest.
+// Because that checkpoint runs inside the writer, no frame can be appended while it runs, so it
+// catches up and the next commit restarts the WAL from its beginning. The one exception: a PASSIVE
+// checkpoint that finds the worker's own in progress gives up at once. On a stalled disk the
+// worker's fsync can take seconds, and the WAL grows by whatever is written meanwhile (CI once saw
+// 5,000 pages) -- rather than every request waiting out the stall, as it would if the commit did the
+// checkpoint -- and restarts at the first commit after the worker's checkpoint ends. (A first version raised the main connection's threshold to 64 MiB and
+// left restarts to the worker; at 2,000 hosts the worker rarely caught up between commits and the
+// large backstop checkpoints made the tail worse: docs/architecture.md.)
 //
-// (History, docs/architecture.md: a first version left restarts to the worker with a 64 MiB backstop,
-// and at 2,000 hosts the worker rarely caught up; the next kept the 1,000-page automatic checkpoint,
-// which every large commit paid for in full.)
+// Should the worker fail, nothing changes but speed: commits checkpoint by themselves, as SQLite
+// does by default, and the failure is logged once.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 
 /** How often the worker checkpoints by default; an idle WAL costs a lock and a header read per tick. */
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 20;
-/** WAL pages past which the worker asks the main connection to catch up (SQLite's own automatic threshold). */
-export const DEFAULT_CATCH_UP_PAGES = 1000;
-/** The main connection's automatic checkpoint while the worker runs: only if catching up falls far behind. */
-export const BACKSTOP_PAGES = 10_000;
-/** SQLite's default automatic checkpoint, which the main connection goes back to when the worker stops. */
-export const SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
-/** How long the worker waits for the main thread to catch up before it carries on anyway. */
-const CATCH_UP_WAIT_MS = 1000;
 
 export interface CheckpointerOptions {
   intervalMs?: number;
-  catchUpPages?: number;
   logger?: Pick<Logger, 'warn'>;
-  /**
-   * Runs on the main thread when the worker asks: a PASSIVE checkpoint on the main connection, so
-   * that the next commit restarts the WAL. Without it the worker only copies pages.
-   */
-  catchUp?: () => void;
-  /** Runs once when the worker stops other than by stop(): the main connection must checkpoint by itself again. */
-  onFailure?: () => void;
 }
 
 export interface Checkpointer {
@@ -61,30 +44,10 @@ const Database = require(workerData.driver);
 const db = new Database(workerData.path, { fileMustExist: true });
 let failing = false;
 let timer;
-let asked = -1;
-let previous = 0;
-let loud = 0;
 const tick = () => {
-  timer = undefined;
   try {
-    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    db.pragma('wal_checkpoint(PASSIVE)');
     failing = false;
-    // Frames committed since the previous pass: what the main thread would copy if asked now.
-    const fresh = r.log >= previous ? r.log - previous : r.log;
-    previous = r.log;
-    // Past the threshold and not restarted: ask the main thread to catch up (once per WAL length),
-    // and stay out of its way until it answers. Preferably after a pass that found little new, so
-    // the main thread copies little (right after a big commit, the next pass copies it here
-    // first); under a steady stream of commits, where no pass is quiet, after a few passes anyway.
-    const due = workerData.catchUp && r.log >= workerData.catchUpPages && r.log !== asked;
-    loud = due && fresh > workerData.askBelowPages ? loud + 1 : 0;
-    if (due && (loud === 0 || loud >= workerData.loudPasses)) {
-      loud = 0;
-      asked = r.log;
-      parentPort.postMessage({ catchUp: r.log });
-      timer = setTimeout(tick, workerData.catchUpWaitMs);
-      return;
-    }
   } catch (err) {
     // Reported once per run of failures, not every tick.
     if (!failing) parentPort.postMessage({ failed: String(err && err.message) });
@@ -93,12 +56,7 @@ const tick = () => {
   timer = setTimeout(tick, workerData.intervalMs);
 };
 timer = setTimeout(tick, workerData.intervalMs);
-parentPort.on('message', (m) => {
-  if (m === 'caught-up') {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = setTimeout(tick, workerData.intervalMs);
-    return;
-  }
+parentPort.on('message', () => {
   clearTimeout(timer);
   db.close();
   parentPort.close();
@@ -109,21 +67,9 @@ parentPort.on('message', (m) => {
 export function startCheckpointer(path: string, options: CheckpointerOptions = {}): Checkpointer {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
   const intervalMs = options.intervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
-  const catchUp = options.catchUp;
-  const catchUpPages = options.catchUpPages ?? DEFAULT_CATCH_UP_PAGES;
-  const workerData = { driver, path, intervalMs, catchUp: catchUp !== undefined, catchUpPages, askBelowPages: Math.ceil(catchUpPages / 5), loudPasses: 5, catchUpWaitMs: CATCH_UP_WAIT_MS };
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
-  worker.on('message', (m: { failed?: string; catchUp?: number }) => {
-    if (m.failed) options.logger?.warn({ path, err: m.failed }, 'sqlite background checkpoint failed; the backstop checkpoint in commits bounds the WAL meanwhile');
-    if (m.catchUp !== undefined && catchUp && !stopping) {
-      try {
-        catchUp();
-      } catch (err) {
-        // A busy or closing database: the worker asks again at its next tick.
-        options.logger?.warn({ path, err: (err as Error).message }, 'sqlite checkpoint catch-up failed');
-      }
-      worker.postMessage('caught-up');
-    }
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, path, intervalMs } });
+  worker.on('message', (m: { failed?: string }) => {
+    if (m.failed) options.logger?.warn({ path, err: m.failed }, 'sqlite background checkpoint failed; commits checkpoint by themselves meanwhile');
   });
   let stopping = false;
   let lastError: string | undefined;
@@ -132,10 +78,7 @@ export function startCheckpointer(path: string, options: CheckpointerOptions = {
   });
   const exited = new Promise<void>((resolve) => {
     worker.once('exit', (code) => {
-      if (!stopping) {
-        options.logger?.warn({ path, reason: lastError ?? `exit code ${code}` }, 'sqlite checkpoint worker stopped; commits checkpoint by themselves');
-        options.onFailure?.();
-      }
+      if (!stopping) options.logger?.warn({ path, reason: lastError ?? `exit code ${code}` }, 'sqlite checkpoint worker stopped; commits checkpoint by themselves');
       resolve();
     });
   });
@@ -149,7 +92,7 @@ export function startCheckpointer(path: string, options: CheckpointerOptions = {
         // Referenced again while it winds down: a process awaiting this with nothing else to do
         // would otherwise exit before the worker does (and before whatever follows the await).
         worker.ref();
-        worker.postMessage({ stop: true });
+        worker.postMessage('stop');
       }
       return exited;
     },

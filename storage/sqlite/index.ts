@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../store.js';
-import { BACKSTOP_PAGES, SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES, startCheckpointer, type Checkpointer } from './checkpointer.js';
+import { startCheckpointer } from './checkpointer.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 import { SqliteStore } from './sqlite-store.js';
 
@@ -68,21 +68,7 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     const found = migrate(db);
     logger?.info({ path: where, journal_mode: journal, schema_version: SCHEMA_VERSION, migrated_from: found }, 'sqlite store open');
-    let checkpointer: Checkpointer | undefined;
-    if (!memory && options.checkpointIntervalMs !== 0) {
-      const main = db;
-      main.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
-      checkpointer = startCheckpointer(where, {
-        intervalMs: options.checkpointIntervalMs,
-        logger,
-        catchUp: () => {
-          if (main.open) main.pragma('wal_checkpoint(PASSIVE)');
-        },
-        onFailure: () => {
-          if (main.open) main.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES}`);
-        },
-      });
-    }
+    const checkpointer = memory || options.checkpointIntervalMs === 0 ? undefined : startCheckpointer(where, { intervalMs: options.checkpointIntervalMs, logger });
     return new SqliteStore(db, checkpointer);
   } catch (err) {
     db?.close();

@@ -7,9 +7,10 @@ import { Writable } from 'node:stream';
 import type Database from 'better-sqlite3';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { batch, containerId, hostIdentity, transition } from '../store.fixtures.js';
+import { batch, containerId, hostIdentity, instanceId, snapshot, snapshotContainer, transition } from '../store.fixtures.js';
 import { startCheckpointer } from './checkpointer.js';
 import { openSqliteStore, type SqliteStore } from './index.js';
+import { BIG_SNAPSHOT_CONTAINERS } from './sqlite-store.js';
 
 const temps: string[] = [];
 function tempDir(): string {
@@ -111,6 +112,32 @@ describe('background WAL checkpoints', () => {
       expect(walRestarts(path)).toBeGreaterThan(before);
     } finally {
       await never.close();
+      await store.close();
+    }
+  });
+
+  it('leave a big snapshot’s pages to the worker: its own commit does not checkpoint, the next commit past 1,000 pages does', async () => {
+    // A worker that does not tick during the test: whatever reaches the database file, a commit copied.
+    const path = join(tempDir(), 'store.db');
+    const store = openSqliteStore({ path, checkpointIntervalMs: 60_000 });
+    try {
+      const host = hostIdentity();
+      const big = Array.from({ length: 5000 }, (_, i) => snapshotContainer('running', { container_id: containerId(`big/${i}`) }));
+      expect(big.length).toBeGreaterThanOrEqual(BIG_SNAPSHOT_CONTAINERS);
+      const sizeBefore = statSync(path).size;
+      await store.replaceSnapshot(snapshot(host, 1, big), new Date());
+      expect(walFrames(path)).toBeGreaterThan(1000);
+      expect(statSync(path).size).toBe(sizeBefore);
+      expect(dbOf(store).pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+      // A 10-container host's snapshot is no big commit: past 1,000 pages, it checkpoints.
+      const small = Array.from({ length: 10 }, (_, i) => snapshotContainer('running', { container_id: containerId(`small/${i}`) }));
+      await store.replaceSnapshot(snapshot(hostIdentity({ instance_id: instanceId('small') }), 1, small), new Date());
+      expect(statSync(path).size).toBeGreaterThan(sizeBefore);
+      const restarts = walRestarts(path);
+      await store.replaceSnapshot(snapshot(hostIdentity({ instance_id: instanceId('small') }), 2, small), new Date());
+      expect(walRestarts(path)).toBe(restarts + 1);
+      expect((await store.getContainer(containerId('big/4999'))).kind).toBe('found');
+    } finally {
       await store.close();
     }
   });

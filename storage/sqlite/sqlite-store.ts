@@ -42,6 +42,10 @@ import {
 /** How many candidates an ambiguous prefix lists at most. */
 export const MAX_CANDIDATES = 20;
 const MAX_PAGE = 1000;
+/** SQLite's default automatic checkpoint, which the main connection keeps (checkpointer.ts). */
+const AUTOCHECKPOINT_PAGES = 1000;
+/** A snapshot of this many containers or more does not checkpoint inside its own commit (bigCommit). */
+export const BIG_SNAPSHOT_CONTAINERS = 100;
 const MAX_UPDATE_STATEMENTS = 256;
 
 interface HostReport {
@@ -156,7 +160,7 @@ export class SqliteStore implements Store {
     const takenAt = normaliseIso(snapshot.taken_at);
     const entries = snapshot.containers.map((container) => ({ container, eventAt: takenAt, taskIdRaw: null, legacyKey: null, sampledAt: null }));
     return this.run('replaceSnapshot', () =>
-      this.replaceHostTx.immediate(snapshot.host, snapshot.seq, entries, receivedAt.toISOString(), takenAt, 'reconciler'),
+      this.bigCommit(entries.length, () => this.replaceHostTx.immediate(snapshot.host, snapshot.seq, entries, receivedAt.toISOString(), takenAt, 'reconciler')),
     );
   }
 
@@ -167,7 +171,7 @@ export class SqliteStore implements Store {
       return { container, eventAt: sampledAt, taskIdRaw: container.task_id_raw, legacyKey: container.legacy_key, sampledAt };
     });
     // Legacy reports carry no sequence numbers: seq 0, so records a reconciler owns (seq > 0) are skipped.
-    return this.run('replaceLegacySnapshot', () => this.replaceHostTx.immediate(snapshot.host, 0, entries, receivedAt, receivedAt, 'legacy'));
+    return this.run('replaceLegacySnapshot', () => this.bigCommit(entries.length, () => this.replaceHostTx.immediate(snapshot.host, 0, entries, receivedAt, receivedAt, 'legacy')));
   }
 
   private replaceHostInTx(
@@ -354,6 +358,26 @@ export class SqliteStore implements Store {
       return fn();
     } catch (err) {
       throw toStoreError(err, operation);
+    }
+  }
+
+  /**
+   * Runs the transaction of a snapshot of `containers` containers. A big one (a host of hundreds of
+   * containers) can write more than the 1,000 WAL pages of SQLite's automatic checkpoint in one
+   * commit, and that commit then copied all of its own pages back and fsynced before answering: the
+   * checkpoint worker cannot copy frames before they are committed. With the worker running, such a
+   * commit skips the automatic checkpoint; the worker copies its pages in the background, and the
+   * next commit past 1,000 pages checkpoints what is left and restarts the WAL, as any commit does.
+   * Small snapshots and transition batches are untouched (docs/architecture.md).
+   */
+  private bigCommit<T>(containers: number, fn: () => T): T {
+    if (this.checkpointer === undefined || containers < BIG_SNAPSHOT_CONTAINERS) return fn();
+    // Not prepared statements: SQLite applies this pragma when it compiles it, not when it runs.
+    this.db.pragma('wal_autocheckpoint = 0');
+    try {
+      return fn();
+    } finally {
+      this.db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
     }
   }
 

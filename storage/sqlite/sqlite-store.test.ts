@@ -22,6 +22,19 @@ afterEach(() => {
   for (const dir of temps.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
+/** Runs `check` on the file opened read-only (after a store closed it), and closes it. */
+function readOnly(path: string, check: (db: Database.Database) => void): void {
+  const db = new Database(path, { readonly: true });
+  try {
+    check(db);
+  } finally {
+    db.close();
+  }
+}
+
+const containerIndexes = (db: Database.Database) =>
+  (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'containers'").all() as Array<{ name: string }>).map((r) => r.name);
+
 describeStoreContract('sqlite (file)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-contract-'));
   const store = openSqliteStore({ path: join(dir, 'store.db') });
@@ -133,15 +146,11 @@ describe('SQLite store', () => {
     // Records from before migration 3 have no agent sample time.
     expect(await store.getContainer(c1)).toEqual({ kind: 'found', record: { ...record, sampled_at: null } });
     await store.close();
-    const check = new Database(path, { readonly: true });
-    try {
+    readOnly(path, (check) => {
       expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-      const indexes = (check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'containers'").all() as Array<{ name: string }>).map((r) => r.name);
-      expect(indexes).toEqual(expect.arrayContaining(['containers_cluster', 'containers_state', 'containers_task_id']));
+      expect(containerIndexes(check)).toEqual(expect.arrayContaining(['containers_cluster', 'containers_state', 'containers_task_id']));
       expect(check.prepare('SELECT state FROM containers WHERE container_id = ?').get(c1)).toEqual({ state: 'running' });
-    } finally {
-      check.close();
-    }
+    });
   });
 
   it('migrating to version 6 gives a record known by its ARN the ARN’s task id, so lookups by ARN still find it', async () => {
@@ -163,13 +172,7 @@ describe('SQLite store', () => {
     } finally {
       await store.close();
     }
-    const check = new Database(path, { readonly: true });
-    try {
-      const indexes = (check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'containers'").all() as Array<{ name: string }>).map((r) => r.name);
-      expect(indexes).not.toContain('containers_task_arn');
-    } finally {
-      check.close();
-    }
+    readOnly(path, (check) => expect(containerIndexes(check)).not.toContain('containers_task_arn'));
   });
 
   it('migrating to version 7 keeps a replayed transition out of history, and leaves snapshot rows out of the (host, seq) index', async () => {
@@ -189,16 +192,13 @@ describe('SQLite store', () => {
     } finally {
       await store.close();
     }
-    const check = new Database(path, { readonly: true });
-    try {
+    readOnly(path, (check) => {
       expect(check.prepare("SELECT sql FROM sqlite_master WHERE name = 'transitions_host_seq'").get()).toEqual({
         sql: 'CREATE UNIQUE INDEX transitions_host_seq ON transitions (host, seq) WHERE seq IS NOT NULL',
       });
-      const plan = check.prepare("EXPLAIN QUERY PLAN SELECT 1 FROM transitions WHERE host = ? AND seq = ?").all('i-1', 1) as Array<{ detail: string }>;
+      const plan = check.prepare('EXPLAIN QUERY PLAN SELECT 1 FROM transitions WHERE host = ? AND seq = ?').all('i-1', 1) as Array<{ detail: string }>;
       expect(plan.map((r) => r.detail).join(' ')).toContain('transitions_host_seq');
-    } finally {
-      check.close();
-    }
+    });
   });
 
   it('fails with a clear StoreUnavailableError naming the path when the directory cannot be created', () => {

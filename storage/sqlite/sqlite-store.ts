@@ -42,8 +42,6 @@ import {
 /** How many candidates an ambiguous prefix lists at most. */
 export const MAX_CANDIDATES = 20;
 const MAX_PAGE = 1000;
-/** SQLite's default automatic checkpoint, which the main connection keeps (checkpointer.ts). */
-const AUTOCHECKPOINT_PAGES = 1000;
 /** A snapshot of this many containers or more does not checkpoint inside its own commit (bigCommit). */
 export const BIG_SNAPSHOT_CONTAINERS = 100;
 const MAX_UPDATE_STATEMENTS = 256;
@@ -367,17 +365,18 @@ export class SqliteStore implements Store {
    * commit, and that commit then copied all of its own pages back and fsynced before answering: the
    * checkpoint worker cannot copy frames before they are committed. With the worker running, such a
    * commit skips the automatic checkpoint; the worker copies its pages in the background, and the
-   * next commit past 1,000 pages checkpoints what is left and restarts the WAL, as any commit does.
+   * next commit past the threshold checkpoints what is left and restarts the WAL, as any commit does.
    * Small snapshots and transition batches are untouched (docs/architecture.md).
    */
   private bigCommit<T>(containers: number, fn: () => T): T {
     if (this.checkpointer === undefined || containers < BIG_SNAPSHOT_CONTAINERS) return fn();
     // Not prepared statements: SQLite applies this pragma when it compiles it, not when it runs.
+    const pages = this.db.pragma('wal_autocheckpoint', { simple: true }) as number;
     this.db.pragma('wal_autocheckpoint = 0');
     try {
       return fn();
     } finally {
-      this.db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+      this.db.pragma(`wal_autocheckpoint = ${Math.trunc(pages)}`);
     }
   }
 

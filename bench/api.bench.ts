@@ -106,6 +106,16 @@ async function load(url: string, paths: string[], seconds: number, overallRate?:
   return result;
 }
 
+/** Runs both sides once each: the bare app first in even rounds, the lookup first in odd ones. */
+async function inTurn<T>(round: number, bare: () => Promise<T>, lookup: () => Promise<T>): Promise<{ bare: T; lookup: T }> {
+  if (round % 2 === 0) {
+    const first = await bare();
+    return { bare: first, lookup: await lookup() };
+  }
+  const first = await lookup();
+  return { bare: await bare(), lookup: first };
+}
+
 export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchResult> {
   const records = options.records ?? 10_000;
   const loadAtStart = loadavg()[0];
@@ -162,15 +172,11 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
     let uncachedTotal = 0;
     const roundRatios: number[] = [];
     for (let r = 0; r < rounds; r++) {
-      let bare = 0;
-      let lookup = 0;
-      if (r % 2 === 0) {
-        bare = (await load(bareUrl, lookupPaths, seconds)).requests.average;
-        lookup = (await load(mapperUrl, lookupPaths, seconds)).requests.average;
-      } else {
-        lookup = (await load(mapperUrl, lookupPaths, seconds)).requests.average;
-        bare = (await load(bareUrl, lookupPaths, seconds)).requests.average;
-      }
+      const { bare, lookup } = await inTurn(
+        r,
+        async () => (await load(bareUrl, lookupPaths, seconds)).requests.average,
+        async () => (await load(mapperUrl, lookupPaths, seconds)).requests.average,
+      );
       bareTotal += bare;
       lookupTotal += lookup;
       roundRatios.push(lookup / bare);
@@ -187,13 +193,9 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
     const bareHalves: PacedLoadResult[] = [];
     const lookupHalves: PacedLoadResult[] = [];
     for (let r = 0; r < latencyRounds; r++) {
-      if (r % 2 === 0) {
-        bareHalves.push(await half(bareUrl, bareRps));
-        lookupHalves.push(await half(mapperUrl, lookupRps));
-      } else {
-        lookupHalves.push(await half(mapperUrl, lookupRps));
-        bareHalves.push(await half(bareUrl, bareRps));
-      }
+      const { bare, lookup } = await inTurn(r, () => half(bareUrl, bareRps), () => half(mapperUrl, lookupRps));
+      bareHalves.push(bare);
+      lookupHalves.push(lookup);
     }
     const failed = (xs: PacedLoadResult[]) => xs.reduce((a, x) => a + x.failed, 0);
     if (failed(bareHalves) > 0 || failed(lookupHalves) > 0) throw new Error(`paced requests failed: bare ${failed(bareHalves)}, lookup ${failed(lookupHalves)}`);

@@ -175,7 +175,7 @@ const reconcilerFlags: FlagSpec[] = [
   { name: 'event-debounce', kind: 'duration', default: '250ms', min: 0, help: 'Docker events within this window trigger one pass.' },
   { name: 'request-timeout', kind: 'duration', default: '3s', min: 10, help: 'Timeout for ECS agent, IMDS and server requests.' },
   { name: 'imds-token-ttl', kind: 'integer', default: '21600', min: 1, max: 21600, help: 'IMDSv2 token TTL in seconds (refreshed before expiry).' },
-  { name: 'outbox-max-bytes', kind: 'integer', default: String(16 * 1024 * 1024), min: 4096, help: 'Outbox size bound; when full it coalesces to the latest state per container.' },
+  { name: 'outbox-max-bytes', kind: 'integer', default: String(16 * 1024 * 1024), min: 4096, help: 'Outbox size bound; when full it coalesces to the latest state per container (again only after another half of the bound, so it may hold up to 1.5 × this).' },
   { name: 'batch-size', kind: 'integer', default: '500', min: 1, max: 5000, help: 'Transitions per report request.' },
   { name: 'backoff-base', kind: 'duration', default: '500ms', min: 1, help: 'First retry delay for failed reports (exponential, full jitter).' },
   { name: 'backoff-max', kind: 'duration', default: '60s', min: 1, help: 'Largest retry delay for failed reports.' },

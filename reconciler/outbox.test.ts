@@ -102,18 +102,20 @@ describe('outbox', () => {
     const box = openOutbox({ dir, maxBytes: one * 3 });
     box.append([t(1, null, 'pending'), t(2, null, 'pending')]);
     box.append([t(1, 'pending', 'running'), t(2, 'pending', 'running')]);
+    expect(box.peek(10).map((x) => [x.seq, x.to])).toEqual([[3, 'running'], [4, 'running']]);
     box.append([t(1, 'running', 'stopped')]);
+    box.append([t(2, 'running', 'stopped')]);
     const queued = box.peek(10);
     expect(queued.map((x) => [x.seq, x.container_id, x.to])).toEqual([
-      [4, cid(2), 'running'],
       [5, cid(1), 'stopped'],
+      [6, cid(2), 'stopped'],
     ]);
-    expect(box.stats().coalescedTotal).toBe(3);
+    expect(box.stats().coalescedTotal).toBe(4);
     expect(box.overCapacity()).toBe(false);
     box.close();
     const again = openOutbox({ dir, maxBytes: one * 3 });
-    expect(again.peek(10).map((x) => x.seq)).toEqual([4, 5]);
-    expect(again.append([t(3, null, 'running')])[0].seq).toBe(6);
+    expect(again.peek(10).map((x) => x.seq)).toEqual([5, 6]);
+    expect(again.append([t(3, null, 'running')])[0].seq).toBe(7);
     again.close();
   });
 
@@ -125,6 +127,31 @@ describe('outbox', () => {
     expect(box.overCapacity()).toBe(true);
     box.ack(3);
     expect(box.overCapacity()).toBe(false);
+    box.close();
+  });
+
+  it('does not rewrite the whole log on every append when coalescing cannot get under the bound: it waits for another half of it', () => {
+    const one = JSON.stringify({ seq: 1, ...t(1, null, 'running') }).length + 1;
+    let rewrites = 0;
+    const counting: OutboxFs = {
+      ...(fs as unknown as OutboxFs),
+      renameSync(from: string, to: string) {
+        if (to.endsWith('outbox.jsonl')) rewrites++;
+        fs.renameSync(from, to);
+      },
+    };
+    // Room for 10 entries (a little slack: later seqs and names are a digit longer).
+    const box = openOutbox({ dir: tempDir(), maxBytes: one * 10 + 20, fs: counting });
+    // 12 distinct containers: over the bound, and coalescing cannot help.
+    box.append(Array.from({ length: 10 }, (_, i) => t(i, null, 'running')));
+    box.append([t(10, null, 'running'), t(11, null, 'running')]);
+    expect([rewrites, box.depth(), box.overCapacity()]).toEqual([1, 12, true]);
+    // Each further append would have rewritten the log again; now they wait for half the bound (5 entries).
+    for (let i = 0; i < 4; i++) box.append([t(i, 'running', 'stopped')]);
+    expect([rewrites, box.depth()]).toEqual([1, 16]);
+    box.append([t(4, 'running', 'stopped')]);
+    expect([rewrites, box.depth(), box.stats().coalescedTotal]).toEqual([2, 12, 5]);
+    expect(box.peek(20).filter((x) => x.to === 'stopped').map((x) => x.container_id)).toEqual([0, 1, 2, 3, 4].map(cid));
     box.close();
   });
 
@@ -180,6 +207,76 @@ describe('outbox', () => {
     failRename = false;
     box.ack(1);
     expect(box.peek(10).map((x) => x.seq)).toEqual([2]);
+    box.close();
+  });
+
+  describe('a backlog larger than one read', () => {
+    // 3,000 entries of about 600 bytes: several of the outbox's 1 MiB reads.
+    const backlog = (from: number, n: number) => Array.from({ length: n }, (_, i) => t(from + i, null, 'running'));
+
+    it('reads queued entries back from the log, in order, through acknowledgements and a restart', () => {
+      const dir = tempDir();
+      const box = openOutbox({ dir, maxBytes: 64 << 20 });
+      const sent = box.append(backlog(1, 3000));
+      expect(box.bytes()).toBeGreaterThan(1.5 * (1 << 20));
+      expect(box.peek(5000)).toEqual(sent);
+      box.ack(1000);
+      expect(box.peek(5000)).toEqual(sent.slice(1000));
+      const more = box.append(backlog(5000, 10));
+      expect(box.peek(5000)).toEqual([...sent.slice(1000), ...more]);
+      box.close();
+      const again = openOutbox({ dir, maxBytes: 64 << 20 });
+      expect(again.peek(5000)).toEqual([...sent.slice(1000), ...more]);
+      again.close();
+    });
+
+    it('keeps the lines on disk, not in memory: what peek returns is what the log holds', () => {
+      const dir = tempDir();
+      const box = openOutbox({ dir, maxBytes: 64 << 20 });
+      box.append(backlog(1, 3000));
+      // Rewrite one queued line in place, same length: a copy held in memory would not see it.
+      const log = join(dir, 'outbox.jsonl');
+      const text = readFileSync(log, 'utf8');
+      writeFileSync(log, text.replace('"docker_name":"ecs-web-2000"', '"docker_name":"ecs-xyz-2000"'));
+      expect(box.peek(5000)[1999].container.docker_name).toBe('ecs-xyz-2000');
+      box.close();
+    });
+
+    it('coalesces and renumbers a multi-read backlog, and keeps byte offsets right for non-ASCII names', () => {
+      const dir = tempDir();
+      const named = (n: number, to: LifecycleState): PendingTransition => ({ ...t(n, null, to), container: { ...observation(n), docker_name: `ecs-wéb-ünïcode-${n}` } });
+      const one = JSON.stringify({ seq: 1, ...named(1, 'running') }).length + 1;
+      const box = openOutbox({ dir, maxBytes: one * 2500 });
+      box.append(Array.from({ length: 2000 }, (_, i) => named(i, 'pending')));
+      // Over the bound: the 2,000 pending entries give way to the latest per container.
+      const latest = box.append(Array.from({ length: 1000 }, (_, i) => named(i, 'running')));
+      const queued = box.peek(5000);
+      expect(queued).toHaveLength(2000);
+      expect(queued.slice(0, 1000).map((x) => [x.seq, x.to])).toEqual(Array.from({ length: 1000 }, (_, i) => [1001 + i, 'pending']));
+      expect(queued.slice(1000)).toEqual(latest);
+      expect(queued[1500].container.docker_name).toBe('ecs-wéb-ünïcode-500');
+      box.ack(1_000_000); // the server knows a later seq: everything queued is renumbered above it
+      expect(box.peek(5000).map((x) => x.seq)).toEqual(Array.from({ length: 2000 }, (_, i) => 1_000_001 + i));
+      expect(box.peek(5000)[1999]).toEqual({ ...latest[999], seq: 1_002_000 });
+      box.close();
+    });
+  });
+
+  it('surfaces a failed read of the log as a typed error and reads again once the disk answers', () => {
+    let failing = false;
+    const flaky: OutboxFs = {
+      ...(fs as unknown as OutboxFs),
+      readSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number) {
+        if (failing) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+        return fs.readSync(fd, buffer, offset, length, position);
+      },
+    };
+    const box = openOutbox({ dir: tempDir(), maxBytes: 1 << 20, fs: flaky });
+    box.append([t(1, null, 'running')]);
+    failing = true;
+    expect(() => box.peek(10)).toThrow(expect.objectContaining({ name: 'OutboxWriteError', code: 'ERR_OUTBOX_READ', syscallCode: 'EIO' }));
+    failing = false;
+    expect(box.peek(10).map((x) => x.seq)).toEqual([1]);
     box.close();
   });
 

@@ -14,6 +14,9 @@
 //   latest per container (the final state still arrives; seqs keep increasing, with gaps). If the
 //   distinct containers alone exceed the bound, the append is still accepted (losing a final
 //   state would be worse) and `overCapacity()` turns true until acknowledgements make room.
+//   Coalescing rewrites the whole log, so after one it runs again only once another half of the
+//   bound has been appended: an outbox that coalescing leaves near or over the bound is not
+//   rewritten on every append (it may then hold up to 1.5 × maxBytes before coalescing).
 // - Container states survive restarts: the outbox keeps the latest entry per live container and,
 //   at every compaction, writes them to `<dir>/containers.checkpoint.jsonl` (temp + fsync +
 //   rename) under the seq it covers. On open, checkpoint + log entries above that seq give the
@@ -23,6 +26,10 @@
 // - Write failures (ENOSPC, EIO...) throw OutboxWriteError with a stable `code`; the log is
 //   truncated back to its last good length so no torn line is left behind, and nothing is lost
 //   that was already acknowledged as written.
+// - Memory does not grow with the backlog's bytes: queued entries are kept as (seq, container,
+//   offset, length) and their lines are read back from the log when sent or rewritten. A server
+//   down for hours on a churning host fills the outbox to its bound, and the daemon lives under a
+//   64 MiB container limit: holding 16 MiB of lines on the heap made it thrash there.
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerObservation, LifecycleState, Transition } from '../wire/index.js';
@@ -36,12 +43,15 @@ export interface OutboxFs {
   fsyncSync(fd: number): void;
   ftruncateSync(fd: number, len: number): void;
   fstatSync(fd: number): { size: number };
+  /** Positional read (pread); returns the bytes read, 0 at the end of the file. */
+  readSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;
   readFileSync(path: string, encoding: 'utf8'): string;
+  readFileSync(path: string): Buffer;
   renameSync(from: string, to: string): void;
   existsSync(path: string): boolean;
 }
 
-export type OutboxErrorCode = 'ERR_OUTBOX_WRITE' | 'ERR_OUTBOX_NO_SPACE' | 'ERR_OUTBOX_OPEN' | 'ERR_OUTBOX_CLOSED';
+export type OutboxErrorCode = 'ERR_OUTBOX_WRITE' | 'ERR_OUTBOX_NO_SPACE' | 'ERR_OUTBOX_OPEN' | 'ERR_OUTBOX_CLOSED' | 'ERR_OUTBOX_READ';
 
 export class OutboxWriteError extends Error {
   readonly name = 'OutboxWriteError';
@@ -75,9 +85,16 @@ export interface OutboxStats {
 interface Entry {
   seq: number;
   containerId: string;
-  line: string; // JSON + '\n'
+  /** Where its line (JSON + '\n') starts in the current log file. */
+  offset: number;
+  /** The line's length in bytes. */
   bytes: number;
+  /** The line itself, only while it is not yet in the log (a coalescing append, until its rewrite). */
+  line: string | undefined;
 }
+
+/** Most bytes read from the log at once (peek, rewrite). */
+const READ_RUN_BYTES = 1 << 20;
 
 /** A container's last emitted state and observation, as restored from disk. */
 export interface RestoredContainer {
@@ -90,7 +107,7 @@ export interface Outbox {
   restored(): RestoredContainer[];
   /** Appends and fsyncs; returns the entries with their seqs. Throws OutboxWriteError. */
   append(transitions: readonly PendingTransition[]): Transition[];
-  /** The oldest unacknowledged entries, at most `max`. */
+  /** The oldest unacknowledged entries, at most `max`, read back from the log. Throws OutboxWriteError (ERR_OUTBOX_READ). */
   peek(max: number): Transition[];
   /**
    * Forgets entries with seq ≤ upToSeq and compacts the log. When upToSeq is beyond lastSeq (the
@@ -136,6 +153,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
   let lastSeq = 0;
   let ackedSeq = 0;
   let coalescedTotal = 0;
+  /** Bytes queued right after the last coalescing (0 after an acknowledgement): see append. */
+  let coalescedTo = 0;
   let fd = -1;
   let closed = false;
 
@@ -170,15 +189,18 @@ export function openOutbox(options: OutboxOptions): Outbox {
 
   let torn = false;
   if (fs.existsSync(logPath)) {
-    const text = fs.readFileSync(logPath, 'utf8');
+    // Bytes, not a string: offsets are byte positions, and a line kept as `latest` must not be a
+    // slice that keeps the whole log's text alive.
+    const log = fs.readFileSync(logPath);
     let start = 0;
-    while (start < text.length) {
-      const nl = text.indexOf('\n', start);
+    while (start < log.length) {
+      const nl = log.indexOf(10, start);
       if (nl < 0) {
         torn = true; // no newline: the write never completed
         break;
       }
-      const line = text.slice(start, nl + 1);
+      const offset = start;
+      const line = log.toString('utf8', start, nl + 1);
       start = nl + 1;
       let t: Transition;
       try {
@@ -194,9 +216,48 @@ export function openOutbox(options: OutboxOptions): Outbox {
       if (t.seq > lastSeq) lastSeq = t.seq;
       if (t.seq > checkpointSeq) noteLatest(t.container_id, t.to, line);
       if (t.seq <= ackedSeq) continue;
-      const b = Buffer.byteLength(line);
-      entries.push({ seq: t.seq, containerId: t.container_id, line, bytes: b });
-      bytes += b;
+      entries.push({ seq: t.seq, containerId: t.container_id, offset, bytes: start - offset, line: undefined });
+      bytes += start - offset;
+    }
+  }
+
+  /** The log, opened for appending and positional reads on first use after a rewrite. */
+  function logFd(): number {
+    if (fd < 0) fd = fs.openSync(logPath, 'a+');
+    return fd;
+  }
+
+  function readLog(position: number, length: number): string {
+    const buf = Buffer.allocUnsafe(length);
+    for (let done = 0; done < length; ) {
+      const n = fs.readSync(logFd(), buf, done, length - done, position + done);
+      if (n === 0) throw new Error(`outbox log ends at byte ${position + done}, before the queued entry ending at ${position + length}`);
+      done += n;
+    }
+    return buf.toString('utf8');
+  }
+
+  /**
+   * Calls `visit` with the lines of `list` in order, as runs of whole lines (each ending in
+   * '\n'): entries adjacent in the log are read together, up to READ_RUN_BYTES at a time.
+   */
+  function forEachRun(list: readonly Entry[], visit: (text: string, run: readonly Entry[]) => void): void {
+    let i = 0;
+    while (i < list.length) {
+      const first = list[i];
+      if (first.line !== undefined) {
+        visit(first.line, [first]);
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      let end = first.offset + first.bytes;
+      while (j < list.length && list[j].line === undefined && list[j].offset === end && end + list[j].bytes - first.offset <= READ_RUN_BYTES) {
+        end += list[j].bytes;
+        j++;
+      }
+      visit(readLog(first.offset, end - first.offset), list.slice(i, j));
+      i = j;
     }
   }
 
@@ -225,15 +286,42 @@ export function openOutbox(options: OutboxOptions): Outbox {
     fs.renameSync(tmp, checkpointPath);
   }
 
-  /** Rewrites the log from `entries` (temp + fsync + rename) and reopens the append handle. */
-  function rewrite(): void {
+  /**
+   * Rewrites the log from `entries` (temp + fsync + rename), copying their lines from the current
+   * log a run at a time. With `renumberFrom`, the entries get seqs renumberFrom + 1, + 2, ...
+   * `entries` takes the new offsets only once the rename is done: if anything before it throws,
+   * the old log is still in place and the old offsets still point into it.
+   */
+  function rewrite(renumberFrom?: number): void {
     writeMeta();
     writeCheckpoint();
     const tmp = `${logPath}.tmp`;
+    const rewritten: Entry[] = [];
+    let offset = 0;
     const tfd = fs.openSync(tmp, 'w');
     try {
-      // One write per entry keeps peak memory at one line rather than the whole log.
-      for (const e of entries) fs.writeSync(tfd, e.line);
+      forEachRun(entries, (text, run) => {
+        if (renumberFrom === undefined) {
+          fs.writeSync(tfd, text);
+          for (const e of run) {
+            rewritten.push({ seq: e.seq, containerId: e.containerId, offset, bytes: e.bytes, line: undefined });
+            offset += e.bytes;
+          }
+          return;
+        }
+        let renumbered = '';
+        for (const old of text.split('\n')) {
+          if (old === '') continue;
+          const t = JSON.parse(old) as Transition;
+          t.seq = renumberFrom + rewritten.length + 1;
+          const line = JSON.stringify(t) + '\n';
+          const b = Buffer.byteLength(line);
+          rewritten.push({ seq: t.seq, containerId: t.container_id, offset, bytes: b, line: undefined });
+          offset += b;
+          renumbered += line;
+        }
+        fs.writeSync(tfd, renumbered);
+      });
       fs.fsyncSync(tfd);
     } finally {
       fs.closeSync(tfd);
@@ -241,12 +329,13 @@ export function openOutbox(options: OutboxOptions): Outbox {
     if (fd >= 0) fs.closeSync(fd);
     fd = -1;
     fs.renameSync(tmp, logPath);
-    fd = fs.openSync(logPath, 'a');
+    entries = rewritten;
+    bytes = offset;
   }
 
   try {
     if (torn) rewrite();
-    else fd = fs.openSync(logPath, 'a');
+    else logFd();
   } catch (err) {
     throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
   }
@@ -279,6 +368,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       if (transitions.length === 0) return [];
       const out: Transition[] = new Array(transitions.length);
       const fresh: Entry[] = new Array(transitions.length);
+      const lines: string[] = new Array(transitions.length);
       let chunk = '';
       let chunkBytes = 0;
       let seq = lastSeq;
@@ -296,15 +386,17 @@ export function openOutbox(options: OutboxOptions): Outbox {
         const line = JSON.stringify(withSeq) + '\n';
         const b = Buffer.byteLength(line);
         out[i] = withSeq;
-        fresh[i] = { seq: withSeq.seq, containerId: t.container_id, line, bytes: b };
+        lines[i] = line;
+        fresh[i] = { seq: withSeq.seq, containerId: t.container_id, offset: -1, bytes: b, line: undefined };
         chunk += line;
         chunkBytes += b;
       }
 
-      if (bytes + chunkBytes > maxBytes) {
+      if (bytes + chunkBytes > maxBytes && bytes + chunkBytes > coalescedTo + maxBytes / 2) {
         // Coalesce queued and new entries together, then persist by rewriting the whole log.
         const prevEntries = entries;
         const prevBytes = bytes;
+        for (let i = 0; i < fresh.length; i++) fresh[i].line = lines[i];
         entries = entries.concat(fresh);
         bytes += chunkBytes;
         const dropped = coalesce();
@@ -312,7 +404,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
         lastSeq = seq;
         // The checkpoint written by rewrite() covers seqs up to lastSeq, so it must include them.
         const prevLatest = fresh.map((e) => [e.containerId, latest.get(e.containerId)] as const);
-        for (let i = 0; i < fresh.length; i++) noteLatest(fresh[i].containerId, transitions[i].to, fresh[i].line);
+        for (let i = 0; i < fresh.length; i++) noteLatest(fresh[i].containerId, transitions[i].to, lines[i]);
         try {
           rewrite();
         } catch (err) {
@@ -324,21 +416,16 @@ export function openOutbox(options: OutboxOptions): Outbox {
             if (line === undefined) latest.delete(id);
             else latest.set(id, line);
           }
-          try {
-            if (fd < 0) fd = fs.openSync(logPath, 'a');
-          } catch {
-            /* reopened on the next append attempt */
-          }
           throw wrap(err, 'coalescing rewrite');
         }
         coalescedTotal += dropped;
+        coalescedTo = bytes;
         return out;
       }
 
       let size = -1;
       try {
-        if (fd < 0) fd = fs.openSync(logPath, 'a');
-        size = fs.fstatSync(fd).size;
+        size = fs.fstatSync(logFd()).size;
         fs.writeSync(fd, chunk);
         fs.fsyncSync(fd);
       } catch (err) {
@@ -353,18 +440,27 @@ export function openOutbox(options: OutboxOptions): Outbox {
         throw wrap(err, 'append');
       }
       lastSeq = seq;
+      let offset = size;
       for (let i = 0; i < fresh.length; i++) {
+        fresh[i].offset = offset;
+        offset += fresh[i].bytes;
         entries.push(fresh[i]);
-        noteLatest(fresh[i].containerId, transitions[i].to, fresh[i].line);
+        noteLatest(fresh[i].containerId, transitions[i].to, lines[i]);
       }
       bytes += chunkBytes;
       return out;
     },
 
     peek(max) {
-      const n = Math.min(max, entries.length);
-      const out: Transition[] = new Array(n);
-      for (let i = 0; i < n; i++) out[i] = JSON.parse(entries[i].line) as Transition;
+      ensureOpen();
+      const out: Transition[] = [];
+      try {
+        forEachRun(entries.slice(0, Math.max(0, max)), (text) => {
+          for (const line of text.split('\n')) if (line !== '') out.push(JSON.parse(line) as Transition);
+        });
+      } catch (err) {
+        throw new OutboxWriteError('ERR_OUTBOX_READ', `outbox read failed: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
+      }
       return out;
     },
 
@@ -375,26 +471,20 @@ export function openOutbox(options: OutboxOptions): Outbox {
       const prevBytes = bytes;
       const prevAcked = ackedSeq;
       const prevLast = lastSeq;
-      if (upToSeq > lastSeq) {
-        // The server holds a later seq than this outbox ever assigned: the state dir was lost.
-        // Everything queued would read as a replay, so renumber it above the server's mark.
-        let next = upToSeq;
-        entries = entries.map((e) => {
-          const t = JSON.parse(e.line) as Transition;
-          t.seq = ++next;
-          const line = JSON.stringify(t) + '\n';
-          return { seq: t.seq, containerId: e.containerId, line, bytes: Buffer.byteLength(line) };
-        });
-        lastSeq = next;
+      // The server holds a later seq than this outbox ever assigned: the state dir was lost.
+      // Everything queued would read as a replay, so it is renumbered above the server's mark.
+      const renumber = upToSeq > lastSeq;
+      if (renumber) {
+        lastSeq = upToSeq + entries.length;
       } else {
         let i = 0;
         while (i < entries.length && entries[i].seq <= upToSeq) i++;
         if (i > 0) entries = entries.slice(i);
       }
-      bytes = entries.reduce((n, e) => n + e.bytes, 0);
       ackedSeq = upToSeq;
+      coalescedTo = 0;
       try {
-        rewrite();
+        rewrite(renumber ? upToSeq : undefined);
       } catch (err) {
         entries = prevEntries;
         bytes = prevBytes;

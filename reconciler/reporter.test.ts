@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { startLoopback, reply, refusedPort, type LoopbackServer } from '../test/support/loopback.js';
-import { openOutbox, type Outbox, type PendingTransition } from './outbox.js';
+import { openOutbox, OutboxWriteError, type Outbox, type PendingTransition } from './outbox.js';
 import { createReporter, type Reporter } from './reporter.js';
 import { createReconcilerMetrics } from './metrics.js';
 import type { HostIdentity, SnapshotContainer, Transition, TransitionBatch, HostSnapshot } from '../wire/index.js';
@@ -186,6 +186,36 @@ describe('reporter', () => {
     reporter.start();
     await until(() => fake.auth.length >= 1 && reporter.state() !== 'sending');
     expect(reporter.state()).toBe('backingOff');
+  });
+
+  it('backs off while the outbox cannot be read back, logs it, and delivers once it can', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    const dir = mkdtempSync(join(tmpdir(), 'reporter-test-'));
+    const real = openOutbox({ dir, maxBytes: 1 << 20 });
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => real.close());
+    let unreadable = true;
+    let refused = 0;
+    const outbox: Outbox = {
+      ...real,
+      peek(max) {
+        if (unreadable) {
+          refused++;
+          throw new OutboxWriteError('ERR_OUTBOX_READ', 'outbox read failed: EIO: i/o error, read', 'EIO');
+        }
+        return real.peek(max);
+      },
+    };
+    const { reporter, lines } = setup(fake.server.url, { outbox });
+    outbox.append([t(1), t(2), t(3)]);
+    reporter.start();
+    await until(() => refused >= 2);
+    expect(reporter.state()).not.toBe('idle');
+    expect(fake.batches).toEqual([]);
+    expect(lines.some((l) => JSON.parse(l).level === 50 && JSON.parse(l).msg === 'reading the outbox failed')).toBe(true);
+    unreadable = false;
+    await until(() => real.depth() === 0 && reporter.state() === 'idle');
+    expect(fake.seqs()).toEqual([1, 2, 3]);
   });
 
   it('backs off when the server refuses connections', async () => {

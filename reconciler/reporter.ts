@@ -15,7 +15,7 @@
 import { request, type Dispatcher } from './undici.js';
 import { createActor, fromPromise, type Actor } from 'xstate';
 import type { DaemonLogger } from './log.js';
-import type { HostIdentity, SnapshotContainer, TransitionBatch, TransitionBatchResult, HostSnapshot } from '../wire/index.js';
+import type { HostIdentity, SnapshotContainer, Transition, TransitionBatch, TransitionBatchResult, HostSnapshot } from '../wire/index.js';
 import { reporterMachine, backoffDelay, type SendOutput } from './machines/reporter.machine.js';
 import type { Outbox } from './outbox.js';
 import type { ReconcilerMetrics, ReportResult } from './metrics.js';
@@ -155,7 +155,14 @@ export function createReporter(options: ReporterOptions): Reporter {
   }
 
   async function sendTransitions(host: HostIdentity, signal: AbortSignal): Promise<SendOutput> {
-    const transitions = options.outbox.peek(options.batchSize);
+    let transitions: Transition[];
+    try {
+      transitions = options.outbox.peek(options.batchSize);
+    } catch (err) {
+      // Queued entries are read back from the log; a read error is retried with backoff like a send.
+      log.error({ err }, 'reading the outbox failed');
+      throw new ReportError('ERR_REPORT_OUTBOX', (err as Error).message, false, undefined, { cause: err });
+    }
     const last = transitions[transitions.length - 1].seq;
     const body: TransitionBatch = { host, transitions };
     const path = `/v2/hosts/${encodeURIComponent(host.instance_id)}/transitions`;

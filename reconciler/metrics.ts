@@ -57,8 +57,10 @@ export function createReconcilerMetrics(registry: Registry, now: () => number = 
   const outboxDepth = new Gauge({ name: `${p}outbox_depth`, help: 'Transitions in the outbox not yet acknowledged by the server.', registers });
   const outboxBytes = new Gauge({ name: `${p}outbox_bytes`, help: 'Bytes of unacknowledged transitions in the outbox.', registers });
   const outboxCoalesced = new Counter({ name: `${p}outbox_coalesced_total`, help: 'Outbox entries dropped by coalescing to the latest state per container when the outbox was full.', registers });
-  const outboxWriteErrors = new Counter({ name: `${p}outbox_write_errors_total`, help: 'Outbox appends or compactions that failed (retried on the next pass).', labelNames: ['code'], registers });
-  for (const code of ['ERR_OUTBOX_WRITE', 'ERR_OUTBOX_NO_SPACE']) outboxWriteErrors.inc({ code }, 0);
+  // The name predates read-back (queued lines are read from disk when sent); a failed read counts
+  // here too, under its own code, so the existing alert covers it.
+  const outboxWriteErrors = new Counter({ name: `${p}outbox_write_errors_total`, help: 'Outbox appends, compactions or read-backs of queued transitions that failed (retried on the next pass or send).', labelNames: ['code'], registers });
+  for (const code of ['ERR_OUTBOX_WRITE', 'ERR_OUTBOX_NO_SPACE', 'ERR_OUTBOX_READ']) outboxWriteErrors.inc({ code }, 0);
   const reportAttempts = new Counter({ name: `${p}report_attempts_total`, help: 'Requests to the server by kind and result.', labelNames: ['kind', 'result'], registers });
   for (const kind of REPORT_KINDS) for (const result of REPORT_RESULTS) reportAttempts.inc({ kind, result }, 0);
   const containers = new Gauge({ name: `${p}containers`, help: 'Containers tracked on this host by lifecycle state.', labelNames: ['state'], registers });

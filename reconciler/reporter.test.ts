@@ -206,13 +206,14 @@ describe('reporter', () => {
         return real.peek(max);
       },
     };
-    const { reporter, lines } = setup(fake.server.url, { outbox });
+    const { reporter, lines, registry } = setup(fake.server.url, { outbox });
     outbox.append([t(1), t(2), t(3)]);
     reporter.start();
     await until(() => refused >= 2);
     expect(reporter.state()).not.toBe('idle');
     expect(fake.batches).toEqual([]);
     expect(lines.some((l) => JSON.parse(l).level === 50 && JSON.parse(l).msg === 'reading the outbox failed')).toBe(true);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_outbox_write_errors_total', { code: 'ERR_OUTBOX_READ' })).toBeGreaterThanOrEqual(2);
     unreadable = false;
     await until(() => real.depth() === 0 && reporter.state() === 'idle');
     expect(fake.seqs()).toEqual([1, 2, 3]);

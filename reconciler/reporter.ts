@@ -160,6 +160,7 @@ export function createReporter(options: ReporterOptions): Reporter {
       transitions = options.outbox.peek(options.batchSize);
     } catch (err) {
       // Queued entries are read back from the log; a read error is retried with backoff like a send.
+      options.metrics?.outboxWriteErrors.inc({ code: 'ERR_OUTBOX_READ' });
       log.error({ err }, 'reading the outbox failed');
       throw new ReportError('ERR_REPORT_OUTBOX', (err as Error).message, false, undefined, { cause: err });
     }

@@ -258,7 +258,25 @@ describe('outbox', () => {
       box.ack(1_000_000); // the server knows a later seq: everything queued is renumbered above it
       expect(box.peek(5000).map((x) => x.seq)).toEqual(Array.from({ length: 2000 }, (_, i) => 1_000_001 + i));
       expect(box.peek(5000)[1999]).toEqual({ ...latest[999], seq: 1_002_000 });
+      const before = box.peek(5000);
       box.close();
+      // Reopening scans the log a read at a time: lines with multi-byte characters cross the reads.
+      const again = openOutbox({ dir, maxBytes: one * 2500 });
+      expect(again.peek(5000)).toEqual(before);
+      again.close();
+    });
+
+    it('drops a torn tail after a multi-read log on open, keeping every complete line', () => {
+      const dir = tempDir();
+      const box = openOutbox({ dir, maxBytes: 64 << 20 });
+      const sent = box.append(backlog(1, 3000));
+      box.close();
+      appendFileSync(join(dir, 'outbox.jsonl'), '{"seq":3001,"container_id":"00');
+      const again = openOutbox({ dir, maxBytes: 64 << 20 });
+      expect(again.peek(5000)).toEqual(sent);
+      expect(again.append(backlog(9000, 1))[0].seq).toBe(3001);
+      again.close();
+      expect(readFileSync(join(dir, 'outbox.jsonl'), 'utf8').endsWith('\n')).toBe(true);
     });
   });
 
@@ -278,6 +296,20 @@ describe('outbox', () => {
     failing = false;
     expect(box.peek(10).map((x) => x.seq)).toEqual([1]);
     box.close();
+  });
+
+  it('fails to open with a typed error when the log cannot be read', () => {
+    const dir = tempDir();
+    const box = openOutbox({ dir, maxBytes: 1 << 20 });
+    box.append([t(1, null, 'running')]);
+    box.close();
+    const unreadable: OutboxFs = {
+      ...(fs as unknown as OutboxFs),
+      readSync() {
+        throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+      },
+    };
+    expect(() => openOutbox({ dir, maxBytes: 1 << 20, fs: unreadable })).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_OPEN', syscallCode: 'EIO' }));
   });
 
   it('fails to open with a typed error when the state dir cannot be created', () => {

@@ -46,7 +46,6 @@ export interface OutboxFs {
   /** Positional read (pread); returns the bytes read, 0 at the end of the file. */
   readSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;
   readFileSync(path: string, encoding: 'utf8'): string;
-  readFileSync(path: string): Buffer;
   renameSync(from: string, to: string): void;
   existsSync(path: string): boolean;
 }
@@ -187,38 +186,61 @@ export function openOutbox(options: OutboxOptions): Outbox {
     checkpointSeq = 0;
   }
 
-  let torn = false;
-  if (fs.existsSync(logPath)) {
-    // Bytes, not a string: offsets are byte positions, and a line kept as `latest` must not be a
-    // slice that keeps the whole log's text alive.
-    const log = fs.readFileSync(logPath);
-    let start = 0;
-    while (start < log.length) {
-      const nl = log.indexOf(10, start);
-      if (nl < 0) {
-        torn = true; // no newline: the write never completed
-        break;
+  /**
+   * Calls `visit` with each complete line of the log (decoded, ending in '\n'), its byte offset
+   * and its length in bytes, reading READ_RUN_BYTES at a time so that opening a long backlog takes no more memory
+   * than running with it. Returns whether bytes follow the last newline (a torn write).
+   */
+  function scanLog(visit: (line: string, offset: number, bytes: number) => void): boolean {
+    const rfd = fs.openSync(logPath, 'r');
+    try {
+      const chunk = Buffer.allocUnsafe(READ_RUN_BYTES);
+      let carry = Buffer.alloc(0);
+      let carryOffset = 0; // the log offset of carry[0]
+      for (let position = 0; ; ) {
+        const n = fs.readSync(rfd, chunk, 0, chunk.length, position);
+        if (n === 0) return carry.length > 0;
+        position += n;
+        const buf = carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, n)]) : chunk.subarray(0, n);
+        let start = 0;
+        for (let nl = buf.indexOf(10, start); nl >= 0; nl = buf.indexOf(10, start)) {
+          // A fresh string per line: one kept in `latest` must not hold on to the chunk.
+          visit(buf.toString('utf8', start, nl + 1), carryOffset + start, nl + 1 - start);
+          start = nl + 1;
+        }
+        carry = Buffer.from(buf.subarray(start)); // a copy: `chunk` is reused
+        carryOffset += start;
       }
-      const offset = start;
-      const line = log.toString('utf8', start, nl + 1);
-      start = nl + 1;
-      let t: Transition;
-      try {
-        t = JSON.parse(line) as Transition;
-      } catch {
-        torn = true; // a complete but corrupt line can only be a torn write followed by a retry
-        continue;
-      }
-      if (!Number.isInteger(t.seq)) {
-        torn = true;
-        continue;
-      }
-      if (t.seq > lastSeq) lastSeq = t.seq;
-      if (t.seq > checkpointSeq) noteLatest(t.container_id, t.to, line);
-      if (t.seq <= ackedSeq) continue;
-      entries.push({ seq: t.seq, containerId: t.container_id, offset, bytes: start - offset, line: undefined });
-      bytes += start - offset;
+    } finally {
+      fs.closeSync(rfd);
     }
+  }
+
+  let torn = false;
+  try {
+    if (fs.existsSync(logPath)) {
+      const tornTail = scanLog((line, offset, b) => {
+        let t: Transition;
+        try {
+          t = JSON.parse(line) as Transition;
+        } catch {
+          torn = true; // a complete but corrupt line can only be a torn write followed by a retry
+          return;
+        }
+        if (!Number.isInteger(t.seq)) {
+          torn = true;
+          return;
+        }
+        if (t.seq > lastSeq) lastSeq = t.seq;
+        if (t.seq > checkpointSeq) noteLatest(t.container_id, t.to, line);
+        if (t.seq <= ackedSeq) return;
+        entries.push({ seq: t.seq, containerId: t.container_id, offset, bytes: b, line: undefined });
+        bytes += b;
+      });
+      if (tornTail) torn = true; // no newline after the last line: the write never completed
+    }
+  } catch (err) {
+    throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed reading ${logPath}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
   }
 
   /** The log, opened for appending and positional reads on first use after a rewrite. */

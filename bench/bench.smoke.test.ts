@@ -10,7 +10,7 @@ import { runFleetSim, rssSlope } from '../tools/fleet-sim/index.js';
 import { fleetMarkdown, fleetOptions, parseDuration } from './fleet.bench.js';
 import { growthMarkdown, growthOptions, runGrowthBench } from './growth.bench.js';
 import { goalRows, summaryMarkdown } from './index.js';
-import { reconcilerMarkdown, runPassCost, runSoak, runStartToQueryable, SOAK_VARIANTS } from './reconciler.bench.js';
+import { reconcilerMarkdown, runPassCost, runSoak, runStartToQueryable, SOAK_VARIANTS, troughSlope } from './reconciler.bench.js';
 import { writeBenchmarkSection } from './report.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-bench-smoke-'));
@@ -41,6 +41,28 @@ describe('fleet simulator', () => {
     expect(parseDuration('30m')).toBe(1_800_000);
     expect(parseDuration('90')).toBe(90_000);
     expect(() => parseDuration('soon')).toThrow(/duration/);
+  });
+});
+
+describe('reconciler soak growth', () => {
+  const MiB = 2 ** 20;
+  // A heap that saws from 9 to 16 MiB with a full collection every 6 minutes, RSS 7 MiB higher...
+  const sawtooth = (minutes: number, troughRiseMiBPerHour: number) =>
+    Array.from({ length: minutes }, (_, i) => {
+      const minute = 30 + i;
+      const heap = (9 + ((i % 6) * 7) / 5 + (troughRiseMiBPerHour * minute) / 60) * MiB;
+      return { minute, rssBytes: heap + 52 * MiB, anonBytes: heap + 10 * MiB, heapUsedBytes: heap };
+    });
+
+  it('reads no growth from a sawtooth whose troughs stay level, whatever phase the hour ends on', () => {
+    for (const minutes of [28, 30, 32]) expect(Math.abs(troughSlope(sawtooth(minutes, 0)))).toBeLessThan(0.01);
+    // ...which a fit through every sample would read as growth or shrinkage.
+    const all = (xs: ReturnType<typeof sawtooth>) => rssSlope(xs.map((x) => ({ atSeconds: x.minute * 60, bytes: x.rssBytes })));
+    expect(Math.abs(all(sawtooth(28, 0)))).toBeGreaterThan(1);
+  });
+
+  it('reads a leak from troughs that rise', () => {
+    expect(troughSlope(sawtooth(30, 4))).toBeCloseTo(4, 1);
   });
 });
 

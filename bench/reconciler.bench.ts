@@ -27,7 +27,7 @@ import { V8_FLAGS } from '../cli/v8-flags.js';
 import { createFakeHost } from './reconciler-fakes.js';
 import { memoryCgroupUnavailable } from './reconciler-cgroup.js';
 import { runPassCost, type PassCost, type PassSettings } from './reconciler-pass.js';
-import { closeStore, runReconcilerSoak, type SoakOptions, type SoakResult } from './reconciler-soak.js';
+import { closeStore, runReconcilerSoak, type SoakOptions, type SoakResult, type SoakSample } from './reconciler-soak.js';
 import { writeBenchmarkSection } from './report.js';
 
 const silent = pino({ level: 'silent' });
@@ -40,7 +40,10 @@ export interface SoakRun {
   /** Ran inside a memory cgroup with this limit (bytes). */
   memoryLimitBytes?: number;
   result: SoakResult;
-  /** RSS slope over the second half of the simulated hour, MiB per simulated hour. */
+  /**
+   * RSS slope over the second half of the simulated hour, MiB per simulated hour, through the
+   * samples right after a full collection (troughSlope).
+   */
   slopeMiBPerHour: number;
 }
 
@@ -87,8 +90,22 @@ export async function runSoak(variant: SoakVariant, options: Omit<SoakOptions, '
     shipped: variant.entry === 'launcher' && variant.nodeFlags.length === 0 && !variant.env && variant.memoryLimitBytes === undefined,
     ...(variant.memoryLimitBytes !== undefined ? { memoryLimitBytes: variant.memoryLimitBytes } : {}),
     result,
-    slopeMiBPerHour: rssSlope(half.map((x) => ({ atSeconds: x.minute * 60, bytes: x.rssBytes }))),
+    slopeMiBPerHour: troughSlope(half),
   };
+}
+
+/**
+ * RSS growth through the troughs of the heap's sawtooth: the samples taken right after a full
+ * collection (heap used fell by over a quarter since the previous sample). The daemon's heap saws
+ * between its live size and about 8 MiB more, RSS with it, every few simulated minutes; a
+ * straight-line fit through every sample then reads the phase the hour ends on as growth or
+ * shrinkage of a few MiB per hour. A leak raises the troughs. With fewer than three troughs,
+ * every sample is used.
+ */
+export function troughSlope(samples: readonly SoakSample[]): number {
+  const troughs = samples.filter((x, i) => i > 0 && x.heapUsedBytes < 0.75 * samples[i - 1].heapUsedBytes);
+  const used = troughs.length >= 3 ? troughs : samples;
+  return rssSlope(used.map((x) => ({ atSeconds: x.minute * 60, bytes: x.rssBytes })));
 }
 
 const execFileP = promisify(execFile);
@@ -343,9 +360,9 @@ ${d ? `| steady, Node defaults | ${ms(d.steadyCpuMs.p50)} | ${ms(d.steadyCpuMs.p
 
 ### Reconciler RSS after an hour of simulated churn
 
-The daemon as it runs on a host, one process per row (\`bench/reconciler-soak.ts\`): \`node bin/ecs-id-mapper reconciler\`, so the same modules and the V8 settings the launcher applies (cli/v8-flags.ts), with its real undici clients against a simulated ECS agent and IMDSv2 (tools/simulate-host, 125 tasks × 2 containers) and the real server (SQLite) on loopback in the benchmark's process, which acknowledges every report; \`--docker-socket none\`. Time is compressed: the daemon passes every ${pace.realPassMs} ms (\`--resync-interval\`) while the simulated clock advances ${pace.passSeconds} s per pass (the default resync interval), one lifecycle step per pass with a task starting or stopping; full sync every 5 simulated minutes. Every simulated minute the benchmark reads the daemon's RSS (\`/proc/<pid>/status\`; anonymous part from \`smaps_rollup\`) and scrapes its \`/metrics\` as Prometheus would; nothing forces a GC, so the heap column is what the daemon holds, garbage included. CPU per pass is the whole process (every thread, HTTP, reports, scrapes, timers) over its passes, from \`/proc/<pid>/stat\`; with compressed time the fixed per-second costs (event-loop lag sampling every 10 ms) are spread over ${Math.round(1000 / pace.realPassMs)} passes a second instead of one per 10 s. Slope fitted over the second half.
+The daemon as it runs on a host, one process per row (\`bench/reconciler-soak.ts\`): \`node bin/ecs-id-mapper reconciler\`, so the same modules and the V8 settings the launcher applies (cli/v8-flags.ts), with its real undici clients against a simulated ECS agent and IMDSv2 (tools/simulate-host, 125 tasks × 2 containers) and the real server (SQLite) on loopback in the benchmark's process, which acknowledges every report; \`--docker-socket none\`. Time is compressed: the daemon passes every ${pace.realPassMs} ms (\`--resync-interval\`) while the simulated clock advances ${pace.passSeconds} s per pass (the default resync interval), one lifecycle step per pass with a task starting or stopping; full sync every 5 simulated minutes. Every simulated minute the benchmark reads the daemon's RSS (\`/proc/<pid>/status\`; anonymous part from \`smaps_rollup\`) and scrapes its \`/metrics\` as Prometheus would; nothing forces a GC, so the heap column is what the daemon holds, garbage included. CPU per pass is the whole process (every thread, HTTP, reports, scrapes, timers) over its passes, from \`/proc/<pid>/stat\`; with compressed time the fixed per-second costs (event-loop lag sampling every 10 ms) are spread over ${Math.round(1000 / pace.realPassMs)} passes a second instead of one per 10 s. RSS slope: a straight line fitted over the second half through the samples taken right after a full collection (heap used down by over a quarter since the previous minute), the troughs of the heap's sawtooth, which a leak would raise; a fit through every sample reads the phase of the sawtooth the hour ends on as a few MiB per hour of growth or shrinkage. \`no growth\`: a slope ≤ 1 MiB per hour.
 
-| daemon started as | RSS after the first pass | RSS at the end | RSS peak | anonymous RSS at the end / peak | heap used at the end | RSS slope | CPU per pass | major page faults | work | goal |
+| daemon started as | RSS after the first pass | RSS at the end | RSS peak | anonymous RSS at the end / peak | heap used at the end | RSS slope (troughs) | CPU per pass | major page faults | work | goal |
 |---|---|---|---|---|---|---|---|---|---|---|
 ${soakRows}
 

@@ -41,8 +41,8 @@ export interface SoakRun {
   memoryLimitBytes?: number;
   result: SoakResult;
   /**
-   * RSS slope over the second half of the simulated hour, MiB per simulated hour, through the
-   * samples right after a full collection (troughSlope).
+   * RSS slope after the first quarter of the simulated hour (start-up), MiB per simulated hour,
+   * through the lowest RSS of each cycle of the heap sawtooth (troughSlope).
    */
   slopeMiBPerHour: number;
 }
@@ -84,27 +84,35 @@ export const SOAK_VARIANTS: SoakVariant[] = [
 
 export async function runSoak(variant: SoakVariant, options: Omit<SoakOptions, 'entry' | 'nodeFlags' | 'runtimeV8Flags' | 'env' | 'memoryLimitBytes'>): Promise<SoakRun> {
   const result = await runReconcilerSoak({ ...options, entry: variant.entry, nodeFlags: variant.nodeFlags, runtimeV8Flags: variant.runtimeV8Flags, env: variant.env, memoryLimitBytes: variant.memoryLimitBytes });
-  const half = result.samples.filter((x) => x.minute >= (options.simulatedHours * 60) / 2);
+  // Past start-up (the first quarter): with a cycle every 5-6 simulated minutes, enough troughs
+  // for a fit whose scatter (about ±0.7 MiB per trough) is not read as growth.
+  const steady = result.samples.filter((x) => x.minute >= (options.simulatedHours * 60) / 4);
   return {
     label: variant.label,
     shipped: variant.entry === 'launcher' && variant.nodeFlags.length === 0 && !variant.env && variant.memoryLimitBytes === undefined,
     ...(variant.memoryLimitBytes !== undefined ? { memoryLimitBytes: variant.memoryLimitBytes } : {}),
     result,
-    slopeMiBPerHour: troughSlope(half),
+    slopeMiBPerHour: troughSlope(steady),
   };
 }
 
 /**
- * RSS growth through the troughs of the heap's sawtooth: the samples taken right after a full
- * collection (heap used fell by over a quarter since the previous sample). The daemon's heap saws
- * between its live size and about 8 MiB more, RSS with it, every few simulated minutes; a
- * straight-line fit through every sample then reads the phase the hour ends on as growth or
- * shrinkage of a few MiB per hour. A leak raises the troughs. With fewer than three troughs,
- * every sample is used.
+ * RSS growth through the troughs of the heap's sawtooth. The daemon's heap saws between its live
+ * size and about 8 MiB more, RSS with it, every few simulated minutes; a straight-line fit through
+ * every sample then reads the phase the hour ends on as growth or shrinkage of a few MiB per hour.
+ * A leak raises the troughs: each cycle runs from a sample right after a full collection (heap used
+ * down by over a quarter since the previous one) to the next, and the fit goes through each
+ * cycle's lowest RSS (V8 gives pages back some time after the collection, so the sample right
+ * after it is not always the lowest). With fewer than three cycles, every sample is used.
  */
 export function troughSlope(samples: readonly SoakSample[]): number {
-  const troughs = samples.filter((x, i) => i > 0 && x.heapUsedBytes < 0.75 * samples[i - 1].heapUsedBytes);
-  const used = troughs.length >= 3 ? troughs : samples;
+  const starts: number[] = [];
+  for (let i = 1; i < samples.length; i++) if (samples[i].heapUsedBytes < 0.75 * samples[i - 1].heapUsedBytes) starts.push(i);
+  const lows = starts.map((from, k) => {
+    const cycle = samples.slice(from, starts[k + 1] ?? samples.length);
+    return cycle.reduce((low, x) => (x.rssBytes < low.rssBytes ? x : low));
+  });
+  const used = lows.length >= 3 ? lows : samples;
   return rssSlope(used.map((x) => ({ atSeconds: x.minute * 60, bytes: x.rssBytes })));
 }
 
@@ -360,7 +368,7 @@ ${d ? `| steady, Node defaults | ${ms(d.steadyCpuMs.p50)} | ${ms(d.steadyCpuMs.p
 
 ### Reconciler RSS after an hour of simulated churn
 
-The daemon as it runs on a host, one process per row (\`bench/reconciler-soak.ts\`): \`node bin/ecs-id-mapper reconciler\`, so the same modules and the V8 settings the launcher applies (cli/v8-flags.ts), with its real undici clients against a simulated ECS agent and IMDSv2 (tools/simulate-host, 125 tasks × 2 containers) and the real server (SQLite) on loopback in the benchmark's process, which acknowledges every report; \`--docker-socket none\`. Time is compressed: the daemon passes every ${pace.realPassMs} ms (\`--resync-interval\`) while the simulated clock advances ${pace.passSeconds} s per pass (the default resync interval), one lifecycle step per pass with a task starting or stopping; full sync every 5 simulated minutes. Every simulated minute the benchmark reads the daemon's RSS (\`/proc/<pid>/status\`; anonymous part from \`smaps_rollup\`) and scrapes its \`/metrics\` as Prometheus would; nothing forces a GC, so the heap column is what the daemon holds, garbage included. CPU per pass is the whole process (every thread, HTTP, reports, scrapes, timers) over its passes, from \`/proc/<pid>/stat\`; with compressed time the fixed per-second costs (event-loop lag sampling every 10 ms) are spread over ${Math.round(1000 / pace.realPassMs)} passes a second instead of one per 10 s. RSS slope: a straight line fitted over the second half through the samples taken right after a full collection (heap used down by over a quarter since the previous minute), the troughs of the heap's sawtooth, which a leak would raise; a fit through every sample reads the phase of the sawtooth the hour ends on as a few MiB per hour of growth or shrinkage. \`no growth\`: a slope ≤ 1 MiB per hour.
+The daemon as it runs on a host, one process per row (\`bench/reconciler-soak.ts\`): \`node bin/ecs-id-mapper reconciler\`, so the same modules and the V8 settings the launcher applies (cli/v8-flags.ts), with its real undici clients against a simulated ECS agent and IMDSv2 (tools/simulate-host, 125 tasks × 2 containers) and the real server (SQLite) on loopback in the benchmark's process, which acknowledges every report; \`--docker-socket none\`. Time is compressed: the daemon passes every ${pace.realPassMs} ms (\`--resync-interval\`) while the simulated clock advances ${pace.passSeconds} s per pass (the default resync interval), one lifecycle step per pass with a task starting or stopping; full sync every 5 simulated minutes. Every simulated minute the benchmark reads the daemon's RSS (\`/proc/<pid>/status\`; anonymous part from \`smaps_rollup\`) and scrapes its \`/metrics\` as Prometheus would; nothing forces a GC, so the heap column is what the daemon holds, garbage included. CPU per pass is the whole process (every thread, HTTP, reports, scrapes, timers) over its passes, from \`/proc/<pid>/stat\`; with compressed time the fixed per-second costs (event-loop lag sampling every 10 ms) are spread over ${Math.round(1000 / pace.realPassMs)} passes a second instead of one per 10 s. RSS slope: a straight line fitted over the last three quarters of the hour (past start-up) through the lowest RSS of each cycle of the heap's sawtooth (a cycle starts at a sample where heap used fell by over a quarter since the previous minute: a full collection), the troughs a leak would raise; a fit through every sample reads the phase of the sawtooth the hour ends on as a few MiB per hour of growth or shrinkage. \`no growth\`: a slope ≤ 1 MiB per hour. Even so, an hour holds only 8 or 9 cycles and the troughs scatter by about a MiB: three trials of the same code gave 0.1, 0.1 and 3.3 MiB/h, so one run's verdict on growth is weak evidence either way.
 
 | daemon started as | RSS after the first pass | RSS at the end | RSS peak | anonymous RSS at the end / peak | heap used at the end | RSS slope (troughs) | CPU per pass | major page faults | work | goal |
 |---|---|---|---|---|---|---|---|---|---|---|

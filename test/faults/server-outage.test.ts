@@ -24,34 +24,43 @@ const RESYNC_MS = 10_000; // simulated
 const OUTAGE_MS = 10 * 60_000; // simulated
 const RECOVERY_MS = 10_000; // wall
 
+/**
+ * A server, a simulated host of 6 tasks and a reconciler run pass by pass on one simulated clock,
+ * six passes in and converged, with a watch sampling the server's records. `step` advances the
+ * clock one resync interval and runs a pass.
+ */
+async function converged(options: { outboxMaxBytes?: number }) {
+  let simNow = Date.parse('2026-01-01T00:00:00Z');
+  const now = () => simNow;
+  const api = await Api.sqlite(cleanups).start();
+  const sim = await startSim(cleanups, { tasks: 6, cleanupAfterMs: 3 * 60_000, now });
+  const truth = new GroundTruth(INSTANCE_ID);
+  truth.observe(sim.state);
+  const rec = startReconciler(cleanups, {
+    server: api.url, sim, stateDir: cleanups.tempDir('faults-state-'), truth, now, autoStart: false, fullSyncIntervalMs: 5 * 60_000, ...options,
+  });
+  const step = async () => {
+    simNow += RESYNC_MS;
+    sim.tick();
+    truth.observe(sim.state);
+    const r = await rec.pass();
+    expect(r.result).toBe('ok');
+  };
+  for (let i = 0; i < 6; i++) await step();
+  await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
+  const watch = new RecordWatch(() => api.url, INSTANCE_ID).start();
+  cleanups.add(() => watch.stop());
+  return { api, sim, truth, rec, step, watch, clock: now };
+}
+
 describe('server down for ten simulated minutes', () => {
   it('keeps every transition in the outbox and delivers each exactly once when the server returns', async () => {
-    let simNow = Date.parse('2026-01-01T00:00:00Z');
-    const now = () => simNow;
-    const api = await Api.sqlite(cleanups).start();
-    const sim = await startSim(cleanups, { tasks: 6, cleanupAfterMs: 3 * 60_000, now });
-    const truth = new GroundTruth(INSTANCE_ID);
-    truth.observe(sim.state);
-    const rec = startReconciler(cleanups, {
-      server: api.url, sim, stateDir: cleanups.tempDir('faults-state-'), truth, now, autoStart: false, fullSyncIntervalMs: 5 * 60_000,
-    });
-    const step = async () => {
-      simNow += RESYNC_MS;
-      sim.tick();
-      truth.observe(sim.state);
-      const r = await rec.pass();
-      expect(r.result).toBe('ok');
-    };
-
-    for (let i = 0; i < 6; i++) await step();
-    await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
-    const watch = new RecordWatch(() => api.url, INSTANCE_ID).start();
-    cleanups.add(() => watch.stop());
+    const { api, sim, truth, rec, step, watch, clock } = await converged({});
 
     await api.stop();
-    const outageStart = simNow;
+    const outageStart = clock();
     const ackedBefore = rec.outbox.ackedSeq();
-    while (simNow - outageStart < OUTAGE_MS) {
+    while (clock() - outageStart < OUTAGE_MS) {
       await step();
       await sleep(5); // lets the reporter try (and fail) between passes
     }
@@ -83,35 +92,15 @@ describe('server down for ten simulated minutes', () => {
   // intermediate states, and the containers that came and went soon outnumber what the bound
   // holds (each one's final state must still arrive, so the outbox grows past it).
   it('when the outage outlasts the outbox bound: coalesces, keeps every final state, and converges when the server returns', async () => {
-    let simNow = Date.parse('2026-01-01T00:00:00Z');
-    const now = () => simNow;
-    const api = await Api.sqlite(cleanups).start();
-    const sim = await startSim(cleanups, { tasks: 6, cleanupAfterMs: 3 * 60_000, now });
-    const truth = new GroundTruth(INSTANCE_ID);
-    truth.observe(sim.state);
     const outboxMaxBytes = 6 * 1024; // about eight transitions
-    const rec = startReconciler(cleanups, {
-      server: api.url, sim, stateDir: cleanups.tempDir('faults-state-'), truth, now, autoStart: false, fullSyncIntervalMs: 5 * 60_000, outboxMaxBytes,
-    });
-    const step = async () => {
-      simNow += RESYNC_MS;
-      sim.tick();
-      truth.observe(sim.state);
-      const r = await rec.pass();
-      expect(r.result).toBe('ok');
-    };
-
-    for (let i = 0; i < 6; i++) await step();
-    await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
-    const watch = new RecordWatch(() => api.url, INSTANCE_ID).start();
-    cleanups.add(() => watch.stop());
+    const { api, sim, truth, rec, step, watch, clock } = await converged({ outboxMaxBytes });
 
     await api.stop();
     await sleep(50); // an answer in flight when the server stopped is acknowledged by now
-    const outageStart = simNow;
+    const outageStart = clock();
     const before = { depth: rec.outbox.depth(), lastSeq: rec.outbox.lastSeq(), coalesced: await rec.metric('ecs_id_mapper_reconciler_outbox_coalesced_total') };
     let largest = 0;
-    while (simNow - outageStart < OUTAGE_MS) {
+    while (clock() - outageStart < OUTAGE_MS) {
       await step();
       largest = Math.max(largest, rec.outbox.bytes());
       await sleep(5);

@@ -123,7 +123,10 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
   // elsewhere then hits both sides alike.
   const seconds = options.quick ? 2 : 5;
   const rounds = options.quick ? 5 : 8;
-  const latencyRounds = options.quick ? 3 : 4;
+  // Latency: five shorter rounds in quick mode rather than three of 2 s (1.5 s more per side),
+  // so that neither one nor two rounds a burst from elsewhere landed on can decide the median.
+  const latencyRounds = options.quick ? 5 : 4;
+  const latencySeconds = options.quick ? 1.5 : 5;
   const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-bench-api-'));
   // As `ecs-id-mapper server` runs it: the store instrumented on the app's registry, which also
   // carries the Node process metrics (their event-loop and GC observers run during the load).
@@ -189,7 +192,7 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
     // go first. On this VM one round's p99 can be several times another's for the bare app alone
     // (a burst from elsewhere lands on a few hundred of its requests), so each side's figure is the
     // median of its rounds' p99s, and every round is reported beside it.
-    const half = (origin: string, rps: number) => pacedLoad({ origin, paths: lookupPaths, rate: rps / 2, seconds, connections: 10 });
+    const half = (origin: string, rps: number) => pacedLoad({ origin, paths: lookupPaths, rate: rps / 2, seconds: latencySeconds, connections: 10 });
     const bareHalves: PacedLoadResult[] = [];
     const lookupHalves: PacedLoadResult[] = [];
     for (let r = 0; r < latencyRounds; r++) {
@@ -227,7 +230,7 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
 export function apiBenchMarkdown(r: ApiBenchResult, quick: boolean): string {
   const ok = (pass: boolean) => (pass ? 'met' : '**not met**');
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-  return `Lookup \`GET /query/container_id/<64-hex id>\` (text answer) on the full server — SQLite store with ${fmt(r.records)} records on disk (WAL), pino logger at the default level (to /dev/null), metrics hook and the Node process metrics on its registry, rate-limit plugin, OpenAPI and the web page registered, as \`ecs-id-mapper server\` builds it — against a bare Fastify app with a route of the same shape (\`GET /query/container_id/:container_id\`) answering a constant 32-byte string, both requested with the same ${fmt(r.paths)} container paths in turn. Max rate: autocannon (10 connections, worker thread) on loopback, ${quick ? 'quick mode: 5 rounds of 2 s' : '8 rounds of 5 s'} per side, the two sides taking turns to go first; the ratio is the median of the rounds' own ratios (each round: ${r.roundRatios.map((x) => x.toFixed(2)).join(', ')}). Latency: an open-loop load at half of each side's max rate (\`bench/paced-load.ts\`: undici, 10 connections, worker thread; each latency measured from the request's scheduled start, so queueing is counted), in ${quick ? '3 rounds of 2 s' : '4 rounds of 5 s'} per side, the sides taking turns to go first; each side's p99 is the median of its rounds' p99s (lookup: ${r.lookupRoundP99sMs.map((x) => x.toFixed(2)).join(', ')} ms; bare: ${r.bareRoundP99sMs.map((x) => x.toFixed(2)).join(', ')} ms), because on this VM one round's p99 can be several times another's for the bare app alone. autocannon's own \`overallRate\` is not used for latency: with a sequence of paths it stalls its connections (p99 ≈ 80 ms against the bare app too), which measured the load generator.
+  return `Lookup \`GET /query/container_id/<64-hex id>\` (text answer) on the full server — SQLite store with ${fmt(r.records)} records on disk (WAL), pino logger at the default level (to /dev/null), metrics hook and the Node process metrics on its registry, rate-limit plugin, OpenAPI and the web page registered, as \`ecs-id-mapper server\` builds it — against a bare Fastify app with a route of the same shape (\`GET /query/container_id/:container_id\`) answering a constant 32-byte string, both requested with the same ${fmt(r.paths)} container paths in turn. Max rate: autocannon (10 connections, worker thread) on loopback, ${quick ? 'quick mode: 5 rounds of 2 s' : '8 rounds of 5 s'} per side, the two sides taking turns to go first; the ratio is the median of the rounds' own ratios (each round: ${r.roundRatios.map((x) => x.toFixed(2)).join(', ')}). Latency: an open-loop load at half of each side's max rate (\`bench/paced-load.ts\`: undici, 10 connections, worker thread; each latency measured from the request's scheduled start, so queueing is counted), in ${quick ? '5 rounds of 1.5 s' : '4 rounds of 5 s'} per side, the sides taking turns to go first; each side's p99 is the median of its rounds' p99s (lookup: ${r.lookupRoundP99sMs.map((x) => x.toFixed(2)).join(', ')} ms; bare: ${r.bareRoundP99sMs.map((x) => x.toFixed(2)).join(', ')} ms), because on this VM one round's p99 can be several times another's for the bare app alone. autocannon's own \`overallRate\` is not used for latency: with a sequence of paths it stalls its connections (p99 ≈ 80 ms against the bare app too), which measured the load generator.
 
 | figure | lookup | bare Fastify (baseline) | result | goal |
 |---|---|---|---|---|

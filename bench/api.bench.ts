@@ -22,7 +22,7 @@ import type { Store } from '../storage/store.js';
 import { containerId, hostIdentity, instanceId, snapshot, snapshotContainer, taskArn, taskId } from '../storage/store.fixtures.js';
 import { percentile } from '../tools/fleet-sim/index.js';
 import { pacedLoad, type PacedLoadResult } from './paced-load.js';
-import { writeBenchmarkSection } from './report.js';
+import { runBenchProgram, writeBenchmarkSection } from './report.js';
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -249,14 +249,9 @@ Run alone with \`npm run bench:api\` (\`-- --quick\` for the short version).`;
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (invokedDirectly) {
-  const quick = process.argv.includes('--quick');
-  runApiBench({ quick })
-    .then((result) => {
-      console.log(JSON.stringify(result));
-      writeBenchmarkSection('api', 'API lookups vs bare Fastify', apiBenchMarkdown(result, quick));
-    })
-    .catch((err: Error) => {
-      console.error(`bench:api: ${err.message}`);
-      process.exitCode = 1;
-    });
+  await runBenchProgram('bench:api', process.argv.slice(2), async ({ full }) => {
+    const result = await runApiBench({ quick: !full });
+    console.log(JSON.stringify(result));
+    writeBenchmarkSection('api', 'API lookups vs bare Fastify', apiBenchMarkdown(result, !full));
+  });
 }

@@ -4,11 +4,12 @@
 // server's RSS slope.
 //
 // Run alone: `npm run bench:fleet` (quick), `npm run bench:fleet -- --full`, `npm run bench:soak`
-// (`-- --soak 30m`, default 30 minutes on the embedded store). `--backend sqlite|simpledb` runs one backend.
+// (30 minutes on the embedded store; another length: `npm run bench:fleet -- --soak 45m`).
+// `--backend sqlite|simpledb` runs one backend. Flags: config/bench.ts (`-- --help`).
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { runFleetSim, type FleetOptions, type FleetResult } from '../tools/fleet-sim/index.js';
-import { writeBenchmarkSection } from './report.js';
+import { runBenchProgram, writeBenchmarkSection } from './report.js';
 
 export type FleetSize = 'tiny' | 'quick' | 'full';
 
@@ -60,16 +61,8 @@ ${row(`churn, paced at ${r.paced.targetRate.toFixed(0)} req/s`, r.paced)}
 | server RSS start / peak / end | ${mib(rssStart)} / ${mib(rssPeak)} / ${mib(rssEnd)} (${r.rss.length} samples) | |
 | server RSS slope over the second half of the paced phase | ${r.rssSlopeMiBPerHour.toFixed(1)} MiB/h${soak ? '' : ' (phase too short to mean much; see soak)'} | ${soak ? `no growth (≤ 5 MiB/h) — ${ok(r.rssSlopeMiBPerHour <= 5)}` : ''} |`);
   }
-  parts.push('Baseline in the same run: the max-rate phase against the paced one (how much of the latency is queueing). Run alone with `npm run bench:fleet` (`-- --full` for 2,000 × 30), soak with `npm run bench:soak` (`-- --soak 30m`).');
+  parts.push('Baseline in the same run: the max-rate phase against the paced one (how much of the latency is queueing). Run alone with `npm run bench:fleet` (`-- --full` for 2,000 × 30), soak with `npm run bench:soak` (30 minutes; another length: `npm run bench:fleet -- --soak 45m`).');
   return parts.join('\n\n');
-}
-
-/** `30m`, `90s`, `1h` or seconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new Error(`--soak: expected a duration like 30m, got "${text}"`);
-  const n = Number(m[1]);
-  return n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const)[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
 }
 
 export async function runFleetBench(size: FleetSize, log: (l: string) => void = () => {}): Promise<FleetResult[]> {
@@ -80,33 +73,19 @@ export async function runFleetBench(size: FleetSize, log: (l: string) => void = 
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (invokedDirectly) {
-  const args = process.argv.slice(2);
-  const soakAt = args.lastIndexOf('--soak');
-  const size: FleetSize = args.includes('--full') ? 'full' : 'quick';
-  const log = (l: string) => console.error(l);
-  try {
-    if (soakAt !== -1) {
-      const next = args[soakAt + 1];
-      const soakMs = parseDuration(next === undefined || next.startsWith('--') ? '30m' : next);
-      const backend = args.includes('--simpledb') ? 'simpledb' : 'sqlite';
+  await runBenchProgram('bench:fleet', process.argv.slice(2), async ({ full, soakMs, backend, rate }) => {
+    const size: FleetSize = full ? 'full' : 'quick';
+    const log = (l: string) => console.error(l);
+    if (soakMs !== undefined) {
+      const opts = fleetOptions(backend ?? 'sqlite', size);
       // A steady, realistic load by default: every host reports about every 10 s.
-      const rateAt = args.indexOf('--rate');
-      const opts = fleetOptions(backend, size);
-      const pacedRate = rateAt === -1 ? opts.hosts / 10 : Number(args[rateAt + 1]);
-      if (!(pacedRate > 0)) throw new Error(`--rate: expected requests per second, got "${args[rateAt + 1]}"`);
-      const r = await runFleetSim({ ...opts, soakMs, pacedRate, rssSampleMs: 10_000, log });
-      writeBenchmarkSection('soak', 'Fleet soak: server RSS over time', fleetMarkdown([r], true) + `\n\nRSS samples (s → MiB): ${r.rss.filter((_, i) => i % Math.max(1, Math.floor(r.rss.length / 30)) === 0).map((s) => `${s.atSeconds.toFixed(0)}→${(s.bytes / 2 ** 20).toFixed(0)}`).join(', ')}`);
-    } else {
-      const backendAt = args.indexOf('--backend');
-      const only = backendAt === -1 ? undefined : args[backendAt + 1];
-      if (only !== undefined && only !== 'sqlite' && only !== 'simpledb') throw new Error(`--backend: expected sqlite or simpledb, got "${only}"`);
-      const results = only ? [await runFleetSim({ ...fleetOptions(only, size), log })] : await runFleetBench(size, log);
-      // Full-size runs get their own section, so a later quick \`npm run bench\` keeps them.
-      if (size === 'full') writeBenchmarkSection('fleet-full', 'Fleet ingest at full size, run alone', fleetMarkdown(results, false));
-      else writeBenchmarkSection('fleet', 'Fleet ingest', fleetMarkdown(results, false));
+      const r = await runFleetSim({ ...opts, soakMs, pacedRate: rate ?? opts.hosts / 10, rssSampleMs: 10_000, log });
+      writeBenchmarkSection('soak', 'Fleet soak: server RSS over time', fleetMarkdown([r], true) + `\n\nRSS samples (s → MiB): ${r.rss.filter((_, i) => i % Math.max(1, Math.floor(r.rss.length / 30)) === 0).map((x) => `${x.atSeconds.toFixed(0)}→${(x.bytes / 2 ** 20).toFixed(0)}`).join(', ')}`);
+      return;
     }
-  } catch (err) {
-    console.error(`bench:fleet: ${(err as Error).message}`);
-    process.exitCode = 1;
-  }
+    const results = backend ? [await runFleetSim({ ...fleetOptions(backend, size), log })] : await runFleetBench(size, log);
+    // Full-size runs get their own section, so a later quick \`npm run bench\` keeps them.
+    if (full) writeBenchmarkSection('fleet-full', 'Fleet ingest at full size, run alone', fleetMarkdown(results, false));
+    else writeBenchmarkSection('fleet', 'Fleet ingest', fleetMarkdown(results, false));
+  });
 }

@@ -14,7 +14,7 @@ import type { Store } from '../storage/store.js';
 import { containerId, hostIdentity, instanceId, observation, taskArn, taskId } from '../storage/store.fixtures.js';
 import type { SnapshotContainer, Transition } from '../wire/index.js';
 import { percentile } from '../tools/fleet-sim/index.js';
-import { writeBenchmarkSection } from './report.js';
+import { runBenchProgram, writeBenchmarkSection } from './report.js';
 
 export interface GrowthOptions {
   /** Records in the big store (1,000,000 in full mode). */
@@ -273,15 +273,11 @@ Largest / smallest per-container cost over the curve: ${spread.toFixed(2)} × (g
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (invokedDirectly) {
-  const size = process.argv.includes('--full') ? 'full' : 'quick';
-  try {
-    const r = await runGrowthBench(growthOptions(size), (l) => console.error(l));
+  await runBenchProgram('bench:growth', process.argv.slice(2), async ({ full }) => {
+    const r = await runGrowthBench(growthOptions(full ? 'full' : 'quick'), (l) => console.error(l));
     // The full run gets its own section, so a later quick `npm run bench` does not replace the 1 M figures.
-    if (size === 'full') writeBenchmarkSection('growth-full', 'Cost growth at full size (1 M records), run alone', growthMarkdown(r));
+    if (full) writeBenchmarkSection('growth-full', 'Cost growth at full size (1 M records), run alone', growthMarkdown(r));
     else writeBenchmarkSection('growth', 'Cost growth: lookups at 1 M records, snapshot cost per container', growthMarkdown(r));
     console.log(growthMarkdown(r));
-  } catch (err) {
-    console.error(`bench:growth: ${(err as Error).message}`);
-    process.exitCode = 1;
-  }
+  });
 }

@@ -5,18 +5,18 @@
 //   --quick (default)  sizes that finish within 5 minutes on a 2-core machine (each section says so)
 //   --full             the issue's sizes: 2,000 × 30 hosts, 1 M records, 10 s resync interval
 //   --only a,b         run only these (api, reconciler, simpledb, fleet, growth)
+// Flags are parsed by config/bench.ts (`npm run bench -- --help`).
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { apiBenchMarkdown, runApiBench, type ApiBenchResult } from './api.bench.js';
 import { fleetMarkdown, runFleetBench } from './fleet.bench.js';
 import { growthMarkdown, growthOptions, runGrowthBench, type GrowthResult } from './growth.bench.js';
 import { reconcilerMarkdown, reconcilerRssGoalRow, runReconcilerBench, type ReconcilerBenchResult } from './reconciler.bench.js';
-import { BENCHMARKS_MD, machineLine, writeBenchmarkSection } from './report.js';
+import { BENCHMARKS_MD, machineLine, runBenchProgram, writeBenchmarkSection } from './report.js';
 import { runSimpleDbBench, simpleDbBenchMarkdown, type SimpleDbBenchResult } from './simpledb.bench.js';
 import type { FleetResult } from '../tools/fleet-sim/index.js';
 
-export const BENCHES = ['api', 'reconciler', 'simpledb', 'fleet', 'growth'] as const;
-export type BenchName = (typeof BENCHES)[number];
+import type { BenchName } from '../config/bench.js';
 
 export interface GoalRow {
   figure: string;
@@ -142,18 +142,11 @@ export async function runAll(options: { full: boolean; only?: BenchName[]; log?:
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (invokedDirectly) {
-  const args = process.argv.slice(2);
-  const full = args.includes('--full');
-  const onlyAt = args.indexOf('--only');
-  const only = onlyAt === -1 ? undefined : (args[onlyAt + 1] ?? '').split(',').filter(Boolean);
-  const unknown = (only ?? []).filter((b) => !(BENCHES as readonly string[]).includes(b));
-  if (unknown.length > 0) {
-    console.error(`bench: unknown benchmark "${unknown[0]}" (known: ${BENCHES.join(', ')})`);
-    process.exit(2);
-  }
-  const { results, failures, seconds } = await runAll({ full, only: only as BenchName[] | undefined, log: (l) => console.error(l) });
-  const rows = goalRows(results);
-  writeBenchmarkSection('summary', 'Summary: every goal', summaryMarkdown(rows, full ? 'full' : 'quick', seconds, failures), BENCHMARKS_MD, { first: true });
-  console.log(summaryMarkdown(rows, full ? 'full' : 'quick', seconds, failures));
-  if (failures.length > 0) process.exitCode = 1;
+  await runBenchProgram('bench', process.argv.slice(2), async ({ full, only }) => {
+    const { results, failures, seconds } = await runAll({ full, only, log: (l) => console.error(l) });
+    const rows = goalRows(results);
+    writeBenchmarkSection('summary', 'Summary: every goal', summaryMarkdown(rows, full ? 'full' : 'quick', seconds, failures), BENCHMARKS_MD, { first: true });
+    console.log(summaryMarkdown(rows, full ? 'full' : 'quick', seconds, failures));
+    if (failures.length > 0) process.exitCode = 1;
+  });
 }

@@ -28,7 +28,7 @@ import { createFakeHost } from './reconciler-fakes.js';
 import { memoryCgroupUnavailable } from './reconciler-cgroup.js';
 import { runPassCost, type PassCost, type PassSettings } from './reconciler-pass.js';
 import { closeStore, runReconcilerSoak, type SoakOptions, type SoakResult, type SoakSample } from './reconciler-soak.js';
-import { writeBenchmarkSection } from './report.js';
+import { runBenchProgram, writeBenchmarkSection } from './report.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -393,13 +393,9 @@ ${qRows}`;
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (invokedDirectly) {
-  const quick = !process.argv.includes('--full');
-  try {
-    const r = await runReconcilerBench(quick, (l) => console.error(l));
+  await runBenchProgram('bench:reconciler', process.argv.slice(2), async ({ full }) => {
+    const r = await runReconcilerBench(!full, (l) => console.error(l));
     writeBenchmarkSection('reconciler', 'Reconciler: pass cost, RSS, start → queryable', reconcilerMarkdown(r));
     console.log(reconcilerMarkdown(r));
-  } catch (err) {
-    console.error(`bench:reconciler: ${(err as Error).message}`);
-    process.exitCode = 1;
-  }
+  });
 }

@@ -3,6 +3,8 @@
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem, platform, release } from 'node:os';
 import { dirname } from 'node:path';
+import { loadBenchFlags, type BenchFlags, type BenchProgram } from '../config/bench.js';
+import { ConfigError } from '../config/flags.js';
 
 export const BENCHMARKS_MD = new URL('../../docs/benchmarks.md', import.meta.url);
 
@@ -36,4 +38,31 @@ export function writeBenchmarkSection(name: string, title: string, body: string,
   else if (options.first && firstSection !== -1) text = `${text.slice(0, firstSection)}${section}\n\n${text.slice(firstSection)}`;
   else text = `${text.trimEnd()}\n\n${section}\n`;
   writeFileSync(path, text);
+}
+
+/**
+ * The `main` of a benchmark program: its flags from config/bench.ts (--help prints the usage; a
+ * bad flag exits 2 with one line), then `run`; a failure prints one line `PROGRAM: message` and
+ * exits 1.
+ */
+export async function runBenchProgram(program: BenchProgram, argv: readonly string[], run: (flags: BenchFlags) => Promise<void>): Promise<void> {
+  let loaded;
+  try {
+    loaded = loadBenchFlags(program, argv);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`${program}: ${err.message}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (loaded.help) {
+    console.log(loaded.helpText);
+    return;
+  }
+  try {
+    await run(loaded.flags);
+  } catch (err) {
+    console.error(`${program}: ${(err as Error).message}`);
+    process.exitCode = 1;
+  }
 }

@@ -15,7 +15,7 @@ import { openSimpleDbStore, SimpleDbClient, staticCredentials, type SimpleDbStor
 import { createSimpleDbMetrics } from '../storage/simpledb/metrics.js';
 import { batch, containerId, hostIdentity, iso, snapshot, snapshotContainer, transition } from '../storage/store.fixtures.js';
 import type { LifecycleState } from '../wire/index.js';
-import { writeBenchmarkSection } from './report.js';
+import { runBenchProgram, writeBenchmarkSection } from './report.js';
 
 const KEY = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench/secret' };
 const CONTAINERS = 50;
@@ -175,7 +175,9 @@ Run alone with \`npm run build && node dist/bench/simpledb.bench.js\`.
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (invokedDirectly) {
-  const result = await runSimpleDbBench();
-  writeBenchmarkSection('simpledb', 'SimpleDB requests per transition and cached lookups', simpleDbBenchMarkdown(result));
-  console.log(simpleDbBenchMarkdown(result));
+  await runBenchProgram('bench:simpledb', process.argv.slice(2), async () => {
+    const result = await runSimpleDbBench();
+    writeBenchmarkSection('simpledb', 'SimpleDB requests per transition and cached lookups', simpleDbBenchMarkdown(result));
+    console.log(simpleDbBenchMarkdown(result));
+  });
 }

@@ -188,8 +188,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
 
   /**
    * Calls `visit` with each complete line of the log (decoded, ending in '\n'), its byte offset
-   * and its length in bytes, reading READ_RUN_BYTES at a time so that opening a long backlog takes no more memory
-   * than running with it. Returns whether bytes follow the last newline (a torn write).
+   * and its length in bytes, reading READ_RUN_BYTES at a time so that opening a long backlog takes
+   * no more memory than running with it. Returns whether bytes follow the last newline (a torn write).
    */
   function scanLog(visit: (line: string, offset: number, bytes: number) => void): boolean {
     const rfd = fs.openSync(logPath, 'r');
@@ -374,8 +374,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     for (const e of entries) latest.set(e.containerId, e.seq);
     const kept = entries.filter((e) => latest.get(e.containerId) === e.seq);
     const dropped = entries.length - kept.length;
-    entries = kept;
-    bytes = kept.reduce((n, e) => n + e.bytes, 0);
+    entries = kept; // rewrite(), which always follows, gives them offsets and sets `bytes`
     return dropped;
   }
 

@@ -48,7 +48,9 @@ const RESULT_OF: Record<ReportErrorCode, ReportResult> = {
   ERR_REPORT_TIMEOUT: 'timeout',
   ERR_REPORT_UNREACHABLE: 'unreachable',
   ERR_REPORT_BAD_RESPONSE: 'bad_response',
-  ERR_REPORT_OUTBOX: 'success', // the request succeeded; compaction failed (counted by the outbox metric)
+  // The request succeeded and compaction failed, or (no request) the outbox could not be read back;
+  // either is counted by the outbox metric. A failed read never reaches fail(), so it counts no attempt.
+  ERR_REPORT_OUTBOX: 'success',
 };
 
 export type ReporterLogger = Pick<DaemonLogger, 'info' | 'warn' | 'error' | 'debug'>;

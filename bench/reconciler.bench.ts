@@ -41,8 +41,8 @@ export interface SoakRun {
   memoryLimitBytes?: number;
   result: SoakResult;
   /**
-   * RSS slope after the first quarter of the simulated hour (start-up), MiB per simulated hour,
-   * through the lowest RSS of each cycle of the heap sawtooth (troughSlope).
+   * RSS slope past start-up (steadySamples), MiB per simulated hour, through the lowest RSS of
+   * each cycle of the heap sawtooth (troughSlope).
    */
   slopeMiBPerHour: number;
 }
@@ -84,16 +84,22 @@ export const SOAK_VARIANTS: SoakVariant[] = [
 
 export async function runSoak(variant: SoakVariant, options: Omit<SoakOptions, 'entry' | 'nodeFlags' | 'runtimeV8Flags' | 'env' | 'memoryLimitBytes'>): Promise<SoakRun> {
   const result = await runReconcilerSoak({ ...options, entry: variant.entry, nodeFlags: variant.nodeFlags, runtimeV8Flags: variant.runtimeV8Flags, env: variant.env, memoryLimitBytes: variant.memoryLimitBytes });
-  // Past start-up (the first quarter): with a cycle every 5-6 simulated minutes, enough troughs
-  // for a fit whose scatter (about ±0.7 MiB per trough) is not read as growth.
-  const steady = result.samples.filter((x) => x.minute >= (options.simulatedHours * 60) / 4);
   return {
     label: variant.label,
     shipped: variant.entry === 'launcher' && variant.nodeFlags.length === 0 && !variant.env && variant.memoryLimitBytes === undefined,
     ...(variant.memoryLimitBytes !== undefined ? { memoryLimitBytes: variant.memoryLimitBytes } : {}),
     result,
-    slopeMiBPerHour: troughSlope(steady),
+    slopeMiBPerHour: troughSlope(steadySamples(result.samples)),
   };
+}
+
+/**
+ * The samples past start-up: all but the first quarter (one a simulated minute). With a heap cycle
+ * every 5-6 simulated minutes, an hour leaves 8 or 9 cycles for the growth fit and the sawtooth's
+ * range.
+ */
+export function steadySamples(samples: readonly SoakSample[]): readonly SoakSample[] {
+  return samples.slice(Math.floor(samples.length / 4));
 }
 
 /**
@@ -287,8 +293,7 @@ const MODULE_NAMES: Record<string, string> = {
 export function soakFigures(s: SoakRun): { end: number; peak: number; anonEnd: number; anonPeak: number; heapEnd: number; heapLow: number; heapHigh: number; rssLow: number } {
   const xs = s.result.samples;
   const last = xs[xs.length - 1];
-  // Over the second half: the daemon's steady sawtooth, past start-up.
-  const late = xs.slice(Math.floor(xs.length / 2));
+  const late = steadySamples(xs);
   return {
     end: last?.rssBytes ?? 0,
     peak: Math.max(s.result.rssAfterFirstPass, ...xs.map((x) => x.rssBytes)),
@@ -376,7 +381,7 @@ ${soakRows}
 
 ${shipped && baseline ? `Goal ≤ 64 MiB RSS as shipped, with no memory limit: ${ok(rssGoalMet(shipped))}. As shipped the daemon ends the hour at ${mib(soakFigures(shipped).end)} RSS (peak ${mib(soakFigures(shipped).peak)}); its anonymous memory (heap, malloc, stacks: what a memory limit cannot reclaim) peaks at ${mib(soakFigures(shipped).anonPeak)}, and the rest of the RSS is file-backed, almost all of it pages of the node executable. On Node's defaults in the same run: ${mib(soakFigures(baseline).end)} (peak ${mib(soakFigures(baseline).peak)}, anonymous peak ${mib(soakFigures(baseline).anonPeak)})${previous ? `; with the launcher's previous setting: ${mib(soakFigures(previous).end)} (peak ${mib(soakFigures(previous).peak)}, anonymous peak ${mib(soakFigures(previous).anonPeak)})` : ''}. ` : ''}${r.bareNodeRssBytes ? `A bare \`node -e\` process has an RSS of ${mib(r.bareNodeRssBytes)} on this machine, almost all of it pages of the node executable itself (file-backed: reclaimable under a memory limit, but counted in RSS), so RSS ≤ 64 MiB leaves the daemon about ${mib(GOAL_RSS_BYTES - r.bareNodeRssBytes)} for everything else. ` : ''}
 
-${shipped ? `Why the end figure moves from run to run: over the second half hour the daemon's heap (heap used, as scraped) saws between ${mib(soakFigures(shipped).heapLow)} after a full collection and ${mib(soakFigures(shipped).heapHigh)} before the next, and RSS follows it (${mib(soakFigures(shipped).rssLow)} to ${mib(soakFigures(shipped).peak)}), so the last sample lands anywhere in that range. In the memory-reducing mode that \`--optimize-for-size\` puts V8 in, the next full collection is due at the live heap plus at least 8 MiB, whatever \`--heap-growing-percent\` says (1 % and 10 % gave the same sawtooth in a trial). Only a heap limit fixed when node starts lowers that ceiling (\`node --max-old-space-size=24 bin/ecs-id-mapper reconciler\` kept RSS under 64 MiB in a trial); it is not shipped: the launcher cannot set it without a second node process, and a hard heap limit turns a host or an outbox backlog beyond it into a crash loop instead of more frequent collections (the live heap is about 3.5 KiB per container plus about 180 bytes per queued transition).
+${shipped ? `Why the end figure moves from run to run: past the first quarter hour the daemon's heap (heap used, as scraped) saws between ${mib(soakFigures(shipped).heapLow)} after a full collection and ${mib(soakFigures(shipped).heapHigh)} before the next, and RSS follows it (${mib(soakFigures(shipped).rssLow)} to ${mib(soakFigures(shipped).peak)}), so the last sample lands anywhere in that range. In the memory-reducing mode that \`--optimize-for-size\` puts V8 in, the next full collection is due at the live heap plus at least 8 MiB, whatever \`--heap-growing-percent\` says (1 % and 10 % gave the same sawtooth in a trial). Only a heap limit fixed when node starts lowers that ceiling (\`node --max-old-space-size=24 bin/ecs-id-mapper reconciler\` kept RSS under 64 MiB in a trial); it is not shipped: the launcher cannot set it without a second node process, and a hard heap limit turns a host or an outbox backlog beyond it into a crash loop instead of more frequent collections (the live heap is about 3.5 KiB per container plus about 180 bytes per queued transition).
 
 ` : ''}${cappedRows.length ? `Under a 64 MiB memory limit (a cgroup v1 memory group, as \`docker run --memory=64m\` and the chart's hard \`Memory\` make; bench/reconciler-cgroup.ts): ${cappedRows.map((c) => `${c.label.split(',')[0]} — ${survived(c) ? `ran the whole hour, ${c.result.majorFaults} major page faults, ${c.result.cpuMsPerPass.toFixed(2)} ms CPU per pass` : `OOM-killed (${c.result.exited ?? 'oom kill'})`}, kernel-counted peak ${mib(c.result.cgroup?.maxUsageBytes ?? 0)}`).join('; ')}. The limit counts the group's anonymous memory and the page cache it brings in (a private copy of the node executable, dropped from the cache first so its pages are charged as in a fresh container, and the outbox's writes); at the limit the kernel reclaims clean file pages ("limit reached" counts those reclaims) and kills only when anonymous memory leaves nothing to reclaim. Major page faults count reclaimed pages read back from disk: the cost of running at the limit. ` : r.cgroupUnavailable ? `The 64 MiB memory cgroup rows were left out: ${r.cgroupUnavailable}. ` : ''}
 

@@ -43,12 +43,12 @@ describe('fleet simulator', () => {
 
 describe('reconciler soak growth', () => {
   const MiB = 2 ** 20;
-  // A heap that saws from 9 to 16 MiB with a full collection every 6 minutes, RSS 7 MiB higher...
-  const sawtooth = (minutes: number, troughRiseMiBPerHour: number) =>
+  // A heap that saws from 9 MiB to 9 + `amplitude` with a full collection every 6 minutes, RSS 52 MiB higher...
+  const sawtooth = (minutes: number, troughRiseMiBPerHour: number, amplitude = 7) =>
     Array.from({ length: minutes }, (_, i) => {
       const minute = 30 + i;
-      const heap = (9 + ((i % 6) * 7) / 5 + (troughRiseMiBPerHour * minute) / 60) * MiB;
-      return { minute, rssBytes: heap + 52 * MiB, anonBytes: heap + 10 * MiB, heapUsedBytes: heap };
+      const heap = (9 + ((i % 6) * amplitude) / 5 + (troughRiseMiBPerHour * minute) / 60) * MiB;
+      return { minute, rssBytes: heap + 52 * MiB, anonBytes: heap + 10 * MiB, heapUsedBytes: heap, majorCollections: 3 + Math.floor(i / 6) };
     });
 
   it('reads no growth from a sawtooth whose troughs stay level, whatever phase the hour ends on', () => {
@@ -60,6 +60,12 @@ describe('reconciler soak growth', () => {
 
   it('reads a leak from troughs that rise', () => {
     expect(troughSlope(sawtooth(30, 4))).toBeCloseTo(4, 1);
+  });
+
+  it("finds the cycles of the heap ceiling's shallow sawtooth from the collections scraped, not from the size of the drop", () => {
+    // 9 → 11.4 MiB: each collection frees a fifth of the heap.
+    expect(Math.abs(troughSlope(sawtooth(28, 0, 2.4)))).toBeLessThan(0.01);
+    expect(troughSlope(sawtooth(30, 4, 2.4))).toBeCloseTo(4, 1);
   });
 });
 

@@ -44,6 +44,8 @@ export interface SoakOptions {
   nodeFlags: string[];
   /** Only with `node-defaults`: V8 flags set at run time as the launcher does (a partial or earlier set of its settings). */
   runtimeV8Flags?: string[];
+  /** Extra `reconciler` flags (e.g. `--heap-headroom-bytes 0`), after the benchmark's own. */
+  daemonFlags?: string[];
   /** Extra environment of the daemon's process (e.g. MALLOC_ARENA_MAX), as a task definition would set it. */
   env?: Record<string, string>;
   /** Run the daemon in a memory cgroup with this limit (bench/reconciler-cgroup.ts); throws if none can be made. */
@@ -56,6 +58,8 @@ export interface SoakSample {
   anonBytes: number;
   /** ecs_id_mapper_process_nodejs_heap_size_used_bytes as scraped (live objects plus garbage not yet collected). */
   heapUsedBytes: number;
+  /** Major (full) collections since the daemon started, as scraped (nodejs_gc_duration_seconds_count{kind="major"}). */
+  majorCollections: number;
 }
 
 export interface SoakResult {
@@ -71,6 +75,8 @@ export interface SoakResult {
   argv: string[];
   /** At the end, from the daemon's /metrics: V8 heap space sizes (committed) and external memory, bytes. */
   heapAtEnd: { spaces: Record<string, number>; externalBytes: number };
+  /** At the end, from the daemon's /metrics: full collections its heap ceiling ran (reconciler/heap-ceiling.ts). */
+  heapCollections: number;
   /** Major page faults of the daemon over the churn (pages read back from disk, e.g. reclaimed code pages). */
   majorFaults: number;
   /** Set when the daemon died during the soak (only tolerated with memoryLimitBytes, where an OOM kill is a result). */
@@ -128,10 +134,12 @@ function anonBytes(pid: number): number {
 }
 
 /** Sum of every series of `name` in a Prometheus text exposition. */
-function metricSum(text: string, name: string): number {
+/** The sum of a metric's series (only those whose labels contain `label`, when given). */
+function metricSum(text: string, name: string, label?: string): number {
   let sum = 0;
   for (const line of text.split('\n')) {
-    if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (!line.startsWith(name) || (line[name.length] !== ' ' && line[name.length] !== '{')) continue;
+    if (label === undefined || line.slice(name.length, line.lastIndexOf(' ')).includes(label)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
 }
@@ -153,6 +161,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
     'reconciler', '--server', server, '--ecs-agent-url', sim.agentUrl, '--imds-url', sim.imdsUrl, '--docker-socket', 'none',
     '--state-dir', join(dir, 'state'), '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--log-level', 'info',
     '--resync-interval', `${options.realPassMs}ms`, '--full-sync-interval', `${fullSyncMs}ms`,
+    ...(options.daemonFlags ?? []),
   ];
   const entry = options.entry === 'launcher' ? [cliPath()] : [baselineEntry(), ...(options.runtimeV8Flags?.length ? [`--v8-flags=${options.runtimeV8Flags.join(',')}`] : [])];
   const argv = [...options.nodeFlags, ...entry, ...args];
@@ -191,7 +200,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
     let metricsUrl = '';
     let pid = 0;
     let rssAfterFirstPass = 0;
-    let start = { text: '', passes: 0, transitions: 0, heapUsed: 0 };
+    let start = { text: '', passes: 0, transitions: 0, heapUsed: 0, majorCollections: 0 };
     let cpu0 = 0;
     let faults0 = 0;
     const scrape = async () => {
@@ -202,6 +211,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
         passes: metricSum(text, 'ecs_id_mapper_reconciler_passes_total'),
         transitions: metricSum(text, 'ecs_id_mapper_reconciler_transitions_total'),
         heapUsed: metricSum(text, 'ecs_id_mapper_process_nodejs_heap_size_used_bytes'),
+        majorCollections: metricSum(text, 'ecs_id_mapper_process_nodejs_gc_duration_seconds_count', 'kind="major"'),
       };
     };
     try {
@@ -235,7 +245,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
       if (!cgroup || !(await killedInCgroup())) throw err;
       return {
         passes: 0, transitions: 0, samples: [], rssAfterFirstPass, cpuMsPerPass: 0, wallSeconds: (performance.now() - t0) / 1000, argv: argv.map((a) => a.replace(dir, '<tmp>')),
-        heapAtEnd: { spaces: {}, externalBytes: 0 }, majorFaults: 0, exited: `${exited} while starting`, cgroup: cgroup.report(),
+        heapAtEnd: { spaces: {}, externalBytes: 0 }, heapCollections: 0, majorFaults: 0, exited: `${exited} while starting`, cgroup: cgroup.report(),
       };
     }
     // Last readings, kept for the figures if the daemon is killed (memory cgroup rows).
@@ -266,7 +276,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
           if (await killedInCgroup()) break;
           throw err;
         }
-        samples.push({ minute: (t * options.passSeconds) / 60, rssBytes: rss, anonBytes: anonBytes(pid), heapUsedBytes: last.heapUsed });
+        samples.push({ minute: (t * options.passSeconds) / 60, rssBytes: rss, anonBytes: anonBytes(pid), heapUsedBytes: last.heapUsed, majorCollections: last.majorCollections });
       }
     }
     const cpu = (cpuMs(pid) ?? cpuLast) - cpu0;
@@ -274,6 +284,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
     const passes = last.passes - start.passes;
     return { passes, transitions: last.transitions, samples, rssAfterFirstPass, cpuMsPerPass: cpu / Math.max(1, passes), wallSeconds: (performance.now() - t0) / 1000, argv: argv.map((a) => a.replace(dir, '<tmp>')),
       heapAtEnd: { spaces: heapSpaces(last.text), externalBytes: metricSum(last.text, 'ecs_id_mapper_process_nodejs_external_memory_bytes') },
+      heapCollections: metricSum(last.text, 'ecs_id_mapper_reconciler_heap_collections_total'),
       majorFaults: faults,
       ...(exited !== undefined ? { exited } : {}),
       ...(cgroup ? { cgroup: cgroup.report() } : {}),

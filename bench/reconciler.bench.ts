@@ -53,6 +53,8 @@ export interface SoakVariant {
   nodeFlags: string[];
   runtimeV8Flags?: string[];
   env?: Record<string, string>;
+  /** Extra `reconciler` flags, as an operator would add them. */
+  daemonFlags?: string[];
   memoryLimitBytes?: number;
   /** Part of quick mode (`npm run bench` must finish within 5 minutes); the others only with --full. */
   quick: boolean;
@@ -62,6 +64,8 @@ export interface SoakVariant {
 export const GOAL_RSS_BYTES = 64 * 2 ** 20;
 
 const launcherFlags = (V8_FLAGS.reconciler ?? []).map((f) => `\`${f}\``).join(' ');
+/** The daemon flag that turns its heap ceiling off (reconciler/heap-ceiling.ts). */
+const NO_HEAP_CEILING = ['--heap-headroom-bytes', '0'];
 /** What the launcher set before --no-opt (the row measuring the change). */
 const PREVIOUS_LAUNCHER_FLAGS = ['--semi-space-growth-factor=1', '--liftoff-only', '--optimize-for-size'];
 
@@ -74,19 +78,20 @@ const PREVIOUS_LAUNCHER_FLAGS = ['--semi-space-growth-factor=1', '--liftoff-only
  */
 export const SOAK_VARIANTS: SoakVariant[] = [
   { label: `as shipped: \`bin/ecs-id-mapper reconciler\` (launcher sets ${launcherFlags})`, entry: 'launcher', nodeFlags: [], quick: true },
-  { label: 'baseline: the same CLI entry on Node defaults (no launcher V8 settings)', entry: 'node-defaults', nodeFlags: [], quick: true },
-  { label: `before: the launcher's previous settings (${PREVIOUS_LAUNCHER_FLAGS.map((f) => `\`${f}\``).join(' ')})`, entry: 'node-defaults', nodeFlags: [], runtimeV8Flags: PREVIOUS_LAUNCHER_FLAGS, quick: false },
+  { label: 'as shipped without its heap ceiling (`--heap-headroom-bytes 0`: V8 alone decides when to collect)', entry: 'launcher', nodeFlags: [], daemonFlags: NO_HEAP_CEILING, quick: true },
+  { label: 'baseline: the same CLI entry on Node defaults (no launcher V8 settings, no heap ceiling)', entry: 'node-defaults', nodeFlags: [], daemonFlags: NO_HEAP_CEILING, quick: true },
+  { label: `before: the launcher's previous settings (${PREVIOUS_LAUNCHER_FLAGS.map((f) => `\`${f}\``).join(' ')}, no heap ceiling)`, entry: 'node-defaults', nodeFlags: [], runtimeV8Flags: PREVIOUS_LAUNCHER_FLAGS, daemonFlags: NO_HEAP_CEILING, quick: false },
   { label: 'as shipped, inside a 64 MiB memory cgroup', entry: 'launcher', nodeFlags: [], memoryLimitBytes: GOAL_RSS_BYTES, quick: true },
   { label: '`--semi-space-growth-factor=1` only (no `--liftoff-only`), inside a 64 MiB memory cgroup', entry: 'node-defaults', nodeFlags: [], runtimeV8Flags: ['--semi-space-growth-factor=1'], memoryLimitBytes: GOAL_RSS_BYTES, quick: false },
   { label: 'launcher settings without `--optimize-for-size`', entry: 'node-defaults', nodeFlags: [], runtimeV8Flags: (V8_FLAGS.reconciler ?? []).filter((f) => f !== '--optimize-for-size'), quick: false },
   { label: 'as shipped + `MALLOC_ARENA_MAX=2` (environment; fewer glibc malloc arenas)', entry: 'launcher', nodeFlags: [], env: { MALLOC_ARENA_MAX: '2' }, quick: false },
 ];
 
-export async function runSoak(variant: SoakVariant, options: Omit<SoakOptions, 'entry' | 'nodeFlags' | 'runtimeV8Flags' | 'env' | 'memoryLimitBytes'>): Promise<SoakRun> {
-  const result = await runReconcilerSoak({ ...options, entry: variant.entry, nodeFlags: variant.nodeFlags, runtimeV8Flags: variant.runtimeV8Flags, env: variant.env, memoryLimitBytes: variant.memoryLimitBytes });
+export async function runSoak(variant: SoakVariant, options: Omit<SoakOptions, 'entry' | 'nodeFlags' | 'runtimeV8Flags' | 'env' | 'daemonFlags' | 'memoryLimitBytes'>): Promise<SoakRun> {
+  const result = await runReconcilerSoak({ ...options, entry: variant.entry, nodeFlags: variant.nodeFlags, runtimeV8Flags: variant.runtimeV8Flags, env: variant.env, daemonFlags: variant.daemonFlags, memoryLimitBytes: variant.memoryLimitBytes });
   return {
     label: variant.label,
-    shipped: variant.entry === 'launcher' && variant.nodeFlags.length === 0 && !variant.env && variant.memoryLimitBytes === undefined,
+    shipped: variant.entry === 'launcher' && variant.nodeFlags.length === 0 && !variant.env && !variant.daemonFlags?.length && variant.memoryLimitBytes === undefined,
     ...(variant.memoryLimitBytes !== undefined ? { memoryLimitBytes: variant.memoryLimitBytes } : {}),
     result,
     slopeMiBPerHour: troughSlope(steadySamples(result.samples)),
@@ -104,16 +109,16 @@ export function steadySamples(samples: readonly SoakSample[]): readonly SoakSamp
 
 /**
  * RSS growth through the troughs of the heap's sawtooth. The daemon's heap saws between its live
- * size and about 8 MiB more, RSS with it, every few simulated minutes; a straight-line fit through
- * every sample then reads the phase the hour ends on as growth or shrinkage of a few MiB per hour.
- * A leak raises the troughs: each cycle runs from a sample right after a full collection (heap used
- * down by over a quarter since the previous one) to the next, and the fit goes through each
- * cycle's lowest RSS (V8 gives pages back some time after the collection, so the sample right
- * after it is not always the lowest). With fewer than three cycles, every sample is used.
+ * size and a few MiB more (3 with its heap ceiling, at least 8 without), RSS with it; a
+ * straight-line fit through every sample then reads the phase the hour ends on as growth or
+ * shrinkage of a few MiB per hour. A leak raises the troughs: each cycle runs from a sample whose
+ * scrape counts more full collections than the one before to the next such sample, and the fit
+ * goes through each cycle's lowest RSS (V8 gives pages back some time after the collection, so the
+ * sample right after it is not always the lowest). With fewer than three cycles, every sample is used.
  */
 export function troughSlope(samples: readonly SoakSample[]): number {
   const starts: number[] = [];
-  for (let i = 1; i < samples.length; i++) if (samples[i].heapUsedBytes < 0.75 * samples[i - 1].heapUsedBytes) starts.push(i);
+  for (let i = 1; i < samples.length; i++) if (samples[i].majorCollections > samples[i - 1].majorCollections) starts.push(i);
   const lows = starts.map((from, k) => {
     const cycle = samples.slice(from, starts[k + 1] ?? samples.length);
     return cycle.reduce((low, x) => (x.rssBytes < low.rssBytes ? x : low));
@@ -259,9 +264,10 @@ export async function runReconcilerBench(quick: boolean, log: (l: string) => voi
   const passNodeDefaults = await runPassCostIn('node-defaults', quick ? 100 : 500);
   log(`reconciler: pass cost steady mean ${pass.steadyCpuMs.mean.toFixed(2)} ms, churn mean ${pass.churnCpuMs.mean.toFixed(2)} ms (Node defaults ${passNodeDefaults.steadyCpuMs.mean.toFixed(2)} / ${passNodeDefaults.churnCpuMs.mean.toFixed(2)} ms)`);
   const soakHours = 1;
-  // One pass per default resync interval (10 s simulated). Quick: 10 passes per real second;
+  // One pass per default resync interval (10 s simulated). Quick: about 13 passes per real second
+  // (four soaks must fit in the 5-minute budget);
   // full: 2 per second, which leaves the daemon idle most of the time as on a host.
-  const soakPace = { passSeconds: 10, realPassMs: quick ? 100 : 500 };
+  const soakPace = { passSeconds: 10, realPassMs: quick ? 75 : 500 };
   const soak: SoakRun[] = [];
   const cgroupUnavailable = memoryCgroupUnavailable() ?? undefined;
   for (const variant of SOAK_VARIANTS.filter((v) => (v.quick || !quick) && (v.memoryLimitBytes === undefined || !cgroupUnavailable))) {
@@ -321,7 +327,7 @@ export function reconcilerRssGoalRow(r: ReconcilerBenchResult): { figure: string
   const x = soakFigures(shipped);
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   return {
-    figure: `reconciler RSS after ${r.soakHours} simulated hour, as shipped (${(V8_FLAGS.reconciler ?? []).join(' ')})`,
+    figure: `reconciler RSS after ${r.soakHours} simulated hour, as shipped (${(V8_FLAGS.reconciler ?? []).join(' ')}; heap ceiling 3 MiB)`,
     value: `${mib(x.end)} (peak ${mib(x.peak)}; anonymous peak ${mib(x.anonPeak)}), slope ${shipped.slopeMiBPerHour.toFixed(2)} MiB/h, ${shipped.result.cpuMsPerPass.toFixed(2)} ms CPU/pass${capped ? `; in a 64 MiB cgroup: ${survived(capped) ? `ran the hour, ${capped.result.majorFaults} major faults` : `OOM-killed (${capped.result.exited ?? 'oom'})`}` : ''}`,
     baseline: baseline ? `Node defaults ${mib(soakFigures(baseline).end)} (peak ${mib(soakFigures(baseline).peak)}), ${baseline.result.cpuMsPerPass.toFixed(2)} ms CPU/pass` : '',
     goal: '≤ 64 MiB RSS, no growth',
@@ -346,12 +352,13 @@ export function reconcilerMarkdown(r: ReconcilerBenchResult): string {
       const figures = s.result.samples.length === 0
         ? `${s.result.rssAfterFirstPass ? mib(s.result.rssAfterFirstPass) : '—'} | — | — | — | — | — | — | — `
         : `${mib(s.result.rssAfterFirstPass)} | ${mib(x.end)} | ${mib(x.peak)} | ${mib(x.anonEnd)} / ${mib(x.anonPeak)} | ${mib(x.heapEnd)} | ${s.slopeMiBPerHour.toFixed(2)} MiB/h | ${s.result.cpuMsPerPass.toFixed(2)} ms | ${s.result.majorFaults}`;
-      return `| ${s.label} | ${figures} | ${s.result.passes} passes, ${s.result.transitions} transitions | ${goal} |`;
+      return `| ${s.label} | ${figures} | ${s.result.passes} passes, ${s.result.transitions} transitions, ${s.result.heapCollections} collections by the heap ceiling | ${goal} |`;
     })
     .join('\n');
   const shipped = r.soak.find((s) => s.shipped);
   const baseline = r.soak.find((s) => !s.shipped && s.label.startsWith('baseline'));
   const previous = r.soak.find((s) => s.label.startsWith('before:'));
+  const uncapped = r.soak.find((s) => s.label.startsWith('as shipped without its heap ceiling'));
   const cappedRows = r.soak.filter((s) => s.memoryLimitBytes !== undefined);
   const quickNote = r.soak.length < SOAK_VARIANTS.length ? ` Quick mode leaves out these rows, which \`npm run bench:reconciler -- --full\` adds: ${SOAK_VARIANTS.filter((v) => !r.soak.some((s) => s.label === v.label)).map((v) => v.label).join('; ')}.` : '';
   const pace = r.soakPace ?? { passSeconds: 10, realPassMs: 100 };
@@ -373,7 +380,7 @@ ${d ? `| steady, Node defaults | ${ms(d.steadyCpuMs.p50)} | ${ms(d.steadyCpuMs.p
 
 ### Reconciler RSS after an hour of simulated churn
 
-The daemon as it runs on a host, one process per row (\`bench/reconciler-soak.ts\`): \`node bin/ecs-id-mapper reconciler\`, so the same modules and the V8 settings the launcher applies (cli/v8-flags.ts), with its real undici clients against a simulated ECS agent and IMDSv2 (tools/simulate-host, 125 tasks × 2 containers) and the real server (SQLite) on loopback in the benchmark's process, which acknowledges every report; \`--docker-socket none\`. Time is compressed: the daemon passes every ${pace.realPassMs} ms (\`--resync-interval\`) while the simulated clock advances ${pace.passSeconds} s per pass (the default resync interval), one lifecycle step per pass with a task starting or stopping; full sync every 5 simulated minutes. Every simulated minute the benchmark reads the daemon's RSS (\`/proc/<pid>/status\`; anonymous part from \`smaps_rollup\`) and scrapes its \`/metrics\` as Prometheus would; nothing forces a GC, so the heap column is what the daemon holds, garbage included. CPU per pass is the whole process (every thread, HTTP, reports, scrapes, timers) over its passes, from \`/proc/<pid>/stat\`; with compressed time the fixed per-second costs (event-loop lag sampling every 10 ms) are spread over ${Math.round(1000 / pace.realPassMs)} passes a second instead of one per 10 s. RSS slope: a straight line fitted over the last three quarters of the hour (past start-up) through the lowest RSS of each cycle of the heap's sawtooth (a cycle starts at a sample where heap used fell by over a quarter since the previous minute: a full collection), the troughs a leak would raise; a fit through every sample reads the phase of the sawtooth the hour ends on as a few MiB per hour of growth or shrinkage. \`no growth\`: a slope ≤ 1 MiB per hour. Even so, an hour holds only 8 or 9 cycles and the troughs scatter by about a MiB: three trials of the same code gave 0.1, 0.1 and 3.3 MiB/h, so one run's verdict on growth is weak evidence either way. A four-hour trial (39 cycles) gave 0.19 MiB/h, with the heap's troughs between 8.6 and 10.2 MiB in each of the four hours.
+The daemon as it runs on a host, one process per row (\`bench/reconciler-soak.ts\`): \`node bin/ecs-id-mapper reconciler\`, so the same modules and the V8 settings the launcher applies (cli/v8-flags.ts), with its real undici clients against a simulated ECS agent and IMDSv2 (tools/simulate-host, 125 tasks × 2 containers) and the real server (SQLite) on loopback in the benchmark's process, which acknowledges every report; \`--docker-socket none\`. Time is compressed: the daemon passes every ${pace.realPassMs} ms (\`--resync-interval\`) while the simulated clock advances ${pace.passSeconds} s per pass (the default resync interval), one lifecycle step per pass with a task starting or stopping; full sync every 5 simulated minutes. Every simulated minute the benchmark reads the daemon's RSS (\`/proc/<pid>/status\`; anonymous part from \`smaps_rollup\`) and scrapes its \`/metrics\` as Prometheus would; nothing forces a GC, so the heap column is what the daemon holds, garbage included. CPU per pass is the whole process (every thread, HTTP, reports, scrapes, timers) over its passes, from \`/proc/<pid>/stat\`; with compressed time the fixed per-second costs (event-loop lag sampling every 10 ms) are spread over ${Math.round(1000 / pace.realPassMs)} passes a second instead of one per 10 s. RSS slope: a straight line fitted over the last three quarters of the hour (past start-up) through the lowest RSS of each cycle of the heap's sawtooth (a cycle starts at a sample whose scrape counts more major collections than the previous minute's), the troughs a leak would raise; a fit through every sample reads the phase of the sawtooth the hour ends on as a few MiB per hour of growth or shrinkage. \`no growth\`: a slope ≤ 1 MiB per hour. Before the heap ceiling an hour held only 8 or 9 cycles and the troughs scattered by about a MiB: three trials of the same code gave 0.1, 0.1 and 3.3 MiB/h, so one run's verdict on growth is weak evidence either way; a four-hour trial (39 cycles) gave 0.19 MiB/h, with the heap's troughs between 8.6 and 10.2 MiB in each of the four hours.
 
 | daemon started as | RSS after the first pass | RSS at the end | RSS peak | anonymous RSS at the end / peak | heap used at the end | RSS slope (troughs) | CPU per pass | major page faults | work | goal |
 |---|---|---|---|---|---|---|---|---|---|---|
@@ -381,11 +388,11 @@ ${soakRows}
 
 ${shipped && baseline ? `Goal ≤ 64 MiB RSS as shipped, with no memory limit: ${ok(rssGoalMet(shipped))}. As shipped the daemon ends the hour at ${mib(soakFigures(shipped).end)} RSS (peak ${mib(soakFigures(shipped).peak)}); its anonymous memory (heap, malloc, stacks: what a memory limit cannot reclaim) peaks at ${mib(soakFigures(shipped).anonPeak)}, and the rest of the RSS is file-backed, almost all of it pages of the node executable. On Node's defaults in the same run: ${mib(soakFigures(baseline).end)} (peak ${mib(soakFigures(baseline).peak)}, anonymous peak ${mib(soakFigures(baseline).anonPeak)})${previous ? `; with the launcher's previous setting: ${mib(soakFigures(previous).end)} (peak ${mib(soakFigures(previous).peak)}, anonymous peak ${mib(soakFigures(previous).anonPeak)})` : ''}. ` : ''}${r.bareNodeRssBytes ? `A bare \`node -e\` process has an RSS of ${mib(r.bareNodeRssBytes)} on this machine, almost all of it pages of the node executable itself (file-backed: reclaimable under a memory limit, but counted in RSS), so RSS ≤ 64 MiB leaves the daemon about ${mib(GOAL_RSS_BYTES - r.bareNodeRssBytes)} for everything else. ` : ''}
 
-${shipped ? `Why the end figure moves from run to run: past the first quarter hour the daemon's heap (heap used, as scraped) saws between ${mib(soakFigures(shipped).heapLow)} after a full collection and ${mib(soakFigures(shipped).heapHigh)} before the next, and RSS follows it (${mib(soakFigures(shipped).rssLow)} to ${mib(soakFigures(shipped).peak)}), so the last sample lands anywhere in that range. In the memory-reducing mode that \`--optimize-for-size\` puts V8 in, the next full collection is due at the live heap plus at least 8 MiB, whatever \`--heap-growing-percent\` says (1 % and 10 % gave the same sawtooth in a trial). Only a heap limit fixed when node starts lowers that ceiling (\`node --max-old-space-size=24 bin/ecs-id-mapper reconciler\` kept RSS under 64 MiB in a trial); it is not shipped: the launcher cannot set it without a second node process, and a hard heap limit turns a host or an outbox backlog beyond it into a crash loop instead of more frequent collections (the live heap is about 3.5 KiB per container plus about 180 bytes per queued transition).
+${shipped ? `Why the end figure moves from run to run: past the first quarter hour the daemon's heap (heap used, as scraped) saws between ${mib(soakFigures(shipped).heapLow)} after a full collection and ${mib(soakFigures(shipped).heapHigh)} before the next, and RSS follows it (${mib(soakFigures(shipped).rssLow)} to ${mib(soakFigures(shipped).peak)}), so the last sample lands anywhere in that range. The sawtooth is the daemon's own heap ceiling (reconciler/heap-ceiling.ts, \`--heap-headroom-bytes\`, default 3 MiB): after a pass, once the heap has grown 3 MiB (or a quarter of the live heap, if more) past what the last full collection left, the daemon runs one (${shipped.result.heapCollections} in this hour). Without it${uncapped ? ` (the row \`--heap-headroom-bytes 0\`: heap ${mib(soakFigures(uncapped).heapLow)} to ${mib(soakFigures(uncapped).heapHigh)}, RSS ${mib(soakFigures(uncapped).rssLow)} to ${mib(soakFigures(uncapped).peak)})` : ''} V8 decides alone, and in the memory-reducing mode that \`--optimize-for-size\` puts it in, its next full collection is due at the live heap plus at least 8 MiB, whatever \`--heap-growing-percent\` says (1 % and 10 % gave the same sawtooth in a trial). A heap limit fixed when node starts (\`--max-old-space-size\`) would lower that too; it is not used: the launcher cannot set it without a second node process, and a hard limit turns a host or an outbox backlog beyond it into a crash loop, where the ceiling only collects more often and follows the live heap up (about 3.5 KiB per container plus about 180 bytes per queued transition), so a full collection runs at most once per 3 MiB allocated. What the collections cost: the CPU-per-pass column${uncapped ? ` (${shipped.result.cpuMsPerPass.toFixed(2)} ms as shipped, ${uncapped.result.cpuMsPerPass.toFixed(2)} ms without the ceiling, same run; the whole process, so the difference is within this VM's noise unless it repeats)` : ''}.
 
 ` : ''}${cappedRows.length ? `Under a 64 MiB memory limit (a cgroup v1 memory group, as \`docker run --memory=64m\` and the chart's hard \`Memory\` make; bench/reconciler-cgroup.ts): ${cappedRows.map((c) => `${c.label.split(',')[0]} — ${survived(c) ? `ran the whole hour, ${c.result.majorFaults} major page faults, ${c.result.cpuMsPerPass.toFixed(2)} ms CPU per pass` : `OOM-killed (${c.result.exited ?? 'oom kill'})`}, kernel-counted peak ${mib(c.result.cgroup?.maxUsageBytes ?? 0)}`).join('; ')}. The limit counts the group's anonymous memory and the page cache it brings in (a private copy of the node executable, dropped from the cache first so its pages are charged as in a fresh container, and the outbox's writes); at the limit the kernel reclaims clean file pages ("limit reached" counts those reclaims) and kills only when anonymous memory leaves nothing to reclaim. Major page faults count reclaimed pages read back from disk: the cost of running at the limit. ` : r.cgroupUnavailable ? `The 64 MiB memory cgroup rows were left out: ${r.cgroupUnavailable}. ` : ''}
 
-${r.modules ? `Imported alone into a bare process (Node defaults), each module adds (RSS after GC): ${r.modules.map((m) => `${MODULE_NAMES[m.module] ?? `\`${m.module}\``} ${mib(m.addedBytes)}`).join(', ')}. ` : ''}What the daemon does about it: it loads only the parts of undici and prom-client it uses (reconciler/undici.ts, reconciler/prom.ts: no fetch/WebSocket/mock code, no @opentelemetry/api, and not undici's HTTP/2 client, which would load node:http2, tls and crypto), it writes pino's log lines without loading pino (reconciler/log.ts), it takes ids and lifecycle states from the TypeBox-free wire/ids.ts rather than wire/index.ts, so TypeBox is not loaded, and the launcher sets four V8 flags for the reconciler command only, at run time before the daemon's modules load (cli/v8-flags.ts; nothing on the node command line, the same for every deployment): \`--semi-space-growth-factor=1\` (the young generation stays at 1 MiB), \`--liftoff-only\` (undici's llhttp parser, WebAssembly, stays on V8's baseline compiler: its optimizing tier-up takes about 20 MiB for a moment at start-up, enough to get the daemon OOM-killed under 64 MiB${cappedRows.length > 1 ? ': compare the two memory-cgroup rows' : ' (the cgroup row without it, with --full)'}), \`--optimize-for-size\` (the old generation grows in smaller steps, so less garbage stays committed between full collections) and \`--no-opt\` (no TurboFan: JavaScript runs on the interpreter and the baseline compiler; the optimizing compiler's code pages and compile-time memory were about 5 MiB of the peak${previous ? ' — compare the row of the previous settings' : ' (the row of the previous settings, with --full)'}). What they cost: the CPU-per-pass column of the same run (whole process, all threads).${quickNote}
+${r.modules ? `Imported alone into a bare process (Node defaults), each module adds (RSS after GC): ${r.modules.map((m) => `${MODULE_NAMES[m.module] ?? `\`${m.module}\``} ${mib(m.addedBytes)}`).join(', ')}. ` : ''}What the daemon does about it: it loads only the parts of undici and prom-client it uses (reconciler/undici.ts, reconciler/prom.ts: no fetch/WebSocket/mock code, no @opentelemetry/api, and not undici's HTTP/2 client, which would load node:http2, tls and crypto), it writes pino's log lines without loading pino (reconciler/log.ts), it takes ids and lifecycle states from the TypeBox-free wire/ids.ts rather than wire/index.ts, so TypeBox is not loaded, and the launcher sets four V8 flags for the reconciler command only, at run time before the daemon's modules load (cli/v8-flags.ts; nothing on the node command line, the same for every deployment): \`--semi-space-growth-factor=1\` (the young generation stays at 1 MiB), \`--liftoff-only\` (undici's llhttp parser, WebAssembly, stays on V8's baseline compiler: its optimizing tier-up takes about 20 MiB for a moment at start-up, enough to get the daemon OOM-killed under 64 MiB${cappedRows.length > 1 ? ': compare the two memory-cgroup rows' : ' (the cgroup row without it, with --full)'}), \`--optimize-for-size\` (the old generation grows in smaller steps, so less garbage stays committed between full collections) and \`--no-opt\` (no TurboFan: JavaScript runs on the interpreter and the baseline compiler; the optimizing compiler's code pages and compile-time memory were about 5 MiB of the peak${previous ? ' — compare the row of the previous settings' : ' (the row of the previous settings, with --full)'}). What they cost: the CPU-per-pass column of the same run (whole process, all threads). After each pass the daemon also holds its heap under the ceiling described above (reconciler/heap-ceiling.ts; off with \`--heap-headroom-bytes 0\`).${quickNote}
 
 ### Container start → queryable on the server
 

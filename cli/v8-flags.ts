@@ -21,7 +21,8 @@ export const V8_FLAGS: Partial<Record<CommandName, readonly string[]>> = {
   //   a 64 MiB limit. (V8 lists the flag "for testing": it only stops the tier-up; WebAssembly
   //   still works, unlike with --jitless or --lite-mode, which remove it and so break undici.)
   // - the old generation grows in smaller steps, so less garbage stays committed between full
-  //   collections (about 16 MiB committed for 10 MiB live, instead of up to 32);
+  //   collections (about 16 MiB committed for 10 MiB live, instead of up to 32; the daemon's own
+  //   heap ceiling, reconciler/heap-ceiling.ts, collects sooner still);
   // - JavaScript stays on the interpreter and the baseline compiler (no TurboFan): the optimizing
   //   compiler's code and its compile-time memory were about 5 MiB of the daemon's peak RSS, and a
   //   pass is short, mostly JSON parsing (native) and small loops, so it costs about 0.3 ms of CPU.

@@ -113,6 +113,12 @@ describe('reconciler config', () => {
     expect(c.dockerSocket).toBeUndefined();
     expect(c.ecsAgentUrl.href).toBe('http://127.0.0.1:51678/');
   });
+
+  it('keeps a 3 MiB heap headroom by default, takes 0 to leave collections to V8, and rejects a negative one', () => {
+    expect(loadReconcilerConfig(['--server', 'http://m:5001']).heapHeadroomBytes).toBe(3 * 1024 * 1024);
+    expect(loadReconcilerConfig(['--server', 'http://m:5001', '--heap-headroom-bytes', '0']).heapHeadroomBytes).toBe(0);
+    expect(() => loadReconcilerConfig(['--server', 'http://m:5001', '--heap-headroom-bytes', '-1'])).toThrow('--heap-headroom-bytes');
+  });
 });
 
 describe('commands', () => {

@@ -14,6 +14,7 @@ import { createReporter, type Reporter } from './reporter.js';
 import { createReconcilerMetrics, type ReconcilerMetrics } from './metrics.js';
 import { untilStopped } from '../cli/until-stopped.js';
 import { createDaemonLogger } from './log.js';
+import { createHeapCeiling } from './heap-ceiling.js';
 
 export interface RunReconcilerOptions {
   /** Resolves the returned promise when aborted (tests); SIGTERM/SIGINT always do. */
@@ -77,6 +78,7 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
     ? createDockerClient({ socketPath: config.dockerSocket, timeoutMs: config.requestTimeoutMs })
     : undefined;
 
+  const heapCeiling = createHeapCeiling({ headroomBytes: config.heapHeadroomBytes, onCollect: () => metrics.heapCollections.inc() });
   let reporter: Reporter | undefined;
   const loop = createReconcileLoop({
     agent,
@@ -88,7 +90,10 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
     resyncIntervalMs: config.resyncIntervalMs,
     eventDebounceMs: config.eventDebounceMs,
     requestTimeoutMs: config.requestTimeoutMs,
-    onPass: () => reporter?.notify(),
+    onPass: () => {
+      reporter?.notify();
+      heapCeiling.afterPass();
+    },
   });
   reporter = createReporter({
     server: config.server,

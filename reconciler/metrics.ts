@@ -33,6 +33,7 @@ export interface ReconcilerMetrics {
   containers: Gauge<'state'>;
   labelDisagreements: Counter<string>;
   dockerEvents: Counter<string>;
+  heapCollections: Counter<string>;
   /** Records a successful observation (Date.now() milliseconds) for the seconds-since gauge. */
   observedAt(ms: number): void;
   reportedAt(ms: number): void;
@@ -67,6 +68,7 @@ export function createReconcilerMetrics(registry: Registry, now: () => number = 
   for (const state of LIFECYCLE_STATES) containers.set({ state }, 0);
   const labelDisagreements = new Counter({ name: `${p}label_disagreements_total`, help: 'Containers whose ECS labels disagree with the agent (task ARN or container name).', registers });
   const dockerEvents = new Counter({ name: `${p}docker_events_total`, help: 'Docker container events received (each only shortens the wait for the next pass).', registers });
+  const heapCollections = new Counter({ name: `${p}heap_collections_total`, help: 'Full garbage collections the daemon ran because its heap grew --heap-headroom-bytes past the last one (V8\'s own are not counted).', registers });
   new Gauge({
     name: `${p}seconds_since_last_observation`,
     help: 'Seconds since the last pass in which the ECS agent (or Docker labels) answered; -1 before the first.',
@@ -86,7 +88,7 @@ export function createReconcilerMetrics(registry: Registry, now: () => number = 
 
   return {
     passDuration, passes, transitions, observationFailures, imdsV1Fallbacks, outboxDepth, outboxBytes, outboxCoalesced,
-    outboxWriteErrors, reportAttempts, containers, labelDisagreements, dockerEvents,
+    outboxWriteErrors, reportAttempts, containers, labelDisagreements, dockerEvents, heapCollections,
     observedAt: (ms) => void (lastObservation = ms),
     reportedAt: (ms) => void (lastReport = ms),
     lastObservationMs: () => lastObservation,

@@ -1,18 +1,28 @@
 // Open-loop GET load at a fixed rate, for latency figures (bench:api). Each request has a scheduled
 // start (i / rate seconds after the first) and its latency is measured from that moment, so a server
-// that falls behind cannot hide its queueing (coordinated omission). Requests cycle through `paths`.
+// that falls behind cannot hide its queueing (coordinated omission). Requests cycle through `paths`
+// over a fixed set of keep-alive connections, one request in flight on each (no pipelining); a
+// request whose time has come while every connection is busy waits for the first one free, and
+// that wait is part of its latency, as it would be for a client with that many connections.
 //
-// Why not autocannon's `overallRate`: with a sequence of request paths it stalls its own connections
-// (p99 ~80 ms against a bare Fastify route that answers in well under a millisecond, with the
-// server's event loop never delayed more than ~10 ms; one path alone: ~8 ms), which measured the
-// load generator, not the server. Runs in a worker thread, so it does not share the server's event loop.
+// The client is a few lines over `net` sockets, not an HTTP library, because on a 2-core machine
+// the load generator shares the cores with the server it measures:
+// - autocannon's `overallRate` stalls its own connections with a sequence of request paths (p99
+//   ~80 ms against a bare Fastify route that answers in well under a millisecond);
+// - undici took ~130 µs of CPU per request (the bare route: ~30), so at half the bare route's
+//   max rate the generator alone kept both cores busy and p99 measured the generator (20-40 ms
+//   against the bare route, pinned to its own core or not).
+// Requests are pre-encoded; answers are split on their Content-Length (every route under test
+// sends one; anything else counts as a failure). The thread's own busy share is reported beside
+// the figures (`generatorBusy`), so a saturated generator shows. Runs in a worker thread, so it
+// does not share the server's event loop.
+import { connect, type Socket } from 'node:net';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Pool } from 'undici';
 import { percentile } from '../tools/fleet-sim/index.js';
 
 export interface PacedLoadOptions {
-  /** Origin, e.g. http://127.0.0.1:5001 */
+  /** Origin, e.g. http://127.0.0.1:5001 (plain HTTP). */
   origin: string;
   paths: string[];
   /** Requests per second. */
@@ -23,11 +33,13 @@ export interface PacedLoadOptions {
 
 export interface PacedLoadResult {
   requests: number;
-  /** Transport errors and non-2xx answers. */
+  /** Transport errors, answers without a Content-Length, and non-2xx answers. */
   failed: number;
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** Share of the measured phase the generator's thread was busy (event-loop utilisation, 0–1). */
+  generatorBusy: number;
 }
 
 /** Runs the load in a worker thread and resolves with its latency figures. */
@@ -42,51 +54,150 @@ export function pacedLoad(options: PacedLoadOptions): Promise<PacedLoadResult> {
   });
 }
 
+const HEADER_END = Buffer.from('\r\n\r\n');
+const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
+
+/** One keep-alive connection with at most one request in flight; answers are passed to `onAnswer`. */
+class Connection {
+  private buffered: Buffer = Buffer.alloc(0);
+  private inFlight: number | undefined;
+  broken = false;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly onAnswer: (conn: Connection, request: number, ok: boolean) => void,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    const fail = () => this.fail();
+    socket.on('error', fail);
+    socket.on('close', fail);
+  }
+
+  static open(host: string, port: number, onAnswer: (conn: Connection, request: number, ok: boolean) => void): Promise<Connection> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host, port });
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(new Connection(socket, onAnswer));
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  get idle(): boolean {
+    return !this.broken && this.inFlight === undefined;
+  }
+
+  send(request: number, bytes: Buffer): void {
+    this.inFlight = request;
+    this.socket.write(bytes);
+  }
+
+  close(): void {
+    this.broken = true;
+    this.socket.destroy();
+  }
+
+  private receive(chunk: Buffer): void {
+    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    const headerEnd = this.buffered.indexOf(HEADER_END);
+    if (headerEnd < 0 || this.inFlight === undefined) return;
+    const head = this.buffered.toString('latin1', 0, headerEnd);
+    const length = CONTENT_LENGTH.exec(head);
+    if (!length) return this.fail();
+    const end = headerEnd + HEADER_END.length + Number(length[1]);
+    if (this.buffered.length < end) return;
+    const status = Number(head.slice(9, 12));
+    this.buffered = this.buffered.subarray(end);
+    const request = this.inFlight;
+    this.inFlight = undefined;
+    this.onAnswer(this, request, status >= 200 && status < 300);
+  }
+
+  private fail(): void {
+    if (this.broken) return;
+    this.broken = true;
+    this.socket.destroy();
+    const request = this.inFlight;
+    this.inFlight = undefined;
+    if (request !== undefined) this.onAnswer(this, request, false);
+  }
+}
+
 /** One paced phase: `rate` requests per second for `seconds`; returns each request's latency in ms. */
-async function paced(pool: Pool, paths: string[], rate: number, seconds: number): Promise<{ latencies: Float64Array; failed: number }> {
-  const total = Math.max(1, Math.floor(rate * seconds));
+async function paced(options: PacedLoadOptions, requests: Buffer[]): Promise<{ latencies: Float64Array; failed: number; busy: number }> {
+  const url = new URL(options.origin);
+  const total = Math.max(1, Math.floor(options.rate * options.seconds));
   const latencies = new Float64Array(total);
   let failed = 0;
-  const inFlight: Promise<void>[] = [];
+  let answered = 0;
+  let allAnswered: () => void = () => {};
+  const done = new Promise<void>((resolve) => (allAnswered = resolve));
+  const waiting: number[] = [];
+  let nextWaiting = 0;
   const start = performance.now() + 5;
-  const scheduled = (i: number) => start + (i * 1000) / rate;
-  const send = (i: number) =>
-    pool
-      .request({ method: 'GET', path: paths[i % paths.length] })
-      .then(async (res) => {
-        await res.body.dump();
-        if (res.statusCode < 200 || res.statusCode >= 300) failed++;
-      })
-      .catch(() => {
-        failed++;
-      })
-      .finally(() => {
-        latencies[i] = performance.now() - scheduled(i);
-      });
+  const scheduled = (i: number) => start + (i * 1000) / options.rate;
+  const dispatch = (conn: Connection, i: number) => conn.send(i, requests[i % requests.length]);
+  const answer = (i: number, ok: boolean) => {
+    latencies[i] = performance.now() - scheduled(i);
+    if (!ok) failed++;
+    if (++answered === total) allAnswered();
+  };
+  let conns: Connection[] = [];
+  // With every connection broken, nothing can answer what waits: it has failed.
+  const failStranded = () => {
+    if (!conns.every((c) => c.broken)) return;
+    while (nextWaiting < waiting.length) answer(waiting[nextWaiting++], false);
+  };
+  const onAnswer = (conn: Connection, i: number, ok: boolean) => {
+    answer(i, ok);
+    if (conn.idle && nextWaiting < waiting.length) dispatch(conn, waiting[nextWaiting++]);
+    if (conn.broken) failStranded();
+  };
+  conns = await Promise.all(Array.from({ length: options.connections }, () => Connection.open(url.hostname, Number(url.port || 80), onAnswer)));
+  const elu0 = performance.eventLoopUtilization();
   let next = 0;
   while (next < total) {
     const now = performance.now();
     // Every request whose time has come goes out now, however late the loop woke up.
-    while (next < total && scheduled(next) <= now) inFlight.push(send(next++));
+    while (next < total && scheduled(next) <= now) {
+      const free = conns.find((c) => c.idle);
+      if (free && nextWaiting === waiting.length) dispatch(free, next);
+      else waiting.push(next);
+      next++;
+    }
+    if (conns.every((c) => c.broken)) {
+      failStranded();
+      for (; next < total; next++) answer(next, false);
+      break;
+    }
     const wait = scheduled(next) - performance.now();
     if (wait > 0) await sleep(Math.max(0, wait - 0.5));
   }
-  await Promise.all(inFlight);
-  return { latencies, failed };
+  await done;
+  const busy = performance.eventLoopUtilization(elu0).utilization;
+  for (const c of conns) c.close();
+  return { latencies, failed, busy };
 }
 
 async function run(options: PacedLoadOptions): Promise<PacedLoadResult> {
-  const pool = new Pool(options.origin, { connections: options.connections, pipelining: 1 });
-  // Warm-up at the same rate, not measured: connections open and both sides' JIT settle (without
-  // it the first second's requests queued ~20 ms behind a bare Fastify route).
-  await paced(pool, options.paths, options.rate, 1);
-  const { latencies, failed } = await paced(pool, options.paths, options.rate, options.seconds);
-  await pool.close();
+  const host = new URL(options.origin).host;
+  const requests = options.paths.map((path) => Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 'latin1'));
+  // Warm-up at the same rate, not measured: both sides' JIT settle (without it the first second's
+  // requests queued ~20 ms behind a bare Fastify route).
+  await paced({ ...options, seconds: 1 }, requests);
+  const { latencies, failed, busy } = await paced(options, requests);
   const all = Array.from(latencies);
-  return { requests: all.length, failed, p50Ms: percentile(all, 50), p99Ms: percentile(all, 99), maxMs: all.reduce((m, v) => Math.max(m, v), 0) };
+  return { requests: all.length, failed, p50Ms: percentile(all, 50), p99Ms: percentile(all, 99), maxMs: all.reduce((m, v) => Math.max(m, v), 0), generatorBusy: busy };
 }
 
 if (!isMainThread && parentPort && (workerData as { origin?: unknown } | null)?.origin) {
   const port = parentPort;
-  run(workerData as PacedLoadOptions).then((result) => port.postMessage(result));
+  run(workerData as PacedLoadOptions).then(
+    (result) => port.postMessage(result),
+    (err: unknown) => {
+      throw err;
+    },
+  );
 }

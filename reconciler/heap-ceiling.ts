@@ -19,8 +19,10 @@ export interface HeapCeilingOptions {
   headroomBytes: number;
   /** Bytes of heap in use now (live objects plus garbage not yet collected). */
   usedHeapBytes?: () => number;
-  /** Runs a full, synchronous garbage collection. */
-  collect?: () => void;
+  /** Builds the function that runs a full, synchronous garbage collection (default: fullCollection). */
+  collector?: () => () => void;
+  /** Called once, instead of collecting ever, when no collector can be built (the ceiling is then off). */
+  onUnavailable?: (err: Error) => void;
   /** Called after each collection this module triggered (a metric). */
   onCollect?: (freedBytes: number) => void;
 }
@@ -46,7 +48,14 @@ const usedHeap = () => getHeapStatistics().used_heap_size;
 export function createHeapCeiling(options: HeapCeilingOptions): HeapCeiling {
   const used = options.usedHeapBytes ?? usedHeap;
   if (options.headroomBytes <= 0) return { afterPass: () => false, ceilingBytes: () => Infinity };
-  const collect = options.collect ?? fullCollection();
+  let collect: () => void;
+  try {
+    collect = (options.collector ?? fullCollection)();
+  } catch (err) {
+    // A node whose V8 refuses the flag: run as V8 alone would rather than not at all.
+    options.onUnavailable?.(err as Error);
+    return { afterPass: () => false, ceilingBytes: () => Infinity };
+  }
   const ceilingAbove = (live: number) => live + Math.max(options.headroomBytes, live / 4);
   // Until the first collection the heap in use at start stands for the live heap.
   let ceiling = ceilingAbove(used());

@@ -78,7 +78,11 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
     ? createDockerClient({ socketPath: config.dockerSocket, timeoutMs: config.requestTimeoutMs })
     : undefined;
 
-  const heapCeiling = createHeapCeiling({ headroomBytes: config.heapHeadroomBytes, onCollect: () => metrics.heapCollections.inc() });
+  const heapCeiling = createHeapCeiling({
+    headroomBytes: config.heapHeadroomBytes,
+    onCollect: () => metrics.heapCollections.inc(),
+    onUnavailable: (err) => log.warn({ err }, 'cannot run garbage collections from JavaScript here; --heap-headroom-bytes has no effect'),
+  });
   let reporter: Reporter | undefined;
   const loop = createReconcileLoop({
     agent,

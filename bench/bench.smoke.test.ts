@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runFleetSim, rssSlope } from '../tools/fleet-sim/index.js';
+import { apiBenchMarkdown, type ApiBenchResult } from './api.bench.js';
 import { fleetMarkdown, fleetOptions } from './fleet.bench.js';
 import { growthMarkdown, growthOptions, runGrowthBench } from './growth.bench.js';
 import { goalRows, summaryMarkdown } from './index.js';
@@ -103,6 +104,24 @@ describe('reconciler benchmarks', () => {
     expect(rows.map((r) => r.figure)).toContain('start → queryable p95 with Docker events');
     expect(summaryMarkdown(rows, 'quick', 1, [])).toMatch(/goals met/);
   }, 120_000);
+});
+
+describe('API benchmark report', () => {
+  it("shows each latency round's p99 with the stalls the machine had in it, and the generator's busy share", () => {
+    const stall = (stalls: number, maxMs: number) => ({ stalls, maxMs, totalMs: stalls * maxMs });
+    const r: ApiBenchResult = {
+      records: 10_000, paths: 500, bareRps: 30_000, lookupRps: 24_000, uncachedLookupRps: 12_000, ratio: 0.8, roundRatios: [0.8, 0.8],
+      bareP99AtHalfMs: 4, lookupP99AtHalfMs: 4.5, lookupP50AtHalfMs: 1.2, bareRoundP99sMs: [4, 9], lookupRoundP99sMs: [4.5, 12],
+      bareRoundStalls: [stall(0, 0), stall(2, 8.25)], lookupRoundStalls: [stall(1, 6), stall(3, 11)], generatorBusy: [0.21, 0.34, 0.25, 0.3],
+      loadAtStart: 1, loadAtEnd: 1,
+    };
+    const md = apiBenchMarkdown(r, true);
+    expect(md).toContain('lookup: 4.50 ms [1 stalls, max 6.0 ms], 12.00 ms [3 stalls, max 11.0 ms]');
+    expect(md).toContain('bare: 4.00 ms [0 stalls], 9.00 ms [2 stalls, max 8.3 ms]');
+    expect(md).toContain('busy 21 %–34 % of each round');
+    expect(md).toContain('≤ 5 ms — met');
+    expect(md).toContain('≥ 0.80 × — met');
+  });
 });
 
 describe('report writer', () => {

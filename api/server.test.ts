@@ -288,6 +288,14 @@ describe('the web page at /', () => {
     }
   });
 
+  it('answers 404 JSON, not 500, for a file name longer than the file system allows (found by the route fuzzer)', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-web-'));
+    t = await buildTestApp({ webRoot: dir });
+    const res = await t.app.inject({ url: `/${'a'.repeat(300)}` });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error).toBe('not_found');
+  });
+
   it('answers 404 JSON at / when there is no web folder', async () => {
     t = await buildTestApp({ webRoot: '/nonexistent/ecs-id-mapper-web' });
     const res = await t.app.inject({ url: '/' });

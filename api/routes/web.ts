@@ -62,7 +62,9 @@ export const webRoutes: FastifyPluginAsync<{ webRoot?: string }> = async (app, o
         .header('cache-control', 'no-cache')
         .send(body);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') throw missing();
+      // No such file, a file where a directory was asked for, or a name longer than the file
+      // system allows (255 bytes per component on Linux, well under the 512 the schema admits).
+      if (['ENOENT', 'ENOTDIR', 'ENAMETOOLONG'].includes((err as NodeJS.ErrnoException).code ?? '')) throw missing();
       throw err;
     }
   });

@@ -264,9 +264,9 @@ export async function runReconcilerBench(quick: boolean, log: (l: string) => voi
   const passNodeDefaults = await runPassCostIn('node-defaults', quick ? 100 : 500);
   log(`reconciler: pass cost steady mean ${pass.steadyCpuMs.mean.toFixed(2)} ms, churn mean ${pass.churnCpuMs.mean.toFixed(2)} ms (Node defaults ${passNodeDefaults.steadyCpuMs.mean.toFixed(2)} / ${passNodeDefaults.churnCpuMs.mean.toFixed(2)} ms)`);
   const soakHours = 1;
-  // One pass per default resync interval (10 s simulated). Quick: about 17 passes per real second
-  // (four soaks must fit in the 5-minute budget);
-  // full: 2 per second, which leaves the daemon idle most of the time as on a host.
+  // One pass per default resync interval (10 s simulated). Quick: about 17 passes per real second,
+  // so that its four soaks fit the 5-minute budget; full: 2 per second, which leaves the daemon
+  // idle most of the time as on a host.
   const soakPace = { passSeconds: 10, realPassMs: quick ? 60 : 500 };
   const soak: SoakRun[] = [];
   const cgroupUnavailable = memoryCgroupUnavailable() ?? undefined;

@@ -57,7 +57,7 @@ describe('heap ceiling', () => {
     expect(ceiling.afterPass()).toBe(false);
   });
 
-  it('collects at most once per pass even when garbage survives (a heap that is all live)', () => {
+  it('does not collect again on the next pass when a collection freed nothing (a heap that is all live)', () => {
     const { heap, usedHeapBytes, collect } = fakeHeap(9 * MiB);
     const ceiling = createHeapCeiling({ headroomBytes: 3 * MiB, usedHeapBytes, collector: () => collect });
     heap.live = 13 * MiB;

@@ -21,7 +21,7 @@ export interface HeapCeilingOptions {
   usedHeapBytes?: () => number;
   /** Builds the function that runs a full, synchronous garbage collection (default: fullCollection). */
   collector?: () => () => void;
-  /** Called once, instead of collecting ever, when no collector can be built (the ceiling is then off). */
+  /** Called once when no collector can be built; the ceiling is then off and never collects. */
   onUnavailable?: (err: Error) => void;
   /** Called after each collection this module triggered (a metric). */
   onCollect?: (freedBytes: number) => void;

@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { memoryBreakdown } from '../tools/fleet-sim/children.js';
 import { runFleetSim, rssSlope } from '../tools/fleet-sim/index.js';
 import { apiBenchMarkdown, type ApiBenchResult } from './api.bench.js';
-import { fleetMarkdown, fleetOptions } from './fleet.bench.js';
+import { fleetMarkdown, fleetOptions, soakSamplesLine } from './fleet.bench.js';
 import { growthMarkdown, growthOptions, runGrowthBench } from './growth.bench.js';
 import { goalRows, summaryMarkdown } from './index.js';
 import { reconcilerMarkdown, runPassCost, runSoak, runStartToQueryable, SOAK_VARIANTS, troughSlope } from './reconciler.bench.js';
@@ -25,7 +26,14 @@ describe('fleet simulator', () => {
     expect(r.verification.transitionsExpected).toBe(4 * 5 * 2 + 4 * 4 * 2 * 5);
     expect(r.initial.transitions + r.max.transitions + r.paced.transitions).toBe(r.verification.transitionsExpected);
     expect(r.rss.length).toBeGreaterThan(0);
+    // The server's RSS is split by kind, and on SQLite the store's mapped file is found in it.
+    const last = r.rss[r.rss.length - 1];
+    expect(last.anonBytes! + last.fileBytes!).toBe(last.bytes);
+    expect(last.storeMappedBytes).toBeGreaterThan(0);
+    expect(last.storeMappedBytes).toBeLessThanOrEqual(last.fileBytes!);
     const md = fleetMarkdown([r], false);
+    expect(md).toMatch(/\| server RSS at the end, by kind \| anonymous \d+ MiB .*of which the store's memory-mapped file \d+ MiB/);
+    expect(soakSamplesLine(r)).toMatch(/^RSS samples \(s → MiB \(anonymous \/ store file mapped\)\): 0→\d+ \(\d+ \/ \d+\)/);
     expect(md).toContain('| lost / duplicated transitions, wrong records | 0 / 0 / 0');
     expect(md).toContain('churn, max rate');
     // The simulator's own stalls are reported beside the latencies they inflate.
@@ -35,6 +43,10 @@ describe('fleet simulator', () => {
     }
     expect(md).toContain("simulator's own event-loop delay p99 / max");
   }, 120_000);
+
+  it('reads no memory of a process that is gone', () => {
+    expect(memoryBreakdown(2 ** 22 + 1)).toBeNull();
+  });
 
   it('fits the RSS slope in MiB per hour', () => {
     expect(rssSlope([{ atSeconds: 0, bytes: 0 }, { atSeconds: 3600, bytes: 2 ** 20 }])).toBeCloseTo(1);
@@ -89,6 +101,7 @@ describe('reconciler benchmarks', () => {
     expect(pass.containers).toBe(250);
     const soak = await runSoak(SOAK_VARIANTS[0], { simulatedHours: 0.05, passSeconds: 10, realPassMs: 100, tasks: 10, containersPerTask: 2 });
     expect(soak.shipped).toBe(true);
+    expect(soak.hours).toBe(0.05);
     expect(soak.result.samples.length).toBe(3);
     expect(soak.result.passes).toBeGreaterThan(5);
     expect(soak.result.transitions).toBeGreaterThan(0);
@@ -96,11 +109,12 @@ describe('reconciler benchmarks', () => {
     const withEvents = await runStartToQueryable(true, 2000, 2, 100);
     const without = await runStartToQueryable(false, 500, 2, 100);
     expect(withEvents.samples).toBe(2);
-    const md = reconcilerMarkdown({ pass, soak: [soak], soakHours: 0.05, queryable: [withEvents, without] });
+    const md = reconcilerMarkdown({ pass, soak: [soak], queryable: [withEvents, without] });
     expect(md).toContain('| steady (nothing changed) |');
+    expect(md).toContain('| 0.05 hours: ');
     expect(md).toContain('| with Docker events');
     expect(md).toContain('| without events (polling only)');
-    const rows = goalRows({ reconciler: { pass, soak: [soak], soakHours: 0.05, queryable: [withEvents, without] } });
+    const rows = goalRows({ reconciler: { pass, soak: [soak], queryable: [withEvents, without] } });
     expect(rows.map((r) => r.figure)).toContain('start → queryable p95 with Docker events');
     expect(summaryMarkdown(rows, 'quick', 1, [])).toMatch(/goals met/);
   }, 120_000);

@@ -33,6 +33,26 @@ function row(label: string, r: FleetResult['initial']): string {
   return `| ${label} | ${int(r.requests)} | ${int(r.transitions)} | ${r.seconds.toFixed(1)} s | ${int(r.transitionsPerSecond)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${Number.isNaN(r.snapshotP99Ms) ? '–' : `${ms(r.snapshotP50Ms)} / ${ms(r.snapshotP99Ms)}`} | ${int(r.serverCpuUsPerTransition)} µs | ${ms(r.simulatorDelayP99Ms)} / ${ms(r.simulatorDelayMaxMs)} | ${r.retries} |`;
 }
 
+/**
+ * Where the server's RSS is at the end of a run. The SQLite store keeps a page cache of up to 64 MiB
+ * in anonymous memory and maps its file (storage/sqlite/index.ts); both fill as the store is used,
+ * so RSS climbs for a while at first without a leak.
+ */
+function memoryRow(r: FleetResult): string {
+  const last = r.rss[r.rss.length - 1];
+  if (last?.anonBytes === undefined || last.fileBytes === undefined) return '';
+  const mapped = r.options.backend === 'sqlite' ? `, of which the store's memory-mapped file ${mib(last.storeMappedBytes ?? 0)}` : '';
+  return `\n| server RSS at the end, by kind | anonymous ${mib(last.anonBytes)} (heap and malloc${r.options.backend === 'sqlite' ? "; SQLite's page cache, up to 64 MiB, is part of it" : ''}), file-backed ${mib(last.fileBytes)}${mapped} | |`;
+}
+
+/** A soak's RSS samples, about 30 of them: seconds → MiB, and for SQLite the anonymous part and the store's mapped file. */
+export function soakSamplesLine(r: FleetResult): string {
+  const every = Math.max(1, Math.floor(r.rss.length / 30));
+  const mb = (b: number) => (b / 2 ** 20).toFixed(0);
+  const points = r.rss.filter((_, i) => i % every === 0).map((x) => `${x.atSeconds.toFixed(0)}→${mb(x.bytes)}${x.anonBytes !== undefined ? ` (${mb(x.anonBytes)} / ${mb(x.storeMappedBytes ?? 0)})` : ''}`);
+  return `RSS samples (s → MiB${r.rss[0]?.anonBytes !== undefined ? ' (anonymous / store file mapped)' : ''}): ${points.join(', ')}`;
+}
+
 export function fleetMarkdown(results: FleetResult[], soak: boolean): string {
   const parts: string[] = [];
   parts.push(`Simulated hosts report through the real v2 routes (\`POST /v2/hosts/:id/transitions\`, \`PUT /v2/hosts/:id/snapshot\`) to \`ecs-id-mapper server\` running as a child process (its RSS read from /proc). undici Pool, one request in flight per host, strictly increasing seq per host, failed requests retried with the same body. A churn round replaces ${results[0]?.options.replacePerRound ?? 2} containers per host (5 transitions each: running→stopping→stopped→gone, null→pending→running); every ${results[0]?.options.snapshotEvery ?? 3}rd round a host also PUTs its full snapshot. Latencies are per request (transition batches and snapshot PUTs apart); the paced phase runs at half the max request rate and measures from each request's scheduled start (coordinated omission corrected). Server CPU per transition (from /proc/<pid>/stat; for SimpleDB including the endpoint process) is the figure least disturbed by other load on the machine; wall-clock latencies are not. The simulator measures latency in its own process, so its own stalls (GC, building bodies) count in every request in flight; its event-loop delay over each phase is shown beside the latencies. Load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (the machine is shared).`);
@@ -59,7 +79,7 @@ ${row(`churn, paced at ${r.paced.targetRate.toFixed(0)} req/s`, r.paced)}
 | lost / duplicated transitions, wrong records | ${v.lost} / ${v.duplicated} / ${v.wrongRecords} (snapshot-made history entries: ${v.snapshotHistory}) | 0 lost — ${ok(lostOk)} |
 | transition batch p99 at a sustainable rate (paced phase) | ${ms(r.paced.p99Ms)} | ${o.backend === 'sqlite' ? `≤ 50 ms — ${ok(r.paced.p99Ms <= 50)}` : 'none (SimpleDB: reported)'} |
 | server RSS start / peak / end | ${mib(rssStart)} / ${mib(rssPeak)} / ${mib(rssEnd)} (${r.rss.length} samples) | |
-| server RSS slope over the second half of the paced phase | ${r.rssSlopeMiBPerHour.toFixed(1)} MiB/h${soak ? '' : ' (phase too short to mean much; see soak)'} | ${soak ? `no growth (≤ 5 MiB/h) — ${ok(r.rssSlopeMiBPerHour <= 5)}` : ''} |`);
+| server RSS slope over the second half of the paced phase | ${r.rssSlopeMiBPerHour.toFixed(1)} MiB/h${r.anonSlopeMiBPerHour !== undefined ? ` (anonymous memory alone: ${r.anonSlopeMiBPerHour.toFixed(1)} MiB/h)` : ''}${soak ? '' : ' (phase too short to mean much; see soak)'} | ${soak ? `no growth (≤ 5 MiB/h) — ${ok(r.rssSlopeMiBPerHour <= 5)}` : ''} |${memoryRow(r)}`);
   }
   parts.push('Baseline in the same run: the max-rate phase against the paced one (how much of the latency is queueing). Run alone with `npm run bench:fleet` (`-- --full` for 2,000 × 30), soak with `npm run bench:soak` (30 minutes; another length: `npm run bench:fleet -- --soak 45m`).');
   return parts.join('\n\n');
@@ -80,7 +100,7 @@ if (invokedDirectly) {
       const opts = fleetOptions(backend ?? 'sqlite', size);
       // A steady, realistic load by default: every host reports about every 10 s.
       const r = await runFleetSim({ ...opts, soakMs, pacedRate: rate ?? opts.hosts / 10, rssSampleMs: 10_000, log });
-      writeBenchmarkSection('soak', 'Fleet soak: server RSS over time', fleetMarkdown([r], true) + `\n\nRSS samples (s → MiB): ${r.rss.filter((_, i) => i % Math.max(1, Math.floor(r.rss.length / 30)) === 0).map((x) => `${x.atSeconds.toFixed(0)}→${(x.bytes / 2 ** 20).toFixed(0)}`).join(', ')}`);
+      writeBenchmarkSection('soak', 'Fleet soak: server RSS over time', `${fleetMarkdown([r], true)}\n\n${soakSamplesLine(r)}`);
       return;
     }
     const results = backend ? [await runFleetSim({ ...fleetOptions(backend, size), log })] : await runFleetBench(size, log);

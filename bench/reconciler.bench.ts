@@ -1,7 +1,7 @@
 // Reconciler benchmarks (issue 3):
 // 1. CPU per pass over 250 containers (goal ≤ 5 ms), steady and churning, with the baseline of the
 //    same run: parsing the agent's /v1/tasks body alone (what any poller pays).
-// 2. RSS with 250 containers after an hour of simulated churn (goal ≤ 64 MiB, no growth), in a
+// 2. RSS with 250 containers over hours of simulated churn (goal ≤ 64 MiB, no growth), in a
 //    child process (bench/reconciler-soak.ts): as shipped, on Node's defaults, with the launcher's
 //    previous settings, and inside a 64 MiB memory cgroup (bench/reconciler-cgroup.ts).
 // 3. Container start → queryable on the server, p95, with Docker events (goal ≤ 1 s) and without
@@ -40,6 +40,8 @@ export interface SoakRun {
   /** Ran inside a memory cgroup with this limit (bytes). */
   memoryLimitBytes?: number;
   result: SoakResult;
+  /** Simulated hours the row ran. */
+  hours: number;
   /**
    * RSS slope past start-up (steadySamples), MiB per simulated hour, through the lowest RSS of
    * each cycle of the heap sawtooth (troughSlope).
@@ -56,9 +58,20 @@ export interface SoakVariant {
   /** Extra `reconciler` flags, as an operator would add them. */
   daemonFlags?: string[];
   memoryLimitBytes?: number;
+  /**
+   * Runs GROWTH_SOAK_HOURS instead of one hour: the no-growth verdict rests on this row. Over one
+   * hour the trough fit scattered between -0.1 and 1.4 MiB/h in five runs of the same build.
+   */
+  growthRun?: boolean;
   /** Part of quick mode (`npm run bench` must finish within 5 minutes); the others only with --full. */
   quick: boolean;
 }
+
+/**
+ * Simulated hours of the growth row (SoakVariant.growthRun). A six-hour trial of the shipped
+ * daemon gave 0.03 MiB/h through 100 cycles, its hourly trough medians all within 59.6-60.0 MiB.
+ */
+export const GROWTH_SOAK_HOURS = { quick: 3, full: 4 };
 
 /** The issue's goal: the original agent ran capped at --memory=64m. */
 export const GOAL_RSS_BYTES = 64 * 2 ** 20;
@@ -77,7 +90,7 @@ const PREVIOUS_LAUNCHER_FLAGS = ['--semi-space-growth-factor=1', '--liftoff-only
  * mode must leave `npm run bench` within 5 minutes.
  */
 export const SOAK_VARIANTS: SoakVariant[] = [
-  { label: `as shipped: \`bin/ecs-id-mapper reconciler\` (launcher sets ${launcherFlags})`, entry: 'launcher', nodeFlags: [], quick: true },
+  { label: `as shipped: \`bin/ecs-id-mapper reconciler\` (launcher sets ${launcherFlags})`, entry: 'launcher', nodeFlags: [], growthRun: true, quick: true },
   { label: 'as shipped without its heap ceiling (`--heap-headroom-bytes 0`: V8 alone decides when to collect)', entry: 'launcher', nodeFlags: [], daemonFlags: NO_HEAP_CEILING, quick: true },
   { label: 'baseline: the same CLI entry on Node defaults (no launcher V8 settings, no heap ceiling)', entry: 'node-defaults', nodeFlags: [], daemonFlags: NO_HEAP_CEILING, quick: true },
   { label: `before: the launcher's previous settings (${PREVIOUS_LAUNCHER_FLAGS.map((f) => `\`${f}\``).join(' ')}, no heap ceiling)`, entry: 'node-defaults', nodeFlags: [], runtimeV8Flags: PREVIOUS_LAUNCHER_FLAGS, daemonFlags: NO_HEAP_CEILING, quick: false },
@@ -94,13 +107,14 @@ export async function runSoak(variant: SoakVariant, options: Omit<SoakOptions, '
     shipped: variant.entry === 'launcher' && variant.nodeFlags.length === 0 && !variant.env && !variant.daemonFlags?.length && variant.memoryLimitBytes === undefined,
     ...(variant.memoryLimitBytes !== undefined ? { memoryLimitBytes: variant.memoryLimitBytes } : {}),
     result,
+    hours: options.simulatedHours,
     slopeMiBPerHour: troughSlope(steadySamples(result.samples)),
   };
 }
 
 /**
  * The samples past start-up: all but the first quarter (one a simulated minute). With a heap cycle
- * every 5-6 simulated minutes, an hour leaves 8 or 9 cycles for the growth fit and the sawtooth's
+ * every 3-5 simulated minutes, an hour leaves 12 to 19 cycles for the growth fit and the sawtooth's
  * range.
  */
 export function steadySamples(samples: readonly SoakSample[]): readonly SoakSample[] {
@@ -110,7 +124,7 @@ export function steadySamples(samples: readonly SoakSample[]): readonly SoakSamp
 /**
  * RSS growth through the troughs of the heap's sawtooth. The daemon's heap saws between its live
  * size and a few MiB more (3 with its heap ceiling, at least 8 without), RSS with it; a
- * straight-line fit through every sample then reads the phase the hour ends on as growth or
+ * straight-line fit through every sample then reads the phase the run ends on as growth or
  * shrinkage of a few MiB per hour. A leak raises the troughs: each cycle runs from a sample whose
  * scrape counts more full collections than the one before to the next such sample, and the fit
  * goes through each cycle's lowest RSS (V8 gives pages back some time after the collection, so the
@@ -228,7 +242,6 @@ export interface ReconcilerBenchResult {
   /** The same passes on Node's defaults (what the settings cost). */
   passNodeDefaults?: PassCost;
   soak: SoakRun[];
-  soakHours: number;
   /** Simulated seconds and real milliseconds per pass in the soak. */
   soakPace?: { passSeconds: number; realPassMs: number };
   /** RSS of a bare `node -e` process (no modules): the floor under any Node daemon. */
@@ -263,15 +276,15 @@ export async function runReconcilerBench(quick: boolean, log: (l: string) => voi
   const pass = await runPassCostIn('launcher', quick ? 100 : 500);
   const passNodeDefaults = await runPassCostIn('node-defaults', quick ? 100 : 500);
   log(`reconciler: pass cost steady mean ${pass.steadyCpuMs.mean.toFixed(2)} ms, churn mean ${pass.churnCpuMs.mean.toFixed(2)} ms (Node defaults ${passNodeDefaults.steadyCpuMs.mean.toFixed(2)} / ${passNodeDefaults.churnCpuMs.mean.toFixed(2)} ms)`);
-  const soakHours = 1;
-  // One pass per default resync interval (10 s simulated). Quick: about 17 passes per real second,
-  // so that its four soaks fit the 5-minute budget; full: 2 per second, which leaves the daemon
-  // idle most of the time as on a host.
-  const soakPace = { passSeconds: 10, realPassMs: quick ? 60 : 500 };
+  // One pass per default resync interval (10 s simulated). Quick: 25 passes per real second, so
+  // that its soaks (the growth row's three hours and three one-hour rows) fit the 5-minute budget;
+  // full: 2 per second, which leaves the daemon idle most of the time as on a host.
+  const soakPace = { passSeconds: 10, realPassMs: quick ? 40 : 500 };
+  const growthHours = quick ? GROWTH_SOAK_HOURS.quick : GROWTH_SOAK_HOURS.full;
   const soak: SoakRun[] = [];
   const cgroupUnavailable = memoryCgroupUnavailable() ?? undefined;
   for (const variant of SOAK_VARIANTS.filter((v) => (v.quick || !quick) && (v.memoryLimitBytes === undefined || !cgroupUnavailable))) {
-    const run = await runSoak(variant, { simulatedHours: soakHours, ...soakPace, tasks: 125, containersPerTask: 2 });
+    const run = await runSoak(variant, { simulatedHours: variant.growthRun ? growthHours : 1, ...soakPace, tasks: 125, containersPerTask: 2 });
     soak.push(run);
     log(`reconciler: soak ${variant.label}: peak ${(soakFigures(run).peak / 2 ** 20).toFixed(1)} MiB${run.result.exited ? `, ${run.result.exited}` : ''}`);
   }
@@ -281,7 +294,7 @@ export async function runReconcilerBench(quick: boolean, log: (l: string) => voi
   const resync = 10_000;
   const samples = quick ? 20 : 60;
   const queryable = [await runStartToQueryable(true, resync, samples, quick ? 4000 : 30_000), await runStartToQueryable(false, resync, samples, quick ? 10_000 : 30_000)];
-  return { pass, passNodeDefaults, soak, soakHours, soakPace, bareNodeRssBytes, modules, queryable, ...(cgroupUnavailable ? { cgroupUnavailable } : {}) };
+  return { pass, passNodeDefaults, soak, soakPace, bareNodeRssBytes, modules, queryable, ...(cgroupUnavailable ? { cgroupUnavailable } : {}) };
 }
 
 const MODULE_NAMES: Record<string, string> = {
@@ -294,6 +307,9 @@ const MODULE_NAMES: Record<string, string> = {
   '../wire/ids.js': 'wire/ids.ts (the TypeBox-free ids and states the daemon imports)',
   '../reconciler/main.js': 'the whole daemon (reconciler/main.js)',
 };
+
+/** Simulated hours in words: `1 hour`, `3 hours`. */
+const hours = (n: number) => `${n} hour${n === 1 ? '' : 's'}`;
 
 /** A row's figures; a daemon killed before its first sample has only its RSS after the first pass (0 if it never got there). */
 export function soakFigures(s: SoakRun): { end: number; peak: number; anonEnd: number; anonPeak: number; heapEnd: number; heapLow: number; heapHigh: number; rssLow: number } {
@@ -327,7 +343,7 @@ export function reconcilerRssGoalRow(r: ReconcilerBenchResult): { figure: string
   const x = soakFigures(shipped);
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   return {
-    figure: `reconciler RSS after ${r.soakHours} simulated hour, as shipped (${(V8_FLAGS.reconciler ?? []).join(' ')}; heap ceiling 3 MiB)`,
+    figure: `reconciler RSS over ${hours(shipped.hours)} of simulated churn, as shipped (${(V8_FLAGS.reconciler ?? []).join(' ')}; heap ceiling 3 MiB)`,
     value: `${mib(x.end)} (peak ${mib(x.peak)}; anonymous peak ${mib(x.anonPeak)}), slope ${shipped.slopeMiBPerHour.toFixed(2)} MiB/h, ${shipped.result.cpuMsPerPass.toFixed(2)} ms CPU/pass${capped ? `; in a 64 MiB cgroup: ${survived(capped) ? `ran the hour, ${capped.result.majorFaults} major faults` : `OOM-killed (${capped.result.exited ?? 'oom'})`}` : ''}`,
     baseline: baseline ? `Node defaults ${mib(soakFigures(baseline).end)} (peak ${mib(soakFigures(baseline).peak)}), ${baseline.result.cpuMsPerPass.toFixed(2)} ms CPU/pass` : '',
     goal: '≤ 64 MiB RSS, no growth',
@@ -347,12 +363,12 @@ export function reconcilerMarkdown(r: ReconcilerBenchResult): string {
       const cg = s.result.cgroup;
       const goal = s.memoryLimitBytes !== undefined
         ? `runs the hour under the limit — ${ok(survived(s))}${s.result.exited ? ` (${s.result.exited})` : ''}; kernel-counted peak ${mib(cg?.maxUsageBytes ?? 0)} of ${mib(s.memoryLimitBytes)}, limit reached ${cg?.limitHits ?? 0} times, ${cg?.oomKills ?? 0} OOM kills (RSS here is what the limit left resident, not a goal figure)`
-        : `≤ 64 MiB — ${ok(survived(s) && x.peak <= GOAL_RSS_BYTES)}; no growth — ${ok(s.slopeMiBPerHour <= 1)}`;
+        : `≤ 64 MiB — ${ok(survived(s) && x.peak <= GOAL_RSS_BYTES)}; ${s.shipped ? `no growth — ${ok(s.slopeMiBPerHour <= 1)}` : 'slope for comparison (one hour)'}`;
       // A daemon killed before its first sample has no figures of its own: dashes, not zeros.
       const figures = s.result.samples.length === 0
         ? `${s.result.rssAfterFirstPass ? mib(s.result.rssAfterFirstPass) : '—'} | — | — | — | — | — | — | — `
         : `${mib(s.result.rssAfterFirstPass)} | ${mib(x.end)} | ${mib(x.peak)} | ${mib(x.anonEnd)} / ${mib(x.anonPeak)} | ${mib(x.heapEnd)} | ${s.slopeMiBPerHour.toFixed(2)} MiB/h | ${s.result.cpuMsPerPass.toFixed(2)} ms | ${s.result.majorFaults}`;
-      return `| ${s.label} | ${figures} | ${s.result.passes} passes, ${s.result.transitions} transitions, ${s.result.heapCollections} collections by the heap ceiling | ${goal} |`;
+      return `| ${s.label} | ${figures} | ${hours(s.hours)}: ${s.result.passes} passes, ${s.result.transitions} transitions, ${s.result.heapCollections} collections by the heap ceiling | ${goal} |`;
     })
     .join('\n');
   const shipped = r.soak.find((s) => s.shipped);
@@ -378,17 +394,17 @@ ${d ? `| steady, Node defaults | ${ms(d.steadyCpuMs.p50)} | ${ms(d.steadyCpuMs.p
 | churn, Node defaults | ${ms(d.churnCpuMs.p50)} | ${ms(d.churnCpuMs.p95)} | ${ms(d.churnCpuMs.mean)} | |
 ` : ''}| baseline: JSON.parse + parse of the agent body only (launcher settings${d ? `; Node defaults: p50 ${ms(d.parseOnlyCpuMs.p50)}, mean ${ms(d.parseOnlyCpuMs.mean)}` : ''}) | ${ms(p.parseOnlyCpuMs.p50)} | | ${ms(p.parseOnlyCpuMs.mean)} | |
 
-### Reconciler RSS after an hour of simulated churn
+### Reconciler RSS over hours of simulated churn
 
-The daemon as it runs on a host, one process per row (\`bench/reconciler-soak.ts\`): \`node bin/ecs-id-mapper reconciler\`, so the same modules and the V8 settings the launcher applies (cli/v8-flags.ts), with its real undici clients against a simulated ECS agent and IMDSv2 (tools/simulate-host, 125 tasks × 2 containers) and the real server (SQLite) on loopback in the benchmark's process, which acknowledges every report; \`--docker-socket none\`. Time is compressed: the daemon passes every ${pace.realPassMs} ms (\`--resync-interval\`) while the simulated clock advances ${pace.passSeconds} s per pass (the default resync interval), one lifecycle step per pass with a task starting or stopping; full sync every 5 simulated minutes. Every simulated minute the benchmark reads the daemon's RSS (\`/proc/<pid>/status\`; anonymous part from \`smaps_rollup\`) and scrapes its \`/metrics\` as Prometheus would; nothing forces a GC, so the heap column is what the daemon holds, garbage included. CPU per pass is the whole process (every thread, HTTP, reports, scrapes, timers) over its passes, from \`/proc/<pid>/stat\`; with compressed time the fixed per-second costs (event-loop lag sampling every 10 ms) are spread over ${Math.round(1000 / pace.realPassMs)} passes a second instead of one per 10 s. RSS slope: a straight line fitted over the last three quarters of the hour (past start-up) through the lowest RSS of each cycle of the heap's sawtooth (a cycle starts at a sample whose scrape counts more major collections than the previous minute's), the troughs a leak would raise; a fit through every sample reads the phase of the sawtooth the hour ends on as a few MiB per hour of growth or shrinkage. \`no growth\`: a slope ≤ 1 MiB per hour. Before the heap ceiling an hour held only 8 or 9 cycles and the troughs scattered by about a MiB: three trials of the same code gave 0.1, 0.1 and 3.3 MiB/h, so one run's verdict on growth is weak evidence either way; a four-hour trial (39 cycles) gave 0.19 MiB/h, with the heap's troughs between 8.6 and 10.2 MiB in each of the four hours.
+The daemon as it runs on a host, one process per row (\`bench/reconciler-soak.ts\`): \`node bin/ecs-id-mapper reconciler\`, so the same modules and the V8 settings the launcher applies (cli/v8-flags.ts), with its real undici clients against a simulated ECS agent and IMDSv2 (tools/simulate-host, 125 tasks × 2 containers) and the real server (SQLite) on loopback in the benchmark's process, which acknowledges every report; \`--docker-socket none\`. Time is compressed: the daemon passes every ${pace.realPassMs} ms (\`--resync-interval\`) while the simulated clock advances ${pace.passSeconds} s per pass (the default resync interval), one lifecycle step per pass with a task starting or stopping; full sync every 5 simulated minutes. Every simulated minute the benchmark reads the daemon's RSS (\`/proc/<pid>/status\`; anonymous part from \`smaps_rollup\`) and scrapes its \`/metrics\` as Prometheus would; nothing forces a GC, so the heap column is what the daemon holds, garbage included. CPU per pass is the whole process (every thread, HTTP, reports, scrapes, timers) over its passes, from \`/proc/<pid>/stat\`; with compressed time the fixed per-second costs (event-loop lag sampling every 10 ms) are spread over ${Math.round(1000 / pace.realPassMs)} passes a second instead of one per 10 s. RSS slope: a straight line fitted over the last three quarters of the run (past start-up) through the lowest RSS of each cycle of the heap's sawtooth (a cycle starts at a sample whose scrape counts more major collections than the previous minute's), the troughs a leak would raise; a fit through every sample reads the phase of the sawtooth the run ends on as a few MiB per hour of growth or shrinkage. \`no growth\`: a slope ≤ 1 MiB per hour, judged on the shipped row, which runs ${hours(shipped?.hours ?? 1)}; the other rows run one hour and their slopes are for comparison only. Over one hour the troughs scatter by about half a MiB, so one hour's slope is weak evidence either way: five one-hour runs of one build gave -0.10, 0.35, 0.44, 0.89 and 1.43 MiB/h, while a six-hour run of the same build (100 cycles) gave 0.03 MiB/h, with the median trough of each hour between 59.6 and 60.0 MiB RSS and between 9.1 and 9.4 MiB of heap.
 
 | daemon started as | RSS after the first pass | RSS at the end | RSS peak | anonymous RSS at the end / peak | heap used at the end | RSS slope (troughs) | CPU per pass | major page faults | work | goal |
 |---|---|---|---|---|---|---|---|---|---|---|
 ${soakRows}
 
-${shipped && baseline ? `Goal ≤ 64 MiB RSS as shipped, with no memory limit: ${ok(rssGoalMet(shipped))}. As shipped the daemon ends the hour at ${mib(soakFigures(shipped).end)} RSS (peak ${mib(soakFigures(shipped).peak)}); its anonymous memory (heap, malloc, stacks: what a memory limit cannot reclaim) peaks at ${mib(soakFigures(shipped).anonPeak)}, and the rest of the RSS is file-backed, almost all of it pages of the node executable. On Node's defaults in the same run: ${mib(soakFigures(baseline).end)} (peak ${mib(soakFigures(baseline).peak)}, anonymous peak ${mib(soakFigures(baseline).anonPeak)})${previous ? `; with the launcher's previous setting: ${mib(soakFigures(previous).end)} (peak ${mib(soakFigures(previous).peak)}, anonymous peak ${mib(soakFigures(previous).anonPeak)})` : ''}. ` : ''}${r.bareNodeRssBytes ? `A bare \`node -e\` process has an RSS of ${mib(r.bareNodeRssBytes)} on this machine, almost all of it pages of the node executable itself (file-backed: reclaimable under a memory limit, but counted in RSS), so RSS ≤ 64 MiB leaves the daemon about ${mib(GOAL_RSS_BYTES - r.bareNodeRssBytes)} for everything else. ` : ''}
+${shipped && baseline ? `Goal ≤ 64 MiB RSS as shipped, with no memory limit: ${ok(rssGoalMet(shipped))}. As shipped the daemon ends its ${hours(shipped.hours)} at ${mib(soakFigures(shipped).end)} RSS (peak ${mib(soakFigures(shipped).peak)}); its anonymous memory (heap, malloc, stacks: what a memory limit cannot reclaim) peaks at ${mib(soakFigures(shipped).anonPeak)}, and the rest of the RSS is file-backed, almost all of it pages of the node executable. On Node's defaults in the same run: ${mib(soakFigures(baseline).end)} (peak ${mib(soakFigures(baseline).peak)}, anonymous peak ${mib(soakFigures(baseline).anonPeak)})${previous ? `; with the launcher's previous setting: ${mib(soakFigures(previous).end)} (peak ${mib(soakFigures(previous).peak)}, anonymous peak ${mib(soakFigures(previous).anonPeak)})` : ''}. ` : ''}${r.bareNodeRssBytes ? `A bare \`node -e\` process has an RSS of ${mib(r.bareNodeRssBytes)} on this machine, almost all of it pages of the node executable itself (file-backed: reclaimable under a memory limit, but counted in RSS), so RSS ≤ 64 MiB leaves the daemon about ${mib(GOAL_RSS_BYTES - r.bareNodeRssBytes)} for everything else. ` : ''}
 
-${shipped ? `Why the end figure moves from run to run: past the first quarter hour the daemon's heap (heap used, as scraped) saws between ${mib(soakFigures(shipped).heapLow)} after a full collection and ${mib(soakFigures(shipped).heapHigh)} before the next, and RSS follows it (${mib(soakFigures(shipped).rssLow)} to ${mib(soakFigures(shipped).peak)}), so the last sample lands anywhere in that range. The sawtooth is the daemon's own heap ceiling (reconciler/heap-ceiling.ts, \`--heap-headroom-bytes\`, default 3 MiB): after a pass, once the heap has grown 3 MiB (or a quarter of the live heap, if more) past what the last full collection left, the daemon runs one (${shipped.result.heapCollections} in this hour). Without it${uncapped ? ` (the row \`--heap-headroom-bytes 0\`: heap ${mib(soakFigures(uncapped).heapLow)} to ${mib(soakFigures(uncapped).heapHigh)}, RSS ${mib(soakFigures(uncapped).rssLow)} to ${mib(soakFigures(uncapped).peak)})` : ''} V8 decides alone, and in the memory-reducing mode that \`--optimize-for-size\` puts it in, its next full collection is due at the live heap plus at least 8 MiB, whatever \`--heap-growing-percent\` says (1 % and 10 % gave the same sawtooth in a trial). A heap limit fixed when node starts (\`--max-old-space-size\`) would lower that too; it is not used: the launcher cannot set it without a second node process, and a hard limit turns a host or an outbox backlog beyond it into a crash loop, where the ceiling only collects more often and follows the live heap up (about 3.5 KiB per container plus about 180 bytes per queued transition), so a full collection runs at most once per 3 MiB allocated. What the collections cost: the CPU-per-pass column${uncapped ? ` (${shipped.result.cpuMsPerPass.toFixed(2)} ms as shipped, ${uncapped.result.cpuMsPerPass.toFixed(2)} ms without the ceiling, same run; the whole process, so the difference is within this VM's noise unless it repeats)` : ''}.
+${shipped ? `Why the end figure moves from run to run: past the first quarter of the run the daemon's heap (heap used, as scraped) saws between ${mib(soakFigures(shipped).heapLow)} after a full collection and ${mib(soakFigures(shipped).heapHigh)} before the next, and RSS follows it (${mib(soakFigures(shipped).rssLow)} to ${mib(soakFigures(shipped).peak)}), so the last sample lands anywhere in that range. The sawtooth is the daemon's own heap ceiling (reconciler/heap-ceiling.ts, \`--heap-headroom-bytes\`, default 3 MiB): after a pass, once the heap has grown 3 MiB (or a quarter of the live heap, if more) past what the last full collection left, the daemon runs one (${shipped.result.heapCollections} in this hour). Without it${uncapped ? ` (the row \`--heap-headroom-bytes 0\`: heap ${mib(soakFigures(uncapped).heapLow)} to ${mib(soakFigures(uncapped).heapHigh)}, RSS ${mib(soakFigures(uncapped).rssLow)} to ${mib(soakFigures(uncapped).peak)})` : ''} V8 decides alone, and in the memory-reducing mode that \`--optimize-for-size\` puts it in, its next full collection is due at the live heap plus at least 8 MiB, whatever \`--heap-growing-percent\` says (1 % and 10 % gave the same sawtooth in a trial). A heap limit fixed when node starts (\`--max-old-space-size\`) would lower that too; it is not used: the launcher cannot set it without a second node process, and a hard limit turns a host or an outbox backlog beyond it into a crash loop, where the ceiling only collects more often and follows the live heap up (about 3.5 KiB per container plus about 180 bytes per queued transition), so a full collection runs at most once per 3 MiB allocated. What the collections cost: the CPU-per-pass column${uncapped ? ` (${shipped.result.cpuMsPerPass.toFixed(2)} ms as shipped, ${uncapped.result.cpuMsPerPass.toFixed(2)} ms without the ceiling, same run; the whole process, so the difference is within this VM's noise unless it repeats)` : ''}.
 
 ` : ''}${cappedRows.length ? `Under a 64 MiB memory limit (a cgroup v1 memory group, as \`docker run --memory=64m\` and the chart's hard \`Memory\` make; bench/reconciler-cgroup.ts): ${cappedRows.map((c) => `${c.label.split(',')[0]} — ${survived(c) ? `ran the whole hour, ${c.result.majorFaults} major page faults, ${c.result.cpuMsPerPass.toFixed(2)} ms CPU per pass` : `OOM-killed (${c.result.exited ?? 'oom kill'})`}, kernel-counted peak ${mib(c.result.cgroup?.maxUsageBytes ?? 0)}`).join('; ')}. The limit counts the group's anonymous memory and the page cache it brings in (a private copy of the node executable, dropped from the cache first so its pages are charged as in a fresh container, and the outbox's writes); at the limit the kernel reclaims clean file pages ("limit reached" counts those reclaims) and kills only when anonymous memory leaves nothing to reclaim. Major page faults count reclaimed pages read back from disk: the cost of running at the limit. ` : r.cgroupUnavailable ? `The 64 MiB memory cgroup rows were left out: ${r.cgroupUnavailable}. ` : ''}
 

@@ -26,6 +26,42 @@ export function rssBytes(pid: number): number | null {
   }
 }
 
+/** Where a process's resident memory is: what `rssBytes` reports, split by kind (bytes). */
+export interface MemoryBreakdown {
+  rss: number;
+  /** Heap, malloc (SQLite's page cache among it), stacks: what a memory limit cannot reclaim. */
+  anon: number;
+  /** File-backed and shared pages: the node executable's, and any mapped file's. */
+  file: number;
+  /** The part of `file` that maps `mappedPath` or a file beside it with that prefix (a SQLite store and its -shm). */
+  mapped: number;
+}
+
+/**
+ * `rssBytes` split into anonymous and file-backed memory (/proc/<pid>/status), with the pages of
+ * mappings whose path starts with `mappedPath` (/proc/<pid>/smaps); null when unreadable.
+ */
+export function memoryBreakdown(pid: number, mappedPath?: string): MemoryBreakdown | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    const rss = kb('VmRSS');
+    if (Number.isNaN(rss)) return null;
+    let mapped = 0;
+    if (mappedPath !== undefined) {
+      let inside = false;
+      for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+        // A mapping's header line starts with its address range; its fields follow, one per line.
+        if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inside = (line.split(/\s+/)[5] ?? '').startsWith(mappedPath);
+        else if (inside && line.startsWith('Rss:')) mapped += Number(/(\d+) kB/.exec(line)?.[1] ?? 0) * 1024;
+      }
+    }
+    return { rss, anon: kb('RssAnon'), file: kb('RssFile') + kb('RssShmem'), mapped };
+  } catch {
+    return null;
+  }
+}
+
 /** CPU time (user + system) a live process has used, in ms (Linux /proc, 100 ticks/s), or null. */
 export function cpuMs(pid: number): number | null {
   try {

@@ -14,7 +14,7 @@ import { Registry } from 'prom-client';
 import { openStore } from '../../storage/index.js';
 import { staticCredentials } from '../../storage/simpledb/index.js';
 import type { Store } from '../../storage/store.js';
-import { cpuMs, LOCAL_KEYS, rssBytes, startServerChild, startSimpleDbLocalChild, type ChildHandle } from './children.js';
+import { cpuMs, LOCAL_KEYS, memoryBreakdown, startServerChild, startSimpleDbLocalChild, type ChildHandle } from './children.js';
 import { FleetDriver, percentile, type PhaseStats } from './driver.js';
 import { GroundTruth, SimHost } from './hosts.js';
 
@@ -71,6 +71,11 @@ export interface PhaseSummary {
 export interface RssSample {
   atSeconds: number;
   bytes: number;
+  /** Anonymous RSS (heap, malloc: SQLite's page cache is part of it). */
+  anonBytes?: number;
+  /** File-backed RSS, of which `storeMappedBytes` is the SQLite store's memory-mapped file. */
+  fileBytes?: number;
+  storeMappedBytes?: number;
 }
 
 export interface Verification {
@@ -94,6 +99,8 @@ export interface FleetResult {
   rss: RssSample[];
   /** Least-squares RSS slope over the second half of the paced phase, MiB per hour. */
   rssSlopeMiBPerHour: number;
+  /** The same fit through anonymous RSS only (no file pages), when the samples have it. */
+  anonSlopeMiBPerHour?: number;
   verification: Verification;
 }
 
@@ -187,8 +194,8 @@ export async function runFleetSim(options: FleetOptions): Promise<FleetResult> {
     const rss: RssSample[] = [];
     let pacedFrom = Number.POSITIVE_INFINITY;
     const sample = () => {
-      const bytes = rssBytes(server.pid);
-      if (bytes !== null) rss.push({ atSeconds: (performance.now() - t0) / 1000, bytes });
+      const m = memoryBreakdown(server.pid, options.backend === 'sqlite' ? dbPath : undefined);
+      if (m !== null) rss.push({ atSeconds: (performance.now() - t0) / 1000, bytes: m.rss, anonBytes: m.anon, fileBytes: m.file, storeMappedBytes: m.mapped });
     };
     sample();
     sampler = setInterval(sample, options.rssSampleMs);
@@ -244,6 +251,7 @@ export async function runFleetSim(options: FleetOptions): Promise<FleetResult> {
     }
     log(`fleet-sim: verified ${verification.containersExpected} containers: ${verification.lost} lost, ${verification.duplicated} duplicated, ${verification.wrongRecords} wrong records`);
     const { log: _log, ...rest } = options;
+    const lateRss = rss.filter((s) => s.atSeconds >= pacedFrom + ((rss[rss.length - 1]?.atSeconds ?? pacedFrom) - pacedFrom) / 2);
     return {
       options: rest,
       initial,
@@ -251,7 +259,8 @@ export async function runFleetSim(options: FleetOptions): Promise<FleetResult> {
       paced,
       rss,
       // Second half of the paced phase: the first minutes are warm-up (page cache, heap sizing).
-      rssSlopeMiBPerHour: rssSlope(rss.filter((s) => s.atSeconds >= pacedFrom + ((rss[rss.length - 1]?.atSeconds ?? pacedFrom) - pacedFrom) / 2)),
+      rssSlopeMiBPerHour: rssSlope(lateRss),
+      ...(lateRss.every((x) => x.anonBytes !== undefined) ? { anonSlopeMiBPerHour: rssSlope(lateRss.map((x) => ({ atSeconds: x.atSeconds, bytes: x.anonBytes! }))) } : {}),
       verification,
     };
   } finally {

@@ -61,7 +61,12 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
   try {
     // SimpleDB signs with explicit keys from config, else Vault's current keys, else the AWS default chain.
     const credentials = config.store.backend === 'simpledb' ? await simpleDbCredentials({ awsAccessKeyId: config.awsAccessKeyId, awsSecretAccessKey: config.awsSecretAccessKey, vault: secrets.awsCredentials }) : undefined;
-    store = await openStore(config.store, { logger: log, registry, simpledb: { credentials, cacheTtlMs: config.cacheTtlMs } });
+    store = await openStore(config.store, {
+      logger: log,
+      registry,
+      simpledb: { credentials, cacheTtlMs: config.cacheTtlMs },
+      sqlite: { cacheSizeBytes: config.sqliteCacheBytes, mmapSizeBytes: config.sqliteMmapBytes },
+    });
   } catch (err) {
     await secrets.close().catch(() => {});
     throw err;

@@ -36,6 +36,12 @@ describe('server config', () => {
     expect(loadServerConfig([], { ECS_ID_MAPPER_REPORT_TOKEN: 's3cret' }).reportToken).toBe('s3cret');
   });
 
+  it("leaves the SQLite store's cache and map sizes to the store unless set, by flag or env var", () => {
+    expect(loadServerConfig([])).toMatchObject({ sqliteCacheBytes: undefined, sqliteMmapBytes: undefined });
+    expect(loadServerConfig(['--sqlite-cache-bytes', '8388608', '--sqlite-mmap-bytes', '0'])).toMatchObject({ sqliteCacheBytes: 8 * 1024 * 1024, sqliteMmapBytes: 0 });
+    expect(loadServerConfig([], { ECS_ID_MAPPER_SQLITE_MMAP_BYTES: '268435456' }).sqliteMmapBytes).toBe(256 * 1024 * 1024);
+  });
+
   it('takes repeatable links from flags or a comma-separated env var', () => {
     const c = loadServerConfig(['--link', 'logs=https://logs/{task_id}', '--link', 'cadvisor=http://{instance_ip}:9090/c/{container_id_short}']);
     expect(c.links).toEqual([
@@ -54,6 +60,9 @@ describe('server config', () => {
     [['--link', 'x=http://{nope}/'], '--link x: unknown placeholder {nope}'],
     [['--store', 'mysql://x'], '--store: expected sqlite:PATH, sqlite::memory: or simpledb://REGION?..., got "mysql://x"'],
     [['--retention', 'forever'], '--retention: not a duration: "forever"'],
+    [['--sqlite-cache-bytes', '4096'], '--sqlite-cache-bytes: must be at least 1048576, got 4096'],
+    [['--sqlite-mmap-bytes', '4294967296'], '--sqlite-mmap-bytes: must be at most 2147418112, got 4294967296'],
+    [['--sqlite-mmap-bytes', '0', '--store', 'simpledb://us-east-1?prefix=m'], '--sqlite-mmap-bytes applies to a sqlite: store only (--store is simpledb)'],
   ])('rejects %j with one readable line', (argv, message) => {
     let error: unknown;
     try {

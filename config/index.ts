@@ -96,7 +96,13 @@ export interface ServerConfig {
   /** AWS credentials for SimpleDB when not from Vault; undefined means the default provider chain. */
   awsAccessKeyId?: string;
   awsSecretAccessKey?: string;
+  /** SQLite store only; undefined: the store's defaults (64 MiB cache, 2 GiB - 64 KiB mapped). */
+  sqliteCacheBytes?: number;
+  sqliteMmapBytes?: number;
 }
+
+/** SQLite's ceiling on mmap_size (SQLITE_MAX_MMAP_SIZE): a larger value would be cut to it silently. */
+const SQLITE_MAX_MMAP_BYTES = 0x7fff0000;
 
 const serverFlags: FlagSpec[] = [
   { name: 'port', kind: 'integer', default: '5001', min: 0, max: 65535, help: 'TCP port to listen on (the original server used 5001).' },
@@ -111,6 +117,8 @@ const serverFlags: FlagSpec[] = [
   { name: 'cache-ttl', kind: 'duration', default: '5s', min: 0, help: 'Read cache TTL in front of SimpleDB lookups (0 disables).' },
   { name: 'report-rate-limit', kind: 'integer', default: '600', min: 1, help: 'Report requests allowed per host per minute.' },
   { name: 'body-limit', kind: 'integer', default: String(1024 * 1024), min: 1024, help: 'Largest request body in bytes (413 above).' },
+  { name: 'sqlite-cache-bytes', kind: 'integer', min: 1024 * 1024, help: "SQLite store only: its page cache in bytes, anonymous memory the server keeps once filled (default 64 MiB, 67108864; SQLite's own default is 2 MiB)." },
+  { name: 'sqlite-mmap-bytes', kind: 'integer', min: 0, max: SQLITE_MAX_MMAP_BYTES, help: `SQLite store only: how much of the store file is read through a memory map; its pages count in RSS but are file-backed, so the kernel can reclaim them. 0 reads with read() calls instead (default ${SQLITE_MAX_MMAP_BYTES}, SQLite's maximum).` },
   { name: 'aws-access-key-id', kind: 'string', help: 'AWS access key for SimpleDB (default: the AWS default credential chain, or Vault).' },
   { name: 'aws-secret-access-key', kind: 'string', secret: true, help: 'AWS secret key for SimpleDB.' },
   ...vaultFlags,
@@ -118,10 +126,14 @@ const serverFlags: FlagSpec[] = [
 ];
 
 function buildServer(f: ParsedFlags): ServerConfig {
+  const store = parseStoreUrl(f.store as string);
+  for (const name of ['sqlite-cache-bytes', 'sqlite-mmap-bytes']) {
+    if (f[name] !== undefined && store.backend !== 'sqlite') throw new ConfigError(`--${name} applies to a sqlite: store only (--store is ${store.backend})`);
+  }
   return {
     port: f.port as number,
     host: f.host as string,
-    store: parseStoreUrl(f.store as string),
+    store,
     reportToken: optionalString(f, 'report-token'),
     cadvisorPort: f['cadvisor-port'] as number,
     links: parseLinks(f.link as string[]),
@@ -135,6 +147,8 @@ function buildServer(f: ParsedFlags): ServerConfig {
     vault: vaultConfig(f),
     awsAccessKeyId: optionalString(f, 'aws-access-key-id'),
     awsSecretAccessKey: optionalString(f, 'aws-secret-access-key'),
+    sqliteCacheBytes: f['sqlite-cache-bytes'] as number | undefined,
+    sqliteMmapBytes: f['sqlite-mmap-bytes'] as number | undefined,
   };
 }
 

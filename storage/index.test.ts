@@ -31,6 +31,16 @@ describe('openStore', () => {
     expect(text).toContain(`${STORAGE_DURATION_METRIC}_count{backend="sqlite",operation="health",result="ok"} 1`);
   });
 
+  it('passes the SQLite cache and map sizes to the store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-open-'));
+    temps.push(dir);
+    const store = await openStore({ backend: 'sqlite', path: join(dir, 's.db') }, { sqlite: { cacheSizeBytes: 4 * 1024 * 1024, mmapSizeBytes: 1024 * 1024 } });
+    opened.push(store);
+    const db = (store as unknown as { db: { pragma(p: string, o: { simple: true }): unknown } }).db;
+    expect(db.pragma('cache_size', { simple: true })).toBe(-4 * 1024);
+    expect(db.pragma('mmap_size', { simple: true })).toBe(1024 * 1024);
+  });
+
   it('rejects with StoreUnavailableError for a path that cannot be created', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-open-'));
     temps.push(dir);

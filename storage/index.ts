@@ -19,6 +19,8 @@ export interface StoreDeps {
   now?: () => Date;
   /** SimpleDB only: credentials (default: the AWS default chain) and read cache TTL (default 5 s). */
   simpledb?: { credentials?: CredentialProvider; cacheTtlMs?: number };
+  /** SQLite only: page cache and memory-map sizes in bytes (defaults in storage/sqlite/index.ts). */
+  sqlite?: { cacheSizeBytes?: number; mmapSizeBytes?: number };
 }
 
 /**
@@ -29,7 +31,7 @@ export async function openStore(config: StoreConfig, deps: StoreDeps = {}): Prom
   let store: Store;
   switch (config.backend) {
     case 'sqlite':
-      store = openSqliteStore({ path: config.path, ...(deps.logger ? { logger: deps.logger } : {}) });
+      store = openSqliteStore({ path: config.path, ...deps.sqlite, ...(deps.logger ? { logger: deps.logger } : {}) });
       break;
     case 'simpledb': {
       // ---- SIMPLEDB BACKEND (issue 4): credentials and cache TTL come in deps.simpledb. ----

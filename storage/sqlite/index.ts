@@ -61,13 +61,16 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
     const journal = db.pragma('journal_mode = WAL', { simple: true });
     db.pragma('synchronous = NORMAL');
     db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
-    // Negative cache_size is in KiB. Both values are numbers from our own options, never input.
-    db.pragma(`cache_size = -${Math.trunc((options.cacheSizeBytes ?? DEFAULT_CACHE_SIZE_BYTES) / 1024)}`);
-    if (!memory) db.pragma(`mmap_size = ${Math.trunc(options.mmapSizeBytes ?? DEFAULT_MMAP_SIZE_BYTES)}`);
+    // Negative cache_size is in KiB. Both values are numbers (the config module checked the flags'),
+    // never text from input.
+    const cacheSizeBytes = Math.trunc(options.cacheSizeBytes ?? DEFAULT_CACHE_SIZE_BYTES);
+    const mmapSizeBytes = memory ? 0 : Math.trunc(options.mmapSizeBytes ?? DEFAULT_MMAP_SIZE_BYTES);
+    db.pragma(`cache_size = -${Math.max(1, Math.trunc(cacheSizeBytes / 1024))}`);
+    if (!memory) db.pragma(`mmap_size = ${mmapSizeBytes}`);
     // After a burst (a fleet's first reports), the WAL file is cut back to this size when it restarts.
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     const found = migrate(db);
-    logger?.info({ path: where, journal_mode: journal, schema_version: SCHEMA_VERSION, migrated_from: found }, 'sqlite store open');
+    logger?.info({ path: where, journal_mode: journal, schema_version: SCHEMA_VERSION, migrated_from: found, cache_size_bytes: cacheSizeBytes, mmap_size_bytes: mmapSizeBytes }, 'sqlite store open');
     const checkpointer = memory || options.checkpointIntervalMs === 0 ? undefined : startCheckpointer(where, { intervalMs: options.checkpointIntervalMs, logger });
     return new SqliteStore(db, checkpointer);
   } catch (err) {

@@ -106,6 +106,8 @@ describe('reconciler benchmarks', () => {
     expect(soak.result.passes).toBeGreaterThan(5);
     expect(soak.result.transitions).toBeGreaterThan(0);
     expect(soak.result.samples[0].rssBytes).toBeGreaterThan(0);
+    expect(soak.result.samples[0].anonBytes).toBeGreaterThan(0);
+    expect(soak.result.samples[0].anonBytes).toBeLessThan(soak.result.samples[0].rssBytes);
     const withEvents = await runStartToQueryable(true, 2000, 2, 100);
     const without = await runStartToQueryable(false, 500, 2, 100);
     expect(withEvents.samples).toBe(2);

@@ -34,15 +34,15 @@ function row(label: string, r: FleetResult['initial']): string {
 }
 
 /**
- * Where the server's RSS is at the end of a run. The SQLite store keeps a page cache of up to 64 MiB
- * in anonymous memory and maps its file (storage/sqlite/index.ts); both fill as the store is used,
+ * Where the server's RSS is at the end of a run. The SQLite store keeps a page cache (64 MiB by
+ * default) in anonymous memory and maps its file (storage/sqlite/index.ts); both fill as the store is used,
  * so RSS climbs for a while at first without a leak.
  */
 function memoryRow(r: FleetResult): string {
   const last = r.rss[r.rss.length - 1];
   if (last?.anonBytes === undefined || last.fileBytes === undefined) return '';
   const mapped = r.options.backend === 'sqlite' ? `, of which the store's memory-mapped file ${mib(last.storeMappedBytes ?? 0)}` : '';
-  return `\n| server RSS at the end, by kind | anonymous ${mib(last.anonBytes)} (heap and malloc${r.options.backend === 'sqlite' ? "; SQLite's page cache, up to 64 MiB, is part of it" : ''}), file-backed ${mib(last.fileBytes)}${mapped} | |`;
+  return `\n| server RSS at the end, by kind | anonymous ${mib(last.anonBytes)} (heap and malloc${r.options.backend === 'sqlite' ? "; SQLite's page cache, up to --sqlite-cache-bytes (64 MiB by default), is part of it" : ''}), file-backed ${mib(last.fileBytes)}${mapped} | |`;
 }
 
 /** A soak's RSS samples, about 30 of them: seconds → MiB, and for SQLite the anonymous part and the store's mapped file. */

@@ -7,8 +7,8 @@
 // Time is compressed: the daemon passes every `realPassMs` (--resync-interval) and the simulated
 // host's clock advances `passSeconds` per tick, one tick (one lifecycle step; a task starts or
 // stops) per pass interval. The full-sync interval is compressed the same way (5 simulated
-// minutes). Every simulated minute this process reads the daemon's RSS (/proc/<pid>/status,
-// smaps_rollup) and scrapes its /metrics as Prometheus would (heap used, passes, transitions).
+// minutes). Every simulated minute this process reads the daemon's RSS and its anonymous
+// part (/proc/<pid>/status) and scrapes its /metrics as Prometheus would (heap used, passes, transitions).
 // Nothing forces a GC: what is sampled is what the daemon holds.
 //
 // Used by bench/reconciler.bench.ts; `entry: 'node-defaults'` runs the same CLI entry without the
@@ -26,7 +26,7 @@ import { request } from 'undici';
 import { buildServer } from '../api/server.js';
 import { parseLinks } from '../config/links.js';
 import { openStore } from '../storage/index.js';
-import { cliPath, cpuMs, rssBytes } from '../tools/fleet-sim/children.js';
+import { cliPath, cpuMs, memoryBreakdown, rssBytes } from '../tools/fleet-sim/children.js';
 import { startSimulatedHost } from '../tools/simulate-host/index.js';
 import { createMemoryCgroup, type MemoryCgroup, type MemoryCgroupReport } from './reconciler-cgroup.js';
 
@@ -124,16 +124,6 @@ function majorFaults(pid: number): number | null {
   }
 }
 
-function anonBytes(pid: number): number {
-  try {
-    const m = /^Anonymous:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** Sum of every series of `name` in a Prometheus text exposition. */
 /** The sum of a metric's series (only those whose labels contain `label`, when given). */
 function metricSum(text: string, name: string, label?: string): number {
   let sum = 0;
@@ -263,8 +253,8 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
       clock += options.passSeconds * 1000;
       sim.tick();
       if (t % sampleEvery === 0 || t === ticks) {
-        const rss = rssBytes(pid);
-        if (rss === null) {
+        const memory = memoryBreakdown(pid);
+        if (memory === null) {
           if (await killedInCgroup()) break;
           throw new Error(`reconciler exited during the soak: ${stderr.trim()}`);
         }
@@ -276,7 +266,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
           if (await killedInCgroup()) break;
           throw err;
         }
-        samples.push({ minute: (t * options.passSeconds) / 60, rssBytes: rss, anonBytes: anonBytes(pid), heapUsedBytes: last.heapUsed, majorCollections: last.majorCollections });
+        samples.push({ minute: (t * options.passSeconds) / 60, rssBytes: memory.rss, anonBytes: memory.anon, heapUsedBytes: last.heapUsed, majorCollections: last.majorCollections });
       }
     }
     const cpu = (cpuMs(pid) ?? cpuLast) - cpu0;

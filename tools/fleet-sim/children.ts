@@ -16,16 +16,6 @@ export function cliPath(): string {
   throw new Error('bin/ecs-id-mapper not found next to the fleet simulator');
 }
 
-/** Resident set size of a live process in bytes (Linux /proc), or null when unreadable. */
-export function rssBytes(pid: number): number | null {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
 /** Where a process's resident memory is: what `rssBytes` reports, split by kind (bytes). */
 export interface MemoryBreakdown {
   rss: number;
@@ -60,6 +50,11 @@ export function memoryBreakdown(pid: number, mappedPath?: string): MemoryBreakdo
   } catch {
     return null;
   }
+}
+
+/** Resident set size of a live process in bytes (Linux /proc), or null when unreadable. */
+export function rssBytes(pid: number): number | null {
+  return memoryBreakdown(pid)?.rss ?? null;
 }
 
 /** CPU time (user + system) a live process has used, in ms (Linux /proc, 100 ticks/s), or null. */

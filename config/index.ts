@@ -3,6 +3,7 @@
 import { ConfigError, parseFlags, renderHelp, type FlagSpec, type ParsedFlags } from './flags.js';
 import { parseStoreUrl, type StoreConfig } from './store-url.js';
 import { parseLinks, type LinkTemplate } from './links.js';
+import { DEFAULT_CACHE_SIZE_BYTES, DEFAULT_MMAP_SIZE_BYTES, SQLITE_MAX_MMAP_BYTES } from '../storage/sqlite/sizes.js';
 
 export { ConfigError, parseDuration, envName } from './flags.js';
 export type { StoreConfig } from './store-url.js';
@@ -101,9 +102,6 @@ export interface ServerConfig {
   sqliteMmapBytes?: number;
 }
 
-/** SQLite's ceiling on mmap_size (SQLITE_MAX_MMAP_SIZE): a larger value would be cut to it silently. */
-const SQLITE_MAX_MMAP_BYTES = 0x7fff0000;
-
 const serverFlags: FlagSpec[] = [
   { name: 'port', kind: 'integer', default: '5001', min: 0, max: 65535, help: 'TCP port to listen on (the original server used 5001).' },
   { name: 'host', kind: 'string', default: '0.0.0.0', help: 'Address to listen on.' },
@@ -117,8 +115,8 @@ const serverFlags: FlagSpec[] = [
   { name: 'cache-ttl', kind: 'duration', default: '5s', min: 0, help: 'Read cache TTL in front of SimpleDB lookups (0 disables).' },
   { name: 'report-rate-limit', kind: 'integer', default: '600', min: 1, help: 'Report requests allowed per host per minute.' },
   { name: 'body-limit', kind: 'integer', default: String(1024 * 1024), min: 1024, help: 'Largest request body in bytes (413 above).' },
-  { name: 'sqlite-cache-bytes', kind: 'integer', min: 1024 * 1024, help: "SQLite store only: its page cache in bytes, anonymous memory the server keeps once filled (default 64 MiB, 67108864; SQLite's own default is 2 MiB)." },
-  { name: 'sqlite-mmap-bytes', kind: 'integer', min: 0, max: SQLITE_MAX_MMAP_BYTES, help: `SQLite store only: how much of the store file is read through a memory map; its pages count in RSS but are file-backed, so the kernel can reclaim them. 0 reads with read() calls instead (default ${SQLITE_MAX_MMAP_BYTES}, SQLite's maximum).` },
+  { name: 'sqlite-cache-bytes', kind: 'integer', min: 1024 * 1024, help: `SQLite store only: its page cache in bytes, anonymous memory the server keeps once filled (default ${DEFAULT_CACHE_SIZE_BYTES}, ${DEFAULT_CACHE_SIZE_BYTES / 2 ** 20} MiB; SQLite's own default is 2 MiB).` },
+  { name: 'sqlite-mmap-bytes', kind: 'integer', min: 0, max: SQLITE_MAX_MMAP_BYTES, help: `SQLite store only: how much of the store file is read through a memory map; its pages count in RSS but are file-backed, so the kernel can reclaim them. 0 reads with read() calls instead (default ${DEFAULT_MMAP_SIZE_BYTES}, SQLite's maximum).` },
   { name: 'aws-access-key-id', kind: 'string', help: 'AWS access key for SimpleDB (default: the AWS default credential chain, or Vault).' },
   { name: 'aws-secret-access-key', kind: 'string', secret: true, help: 'AWS secret key for SimpleDB.' },
   ...vaultFlags,

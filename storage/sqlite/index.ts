@@ -7,9 +7,11 @@ import { StoreUnavailableError } from '../store.js';
 import { startCheckpointer } from './checkpointer.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 import { SqliteStore } from './sqlite-store.js';
+import { DEFAULT_CACHE_SIZE_BYTES, DEFAULT_MMAP_SIZE_BYTES } from './sizes.js';
 
 export { SqliteStore } from './sqlite-store.js';
 export { SCHEMA_VERSION, SchemaVersionError } from './schema.js';
+export { DEFAULT_CACHE_SIZE_BYTES, DEFAULT_MMAP_SIZE_BYTES, SQLITE_MAX_MMAP_BYTES } from './sizes.js';
 
 export interface SqliteOptions {
   /** A file path, or `:memory:`. */
@@ -25,22 +27,6 @@ export interface SqliteOptions {
   checkpointIntervalMs?: number;
 }
 
-/**
- * Defaults sized for a fleet (2,000 hosts, 100,000 live containers and their history: a file of a
- * few hundred MiB). With SQLite's 2 MiB default cache every index write and most lookups in a large
- * store missed the cache and went to read(); lookups at 1 M records cost 1.6 x those at 1 k, and
- * seeding 1 M records took 15 minutes (docs/benchmarks.md). The map's pages are file-backed and
- * shared with the OS page cache, so the kernel can reclaim them under memory pressure.
- */
-export const DEFAULT_CACHE_SIZE_BYTES = 64 * 1024 * 1024;
-/**
- * SQLite's compile-time ceiling (SQLITE_MAX_MMAP_SIZE, 0x7fff0000). A store of 1 M records is a
- * file of about 1.9 GiB (100,000 records: 189 MiB); with 1 GiB mapped, the other half of its pages
- * went through read() and a 64 MiB cache they could not fit in, which is where lookups at 1 M
- * records lost to lookups at 1 k (100,000 records, fully mapped, did not). Mapped pages are
- * file-backed: they count in RSS once touched, but the kernel can take them back.
- */
-export const DEFAULT_MMAP_SIZE_BYTES = 0x7fff0000;
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /**

@@ -28,9 +28,9 @@ describe('fleet simulator', () => {
     expect(r.rss.length).toBeGreaterThan(0);
     // The server's RSS is split by kind, and on SQLite the store's mapped file is found in it.
     const last = r.rss[r.rss.length - 1];
-    expect(last.anonBytes! + last.fileBytes!).toBe(last.bytes);
+    expect(last.anonBytes + last.fileBytes).toBe(last.bytes);
     expect(last.storeMappedBytes).toBeGreaterThan(0);
-    expect(last.storeMappedBytes).toBeLessThanOrEqual(last.fileBytes!);
+    expect(last.storeMappedBytes).toBeLessThanOrEqual(last.fileBytes);
     const md = fleetMarkdown([r], false);
     expect(md).toMatch(/\| server RSS at the end, by kind \| anonymous \d+ MiB .*of which the store's memory-mapped file \d+ MiB/);
     expect(soakSamplesLine(r)).toMatch(/^RSS samples \(s → MiB \(anonymous \/ store file mapped\)\): 0→\d+ \(\d+ \/ \d+\)/);

@@ -40,8 +40,8 @@ function row(label: string, r: FleetResult['initial']): string {
  */
 function memoryRow(r: FleetResult): string {
   const last = r.rss[r.rss.length - 1];
-  if (last?.anonBytes === undefined || last.fileBytes === undefined) return '';
-  const mapped = r.options.backend === 'sqlite' ? `, of which the store's memory-mapped file ${mib(last.storeMappedBytes ?? 0)}` : '';
+  if (last === undefined) return '';
+  const mapped = r.options.backend === 'sqlite' ? `, of which the store's memory-mapped file ${mib(last.storeMappedBytes)}` : '';
   return `\n| server RSS at the end, by kind | anonymous ${mib(last.anonBytes)} (heap and malloc${r.options.backend === 'sqlite' ? "; SQLite's page cache, up to --sqlite-cache-bytes (64 MiB by default), is part of it" : ''}), file-backed ${mib(last.fileBytes)}${mapped} | |`;
 }
 
@@ -49,8 +49,8 @@ function memoryRow(r: FleetResult): string {
 export function soakSamplesLine(r: FleetResult): string {
   const every = Math.max(1, Math.floor(r.rss.length / 30));
   const mb = (b: number) => (b / 2 ** 20).toFixed(0);
-  const points = r.rss.filter((_, i) => i % every === 0).map((x) => `${x.atSeconds.toFixed(0)}→${mb(x.bytes)}${x.anonBytes !== undefined ? ` (${mb(x.anonBytes)} / ${mb(x.storeMappedBytes ?? 0)})` : ''}`);
-  return `RSS samples (s → MiB${r.rss[0]?.anonBytes !== undefined ? ' (anonymous / store file mapped)' : ''}): ${points.join(', ')}`;
+  const points = r.rss.filter((_, i) => i % every === 0).map((x) => `${x.atSeconds.toFixed(0)}→${mb(x.bytes)} (${mb(x.anonBytes)} / ${mb(x.storeMappedBytes)})`);
+  return `RSS samples (s → MiB (anonymous / store file mapped)): ${points.join(', ')}`;
 }
 
 export function fleetMarkdown(results: FleetResult[], soak: boolean): string {
@@ -79,7 +79,7 @@ ${row(`churn, paced at ${r.paced.targetRate.toFixed(0)} req/s`, r.paced)}
 | lost / duplicated transitions, wrong records | ${v.lost} / ${v.duplicated} / ${v.wrongRecords} (snapshot-made history entries: ${v.snapshotHistory}) | 0 lost — ${ok(lostOk)} |
 | transition batch p99 at a sustainable rate (paced phase) | ${ms(r.paced.p99Ms)} | ${o.backend === 'sqlite' ? `≤ 50 ms — ${ok(r.paced.p99Ms <= 50)}` : 'none (SimpleDB: reported)'} |
 | server RSS start / peak / end | ${mib(rssStart)} / ${mib(rssPeak)} / ${mib(rssEnd)} (${r.rss.length} samples) | |
-| server RSS slope over the second half of the paced phase | ${r.rssSlopeMiBPerHour.toFixed(1)} MiB/h${r.anonSlopeMiBPerHour !== undefined ? ` (anonymous memory alone: ${r.anonSlopeMiBPerHour.toFixed(1)} MiB/h)` : ''}${soak ? '' : ' (phase too short to mean much; see soak)'} | ${soak ? `no growth (≤ 5 MiB/h) — ${ok(r.rssSlopeMiBPerHour <= 5)}` : ''} |${memoryRow(r)}`);
+| server RSS slope over the second half of the paced phase | ${r.rssSlopeMiBPerHour.toFixed(1)} MiB/h (anonymous memory alone: ${r.anonSlopeMiBPerHour.toFixed(1)} MiB/h)${soak ? '' : ' (phase too short to mean much; see soak)'} | ${soak ? `no growth (≤ 5 MiB/h) — ${ok(r.rssSlopeMiBPerHour <= 5)}` : ''} |${memoryRow(r)}`);
   }
   parts.push('Baseline in the same run: the max-rate phase against the paced one (how much of the latency is queueing). Run alone with `npm run bench:fleet` (`-- --full` for 2,000 × 30), soak with `npm run bench:soak` (30 minutes; another length: `npm run bench:fleet -- --soak 45m`).');
   return parts.join('\n\n');

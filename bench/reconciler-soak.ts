@@ -26,7 +26,7 @@ import { request } from 'undici';
 import { buildServer } from '../api/server.js';
 import { parseLinks } from '../config/links.js';
 import { openStore } from '../storage/index.js';
-import { cliPath, cpuMs, memoryBreakdown, rssBytes } from '../tools/fleet-sim/children.js';
+import { cliPath, cpuMs, memoryBreakdown } from '../tools/fleet-sim/children.js';
 import { startSimulatedHost } from '../tools/simulate-host/index.js';
 import { createMemoryCgroup, type MemoryCgroup, type MemoryCgroupReport } from './reconciler-cgroup.js';
 
@@ -226,7 +226,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
       }
       await sleep(options.realPassMs);
       pid = daemon.pid!;
-      rssAfterFirstPass = rssBytes(pid) ?? 0;
+      rssAfterFirstPass = memoryBreakdown(pid)?.rss ?? 0;
       start = await scrape();
       cpu0 = cpuMs(pid) ?? 0;
       faults0 = majorFaults(pid) ?? 0;

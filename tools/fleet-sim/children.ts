@@ -16,7 +16,7 @@ export function cliPath(): string {
   throw new Error('bin/ecs-id-mapper not found next to the fleet simulator');
 }
 
-/** Where a process's resident memory is: what `rssBytes` reports, split by kind (bytes). */
+/** Where a process's resident memory is (Linux /proc), split by kind, bytes. */
 export interface MemoryBreakdown {
   rss: number;
   /** Heap, malloc (SQLite's page cache among it), stacks: what a memory limit cannot reclaim. */
@@ -28,8 +28,8 @@ export interface MemoryBreakdown {
 }
 
 /**
- * `rssBytes` split into anonymous and file-backed memory (/proc/<pid>/status), with the pages of
- * mappings whose path starts with `mappedPath` (/proc/<pid>/smaps); null when unreadable.
+ * A live process's RSS split into anonymous and file-backed memory (/proc/<pid>/status), with the
+ * pages of mappings whose path starts with `mappedPath` (/proc/<pid>/smaps); null when unreadable.
  */
 export function memoryBreakdown(pid: number, mappedPath?: string): MemoryBreakdown | null {
   try {
@@ -50,11 +50,6 @@ export function memoryBreakdown(pid: number, mappedPath?: string): MemoryBreakdo
   } catch {
     return null;
   }
-}
-
-/** Resident set size of a live process in bytes (Linux /proc), or null when unreadable. */
-export function rssBytes(pid: number): number | null {
-  return memoryBreakdown(pid)?.rss ?? null;
 }
 
 /** CPU time (user + system) a live process has used, in ms (Linux /proc, 100 ticks/s), or null. */

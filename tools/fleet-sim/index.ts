@@ -72,10 +72,10 @@ export interface RssSample {
   atSeconds: number;
   bytes: number;
   /** Anonymous RSS (heap, malloc: SQLite's page cache is part of it). */
-  anonBytes?: number;
-  /** File-backed RSS, of which `storeMappedBytes` is the SQLite store's memory-mapped file. */
-  fileBytes?: number;
-  storeMappedBytes?: number;
+  anonBytes: number;
+  /** File-backed RSS, of which `storeMappedBytes` is the SQLite store's memory-mapped file (0 on SimpleDB). */
+  fileBytes: number;
+  storeMappedBytes: number;
 }
 
 export interface Verification {
@@ -99,8 +99,8 @@ export interface FleetResult {
   rss: RssSample[];
   /** Least-squares RSS slope over the second half of the paced phase, MiB per hour. */
   rssSlopeMiBPerHour: number;
-  /** The same fit through anonymous RSS only (no file pages), when the samples have it. */
-  anonSlopeMiBPerHour?: number;
+  /** The same fit through anonymous RSS only (no file pages). */
+  anonSlopeMiBPerHour: number;
   verification: Verification;
 }
 
@@ -126,7 +126,7 @@ function summarize(s: PhaseStats, serverCpuMs: number, delay: { p99Ms: number; m
 }
 
 /** Least-squares slope of bytes over seconds, in MiB per hour. */
-export function rssSlope(samples: RssSample[]): number {
+export function rssSlope(samples: ReadonlyArray<{ atSeconds: number; bytes: number }>): number {
   const n = samples.length;
   if (n < 2) return 0;
   const mx = samples.reduce((a, s) => a + s.atSeconds, 0) / n;
@@ -260,7 +260,7 @@ export async function runFleetSim(options: FleetOptions): Promise<FleetResult> {
       rss,
       // Second half of the paced phase: the first minutes are warm-up (page cache, heap sizing).
       rssSlopeMiBPerHour: rssSlope(lateRss),
-      ...(lateRss.every((x) => x.anonBytes !== undefined) ? { anonSlopeMiBPerHour: rssSlope(lateRss.map((x) => ({ atSeconds: x.atSeconds, bytes: x.anonBytes! }))) } : {}),
+      anonSlopeMiBPerHour: rssSlope(lateRss.map((x) => ({ atSeconds: x.atSeconds, bytes: x.anonBytes }))),
       verification,
     };
   } finally {

@@ -194,10 +194,7 @@ async function run(options: PacedLoadOptions): Promise<PacedLoadResult> {
 
 if (!isMainThread && parentPort && (workerData as { origin?: unknown } | null)?.origin) {
   const port = parentPort;
-  run(workerData as PacedLoadOptions).then(
-    (result) => port.postMessage(result),
-    (err: unknown) => {
-      throw err;
-    },
-  );
+  // A failure (nothing listening) is an unhandled rejection, which ends the worker with an 'error'
+  // event carrying it: pacedLoad rejects with it.
+  void run(workerData as PacedLoadOptions).then((result) => port.postMessage(result));
 }

@@ -65,14 +65,14 @@ describe('runServer', () => {
   it("opens the SQLite store with the configured cache and map sizes, and logs them", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-main-'));
     dirs.push(dir);
-    const config = loadServerConfig(['--port', '0', '--host', '127.0.0.1', '--store', `sqlite:${join(dir, 's.db')}`, '--sqlite-cache-bytes', '8388608', '--sqlite-mmap-bytes', '0']);
+    const config = loadServerConfig(['--port', '0', '--host', '127.0.0.1', '--store', `sqlite:${join(dir, 's.db')}`, '--sqlite-cache-bytes', '4194304', '--sqlite-mmap-bytes', '0']);
     const { lines, stream } = logCapture();
     const abort = new AbortController();
     const running = runServer(config, { signal: abort.signal, logStream: stream });
     await waitFor('the listening line', () => lines.find((l) => typeof l.url === 'string'));
     abort.abort();
     await running;
-    expect(lines.find((l) => l.msg === 'sqlite store open')).toMatchObject({ cache_size_bytes: 8 * 1024 * 1024, mmap_size_bytes: 0 });
+    expect(lines.find((l) => l.msg === 'sqlite store open')).toMatchObject({ cache_size_bytes: 4 * 1024 * 1024, mmap_size_bytes: 0 });
   }, 30_000);
 
   it('fails to start with one readable error when the port is taken', async () => {

@@ -97,7 +97,7 @@ export interface ServerConfig {
   /** AWS credentials for SimpleDB when not from Vault; undefined means the default provider chain. */
   awsAccessKeyId?: string;
   awsSecretAccessKey?: string;
-  /** SQLite store only; undefined: the store's defaults (64 MiB cache, 2 GiB - 64 KiB mapped). */
+  /** SQLite store only; undefined: the store's defaults (8 MiB cache, 2 GiB - 64 KiB mapped). */
   sqliteCacheBytes?: number;
   sqliteMmapBytes?: number;
 }

@@ -19,7 +19,7 @@ export interface SqliteOptions {
   logger?: Logger;
   /** How long a writer waits for another connection's lock before failing (default 5000 ms). */
   busyTimeoutMs?: number;
-  /** SQLite's own page cache, in bytes (default 64 MiB; SQLite's default is 2 MiB). */
+  /** SQLite's own page cache, in bytes (default 8 MiB; SQLite's default is 2 MiB). */
   cacheSizeBytes?: number;
   /** How much of the file is read through a memory map instead of read() calls (default: SQLite's maximum, 2 GiB - 64 KiB; 0 disables). */
   mmapSizeBytes?: number;

@@ -53,11 +53,11 @@ describeStoreContract('sqlite (:memory:)', async () => {
 });
 
 describe('sqlite connection settings', () => {
-  it('open files with a 64 MiB page cache, reads memory-mapped up to SQLite\'s 2 GiB ceiling and a bounded WAL file', async () => {
+  it('open files with an 8 MiB page cache, reads memory-mapped up to SQLite\'s 2 GiB ceiling and a bounded WAL file', async () => {
     const store = openSqliteStore({ path: join(tempDir(), 'store.db') });
     const db = (store as unknown as { db: Database.Database }).db;
     try {
-      expect(db.pragma('cache_size', { simple: true })).toBe(-64 * 1024);
+      expect(db.pragma('cache_size', { simple: true })).toBe(-8 * 1024);
       expect(db.pragma('mmap_size', { simple: true })).toBe(0x7fff0000);
       expect(db.pragma('journal_size_limit', { simple: true })).toBe(64 * 1024 * 1024);
       expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
@@ -67,10 +67,10 @@ describe('sqlite connection settings', () => {
   });
 
   it('take the cache and map sizes from the options', async () => {
-    const store = openSqliteStore({ path: join(tempDir(), 'store.db'), cacheSizeBytes: 8 * 1024 * 1024, mmapSizeBytes: 0 });
+    const store = openSqliteStore({ path: join(tempDir(), 'store.db'), cacheSizeBytes: 4 * 1024 * 1024, mmapSizeBytes: 0 });
     const db = (store as unknown as { db: Database.Database }).db;
     try {
-      expect(db.pragma('cache_size', { simple: true })).toBe(-8 * 1024);
+      expect(db.pragma('cache_size', { simple: true })).toBe(-4 * 1024);
       expect(db.pragma('mmap_size', { simple: true })).toBe(0);
     } finally {
       await store.close();

@@ -92,9 +92,6 @@ describe('cost growth', () => {
     expect(md).toContain('| full container id |');
     expect(md).toContain('| 30 |');
     expect(md).toContain('Quick mode: 2,000 records, not 1 M');
-    // The first pass over the sample is reported beside the timed second one.
-    expect(r.big.firstP99.full_id).toBeGreaterThan(0);
-    expect(md).toContain('first lookup of each record');
   }, 60_000);
 });
 

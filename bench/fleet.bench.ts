@@ -8,6 +8,7 @@
 // `--backend sqlite|simpledb` runs one backend. Flags: config/bench.ts (`-- --help`).
 import { loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
+import { DEFAULT_CACHE_SIZE_BYTES } from '../storage/sqlite/sizes.js';
 import { runFleetSim, type FleetOptions, type FleetResult } from '../tools/fleet-sim/index.js';
 import { runBenchProgram, writeBenchmarkSection } from './report.js';
 
@@ -42,7 +43,7 @@ function memoryRow(r: FleetResult): string {
   const last = r.rss[r.rss.length - 1];
   if (last === undefined) return '';
   const mapped = r.options.backend === 'sqlite' ? `, of which the store's memory-mapped file ${mib(last.storeMappedBytes)}` : '';
-  return `\n| server RSS at the end, by kind | anonymous ${mib(last.anonBytes)} (heap and malloc${r.options.backend === 'sqlite' ? "; SQLite's page cache, up to --sqlite-cache-bytes (64 MiB by default), is part of it" : ''}), file-backed ${mib(last.fileBytes)}${mapped} | |`;
+  return `\n| server RSS at the end, by kind | anonymous ${mib(last.anonBytes)} (heap and malloc${r.options.backend === 'sqlite' ? `; SQLite's page cache, up to --sqlite-cache-bytes (${DEFAULT_CACHE_SIZE_BYTES / 2 ** 20} MiB by default), is part of it` : ''}), file-backed ${mib(last.fileBytes)}${mapped} | |`;
 }
 
 /** A soak's RSS samples, about 30 of them: seconds → MiB, and for SQLite the anonymous part and the store's mapped file. */

@@ -148,6 +148,33 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       CREATE UNIQUE INDEX transitions_host_seq ON transitions (host, seq) WHERE seq IS NOT NULL;
     `);
   },
+  // 8: history ids without AUTOINCREMENT. AUTOINCREMENT keeps each table's highest id in
+  // sqlite_sequence and rewrites that row at the end of every statement that inserts, so every
+  // commit with a history row also wrote the sqlite_sequence page to the WAL: one more frame per
+  // report, whatever its size. A plain INTEGER PRIMARY KEY takes the highest id + 1, so ids still
+  // grow with time; one could only be reused if the newest history row were deleted, and retention
+  // deletes the oldest. `id` is only a tie-breaker after `at` (queries.ts, history). SQLite cannot
+  // drop AUTOINCREMENT in place, so the table is rebuilt (ids kept).
+  (db) => {
+    db.exec(`
+      CREATE TABLE transitions_v8 (
+        id           INTEGER PRIMARY KEY,
+        container_id TEXT NOT NULL,
+        from_state   TEXT,
+        to_state     TEXT,
+        at           TEXT NOT NULL,
+        host         TEXT NOT NULL,
+        seq          INTEGER,
+        reason       TEXT NOT NULL
+      );
+      INSERT INTO transitions_v8 (id, container_id, from_state, to_state, at, host, seq, reason)
+        SELECT id, container_id, from_state, to_state, at, host, seq, reason FROM transitions;
+      DROP TABLE transitions;
+      ALTER TABLE transitions_v8 RENAME TO transitions;
+      CREATE UNIQUE INDEX transitions_host_seq ON transitions (host, seq) WHERE seq IS NOT NULL;
+      CREATE INDEX transitions_container ON transitions (container_id, at);
+    `);
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

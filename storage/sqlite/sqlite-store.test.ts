@@ -201,6 +201,37 @@ describe('SQLite store', () => {
     });
   });
 
+  it('migrating to version 8 keeps history and its ids, and new history rows no longer touch sqlite_sequence', async () => {
+    const path = join(tempDir(), 'v7.db');
+    const db = new Database(path);
+    migrate(db, 7);
+    const insert = db.prepare("INSERT INTO transitions (container_id, from_state, to_state, at, host, seq, reason) VALUES (?, NULL, 'running', ?, ?, ?, 'agent.observed')");
+    insert.run(containerId(1), iso(1), hostIdentity().instance_id, 1);
+    insert.run(containerId(1), iso(1), hostIdentity().instance_id, 2);
+    const before = db.prepare('SELECT * FROM transitions ORDER BY id').all();
+    db.close();
+
+    const store = openSqliteStore({ path });
+    try {
+      await store.applyTransitions(batch(hostIdentity(), [transition(3, 'stopping', { container: { container_id: containerId(1) } })]), at(2));
+      expect((await store.history(containerId(1))).map((t) => t.seq)).toEqual([1, 2, 3]);
+    } finally {
+      await store.close();
+    }
+    readOnly(path, (check) => {
+      const rows = check.prepare('SELECT * FROM transitions ORDER BY id').all() as Array<{ id: number; seq: number }>;
+      expect(rows.slice(0, 2)).toEqual(before);
+      // The new row takes the next id after the ones kept.
+      expect(rows.map((r) => [r.id, r.seq])).toEqual([[1, 1], [2, 2], [3, 3]]);
+      expect(check.prepare("SELECT sql FROM sqlite_master WHERE name = 'transitions'").get()).not.toMatchObject({ sql: expect.stringContaining('AUTOINCREMENT') });
+      expect(check.prepare("SELECT count(*) AS n FROM sqlite_sequence WHERE name = 'transitions'").get()).toEqual({ n: 0 });
+      expect(check.prepare("SELECT name FROM sqlite_master WHERE tbl_name = 'transitions' AND type = 'index' ORDER BY name").all()).toEqual([
+        { name: 'transitions_container' },
+        { name: 'transitions_host_seq' },
+      ]);
+    });
+  });
+
   it('fails with a clear StoreUnavailableError naming the path when the directory cannot be created', () => {
     const file = join(tempDir(), 'plain-file');
     writeFileSync(file, 'not a directory');

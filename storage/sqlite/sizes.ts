@@ -11,13 +11,14 @@ export const SQLITE_MAX_MMAP_BYTES = 0x7fff0000;
  * It is not larger because SQLite pays for its size at the end of most write transactions: when a
  * B-tree page split reorders the new sibling pages (balance_nonroot in sqlite3.c), SQLite swaps
  * their page numbers through the number of the page holding the lock byte (page 262,145 at 4 KiB
- * pages), which in a file under 1 GiB raises the cache's highest page number above the file's size, so the commit's
- * truncation of the cache (pager_end_transaction -> pcache1TruncateUnsafe) scans the whole cache
- * hash table instead of its tail: a cost that grows with the pages cached, paid per commit
- * whatever the commit's size. With 64 MiB (about 9,500 pages cached in a 20,000-record store)
- * that scan was most of a small snapshot's fixed cost; with 8 MiB a 10-container snapshot costs a
- * quarter less per container (docs/benchmarks.md, docs/architecture.md). SQLite's own default
- * (2 MiB) made big write transactions spill dirty pages to the WAL mid-transaction.
+ * pages). In a file under 1 GiB that raises the cache's highest page number above the file's
+ * size, so the commit's truncation of the cache (pager_end_transaction -> pcache1TruncateUnsafe)
+ * scans the whole cache hash table instead of its tail: a cost that grows with the pages cached,
+ * paid per commit whatever the commit's size. With 64 MiB (about 9,500 pages cached in a
+ * 20,000-record store) that scan was most of a small snapshot's fixed cost; with 8 MiB a
+ * 10-container snapshot costs a quarter less per container (docs/architecture.md). 1-2 MiB
+ * (SQLite's own default is 2 MiB) made big write transactions spill dirty pages to the WAL
+ * before their commit.
  */
 export const DEFAULT_CACHE_SIZE_BYTES = 8 * 1024 * 1024;
 /**

@@ -16,10 +16,12 @@ const updates = CONTAINER_COLUMNS.filter((c) => c !== 'container_id')
 
 /**
  * Container rows with their host's last reconciler snapshot, from which rows.ts derives the last_seen
- * and seq of the containers that snapshot confirmed without rewriting them. Filters name their
- * table: hosts has instance_id and cluster columns too.
+ * and seq of the containers that snapshot confirmed without rewriting them. The columns are listed
+ * in rows.ts CONTAINER_READ_COLUMNS order: the store reads these statements in raw mode (arrays).
+ * Filters name their table: hosts has instance_id and cluster columns too.
  */
-const CONTAINERS = `SELECT containers.*, hosts.snapshot_seq AS host_snapshot_seq, hosts.snapshot_seen_at AS host_snapshot_seen_at
+const CONTAINERS = `SELECT ${CONTAINER_COLUMNS.map((c) => `containers.${c}`).join(', ')},
+    hosts.snapshot_seq AS host_snapshot_seq, hosts.snapshot_seen_at AS host_snapshot_seen_at
   FROM containers LEFT JOIN hosts ON hosts.instance_id = containers.instance_id`;
 
 const HOST_COLUMNS = `instance_id, cluster, container_instance_arn, instance_ip, instance_type, instance_az, region, host_name,

@@ -10,7 +10,7 @@ import { StoreUnavailableError } from '../store.js';
 import { openSqliteStore, SCHEMA_VERSION, SchemaVersionError, SqliteStore } from './index.js';
 import { migrate } from './schema.js';
 import { listSql, SQL, updateSql } from './queries.js';
-import { CONTAINER_COLUMNS, toContainerRow } from './rows.js';
+import { CONTAINER_COLUMNS, CONTAINER_READ_COLUMNS, toContainerRow } from './rows.js';
 
 const temps: string[] = [];
 function tempDir(): string {
@@ -316,6 +316,16 @@ describe('SQLite store', () => {
         expect(plan(db, SQL.purgeHistory, 'x')).toMatch(/USING (COVERING )?INDEX containers_gone_at \(gone_at<\?\)/);
         expect(plan(db, SQL.history, 'x')).toMatch(/USING INDEX transitions_container \(container_id=\?\)/);
         expect(plan(db, SQL.getHost, 'x')).toMatch(/USING PRIMARY KEY \(instance_id=\?\)/);
+      });
+    });
+
+    it('selects container rows in the column order the raw-row reader expects, for every read statement', () => {
+      withSchema((db) => {
+        const reads = [SQL.getContainer, SQL.byTaskId, SQL.byTaskArn, SQL.byDockerName, listSql(['cluster', 'state'], true), listSql([], false)];
+        for (const sql of reads) expect(db.prepare(sql).columns().map((c) => c.name)).toEqual([...CONTAINER_READ_COLUMNS]);
+        // Every column of the table is read: a column added by a migration must be added to the record too.
+        const table = (db.prepare('PRAGMA table_info(containers)').all() as Array<{ name: string }>).map((c) => c.name);
+        expect([...CONTAINER_COLUMNS].sort()).toEqual(table.sort());
       });
     });
 

@@ -30,6 +30,7 @@ import {
   CONTAINER_COLUMNS,
   fromContainerRow,
   fromTransitionRow,
+  READ_INDEX,
   toContainerRow,
   toTransitionParams,
   type ContainerColumn,
@@ -85,11 +86,11 @@ export class SqliteStore implements Store {
     private readonly checkpointer?: Checkpointer,
   ) {
     this.stmt = {
-      getContainer: db.prepare<[string], StoredContainerRow>(SQL.getContainer),
+      getContainer: db.prepare<[string], StoredContainerRow>(SQL.getContainer).raw(true),
       prefixIds: db.prepare<[string, string, number], { container_id: string }>(SQL.prefixIds),
-      byTaskId: db.prepare<[string], StoredContainerRow>(SQL.byTaskId),
-      byTaskArn: db.prepare<[string, string], StoredContainerRow>(SQL.byTaskArn),
-      byDockerName: db.prepare<[string], StoredContainerRow>(SQL.byDockerName),
+      byTaskId: db.prepare<[string], StoredContainerRow>(SQL.byTaskId).raw(true),
+      byTaskArn: db.prepare<[string, string], StoredContainerRow>(SQL.byTaskArn).raw(true),
+      byDockerName: db.prepare<[string], StoredContainerRow>(SQL.byDockerName).raw(true),
       byLegacyKey: db.prepare<[string], { container_id: string; instance_id: string }>(SQL.byLegacyKey),
       liveOnHost: db.prepare<[string], { container_id: string; seq: number }>(SQL.liveOnHost),
       upsertContainer: db.prepare<[ContainerRow]>(SQL.upsertContainer),
@@ -212,7 +213,7 @@ export class SqliteStore implements Store {
       } else {
         // Unchanged: the host row's new snapshot seq and time will read as this record's (rows.ts),
         // unless it is gone, an older snapshot arrived late, or a legacy sample time must be cleared.
-        const confirmedByHostRow = confirms && next.state !== 'gone' && next.seq >= hostSnapshotSeq && stored!.row.sampled_at === null;
+        const confirmedByHostRow = confirms && next.state !== 'gone' && next.seq >= hostSnapshotSeq && stored!.row[READ_INDEX.sampled_at] === null;
         if (!confirmedByHostRow) this.stmt.touchContainer.run(next.last_seen, next.seq, next.sampled_at, next.container_id);
       }
       if (existing?.state !== next.state) {
@@ -310,7 +311,7 @@ export class SqliteStore implements Store {
     const key = `${used.join(',')}|${hasCursor}`;
     let stmt = this.listStatements.get(key);
     if (!stmt) {
-      stmt = this.db.prepare(listSql(used, hasCursor));
+      stmt = this.db.prepare(listSql(used, hasCursor)).raw(true);
       this.listStatements.set(key, stmt);
     }
     return stmt;
@@ -396,7 +397,7 @@ export class SqliteStore implements Store {
       this.stmt.upsertContainer.run(row);
       return;
     }
-    const changed = CONTAINER_COLUMNS.filter((c) => c !== 'container_id' && row[c] !== before[c]);
+    const changed = CONTAINER_COLUMNS.filter((c) => c !== 'container_id' && row[c] !== before[READ_INDEX[c]]);
     if (changed.length === 0) return;
     const stmt = this.updateStatement(changed);
     if (stmt) stmt.run(row);

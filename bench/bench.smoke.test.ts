@@ -127,6 +127,7 @@ describe('API benchmark report', () => {
     const stall = (stalls: number, maxMs: number) => ({ stalls, maxMs, totalMs: stalls * maxMs });
     const r: ApiBenchResult = {
       records: 10_000, paths: 500, bareRps: 30_000, lookupRps: 24_000, uncachedLookupRps: 12_000, ratio: 0.8, roundRatios: [0.8, 0.8],
+      bareCpuUsPerRequest: 30, lookupCpuUsPerRequest: 37.5, uncachedCpuUsPerRequest: 80,
       bareP99AtHalfMs: 4, lookupP99AtHalfMs: 4.5, lookupP50AtHalfMs: 1.2, bareRoundP99sMs: [4, 9], lookupRoundP99sMs: [4.5, 12],
       bareRoundStalls: [stall(0, 0), stall(2, 8.25)], lookupRoundStalls: [stall(1, 6), stall(3, 11)], generatorBusy: [0.21, 0.34, 0.25, 0.3],
       loadAtStart: 1, loadAtEnd: 1,
@@ -137,6 +138,7 @@ describe('API benchmark report', () => {
     expect(md).toContain('busy 21 %–34 % of each round');
     expect(md).toContain('≤ 5 ms — met');
     expect(md).toContain('≥ 0.80 × — met');
+    expect(md).toContain('| server CPU per request at max rate (all rounds) | 37.5 µs | 30.0 µs | bare / lookup: 0.80 × |');
   });
 });
 

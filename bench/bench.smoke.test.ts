@@ -92,6 +92,9 @@ describe('cost growth', () => {
     expect(md).toContain('| full container id |');
     expect(md).toContain('| 30 |');
     expect(md).toContain('Quick mode: 2,000 records, not 1 M');
+    const row = goalRows({ growth: r }).find((x) => x.figure === 'lookup p99 by full id, 2,000 records');
+    const differenceUs = Math.round((r.big.p99.full_id - r.small.p99.full_id) * 1000);
+    expect(row?.value).toContain(`${differenceUs < 0 ? '−' : '+'}${Math.abs(differenceUs)} µs)`);
   }, 60_000);
 });
 

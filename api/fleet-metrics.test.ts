@@ -23,19 +23,6 @@ describe('fleet metrics', () => {
     await store.applyTransitions(batch(hostIdentity({ instance_id: host }), transitions), at(minute));
   }
 
-  it('exposes one info series per running container, with the task labels that join cAdvisor series', async () => {
-    await report(instanceId('a'), 0, [{ id: containerId(1), to: 'running' }, { id: containerId(2), to: 'stopped' }]);
-    const text = await registry.metrics();
-    const info = text.split('\n').filter((l) => l.startsWith('ecs_id_mapper_container_info{'));
-    expect(info).toHaveLength(1);
-    const record = await store.getContainer(containerId(1));
-    if (record.kind !== 'found') throw new Error('seeded container missing');
-    const r = record.record;
-    expect(info[0]).toBe(
-      `ecs_id_mapper_container_info{container_id="${r.container_id}",container_name="${r.container_name}",task_id="${r.task_id}",task_family="${r.task_family}",task_revision="${r.task_version}",cluster="${r.cluster}",instance_id="${r.instance_id}"} 1`,
-    );
-  });
-
   it('counts hosts by freshness and aggregates report ages without a per-host label', async () => {
     await report(instanceId('a'), 0, [{ id: containerId(1), to: 'running' }]);
     await report(instanceId('b'), 10, [{ id: containerId(2), to: 'running' }]);
@@ -57,7 +44,7 @@ describe('fleet metrics', () => {
     expect(text).not.toMatch(/^ecs_id_mapper_host_report_age_seconds\{/m);
   });
 
-  it('reads the store once per scrape for all three series, and reuses it within minRefreshMs', async () => {
+  it('reads the hosts once per scrape for both series, and reuses them within minRefreshMs', async () => {
     const counting = new Registry();
     let lists = 0;
     const spy: Store = Object.create(store, {
@@ -77,7 +64,6 @@ describe('fleet metrics', () => {
   it('still answers the scrape when the store is down: the fleet series are absent', async () => {
     await store.close();
     const text = await registry.metrics();
-    expect(text).not.toMatch(/^ecs_id_mapper_container_info\{/m);
     expect(text).not.toMatch(/^ecs_id_mapper_hosts\{/m);
     store = await openStore({ backend: 'sqlite', path: ':memory:' });
   });

@@ -1,19 +1,16 @@
 // Fleet-level series computed from the store at scrape time (issue 5):
 //
-// - `ecs_id_mapper_container_info{container_id, container_name, task_id, task_family, task_revision,
-//   cluster, instance_id} 1` for each running container: the kube-state-metrics `*_info` pattern, so
-//   PromQL can join cAdvisor's `id="/docker/<id>"` series to ECS tasks. It is the ONE series that
-//   carries container ids; its cardinality is the number of running containers (see docs/metrics.md).
 // - `ecs_id_mapper_hosts{freshness="fresh"|"stale"}`: hosts by whether they reported within
 //   --host-stale-after.
 // - `ecs_id_mapper_host_report_age_seconds{stat="min"|"p50"|"p90"|"max"}`: seconds since hosts last
 //   reported, as an aggregate over all hosts (never one series per host).
 //
-// One store read feeds all three and is reused for `minRefreshMs`, so several scrapers (or one
-// Prometheus per AZ) do not multiply store load; SimpleDB bills every request.
+// One read of the hosts feeds both and is reused for `minRefreshMs`, so several scrapers (or one
+// Prometheus per AZ) do not multiply store load; SimpleDB bills every request. The per-container
+// `ecs_id_mapper_container_info` family is built apart, as text (container-info.ts).
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import type { ContainerRecord, HostRecord, Store } from '../storage/store.js';
+import type { HostRecord, Store } from '../storage/store.js';
 
 export const HOST_FRESHNESS = ['fresh', 'stale'] as const;
 export const REPORT_AGE_STATS = ['min', 'p50', 'p90', 'max'] as const;
@@ -28,22 +25,12 @@ export interface FleetMetricsOptions {
 }
 
 interface FleetView {
-  running: ContainerRecord[];
   hosts: HostRecord[];
   at: number;
 }
 
-const PAGE = 1000;
-
 async function readFleet(store: Store, at: number): Promise<FleetView> {
-  const running: ContainerRecord[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await store.listContainers({ state: 'running' }, { limit: PAGE, cursor });
-    running.push(...page.items);
-    cursor = page.next_cursor ?? undefined;
-  } while (cursor);
-  return { running, hosts: await store.listHosts(), at };
+  return { hosts: await store.listHosts(), at };
 }
 
 /** Nearest-rank quantile of an ascending array (empty → undefined). */
@@ -57,7 +44,7 @@ export function registerFleetMetrics(registry: Registry, options: FleetMetricsOp
   let cached: FleetView | undefined;
   let inflight: Promise<FleetView | undefined> | undefined;
 
-  // All three gauges call this during one scrape; they share one read.
+  // Both gauges call this during one scrape; they share one read.
   const fleet = (): Promise<FleetView | undefined> => {
     const now = options.now().getTime();
     if (cached && now - cached.at < minRefreshMs) return Promise.resolve(cached);
@@ -72,31 +59,6 @@ export function registerFleetMetrics(registry: Registry, options: FleetMetricsOp
       .finally(() => (inflight = undefined));
     return inflight;
   };
-
-  new Gauge({
-    name: 'ecs_id_mapper_container_info',
-    help: 'Always 1 for each running container; labels map the Docker container id to its ECS task (join with cAdvisor on id="/docker/<container_id>").',
-    labelNames: ['container_id', 'container_name', 'task_id', 'task_family', 'task_revision', 'cluster', 'instance_id'] as const,
-    registers: [registry],
-    async collect() {
-      const view = await fleet();
-      this.reset();
-      for (const c of view?.running ?? []) {
-        this.set(
-          {
-            container_id: c.container_id,
-            container_name: c.container_name ?? '',
-            task_id: c.task_id ?? '',
-            task_family: c.task_family ?? '',
-            task_revision: c.task_version ?? '',
-            cluster: c.cluster ?? '',
-            instance_id: c.instance_id,
-          },
-          1,
-        );
-      }
-    },
-  });
 
   new Gauge({
     name: 'ecs_id_mapper_hosts',

@@ -19,6 +19,7 @@ import { useWellFormedJsonParser } from './json-body.js';
 import { validatorCompiler } from './validator.js';
 import { lazyRequestLoggerFactory } from './request-logger.js';
 import { createApiMetrics, packageVersion, reportResultForStatus, type ApiMetrics, type ReportKind } from './metrics.js';
+import { ContainerInfoExposition } from './container-info.js';
 import { registerFleetMetrics } from './fleet-metrics.js';
 import { legacyQueryRoutes } from './routes/legacy-query.js';
 import { opsRoutes } from './routes/ops.js';
@@ -115,6 +116,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   const metrics = createApiMetrics(deps.registry, deps.store, app.log);
   registerFleetMetrics(deps.registry, { store: deps.store, hostStaleAfterMs: deps.hostStaleAfterMs, now: deps.now ?? (() => new Date()), log: app.log });
+  const containerInfo = new ContainerInfoExposition({ store: deps.store, now: deps.now ?? (() => new Date()), log: app.log });
+  app.addHook('onClose', () => containerInfo.stop());
   const ctx: ApiContext = {
     store: deps.store,
     metrics,
@@ -185,7 +188,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     await reports.register(reportRoutes, ctx);
   });
   await app.register(v2ReadRoutes, ctx);
-  await app.register(opsRoutes, { ...ctx, registry: deps.registry });
+  await app.register(opsRoutes, { ...ctx, registry: deps.registry, containerInfo });
   await app.register(webRoutes, { webRoot: deps.webRoot });
   return app;
 }

@@ -20,15 +20,15 @@ describe('container_info exposition', () => {
     await store.applyTransitions(batch(hostIdentity({ instance_id: instanceId('a') }), [transition(seq, to, { container: { container_id: id, ...container } })]), at(0));
   }
 
-  /** A store whose container listings are counted, and fail while `failing` is set. */
+  /** A store whose container scans are counted, and fail while `failing` is set. */
   function watched(): { store: Store; reads: () => number; fail: (on: boolean) => void } {
     let reads = 0;
     let failing = false;
     const spy: Store = Object.create(store, {
-      listContainers: {
-        value: (...args: Parameters<Store['listContainers']>) => {
+      scanContainers: {
+        value: (...args: Parameters<Store['scanContainers']>) => {
           reads++;
-          return failing ? Promise.reject(new Error('store down')) : store.listContainers(...args);
+          return failing ? Promise.reject(new Error('store down')) : store.scanContainers(...args);
         },
       },
     });
@@ -116,10 +116,10 @@ describe('container_info exposition', () => {
     setImmediate(tick);
     const turnsAtRead: number[] = [];
     const spy: Store = Object.create(store, {
-      listContainers: {
-        value: (...args: Parameters<Store['listContainers']>) => {
+      scanContainers: {
+        value: (...args: Parameters<Store['scanContainers']>) => {
           turnsAtRead.push(turns);
-          return store.listContainers(...args);
+          return store.scanContainers(...args);
         },
       },
     });

@@ -90,7 +90,7 @@ export class ContainerInfoExposition {
       // The SQLite store answers synchronously, so without this the whole read ran as one block.
       if (pages.length > 0) await nextTurn();
       if (this.stopped) throw new Error('stopped');
-      const page = await this.options.store.listContainers({ state: 'running' }, { limit: this.pageSize, cursor });
+      const page = await this.options.store.scanContainers({ state: 'running' }, { limit: this.pageSize, cursor });
       pages.push(Buffer.from(page.items.map(sampleLine).join('')));
       cursor = page.next_cursor ?? undefined;
     } while (cursor);

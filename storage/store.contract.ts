@@ -718,6 +718,39 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
           await expect(store.listContainers({}, { limit: 5, cursor })).rejects.toBeInstanceOf(InvalidCursorError);
         }
       });
+
+      /** Every record of a scan, following its cursors; the pages' sizes alongside. */
+      async function scanAll(filter: ContainerFilter, limit: number): Promise<{ ids: string[]; sizes: number[] }> {
+        const ids: string[] = [];
+        const sizes: number[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.scanContainers(filter, { limit, ...(cursor ? { cursor } : {}) });
+          ids.push(...page.items.map((r) => r.container_id));
+          sizes.push(page.items.length);
+          cursor = page.next_cursor ?? undefined;
+        } while (cursor !== undefined && sizes.length < 50);
+        return { ids, sizes };
+      }
+
+      it('scans every matching record exactly once, in pages of at most the limit', async () => {
+        await eventually(async () => {
+          const all = await scanAll({}, 4);
+          expect([...all.ids].sort()).toEqual([...ids].sort());
+          expect(Math.max(...all.sizes)).toBeLessThanOrEqual(4);
+          const running = await scanAll({ state: 'running' }, 3);
+          expect([...running.ids].sort()).toEqual(idsWhere((e) => e.state === 'running'));
+          const some = await scanAll({ cluster: 'prod', task_family: 'web' }, 1000);
+          expect([...some.ids].sort()).toEqual(idsWhere((e) => e.host === hostA && e.family === 'web'));
+          expect(await scanAll({ cluster: 'nope' }, 10)).toEqual({ ids: [], sizes: [0] });
+        });
+      });
+
+      it('rejects a scan cursor it did not issue with InvalidCursorError', async () => {
+        for (const cursor of ['not-a-cursor', '%%%', Buffer.from('sdbscan1:[99,null,5]').toString('base64url'), "' OR 1=1 --"]) {
+          await expect(store.scanContainers({}, { limit: 5, cursor })).rejects.toBeInstanceOf(InvalidCursorError);
+        }
+      });
     });
 
     // --- history, hosts, purge, counts, health -------------------------------------------------
@@ -893,6 +926,7 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         expect((await store.listContainers({ cluster: s }, { limit: 10 })).items, s).toEqual([]);
         expect((await store.listContainers({ instance_id: s }, { limit: 10 })).items, s).toEqual([]);
         expect((await store.listContainers({ task_family: s }, { limit: 10 })).items, s).toEqual([]);
+        expect((await store.scanContainers({ cluster: s, task_family: s }, { limit: 10 })).items, s).toEqual([]);
         await store.recordLegacyEvent(legacyEvent(s, 'removed'), s);
       }
       expect(await store.history(c2)).toHaveLength(1);

@@ -210,6 +210,16 @@ export interface Store {
   /** Filtered listing ordered by container_id. */
   listContainers(filter: ContainerFilter, page: PageRequest): Promise<Page<ContainerRecord>>;
 
+  /**
+   * Every record matching the filter, once, page by page in no promised order: for reads of the
+   * whole fleet (metrics) that have no use for listContainers' order. Pages hold up to `limit`
+   * records (SimpleDB: at most 2,500) and may hold fewer before the last; a page's `next_cursor`
+   * only continues this scan, with the same filter. SQLite pages in container_id order as
+   * listContainers does; SimpleDB reads each shard once instead of merging every shard for each
+   * page, which read every shard's next `limit` records to keep a page's worth.
+   */
+  scanContainers(filter: ContainerFilter, page: PageRequest): Promise<Page<ContainerRecord>>;
+
   /** History of one container (full id), oldest first. */
   history(containerId: string): Promise<TransitionRecord[]>;
 

@@ -167,7 +167,7 @@ describe('metrics', () => {
 });
 
 describe('counting by host and state', () => {
-  it('costs one Select per shard for 50 hosts × 30 containers; the full listing it replaces costs several times more', async () => {
+  it('costs one Select per shard for 50 hosts × 30 containers, as does a scan of the running; the ordered listings cost several times more', async () => {
     const registry = new Registry();
     const prefix = `count${n++}`;
     const s = await openSimpleDbStore(config(prefix, { shards: 3 }), { credentials: staticCredentials(KEY), cacheTtlMs: 5000, maxAttempts: 10, sleep: async () => {}, registry });
@@ -225,6 +225,26 @@ describe('counting by host and state', () => {
     const listingSelects = (await selects()) - beforeListing;
     // Measured: 6 Selects (2 pages × 3 shards) carrying ~2,500 full documents, against 3 Selects of two short attributes.
     expect(listingSelects).toBeGreaterThanOrEqual(6);
+
+    // What the container_info refresh reads (api/container-info.ts): every running record, by a
+    // scan that reads each shard once, where the ordered listing merged every shard for each page.
+    const running = async (read: 'listContainers' | 'scanContainers') => {
+      const start = await selects();
+      const seen: string[] = [];
+      let next: string | undefined;
+      do {
+        const page = await s[read]({ state: 'running' }, { limit: 1000, ...(next ? { cursor: next } : {}) });
+        seen.push(...page.items.map((r) => r.container_id));
+        next = page.next_cursor ?? undefined;
+      } while (next);
+      return { ids: seen.sort(), selects: (await selects()) - start };
+    };
+    const listed = await running('listContainers');
+    const scanned = await running('scanContainers');
+    expect(scanned.ids).toHaveLength(1350);
+    expect(scanned.ids).toEqual(listed.ids);
+    expect(scanned.selects).toBe(3);
+    expect(listed.selects).toBeGreaterThanOrEqual(6);
   }, 60_000);
 });
 

@@ -121,6 +121,40 @@ export function decodeCursor(cursor: string): string {
   return id;
 }
 
+/** Where a scan of the container shards continues: a shard, SimpleDB's NextToken within it, and the select's limit. */
+interface ScanPosition {
+  shard: number;
+  token: string | null;
+  limit: number;
+}
+
+const SCAN_CURSOR_PREFIX = 'sdbscan1:';
+
+function encodeScanCursor(at: ScanPosition): string {
+  return Buffer.from(SCAN_CURSOR_PREFIX + JSON.stringify([at.shard, at.token, at.limit]), 'utf8').toString('base64url');
+}
+
+/** A scan cursor this store produced for `shards` shards; anything else is an InvalidCursorError. */
+function decodeScanCursor(cursor: string, shards: number): ScanPosition {
+  // NextTokens are opaque and can run to a few hundred characters.
+  if (!/^[A-Za-z0-9_-]{1,8192}$/.test(cursor)) throw new InvalidCursorError(cursor);
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  let parsed: unknown;
+  try {
+    parsed = text.startsWith(SCAN_CURSOR_PREFIX) ? JSON.parse(text.slice(SCAN_CURSOR_PREFIX.length)) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 3) throw new InvalidCursorError(cursor);
+  const [shard, token, limit] = parsed as unknown[];
+  const valid =
+    Number.isInteger(shard) && (shard as number) >= 0 && (shard as number) < shards &&
+    (token === null || (typeof token === 'string' && token.length > 0)) &&
+    Number.isInteger(limit) && (limit as number) >= 1 && (limit as number) <= MAX_SELECT_LIMIT;
+  if (!valid) throw new InvalidCursorError(cursor);
+  return { shard: shard as number, token: token as string | null, limit: limit as number };
+}
+
 // --- helpers ---------------------------------------------------------------------------------
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -475,6 +509,30 @@ export class SimpleDbStore implements Store {
         .slice(0, limit + 1);
       const items = rows.slice(0, limit);
       return { items, next_cursor: rows.length > limit ? encodeCursor(items[items.length - 1].container_id) : null };
+    });
+  }
+
+  async scanContainers(filter: ContainerFilter, page: PageRequest): Promise<Page<ContainerRecord>> {
+    const shards = this.domains.containers.length;
+    // The limit is part of the select, and a NextToken only continues the select that made it.
+    const start = page.cursor === undefined ? { shard: 0, token: null, limit: Math.min(MAX_SELECT_LIMIT, Math.max(1, Math.trunc(page.limit) || 1)) } : decodeScanCursor(page.cursor, shards);
+    if (!storable(filter.cluster, filter.instance_id, filter.state, filter.task_family)) return { items: [], next_cursor: null };
+    return this.run('scanContainers', async () => {
+      const where: Predicate[] = [];
+      for (const key of ['cluster', 'instance_id', 'state', 'task_family'] as const) {
+        const v = filter[key];
+        if (v !== undefined) where.push({ attr: key, op: '=', value: indexValue(v) });
+      }
+      let at: ScanPosition = start;
+      for (;;) {
+        const result = await this.client.select(buildSelect({ output: '*', domain: this.domains.containers[at.shard], where, limit: at.limit }), at.token === null ? {} : { nextToken: at.token });
+        const items = result.items.map((i) => this.decodeContainer(i)?.record).filter((r): r is ContainerRecord => r !== undefined);
+        const next: ScanPosition | null =
+          result.nextToken !== null ? { ...at, token: result.nextToken } : at.shard + 1 < shards ? { shard: at.shard + 1, token: null, limit: at.limit } : null;
+        // An empty shard is passed over within the same call rather than answered as an empty page.
+        if (items.length > 0 || next === null) return { items, next_cursor: next === null ? null : encodeScanCursor(next) };
+        at = next;
+      }
     });
   }
 

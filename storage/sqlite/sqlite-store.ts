@@ -306,6 +306,11 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** The keyset listing is already one pass over an index: a scan is the same pages. */
+  async scanContainers(filter: ContainerFilter, page: PageRequest): Promise<Page<ContainerRecord>> {
+    return this.listContainers(filter, page);
+  }
+
   /** One prepared statement per combination of filters, built from constant fragments only. */
   private listStatement(used: readonly ListFilterColumn[], hasCursor: boolean): Database.Statement {
     const key = `${used.join(',')}|${hasCursor}`;

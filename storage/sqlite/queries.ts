@@ -73,10 +73,13 @@ export const SQL = {
   purgeHistory: `DELETE FROM transitions WHERE container_id IN
        (SELECT container_id FROM containers INDEXED BY containers_gone_at WHERE state = 'gone' AND gone_at < ?)`,
   purgeContainers: "DELETE FROM containers INDEXED BY containers_gone_at WHERE state = 'gone' AND gone_at < ?",
-  countByState: 'SELECT state, cluster, COUNT(*) AS count FROM containers GROUP BY state, cluster ORDER BY state, cluster',
-  // Answered from the covering index containers_instance_state alone, already in group order (no
-  // table rows read, no temp b-tree); sqlite-store.test.ts checks the plan.
-  countByHostAndState: 'SELECT instance_id, state, COUNT(*) AS count FROM containers GROUP BY instance_id, state ORDER BY instance_id, state',
+  // Both counts read the trigger-kept counts table (schema.ts, migration 9), a few rows per host,
+  // not the containers; sqlite-store.test.ts checks the plans and that the table agrees with a count.
+  countByState: 'SELECT state, cluster, SUM(count) AS count FROM container_counts GROUP BY state, cluster HAVING SUM(count) > 0 ORDER BY state, cluster',
+  countByHostAndState:
+    'SELECT instance_id, state, SUM(count) AS count FROM container_counts GROUP BY instance_id, state HAVING SUM(count) > 0 ORDER BY instance_id, state',
+  // Counts that fell to 0 (a host's records all purged, a state no longer held there).
+  dropEmptyCounts: 'DELETE FROM container_counts WHERE count = 0',
   ping: 'SELECT 1 AS ok',
 } as const;
 

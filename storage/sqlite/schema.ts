@@ -175,6 +175,44 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       CREATE INDEX transitions_container ON transitions (container_id, at);
     `);
   },
+  // 9: record counts kept by triggers, so that /metrics (by state and cluster) and GET /v2/hosts (by
+  // host and state) read a table of a few rows per host instead of counting every record: at
+  // 500,000 records each count took 56-72 ms of the event loop. One row per (host, state,
+  // cluster) that ever held a record; a host's rows sit together, so a report that changes states
+  // dirties one more page. Rows that fall to 0 stay until purgeGone removes them. cluster may be
+  // null, hence the rowid table and `IS`: a unique key would let two null clusters coexist.
+  (db) => {
+    db.exec(`
+      CREATE TABLE container_counts (
+        instance_id TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        cluster     TEXT,
+        count       INTEGER NOT NULL
+      );
+      CREATE INDEX container_counts_key ON container_counts (instance_id, state, cluster);
+      INSERT INTO container_counts (instance_id, state, cluster, count)
+        SELECT instance_id, state, cluster, COUNT(*) FROM containers GROUP BY instance_id, state, cluster;
+
+      CREATE TRIGGER containers_counted_insert AFTER INSERT ON containers BEGIN
+        INSERT INTO container_counts (instance_id, state, cluster, count)
+          SELECT new.instance_id, new.state, new.cluster, 0
+          WHERE NOT EXISTS (SELECT 1 FROM container_counts WHERE instance_id = new.instance_id AND state = new.state AND cluster IS new.cluster);
+        UPDATE container_counts SET count = count + 1 WHERE instance_id = new.instance_id AND state = new.state AND cluster IS new.cluster;
+      END;
+      CREATE TRIGGER containers_counted_delete AFTER DELETE ON containers BEGIN
+        UPDATE container_counts SET count = count - 1 WHERE instance_id = old.instance_id AND state = old.state AND cluster IS old.cluster;
+      END;
+      CREATE TRIGGER containers_counted_update AFTER UPDATE OF instance_id, state, cluster ON containers
+        WHEN old.instance_id IS NOT new.instance_id OR old.state IS NOT new.state OR old.cluster IS NOT new.cluster
+      BEGIN
+        UPDATE container_counts SET count = count - 1 WHERE instance_id = old.instance_id AND state = old.state AND cluster IS old.cluster;
+        INSERT INTO container_counts (instance_id, state, cluster, count)
+          SELECT new.instance_id, new.state, new.cluster, 0
+          WHERE NOT EXISTS (SELECT 1 FROM container_counts WHERE instance_id = new.instance_id AND state = new.state AND cluster IS new.cluster);
+        UPDATE container_counts SET count = count + 1 WHERE instance_id = new.instance_id AND state = new.state AND cluster IS new.cluster;
+      END;
+    `);
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeStoreContract } from '../store.contract.js';
-import { at, batch, containerId, hostIdentity, iso, observation, snapshot, snapshotContainer, taskArn, taskId, transition } from '../store.fixtures.js';
+import { at, batch, containerId, hostIdentity, instanceId, iso, legacyContainer, legacySnapshot, observation, snapshot, snapshotContainer, taskArn, taskId, transition } from '../store.fixtures.js';
 import { nextRecord } from '../records.js';
 import { StoreUnavailableError } from '../store.js';
 import { openSqliteStore, SCHEMA_VERSION, SchemaVersionError, SqliteStore } from './index.js';
@@ -329,11 +329,13 @@ describe('SQLite store', () => {
       });
     });
 
-    it('counts by host and state from the covering (instance_id, state) index alone, without sorting', () => {
+    it('counts from the trigger-kept counts table, never from the containers', () => {
       withSchema((db) => {
-        const detail = plan(db, SQL.countByHostAndState);
-        expect(detail).toMatch(/SCAN containers USING COVERING INDEX containers_instance_state/);
-        expect(detail).not.toContain('TEMP B-TREE');
+        for (const sql of [SQL.countByState, SQL.countByHostAndState]) {
+          const detail = plan(db, sql);
+          expect(detail).toContain('container_counts');
+          expect(detail).not.toMatch(/\bcontainers\b/);
+        }
       });
     });
 
@@ -363,6 +365,71 @@ describe('SQLite store', () => {
         expect(plan(db, listSql(['instance_id'], true), params)).toMatch(/USING INDEX containers_instance_state \(instance_id=\?\)/);
       });
     });
+  });
+});
+
+describe('SQLite record counts (migration 9)', () => {
+  /** The counts table's non-zero rows and a count over the containers themselves, side by side. */
+  function bothCounts(path: string): { kept: unknown[]; counted: unknown[] } {
+    let result: { kept: unknown[]; counted: unknown[] } = { kept: [], counted: [] };
+    readOnly(path, (db) => {
+      result = {
+        kept: db.prepare('SELECT instance_id, state, cluster, count FROM container_counts WHERE count != 0 ORDER BY instance_id, state, cluster').all(),
+        counted: db.prepare('SELECT instance_id, state, cluster, COUNT(*) AS count FROM containers GROUP BY instance_id, state, cluster ORDER BY instance_id, state, cluster').all(),
+      };
+    });
+    return result;
+  }
+
+  it('agrees with counting the records after inserts, state changes, host moves, gone, legacy maps and purges', async () => {
+    const path = join(tempDir(), 'counts.db');
+    const store = openSqliteStore({ path, checkpointIntervalMs: 0 });
+    const a = hostIdentity({ instance_id: instanceId('a'), cluster: 'prod' });
+    const b = hostIdentity({ instance_id: instanceId('b'), cluster: null });
+    try {
+      await store.applyTransitions(batch(a, [1, 2, 3, 4].map((i) => transition(i, 'running', { container: { container_id: containerId(i) } }))), at(1));
+      await store.applyTransitions(batch(a, [transition(5, 'stopped', { from: 'running', container: { container_id: containerId(1) } })]), at(2));
+      // Container 2 absent from a's snapshot: gone. Container 5 new, with no cluster.
+      await store.replaceSnapshot(snapshot(a, 1, [1, 3, 4].map((i) => snapshotContainer(i === 1 ? 'stopped' : 'running', { container_id: containerId(i) }))), at(3));
+      // Host b (no cluster) reports container 3 as its own: the record moves host and cluster. Container 5 is new.
+      await store.replaceSnapshot(snapshot(b, 1, [3, 5].map((i) => snapshotContainer('running', { container_id: containerId(i) }))), at(3));
+      // A legacy map from a third host.
+      await store.replaceLegacySnapshot(legacySnapshot(hostIdentity({ instance_id: instanceId('c') }), [legacyContainer('running', { container_id: containerId(6) })], iso(4)));
+      let { kept, counted } = bothCounts(path);
+      expect(kept).toEqual(counted);
+      expect(counted.map((c) => (c as { instance_id: string }).instance_id)).toEqual(expect.arrayContaining([a.instance_id, b.instance_id, instanceId('c')]));
+      // Everything gone long ago is purged, and the counts that fell to 0 go with it.
+      await store.replaceSnapshot(snapshot(a, 10, []), at(5));
+      await store.replaceSnapshot(snapshot(b, 10, []), at(5));
+      await store.replaceLegacySnapshot(legacySnapshot(hostIdentity({ instance_id: instanceId('c') }), [], iso(5)));
+      await store.purgeGone(at(60 * 24 * 30));
+      ({ kept, counted } = bothCounts(path));
+      expect(counted).toEqual([]);
+      expect(kept).toEqual([]);
+      readOnly(path, (db) => expect(db.prepare('SELECT COUNT(*) AS n FROM container_counts').get()).toEqual({ n: 0 }));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('is filled from the records already there when a version 8 store migrates', async () => {
+    const path = join(tempDir(), 'v8.db');
+    const old = openSqliteStore({ path, checkpointIntervalMs: 0 });
+    await old.applyTransitions(batch(hostIdentity(), [1, 2, 3].map((i) => transition(i, i === 3 ? 'stopped' : 'running', { container: { container_id: containerId(i) } }))), at(1));
+    await old.close();
+    // Back to version 8 as that build left it: no counts table, no triggers.
+    const db = new Database(path);
+    db.exec('DROP TRIGGER containers_counted_insert; DROP TRIGGER containers_counted_delete; DROP TRIGGER containers_counted_update; DROP TABLE container_counts');
+    db.pragma('user_version = 8');
+    db.close();
+    const store = openSqliteStore({ path, checkpointIntervalMs: 0 });
+    try {
+      expect((await store.countByHostAndState()).map((c) => [c.state, c.count])).toEqual([['running', 2], ['stopped', 1]]);
+      const { kept, counted } = bothCounts(path);
+      expect(kept).toEqual(counted);
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -104,6 +104,7 @@ export class SqliteStore implements Store {
       purgeContainers: db.prepare<[string]>(SQL.purgeContainers),
       countByState: db.prepare<[], StateCount>(SQL.countByState),
       countByHostAndState: db.prepare<[], HostStateCount>(SQL.countByHostAndState),
+      dropEmptyCounts: db.prepare(SQL.dropEmptyCounts),
       ping: db.prepare<[], { ok: number }>(SQL.ping),
     };
     this.applyTransitionsTx = db.transaction(this.applyTransitionsInTx.bind(this));
@@ -255,7 +256,9 @@ export class SqliteStore implements Store {
       this.db
         .transaction(() => {
           this.stmt.purgeHistory.run(cutoff);
-          return this.stmt.purgeContainers.run(cutoff).changes;
+          const purged = this.stmt.purgeContainers.run(cutoff).changes;
+          this.stmt.dropEmptyCounts.run();
+          return purged;
         })
         .immediate(),
     );

@@ -157,6 +157,16 @@ function decodeScanCursor(cursor: string, shards: number): ScanPosition {
 
 // --- helpers ---------------------------------------------------------------------------------
 
+/** The equality predicates of a listing filter, on the index attributes. */
+function filterPredicates(filter: ContainerFilter): Predicate[] {
+  const where: Predicate[] = [];
+  for (const key of ['cluster', 'instance_id', 'state', 'task_family'] as const) {
+    const v = filter[key];
+    if (v !== undefined) where.push({ attr: key, op: '=', value: indexValue(v) });
+  }
+  return where;
+}
+
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
@@ -491,12 +501,7 @@ export class SimpleDbStore implements Store {
     const limit = Math.min(MAX_PAGE, Math.max(1, Math.trunc(page.limit) || 1));
     if (!storable(filter.cluster, filter.instance_id, filter.state, filter.task_family)) return { items: [], next_cursor: null };
     return this.run('listContainers', async () => {
-      const where: Predicate[] = [];
-      for (const key of ['cluster', 'instance_id', 'state', 'task_family'] as const) {
-        const v = filter[key];
-        if (v !== undefined) where.push({ attr: key, op: '=', value: indexValue(v) });
-      }
-      where.push({ attr: ITEM_NAME, op: '>', value: after ?? '' });
+      const where = [...filterPredicates(filter), { attr: ITEM_NAME, op: '>', value: after ?? '' } satisfies Predicate];
       // A k-way merge: each shard returns its next limit+1 ids in order; the page is the smallest.
       const perShard = await mapLimit(this.domains.containers, this.concurrency, (domain) =>
         this.client.selectAll(buildSelect({ output: '*', domain, where, orderBy: { attr: ITEM_NAME }, limit: Math.min(2500, limit + 1) }), { maxItems: limit + 1 }),
@@ -518,11 +523,7 @@ export class SimpleDbStore implements Store {
     const start = page.cursor === undefined ? { shard: 0, token: null, limit: Math.min(MAX_SELECT_LIMIT, Math.max(1, Math.trunc(page.limit) || 1)) } : decodeScanCursor(page.cursor, shards);
     if (!storable(filter.cluster, filter.instance_id, filter.state, filter.task_family)) return { items: [], next_cursor: null };
     return this.run('scanContainers', async () => {
-      const where: Predicate[] = [];
-      for (const key of ['cluster', 'instance_id', 'state', 'task_family'] as const) {
-        const v = filter[key];
-        if (v !== undefined) where.push({ attr: key, op: '=', value: indexValue(v) });
-      }
+      const where = filterPredicates(filter);
       let at: ScanPosition = start;
       for (;;) {
         const result = await this.client.select(buildSelect({ output: '*', domain: this.domains.containers[at.shard], where, limit: at.limit }), at.token === null ? {} : { nextToken: at.token });

@@ -301,9 +301,11 @@ answering); the fourth row shows the same route with the cache off, every reques
 Server CPU per request is the CPU time of the process's threads other than the load generator's
 (the servers' event loop, V8's and libuv's helpers; \`bench/thread-cpu.ts\`) over every max-rate
 slice, divided by the requests answered. Time the machine took away is not in it (the kernel counts
-it as steal), so it moves far less from run to run than requests/s. When the server is what limits
-the rate, bare / lookup is the requests/s ratio to expect; the kernel's loopback work done on the
-server's behalf is partly in both sides' figures.
+it as steal), but it still moves with contention for the cores and their caches: the bare app's
+figure differed by 17 % between two runs an hour apart, as much as its requests/s, so read it
+beside requests/s, not instead of them. When the server is what limits the rate, bare / lookup is
+the requests/s ratio to expect; the kernel's loopback work done on the server's behalf is partly in
+both sides' figures.
 
 1-minute load average on this 2-core machine: ${r.loadAtStart.toFixed(2)} at the start of the run, ${r.loadAtEnd.toFixed(2)} at the end (the machine is shared; other work inflates the latency tail of both sides).
 

@@ -99,14 +99,18 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   log.info({ url, store: config.store.backend }, `server listening on ${url}`);
 
-  const purge = async () => {
-    try {
-      const removed = await store.purgeGone(new Date(Date.now() - config.retentionMs));
-      if (removed > 0) log.info({ removed }, 'purged records gone longer than the retention');
-    } catch (err) {
-      log.warn({ err }, 'purging gone records failed; will retry');
-    }
-  };
+  // A purge of a big backlog runs for minutes in small chunks (storage/sqlite/sqlite-store.ts);
+  // the next interval does not start a second one beside it.
+  let purging: Promise<void> | undefined;
+  const purge = () =>
+    (purging ??= (async () => {
+      try {
+        const removed = await store.purgeGone(new Date(Date.now() - config.retentionMs));
+        if (removed > 0) log.info({ removed }, 'purged records gone longer than the retention');
+      } catch (err) {
+        log.warn({ err }, 'purging gone records failed; will retry');
+      }
+    })().finally(() => (purging = undefined)));
   const purgeTimer = setInterval(() => void purge(), config.purgeIntervalMs);
   purgeTimer.unref();
   void purge();

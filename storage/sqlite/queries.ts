@@ -68,11 +68,13 @@ export const SQL = {
                                THEN excluded.snapshot_seen_at ELSE hosts.snapshot_seen_at END,
        snapshot_seq = max(hosts.snapshot_seq, excluded.snapshot_seq)`,
   listHosts: `SELECT ${HOST_COLUMNS} FROM hosts ORDER BY instance_id`,
-  // Retention reads only the partial index of gone records. Without statistics the planner prefers
+  // Retention deletes a chunk of the oldest gone records at a time (sqlite-store.ts purgeGone),
+  // found through the partial index of gone records only. Without statistics the planner prefers
   // the equality on state (containers_state), which would visit every gone record to test gone_at.
-  purgeHistory: `DELETE FROM transitions WHERE container_id IN
-       (SELECT container_id FROM containers INDEXED BY containers_gone_at WHERE state = 'gone' AND gone_at < ?)`,
-  purgeContainers: "DELETE FROM containers INDEXED BY containers_gone_at WHERE state = 'gone' AND gone_at < ?",
+  // The chunk's ids are bound as one JSON array (json_each), never spliced into the text.
+  purgeChunk: "SELECT container_id FROM containers INDEXED BY containers_gone_at WHERE state = 'gone' AND gone_at < ? ORDER BY gone_at LIMIT ?",
+  purgeHistory: 'DELETE FROM transitions WHERE container_id IN (SELECT value FROM json_each(?))',
+  purgeContainers: 'DELETE FROM containers WHERE container_id IN (SELECT value FROM json_each(?))',
   // Both counts read the trigger-kept counts table (schema.ts, migration 9), a few rows per host,
   // not the containers; sqlite-store.test.ts checks the plans and that the table agrees with a count.
   countByState: 'SELECT state, cluster, SUM(count) AS count FROM container_counts GROUP BY state, cluster HAVING SUM(count) > 0 ORDER BY state, cluster',

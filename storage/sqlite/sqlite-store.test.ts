@@ -9,6 +9,7 @@ import { nextRecord } from '../records.js';
 import { StoreUnavailableError } from '../store.js';
 import { openSqliteStore, SCHEMA_VERSION, SchemaVersionError, SqliteStore } from './index.js';
 import { migrate } from './schema.js';
+import { PURGE_CHUNK } from './sqlite-store.js';
 import { listSql, SQL, updateSql } from './queries.js';
 import { CONTAINER_COLUMNS, CONTAINER_READ_COLUMNS, toContainerRow } from './rows.js';
 
@@ -312,8 +313,11 @@ describe('SQLite store', () => {
         expect(plan(db, SQL.byDockerName, 'x')).toMatch(/USING INDEX containers_docker_name \(docker_name=\?\)/);
         expect(plan(db, SQL.byLegacyKey, 'x')).toMatch(/USING INDEX containers_legacy_key \(legacy_key=\?\)/);
         expect(plan(db, SQL.liveOnHost, 'x')).toMatch(/USING INDEX containers_instance_state \(instance_id=\? AND state=\?\)/);
-        expect(plan(db, SQL.purgeContainers, 'x')).toMatch(/USING INDEX containers_gone_at \(gone_at<\?\)/);
-        expect(plan(db, SQL.purgeHistory, 'x')).toMatch(/USING (COVERING )?INDEX containers_gone_at \(gone_at<\?\)/);
+        const chunk = plan(db, SQL.purgeChunk, 'x', 250);
+        expect(chunk).toMatch(/USING (COVERING )?INDEX containers_gone_at \(gone_at<\?\)/);
+        expect(chunk).not.toContain('TEMP B-TREE');
+        expect(plan(db, SQL.purgeContainers, '[]')).toMatch(/SEARCH containers USING PRIMARY KEY \(container_id=\?\)/);
+        expect(plan(db, SQL.purgeHistory, '[]')).toMatch(/SEARCH transitions USING (COVERING )?INDEX transitions_container \(container_id=\?\)/);
         expect(plan(db, SQL.history, 'x')).toMatch(/USING INDEX transitions_container \(container_id=\?\)/);
         expect(plan(db, SQL.getHost, 'x')).toMatch(/USING PRIMARY KEY \(instance_id=\?\)/);
       });
@@ -365,6 +369,38 @@ describe('SQLite store', () => {
         expect(plan(db, listSql(['instance_id'], true), params)).toMatch(/USING INDEX containers_instance_state \(instance_id=\?\)/);
       });
     });
+  });
+});
+
+describe('SQLite retention', () => {
+  it('purges a backlog bigger than one chunk completely, letting the event loop turn between chunks', async () => {
+    const store = openSqliteStore({ path: ':memory:' });
+    try {
+      const host = hostIdentity();
+      const total = PURGE_CHUNK * 2 + 17;
+      const ids = Array.from({ length: total }, (_, i) => containerId(`purge-${i}`));
+      await store.applyTransitions(batch(host, ids.map((id, i) => transition(i + 1, 'gone', { at: iso(1), container: { container_id: id } }))), at(1));
+      await store.applyTransitions(batch(host, [transition(total + 1, 'running', { container: { container_id: containerId('kept') } })]), at(2));
+      let turns = 0;
+      let purging = true;
+      const tick = () => {
+        turns++;
+        if (purging) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const purged = await store.purgeGone(at(60));
+      purging = false;
+      expect(purged).toBe(total);
+      // Three chunks, and the event loop turned between them.
+      expect(turns).toBeGreaterThanOrEqual(2);
+      expect(await store.history(ids[0])).toEqual([]);
+      expect((await store.getContainer(ids[total - 1])).kind).toBe('missing');
+      expect((await store.getContainer(containerId('kept'))).kind).toBe('found');
+      expect(await store.countByHostAndState()).toEqual([{ instance_id: host.instance_id, state: 'running', count: 1 }]);
+      expect(await store.purgeGone(at(60))).toBe(0);
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -4,6 +4,7 @@
 //
 // Cost per report is flat in the host's size: a snapshot reads each of its containers by primary
 // key and scans only the reporting host's live records (index instance_id, state) for absentees.
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
 import { CONTAINER_ID_PREFIX, TASK_ARN, TASK_ID, taskIdFromArn, type HostIdentity, type HostSnapshot, type SnapshotResult, type TransitionBatch, type TransitionBatchResult } from '../../wire/index.js';
 import { goneRecord, nextRecord, normaliseIso, recordChanged } from '../records.js';
@@ -46,6 +47,8 @@ const MAX_PAGE = 1000;
 /** A snapshot of this many containers or more does not checkpoint inside its own commit (bigCommit). */
 export const BIG_SNAPSHOT_CONTAINERS = 100;
 const MAX_UPDATE_STATEMENTS = 256;
+/** Gone records deleted per transaction by purgeGone (a median 7.8 ms of the event loop each in a 500,000-record store). */
+export const PURGE_CHUNK = 50;
 
 interface HostReport {
   host: HostIdentity;
@@ -79,6 +82,7 @@ export class SqliteStore implements Store {
   private readonly updateStatements = new Map<string, Database.Statement>();
   private readonly applyTransitionsTx;
   private readonly replaceHostTx;
+  private readonly purgeChunkTx;
   private closed = false;
 
   constructor(
@@ -100,6 +104,7 @@ export class SqliteStore implements Store {
       getHost: db.prepare<[string], { last_seq: number; snapshot_seq: number }>(SQL.getHost),
       upsertHost: db.prepare(SQL.upsertHost),
       listHosts: db.prepare<[], HostRow>(SQL.listHosts),
+      purgeChunk: db.prepare<[string, number], { container_id: string }>(SQL.purgeChunk),
       purgeHistory: db.prepare<[string]>(SQL.purgeHistory),
       purgeContainers: db.prepare<[string]>(SQL.purgeContainers),
       countByState: db.prepare<[], StateCount>(SQL.countByState),
@@ -109,6 +114,7 @@ export class SqliteStore implements Store {
     };
     this.applyTransitionsTx = db.transaction(this.applyTransitionsInTx.bind(this));
     this.replaceHostTx = db.transaction(this.replaceHostInTx.bind(this));
+    this.purgeChunkTx = db.transaction(this.purgeChunkInTx.bind(this));
   }
 
   // --- writes --------------------------------------------------------------------------------
@@ -250,18 +256,38 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * Deletes in chunks of PURGE_CHUNK records, each its own transaction, with a turn of the event
+   * loop between them. In one transaction, a backlog (the first purge after days of downtime, or a
+   * shorter --retention) held the event loop until it was all gone: 33 s for 440,000 records of a
+   * 500,000-record store here. In that store a chunk of 50 took a median 7.8 ms (p99 46 ms, with
+   * the commit's own checkpoint). Chunks cost throughput: each commit writes every index page its
+   * records touched, where one transaction wrote each page once for all of them, so the backlog
+   * goes at about 2,800 records/s instead of 13,400 (chunks of 25 to 1,000 alike), in the
+   * background. A steady purge (--purge-interval's worth of records) is a few chunks.
+   */
   async purgeGone(goneBefore: Date): Promise<number> {
     const cutoff = goneBefore.toISOString();
-    return this.run('purgeGone', () =>
-      this.db
-        .transaction(() => {
-          this.stmt.purgeHistory.run(cutoff);
-          const purged = this.stmt.purgeContainers.run(cutoff).changes;
-          this.stmt.dropEmptyCounts.run();
-          return purged;
-        })
-        .immediate(),
-    );
+    let purged = 0;
+    for (;;) {
+      const chunk = this.run('purgeGone', () => this.purgeChunkTx.immediate(cutoff));
+      purged += chunk;
+      if (chunk < PURGE_CHUNK) return purged;
+      await nextTurn();
+      // Closed meanwhile (the server stopping): what is left waits for the next start.
+      if (this.closed) return purged;
+    }
+  }
+
+  private purgeChunkInTx(cutoff: string): number {
+    const ids = this.stmt.purgeChunk.all(cutoff, PURGE_CHUNK).map((r) => r.container_id);
+    if (ids.length === 0) return 0;
+    const list = JSON.stringify(ids);
+    this.stmt.purgeHistory.run(list);
+    const purged = this.stmt.purgeContainers.run(list).changes;
+    // The last chunk of a run also drops the counts that fell to 0.
+    if (ids.length < PURGE_CHUNK) this.stmt.dropEmptyCounts.run();
+    return purged;
   }
 
   // --- reads ---------------------------------------------------------------------------------

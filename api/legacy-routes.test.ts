@@ -177,6 +177,22 @@ describe('GET /query/container_id/<id>', () => {
     }
   });
 
+  it('stops answering from memory once the cache TTL has passed, so a purged record stops resolving', async () => {
+    expect((await get(`/query/container_id/${C1}`)).body).toBe(TASK);
+    const getContainer = t.store.getContainer.bind(t.store);
+    t.store.getContainer = async () => ({ kind: 'missing' });
+    try {
+      t.setNow(new Date('2026-01-01T00:10:04.999Z')); // the default TTL is 5 s
+      expect((await get(`/query/container_id/${C1}`)).statusCode).toBe(200);
+      t.setNow(new Date('2026-01-01T00:10:05.000Z'));
+      const res = await get(`/query/container_id/${C1}`);
+      expect(res.statusCode).toBe(404);
+      expect(JSON.parse(res.body)).toMatchObject({ error: 'not_found' });
+    } finally {
+      t.store.getContainer = getContainer;
+    }
+  });
+
   it('answers a task id given in place of a container id with the task (as the original README documents)', async () => {
     expect((await get(`/query/container_id/${TASK}`)).body).toBe(`${C1}\n${C2}`);
     const all = await get(`/query/container_id/${UUID_TASK}/_all`);

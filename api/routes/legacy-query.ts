@@ -2,10 +2,10 @@
 // differences): text answers, Flask-style JSON, `?redir=true` (any case) redirects.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { LRUCache } from 'lru-cache';
 import { Type } from 'typebox';
 import type { ContainerRecord } from '../../storage/store.js';
 import { linksFor, type ApiContext } from '../context.js';
+import { ExpiringMap } from '../expiring-map.js';
 import { notFound } from '../errors.js';
 import { FLASK_JSON_TYPE, TEXT_TYPE, flaskJsonify, legacyAttributes } from '../legacy-format.js';
 import { lookupId, type LookupAnswer } from '../lookup.js';
@@ -33,7 +33,9 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
   // A container's task never changes, so `/query/container_id/<full id>` (the hot path: Grafana
   // links, scripts) may answer from memory. The TTL bounds how long a purged record still answers.
   // Only full ids are cached: a prefix that is unique now may become ambiguous later.
-  const taskOfContainer = ctx.taskCacheTtlMs > 0 ? new LRUCache<string, string>({ max: 100_000, ttl: ctx.taskCacheTtlMs }) : undefined;
+  const taskOfContainer = ctx.taskCacheTtlMs > 0
+    ? new ExpiringMap<string, string>({ max: 100_000, ttlMs: ctx.taskCacheTtlMs, nowMs: () => ctx.now().getTime() })
+    : undefined;
 
   async function lookup(id: string, mustBe?: 'task'): Promise<LookupAnswer> {
     const answer = await lookupId(ctx.store, id, 'legacy', ctx.metrics);

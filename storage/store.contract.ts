@@ -365,6 +365,16 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
     // --- replaceSnapshot -----------------------------------------------------------------------
 
     describe('replaceSnapshot', () => {
+      it("keeps the host's identity and report times as its record, field for field", async () => {
+        await store.replaceSnapshot(snapshot(hostA, 3, [snapshotContainer('running', { container_id: c1 })]), at(1));
+        await store.applyTransitions(batch(hostA, [transition(4, 'stopping', { from: 'running', container: { container_id: c1 } })]), at(2));
+        await eventually(async () => {
+          expect(await store.listHosts()).toEqual([
+            { ...hostA, first_seen: iso(1), last_report_at: iso(2), last_snapshot_at: iso(1), last_seq: 4, reporter: 'reconciler' },
+          ]);
+        });
+      });
+
       it('creates records and writes a snapshot history row for each', async () => {
         const result = await store.replaceSnapshot(
           snapshot(hostA, 0, [snapshotContainer('running', { container_id: c1 }), snapshotContainer('pending', { container_id: c2 })]),

@@ -1,6 +1,6 @@
 // Every SQL statement the SQLite store runs, built once from constant text (never from input);
 // values are always bound parameters. Kept apart so tests can EXPLAIN exactly these statements.
-import { CONTAINER_COLUMNS, type ContainerColumn } from './rows.js';
+import { CONTAINER_COLUMNS, HOST_READ_COLUMNS, type ContainerColumn } from './rows.js';
 
 /** States a snapshot may still turn into `gone`. */
 export const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'] as const;
@@ -24,8 +24,8 @@ const CONTAINERS = `SELECT ${CONTAINER_COLUMNS.map((c) => `containers.${c}`).joi
     hosts.snapshot_seq AS host_snapshot_seq, hosts.snapshot_seen_at AS host_snapshot_seen_at
   FROM containers LEFT JOIN hosts ON hosts.instance_id = containers.instance_id`;
 
-const HOST_COLUMNS = `instance_id, cluster, container_instance_arn, instance_ip, instance_type, instance_az, region, host_name,
-  ecs_agent_version, first_seen, last_report_at, last_snapshot_at, last_seq, reporter`;
+/** In rows.ts HOST_READ_COLUMNS order: the store reads hosts in raw mode (arrays). */
+const HOST_COLUMNS = HOST_READ_COLUMNS.join(', ');
 
 export const SQL = {
   getContainer: `${CONTAINERS} WHERE containers.container_id = ?`,

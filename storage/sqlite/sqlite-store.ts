@@ -30,14 +30,15 @@ import { LIST_FILTER_COLUMNS, listSql, SQL, updateSql, type ListFilterColumn } f
 import {
   CONTAINER_COLUMNS,
   fromContainerRow,
+  fromHostRow,
   fromTransitionRow,
   READ_INDEX,
   toContainerRow,
   toTransitionParams,
   type ContainerColumn,
   type ContainerRow,
-  type HostRow,
   type StoredContainerRow,
+  type StoredHostRow,
   type TransitionRow,
 } from './rows.js';
 
@@ -103,7 +104,7 @@ export class SqliteStore implements Store {
       history: db.prepare<[string], TransitionRow>(SQL.history),
       getHost: db.prepare<[string], { last_seq: number; snapshot_seq: number }>(SQL.getHost),
       upsertHost: db.prepare(SQL.upsertHost),
-      listHosts: db.prepare<[], HostRow>(SQL.listHosts),
+      listHosts: db.prepare<[], StoredHostRow>(SQL.listHosts).raw(true),
       purgeChunk: db.prepare<[string, number], { container_id: string }>(SQL.purgeChunk),
       purgeHistory: db.prepare<[string]>(SQL.purgeHistory),
       purgeContainers: db.prepare<[string]>(SQL.purgeContainers),
@@ -356,7 +357,7 @@ export class SqliteStore implements Store {
   }
 
   async listHosts(): Promise<HostRecord[]> {
-    return this.run('listHosts', () => this.stmt.listHosts.all().map((row) => ({ ...row })));
+    return this.run('listHosts', () => this.stmt.listHosts.all().map(fromHostRow));
   }
 
   async countByState(): Promise<StateCount[]> {

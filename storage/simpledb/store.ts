@@ -566,7 +566,11 @@ export class SimpleDbStore implements Store {
 
   async countByState(): Promise<StateCount[]> {
     return this.run('countByState', async () => {
-      const perShard = await mapLimit(this.domains.containers, this.concurrency, (domain) => this.client.selectAll(buildSelect({ output: ['state', 'cluster'], domain })));
+      // The same projection scan as countByHostAndState, 2,500 items a page: every /metrics scrape
+      // runs it. At SimpleDB's default page of 100 items, 60k records took 600 Selects, not 24.
+      const perShard = await mapLimit(this.domains.containers, this.concurrency, (domain) =>
+        this.client.selectAll(buildSelect({ output: ['state', 'cluster'], domain, limit: MAX_SELECT_LIMIT })),
+      );
       const counts = new Map<string, StateCount>();
       for (const item of perShard.flat()) {
         const state = decodeIndex(attributeValue(item.attributes, 'state')) as LifecycleState | null;

@@ -256,6 +256,36 @@ describe('counting by host and state', () => {
     expect(scanned.selects).toBe(3);
     expect(listed.selects).toBeGreaterThanOrEqual(6);
   }, 60_000);
+
+  it('lists 250 hosts with one Select (2,500 items a page; /v2/hosts and every /metrics scrape list them)', async () => {
+    const registry = new Registry();
+    const prefix = `hosts${n++}`;
+    const s = await openSimpleDbStore(config(prefix, { shards: 1 }), { credentials: staticCredentials(KEY), cacheTtlMs: 5000, maxAttempts: 10, sleep: async () => {}, registry });
+    open.push(s);
+    const seeder = new SimpleDbClient({ endpoint: new URL(local.url), credentials: staticCredentials(KEY) });
+    const hosts = Array.from({ length: 250 }, (_, h) => ({
+      ...hostIdentity({ instance_id: `i-${h.toString(16).padStart(17, '0')}` }),
+      first_seen: iso(1),
+      last_report_at: iso(2),
+      last_snapshot_at: null,
+      last_seq: h,
+      reporter: 'reconciler' as const,
+    }));
+    try {
+      for (let i = 0; i < hosts.length; i += 25) {
+        await seeder.batchPutAttributes(
+          s.domains.hosts,
+          hosts.slice(i, i + 25).map((h) => ({ name: h.instance_id, attributes: [...documentAttributes(h), { name: 'ver', value: padNumber(1), replace: true }] })),
+        );
+      }
+    } finally {
+      await seeder.close();
+    }
+    const before = await counter(registry, 'ecs_id_mapper_simpledb_requests_total', { action: 'Select' });
+    expect(await s.listHosts()).toEqual(hosts);
+    // SimpleDB's default page of 100 items took 3.
+    expect((await counter(registry, 'ecs_id_mapper_simpledb_requests_total', { action: 'Select' })) - before).toBe(1);
+  });
 });
 
 describe('opening', () => {

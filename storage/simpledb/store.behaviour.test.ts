@@ -30,8 +30,8 @@ function config(prefix: string, extra: Partial<SimpleDbStoreConfig> = {}): Simpl
   return { backend: 'simpledb', region: 'us-east-1', prefix, shards: 2, endpoint: new URL(local.url), createDomains: true, ...extra };
 }
 
-async function store(prefix: string, opts: { registry?: Registry; cacheTtlMs?: number } = {}): Promise<SimpleDbStore> {
-  const s = await openSimpleDbStore(config(prefix), { credentials: staticCredentials(KEY), cacheTtlMs: opts.cacheTtlMs ?? 5000, maxAttempts: 10, sleep: async () => {}, ...(opts.registry ? { registry: opts.registry } : {}) });
+async function store(prefix: string, opts: { registry?: Registry; cacheTtlMs?: number; shards?: number } = {}): Promise<SimpleDbStore> {
+  const s = await openSimpleDbStore(config(prefix, opts.shards ? { shards: opts.shards } : {}), { credentials: staticCredentials(KEY), cacheTtlMs: opts.cacheTtlMs ?? 5000, maxAttempts: 10, sleep: async () => {}, ...(opts.registry ? { registry: opts.registry } : {}) });
   open.push(s);
   return s;
 }
@@ -169,9 +169,7 @@ describe('metrics', () => {
 describe('counting by host and state', () => {
   it('costs one Select per shard for 50 hosts × 30 containers, as does a scan of the running; the ordered listings cost several times more', async () => {
     const registry = new Registry();
-    const prefix = `count${n++}`;
-    const s = await openSimpleDbStore(config(prefix, { shards: 3 }), { credentials: staticCredentials(KEY), cacheTtlMs: 5000, maxAttempts: 10, sleep: async () => {}, registry });
-    open.push(s);
+    const s = await store(`count${n++}`, { registry, shards: 3 });
     // Seeded with BatchPutAttributes (60 requests instead of ~1,750 through replaceSnapshot): the
     // document, its version and the two index attributes the count and the listing read.
     const seeder = new SimpleDbClient({ endpoint: new URL(local.url), credentials: staticCredentials(KEY) });
@@ -259,9 +257,7 @@ describe('counting by host and state', () => {
 
   it('lists 250 hosts with one Select (2,500 items a page; /v2/hosts and every /metrics scrape list them)', async () => {
     const registry = new Registry();
-    const prefix = `hosts${n++}`;
-    const s = await openSimpleDbStore(config(prefix, { shards: 1 }), { credentials: staticCredentials(KEY), cacheTtlMs: 5000, maxAttempts: 10, sleep: async () => {}, registry });
-    open.push(s);
+    const s = await store(`hosts${n++}`, { registry, shards: 1 });
     const seeder = new SimpleDbClient({ endpoint: new URL(local.url), credentials: staticCredentials(KEY) });
     const hosts = Array.from({ length: 250 }, (_, h) => ({
       ...hostIdentity({ instance_id: `i-${h.toString(16).padStart(17, '0')}` }),

@@ -193,6 +193,31 @@ describe('GET /v2/containers/:id/history and /v2/hosts', () => {
     expect((await get('/v2/hosts')).json().hosts[0].stale).toBe(true);
   });
 
+  it('filters hosts by cluster and by staleness, and rejects a staleness that is not true or false', async () => {
+    const other = hostIdentity({ instance_id: instanceId('v2-staging'), cluster: 'staging' });
+    t.setNow(new Date(iso(0)));
+    await put(`/v2/hosts/${other.instance_id}/snapshot`, snapshot(other, 1, []));
+    t.setNow(new Date(iso(10)));
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+    t.setNow(new Date(iso(20))); // the staging host has been silent 20 minutes (stale after 15), prod 10
+    const ids = async (url: string) => {
+      const res = await get(url);
+      expect(res.statusCode).toBe(200);
+      return res.json().hosts.map((h: { instance_id: string }) => h.instance_id);
+    };
+    expect(await ids('/v2/hosts')).toEqual([host.instance_id, other.instance_id].sort());
+    expect(await ids('/v2/hosts?cluster=prod')).toEqual([host.instance_id]);
+    expect(await ids('/v2/hosts?stale=true')).toEqual([other.instance_id]);
+    expect(await ids('/v2/hosts?stale=false&cluster=prod')).toEqual([host.instance_id]);
+    expect(await ids('/v2/hosts?stale=true&cluster=prod')).toEqual([]);
+    expect(await ids(`/v2/hosts?cluster=${encodeURIComponent('" or "1"="1')}`)).toEqual([]);
+    for (const bad of ['/v2/hosts?stale=maybe', '/v2/hosts?cluster=']) {
+      const res = await get(bad);
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toMatchObject({ error: 'bad_request', message: expect.any(String) });
+    }
+  });
+
   it('counts containers per host from the grouped count, never listing containers, with zeros for hosts without records', async () => {
     const real = await openStore({ backend: 'sqlite', path: ':memory:' });
     let grouped = 0;

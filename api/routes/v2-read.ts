@@ -96,38 +96,41 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
     schema: {
       summary: 'Reporting hosts with seconds since their last report, staleness and containers by state',
       tags: ['v2'],
-      querystring: NoQuery,
-      response: { 200: Type.Object({ hosts: Type.Array(HostViewSchema) }), ...errorResponses(503) },
+      querystring: Type.Object({
+        cluster: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'only hosts of this cluster' })),
+        stale: Type.Optional(Type.Boolean({ description: 'true: only hosts silent longer than --host-stale-after; false: only the others' })),
+      }),
+      response: { 200: Type.Object({ hosts: Type.Array(HostViewSchema) }), ...errorResponses(400, 503) },
     },
-  }, async () => {
-    const hosts = await ctx.store.listHosts();
+  }, async (req) => {
+    const { cluster, stale } = req.query;
+    const hosts = (await ctx.store.listHosts()).filter((h) => cluster === undefined || h.cluster === cluster);
     const counts = await containersByHostAndState(ctx);
     const now = ctx.now().getTime();
     // Fields named one by one (not spread): at 2,000 hosts the spread of each record was 6 ms.
-    return {
-      hosts: hosts.map((h) => {
-        const seconds = Math.max(0, (now - Date.parse(h.last_report_at)) / 1000);
-        return {
-          instance_id: h.instance_id,
-          cluster: h.cluster,
-          container_instance_arn: h.container_instance_arn,
-          instance_ip: h.instance_ip,
-          instance_type: h.instance_type,
-          instance_az: h.instance_az,
-          region: h.region,
-          host_name: h.host_name,
-          ecs_agent_version: h.ecs_agent_version,
-          first_seen: h.first_seen,
-          last_report_at: h.last_report_at,
-          last_snapshot_at: h.last_snapshot_at,
-          last_seq: h.last_seq,
-          reporter: h.reporter,
-          seconds_since_report: Math.round(seconds * 1000) / 1000,
-          stale: seconds * 1000 > ctx.hostStaleAfterMs,
-          containers_by_state: counts.get(h.instance_id) ?? zeroCounts(),
-        };
-      }),
-    };
+    const views = hosts.map((h) => {
+      const seconds = Math.max(0, (now - Date.parse(h.last_report_at)) / 1000);
+      return {
+        instance_id: h.instance_id,
+        cluster: h.cluster,
+        container_instance_arn: h.container_instance_arn,
+        instance_ip: h.instance_ip,
+        instance_type: h.instance_type,
+        instance_az: h.instance_az,
+        region: h.region,
+        host_name: h.host_name,
+        ecs_agent_version: h.ecs_agent_version,
+        first_seen: h.first_seen,
+        last_report_at: h.last_report_at,
+        last_snapshot_at: h.last_snapshot_at,
+        last_seq: h.last_seq,
+        reporter: h.reporter,
+        seconds_since_report: Math.round(seconds * 1000) / 1000,
+        stale: seconds * 1000 > ctx.hostStaleAfterMs,
+        containers_by_state: counts.get(h.instance_id) ?? zeroCounts(),
+      };
+    });
+    return { hosts: stale === undefined ? views : views.filter((v) => v.stale === stale) };
   });
 };
 

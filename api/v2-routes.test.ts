@@ -218,6 +218,19 @@ describe('GET /v2/containers/:id/history and /v2/hosts', () => {
     }
   });
 
+  it('answers 400 naming the unknown key when a v2 read gets one (a typo must not read as "no filter")', async () => {
+    for (const [url, message] of [
+      ['/v2/containers?clustr=prod', 'querystring has unknown key "clustr" (known: cluster, instance_id, state, task_family, limit, cursor)'],
+      ['/v2/hosts?stal=true', 'querystring has unknown key "stal" (known: cluster, stale)'],
+      [`/v2/lookup/${C1}?verbose=1`, 'querystring has unknown key "verbose" (it takes none)'],
+      [`/v2/containers/${C1}/history?limit=5`, 'querystring has unknown key "limit" (it takes none)'],
+    ]) {
+      const res = await get(url);
+      expect(res.statusCode, url).toBe(400);
+      expect(res.json()).toEqual({ error: 'bad_request', message });
+    }
+  });
+
   it('counts containers per host from the grouped count, never listing containers, with zeros for hosts without records', async () => {
     const real = await openStore({ backend: 'sqlite', path: ':memory:' });
     let grouped = 0;

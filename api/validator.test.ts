@@ -38,4 +38,19 @@ describe('route validator compiler', () => {
     expect(failed(check({ name: 'a', n: '1' }))).toBe(true);
     expect(check({ name: 'a', n: 1 })).toBe(true);
   });
+
+  it('names unknown keys and the known ones in one message, at any depth', () => {
+    const check = compile(Type.Object({ cluster: Type.Optional(Type.String()), limit: Type.Optional(Type.Integer()) }, { additionalProperties: false }), 'querystring');
+    const result = check({ clustr: 'prod', foo: '1' });
+    expect(result !== true && result.error).toEqual([
+      expect.objectContaining({ instancePath: '', message: 'has unknown keys "clustr", "foo" (known: cluster, limit)' }),
+    ]);
+    const body = compile(Type.Object({ host: Type.Object({ id: Type.String() }, { additionalProperties: false }) }), 'body');
+    const nested = body({ host: { id: 'a', extra: 1 } });
+    expect(nested !== true && nested.error).toEqual([
+      expect.objectContaining({ instancePath: '/host', message: 'has unknown key "extra" (known: id)' }),
+    ]);
+    const none = compile(Type.Object({}, { additionalProperties: false }), 'querystring')({ x: '1' });
+    expect(none !== true && none.error).toEqual([expect.objectContaining({ message: 'has unknown key "x" (it takes none)' })]);
+  });
 });

@@ -28,11 +28,38 @@ export function needsConversion(schema: unknown): boolean {
  */
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const check = Compile(schema);
+  const errors = (input: unknown) => readableErrors(schema, check.Errors(input) as unknown as ValidationError[]) as never;
   if (httpPart === 'body' || !needsConversion(schema)) {
-    return (input: unknown) => (check.Check(input) ? true : { error: check.Errors(input) as never });
+    return (input: unknown) => (check.Check(input) ? true : { error: errors(input) });
   }
   return (input: unknown) => {
     const value = Value.Convert(schema, input);
-    return check.Check(value) ? { value } : { error: check.Errors(value) as never };
+    return check.Check(value) ? { value } : { error: errors(value) };
   };
 };
+
+interface ValidationError {
+  keyword: string;
+  schemaPath: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message: string;
+}
+
+/**
+ * An unknown key is reported by TypeBox twice: "/<key> schema is false" per key, then "must not
+ * have additional properties" without naming them. Fastify joins the messages into the 400's
+ * message, so they become one that names the unknown keys and the known ones.
+ */
+export function readableErrors(schema: unknown, errors: ValidationError[]): ValidationError[] {
+  return errors
+    .filter((e) => !(e.keyword === 'boolean' && e.schemaPath.endsWith('/additionalProperties')))
+    .map((e) => {
+      const unknown = e.params.additionalProperties;
+      if (e.keyword !== 'additionalProperties' || !Array.isArray(unknown)) return e;
+      const at = e.instancePath.split('/').slice(1).reduce<unknown>((s, key) => (s as { properties?: Record<string, unknown> } | undefined)?.properties?.[key], schema);
+      const known = Object.keys((at as { properties?: object } | undefined)?.properties ?? {});
+      const names = unknown.map((k) => JSON.stringify(String(k).slice(0, 64))).join(', ');
+      return { ...e, message: `has unknown key${unknown.length > 1 ? 's' : ''} ${names} (${known.length ? `known: ${known.join(', ')}` : 'it takes none'})` };
+    });
+}

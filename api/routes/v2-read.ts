@@ -10,7 +10,10 @@ import { lookupId } from '../lookup.js';
 import { LOOKUP_KINDS } from '../metrics.js';
 import { StringEnum, ContainerViewSchema, HostViewSchema, TransitionRecordSchema, errorResponses } from '../schemas.js';
 
-const NoQuery = Type.Object({});
+// v2 queries name their keys exactly: an unknown key (a typo such as `?clustr=prod`) answers 400
+// instead of being ignored, which would answer everything as if unfiltered. The original routes
+// keep ignoring unknown keys, as Flask did.
+const NoQuery = Type.Object({}, { additionalProperties: false });
 
 const LookupAnswerSchema = Type.Object({
   query: Type.String(),
@@ -59,7 +62,7 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
         task_family: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'default 100' })),
         cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
-      }),
+      }, { additionalProperties: false }),
       response: {
         200: Type.Object({ items: Type.Array(ContainerViewSchema), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
         ...errorResponses(400, 503),
@@ -99,7 +102,7 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
       querystring: Type.Object({
         cluster: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'only hosts of this cluster' })),
         stale: Type.Optional(Type.Boolean({ description: 'true: only hosts silent longer than --host-stale-after; false: only the others' })),
-      }),
+      }, { additionalProperties: false }),
       response: { 200: Type.Object({ hosts: Type.Array(HostViewSchema) }), ...errorResponses(400, 503) },
     },
   }, async (req) => {

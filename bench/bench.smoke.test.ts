@@ -37,10 +37,13 @@ describe('fleet simulator', () => {
     expect(md).toContain('| lost / duplicated transitions, wrong records | 0 / 0 / 0');
     expect(md).toContain('churn, max rate');
     // The simulator's own stalls are reported beside the latencies they inflate.
-    for (const phase of [r.initial, r.max, r.paced]) {
+    // A phase shorter than the delay monitor's 10 ms resolution observes nothing (0 / 0).
+    const phases = [r.initial, r.max, r.paced];
+    for (const phase of phases) {
       expect(phase.simulatorDelayMaxMs).toBeGreaterThanOrEqual(phase.simulatorDelayP99Ms);
-      expect(phase.simulatorDelayP99Ms).toBeGreaterThan(0);
+      expect(phase.simulatorDelayP99Ms).toBeGreaterThanOrEqual(0);
     }
+    expect(Math.max(...phases.map((p) => p.simulatorDelayP99Ms))).toBeGreaterThan(0);
     expect(md).toContain("simulator's own event-loop delay p99 / max");
   }, 120_000);
 

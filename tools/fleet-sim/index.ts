@@ -208,8 +208,10 @@ export async function runFleetSim(options: FleetOptions): Promise<FleetResult> {
       delay.enable();
       const stats = await run();
       delay.disable();
-      // The histogram is in nanoseconds.
-      return summarize(stats, cpuNow() - c0, { p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 });
+      // The histogram is in nanoseconds. A phase shorter than its resolution has no samples, and an
+      // empty histogram answers a p99 of 511 ns beside a max of 0: nothing was observed, so 0 for both.
+      const observed = delay.count > 0;
+      return summarize(stats, cpuNow() - c0, { p99Ms: observed ? delay.percentile(99) / 1e6 : 0, maxMs: observed ? delay.max / 1e6 : 0 });
     };
     const initial = await measured(() => driver!.phase(hosts, (h, n) => (n === 0 ? { transitions: h.initial(), snapshot: true } : null)));
     log(`fleet-sim: initial reports ${initial.transitions} transitions in ${initial.seconds.toFixed(1)} s`);

@@ -50,6 +50,11 @@ describe('route validator compiler', () => {
     expect(nested !== true && nested.error).toEqual([
       expect.objectContaining({ instancePath: '/host', message: 'has unknown key "extra" (known: id)' }),
     ]);
+    const list = compile(Type.Object({ items: Type.Array(Type.Object({ id: Type.String() }, { additionalProperties: false })) }), 'body');
+    const inArray = list({ items: [{ id: 'a' }, { id: 'b', extra: 1 }] });
+    expect(inArray !== true && inArray.error).toEqual([
+      expect.objectContaining({ instancePath: '/items/1', message: 'has unknown key "extra" (known: id)' }),
+    ]);
     const none = compile(Type.Object({}, { additionalProperties: false }), 'querystring')({ x: '1' });
     expect(none !== true && none.error).toEqual([expect.objectContaining({ message: 'has unknown key "x" (it takes none)' })]);
   });

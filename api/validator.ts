@@ -57,9 +57,20 @@ export function readableErrors(schema: unknown, errors: ValidationError[]): Vali
     .map((e) => {
       const unknown = e.params.additionalProperties;
       if (e.keyword !== 'additionalProperties' || !Array.isArray(unknown)) return e;
-      const at = e.instancePath.split('/').slice(1).reduce<unknown>((s, key) => (s as { properties?: Record<string, unknown> } | undefined)?.properties?.[key], schema);
-      const known = Object.keys((at as { properties?: object } | undefined)?.properties ?? {});
       const names = unknown.map((k) => JSON.stringify(String(k).slice(0, 64))).join(', ');
-      return { ...e, message: `has unknown key${unknown.length > 1 ? 's' : ''} ${names} (${known.length ? `known: ${known.join(', ')}` : 'it takes none'})` };
+      const known = knownKeys(schema, e.instancePath);
+      const hint = known === undefined ? '' : known.length ? ` (known: ${known.join(', ')})` : ' (it takes none)';
+      return { ...e, message: `has unknown key${unknown.length > 1 ? 's' : ''} ${names}${hint}` };
     });
+}
+
+type SchemaNode = { properties?: Record<string, unknown>; items?: unknown } | undefined;
+
+/** The keys the object schema at `instancePath` takes; undefined where the path leads through something other than properties and array items (a union). */
+function knownKeys(schema: unknown, instancePath: string): string[] | undefined {
+  let at = schema as SchemaNode;
+  for (const key of instancePath.split('/').slice(1)) {
+    at = (/^\d+$/.test(key) && at?.items !== undefined ? at.items : at?.properties?.[key]) as SchemaNode;
+  }
+  return at?.properties === undefined ? undefined : Object.keys(at.properties);
 }

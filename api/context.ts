@@ -18,6 +18,8 @@ export interface ApiContext {
   /** TTL of the in-memory container → task id cache of the legacy text lookup; 0 disables it. */
   taskCacheTtlMs: number;
   now: () => Date;
+  /** The same clock in epoch ms: Date.now unless a clock is injected (no Date per call on the lookup's hot path). */
+  nowMs: () => number;
   /** An extra readiness check (e.g. Vault secrets loaded); not ok → /health answers 503. */
   health?: ExtraHealthCheck;
 }

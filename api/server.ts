@@ -54,6 +54,11 @@ export interface ServerDeps {
   keepAliveTimeoutMs?: number;
 }
 
+/** Epoch ms from an injected clock; Date.now (no Date allocated) when none is injected. */
+function injectedNowMs(now: (() => Date) | undefined): () => number {
+  return now ? () => now().getTime() : Date.now;
+}
+
 const requestFields = (req: FastifyRequest, reply: FastifyReply) => ({
   method: req.method,
   url: req.url.slice(0, 300),
@@ -128,6 +133,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     reportRateLimitPerMinute: deps.reportRateLimitPerMinute,
     taskCacheTtlMs: deps.taskCacheTtlMs ?? 5_000,
     now: deps.now ?? (() => new Date()),
+    nowMs: injectedNowMs(deps.now),
     health: deps.health,
   };
   if (currentToken(deps.reportToken) === undefined) {

@@ -34,7 +34,7 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
   // links, scripts) may answer from memory. The TTL bounds how long a purged record still answers.
   // Only full ids are cached: a prefix that is unique now may become ambiguous later.
   const taskOfContainer = ctx.taskCacheTtlMs > 0
-    ? new ExpiringMap<string, string>({ max: 100_000, ttlMs: ctx.taskCacheTtlMs, nowMs: () => ctx.now().getTime() })
+    ? new ExpiringMap<string, string>({ max: 100_000, ttlMs: ctx.taskCacheTtlMs, nowMs: ctx.nowMs })
     : undefined;
 
   async function lookup(id: string, mustBe?: 'task'): Promise<LookupAnswer> {

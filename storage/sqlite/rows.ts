@@ -29,22 +29,26 @@ export const HOST_READ_COLUMNS = [
   'ecs_agent_version', 'first_seen', 'last_report_at', 'last_snapshot_at', 'last_seq', 'reporter',
 ] as const satisfies ReadonlyArray<keyof HostRecord>;
 
+/** Where each column sits in a raw host row (StoredHostRow). */
+const HOST_INDEX = Object.fromEntries(HOST_READ_COLUMNS.map((c, i) => [c, i])) as Readonly<Record<(typeof HOST_READ_COLUMNS)[number], number>>;
+
 export function fromHostRow(row: StoredHostRow): HostRecord {
+  const at = HOST_INDEX;
   return {
-    instance_id: row[0] as string,
-    cluster: row[1] as string | null,
-    container_instance_arn: row[2] as string | null,
-    instance_ip: row[3] as string | null,
-    instance_type: row[4] as string | null,
-    instance_az: row[5] as string | null,
-    region: row[6] as string | null,
-    host_name: row[7] as string | null,
-    ecs_agent_version: row[8] as string | null,
-    first_seen: row[9] as string,
-    last_report_at: row[10] as string,
-    last_snapshot_at: row[11] as string | null,
-    last_seq: row[12] as number,
-    reporter: row[13] as HostRecord['reporter'],
+    instance_id: row[at.instance_id] as string,
+    cluster: row[at.cluster] as string | null,
+    container_instance_arn: row[at.container_instance_arn] as string | null,
+    instance_ip: row[at.instance_ip] as string | null,
+    instance_type: row[at.instance_type] as string | null,
+    instance_az: row[at.instance_az] as string | null,
+    region: row[at.region] as string | null,
+    host_name: row[at.host_name] as string | null,
+    ecs_agent_version: row[at.ecs_agent_version] as string | null,
+    first_seen: row[at.first_seen] as string,
+    last_report_at: row[at.last_report_at] as string,
+    last_snapshot_at: row[at.last_snapshot_at] as string | null,
+    last_seq: row[at.last_seq] as number,
+    reporter: row[at.reporter] as HostRecord['reporter'],
   };
 }
 

@@ -1,10 +1,11 @@
 // docs/benchmarks.md is written by the benchmarks themselves: each owns one section between
 // `<!-- bench:NAME -->` markers and rewrites only that section, so runs of different benches merge.
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, platform, release } from 'node:os';
 import { dirname } from 'node:path';
 import { loadBenchFlags, type BenchFlags, type BenchProgram } from '../config/bench.js';
 import { ConfigError } from '../config/flags.js';
+import { ensureDirectory } from '../cli/ensure-directory.js';
 
 export const BENCHMARKS_MD = new URL('../../docs/benchmarks.md', import.meta.url);
 
@@ -26,7 +27,7 @@ export function machineLine(): string {
  */
 export function writeBenchmarkSection(name: string, title: string, body: string, file: URL = BENCHMARKS_MD, options: { first?: boolean } = {}): void {
   const path = file.pathname;
-  mkdirSync(dirname(path), { recursive: true });
+  ensureDirectory(dirname(path));
   let text = existsSync(path) ? readFileSync(path, 'utf8') : HEADER;
   const start = `<!-- bench:${name} -->`;
   const end = `<!-- /bench:${name} -->`;

@@ -318,6 +318,11 @@ describe('outbox', () => {
     expect(() => openOutbox({ dir: join(file, 'sub'), maxBytes: 4096 })).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_OPEN' }));
   });
 
+  it('fails to open with ENOENT, not a hang, for a state dir under /proc', { skip: process.platform !== 'linux' }, () => {
+    // Node's recursive mkdir spins forever here (cli/ensure-directory.ts).
+    expect(() => openOutbox({ dir: '/proc/ecs-id-mapper-nope/state', maxBytes: 4096 })).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_OPEN', syscallCode: 'ENOENT' }));
+  });
+
   describe('restored container states', () => {
     it('gives back the last emitted state of every container not gone, across compactions', () => {
       const dir = tempDir();

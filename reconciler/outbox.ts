@@ -32,11 +32,12 @@
 //   64 MiB container limit: holding 16 MiB of lines on the heap made it thrash there.
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
+import { ensureDirectory } from '../cli/ensure-directory.js';
 import type { ContainerObservation, LifecycleState, Transition } from '../wire/index.js';
 
 /** The subset of node:fs the outbox uses; tests inject one that fails. */
 export interface OutboxFs {
-  mkdirSync(path: string, opts: { recursive: true }): unknown;
+  mkdirSync(path: string): unknown;
   openSync(path: string, flags: string): number;
   closeSync(fd: number): void;
   writeSync(fd: number, data: string): number;
@@ -158,7 +159,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
   let closed = false;
 
   try {
-    fs.mkdirSync(options.dir, { recursive: true });
+    ensureDirectory(options.dir, fs);
     if (fs.existsSync(metaPath)) {
       const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8')) as { last_seq?: number; acked_seq?: number };
       lastSeq = Number.isInteger(meta.last_seq) ? meta.last_seq! : 0;

@@ -1,5 +1,4 @@
 // The SQLite backend's entry: opens (creating the directory and schema as needed) and returns a Store.
-import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -8,6 +7,7 @@ import { startCheckpointer } from './checkpointer.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 import { SqliteStore } from './sqlite-store.js';
 import { DEFAULT_CACHE_SIZE_BYTES, DEFAULT_MMAP_SIZE_BYTES } from './sizes.js';
+import { ensureDirectory } from '../../cli/ensure-directory.js';
 
 export { SqliteStore } from './sqlite-store.js';
 export { SCHEMA_VERSION, SchemaVersionError } from './schema.js';
@@ -39,7 +39,7 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
   const where = memory ? ':memory:' : resolve(path);
   let db: Database.Database | undefined;
   try {
-    if (!memory) mkdirSync(dirname(where), { recursive: true });
+    if (!memory) ensureDirectory(dirname(where));
     db = new Database(memory ? ':memory:' : where);
     // WAL lets readers run while a report is written; NORMAL is durable across process crashes. An
     // OS crash may lose the last acknowledged commits: the reconciler's next full snapshot restores

@@ -243,6 +243,12 @@ describe('SQLite store', () => {
     expect(() => openSqliteStore({ path })).toThrow(`cannot open the SQLite store at "${path}"`);
   });
 
+  it('fails with StoreUnavailableError, not a hang, for a directory under /proc', { skip: process.platform !== 'linux' }, () => {
+    // Node's recursive mkdir spins forever here (cli/ensure-directory.ts).
+    const path = '/proc/ecs-id-mapper-nope/store.db';
+    expect(() => openSqliteStore({ path })).toThrow(`cannot open the SQLite store at "${path}"`);
+  });
+
   it('fails with a clear error when the file is not a database', () => {
     const path = join(tempDir(), 'garbage.db');
     writeFileSync(path, 'x'.repeat(4096));

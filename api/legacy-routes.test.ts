@@ -135,10 +135,10 @@ describe('POST /report/event', () => {
     expect(history.find((h) => h.reason === 'legacy.removed')).toMatchObject({ at: '2026-01-01T00:06:40.500Z' });
   });
 
-  it('rejects an unknown event kind with 400', async () => {
+  it('rejects an unknown event kind with 400 naming the kinds it takes', async () => {
     const res = await t.app.inject({ method: 'POST', url: '/report/event', payload: { event_id: 'abc', event: 'exploded', timestamp: 1 } });
     expect(res.statusCode).toBe(400);
-    expect(res.json().error).toBe('bad_request');
+    expect(res.json()).toEqual({ error: 'bad_request', message: 'body/event must be one of "added", "removed"' });
   });
 });
 

@@ -163,7 +163,9 @@ describe('GET /v2/containers', () => {
   });
 
   it('answers 400 for a bad state, a limit out of range, or a cursor it did not issue', async () => {
-    expect((await get('/v2/containers?state=exploded')).statusCode).toBe(400);
+    const state = await get('/v2/containers?state=exploded');
+    expect(state.statusCode).toBe(400);
+    expect(state.json().message).toBe('querystring/state must be one of "pending", "running", "stopping", "stopped", "gone"');
     expect((await get('/v2/containers?limit=0')).statusCode).toBe(400);
     expect((await get('/v2/containers?limit=abc')).statusCode).toBe(400);
     const cursor = await get('/v2/containers?cursor=garbage');

@@ -58,4 +58,19 @@ describe('route validator compiler', () => {
     const none = compile(Type.Object({}, { additionalProperties: false }), 'querystring')({ x: '1' });
     expect(none !== true && none.error).toEqual([expect.objectContaining({ message: 'has unknown key "x" (it takes none)' })]);
   });
+
+  it('names the values an enum or a union of literals takes', () => {
+    const check = compile(Type.Object({ state: Type.Optional(Type.Enum(['running', 'stopped'])), event: Type.Optional(Type.Union([Type.Literal('added'), Type.Literal('removed')])) }), 'body');
+    const result = check({ state: 'weird', event: 'x' });
+    expect(result !== true && result.error).toEqual([
+      expect.objectContaining({ instancePath: '/state', message: 'must be one of "running", "stopped"' }),
+      expect.objectContaining({ instancePath: '/event', message: 'must be one of "added", "removed"' }),
+    ]);
+  });
+
+  it('leaves a union with a branch other than a literal as TypeBox reports it', () => {
+    const check = compile(Type.Object({ at: Type.Union([Type.Literal('now'), Type.Integer()]) }), 'body');
+    const result = check({ at: 'later' });
+    expect(result !== true && (result.error as { keyword: string }[]).map((e) => e.keyword)).toEqual(['const', 'type', 'anyOf']);
+  });
 });

@@ -47,14 +47,25 @@ interface ValidationError {
 }
 
 /**
- * An unknown key is reported by TypeBox twice: "/<key> schema is false" per key, then "must not
- * have additional properties" without naming them. Fastify joins the messages into the 400's
- * message, so they become one that names the unknown keys and the known ones.
+ * TypeBox's messages, made to say what the input should have been. Fastify joins them into the
+ * 400's message.
+ * - An unknown key is reported twice: "/<key> schema is false" per key, then "must not have
+ *   additional properties" without naming them. They become one message that names the unknown
+ *   keys and the known ones.
+ * - A value outside an enum "must be equal to one of the allowed values", and one outside a union
+ *   of literals gets "must be equal to constant" per literal, then "must match a schema in anyOf".
+ *   Both become "must be one of" the values.
  */
 export function readableErrors(schema: unknown, errors: ValidationError[]): ValidationError[] {
+  const unions = literalUnions(errors);
+  const literalsOf = (e: ValidationError, unionPath: string) => unions.get(`${e.instancePath} ${unionPath}`) ?? undefined;
   return errors
     .filter((e) => !(e.keyword === 'boolean' && e.schemaPath.endsWith('/additionalProperties')))
+    .filter((e) => !(BRANCH.test(e.schemaPath) && literalsOf(e, e.schemaPath.replace(BRANCH, ''))))
     .map((e) => {
+      if (e.keyword === 'enum' && Array.isArray(e.params.allowedValues)) return { ...e, message: oneOf(e.params.allowedValues) };
+      const literals = e.keyword === 'anyOf' ? literalsOf(e, e.schemaPath) : undefined;
+      if (literals) return { ...e, message: oneOf(literals) };
       const unknown = e.params.additionalProperties;
       if (e.keyword !== 'additionalProperties' || !Array.isArray(unknown)) return e;
       const names = unknown.map((k) => JSON.stringify(String(k).slice(0, 64))).join(', ');
@@ -63,6 +74,26 @@ export function readableErrors(schema: unknown, errors: ValidationError[]): Vali
       return { ...e, message: `has unknown key${unknown.length > 1 ? 's' : ''} ${names}${hint}` };
     });
 }
+
+/** A branch of a union (anyOf) in a schema path. */
+const BRANCH = /\/anyOf\/\d+$/;
+
+/**
+ * The failed unions, keyed by instance path and the union's schema path: the literals they take
+ * where every branch that failed is a literal, null where some branch is something else.
+ */
+function literalUnions(errors: ValidationError[]): Map<string, unknown[] | null> {
+  const unions = new Map<string, unknown[] | null>();
+  for (const e of errors) {
+    if (!BRANCH.test(e.schemaPath)) continue;
+    const key = `${e.instancePath} ${e.schemaPath.replace(BRANCH, '')}`;
+    const literals = unions.get(key);
+    unions.set(key, e.keyword === 'const' && literals !== null ? [...(literals ?? []), e.params.allowedValue] : null);
+  }
+  return unions;
+}
+
+const oneOf = (values: unknown[]) => `must be one of ${values.map((v) => JSON.stringify(v)).join(', ')}`;
 
 type SchemaNode = { properties?: Record<string, unknown>; items?: unknown } | undefined;
 

@@ -1,5 +1,5 @@
-// The JSON body parser: Fastify's own (secure-json-parse, `__proto__`/`constructor` keys refused),
-// plus one rule of ours: no string or key may hold a lone UTF-16 surrogate (`"\ud800"` is valid
+// The JSON body parser: Fastify's own (secure-json-parse, `__proto__`/`constructor` keys refused,
+// with messages that say why, see whyNotParsed), plus one rule of ours: no string or key may hold a lone UTF-16 surrogate (`"\ud800"` is valid
 // JSON). Such text cannot be encoded as UTF-8: SQLite would store it mangled into U+FFFD and the
 // SimpleDB client's URL encoding throws on it (a 500). It is refused with a 400 before any route runs.
 import type { FastifyInstance } from 'fastify';
@@ -35,10 +35,25 @@ export function useWellFormedJsonParser(app: FastifyInstance): void {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     parseJson(req, body as string, (err, value) => {
+      if ((err as { code?: string } | null)?.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return done(badRequest(whyNotParsed(body as string)), undefined);
       if (err) return done(err, undefined);
       const bad = illFormedPath(value);
       if (bad) return done(badRequest(`${bad.slice(0, 200)}: text holds a lone UTF-16 surrogate (not encodable as UTF-8)`), undefined);
       done(null, value);
     });
   });
+}
+
+/**
+ * Fastify's parser answers every refused body with "Body is not valid JSON", including well-formed
+ * JSON refused for a `__proto__` or `constructor.prototype` key. The client is told which it was,
+ * and where the syntax broke. Runs on refused bodies only.
+ */
+function whyNotParsed(body: string): string {
+  try {
+    JSON.parse(body);
+  } catch (err) {
+    return `body is not valid JSON: ${(err as Error).message.slice(0, 200)}`;
+  }
+  return 'body holds a "__proto__" or "constructor"."prototype" key, refused as prototype poisoning';
 }

@@ -179,6 +179,16 @@ describe('wrong content types and malformed JSON', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     await nothingStored();
   });
+
+  it('says whether a refused body broke JSON syntax, and where, or carried a prototype-poisoning key', async () => {
+    const message = async (payload: string) =>
+      (await t.app.inject({ method: 'POST', url: '/report/map', payload, headers: { 'content-type': 'application/json' } })).json().message;
+    expect(await message('{"a":1')).toMatch(/^body is not valid JSON: .*position 6/);
+    expect(await message("{'a':1}")).toMatch(/^body is not valid JSON: .*position 1/);
+    expect(await message('{"__proto__":{"polluted":true}}')).toBe('body holds a "__proto__" or "constructor"."prototype" key, refused as prototype poisoning');
+    expect(await message('{"constructor":{"prototype":{"polluted":true}}}')).toBe('body holds a "__proto__" or "constructor"."prototype" key, refused as prototype poisoning');
+    expect(await message('')).toBe("Body cannot be empty when content-type is set to 'application/json'");
+  });
 });
 
 describe('deeply nested JSON', () => {

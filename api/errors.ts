@@ -12,6 +12,7 @@ export const API_ERRORS = {
   ERR_UNAUTHORIZED: { status: 401, error: 'unauthorized' },
   ERR_REQUEST_TIMEOUT: { status: 408, error: 'request_timeout' },
   ERR_NOT_FOUND: { status: 404, error: 'not_found' },
+  ERR_METHOD_NOT_ALLOWED: { status: 405, error: 'method_not_allowed' },
   ERR_AMBIGUOUS: { status: 409, error: 'ambiguous' },
   ERR_PAYLOAD_TOO_LARGE: { status: 413, error: 'payload_too_large' },
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, error: 'unsupported_media_type' },

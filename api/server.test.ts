@@ -148,11 +148,33 @@ describe('errors', () => {
     expect(res.json()).toEqual({ error: 'internal', message: 'internal server error' });
   });
 
-  it('answers 404 JSON for an unknown route and method', async () => {
+  it('answers 404 JSON for a path no route takes, whatever the method', async () => {
     t = await buildTestApp();
-    const res = await t.app.inject({ method: 'DELETE', url: '/query/container_id/abc' });
-    expect(res.statusCode).toBe(404);
-    expect(res.json()).toMatchObject({ error: 'not_found' });
+    for (const method of ['GET', 'POST', 'DELETE'] as const) {
+      const res = await t.app.inject({ method, url: '/no/such/route' });
+      expect(res.statusCode, method).toBe(404);
+      expect(res.json()).toMatchObject({ error: 'not_found' });
+    }
+  });
+
+  it('answers 405 JSON with Allow for a known path asked with another method, as Flask did', async () => {
+    t = await buildTestApp();
+    const cases = [
+      ['DELETE', `/query/container_id/${C1}`, 'GET, HEAD'],
+      ['GET', '/report/map', 'POST'],
+      ['GET', '/v2/hosts/i-0123456789abcdef0/snapshot', 'PUT'],
+      ['POST', '/v2/hosts/i-0123456789abcdef0/snapshot?x=1', 'PUT'],
+      ['PUT', '/v2/hosts/i-0123456789abcdef0/transitions', 'POST'],
+      ['POST', '/v2/hosts', 'GET, HEAD'],
+      ['POST', '/metrics', 'GET, HEAD'],
+    ] as const;
+    for (const [method, url, allow] of cases) {
+      const res = await t.app.inject({ method, url });
+      expect(res.statusCode, `${method} ${url}`).toBe(405);
+      expect(res.headers.allow).toBe(allow);
+      expect(res.json()).toEqual({ error: 'method_not_allowed', message: `${method} is not allowed on ${url.split('?')[0]} (allowed: ${allow})` });
+    }
+    expect(await t.store.listHosts()).toEqual([]);
   });
 });
 

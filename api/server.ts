@@ -26,6 +26,7 @@ import { opsRoutes } from './routes/ops.js';
 import { reportRoutes } from './routes/reports.js';
 import { v2ReadRoutes } from './routes/v2-read.js';
 import { webRoutes } from './routes/web.js';
+import { RouteMethods } from './route-methods.js';
 
 export interface ServerDeps {
   store: Store;
@@ -148,8 +149,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.setErrorHandler((err, req, reply) => errorHandler(err, req, reply));
 
   // Every route registered from here on (plugins' routes and the automatic HEAD routes included)
-  // gets its own response observer; see responseObserver.
+  // gets its own response observer; see responseObserver. Its method and path are kept for 405s.
+  const routeMethods = new RouteMethods();
   app.addHook('onRoute', (route) => {
+    routeMethods.add(route.method, route.url);
     const own = route.onResponse === undefined ? [] : Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse];
     route.onResponse = [...own, responseObserver(metrics, route.url, route.method, route.config?.reportKind)];
   });
@@ -158,6 +161,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(async (notFound) => {
     notFound.addHook('onResponse', responseObserver(metrics, 'unmatched', undefined, undefined));
     notFound.setNotFoundHandler((req, reply) => {
+      if (routeMethods.answerWrongMethod(req.method, req.url, reply)) return;
       void reply.code(404).type('application/json; charset=utf-8').send(errorBody('ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0].slice(0, 200)} not found`));
     });
   });
@@ -195,6 +199,6 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   await app.register(v2ReadRoutes, ctx);
   await app.register(opsRoutes, { ...ctx, registry: deps.registry, containerInfo });
-  await app.register(webRoutes, { webRoot: deps.webRoot });
+  await app.register(webRoutes, { webRoot: deps.webRoot, routeMethods });
   return app;
 }

@@ -8,6 +8,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { notFound } from '../errors.js';
 import { errorResponses } from '../schemas.js';
+import type { RouteMethods } from '../route-methods.js';
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -35,7 +36,7 @@ export function webFilePath(root: string, urlPath: string): string | undefined {
   return full.startsWith(base + sep) ? full : undefined;
 }
 
-export const webRoutes: FastifyPluginAsync<{ webRoot?: string }> = async (app, opts) => {
+export const webRoutes: FastifyPluginAsync<{ webRoot?: string; routeMethods?: RouteMethods }> = async (app, opts) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   r.get('/*', {
     schema: {
@@ -45,9 +46,11 @@ export const webRoutes: FastifyPluginAsync<{ webRoot?: string }> = async (app, o
       // The wildcard param is named '*'; a Record because TypeBox cannot compile '*' as a property name.
       params: Type.Record(Type.String(), Type.String({ maxLength: 512 })),
       querystring: Type.Object({}),
-      response: { 200: Type.Unknown(), ...errorResponses(404) },
+      response: { 200: Type.Unknown(), ...errorResponses(404, 405) },
     },
   }, async (req, reply) => {
+    // A GET reaches this catch-all on any path no GET route takes, /report/map included.
+    if (opts.routeMethods?.answerWrongMethod(req.method, req.url, reply)) return reply;
     const wanted = req.params['*'] ?? '';
     const path = opts.webRoot ? webFilePath(opts.webRoot, wanted) : undefined;
     const missing = () => notFound(`no such page: /${wanted.slice(0, 200)}`);

@@ -11,6 +11,7 @@ const runners: Record<CommandName, () => Promise<Runner>> = {
   'simulate-host': async () => (await import('../tools/simulate-host/main.js')).runSimulateHost as Runner,
   'simpledb-local': async () => (await import('../storage/simpledb/local/main.js')).runSimpleDbLocal as Runner,
   lookup: async () => (await import('./lookup.js')).runLookup as Runner,
+  backup: async () => (await import('./backup.js')).runBackup as Runner,
   demo: async () => (await import('../tools/demo/run.js')).runDemo as Runner,
 };
 

@@ -353,6 +353,28 @@ function buildLookup(f: ParsedFlags, _env: Record<string, string | undefined>, p
 }
 
 // ---------------------------------------------------------------------------------------------
+// backup
+
+export interface BackupConfig {
+  /** The SQLite store's file. */
+  storePath: string;
+  /** The backup file to write; it must not exist. */
+  destination: string;
+}
+
+const backupFlags: FlagSpec[] = [
+  { name: 'store', kind: 'string', default: 'sqlite:./data/ecs-id-mapper.db', help: 'The server\'s store: sqlite:PATH (SimpleDB keeps its own copies; a memory store has no file).' },
+];
+
+function buildBackup(f: ParsedFlags, _env: Record<string, string | undefined>, positionals: string[]): BackupConfig {
+  if (positionals.length !== 1) throw new ConfigError(positionals.length === 0 ? 'backup needs the file to write (ecs-id-mapper backup [--store sqlite:PATH] FILE)' : 'backup takes exactly one file');
+  const store = parseStoreUrl(f.store as string);
+  if (store.backend !== 'sqlite') throw new ConfigError('--store: backup copies the embedded SQLite store; SimpleDB keeps its own copies');
+  if (store.path === ':memory:') throw new ConfigError('--store: a memory store has no file to back up');
+  return { storePath: store.path, destination: positionals[0] };
+}
+
+// ---------------------------------------------------------------------------------------------
 // demo (npm run demo)
 
 export interface DemoConfig {
@@ -435,6 +457,13 @@ export const commands = {
     flags: lookupFlags,
     build: buildLookup,
   } satisfies CommandSpec<LookupConfig>,
+  backup: {
+    name: 'backup',
+    summary: 'Copy the SQLite store to a new file while the server runs (one consistent commit, checked before it is named).',
+    usage: '[--store sqlite:PATH] FILE',
+    flags: backupFlags,
+    build: buildBackup,
+  } satisfies CommandSpec<BackupConfig>,
   demo: {
     name: 'demo',
     summary: 'Start a server (embedded store), a simulated ECS host and a reconciler for it, then print lookup URLs that work.',

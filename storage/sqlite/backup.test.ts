@@ -1,0 +1,103 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { at, containerId, hostIdentity, snapshot, snapshotContainer } from '../store.fixtures.js';
+import { backupSqliteStore } from './backup.js';
+import { openSqliteStore, SCHEMA_VERSION, type SqliteStore } from './index.js';
+
+const temps: string[] = [];
+const stores: SqliteStore[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-backup-'));
+  temps.push(dir);
+  return dir;
+}
+afterEach(async () => {
+  for (const store of stores.splice(0)) await store.close();
+  for (const dir of temps.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A store with `n` running containers on one host, left open as a running server holds it. */
+async function storeWith(path: string, n: number): Promise<SqliteStore> {
+  const store = openSqliteStore({ path });
+  stores.push(store);
+  const containers = Array.from({ length: n }, (_, i) => snapshotContainer('running', { container_id: containerId(i + 1) }));
+  await store.replaceSnapshot(snapshot(hostIdentity(), 1, containers), at(1));
+  return store;
+}
+
+describe('backupSqliteStore', () => {
+  it('copies a store that is open and has commits still in its WAL, and the copy opens as a store with the same records and history', async () => {
+    const dir = tempDir();
+    const source = join(dir, 'store.db');
+    const live = await storeWith(source, 3);
+    // The server keeps its WAL: the last commits live only there until a checkpoint.
+    expect(existsSync(`${source}-wal`)).toBe(true);
+
+    const result = backupSqliteStore(source, join(dir, 'backups', 'copy.db'));
+
+    expect(result).toMatchObject({ path: join(dir, 'backups', 'copy.db'), records: 3, schemaVersion: SCHEMA_VERSION });
+    expect(result.bytes).toBeGreaterThan(0);
+    const copy = openSqliteStore({ path: result.path });
+    stores.push(copy);
+    for (let i = 1; i <= 3; i++) {
+      const [original, copied] = await Promise.all([live.getContainer(containerId(i)), copy.getContainer(containerId(i))]);
+      expect(copied).toEqual(original);
+      expect(await copy.history(containerId(i))).toEqual(await live.history(containerId(i)));
+    }
+    expect(await copy.listHosts()).toEqual(await live.listHosts());
+  });
+
+  it('is the store as of one commit: later writes to the store do not reach the copy', async () => {
+    const dir = tempDir();
+    const source = join(dir, 'store.db');
+    const live = await storeWith(source, 2);
+    const result = backupSqliteStore(source, join(dir, 'copy.db'));
+    await live.replaceSnapshot(snapshot(hostIdentity(), 2, [snapshotContainer('running', { container_id: containerId(9) })]), at(2));
+    const copy = openSqliteStore({ path: result.path });
+    stores.push(copy);
+    expect((await copy.getContainer(containerId(9))).kind).toBe('missing');
+    expect((await copy.getContainer(containerId(1))).kind).toBe('found');
+  });
+
+  it('never overwrites: an existing destination is refused and left as it was', async () => {
+    const dir = tempDir();
+    const source = join(dir, 'store.db');
+    await storeWith(source, 1);
+    const existing = join(dir, 'precious.db');
+    writeFileSync(existing, 'yesterday');
+    expect(() => backupSqliteStore(source, existing)).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_EXISTS', message: `"${existing}" already exists (a backup never overwrites a file)` }));
+    expect(readFileSync(existing, 'utf8')).toBe('yesterday');
+  });
+
+  it('refuses a missing store, a file that is not a database and a database that is not a store, writing nothing', () => {
+    const dir = tempDir();
+    const destination = join(dir, 'copy.db');
+    expect(() => backupSqliteStore(join(dir, 'absent.db'), destination)).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_NO_STORE' }));
+
+    const garbage = join(dir, 'garbage.db');
+    writeFileSync(garbage, 'x'.repeat(4096));
+    expect(() => backupSqliteStore(garbage, destination)).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_NOT_A_STORE', message: expect.stringContaining('file is not a database') }));
+
+    const other = join(dir, 'other.db');
+    const db = new Database(other);
+    db.exec('CREATE TABLE notes (text TEXT)');
+    db.close();
+    expect(() => backupSqliteStore(other, destination)).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_NOT_A_STORE', message: `"${other}" is not an ecs-id-mapper store (schema version 0, no containers table)` }));
+
+    expect(readdirSync(dir).sort()).toEqual(['garbage.db', 'other.db']);
+  });
+
+  it('fails with one error and leaves no partial file when the copy cannot be written', async () => {
+    const dir = tempDir();
+    const source = join(dir, 'store.db');
+    await storeWith(source, 1);
+    const blocker = join(dir, 'file');
+    writeFileSync(blocker, 'x');
+    // The destination's directory is a file: the copy cannot be created.
+    expect(() => backupSqliteStore(source, join(blocker, 'copy.db'))).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_FAILED', message: expect.stringContaining('failed') }));
+    expect(readdirSync(dir).filter((name) => name.includes('partial'))).toEqual([]);
+  });
+});

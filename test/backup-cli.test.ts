@@ -1,0 +1,83 @@
+// `./bin/ecs-id-mapper backup` end to end: the built binary copies the store of a server that is
+// running and taking reports in this process, and the copy opens as a store with its records.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../storage/sqlite/index.js';
+import { containerId, hostIdentity, snapshot, snapshotContainer } from '../storage/store.fixtures.js';
+import { REPO_ROOT, ensureBuilt } from './support/built.js';
+import { startServer, type RunningServer } from './support/live-server.js';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the binary with a clean ECS_ID_MAPPER_* environment. */
+function backup(args: string[]): Promise<Run> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ECS_ID_MAPPER_')));
+  return new Promise((resolve, reject) => {
+    execFile(join(REPO_ROOT, 'bin/ecs-id-mapper'), ['backup', ...args], { cwd: REPO_ROOT, env, timeout: 30_000 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') return reject(err);
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+    });
+  });
+}
+
+const host = hostIdentity();
+async function report(server: RunningServer, seq: number, ids: number[]): Promise<void> {
+  const body = snapshot(host, seq, ids.map((i) => snapshotContainer('running', { container_id: containerId(i) })));
+  const res = await fetch(`${server.url}/v2/hosts/${host.instance_id}/snapshot`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  expect(res.status).toBe(200);
+}
+
+let dir: string;
+let server: RunningServer;
+beforeAll(async () => {
+  await ensureBuilt();
+  dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-backup-cli-'));
+  server = await startServer([], `sqlite:${join(dir, 'store.db')}`);
+}, 300_000);
+afterAll(async () => {
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('ecs-id-mapper backup', () => {
+  it('copies the store of a running server, which goes on taking reports, and prints one line', async () => {
+    await report(server, 1, [1, 2, 3]);
+    const destination = join(dir, 'backups', 'monday.db');
+
+    const run = await backup(['--store', `sqlite:${join(dir, 'store.db')}`, destination]);
+
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(new RegExp(`^backed up 3 container records \\(schema \\d+, \\d+\\.\\d MiB\\) to ${destination} in \\d+\\.\\d s\\n$`));
+    await report(server, 2, [1, 2, 3, 4]);
+    const copy = openSqliteStore({ path: destination });
+    try {
+      expect((await copy.getContainer(containerId(3))).kind).toBe('found');
+      expect((await copy.getContainer(containerId(4))).kind).toBe('missing');
+    } finally {
+      await copy.close();
+    }
+    expect(readdirSync(join(dir, 'backups'))).toEqual(['monday.db']);
+  });
+
+  it('exits 1 with one line when the destination exists, and 2 for usage errors', async () => {
+    const store = `sqlite:${join(dir, 'store.db')}`;
+    const taken = join(dir, 'taken.db');
+    expect((await backup(['--store', store, taken])).code).toBe(0);
+    expect(await backup(['--store', store, taken])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `ecs-id-mapper backup: "${taken}" already exists (a backup never overwrites a file) (ERR_BACKUP_EXISTS)\n`,
+    });
+    expect(await backup(['--store', store])).toMatchObject({ code: 2, stderr: 'ecs-id-mapper backup: backup needs the file to write (ecs-id-mapper backup [--store sqlite:PATH] FILE)\n' });
+    expect(await backup(['--store', 'simpledb://us-east-1', join(dir, 'x.db')])).toMatchObject({ code: 2, stderr: 'ecs-id-mapper backup: --store: backup copies the embedded SQLite store; SimpleDB keeps its own copies\n' });
+    expect(await backup(['--store', 'sqlite::memory:', join(dir, 'x.db')])).toMatchObject({ code: 2, stderr: 'ecs-id-mapper backup: --store: a memory store has no file to back up\n' });
+    expect(await backup(['--store', `sqlite:${join(dir, 'absent.db')}`, join(dir, 'x.db')])).toMatchObject({ code: 1, stderr: `ecs-id-mapper backup: no SQLite store at "${join(dir, 'absent.db')}" (ERR_BACKUP_NO_STORE)\n` });
+  });
+});

@@ -45,6 +45,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<v
     console.log(loaded.text);
     return;
   }
+  for (const warning of loaded.warnings) console.error(`ecs-id-mapper ${command}: warning: ${warning}`);
   if (options.v8Flags !== false) applyV8Flags(loaded.command);
   const run = await runners[loaded.command]();
   try {

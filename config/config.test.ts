@@ -154,3 +154,21 @@ describe('commands', () => {
     expect(() => loadCommand('simpledb-local', [], {})).toThrow(/needs --access-key-id/);
   });
 });
+
+describe('unknown ECS_ID_MAPPER_* variables', () => {
+  it('are warned about, with the closest setting when one is near, and change nothing', () => {
+    const env = { ECS_ID_MAPPER_RETENTON: '1d', ECS_ID_MAPPER_PORT: '5002', ECS_ID_MAPPER_SERVER: 'http://mapper:5001', ECS_ID_MAPPER_NOTHING_LIKE_IT: 'x', PATH: '/bin' };
+    const loaded = loadCommand('server', [], env);
+    expect(loaded.kind === 'run' && loaded.warnings).toEqual([
+      'ECS_ID_MAPPER_NOTHING_LIKE_IT is not a setting of any command; it is ignored',
+      'ECS_ID_MAPPER_RETENTON is not a setting of any command; it is ignored (did you mean ECS_ID_MAPPER_RETENTION?)',
+    ]);
+    // ECS_ID_MAPPER_SERVER is the reconciler's: one environment may serve both commands.
+    expect(loaded.kind === 'run' && (loaded.config as { retentionMs: number }).retentionMs).toBe(7 * 24 * 3_600_000);
+  });
+
+  it('warn about nothing when every variable is some command\'s setting', () => {
+    const loaded = loadCommand('reconciler', [], { ECS_ID_MAPPER_SERVER: 'http://mapper:5001', ECS_ID_MAPPER_REPORT_TOKEN: 't', ECS_ID_MAPPER_STORE: 'sqlite::memory:' });
+    expect(loaded.kind === 'run' && loaded.warnings).toEqual([]);
+  });
+});

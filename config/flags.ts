@@ -33,8 +33,11 @@ export interface FlagSpec {
 export type FlagValue = string | number | boolean | string[] | undefined;
 export type ParsedFlags = Record<string, FlagValue>;
 
+/** Every flag's env var starts with this. */
+export const ENV_PREFIX = 'ECS_ID_MAPPER_';
+
 export function envName(flag: string): string {
-  return `ECS_ID_MAPPER_${flag.toUpperCase().replace(/-/g, '_')}`;
+  return `${ENV_PREFIX}${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;

@@ -1,6 +1,6 @@
 // The config module: every command's flags, their env vars and defaults, and the typed config each
 // command receives. Nothing outside config/ reads process.argv or process.env.
-import { ConfigError, parseFlags, renderHelp, type FlagSpec, type ParsedFlags } from './flags.js';
+import { ConfigError, ENV_PREFIX, envName, parseFlags, renderHelp, type FlagSpec, type ParsedFlags } from './flags.js';
 import { parseStoreUrl, type StoreConfig } from './store-url.js';
 import { parseLinks, type LinkTemplate } from './links.js';
 import { DEFAULT_CACHE_SIZE_BYTES, DEFAULT_MMAP_SIZE_BYTES, SQLITE_MAX_MMAP_BYTES } from '../storage/sqlite/sizes.js';
@@ -477,7 +477,7 @@ export type CommandName = keyof typeof commands;
 
 export type LoadedCommand =
   | { kind: 'help'; text: string }
-  | { kind: 'run'; command: CommandName; config: unknown };
+  | { kind: 'run'; command: CommandName; config: unknown; /** One line each, for stderr (unknownSettings). */ warnings: string[] };
 
 /** Parses one command's argv and env. Throws ConfigError with a one-line message. */
 export function loadCommand(name: string, argv: string[], env: Record<string, string | undefined>): LoadedCommand {
@@ -485,7 +485,46 @@ export function loadCommand(name: string, argv: string[], env: Record<string, st
   const spec = commands[name as CommandName] as CommandSpec<unknown>;
   const parsed = parseFlags(spec.flags, argv, env);
   if (parsed.help) return { kind: 'help', text: renderHelp(spec.name, spec.summary, spec.usage, spec.flags) };
-  return { kind: 'run', command: name as CommandName, config: spec.build(parsed.flags, env, parsed.positionals) };
+  return { kind: 'run', command: name as CommandName, config: spec.build(parsed.flags, env, parsed.positionals), warnings: unknownSettings(env) };
+}
+
+/**
+ * ECS_ID_MAPPER_* variables that are no command's setting: a misspelt one reads as "not set", so
+ * `ECS_ID_MAPPER_RETENTON=1d` kept the 7-day default without a word. They are warned about, not
+ * refused, because one environment often serves several commands and versions. Each warning names
+ * the closest setting when one is a few edits away.
+ */
+export function unknownSettings(env: Record<string, string | undefined>): string[] {
+  const known = new Set(Object.values(commands).flatMap((c) => (c.flags as FlagSpec[]).map((f) => envName(f.name))));
+  return Object.keys(env)
+    .filter((key) => key.startsWith(ENV_PREFIX) && !known.has(key))
+    .sort()
+    .map((key) => {
+      const near = closest(key, [...known]);
+      return `${key} is not a setting of any command; it is ignored${near ? ` (did you mean ${near}?)` : ''}`;
+    });
+}
+
+/** The candidate at the smallest edit distance from `word`, if that is at most 3. */
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 4;
+  for (const candidate of candidates) {
+    const d = editDistance(word, candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = row;
+  }
+  return previous[b.length];
 }
 
 export function loadServerConfig(argv: string[], env: Record<string, string | undefined> = {}): ServerConfig {

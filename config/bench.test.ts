@@ -48,7 +48,7 @@ describe('benchmark flags', () => {
     const entry = fileURLToPath(new URL('../dist/bench/growth.bench.js', import.meta.url));
     const run = spawnSync(process.execPath, [entry, '--ful'], { encoding: 'utf8', timeout: 30_000 });
     expect(run.status).toBe(2);
-    expect(run.stderr.trim()).toBe('bench:growth: unknown flag "--ful" (see --help)');
+    expect(run.stderr.trim()).toBe('bench:growth: unknown flag "--ful" (did you mean --full? see --help)');
     expect(execFileSync(process.execPath, [entry, '--help'], { encoding: 'utf8' })).toMatch(/^Usage: npm run bench:growth/);
   });
 });

@@ -157,10 +157,10 @@ describe('commands', () => {
 
 describe('unknown ECS_ID_MAPPER_* variables', () => {
   it('are warned about, with the closest setting when one is near, and change nothing', () => {
-    const env = { ECS_ID_MAPPER_RETENTON: '1d', ECS_ID_MAPPER_PORT: '5002', ECS_ID_MAPPER_SERVER: 'http://mapper:5001', ECS_ID_MAPPER_NOTHING_LIKE_IT: 'x', PATH: '/bin' };
+    const env = { ECS_ID_MAPPER_RETENTON: '1d', ECS_ID_MAPPER_PORT: '5002', ECS_ID_MAPPER_SERVER: 'http://mapper:5001', ECS_ID_MAPPER_FOO: 'x', PATH: '/bin' };
     const loaded = loadCommand('server', [], env);
     expect(loaded.kind === 'run' && loaded.warnings).toEqual([
-      'ECS_ID_MAPPER_NOTHING_LIKE_IT is not a setting of any command; it is ignored',
+      'ECS_ID_MAPPER_FOO is not a setting of any command; it is ignored',
       'ECS_ID_MAPPER_RETENTON is not a setting of any command; it is ignored (did you mean ECS_ID_MAPPER_RETENTION?)',
     ]);
     // ECS_ID_MAPPER_SERVER is the reconciler's: one environment may serve both commands.
@@ -170,5 +170,13 @@ describe('unknown ECS_ID_MAPPER_* variables', () => {
   it('warn about nothing when every variable is some command\'s setting', () => {
     const loaded = loadCommand('reconciler', [], { ECS_ID_MAPPER_SERVER: 'http://mapper:5001', ECS_ID_MAPPER_REPORT_TOKEN: 't', ECS_ID_MAPPER_STORE: 'sqlite::memory:' });
     expect(loaded.kind === 'run' && loaded.warnings).toEqual([]);
+  });
+});
+
+describe('unknown flags', () => {
+  it('are refused with the closest flag named when one is near', () => {
+    expect(() => loadServerConfig(['--retenton', '1d'])).toThrow('unknown flag "--retenton" (did you mean --retention? see --help)');
+    expect(() => loadServerConfig(['--prot', '1'])).toThrow('unknown flag "--prot" (did you mean --port? see --help)');
+    expect(() => loadServerConfig(['--foo'])).toThrow('unknown flag "--foo" (see --help)');
   });
 });

@@ -123,7 +123,10 @@ export function parseFlags(specs: FlagSpec[], argv: string[], env: Record<string
       spec = byName.get(name);
       value = 'false';
     }
-    if (!spec) throw new ConfigError(`unknown flag "--${name}" (see --help)`);
+    if (!spec) {
+      const near = closest(name, specs.map((sp) => sp.name));
+      throw new ConfigError(`unknown flag "--${name}" (${near ? `did you mean --${near}? ` : ''}see --help)`);
+    }
     if (value === undefined) {
       if (spec.kind === 'boolean') {
         const next = argv[i + 1];
@@ -179,4 +182,29 @@ export function renderHelp(command: string, summary: string, usage: string, spec
   }
   lines.push('  --help, -h', '      Show this help.');
   return lines.join('\n');
+}
+
+/**
+ * The candidate at the smallest edit distance from `word`, if that is at most a third of the word
+ * (rounded up) and at most 3: `prot` → `port`, while `foo` suggests nothing.
+ */
+export function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.min(3, Math.ceil(word.length / 3)) + 1;
+  for (const candidate of candidates) {
+    const d = editDistance(word, candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = row;
+  }
+  return previous[b.length];
 }

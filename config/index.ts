@@ -1,6 +1,6 @@
 // The config module: every command's flags, their env vars and defaults, and the typed config each
 // command receives. Nothing outside config/ reads process.argv or process.env.
-import { ConfigError, ENV_PREFIX, envName, parseFlags, renderHelp, type FlagSpec, type ParsedFlags } from './flags.js';
+import { closest, ConfigError, ENV_PREFIX, envName, parseFlags, renderHelp, type FlagSpec, type ParsedFlags } from './flags.js';
 import { parseStoreUrl, type StoreConfig } from './store-url.js';
 import { parseLinks, type LinkTemplate } from './links.js';
 import { DEFAULT_CACHE_SIZE_BYTES, DEFAULT_MMAP_SIZE_BYTES, SQLITE_MAX_MMAP_BYTES } from '../storage/sqlite/sizes.js';
@@ -496,35 +496,14 @@ export function loadCommand(name: string, argv: string[], env: Record<string, st
  */
 export function unknownSettings(env: Record<string, string | undefined>): string[] {
   const known = new Set(Object.values(commands).flatMap((c) => (c.flags as FlagSpec[]).map((f) => envName(f.name))));
+  const settings = [...known].map((name) => name.slice(ENV_PREFIX.length));
   return Object.keys(env)
     .filter((key) => key.startsWith(ENV_PREFIX) && !known.has(key))
     .sort()
     .map((key) => {
-      const near = closest(key, [...known]);
-      return `${key} is not a setting of any command; it is ignored${near ? ` (did you mean ${near}?)` : ''}`;
+      const near = closest(key.slice(ENV_PREFIX.length), settings);
+      return `${key} is not a setting of any command; it is ignored${near ? ` (did you mean ${ENV_PREFIX}${near}?)` : ''}`;
     });
-}
-
-/** The candidate at the smallest edit distance from `word`, if that is at most 3. */
-function closest(word: string, candidates: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 4;
-  for (const candidate of candidates) {
-    const d = editDistance(word, candidate);
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  return best;
-}
-
-/** Levenshtein distance (insertions, deletions, substitutions). */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    previous = row;
-  }
-  return previous[b.length];
 }
 
 export function loadServerConfig(argv: string[], env: Record<string, string | undefined> = {}): ServerConfig {

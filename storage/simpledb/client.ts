@@ -73,7 +73,7 @@ export const SIMPLEDB_ACTIONS: readonly SimpleDbAction[] = [
 /** One answered request (or transport failure), for metrics. */
 export interface SimpleDbRequestEvent {
   action: SimpleDbAction;
-  /** "ok", SimpleDB's error Code, or ERR_SIMPLEDB_TRANSPORT. */
+  /** "ok", SimpleDB's error Code, ERR_SIMPLEDB_TRANSPORT, or ERR_SIMPLEDB_CREDENTIALS (nothing was sent). */
   code: string;
   status: number;
   /** Machine hours SimpleDB billed for the request (0 when absent). */
@@ -88,7 +88,7 @@ export interface SimpleDbMetricsHook {
 export class SimpleDbError extends Error {
   readonly name = 'SimpleDbError';
   constructor(
-    /** SimpleDB's `Code` (NoSuchDomain, ConditionalCheckFailed, ...); ERR_SIMPLEDB_TRANSPORT without an answer. */
+    /** SimpleDB's `Code` (NoSuchDomain, ConditionalCheckFailed, ...); ERR_SIMPLEDB_TRANSPORT without an answer; ERR_SIMPLEDB_CREDENTIALS when nothing could be signed. */
     readonly code: string,
     message: string,
     readonly action: SimpleDbAction,
@@ -466,7 +466,16 @@ export class SimpleDbClient {
   }
 
   private async attempt(action: SimpleDbAction, params: Record<string, string>): Promise<unknown> {
-    const creds = await this.credentials();
+    let creds: AwsCredentials;
+    try {
+      creds = await this.credentials();
+    } catch (cause) {
+      // The default chain fails when no source has keys, or when the task role's or instance
+      // profile's endpoint does not answer a refresh. Before this, the provider's error passed the
+      // store's error mapping and a lookup answered 500; as a SimpleDbError it is a 503.
+      this.metrics?.onRequest({ action, code: 'ERR_SIMPLEDB_CREDENTIALS', status: 0, boxUsage: 0 });
+      throw new SimpleDbError('ERR_SIMPLEDB_CREDENTIALS', `no AWS credentials to sign with: ${(cause as Error).message} (set --aws-access-key-id and --aws-secret-access-key, --vault-addr, or give the task a role)`, action, 0, null, 0, { cause });
+    }
     const signed = signedRequestParams(action, params, creds, this.endpoint, this.now());
     // canonicalQuery leaves out Signature (it is what gets signed); the body carries it last.
     const body = `${canonicalQuery(signed)}&Signature=${rfc3986Encode(signed.Signature)}`;

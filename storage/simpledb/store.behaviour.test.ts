@@ -313,6 +313,34 @@ describe('opening', () => {
     expect((await s.health()).ok).toBe(true);
   });
 
+  it('fails with one readable line when there are no credentials to sign with, and counts it', async () => {
+    const registry = new Registry();
+    const none = async () => {
+      throw new Error('Could not load credentials from any providers');
+    };
+    const err = await openSimpleDbStore(config(`nocreds${n++}`, { createDomains: false }), { credentials: none, registry }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreUnavailableError);
+    expect((err as Error).message).toBe(
+      'SimpleDB open failed: SimpleDB ListDomains: ERR_SIMPLEDB_CREDENTIALS: no AWS credentials to sign with: Could not load credentials from any providers (set --aws-access-key-id and --aws-secret-access-key, --vault-addr, or give the task a role)',
+    );
+    expect(await counter(registry, 'ecs_id_mapper_simpledb_requests_total', { action: 'ListDomains', code: 'ERR_SIMPLEDB_CREDENTIALS' })).toBe(1);
+  });
+
+  it('answers lookups 503, not 500, when credentials stop refreshing after start', async () => {
+    let failing = false;
+    const flaky = async () => {
+      if (failing) throw new Error('Failed to load credentials from the ECS task role endpoint');
+      return KEY;
+    };
+    const s = await openSimpleDbStore(config(`refresh${n++}`, { createDomains: true }), { credentials: flaky, cacheTtlMs: 0 });
+    open.push(s);
+    failing = true;
+    const err = await s.getContainer(c1).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreUnavailableError);
+    expect((err as Error).message).toMatch(/ERR_SIMPLEDB_CREDENTIALS: no AWS credentials to sign with: Failed to load credentials from the ECS task role endpoint/);
+    expect((await s.health()).ok).toBe(false);
+  });
+
   it('fails with one readable line on wrong credentials', async () => {
     const err = await openSimpleDbStore(config(`creds${n++}`), { credentials: staticCredentials({ ...KEY, secretAccessKey: 'wrong' }) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreUnavailableError);

@@ -12,6 +12,7 @@ const runners: Record<CommandName, () => Promise<Runner>> = {
   'simpledb-local': async () => (await import('../storage/simpledb/local/main.js')).runSimpleDbLocal as Runner,
   lookup: async () => (await import('./lookup.js')).runLookup as Runner,
   backup: async () => (await import('./backup.js')).runBackup as Runner,
+  restore: async () => (await import('./backup.js')).runRestore as Runner,
   demo: async () => (await import('../tools/demo/run.js')).runDemo as Runner,
 };
 

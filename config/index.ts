@@ -363,15 +363,35 @@ export interface BackupConfig {
 }
 
 const backupFlags: FlagSpec[] = [
-  { name: 'store', kind: 'string', default: 'sqlite:./data/ecs-id-mapper.db', help: 'The server\'s store: sqlite:PATH (SimpleDB keeps its own copies; a memory store has no file).' },
+  { name: 'store', kind: 'string', default: 'sqlite:./data/ecs-id-mapper.db', help: 'The server\'s --store: sqlite:PATH (SimpleDB keeps its own copies; a memory store has no file).' },
 ];
 
 function buildBackup(f: ParsedFlags, _env: Record<string, string | undefined>, positionals: string[]): BackupConfig {
   if (positionals.length !== 1) throw new ConfigError(positionals.length === 0 ? 'backup needs the file to write (ecs-id-mapper backup [--store sqlite:PATH] FILE)' : 'backup takes exactly one file');
+  return { storePath: sqliteStoreFile(f, 'backup'), destination: positionals[0] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// restore
+
+export interface RestoreConfig {
+  /** The SQLite store's file; what is there is renamed aside, never deleted. */
+  storePath: string;
+  /** The backup file to put in its place. */
+  backup: string;
+}
+
+function buildRestore(f: ParsedFlags, _env: Record<string, string | undefined>, positionals: string[]): RestoreConfig {
+  if (positionals.length !== 1) throw new ConfigError(positionals.length === 0 ? 'restore needs the backup file (ecs-id-mapper restore [--store sqlite:PATH] BACKUP)' : 'restore takes exactly one backup file');
+  return { storePath: sqliteStoreFile(f, 'restore'), backup: positionals[0] };
+}
+
+/** The file of an embedded `--store`, for the commands that handle the file itself. */
+function sqliteStoreFile(f: ParsedFlags, command: 'backup' | 'restore'): string {
   const store = parseStoreUrl(f.store as string);
-  if (store.backend !== 'sqlite') throw new ConfigError('--store: backup copies the embedded SQLite store; SimpleDB keeps its own copies');
-  if (store.path === ':memory:') throw new ConfigError('--store: a memory store has no file to back up');
-  return { storePath: store.path, destination: positionals[0] };
+  if (store.backend !== 'sqlite') throw new ConfigError(`--store: ${command} works on the embedded SQLite store; SimpleDB keeps its own copies`);
+  if (store.path === ':memory:') throw new ConfigError(`--store: a memory store has no file to ${command === 'backup' ? 'back up' : 'restore'}`);
+  return store.path;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,6 +484,13 @@ export const commands = {
     flags: backupFlags,
     build: buildBackup,
   } satisfies CommandSpec<BackupConfig>,
+  restore: {
+    name: 'restore',
+    summary: 'Put a backup in place of the SQLite store while the server is stopped; the store it replaces is renamed aside, with its WAL.',
+    usage: '[--store sqlite:PATH] BACKUP',
+    flags: backupFlags,
+    build: buildRestore,
+  } satisfies CommandSpec<RestoreConfig>,
   demo: {
     name: 'demo',
     summary: 'Start a server (embedded store), a simulated ECS host and a reconciler for it, then print lookup URLs that work.',

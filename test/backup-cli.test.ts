@@ -1,5 +1,6 @@
-// `./bin/ecs-id-mapper backup` end to end: the built binary copies the store of a server that is
-// running and taking reports in this process, and the copy opens as a store with its records.
+// `./bin/ecs-id-mapper backup` and `restore` end to end: the built binary copies the store of a
+// server that is running and taking reports in this process, and the copy opens as a store with its
+// records; restore refuses while that server runs and puts the copy back once it has stopped.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,15 +18,17 @@ interface Run {
 }
 
 /** Runs the binary with a clean ECS_ID_MAPPER_* environment. */
-function backup(args: string[]): Promise<Run> {
+function cli(command: 'backup' | 'restore', args: string[]): Promise<Run> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ECS_ID_MAPPER_')));
   return new Promise((resolve, reject) => {
-    execFile(join(REPO_ROOT, 'bin/ecs-id-mapper'), ['backup', ...args], { cwd: REPO_ROOT, env, timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(join(REPO_ROOT, 'bin/ecs-id-mapper'), [command, ...args], { cwd: REPO_ROOT, env, timeout: 30_000 }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') return reject(err);
       resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
     });
   });
 }
+const backup = (args: string[]) => cli('backup', args);
+const restore = (args: string[]) => cli('restore', args);
 
 const host = hostIdentity();
 async function report(server: RunningServer, seq: number, ids: number[]): Promise<void> {
@@ -76,8 +79,28 @@ describe('ecs-id-mapper backup', () => {
       stderr: `ecs-id-mapper backup: "${taken}" already exists (a backup never overwrites a file) (ERR_BACKUP_EXISTS)\n`,
     });
     expect(await backup(['--store', store])).toMatchObject({ code: 2, stderr: 'ecs-id-mapper backup: backup needs the file to write (ecs-id-mapper backup [--store sqlite:PATH] FILE)\n' });
-    expect(await backup(['--store', 'simpledb://us-east-1', join(dir, 'x.db')])).toMatchObject({ code: 2, stderr: 'ecs-id-mapper backup: --store: backup copies the embedded SQLite store; SimpleDB keeps its own copies\n' });
+    expect(await backup(['--store', 'simpledb://us-east-1', join(dir, 'x.db')])).toMatchObject({ code: 2, stderr: 'ecs-id-mapper backup: --store: backup works on the embedded SQLite store; SimpleDB keeps its own copies\n' });
     expect(await backup(['--store', 'sqlite::memory:', join(dir, 'x.db')])).toMatchObject({ code: 2, stderr: 'ecs-id-mapper backup: --store: a memory store has no file to back up\n' });
     expect(await backup(['--store', `sqlite:${join(dir, 'absent.db')}`, join(dir, 'x.db')])).toMatchObject({ code: 1, stderr: `ecs-id-mapper backup: no SQLite store at "${join(dir, 'absent.db')}" (ERR_BACKUP_NO_STORE)\n` });
   });
 });
+
+describe('ecs-id-mapper restore', () => {
+  it('refuses while the server has the store open, then puts the backup back once it has stopped, and the server starts on it', async () => {
+    const store = join(dir, 'store.db');
+    const monday = join(dir, 'backups', 'monday.db');
+    const refused = await restore(['--store', `sqlite:${store}`, monday]);
+    expect(refused).toEqual({ code: 1, stdout: '', stderr: `ecs-id-mapper restore: the store at "${store}" is open in another process: stop the server first (ERR_STORE_IN_USE)\n` });
+
+    await server.stop();
+    const run = await restore(['--store', `sqlite:${store}`, monday]);
+
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(new RegExp(`^restored 3 container records \\(schema \\d+\\) to ${store} in \\d+\\.\\d s; the store it replaced is ${store}\\.before-restore-\\d{8}T\\d{6}Z\\n$`));
+    server = await startServer([], `sqlite:${store}`);
+    const answer = async (i: number) => (await fetch(`${server.url}/query/container_id/${containerId(i)}`)).status;
+    expect(await answer(3)).toBe(200);
+    expect(await answer(4)).toBe(404);
+  });
+});
+

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { at, containerId, hostIdentity, snapshot, snapshotContainer } from '../store.fixtures.js';
-import { backupSqliteStore } from './backup.js';
+import { backupSqliteStore, restoreSqliteStore } from './backup.js';
 import { openSqliteStore, SCHEMA_VERSION, type SqliteStore } from './index.js';
 
 const temps: string[] = [];
@@ -99,5 +99,92 @@ describe('backupSqliteStore', () => {
     // The destination's directory is a file: the copy cannot be created.
     expect(() => backupSqliteStore(source, join(blocker, 'copy.db'))).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_FAILED', message: expect.stringContaining('failed') }));
     expect(readdirSync(dir).filter((name) => name.includes('partial'))).toEqual([]);
+  });
+});
+
+describe('restoreSqliteStore', () => {
+  const NOW = new Date('2026-12-04T05:30:00.123Z');
+
+  it('puts the backup in place of a closed store, keeping the store it replaced beside it, and the server opens the result', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'store.db');
+    const live = await storeWith(path, 2);
+    const backup = backupSqliteStore(path, join(dir, 'monday.db'));
+    await live.replaceSnapshot(snapshot(hostIdentity(), 2, [snapshotContainer('running', { container_id: containerId(9) })]), at(2));
+    await live.close();
+    stores.splice(stores.indexOf(live), 1);
+
+    const result = restoreSqliteStore(path, backup.path, NOW);
+
+    expect(result).toMatchObject({ path, records: 2, schemaVersion: SCHEMA_VERSION, replacedKeptAs: `${path}.before-restore-20261204T053000Z` });
+    const restored = openSqliteStore({ path });
+    stores.push(restored);
+    expect((await restored.getContainer(containerId(1))).kind).toBe('found');
+    expect((await restored.getContainer(containerId(9))).kind).toBe('missing');
+    const kept = openSqliteStore({ path: result.replacedKeptAs! });
+    stores.push(kept);
+    expect((await kept.getContainer(containerId(9))).kind).toBe('found');
+  });
+
+  it('refuses while another connection has the store open, and changes nothing', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'store.db');
+    const live = await storeWith(path, 1);
+    const backup = backupSqliteStore(path, join(dir, 'b.db'));
+    expect(() => restoreSqliteStore(path, backup.path, NOW)).toThrow(expect.objectContaining({ code: 'ERR_STORE_IN_USE', message: `the store at "${path}" is open in another process: stop the server first` }));
+    expect(readdirSync(dir).filter((name) => name.includes('before-restore') || name.includes('restoring'))).toEqual([]);
+    expect((await live.getContainer(containerId(1))).kind).toBe('found');
+  });
+
+  it('moves a damaged store aside as it is, WAL included, so no WAL is left beside the restored file', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'store.db');
+    const backup = backupSqliteStore((await storeWith(join(dir, 'other.db'), 3), join(dir, 'other.db')), join(dir, 'b.db'));
+    writeFileSync(path, 'x'.repeat(8192));
+    writeFileSync(`${path}-wal`, 'stale frames');
+
+    const result = restoreSqliteStore(path, backup.path, NOW);
+
+    expect(result.records).toBe(3);
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    expect(readFileSync(`${result.replacedKeptAs}-wal`, 'utf8')).toBe('stale frames');
+    expect(readFileSync(result.replacedKeptAs!, 'utf8')).toBe('x'.repeat(8192));
+  });
+
+  it('never renames over a store kept by an earlier restore in the same second', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'store.db');
+    const backup = backupSqliteStore((await storeWith(join(dir, 'other.db'), 1), join(dir, 'other.db')), join(dir, 'b.db'));
+    writeFileSync(path, 'first');
+    const first = restoreSqliteStore(path, backup.path, NOW);
+    const second = restoreSqliteStore(path, backup.path, NOW);
+    expect(second.replacedKeptAs).toBe(`${first.replacedKeptAs}-2`);
+    expect(readFileSync(first.replacedKeptAs!, 'utf8')).toBe('first');
+  });
+
+  it('restores where there is no store yet', async () => {
+    const dir = tempDir();
+    const backup = backupSqliteStore((await storeWith(join(dir, 'other.db'), 1), join(dir, 'other.db')), join(dir, 'b.db'));
+    const path = join(dir, 'new', 'store.db');
+    expect(restoreSqliteStore(path, backup.path, NOW)).toMatchObject({ path, records: 1, replacedKeptAs: undefined });
+  });
+
+  it('refuses a missing backup, a file that is not a store and a backup newer than this build, leaving the store alone', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'store.db');
+    writeFileSync(path, 'keep me');
+    expect(() => restoreSqliteStore(path, join(dir, 'absent.db'), NOW)).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_NO_STORE', message: `no backup at "${join(dir, 'absent.db')}"` }));
+    const other = join(dir, 'other.db');
+    const db = new Database(other);
+    db.exec('CREATE TABLE notes (text TEXT)');
+    db.close();
+    expect(() => restoreSqliteStore(path, other, NOW)).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_NOT_A_STORE' }));
+    const newer = join(dir, 'newer.db');
+    const backup = backupSqliteStore((await storeWith(join(dir, 'live.db'), 1), join(dir, 'live.db')), newer);
+    const bump = new Database(backup.path);
+    bump.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    bump.close();
+    expect(() => restoreSqliteStore(path, newer, NOW)).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_TOO_NEW', message: `"${newer}" has schema version ${SCHEMA_VERSION + 1}, newer than this build's ${SCHEMA_VERSION}: restore it with the build that wrote it` }));
+    expect(readFileSync(path, 'utf8')).toBe('keep me');
   });
 });

@@ -1,14 +1,20 @@
-// An online copy of the SQLite store, taken while the server runs (docs/operations.md, "Back up
-// and restore"). `VACUUM INTO` reads the store in one read transaction, so the copy is the store
-// as of one commit, and in WAL mode the server's commits carry on meanwhile. The copy is written
-// beside the destination, checked (`PRAGMA quick_check`), flushed and only then renamed into
-// place: a backup interrupted at any point leaves no file under the destination's name.
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+// Backup and restore of the SQLite store (docs/operations.md, "Back up and restore").
+// - Backup runs while the server does. `VACUUM INTO` reads the store in one read transaction, so
+//   the copy is the store as of one commit, and in WAL mode the server's commits carry on.
+// - Restore runs while no process has the store open (it checks by taking SQLite's exclusive
+//   lock). It never deletes: the store it replaces is renamed aside together with its -wal and
+//   -shm files. A WAL left beside a different database file would be applied to it and corrupt it,
+//   which is the mistake a restore by hand invites.
+// - Every file is written beside its destination, checked (`PRAGMA quick_check`), flushed and only
+//   then renamed into place: an interruption at any point leaves no half-written file under the
+//   destination's name.
+import { closeSync, copyFileSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ensureDirectory } from '../../cli/ensure-directory.js';
+import { SCHEMA_VERSION } from './schema.js';
 
-export type BackupErrorCode = 'ERR_BACKUP_NO_STORE' | 'ERR_BACKUP_NOT_A_STORE' | 'ERR_BACKUP_EXISTS' | 'ERR_BACKUP_FAILED';
+export type BackupErrorCode = 'ERR_BACKUP_NO_STORE' | 'ERR_BACKUP_NOT_A_STORE' | 'ERR_BACKUP_EXISTS' | 'ERR_BACKUP_FAILED' | 'ERR_STORE_IN_USE' | 'ERR_BACKUP_TOO_NEW';
 
 export class BackupError extends Error {
   readonly name = 'BackupError';
@@ -41,12 +47,7 @@ export function backupSqliteStore(source: string, destination: string): BackupRe
   const partial = `${to}.partial-${process.pid}`;
   let db: Database.Database | undefined;
   try {
-    try {
-      db = new Database(from, { fileMustExist: true });
-      db.pragma('busy_timeout = 5000');
-    } catch (err) {
-      throw new BackupError('ERR_BACKUP_FAILED', `cannot open "${from}": ${(err as Error).message}`, { cause: err });
-    }
+    db = openFile(from);
     const schemaVersion = storeSchemaVersion(db, from);
     ensureDirectory(dirname(to));
     // The file name is a bound parameter: VACUUM INTO takes an expression.
@@ -69,6 +70,123 @@ export function backupSqliteStore(source: string, destination: string): BackupRe
   }
 }
 
+export interface RestoreResult {
+  /** The store, absolute. */
+  path: string;
+  records: number;
+  schemaVersion: number;
+  /** Where the store it replaced went (its -wal and -shm files beside it); undefined when there was none. */
+  replacedKeptAs: string | undefined;
+  durationMs: number;
+}
+
+/**
+ * Puts the backup at `backup` in place of the store at `store`, which no process may have open.
+ * Throws BackupError: ERR_STORE_IN_USE while the server runs, ERR_BACKUP_TOO_NEW for a backup
+ * this build's server could not open.
+ */
+export function restoreSqliteStore(store: string, backup: string, now: Date = new Date()): RestoreResult {
+  const started = performance.now();
+  const to = resolve(store);
+  const from = resolve(backup);
+  if (!existsSync(from)) throw new BackupError('ERR_BACKUP_NO_STORE', `no backup at "${from}"`);
+  const schemaVersion = checkedBackup(from);
+  const replacedKeptAs = existsSync(to) ? moveAside(to, freeName(`${to}.before-restore-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}`)) : undefined;
+  const partial = `${to}.restoring-${process.pid}`;
+  try {
+    ensureDirectory(dirname(to));
+    copyFileSync(from, partial);
+    flush(partial);
+    renameSync(partial, to);
+    flush(dirname(to));
+  } catch (err) {
+    try {
+      rmSync(partial, { force: true });
+    } catch {
+      // Nothing was written there.
+    }
+    throw new BackupError('ERR_BACKUP_FAILED', `restore of "${from}" to "${to}" failed: ${(err as Error).message}${replacedKeptAs ? ` (the store it was to replace is ${replacedKeptAs})` : ''}`, { cause: err });
+  }
+  return { path: to, records: checkCopy(to), schemaVersion, replacedKeptAs, durationMs: performance.now() - started };
+}
+
+/** A backup fit to restore: a store, of a schema this build opens, that passes quick_check. */
+function checkedBackup(path: string): number {
+  const db = openFile(path);
+  try {
+    const version = storeSchemaVersion(db, path);
+    if (version > SCHEMA_VERSION) throw new BackupError('ERR_BACKUP_TOO_NEW', `"${path}" has schema version ${version}, newer than this build's ${SCHEMA_VERSION}: restore it with the build that wrote it`);
+    const check = db.pragma('quick_check', { simple: true });
+    if (check !== 'ok') throw new BackupError('ERR_BACKUP_FAILED', `"${path}" fails SQLite's quick_check: ${String(check)}`);
+    return version;
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Renames the store and its -wal and -shm files to `keptAs`(-wal, -shm) once SQLite's exclusive
+ * lock shows no other process has it open. A store is closed first, which folds its WAL into the
+ * file. A file without SQLite's header (what a restore is often for) is moved as it is, unopened:
+ * SQLite deletes the WAL beside such a file when it closes it, and no server can have it open.
+ */
+function moveAside(store: string, keptAs: string): string {
+  if (hasSqliteHeader(store)) closeIfUnused(store);
+  for (const suffix of ['', '-wal', '-shm']) {
+    if (existsSync(store + suffix)) renameSync(store + suffix, keptAs + suffix);
+  }
+  return keptAs;
+}
+
+/** Takes and drops SQLite's exclusive lock on the store; ERR_STORE_IN_USE when another connection holds it. */
+function closeIfUnused(store: string): void {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(store, { fileMustExist: true });
+    db.pragma('busy_timeout = 0');
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('BEGIN EXCLUSIVE; COMMIT');
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? '';
+    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+      throw new BackupError('ERR_STORE_IN_USE', `the store at "${store}" is open in another process: stop the server first`, { cause: err });
+    }
+    // Damaged beyond its header: it is moved aside as it is.
+  } finally {
+    db?.close();
+  }
+}
+
+/** `name`, or `name-2`, `-3`... : the first that no file (nor its -wal or -shm) has taken. */
+function freeName(name: string): string {
+  const taken = (candidate: string) => ['', '-wal', '-shm'].some((suffix) => existsSync(candidate + suffix));
+  let candidate = name;
+  for (let n = 2; taken(candidate); n++) candidate = `${name}-${n}`;
+  return candidate;
+}
+
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
+function hasSqliteHeader(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(SQLITE_HEADER.length);
+    return readSync(fd, head, 0, head.length, 0) === head.length && head.equals(SQLITE_HEADER);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function openFile(path: string): Database.Database {
+  try {
+    const db = new Database(path, { fileMustExist: true });
+    db.pragma('busy_timeout = 5000');
+    return db;
+  } catch (err) {
+    throw new BackupError('ERR_BACKUP_FAILED', `cannot open "${path}": ${(err as Error).message}`, { cause: err });
+  }
+}
+
 /**
  * The store's schema version; refuses a database that is not an ecs-id-mapper store. A newer
  * version than this build's is copied all the same: the copy needs no understanding of it.
@@ -86,12 +204,12 @@ function storeSchemaVersion(db: Database.Database, path: string): number {
   return version;
 }
 
-/** Reads the copy back: SQLite's quick_check must pass. Returns its container record count. */
+/** Reads a copy back: SQLite's quick_check must pass. Returns its container record count. */
 function checkCopy(path: string): number {
   const copy = new Database(path, { readonly: true, fileMustExist: true });
   try {
     const check = copy.pragma('quick_check', { simple: true });
-    if (check !== 'ok') throw new BackupError('ERR_BACKUP_FAILED', `the copy of the store failed SQLite's quick_check: ${String(check)}`);
+    if (check !== 'ok') throw new BackupError('ERR_BACKUP_FAILED', `the copy at "${path}" fails SQLite's quick_check: ${String(check)}`);
     return (copy.prepare('SELECT count(*) AS n FROM containers').get() as { n: number }).n;
   } finally {
     copy.close();

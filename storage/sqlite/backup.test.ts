@@ -162,6 +162,14 @@ describe('restoreSqliteStore', () => {
     expect(readFileSync(first.replacedKeptAs!, 'utf8')).toBe('first');
   });
 
+  it('refuses a live store given as the backup, whose WAL holds commits its file does not', async () => {
+    const dir = tempDir();
+    const live = join(dir, 'live.db');
+    await storeWith(live, 2);
+    expect(() => restoreSqliteStore(join(dir, 'store.db'), live, NOW)).toThrow(expect.objectContaining({ code: 'ERR_STORE_IN_USE', message: `"${live}" is open in another process (a live store, not a backup): copy it with \`ecs-id-mapper backup\` first` }));
+    expect(existsSync(join(dir, 'store.db'))).toBe(false);
+  });
+
   it('restores where there is no store yet', async () => {
     const dir = tempDir();
     const backup = backupSqliteStore((await storeWith(join(dir, 'other.db'), 1), join(dir, 'other.db')), join(dir, 'b.db'));

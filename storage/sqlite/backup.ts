@@ -113,15 +113,21 @@ export function restoreSqliteStore(store: string, backup: string, now: Date = ne
 /** A backup fit to restore: a store, of a schema this build opens, that passes quick_check. */
 function checkedBackup(path: string): number {
   const db = openFile(path);
+  let version: number;
   try {
-    const version = storeSchemaVersion(db, path);
+    version = storeSchemaVersion(db, path);
     if (version > SCHEMA_VERSION) throw new BackupError('ERR_BACKUP_TOO_NEW', `"${path}" has schema version ${version}, newer than this build's ${SCHEMA_VERSION}: restore it with the build that wrote it`);
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new BackupError('ERR_BACKUP_FAILED', `"${path}" fails SQLite's quick_check: ${String(check)}`);
-    return version;
   } finally {
     db.close();
   }
+  // Closing folded its WAL into it, unless another process has it open: then the file alone is
+  // not the database, and copying it would restore an older, maybe torn, state.
+  if (existsSync(`${path}-wal`) && statSync(`${path}-wal`).size > 0) {
+    throw new BackupError('ERR_STORE_IN_USE', `"${path}" is open in another process (a live store, not a backup): copy it with \`ecs-id-mapper backup\` first`);
+  }
+  return version;
 }
 
 /**

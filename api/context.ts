@@ -14,6 +14,8 @@ export interface ApiContext {
   cadvisorPort: number;
   reportToken: ReportTokenSource;
   hostStaleAfterMs: number;
+  /** 0: hosts are never retired. */
+  hostGoneAfterMs: number;
   reportRateLimitPerMinute: number;
   /** TTL of the in-memory container → task id cache of the legacy text lookup; 0 disables it. */
   taskCacheTtlMs: number;

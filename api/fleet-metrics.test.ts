@@ -13,7 +13,7 @@ describe('fleet metrics', () => {
     store = await openStore({ backend: 'sqlite', path: ':memory:' });
     registry = new Registry();
     now = at(0);
-    registerFleetMetrics(registry, { store, hostStaleAfterMs: 15 * 60_000, now: () => now, minRefreshMs: 0 });
+    registerFleetMetrics(registry, { store, hostGoneAfterMs: 0, hostStaleAfterMs: 15 * 60_000, now: () => now, minRefreshMs: 0 });
   });
 
   afterEach(() => store.close());
@@ -37,10 +37,25 @@ describe('fleet metrics', () => {
     expect(text).not.toMatch(/ecs_id_mapper_host_report_age_seconds\{[^}]*instance_id/);
   });
 
+  it('counts hosts silent past --host-gone-after as retired, not stale, and leaves them out of the report ages', async () => {
+    const retiring = new Registry();
+    registerFleetMetrics(retiring, { store, hostGoneAfterMs: 60 * 60_000, hostStaleAfterMs: 15 * 60_000, now: () => now, minRefreshMs: 0 });
+    await report(instanceId('terminated'), 0, [{ id: containerId(1), to: 'running' }]);
+    await report(instanceId('silent'), 50, [{ id: containerId(2), to: 'running' }]);
+    await report(instanceId('reporting'), 89, [{ id: containerId(3), to: 'running' }]);
+    now = at(90);
+    const text = await retiring.metrics();
+    expect(text).toContain('ecs_id_mapper_hosts{freshness="fresh"} 1');
+    expect(text).toContain('ecs_id_mapper_hosts{freshness="stale"} 1');
+    expect(text).toContain('ecs_id_mapper_hosts{freshness="retired"} 1');
+    expect(text).toContain('ecs_id_mapper_host_report_age_seconds{stat="max"} 2400');
+  });
+
   it('shows zero hosts and no age series before any host reported', async () => {
     const text = await registry.metrics();
     expect(text).toContain('ecs_id_mapper_hosts{freshness="fresh"} 0');
     expect(text).toContain('ecs_id_mapper_hosts{freshness="stale"} 0');
+    expect(text).toContain('ecs_id_mapper_hosts{freshness="retired"} 0');
     expect(text).not.toMatch(/^ecs_id_mapper_host_report_age_seconds\{/m);
   });
 
@@ -50,7 +65,7 @@ describe('fleet metrics', () => {
     const spy: Store = Object.create(store, {
       listHosts: { value: () => { lists++; return store.listHosts(); } },
     });
-    registerFleetMetrics(counting, { store: spy, hostStaleAfterMs: 60_000, now: () => now, minRefreshMs: 10_000 });
+    registerFleetMetrics(counting, { store: spy, hostGoneAfterMs: 0, hostStaleAfterMs: 60_000, now: () => now, minRefreshMs: 10_000 });
     await counting.metrics();
     expect(lists).toBe(1);
     now = at(0.1);

@@ -1,9 +1,9 @@
 // Fleet-level series computed from the store at scrape time (issue 5):
 //
-// - `ecs_id_mapper_hosts{freshness="fresh"|"stale"}`: hosts by whether they reported within
-//   --host-stale-after.
+// - `ecs_id_mapper_hosts{freshness="fresh"|"stale"|"retired"}`: hosts by whether they reported
+//   within --host-stale-after, and those silent past --host-gone-after (hostFreshness).
 // - `ecs_id_mapper_host_report_age_seconds{stat="min"|"p50"|"p90"|"max"}`: seconds since hosts last
-//   reported, as an aggregate over all hosts (never one series per host).
+//   reported, as an aggregate over the hosts not retired (never one series per host).
 //
 // One read of the hosts feeds both and is reused for `minRefreshMs`, so several scrapers (or one
 // Prometheus per AZ) do not multiply store load; SimpleDB bills every request. The per-container
@@ -12,12 +12,26 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { HostRecord, Store } from '../storage/store.js';
 
-export const HOST_FRESHNESS = ['fresh', 'stale'] as const;
+export const HOST_FRESHNESS = ['fresh', 'stale', 'retired'] as const;
+export type HostFreshness = (typeof HOST_FRESHNESS)[number];
+
+/**
+ * A host is stale once silent longer than `hostStaleAfterMs`, and retired once silent longer than
+ * `hostGoneAfterMs` (0: never): retired hosts are most often terminated instances, whose records
+ * the server has marked gone, so they are no longer counted as stale.
+ */
+export function hostFreshness(lastReportAt: string, nowMs: number, o: { hostStaleAfterMs: number; hostGoneAfterMs: number }): HostFreshness {
+  const silentMs = nowMs - Date.parse(lastReportAt);
+  if (o.hostGoneAfterMs > 0 && silentMs > o.hostGoneAfterMs) return 'retired';
+  return silentMs > o.hostStaleAfterMs ? 'stale' : 'fresh';
+}
 export const REPORT_AGE_STATS = ['min', 'p50', 'p90', 'max'] as const;
 
 export interface FleetMetricsOptions {
   store: Store;
   hostStaleAfterMs: number;
+  /** 0: hosts are never retired. */
+  hostGoneAfterMs: number;
   now: () => Date;
   /** Store reads are reused for this long (default 10 s). */
   minRefreshMs?: number;
@@ -62,30 +76,30 @@ export function registerFleetMetrics(registry: Registry, options: FleetMetricsOp
 
   new Gauge({
     name: 'ecs_id_mapper_hosts',
-    help: 'Reporting hosts by freshness: stale when the last report is older than --host-stale-after.',
+    help: 'Reporting hosts by freshness: stale when the last report is older than --host-stale-after, retired (its records marked gone) when older than --host-gone-after.',
     labelNames: ['freshness'] as const,
     registers: [registry],
     async collect() {
       const view = await fleet();
       this.reset();
       if (!view) return;
-      let stale = 0;
-      for (const h of view.hosts) if (view.at - Date.parse(h.last_report_at) > options.hostStaleAfterMs) stale++;
-      this.set({ freshness: 'fresh' }, view.hosts.length - stale);
-      this.set({ freshness: 'stale' }, stale);
+      const counts: Record<HostFreshness, number> = { fresh: 0, stale: 0, retired: 0 };
+      for (const h of view.hosts) counts[hostFreshness(h.last_report_at, view.at, options)]++;
+      for (const freshness of HOST_FRESHNESS) this.set({ freshness }, counts[freshness]);
     },
   });
 
   new Gauge({
     name: 'ecs_id_mapper_host_report_age_seconds',
-    help: 'Seconds since hosts last reported, aggregated over all hosts (stat: min, p50, p90, max); absent when no host has reported.',
+    help: 'Seconds since hosts last reported, aggregated over the hosts not retired (stat: min, p50, p90, max); absent when there are none.',
     labelNames: ['stat'] as const,
     registers: [registry],
     async collect() {
       const view = await fleet();
       this.reset();
-      if (!view || view.hosts.length === 0) return;
-      const ages = view.hosts.map((h) => Math.max(0, (view.at - Date.parse(h.last_report_at)) / 1000)).sort((a, b) => a - b);
+      const reporting = view?.hosts.filter((h) => hostFreshness(h.last_report_at, view.at, options) !== 'retired');
+      if (!view || !reporting || reporting.length === 0) return;
+      const ages = reporting.map((h) => Math.max(0, (view.at - Date.parse(h.last_report_at)) / 1000)).sort((a, b) => a - b);
       const stats: Record<(typeof REPORT_AGE_STATS)[number], number | undefined> = {
         min: ages[0],
         p50: quantile(ages, 0.5),

@@ -62,6 +62,34 @@ describe('runServer', () => {
     await expect(fetch(`${url}/health`)).rejects.toThrow();
   }, 30_000);
 
+  it('retires a host silent longer than --host-gone-after once it has been up that long: its records become gone and it counts as retired', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-main-'));
+    dirs.push(dir);
+    const config = { ...loadServerConfig(['--port', '0', '--host', '127.0.0.1', '--store', `sqlite:${join(dir, 'r.db')}`]), hostStaleAfterMs: 200, hostGoneAfterMs: 600, purgeIntervalMs: 100, cacheTtlMs: 0 };
+    const { lines, stream } = logCapture();
+    const abort = new AbortController();
+    const running = runServer(config, { signal: abort.signal, logStream: stream });
+    const url = await waitFor('the listening line', () => lines.find((l) => typeof l.url === 'string' && String(l.msg).includes(String(l.url)))?.url as string | undefined);
+    const id = 'e3'.repeat(32);
+    const report = await fetch(`${url}/report/map`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(agentMap([agentEntry({ container_id: id, task_id: 'f'.repeat(32) })])) });
+    expect(report.status).toBe(200);
+
+    const record = await waitFor('the host to be retired', async () => {
+      const body = (await (await fetch(`${url}/v2/lookup/${id}`)).json()) as { containers: Array<{ state: string; gone_at: string | null }> };
+      return body.containers[0].state === 'gone' ? body.containers[0] : undefined;
+    });
+
+    expect(record.gone_at).not.toBeNull();
+    expect((await fetch(`${url}/query/container_id/${id}`)).status).toBe(200);
+    const history = (await (await fetch(`${url}/v2/containers/${id}/history`)).json()) as { history: Array<{ reason: string }> };
+    expect(history.history.at(-1)?.reason).toBe('host.silent');
+    expect(((await (await fetch(`${url}/v2/hosts`)).json()) as { hosts: unknown[] }).hosts).toMatchObject([{ stale: false, retired: true, containers_by_state: { running: 0, gone: 1 } }]);
+    expect(await (await fetch(`${url}/metrics`)).text()).toContain('ecs_id_mapper_hosts{freshness="retired"} 1');
+    expect(lines.find((l) => l.msg === 'retired hosts silent longer than --host-gone-after')).toMatchObject({ containers: 1, forgotten_hosts: 0 });
+    abort.abort();
+    await running;
+  }, 30_000);
+
   it("opens the SQLite store with the configured cache and map sizes, and logs them", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-main-'));
     dirs.push(dir);

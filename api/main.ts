@@ -11,6 +11,7 @@ import { loadSecrets as loadVaultSecrets, type LoadedSecrets } from '../secrets/
 import type { ReportTokenSource } from './auth.js';
 import type { ExtraHealthCheck } from './context.js';
 import { buildServer } from './server.js';
+import { retireSilentHosts } from './host-retirement.js';
 import { untilStopped } from '../cli/until-stopped.js';
 
 /** api/web/ next to this module in the source tree, or (from dist/api/) two levels up. */
@@ -81,6 +82,7 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
       cadvisorPort: config.cadvisorPort,
       reportToken: secrets.reportToken,
       hostStaleAfterMs: config.hostStaleAfterMs,
+      hostGoneAfterMs: config.hostGoneAfterMs,
       bodyLimitBytes: config.bodyLimitBytes,
       reportRateLimitPerMinute: config.reportRateLimitPerMinute,
       taskCacheTtlMs: config.cacheTtlMs,
@@ -100,15 +102,18 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
   log.info({ url, store: config.store.backend }, `server listening on ${url}`);
 
   // A purge of a big backlog runs for minutes in small chunks (storage/sqlite/sqlite-store.ts);
-  // the next interval does not start a second one beside it.
+  // the next interval does not start a second one beside it. Silent hosts are retired first, so a
+  // terminated instance's records start their retention (host-retirement.ts).
+  const startedAtMs = Date.now();
   let purging: Promise<void> | undefined;
   const purge = () =>
     (purging ??= (async () => {
       try {
+        await retireSilentHosts({ store, goneAfterMs: config.hostGoneAfterMs, startedAtMs, log }, Date.now());
         const removed = await store.purgeGone(new Date(Date.now() - config.retentionMs));
         if (removed > 0) log.info({ removed }, 'purged records gone longer than the retention');
       } catch (err) {
-        log.warn({ err }, 'purging gone records failed; will retry');
+        log.warn({ err }, 'retiring silent hosts or purging gone records failed; will retry');
       }
     })().finally(() => (purging = undefined)));
   const purgeTimer = setInterval(() => void purge(), config.purgeIntervalMs);

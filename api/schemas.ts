@@ -86,6 +86,7 @@ export const HostViewSchema = Type.Object({
   reporter: Type.String(),
   seconds_since_report: Type.Number(),
   stale: Type.Boolean(),
+  retired: Type.Boolean(),
   containers_by_state: Type.Object(stateCounts),
 });
 

@@ -38,6 +38,8 @@ export interface ServerDeps {
   /** The report token, or a function returning the current one (Vault may rotate it). Unset: reports are open. */
   reportToken?: ReportTokenSource;
   hostStaleAfterMs: number;
+  /** Hosts silent longer than this are shown and counted as retired (--host-gone-after); 0 or unset: never. */
+  hostGoneAfterMs?: number;
   bodyLimitBytes: number;
   reportRateLimitPerMinute: number;
   /**
@@ -121,7 +123,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({ ...options, ...logging } as FastifyServerOptions) as unknown as FastifyInstance;
 
   const metrics = createApiMetrics(deps.registry, deps.store, app.log);
-  registerFleetMetrics(deps.registry, { store: deps.store, hostStaleAfterMs: deps.hostStaleAfterMs, now: deps.now ?? (() => new Date()), log: app.log });
+  registerFleetMetrics(deps.registry, { store: deps.store, hostStaleAfterMs: deps.hostStaleAfterMs, hostGoneAfterMs: deps.hostGoneAfterMs ?? 0, now: deps.now ?? (() => new Date()), log: app.log });
   const containerInfo = new ContainerInfoExposition({ store: deps.store, now: deps.now ?? (() => new Date()), log: app.log });
   app.addHook('onClose', () => containerInfo.stop());
   const ctx: ApiContext = {
@@ -131,6 +133,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     cadvisorPort: deps.cadvisorPort,
     reportToken: deps.reportToken,
     hostStaleAfterMs: deps.hostStaleAfterMs,
+    hostGoneAfterMs: deps.hostGoneAfterMs ?? 0,
     reportRateLimitPerMinute: deps.reportRateLimitPerMinute,
     taskCacheTtlMs: deps.taskCacheTtlMs ?? 5_000,
     now: deps.now ?? (() => new Date()),

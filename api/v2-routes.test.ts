@@ -220,10 +220,30 @@ describe('GET /v2/containers/:id/history and /v2/hosts', () => {
     }
   });
 
+  it('shows hosts silent past --host-gone-after as retired, not stale, and filters by it', async () => {
+    await t.close();
+    t = await buildTestApp({ hostGoneAfterMs: 60 * 60_000 });
+    const gone = hostIdentity({ instance_id: instanceId('v2-terminated') });
+    t.setNow(new Date(iso(0)));
+    await put(`/v2/hosts/${gone.instance_id}/snapshot`, snapshot(gone, 1, []));
+    t.setNow(new Date(iso(50)));
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+    t.setNow(new Date(iso(70))); // the terminated host has been silent 70 minutes, the other 20
+    const hosts = (await get('/v2/hosts')).json().hosts as Array<{ instance_id: string; stale: boolean; retired: boolean }>;
+    expect(hosts.map(({ instance_id, stale, retired }) => ({ instance_id, stale, retired }))).toEqual(
+      [
+        { instance_id: host.instance_id, stale: true, retired: false },
+        { instance_id: gone.instance_id, stale: false, retired: true },
+      ].sort((a, b) => a.instance_id.localeCompare(b.instance_id)),
+    );
+    expect((await get('/v2/hosts?retired=true')).json().hosts.map((h: { instance_id: string }) => h.instance_id)).toEqual([gone.instance_id]);
+    expect((await get('/v2/hosts?stale=true')).json().hosts.map((h: { instance_id: string }) => h.instance_id)).toEqual([host.instance_id]);
+  });
+
   it('answers 400 naming the unknown key when a v2 read gets one (a typo must not read as "no filter")', async () => {
     for (const [url, message] of [
       ['/v2/containers?clustr=prod', 'querystring has unknown key "clustr" (known: cluster, instance_id, state, task_family, limit, cursor)'],
-      ['/v2/hosts?stal=true', 'querystring has unknown key "stal" (known: cluster, stale)'],
+      ['/v2/hosts?stal=true', 'querystring has unknown key "stal" (known: cluster, stale, retired)'],
       [`/v2/lookup/${C1}?verbose=1`, 'querystring has unknown key "verbose" (it takes none)'],
       [`/v2/containers/${C1}/history?limit=5`, 'querystring has unknown key "limit" (it takes none)'],
     ]) {

@@ -180,3 +180,11 @@ describe('unknown flags', () => {
     expect(() => loadServerConfig(['--foo'])).toThrow('unknown flag "--foo" (see --help)');
   });
 });
+
+describe('--host-gone-after', () => {
+  it('defaults to an hour, takes 0 for never, and must be longer than --host-stale-after', () => {
+    expect(loadServerConfig([]).hostGoneAfterMs).toBe(3_600_000);
+    expect(loadServerConfig(['--host-gone-after', '0']).hostGoneAfterMs).toBe(0);
+    expect(() => loadServerConfig(['--host-gone-after', '10m'])).toThrow('--host-gone-after (600 s) must be longer than --host-stale-after (900 s), or 0 to never retire hosts');
+  });
+});

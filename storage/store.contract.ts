@@ -826,6 +826,54 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
       expect(await store.purgeGone(at(20))).toBe(0);
     });
 
+    describe('retireSilentHosts', () => {
+      it('marks the live records of hosts silent since the cutoff gone, with history, and leaves the others', async () => {
+        await store.applyTransitions(
+          batch(hostA, [
+            transition(1, 'running', { container: { container_id: c1 } }),
+            transition(2, 'stopped', { container: { container_id: c2 } }),
+          ]),
+          at(0),
+        );
+        await store.replaceSnapshot(snapshot(hostB, 1, [snapshotContainer('running', { container_id: c3 })]), at(50));
+        const c1Before = await get(c1);
+
+        expect(await store.retireSilentHosts(at(30), at(60))).toEqual({ containers: 2, forgottenHosts: 0 });
+
+        // Only the state changes: the mapping, the seq and the last report's time stay.
+        expect(await get(c1)).toEqual({ ...c1Before, state: 'gone', gone_at: iso(60) });
+        expect(await get(c2)).toMatchObject({ state: 'gone', gone_at: iso(60), stopped_at: expect.any(String) });
+        expect((await get(c3)).state).toBe('running');
+        expect((await store.history(c1)).at(-1)).toEqual({ container_id: c1, from: 'running', to: 'gone', at: iso(60), host: hostA.instance_id, seq: null, reason: 'host.silent' });
+        // Already gone: nothing more to do.
+        expect(await store.retireSilentHosts(at(30), at(61))).toEqual({ containers: 0, forgottenHosts: 0 });
+        expect((await get(c1)).gone_at).toBe(iso(60));
+      });
+
+      it('forgets a silent host once the retention has purged its records, and no other', async () => {
+        await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1 } })]), at(0));
+        await store.applyTransitions(batch(hostB, [transition(1, 'running', { container: { container_id: c3 } })]), at(50));
+        await store.retireSilentHosts(at(30), at(60));
+        expect(await store.purgeGone(at(61))).toBe(1);
+
+        expect(await store.retireSilentHosts(at(30), at(62))).toEqual({ containers: 0, forgottenHosts: 1 });
+
+        await eventually(async () => expect((await store.listHosts()).map((h) => h.instance_id)).toEqual([hostB.instance_id]));
+      });
+
+      it('brings a retired host\'s records back with its next report, and applies its later transitions', async () => {
+        await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1 } }), transition(2, 'running', { container: { container_id: c2 } })]), at(0));
+        await store.retireSilentHosts(at(30), at(60));
+
+        await store.replaceSnapshot(snapshot(hostA, 2, [snapshotContainer('running', { container_id: c1 })]), at(70));
+        await store.applyTransitions(batch(hostA, [transition(3, 'stopped', { from: 'running', container: { container_id: c1 } })]), at(71));
+
+        expect(await get(c1)).toMatchObject({ state: 'stopped', gone_at: null });
+        expect((await get(c2)).state).toBe('gone');
+        expect(await store.retireSilentHosts(at(30), at(80))).toEqual({ containers: 0, forgottenHosts: 0 });
+      });
+    });
+
     it('counts records by state and cluster', async () => {
       await store.applyTransitions(
         batch(hostA, [

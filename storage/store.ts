@@ -86,6 +86,13 @@ export interface HostRecord extends HostIdentity {
   reporter: 'reconciler' | 'legacy';
 }
 
+export interface RetiredHosts {
+  /** Live records of silent hosts marked gone. */
+  containers: number;
+  /** Silent hosts without records, removed from the host list. */
+  forgottenHosts: number;
+}
+
 /** A snapshot from the original Python agent's `POST /report/map`, already validated and normalised. */
 export interface LegacySnapshot {
   host: HostIdentity;
@@ -227,6 +234,15 @@ export interface Store {
 
   /** Deletes records gone before `goneBefore` and their history; returns how many records went. */
   purgeGone(goneBefore: Date): Promise<number>;
+
+  /**
+   * Hosts that have not reported since `silentSince`: a terminated instance sends no last report,
+   * so without this its containers stayed live, and never purged, for good. Their live records
+   * become `gone` at `at` (history reason `host.silent`), which starts the retention clock, and a
+   * silent host that has no records left is forgotten. A later report from such a host brings its
+   * records back as any report does.
+   */
+  retireSilentHosts(silentSince: Date, at: Date): Promise<RetiredHosts>;
 
   /** Counts by state and cluster, for metrics. */
   countByState(): Promise<StateCount[]>;

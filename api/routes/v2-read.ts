@@ -8,6 +8,7 @@ import { linksFor, type ApiContext } from '../context.js';
 import { ambiguous, notFound } from '../errors.js';
 import { lookupId } from '../lookup.js';
 import { LOOKUP_KINDS } from '../metrics.js';
+import { hostFreshness } from '../fleet-metrics.js';
 import { StringEnum, ContainerViewSchema, HostViewSchema, TransitionRecordSchema, errorResponses } from '../schemas.js';
 
 // v2 queries name their keys exactly: an unknown key (a typo such as `?clustr=prod`) answers 400
@@ -101,18 +102,20 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
       tags: ['v2'],
       querystring: Type.Object({
         cluster: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'only hosts of this cluster' })),
-        stale: Type.Optional(Type.Boolean({ description: 'true: only hosts silent longer than --host-stale-after; false: only the others' })),
+        stale: Type.Optional(Type.Boolean({ description: 'true: only hosts silent longer than --host-stale-after and not retired; false: only the others' })),
+        retired: Type.Optional(Type.Boolean({ description: 'true: only hosts silent longer than --host-gone-after, whose records the server marked gone; false: only the others' })),
       }, { additionalProperties: false }),
       response: { 200: Type.Object({ hosts: Type.Array(HostViewSchema) }), ...errorResponses(400, 503) },
     },
   }, async (req) => {
-    const { cluster, stale } = req.query;
+    const { cluster, stale, retired } = req.query;
     const hosts = (await ctx.store.listHosts()).filter((h) => cluster === undefined || h.cluster === cluster);
     const counts = await containersByHostAndState(ctx);
     const now = ctx.now().getTime();
     // Fields named one by one (not spread): at 2,000 hosts the spread of each record was 6 ms.
     const views = hosts.map((h) => {
       const seconds = Math.max(0, (now - Date.parse(h.last_report_at)) / 1000);
+      const freshness = hostFreshness(h.last_report_at, now, ctx);
       return {
         instance_id: h.instance_id,
         cluster: h.cluster,
@@ -129,11 +132,12 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
         last_seq: h.last_seq,
         reporter: h.reporter,
         seconds_since_report: Math.round(seconds * 1000) / 1000,
-        stale: seconds * 1000 > ctx.hostStaleAfterMs,
+        stale: freshness === 'stale',
+        retired: freshness === 'retired',
         containers_by_state: counts.get(h.instance_id) ?? zeroCounts(),
       };
     });
-    return { hosts: stale === undefined ? views : views.filter((v) => v.stale === stale) };
+    return { hosts: views.filter((v) => (stale === undefined || v.stale === stale) && (retired === undefined || v.retired === retired)) };
   });
 };
 

@@ -406,6 +406,13 @@ function historyView(answer) {
 
 // --- hosts view -------------------------------------------------------------------------------------
 
+/** Stale: silent past the server's stale window. Retired: silent so long its records were marked gone (most often a terminated instance). */
+function hostBadge(x) {
+  if (x.stale) return h('span', { class: 'badge stale' }, 'stale');
+  if (x.retired) return h('span', { class: 'badge retired', title: 'silent past --host-gone-after: its containers were marked gone' }, 'retired');
+  return h('span', { class: 'badge fresh' }, 'reporting');
+}
+
 async function hostsView(signal) {
   const { status, body } = await getJson('hosts', signal);
   if (status !== 200 || !body || !Array.isArray(body.hosts)) return ['error', h('p', { class: 'notice error' }, serverMessage(status, body))];
@@ -413,13 +420,14 @@ async function hostsView(signal) {
     (a, b) => Number(b.stale) - Number(a.stale) || String(a.cluster ?? '').localeCompare(String(b.cluster ?? '')) || a.instance_id.localeCompare(b.instance_id),
   );
   const stale = hosts.filter((x) => x.stale).length;
+  const retired = hosts.filter((x) => x.retired).length;
   if (hosts.length === 0) return ['hosts', h('div', { class: 'hosts' }, h('h2', null, 'Hosts'), h('p', { class: 'notice' }, 'No host has reported yet.'))];
 
   const header = ['Instance', 'Cluster', 'IP', 'Type · zone', ...STATES.map((s) => s[0].toUpperCase() + s.slice(1)), 'Last report', 'Status'];
   const table = h(
     'table',
     { class: 'hosts-table' },
-    h('caption', null, `${plural(hosts.length, 'host')}, ${stale} stale`),
+    h('caption', null, `${plural(hosts.length, 'host')}, ${stale} stale${retired ? `, ${retired} retired` : ''}`),
     h('thead', null, h('tr', null, header.map((t) => h('th', { scope: 'col' }, t)))),
     h(
       'tbody',
@@ -441,7 +449,7 @@ async function hostsView(signal) {
             { 'data-label': 'Last report', 'data-seconds': String(x.seconds_since_report) },
             h('span', { title: x.last_report_at }, `${formatAge(x.seconds_since_report)} ago`),
           ),
-          h('td', { 'data-label': 'Status' }, x.stale ? h('span', { class: 'badge stale' }, 'stale') : h('span', { class: 'badge fresh' }, 'reporting')),
+          h('td', { 'data-label': 'Status' }, hostBadge(x)),
         ),
       ),
     ),

@@ -46,6 +46,7 @@ import {
   type LegacySnapshot,
   type Page,
   type PageRequest,
+  type RetiredHosts,
   type StateCount,
   type Store,
   type StoreHealth,
@@ -446,6 +447,56 @@ export class SimpleDbStore implements Store {
         return 1;
       });
       return purged.reduce<number>((a, b) => a + b, 0);
+    });
+  }
+
+  async retireSilentHosts(silentSince: Date, at: Date): Promise<RetiredHosts> {
+    const since = silentSince.toISOString();
+    const atIso = at.toISOString();
+    return this.run('retireSilentHosts', async () => {
+      const retired: RetiredHosts = { containers: 0, forgottenHosts: 0 };
+      const items = await this.client.selectAll(buildSelect({ output: '*', domain: this.domains.hosts, limit: MAX_SELECT_LIMIT }), { consistentRead: true });
+      for (const item of items) {
+        const host = readDocument<HostRecord>(item.attributes);
+        const ver = attributeValue(item.attributes, 'ver');
+        if (!host || ver === undefined || host.last_report_at >= since) continue;
+        const live = await this.selectContainers(
+          [{ attr: 'instance_id', op: '=', value: indexValue(host.instance_id) }, { attr: 'state', op: 'in', values: LIVE_STATES.map(indexValue) }],
+          true,
+        );
+        const history: TransitionRecord[] = [];
+        await mapLimit(live, this.concurrency, async (v) => {
+          const { before, after } = await this.updateContainer(
+            v.record.container_id,
+            // A record a report wrote since the host list was read is left alone.
+            (existing) => (existing && existing.instance_id === host.instance_id && LIVE_STATES.includes(existing.state) && existing.last_seen < since ? goneRecord(existing, existing.seq, atIso) : null),
+            v,
+          );
+          if (before && after) history.push({ container_id: before.container_id, from: before.state, to: 'gone', at: atIso, host: host.instance_id, seq: null, reason: 'host.silent' });
+        });
+        await this.putHistory(
+          history.map((record) => ({ itemName: `x:${createHash('sha256').update(JSON.stringify(record)).digest('hex')}`, record })),
+          at,
+        );
+        retired.containers += history.length;
+        if (live.length > 0) continue;
+        // Its records are all gone and, after the retention, purged: then the host is forgotten.
+        const held = await mapLimit(this.domains.containers, this.concurrency, (domain) =>
+          this.client.selectAll(buildSelect({ output: 'itemName()', domain, where: [{ attr: 'instance_id', op: '=', value: indexValue(host.instance_id) }], limit: 1 }), {
+            consistentRead: true,
+            maxItems: 1,
+          }),
+        );
+        if (held.some((found) => found.length > 0)) continue;
+        try {
+          // Conditional: a host that reported since the list was read is kept.
+          await this.client.deleteAttributes(this.domains.hosts, host.instance_id, [], { name: 'ver', value: ver });
+          retired.forgottenHosts++;
+        } catch (err) {
+          if (!isConditionalFailure(err)) throw err;
+        }
+      }
+      return retired;
     });
   }
 

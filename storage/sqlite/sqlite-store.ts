@@ -18,6 +18,7 @@ import type {
   LegacySnapshot,
   Page,
   PageRequest,
+  RetiredHosts,
   StateCount,
   Store,
   StoreHealth,
@@ -84,6 +85,7 @@ export class SqliteStore implements Store {
   private readonly applyTransitionsTx;
   private readonly replaceHostTx;
   private readonly purgeChunkTx;
+  private readonly retireHostTx;
   private closed = false;
 
   constructor(
@@ -103,6 +105,10 @@ export class SqliteStore implements Store {
       insertTransition: db.prepare<[Omit<TransitionRow, 'id'>]>(SQL.insertTransition),
       history: db.prepare<[string], TransitionRow>(SQL.history),
       getHost: db.prepare<[string], { last_seq: number; snapshot_seq: number }>(SQL.getHost),
+      silentHosts: db.prepare<[string], { instance_id: string }>(SQL.silentHosts),
+      hostLastReport: db.prepare<[string], { last_report_at: string }>(SQL.hostLastReport),
+      hostHasRecords: db.prepare<[string], { one: number }>(SQL.hostHasRecords),
+      deleteHost: db.prepare<[string]>(SQL.deleteHost),
       upsertHost: db.prepare(SQL.upsertHost),
       listHosts: db.prepare<[], StoredHostRow>(SQL.listHosts).raw(true),
       purgeChunk: db.prepare<[string, number], { container_id: string }>(SQL.purgeChunk),
@@ -116,6 +122,7 @@ export class SqliteStore implements Store {
     this.applyTransitionsTx = db.transaction(this.applyTransitionsInTx.bind(this));
     this.replaceHostTx = db.transaction(this.replaceHostInTx.bind(this));
     this.purgeChunkTx = db.transaction(this.purgeChunkInTx.bind(this));
+    this.retireHostTx = db.transaction(this.retireHostInTx.bind(this));
   }
 
   // --- writes --------------------------------------------------------------------------------
@@ -289,6 +296,42 @@ export class SqliteStore implements Store {
     // The last chunk of a run also drops the counts that fell to 0.
     if (ids.length < PURGE_CHUNK) this.stmt.dropEmptyCounts.run();
     return purged;
+  }
+
+  async retireSilentHosts(silentSince: Date, at: Date): Promise<RetiredHosts> {
+    const since = silentSince.toISOString();
+    const atIso = at.toISOString();
+    const retired: RetiredHosts = { containers: 0, forgottenHosts: 0 };
+    const silent = this.run('retireSilentHosts', () => this.stmt.silentHosts.all(since).map((r) => r.instance_id));
+    // One transaction per host, with a turn of the event loop between hosts: after an outage many
+    // hosts may be silent at once, and requests are served meanwhile.
+    for (const instanceId of silent) {
+      const host = this.run('retireSilentHosts', () => this.retireHostTx.immediate(instanceId, since, atIso));
+      retired.containers += host.containers;
+      if (host.forgotten) retired.forgottenHosts++;
+      await nextTurn();
+      if (this.closed) break;
+    }
+    return retired;
+  }
+
+  private retireHostInTx(instanceId: string, since: string, at: string): { containers: number; forgotten: boolean } {
+    // It may have reported since the list was read.
+    const host = this.stmt.hostLastReport.get(instanceId);
+    if (!host || host.last_report_at >= since) return { containers: 0, forgotten: false };
+    let containers = 0;
+    for (const row of this.stmt.liveOnHost.all(instanceId)) {
+      const stored = this.getStored(row.container_id);
+      if (!stored) continue;
+      const before = stored.record;
+      this.writeRecord(goneRecord(before, before.seq, at), stored.row);
+      this.insertHistory({ container_id: before.container_id, from: before.state, to: 'gone', at, host: instanceId, seq: null, reason: 'host.silent' });
+      containers++;
+    }
+    // Its records are all gone and, after the retention, purged: then the host is forgotten.
+    if (containers > 0 || this.stmt.hostHasRecords.get(instanceId)) return { containers, forgotten: false };
+    this.stmt.deleteHost.run(instanceId);
+    return { containers: 0, forgotten: true };
   }
 
   // --- reads ---------------------------------------------------------------------------------

@@ -1,0 +1,44 @@
+// When the server retires silent hosts (Store.retireSilentHosts): a terminated instance sends no
+// last report, so a host silent longer than --host-gone-after is taken for gone. Two guards keep a
+// silence that is the server's or the network's from reading as a fleet of terminated instances
+// (after such an outage every host's records would be marked gone, and come back only with the
+// hosts' next full snapshots):
+// - none is retired until this server has been up for --host-gone-after: hosts cannot report to a
+//   server that is down;
+// - none is retired while more than half of the hosts that ever reported are silent that long,
+//   after the node lifecycle controller of Kubernetes, which stops evicting in a zone where most
+//   nodes went unready at once. Scale-in retires a few hosts at a time.
+import type { Logger } from 'pino';
+import type { RetiredHosts, Store } from '../storage/store.js';
+
+export interface HostRetirementOptions {
+  store: Store;
+  /** --host-gone-after; 0 never retires. */
+  goneAfterMs: number;
+  /** When this server started, epoch ms. */
+  startedAtMs: number;
+  log: Pick<Logger, 'info' | 'warn'>;
+}
+
+export type RetirementOutcome =
+  | { kind: 'disabled' | 'warming_up' }
+  | { kind: 'held'; silent: number; hosts: number }
+  | ({ kind: 'retired' } & RetiredHosts);
+
+export async function retireSilentHosts(o: HostRetirementOptions, nowMs: number): Promise<RetirementOutcome> {
+  if (o.goneAfterMs <= 0) return { kind: 'disabled' };
+  if (nowMs - o.startedAtMs < o.goneAfterMs) return { kind: 'warming_up' };
+  const silentSince = nowMs - o.goneAfterMs;
+  const hosts = await o.store.listHosts();
+  const silent = hosts.filter((h) => Date.parse(h.last_report_at) < silentSince).length;
+  if (silent === 0) return { kind: 'retired', containers: 0, forgottenHosts: 0 };
+  if (silent > Math.max(1, Math.floor(hosts.length / 2))) {
+    o.log.warn({ silent, hosts: hosts.length, host_gone_after_s: o.goneAfterMs / 1000 }, 'most hosts are silent longer than --host-gone-after: not retiring any (a network or server problem, not scale-in)');
+    return { kind: 'held', silent, hosts: hosts.length };
+  }
+  const retired = await o.store.retireSilentHosts(new Date(silentSince), new Date(nowMs));
+  if (retired.containers > 0 || retired.forgottenHosts > 0) {
+    o.log.info({ containers: retired.containers, forgotten_hosts: retired.forgottenHosts, host_gone_after_s: o.goneAfterMs / 1000 }, 'retired hosts silent longer than --host-gone-after');
+  }
+  return { kind: 'retired', ...retired };
+}

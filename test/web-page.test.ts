@@ -37,7 +37,8 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
   beforeAll(async () => {
     if (!haveChromium) throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium package (see .ci/run)`);
     mkdirSync(SHOTS, { recursive: true });
-    api = await startLookupServer({ now: NOW });
+    // Retired after 90 minutes of silence: the stale host (silent 60) is stale until the clock moves.
+    api = await startLookupServer({ now: NOW, hostGoneAfterMs: 90 * 60_000 });
     fleet = await seedFleet(api.url, { now: NOW, setServerTime: api.setNow, staleByMs: api.hostStaleAfterMs + 45 * 60_000 });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   });
@@ -259,5 +260,20 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
     await page.setViewportSize({ width: 380, height: 800 });
     expect(await stale.locator('td[data-label="Status"]').isVisible()).toBe(true);
     await shot('hosts-narrow');
+  });
+
+  it('shows a host silent past --host-gone-after as retired, not stale', async () => {
+    api.setNow(new Date(NOW.getTime() + 40 * 60_000)); // the stale host silent 100 minutes, the other 40
+    try {
+      await open('/?view=hosts', 'hosts');
+      const retired = page.locator(`tr.host[data-instance-id="${fleet.staleHost.instance_id}"]`);
+      const stale = page.locator(`tr.host[data-instance-id="${fleet.host.instance_id}"]`);
+      expect(await retired.getAttribute('class')).toBe('host');
+      expect(await retired.locator('td[data-label="Status"]').textContent()).toBe('retired');
+      expect(await stale.locator('td[data-label="Status"]').textContent()).toBe('stale');
+      expect(await page.locator('.hosts-table caption').textContent()).toBe('2 hosts, 1 stale, 1 retired');
+    } finally {
+      api.setNow(NOW);
+    }
   });
 });

@@ -33,7 +33,7 @@ export interface LookupServer {
  * A real server (in-memory SQLite store, the lookup page's folder as webRoot) listening on
  * 127.0.0.1 on a free port, with a clock the test controls.
  */
-export async function startLookupServer(options: { now: Date; hostStaleAfterMs?: number; cadvisorPort?: number; links?: string[] }): Promise<LookupServer> {
+export async function startLookupServer(options: { now: Date; hostStaleAfterMs?: number; hostGoneAfterMs?: number; cadvisorPort?: number; links?: string[] }): Promise<LookupServer> {
   const store = await openStore({ backend: 'sqlite', path: ':memory:' });
   let now = options.now;
   const hostStaleAfterMs = options.hostStaleAfterMs ?? 15 * 60_000;
@@ -45,6 +45,7 @@ export async function startLookupServer(options: { now: Date; hostStaleAfterMs?:
     links: parseLinks(options.links ?? []),
     cadvisorPort,
     hostStaleAfterMs,
+    hostGoneAfterMs: options.hostGoneAfterMs ?? 0,
     bodyLimitBytes: 1024 * 1024,
     reportRateLimitPerMinute: 10_000,
     now: () => now,

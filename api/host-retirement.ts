@@ -5,9 +5,11 @@
 // hosts' next full snapshots):
 // - none is retired until this server has been up for --host-gone-after: hosts cannot report to a
 //   server that is down;
-// - none is retired while more than half of the hosts that ever reported are silent that long,
-//   after the node lifecycle controller of Kubernetes, which stops evicting in a zone where most
-//   nodes went unready at once. Scale-in retires a few hosts at a time.
+// - none is retired while no host at all has reported within --host-stale-after: the server then
+//   hears nobody, which is its network or its load balancer, not scale-in.
+// A fleet that scales down from 10 hosts to 2 has 8 retired, as long as the 2 report. A partition
+// that silences some hosts for longer than --host-gone-after retires those: that is cheap to get
+// wrong, as their records still answer lookups and come back with their next snapshot.
 import type { Logger } from 'pino';
 import type { RetiredHosts, Store } from '../storage/store.js';
 
@@ -15,6 +17,8 @@ export interface HostRetirementOptions {
   store: Store;
   /** --host-gone-after; 0 never retires. */
   goneAfterMs: number;
+  /** --host-stale-after: some host must have reported within it. */
+  staleAfterMs: number;
   /** When this server started, epoch ms. */
   startedAtMs: number;
   log: Pick<Logger, 'info' | 'warn'>;
@@ -32,8 +36,8 @@ export async function retireSilentHosts(o: HostRetirementOptions, nowMs: number)
   const hosts = await o.store.listHosts();
   const silent = hosts.filter((h) => Date.parse(h.last_report_at) < silentSince).length;
   if (silent === 0) return { kind: 'retired', containers: 0, forgottenHosts: 0 };
-  if (silent > Math.max(1, Math.floor(hosts.length / 2))) {
-    o.log.warn({ silent, hosts: hosts.length, host_gone_after_s: o.goneAfterMs / 1000 }, 'most hosts are silent longer than --host-gone-after: not retiring any (a network or server problem, not scale-in)');
+  if (!hosts.some((h) => nowMs - Date.parse(h.last_report_at) <= o.staleAfterMs)) {
+    o.log.warn({ silent, hosts: hosts.length, host_stale_after_s: o.staleAfterMs / 1000 }, 'no host has reported within --host-stale-after: not retiring any (a network or server problem, not scale-in)');
     return { kind: 'held', silent, hosts: hosts.length };
   }
   const retired = await o.store.retireSilentHosts(new Date(silentSince), new Date(nowMs));

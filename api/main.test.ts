@@ -71,10 +71,13 @@ describe('runServer', () => {
     const running = runServer(config, { signal: abort.signal, logStream: stream });
     const url = await waitFor('the listening line', () => lines.find((l) => typeof l.url === 'string' && String(l.msg).includes(String(l.url)))?.url as string | undefined);
     const id = 'e3'.repeat(32);
-    const report = await fetch(`${url}/report/map`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(agentMap([agentEntry({ container_id: id, task_id: 'f'.repeat(32) })])) });
-    expect(report.status).toBe(200);
+    const report = (containerId: string, instanceId: string) =>
+      fetch(`${url}/report/map`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(agentMap([agentEntry({ container_id: containerId, task_id: 'f'.repeat(32), instance_id: instanceId })])) });
+    expect((await report(id, 'i-0123456789abcdef0')).status).toBe(200);
 
     const record = await waitFor('the host to be retired', async () => {
+      // Another host goes on reporting: with no host reporting at all, none is retired.
+      expect((await report('e4'.repeat(32), 'i-0fedcba9876543210')).status).toBe(200);
       const body = (await (await fetch(`${url}/v2/lookup/${id}`)).json()) as { containers: Array<{ state: string; gone_at: string | null }> };
       return body.containers[0].state === 'gone' ? body.containers[0] : undefined;
     });
@@ -83,7 +86,7 @@ describe('runServer', () => {
     expect((await fetch(`${url}/query/container_id/${id}`)).status).toBe(200);
     const history = (await (await fetch(`${url}/v2/containers/${id}/history`)).json()) as { history: Array<{ reason: string }> };
     expect(history.history.at(-1)?.reason).toBe('host.silent');
-    expect(((await (await fetch(`${url}/v2/hosts`)).json()) as { hosts: unknown[] }).hosts).toMatchObject([{ stale: false, retired: true, containers_by_state: { running: 0, gone: 1 } }]);
+    expect(((await (await fetch(`${url}/v2/hosts?retired=true`)).json()) as { hosts: unknown[] }).hosts).toMatchObject([{ instance_id: 'i-0123456789abcdef0', stale: false, retired: true, containers_by_state: { running: 0, gone: 1 } }]);
     expect(await (await fetch(`${url}/metrics`)).text()).toContain('ecs_id_mapper_hosts{freshness="retired"} 1');
     expect(lines.find((l) => l.msg === 'retired hosts silent longer than --host-gone-after')).toMatchObject({ containers: 1, forgotten_hosts: 0 });
     abort.abort();

@@ -109,7 +109,7 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
   const purge = () =>
     (purging ??= (async () => {
       try {
-        await retireSilentHosts({ store, goneAfterMs: config.hostGoneAfterMs, startedAtMs, log }, Date.now());
+        await retireSilentHosts({ store, goneAfterMs: config.hostGoneAfterMs, staleAfterMs: config.hostStaleAfterMs, startedAtMs, log }, Date.now());
         const removed = await store.purgeGone(new Date(Date.now() - config.retentionMs));
         if (removed > 0) log.info({ removed }, 'purged records gone longer than the retention');
       } catch (err) {

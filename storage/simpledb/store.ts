@@ -168,6 +168,14 @@ function filterPredicates(filter: ContainerFilter): Predicate[] {
   return where;
 }
 
+/**
+ * A history row without a host sequence number (a snapshot's or the server's own), named by its
+ * content: writing the same row twice, as a retried report does, leaves one item.
+ */
+function unsequencedHistoryRow(record: TransitionRecord): HistoryRow {
+  return { itemName: `x:${createHash('sha256').update(JSON.stringify(record)).digest('hex')}`, record };
+}
+
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
@@ -393,7 +401,7 @@ export class SimpleDbStore implements Store {
       }
     });
     await this.putHistory(
-      history.map((record) => ({ itemName: `x:${createHash('sha256').update(JSON.stringify(record)).digest('hex')}`, record })),
+      history.map(unsequencedHistoryRow),
       new Date(receivedAt),
     );
     await this.writeHost(host, { receivedAt, lastSeq: 0, snapshotAt: receivedAt, reporter });
@@ -475,7 +483,7 @@ export class SimpleDbStore implements Store {
           if (before && after) history.push({ container_id: before.container_id, from: before.state, to: 'gone', at: atIso, host: host.instance_id, seq: null, reason: 'host.silent' });
         });
         await this.putHistory(
-          history.map((record) => ({ itemName: `x:${createHash('sha256').update(JSON.stringify(record)).digest('hex')}`, record })),
+          history.map(unsequencedHistoryRow),
           at,
         );
         retired.containers += history.length;

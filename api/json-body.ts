@@ -1,7 +1,8 @@
 // The JSON body parser: Fastify's own (secure-json-parse, `__proto__`/`constructor` keys refused,
 // with messages that say why: whyNotParsed), plus one rule of ours: no string or key may hold a
-// lone UTF-16 surrogate (`"\ud800"` is valid JSON). Such text cannot be encoded as UTF-8: SQLite would store it mangled into U+FFFD and the
-// SimpleDB client's URL encoding throws on it (a 500). It is refused with a 400 before any route runs.
+// lone UTF-16 surrogate (`"\ud800"` is valid JSON). Such text cannot be encoded as UTF-8: SQLite
+// would store it mangled into U+FFFD and the SimpleDB client's URL encoding throws on it (a 500).
+// It is refused with a 400 before any route runs.
 import type { FastifyInstance } from 'fastify';
 import { badRequest } from './errors.js';
 

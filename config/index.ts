@@ -104,10 +104,13 @@ export interface ServerConfig {
   sqliteMmapBytes?: number;
 }
 
+/** The server's store, and the file backup and restore work on, unless --store says otherwise. */
+const DEFAULT_STORE = 'sqlite:./data/ecs-id-mapper.db';
+
 const serverFlags: FlagSpec[] = [
   { name: 'port', kind: 'integer', default: '5001', min: 0, max: 65535, help: 'TCP port to listen on (the original server used 5001).' },
   { name: 'host', kind: 'string', default: '0.0.0.0', help: 'Address to listen on.' },
-  { name: 'store', kind: 'string', default: 'sqlite:./data/ecs-id-mapper.db', help: 'sqlite:PATH, sqlite::memory: or simpledb://REGION?prefix=..&shards=..&endpoint=..&create_domains=true' },
+  { name: 'store', kind: 'string', default: DEFAULT_STORE, help: 'sqlite:PATH, sqlite::memory: or simpledb://REGION?prefix=..&shards=..&endpoint=..&create_domains=true' },
   { name: 'report-token', kind: 'string', secret: true, help: 'Token required on report routes (Bearer, or Basic with the token as password). Unset: reports are open.' },
   { name: 'cadvisor-port', kind: 'integer', default: '8080', min: 1, max: 65535, help: 'Port cAdvisor listens on, on every container instance.' },
   { name: 'link', kind: 'list', help: 'Extra link NAME=TEMPLATE; placeholders {container_id} {container_id_short} {task_id} {instance_ip} {instance_id} {cluster} {cadvisor_port}.' },
@@ -374,7 +377,7 @@ export interface BackupConfig {
 }
 
 const backupFlags: FlagSpec[] = [
-  { name: 'store', kind: 'string', default: 'sqlite:./data/ecs-id-mapper.db', help: 'The server\'s --store: sqlite:PATH (SimpleDB keeps its own copies; a memory store has no file).' },
+  { name: 'store', kind: 'string', default: DEFAULT_STORE, help: 'The server\'s --store: sqlite:PATH (SimpleDB keeps its own copies; a memory store has no file).' },
 ];
 
 function buildBackup(f: ParsedFlags, _env: Record<string, string | undefined>, positionals: string[]): BackupConfig {

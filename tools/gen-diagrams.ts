@@ -75,7 +75,9 @@ its ECS labels while the agent is unreachable. Every state change runs \`emitTra
 is recorded as \`running → running\` with reason \`container.restarted\`. Only
 \`container.vanished\` — sent after a *successful* listing no longer contains the container — leads
 to \`gone\`; a failed observation sends nothing, so it can never remove a container. After \`gone\`
-is in the outbox the loop drops the machine.`,
+is in the outbox the loop drops the machine. (The server has one path to \`gone\` of its own: the
+records of a host silent past \`--host-gone-after\`, history reason \`host.silent\`, which the host's next
+snapshot undoes; docs/operations.md, host-stale.)`,
     machine: containerMachine,
   },
   {

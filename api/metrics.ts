@@ -2,12 +2,12 @@
 //
 // Label sets are constant (route templates, never raw URLs; fixed kinds and results) and
 // zero-initialised where bounded, so dashboards never show "no data" for a path that has not run yet.
-import { readFileSync } from 'node:fs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { LIFECYCLE_STATES } from '../wire/index.js';
 import type { Store } from '../storage/store.js';
 import { BoundHistogram, type HistogramSeries } from './bound-histogram.js';
+import { packageVersion } from '../cli/package-version.js';
 
 export const LOOKUP_KINDS = ['container_id', 'container_prefix', 'task_id', 'task_arn', 'docker_name'] as const;
 export type LookupKind = (typeof LOOKUP_KINDS)[number];
@@ -38,18 +38,6 @@ export interface ApiMetrics {
 }
 
 /** The package version, read once from package.json (found by walking up from this module). */
-export function packageVersion(): string {
-  for (const rel of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'ecs-id-mapper' && pkg.version) return pkg.version;
-    } catch {
-      // try the next candidate
-    }
-  }
-  return 'unknown';
-}
-
 export function createApiMetrics(registry: Registry, store: Store, log: Pick<Logger, 'warn'> | undefined): ApiMetrics {
   const duration = new BoundHistogram({
     name: 'ecs_id_mapper_http_request_duration_seconds',

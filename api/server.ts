@@ -18,7 +18,7 @@ import { errorBody, errorHandler, rateLimited } from './errors.js';
 import { useWellFormedJsonParser } from './json-body.js';
 import { validatorCompiler } from './validator.js';
 import { lazyRequestLoggerFactory } from './request-logger.js';
-import { createApiMetrics, packageVersion, reportResultForStatus, type ApiMetrics, type ReportKind } from './metrics.js';
+import { createApiMetrics, reportResultForStatus, type ApiMetrics, type ReportKind } from './metrics.js';
 import { ContainerInfoExposition } from './container-info.js';
 import { registerFleetMetrics } from './fleet-metrics.js';
 import { legacyQueryRoutes } from './routes/legacy-query.js';
@@ -27,6 +27,7 @@ import { reportRoutes } from './routes/reports.js';
 import { v2ReadRoutes } from './routes/v2-read.js';
 import { webRoutes } from './routes/web.js';
 import { RouteMethods } from './route-methods.js';
+import { packageVersion } from '../cli/package-version.js';
 
 export interface ServerDeps {
   store: Store;

@@ -2,6 +2,7 @@
 // command it runs (lazy imports keep the reconciler's memory small).
 import { ConfigError, loadCommand, topLevelHelp, type CommandName } from '../config/index.js';
 import { applyV8Flags } from './v8-flags.js';
+import { packageVersion } from './package-version.js';
 
 type Runner = (config: never) => Promise<number | void>;
 
@@ -26,6 +27,10 @@ export interface MainOptions {
 
 export async function main(argv: string[], options: MainOptions = {}): Promise<void> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-V' || command === 'version') {
+    console.log(`ecs-id-mapper ${packageVersion()} (node ${process.version})`);
+    return;
+  }
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(topLevelHelp());
     if (!command) process.exitCode = 2;

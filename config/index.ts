@@ -558,6 +558,6 @@ export function loadReconcilerConfig(argv: string[], env: Record<string, string 
 export function topLevelHelp(): string {
   const lines = ['Usage: ecs-id-mapper <command> [flags]', '', 'Commands:'];
   for (const c of Object.values(commands)) lines.push(`  ${c.name.padEnd(15)} ${c.summary}`);
-  lines.push('', 'Run `ecs-id-mapper <command> --help` for the flags of one command.');
+  lines.push('', 'Run `ecs-id-mapper <command> --help` for the flags of one command, `ecs-id-mapper --version` for the version.');
   return lines.join('\n');
 }

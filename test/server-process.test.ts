@@ -2,7 +2,7 @@
 // reported over real HTTP and read back, flag errors, and a clean SIGTERM shutdown.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,6 +80,15 @@ describe('ecs-id-mapper server (real process)', () => {
     const res = spawnSync(process.execPath, [BIN, 'server', '--help'], { cwd: ROOT, encoding: 'utf8' });
     expect(res.status).toBe(0);
     expect(res.stdout).toContain('--report-token');
+  });
+
+  it('prints its version and exits 0 with --version, -V or version', () => {
+    const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    for (const arg of ['--version', '-V', 'version']) {
+      const res = spawnSync(process.execPath, [BIN, arg], { cwd: ROOT, encoding: 'utf8' });
+      expect(res.status, arg).toBe(0);
+      expect(res.stdout).toBe(`ecs-id-mapper ${version} (node ${process.version})\n`);
+    }
   });
 
   it('exits 2 with one line for a bad flag', () => {

@@ -58,6 +58,7 @@ describe('runServer', () => {
 
     abort.abort();
     await running;
+    expect(lines.find((l) => l.url === url)).toMatchObject({ version: expect.stringMatching(/^\d+\.\d+\.\d+/) });
     expect(lines.some((l) => l.msg === 'server stopped')).toBe(true);
     await expect(fetch(`${url}/health`)).rejects.toThrow();
   }, 30_000);

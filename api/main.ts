@@ -12,6 +12,7 @@ import type { ReportTokenSource } from './auth.js';
 import type { ExtraHealthCheck } from './context.js';
 import { buildServer } from './server.js';
 import { retireSilentHosts } from './host-retirement.js';
+import { packageVersion } from '../cli/package-version.js';
 import { untilStopped } from '../cli/until-stopped.js';
 
 /** api/web/ next to this module in the source tree, or (from dist/api/) two levels up. */
@@ -99,7 +100,7 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  log.info({ url, store: config.store.backend }, `server listening on ${url}`);
+  log.info({ url, store: config.store.backend, version: packageVersion() }, `server listening on ${url}`);
 
   // A purge of a big backlog runs for minutes in small chunks (storage/sqlite/sqlite-store.ts);
   // the next interval does not start a second one beside it. Silent hosts are retired first, so a

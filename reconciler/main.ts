@@ -15,6 +15,7 @@ import { createReconcilerMetrics, type ReconcilerMetrics } from './metrics.js';
 import { untilStopped } from '../cli/until-stopped.js';
 import { createDaemonLogger } from './log.js';
 import { createHeapCeiling } from './heap-ceiling.js';
+import { packageVersion } from '../cli/package-version.js';
 
 export interface RunReconcilerOptions {
   /** Resolves the returned promise when aborted (tests); SIGTERM/SIGINT always do. */
@@ -165,7 +166,7 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
   const port = typeof addr === 'object' && addr ? addr.port : config.metricsPort;
   const host = config.metricsHost.includes(':') ? `[${config.metricsHost}]` : config.metricsHost;
   log.info(
-    { metrics_url: `http://${host}:${port}/metrics`, server: config.server.href, state_dir: config.stateDir, docker: config.dockerSocket ?? 'disabled', outbox_depth: outbox.depth(), last_seq: outbox.lastSeq() },
+    { version: packageVersion(), metrics_url: `http://${host}:${port}/metrics`, server: config.server.href, state_dir: config.stateDir, docker: config.dockerSocket ?? 'disabled', outbox_depth: outbox.depth(), last_seq: outbox.lastSeq() },
     `reconciler started; metrics on http://${host}:${port}/metrics`,
   );
 

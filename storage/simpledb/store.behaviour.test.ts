@@ -284,6 +284,24 @@ describe('counting by host and state', () => {
   });
 });
 
+describe('retiring silent hosts', () => {
+  it('reads a retired host\'s records once: later passes cost the host list only, until the host reports again', async () => {
+    const registry = new Registry();
+    const s = await store(`retire${n++}`, { registry, cacheTtlMs: 0 });
+    await s.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } })]), at(0));
+    const selects = () => counter(registry, 'ecs_id_mapper_simpledb_requests_total', { action: 'Select' });
+
+    expect(await s.retireSilentHosts(at(30), at(60))).toEqual({ containers: 1, forgottenHosts: 0 });
+    const afterFirst = await selects();
+    expect(await s.retireSilentHosts(at(30), at(70))).toEqual({ containers: 0, forgottenHosts: 0 });
+    expect((await selects()) - afterFirst).toBe(1);
+
+    await s.applyTransitions(batch(host, [transition(2, 'running', { from: 'running', reason: 'container.restarted', container: { container_id: c1 } })]), at(80));
+    expect((await s.getContainer(c1)).kind === 'found' && ((await s.getContainer(c1)) as { record: { state: string } }).record.state).toBe('running');
+    expect(await s.retireSilentHosts(at(90), at(150))).toEqual({ containers: 1, forgottenHosts: 0 });
+  });
+});
+
 describe('opening', () => {
   it('openStore builds an instrumented SimpleDB store from a simpledb:// config', async () => {
     const registry = new Registry();

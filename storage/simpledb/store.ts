@@ -168,6 +168,9 @@ function filterPredicates(filter: ContainerFilter): Predicate[] {
   return where;
 }
 
+/** How often a retired host is checked for records left, so that it can be forgotten (retireSilentHosts). */
+const FORGET_CHECK_MS = 60 * 60_000;
+
 /**
  * A history row without a host sequence number (a snapshot's or the server's own), named by its
  * content: writing the same row twice, as a retried report does, leaves one item.
@@ -241,6 +244,15 @@ export class SimpleDbStore implements Store {
   private readonly written = new LRUCache<string, Versioned<ContainerRecord>>({ max: 10_000 });
   /** Orders history rows with equal `at` by when this process wrote them. */
   private stampCounter = 0;
+  /**
+   * Retiring silent hosts, remembered by this process to spare Selects on every purge interval
+   * until the retention has purged a retired host's records: the last report time of each host
+   * this process retired (its live records need no new Select until it reports again), and when a
+   * retired host was last checked for records left: again once this process purged some of them,
+   * or after FORGET_CHECK_MS (another replica may have purged them).
+   */
+  private readonly retiredAtReport = new Map<string, string>();
+  private readonly forgetCheckedAt = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly opts: SimpleDbStoreOptions) {
@@ -444,6 +456,8 @@ export class SimpleDbStore implements Store {
         }
         this.cache.recordWritten(record, undefined);
         this.written.delete(record.container_id);
+        // Its host may have no records left: the next retirement pass checks (retireSilentHosts).
+        this.forgetCheckedAt.delete(record.instance_id);
         const historyItems = await this.client.selectAll(
           buildSelect({ output: 'itemName()', domain: this.domains.transitions, where: [{ attr: 'container_id', op: '=', value: indexValue(record.container_id) }] }),
           { consistentRead: true },
@@ -464,10 +478,22 @@ export class SimpleDbStore implements Store {
     return this.run('retireSilentHosts', async () => {
       const retired: RetiredHosts = { containers: 0, forgottenHosts: 0 };
       const items = await this.client.selectAll(buildSelect({ output: '*', domain: this.domains.hosts, limit: MAX_SELECT_LIMIT }), { consistentRead: true });
+      const nowMs = Date.now();
       for (const item of items) {
         const host = readDocument<HostRecord>(item.attributes);
         const ver = attributeValue(item.attributes, 'ver');
-        if (!host || ver === undefined || host.last_report_at >= since) continue;
+        if (!host || ver === undefined) continue;
+        if (host.last_report_at >= since) {
+          this.retiredAtReport.delete(host.instance_id);
+          this.forgetCheckedAt.delete(host.instance_id);
+          continue;
+        }
+        if (this.retiredAtReport.get(host.instance_id) === host.last_report_at) {
+          if (nowMs - (this.forgetCheckedAt.get(host.instance_id) ?? 0) < FORGET_CHECK_MS) continue;
+          this.forgetCheckedAt.set(host.instance_id, nowMs);
+          if (await this.forgetIfEmpty(host.instance_id, ver)) retired.forgottenHosts++;
+          continue;
+        }
         const live = await this.selectContainers(
           [{ attr: 'instance_id', op: '=', value: indexValue(host.instance_id) }, { attr: 'state', op: 'in', values: LIVE_STATES.map(indexValue) }],
           true,
@@ -487,25 +513,34 @@ export class SimpleDbStore implements Store {
           at,
         );
         retired.containers += history.length;
-        if (live.length > 0) continue;
-        // Its records are all gone and, after the retention, purged: then the host is forgotten.
-        const held = await mapLimit(this.domains.containers, this.concurrency, (domain) =>
-          this.client.selectAll(buildSelect({ output: 'itemName()', domain, where: [{ attr: 'instance_id', op: '=', value: indexValue(host.instance_id) }], limit: 1 }), {
-            consistentRead: true,
-            maxItems: 1,
-          }),
-        );
-        if (held.some((found) => found.length > 0)) continue;
-        try {
-          // Conditional: a host that reported since the list was read is kept.
-          await this.client.deleteAttributes(this.domains.hosts, host.instance_id, [], { name: 'ver', value: ver });
-          retired.forgottenHosts++;
-        } catch (err) {
-          if (!isConditionalFailure(err)) throw err;
-        }
+        this.retiredAtReport.set(host.instance_id, host.last_report_at);
+        this.forgetCheckedAt.set(host.instance_id, nowMs);
+        // Records it just marked gone wait for the retention; a host found without live records may have none left.
+        if (live.length === 0 && (await this.forgetIfEmpty(host.instance_id, ver))) retired.forgottenHosts++;
       }
       return retired;
     });
+  }
+
+  /** Deletes a silent host's item once the retention has purged all its records; says whether it did. */
+  private async forgetIfEmpty(instanceId: string, ver: string): Promise<boolean> {
+    const held = await mapLimit(this.domains.containers, this.concurrency, (domain) =>
+      this.client.selectAll(buildSelect({ output: 'itemName()', domain, where: [{ attr: 'instance_id', op: '=', value: indexValue(instanceId) }], limit: 1 }), {
+        consistentRead: true,
+        maxItems: 1,
+      }),
+    );
+    if (held.some((found) => found.length > 0)) return false;
+    try {
+      // Conditional: a host that reported since the list was read is kept.
+      await this.client.deleteAttributes(this.domains.hosts, instanceId, [], { name: 'ver', value: ver });
+    } catch (err) {
+      if (isConditionalFailure(err)) return false;
+      throw err;
+    }
+    this.retiredAtReport.delete(instanceId);
+    this.forgetCheckedAt.delete(instanceId);
+    return true;
   }
 
   // --- reads ---------------------------------------------------------------------------------

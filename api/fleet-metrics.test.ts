@@ -51,6 +51,17 @@ describe('fleet metrics', () => {
     expect(text).toContain('ecs_id_mapper_host_report_age_seconds{stat="max"} 2400');
   });
 
+  it('counts every silent host as stale, none as retired, while no host at all reports (the server hears nobody)', async () => {
+    const retiring = new Registry();
+    registerFleetMetrics(retiring, { store, hostGoneAfterMs: 60 * 60_000, hostStaleAfterMs: 15 * 60_000, now: () => now, minRefreshMs: 0 });
+    await report(instanceId('a'), 0, [{ id: containerId(1), to: 'running' }]);
+    await report(instanceId('b'), 50, [{ id: containerId(2), to: 'running' }]);
+    now = at(90);
+    const text = await retiring.metrics();
+    expect(text).toContain('ecs_id_mapper_hosts{freshness="stale"} 2');
+    expect(text).toContain('ecs_id_mapper_hosts{freshness="retired"} 0');
+  });
+
   it('shows zero hosts and no age series before any host reported', async () => {
     const text = await registry.metrics();
     expect(text).toContain('ecs_id_mapper_hosts{freshness="fresh"} 0');

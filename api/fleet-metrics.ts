@@ -1,7 +1,7 @@
 // Fleet-level series computed from the store at scrape time (issue 5):
 //
 // - `ecs_id_mapper_hosts{freshness="fresh"|"stale"|"retired"}`: hosts by whether they reported
-//   within --host-stale-after, and those silent past --host-gone-after (hostFreshness).
+//   within --host-stale-after, and those silent past --host-gone-after (fleetFreshness).
 // - `ecs_id_mapper_host_report_age_seconds{stat="min"|"p50"|"p90"|"max"}`: seconds since hosts last
 //   reported, as an aggregate over the hosts not retired (never one series per host).
 //
@@ -15,23 +15,36 @@ import type { HostRecord, Store } from '../storage/store.js';
 export const HOST_FRESHNESS = ['fresh', 'stale', 'retired'] as const;
 export type HostFreshness = (typeof HOST_FRESHNESS)[number];
 
-/**
- * A host is stale once silent longer than `hostStaleAfterMs`, and retired once silent longer than
- * `hostGoneAfterMs` (0: never): retired hosts are most often terminated instances, whose records
- * the server has marked gone, so they are no longer counted as stale.
- */
-export function hostFreshness(lastReportAt: string, nowMs: number, o: { hostStaleAfterMs: number; hostGoneAfterMs: number }): HostFreshness {
-  const silentMs = nowMs - Date.parse(lastReportAt);
-  if (o.hostGoneAfterMs > 0 && silentMs > o.hostGoneAfterMs) return 'retired';
-  return silentMs > o.hostStaleAfterMs ? 'stale' : 'fresh';
-}
-export const REPORT_AGE_STATS = ['min', 'p50', 'p90', 'max'] as const;
-
-export interface FleetMetricsOptions {
-  store: Store;
+export interface FreshnessWindows {
   hostStaleAfterMs: number;
   /** 0: hosts are never retired. */
   hostGoneAfterMs: number;
+}
+
+/** Whether some host reported within the stale window. While none does, the server hears nobody. */
+export function someHostReporting(hosts: ReadonlyArray<Pick<HostRecord, 'last_report_at'>>, nowMs: number, hostStaleAfterMs: number): boolean {
+  return hosts.some((h) => nowMs - Date.parse(h.last_report_at) <= hostStaleAfterMs);
+}
+
+/**
+ * Each host's freshness, in order. A host is stale once silent longer than `hostStaleAfterMs`, and
+ * retired once silent longer than `hostGoneAfterMs` (0: never): most often a terminated instance,
+ * whose records the server marks gone (host-retirement.ts), so it no longer counts as stale. While
+ * no host at all reports, that retirement is held, and every silent host counts as stale: a server
+ * that hears nobody must keep the stale-host alert firing, not resolve it.
+ */
+export function fleetFreshness(hosts: ReadonlyArray<Pick<HostRecord, 'last_report_at'>>, nowMs: number, o: FreshnessWindows): HostFreshness[] {
+  const retiring = o.hostGoneAfterMs > 0 && someHostReporting(hosts, nowMs, o.hostStaleAfterMs);
+  return hosts.map((h) => {
+    const silentMs = nowMs - Date.parse(h.last_report_at);
+    if (retiring && silentMs > o.hostGoneAfterMs) return 'retired';
+    return silentMs > o.hostStaleAfterMs ? 'stale' : 'fresh';
+  });
+}
+export const REPORT_AGE_STATS = ['min', 'p50', 'p90', 'max'] as const;
+
+export interface FleetMetricsOptions extends FreshnessWindows {
+  store: Store;
   now: () => Date;
   /** Store reads are reused for this long (default 10 s). */
   minRefreshMs?: number;
@@ -84,7 +97,7 @@ export function registerFleetMetrics(registry: Registry, options: FleetMetricsOp
       this.reset();
       if (!view) return;
       const counts: Record<HostFreshness, number> = { fresh: 0, stale: 0, retired: 0 };
-      for (const h of view.hosts) counts[hostFreshness(h.last_report_at, view.at, options)]++;
+      for (const freshness of fleetFreshness(view.hosts, view.at, options)) counts[freshness]++;
       for (const freshness of HOST_FRESHNESS) this.set({ freshness }, counts[freshness]);
     },
   });
@@ -97,7 +110,8 @@ export function registerFleetMetrics(registry: Registry, options: FleetMetricsOp
     async collect() {
       const view = await fleet();
       this.reset();
-      const reporting = view?.hosts.filter((h) => hostFreshness(h.last_report_at, view.at, options) !== 'retired');
+      const freshness = view ? fleetFreshness(view.hosts, view.at, options) : [];
+      const reporting = view?.hosts.filter((_, i) => freshness[i] !== 'retired');
       if (!view || !reporting || reporting.length === 0) return;
       const ages = reporting.map((h) => Math.max(0, (view.at - Date.parse(h.last_report_at)) / 1000)).sort((a, b) => a - b);
       const stats: Record<(typeof REPORT_AGE_STATS)[number], number | undefined> = {

@@ -226,18 +226,24 @@ describe('GET /v2/containers/:id/history and /v2/hosts', () => {
     const gone = hostIdentity({ instance_id: instanceId('v2-terminated') });
     t.setNow(new Date(iso(0)));
     await put(`/v2/hosts/${gone.instance_id}/snapshot`, snapshot(gone, 1, []));
-    t.setNow(new Date(iso(50)));
+    t.setNow(new Date(iso(60)));
     await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
-    t.setNow(new Date(iso(70))); // the terminated host has been silent 70 minutes, the other 20
-    const hosts = (await get('/v2/hosts')).json().hosts as Array<{ instance_id: string; stale: boolean; retired: boolean }>;
-    expect(hosts.map(({ instance_id, stale, retired }) => ({ instance_id, stale, retired }))).toEqual(
+    t.setNow(new Date(iso(70))); // the terminated host has been silent 70 minutes, the other 10
+    const freshness = async () =>
+      ((await get('/v2/hosts')).json().hosts as Array<{ instance_id: string; stale: boolean; retired: boolean }>)
+        .map(({ instance_id, stale, retired }) => ({ instance_id, stale, retired }))
+        .sort((a, b) => a.instance_id.localeCompare(b.instance_id));
+    const expected = (other: { stale: boolean; retired: boolean }, terminated: { stale: boolean; retired: boolean }) =>
       [
-        { instance_id: host.instance_id, stale: true, retired: false },
-        { instance_id: gone.instance_id, stale: false, retired: true },
-      ].sort((a, b) => a.instance_id.localeCompare(b.instance_id)),
-    );
+        { instance_id: host.instance_id, ...other },
+        { instance_id: gone.instance_id, ...terminated },
+      ].sort((a, b) => a.instance_id.localeCompare(b.instance_id));
+    expect(await freshness()).toEqual(expected({ stale: false, retired: false }, { stale: false, retired: true }));
     expect((await get('/v2/hosts?retired=true')).json().hosts.map((h: { instance_id: string }) => h.instance_id)).toEqual([gone.instance_id]);
-    expect((await get('/v2/hosts?stale=true')).json().hosts.map((h: { instance_id: string }) => h.instance_id)).toEqual([host.instance_id]);
+    expect((await get('/v2/hosts?retired=true&cluster=staging')).json().hosts).toEqual([]);
+    // Once no host at all reports, the server hears nobody: every silent host is stale, none retired.
+    t.setNow(new Date(iso(80)));
+    expect(await freshness()).toEqual(expected({ stale: true, retired: false }, { stale: true, retired: false }));
   });
 
   it('answers 400 naming the unknown key when a v2 read gets one (a typo must not read as "no filter")', async () => {

@@ -37,8 +37,8 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
   beforeAll(async () => {
     if (!haveChromium) throw new Error(`${CHROMIUM} is missing: CI must install Debian's chromium package (see .ci/run)`);
     mkdirSync(SHOTS, { recursive: true });
-    // Retired after 90 minutes of silence: the stale host (silent 60) is stale until the clock moves.
-    api = await startLookupServer({ now: NOW, hostGoneAfterMs: 90 * 60_000 });
+    // Stale after 45 minutes, retired after 120: the stale host (silent 90) is stale until the clock moves.
+    api = await startLookupServer({ now: NOW, hostStaleAfterMs: 45 * 60_000, hostGoneAfterMs: 120 * 60_000 });
     fleet = await seedFleet(api.url, { now: NOW, setServerTime: api.setNow, staleByMs: api.hostStaleAfterMs + 45 * 60_000 });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   });
@@ -263,15 +263,15 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
   });
 
   it('shows a host silent past --host-gone-after as retired, not stale', async () => {
-    api.setNow(new Date(NOW.getTime() + 40 * 60_000)); // the stale host silent 100 minutes, the other 40
+    api.setNow(new Date(NOW.getTime() + 40 * 60_000)); // the stale host silent 130 minutes, the other 40
     try {
       await open('/?view=hosts', 'hosts');
       const retired = page.locator(`tr.host[data-instance-id="${fleet.staleHost.instance_id}"]`);
-      const stale = page.locator(`tr.host[data-instance-id="${fleet.host.instance_id}"]`);
+      const reporting = page.locator(`tr.host[data-instance-id="${fleet.host.instance_id}"]`);
       expect(await retired.getAttribute('class')).toBe('host');
       expect(await retired.locator('td[data-label="Status"]').textContent()).toBe('retired');
-      expect(await stale.locator('td[data-label="Status"]').textContent()).toBe('stale');
-      expect(await page.locator('.hosts-table caption').textContent()).toBe('2 hosts, 1 stale, 1 retired');
+      expect(await reporting.locator('td[data-label="Status"]').textContent()).toBe('reporting');
+      expect(await page.locator('.hosts-table caption').textContent()).toBe('2 hosts, 0 stale, 1 retired');
     } finally {
       api.setNow(NOW);
     }

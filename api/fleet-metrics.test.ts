@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../storage/index.js';
-import { at, batch, containerId, hostIdentity, instanceId, transition } from '../storage/store.fixtures.js';
+import { at, batch, containerId, hostIdentity, instanceId, legacyContainer, legacySnapshot, transition } from '../storage/store.fixtures.js';
 import { registerFleetMetrics } from './fleet-metrics.js';
 
 describe('fleet metrics', () => {
@@ -49,6 +49,17 @@ describe('fleet metrics', () => {
     expect(text).toContain('ecs_id_mapper_hosts{freshness="stale"} 1');
     expect(text).toContain('ecs_id_mapper_hosts{freshness="retired"} 1');
     expect(text).toContain('ecs_id_mapper_host_report_age_seconds{stat="max"} 2400');
+  });
+
+  it('never counts a host of the original agent as retired', async () => {
+    const retiring = new Registry();
+    registerFleetMetrics(retiring, { store, hostGoneAfterMs: 60 * 60_000, hostStaleAfterMs: 15 * 60_000, now: () => now, minRefreshMs: 0 });
+    await store.replaceLegacySnapshot(legacySnapshot(hostIdentity({ instance_id: instanceId('legacy') }), [legacyContainer('running', { container_id: containerId(1) })], at(0).toISOString()));
+    await report(instanceId('reporting'), 89, [{ id: containerId(2), to: 'running' }]);
+    now = at(90);
+    const text = await retiring.metrics();
+    expect(text).toContain('ecs_id_mapper_hosts{freshness="stale"} 1');
+    expect(text).toContain('ecs_id_mapper_hosts{freshness="retired"} 0');
   });
 
   it('counts every silent host as stale, none as retired, while no host at all reports (the server hears nobody)', async () => {

@@ -27,17 +27,18 @@ export function someHostReporting(hosts: ReadonlyArray<Pick<HostRecord, 'last_re
 }
 
 /**
- * Each host's freshness, in order. A host is stale once silent longer than `hostStaleAfterMs`, and
- * retired once silent longer than `hostGoneAfterMs` (0: never): most often a terminated instance,
+ * Each host's freshness, in order. A host is stale once silent longer than `hostStaleAfterMs`, and a
+ * reconciler host retired once silent longer than `hostGoneAfterMs` (0: never; original agents'
+ * hosts are never retired, Store.retireSilentHosts): most often a terminated instance,
  * whose records the server marks gone (host-retirement.ts), so it no longer counts as stale. While
  * no host at all reports, that retirement is held, and every silent host counts as stale: a server
  * that hears nobody must keep the stale-host alert firing, not resolve it.
  */
-export function fleetFreshness(hosts: ReadonlyArray<Pick<HostRecord, 'last_report_at'>>, nowMs: number, o: FreshnessWindows): HostFreshness[] {
+export function fleetFreshness(hosts: ReadonlyArray<Pick<HostRecord, 'last_report_at' | 'reporter'>>, nowMs: number, o: FreshnessWindows): HostFreshness[] {
   const retiring = o.hostGoneAfterMs > 0 && someHostReporting(hosts, nowMs, o.hostStaleAfterMs);
   return hosts.map((h) => {
     const silentMs = nowMs - Date.parse(h.last_report_at);
-    if (retiring && silentMs > o.hostGoneAfterMs) return 'retired';
+    if (retiring && h.reporter === 'reconciler' && silentMs > o.hostGoneAfterMs) return 'retired';
     return silentMs > o.hostStaleAfterMs ? 'stale' : 'fresh';
   });
 }

@@ -35,7 +35,7 @@ export async function retireSilentHosts(o: HostRetirementOptions, nowMs: number)
   if (nowMs - o.startedAtMs < o.goneAfterMs) return { kind: 'warming_up' };
   const silentSince = nowMs - o.goneAfterMs;
   const hosts = await o.store.listHosts();
-  const silent = hosts.filter((h) => Date.parse(h.last_report_at) < silentSince).length;
+  const silent = hosts.filter((h) => h.reporter === 'reconciler' && Date.parse(h.last_report_at) < silentSince).length;
   if (silent === 0) return { kind: 'retired', containers: 0, forgottenHosts: 0 };
   if (!someHostReporting(hosts, nowMs, o.staleAfterMs)) {
     o.log.warn({ silent, hosts: hosts.length, host_stale_after_s: o.staleAfterMs / 1000 }, 'no host has reported within --host-stale-after: not retiring any (a network or server problem, not scale-in)');

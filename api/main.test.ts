@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadServerConfig } from '../config/index.js';
 import { runServer } from './main.js';
 import { agentEntry, agentMap } from './test-helpers.js';
+import { hostIdentity, snapshot, snapshotContainer } from '../storage/store.fixtures.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -72,8 +73,15 @@ describe('runServer', () => {
     const running = runServer(config, { signal: abort.signal, logStream: stream });
     const url = await waitFor('the listening line', () => lines.find((l) => typeof l.url === 'string' && String(l.msg).includes(String(l.url)))?.url as string | undefined);
     const id = 'e3'.repeat(32);
-    const report = (containerId: string, instanceId: string) =>
-      fetch(`${url}/report/map`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(agentMap([agentEntry({ container_id: containerId, task_id: 'f'.repeat(32), instance_id: instanceId })])) });
+    let seq = 0;
+    const report = (containerId: string, instanceId: string) => {
+      const host = hostIdentity({ instance_id: instanceId });
+      return fetch(`${url}/v2/hosts/${instanceId}/snapshot`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(snapshot(host, ++seq, [snapshotContainer('running', { container_id: containerId })], new Date().toISOString())),
+      });
+    };
     expect((await report(id, 'i-0123456789abcdef0')).status).toBe(200);
 
     const record = await waitFor('the host to be retired', async () => {

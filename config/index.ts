@@ -117,7 +117,7 @@ const serverFlags: FlagSpec[] = [
   { name: 'retention', kind: 'duration', default: '168h', min: 1000, help: 'How long records stay after a container is gone.' },
   { name: 'purge-interval', kind: 'duration', default: '10m', min: 1000, help: 'How often gone records older than the retention are deleted.' },
   { name: 'host-stale-after', kind: 'duration', default: '15m', min: 1000, help: 'A host that has not reported for this long is stale (3 x the reconciler full-sync interval).' },
-  { name: 'host-gone-after', kind: 'duration', default: '1h', min: 0, help: 'A host silent this long is retired: a terminated instance sends no last report, so its live records are marked gone (then purged after --retention) and it leaves the stale count. Its next report, if any, brings them back. 0 never retires.' },
+  { name: 'host-gone-after', kind: 'duration', default: '1h', min: 0, help: 'A reconciler host silent this long is retired: a terminated instance sends no last report, so its live records are marked gone (then purged after --retention) and it leaves the stale count. Its next report, if any, brings them back. Original agents\' hosts are never retired. 0 never retires.' },
   { name: 'cache-ttl', kind: 'duration', default: '5s', min: 0, help: 'Read cache TTL in front of SimpleDB lookups (0 disables).' },
   { name: 'report-rate-limit', kind: 'integer', default: '600', min: 1, help: 'Report requests allowed per host per minute.' },
   { name: 'body-limit', kind: 'integer', default: String(1024 * 1024), min: 1024, help: 'Largest request body in bytes (413 above).' },

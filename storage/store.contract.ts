@@ -850,6 +850,15 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         expect((await get(c1)).gone_at).toBe(iso(60));
       });
 
+      it('leaves the hosts of the original agent alone, however long they are silent', async () => {
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c1 })], iso(0)));
+
+        expect(await store.retireSilentHosts(at(30), at(60))).toEqual({ containers: 0, forgottenHosts: 0 });
+
+        expect((await get(c1)).state).toBe('running');
+        await eventually(async () => expect((await store.listHosts()).map((h) => h.instance_id)).toEqual([hostA.instance_id]));
+      });
+
       it('forgets a silent host once the retention has purged its records, and no other', async () => {
         await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1 } })]), at(0));
         await store.applyTransitions(batch(hostB, [transition(1, 'running', { container: { container_id: c3 } })]), at(50));

@@ -236,11 +236,13 @@ export interface Store {
   purgeGone(goneBefore: Date): Promise<number>;
 
   /**
-   * Hosts that have not reported since `silentSince`: a terminated instance sends no last report,
-   * so without this its containers stayed live, and never purged, for good. Their live records
-   * become `gone` at `at` (history reason `host.silent`), which starts the retention clock, and a
-   * silent host that has no records left is forgotten. A later report from such a host brings its
-   * records back as any report does.
+   * Reconciler hosts that have not reported since `silentSince`: a terminated instance sends no
+   * last report, so without this its containers stayed live, and never purged, for good. Their
+   * live records become `gone` at `at` (history reason `host.silent`), which starts the retention
+   * clock, and a silent host that has no records left is forgotten. A later report from such a
+   * host brings its records back as any report does. Hosts of the original agent are left alone:
+   * a reconciler sends its whole snapshot every few minutes, but how often the original agent
+   * reports when nothing changes is not known, and a quiet one would lose its records.
    */
   retireSilentHosts(silentSince: Date, at: Date): Promise<RetiredHosts>;
 

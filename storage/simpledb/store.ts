@@ -482,7 +482,7 @@ export class SimpleDbStore implements Store {
       for (const item of items) {
         const host = readDocument<HostRecord>(item.attributes);
         const ver = attributeValue(item.attributes, 'ver');
-        if (!host || ver === undefined) continue;
+        if (!host || ver === undefined || host.reporter !== 'reconciler') continue;
         if (host.last_report_at >= since) {
           this.retiredAtReport.delete(host.instance_id);
           this.forgetCheckedAt.delete(host.instance_id);

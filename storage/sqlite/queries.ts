@@ -48,8 +48,9 @@ export const SQL = {
      VALUES (@container_id, @from_state, @to_state, @at, @host, @seq, @reason)`,
   history: 'SELECT * FROM transitions WHERE container_id = ? ORDER BY at, id',
   getHost: 'SELECT last_seq, snapshot_seq FROM hosts WHERE instance_id = ?',
-  silentHosts: 'SELECT instance_id FROM hosts WHERE last_report_at < ? ORDER BY instance_id',
-  hostLastReport: 'SELECT last_report_at FROM hosts WHERE instance_id = ?',
+  // Reconciler hosts only: Store.retireSilentHosts.
+  silentHosts: "SELECT instance_id FROM hosts WHERE last_report_at < ? AND reporter = 'reconciler' ORDER BY instance_id",
+  hostLastReport: 'SELECT last_report_at, reporter FROM hosts WHERE instance_id = ?',
   hostHasRecords: 'SELECT 1 AS one FROM containers WHERE instance_id = ? LIMIT 1',
   deleteHost: 'DELETE FROM hosts WHERE instance_id = ?',
   // @snapshot_seq is set for reconciler snapshots only (null otherwise); an older snapshot arriving

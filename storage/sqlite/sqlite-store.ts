@@ -106,7 +106,7 @@ export class SqliteStore implements Store {
       history: db.prepare<[string], TransitionRow>(SQL.history),
       getHost: db.prepare<[string], { last_seq: number; snapshot_seq: number }>(SQL.getHost),
       silentHosts: db.prepare<[string], { instance_id: string }>(SQL.silentHosts),
-      hostLastReport: db.prepare<[string], { last_report_at: string }>(SQL.hostLastReport),
+      hostLastReport: db.prepare<[string], { last_report_at: string; reporter: string }>(SQL.hostLastReport),
       hostHasRecords: db.prepare<[string], { one: number }>(SQL.hostHasRecords),
       deleteHost: db.prepare<[string]>(SQL.deleteHost),
       upsertHost: db.prepare(SQL.upsertHost),
@@ -316,9 +316,9 @@ export class SqliteStore implements Store {
   }
 
   private retireHostInTx(instanceId: string, since: string, at: string): { containers: number; forgotten: boolean } {
-    // It may have reported since the list was read.
+    // It may have reported since the list was read (and a legacy agent may have taken it over).
     const host = this.stmt.hostLastReport.get(instanceId);
-    if (!host || host.last_report_at >= since) return { containers: 0, forgotten: false };
+    if (!host || host.last_report_at >= since || host.reporter !== 'reconciler') return { containers: 0, forgotten: false };
     let containers = 0;
     for (const row of this.stmt.liveOnHost.all(instanceId)) {
       const stored = this.getStored(row.container_id);

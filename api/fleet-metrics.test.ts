@@ -18,6 +18,13 @@ describe('fleet metrics', () => {
 
   afterEach(() => store.close());
 
+  /** A registry whose fleet metrics retire hosts silent for an hour (--host-gone-after 1h). */
+  function retiringRegistry(): Registry {
+    const r = new Registry();
+    registerFleetMetrics(r, { store, hostGoneAfterMs: 60 * 60_000, hostStaleAfterMs: 15 * 60_000, now: () => now, minRefreshMs: 0 });
+    return r;
+  }
+
   async function report(host: string, minute: number, containers: Array<{ id: string; to: 'running' | 'stopped' }>) {
     const transitions = containers.map((c, i) => transition(minute * 100 + i + 1, c.to, { container: { container_id: c.id } }));
     await store.applyTransitions(batch(hostIdentity({ instance_id: host }), transitions), at(minute));
@@ -38,8 +45,7 @@ describe('fleet metrics', () => {
   });
 
   it('counts hosts silent past --host-gone-after as retired, not stale, and leaves them out of the report ages', async () => {
-    const retiring = new Registry();
-    registerFleetMetrics(retiring, { store, hostGoneAfterMs: 60 * 60_000, hostStaleAfterMs: 15 * 60_000, now: () => now, minRefreshMs: 0 });
+    const retiring = retiringRegistry();
     await report(instanceId('terminated'), 0, [{ id: containerId(1), to: 'running' }]);
     await report(instanceId('silent'), 50, [{ id: containerId(2), to: 'running' }]);
     await report(instanceId('reporting'), 89, [{ id: containerId(3), to: 'running' }]);
@@ -52,8 +58,7 @@ describe('fleet metrics', () => {
   });
 
   it('never counts a host of the original agent as retired', async () => {
-    const retiring = new Registry();
-    registerFleetMetrics(retiring, { store, hostGoneAfterMs: 60 * 60_000, hostStaleAfterMs: 15 * 60_000, now: () => now, minRefreshMs: 0 });
+    const retiring = retiringRegistry();
     await store.replaceLegacySnapshot(legacySnapshot(hostIdentity({ instance_id: instanceId('legacy') }), [legacyContainer('running', { container_id: containerId(1) })], at(0).toISOString()));
     await report(instanceId('reporting'), 89, [{ id: containerId(2), to: 'running' }]);
     now = at(90);
@@ -63,8 +68,7 @@ describe('fleet metrics', () => {
   });
 
   it('counts every silent host as stale, none as retired, while no host at all reports (the server hears nobody)', async () => {
-    const retiring = new Registry();
-    registerFleetMetrics(retiring, { store, hostGoneAfterMs: 60 * 60_000, hostStaleAfterMs: 15 * 60_000, now: () => now, minRefreshMs: 0 });
+    const retiring = retiringRegistry();
     await report(instanceId('a'), 0, [{ id: containerId(1), to: 'running' }]);
     await report(instanceId('b'), 50, [{ id: containerId(2), to: 'running' }]);
     now = at(90);

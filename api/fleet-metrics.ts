@@ -54,11 +54,14 @@ export interface FleetMetricsOptions extends FreshnessWindows {
 
 interface FleetView {
   hosts: HostRecord[];
+  /** fleetFreshness of `hosts`, in the same order. */
+  freshness: HostFreshness[];
   at: number;
 }
 
-async function readFleet(store: Store, at: number): Promise<FleetView> {
-  return { hosts: await store.listHosts(), at };
+async function readFleet(options: FleetMetricsOptions, at: number): Promise<FleetView> {
+  const hosts = await options.store.listHosts();
+  return { hosts, freshness: fleetFreshness(hosts, at, options), at };
 }
 
 /** Nearest-rank quantile of an ascending array (empty → undefined). */
@@ -76,7 +79,7 @@ export function registerFleetMetrics(registry: Registry, options: FleetMetricsOp
   const fleet = (): Promise<FleetView | undefined> => {
     const now = options.now().getTime();
     if (cached && now - cached.at < minRefreshMs) return Promise.resolve(cached);
-    inflight ??= readFleet(options.store, now)
+    inflight ??= readFleet(options, now)
       .then((view) => (cached = view))
       .catch((err: unknown) => {
         // A scrape must still answer when the store is down: the series are absent, the error logged.
@@ -98,7 +101,7 @@ export function registerFleetMetrics(registry: Registry, options: FleetMetricsOp
       this.reset();
       if (!view) return;
       const counts: Record<HostFreshness, number> = { fresh: 0, stale: 0, retired: 0 };
-      for (const freshness of fleetFreshness(view.hosts, view.at, options)) counts[freshness]++;
+      for (const freshness of view.freshness) counts[freshness]++;
       for (const freshness of HOST_FRESHNESS) this.set({ freshness }, counts[freshness]);
     },
   });
@@ -111,8 +114,7 @@ export function registerFleetMetrics(registry: Registry, options: FleetMetricsOp
     async collect() {
       const view = await fleet();
       this.reset();
-      const freshness = view ? fleetFreshness(view.hosts, view.at, options) : [];
-      const reporting = view?.hosts.filter((_, i) => freshness[i] !== 'retired');
+      const reporting = view?.hosts.filter((_, i) => view.freshness[i] !== 'retired');
       if (!view || !reporting || reporting.length === 0) return;
       const ages = reporting.map((h) => Math.max(0, (view.at - Date.parse(h.last_report_at)) / 1000)).sort((a, b) => a - b);
       const stats: Record<(typeof REPORT_AGE_STATS)[number], number | undefined> = {

@@ -111,7 +111,7 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
     const { cluster, stale, retired } = req.query;
     const all = await ctx.store.listHosts();
     const counts = await containersByHostAndState(ctx);
-    const now = ctx.now().getTime();
+    const now = ctx.nowMs();
     // Over every host, before the cluster filter: whether hosts can be retired depends on the fleet.
     const freshnessOf = new Map(fleetFreshness(all, now, ctx).map((f, i) => [all[i].instance_id, f]));
     const hosts = all.filter((h) => cluster === undefined || h.cluster === cluster);

@@ -58,11 +58,7 @@ export function backupSqliteStore(source: string, destination: string): BackupRe
     flush(dirname(to));
     return { path: to, bytes: statSync(to).size, records, schemaVersion, durationMs: performance.now() - started };
   } catch (err) {
-    try {
-      rmSync(partial, { force: true });
-    } catch {
-      // Nothing was written there (its directory is missing or not a directory).
-    }
+    removeQuietly(partial);
     if (err instanceof BackupError) throw err;
     throw new BackupError('ERR_BACKUP_FAILED', `backup of "${from}" to "${to}" failed: ${(err as Error).message}`, { cause: err });
   } finally {
@@ -90,7 +86,7 @@ export function restoreSqliteStore(store: string, backup: string, now: Date = ne
   const to = resolve(store);
   const from = resolve(backup);
   if (!existsSync(from)) throw new BackupError('ERR_BACKUP_NO_STORE', `no backup at "${from}"`);
-  const schemaVersion = checkedBackup(from);
+  const { schemaVersion, records } = checkedBackup(from);
   const replacedKeptAs = existsSync(to) ? moveAside(to, freeName(`${to}.before-restore-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}`)) : undefined;
   const partial = `${to}.restoring-${process.pid}`;
   try {
@@ -100,25 +96,22 @@ export function restoreSqliteStore(store: string, backup: string, now: Date = ne
     renameSync(partial, to);
     flush(dirname(to));
   } catch (err) {
-    try {
-      rmSync(partial, { force: true });
-    } catch {
-      // Nothing was written there.
-    }
+    removeQuietly(partial);
     throw new BackupError('ERR_BACKUP_FAILED', `restore of "${from}" to "${to}" failed: ${(err as Error).message}${replacedKeptAs ? ` (the store it was to replace is ${replacedKeptAs})` : ''}`, { cause: err });
   }
-  return { path: to, records: checkCopy(to), schemaVersion, replacedKeptAs, durationMs: performance.now() - started };
+  // A byte copy of the checked file, flushed: it needs no second check.
+  return { path: to, records, schemaVersion, replacedKeptAs, durationMs: performance.now() - started };
 }
 
 /** A backup fit to restore: a store, of a schema this build opens, that passes quick_check. */
-function checkedBackup(path: string): number {
+function checkedBackup(path: string): { schemaVersion: number; records: number } {
   const db = openFile(path);
-  let version: number;
+  let schemaVersion: number;
+  let records: number;
   try {
-    version = storeSchemaVersion(db, path);
-    if (version > SCHEMA_VERSION) throw new BackupError('ERR_BACKUP_TOO_NEW', `"${path}" has schema version ${version}, newer than this build's ${SCHEMA_VERSION}: restore it with the build that wrote it`);
-    const check = db.pragma('quick_check', { simple: true });
-    if (check !== 'ok') throw new BackupError('ERR_BACKUP_FAILED', `"${path}" fails SQLite's quick_check: ${String(check)}`);
+    schemaVersion = storeSchemaVersion(db, path);
+    if (schemaVersion > SCHEMA_VERSION) throw new BackupError('ERR_BACKUP_TOO_NEW', `"${path}" has schema version ${schemaVersion}, newer than this build's ${SCHEMA_VERSION}: restore it with the build that wrote it`);
+    records = checkedRecords(db, path);
   } finally {
     db.close();
   }
@@ -127,7 +120,7 @@ function checkedBackup(path: string): number {
   if (existsSync(`${path}-wal`) && statSync(`${path}-wal`).size > 0) {
     throw new BackupError('ERR_STORE_IN_USE', `"${path}" is open in another process (a live store, not a backup): copy it with \`ecs-id-mapper backup\` first`);
   }
-  return version;
+  return { schemaVersion, records };
 }
 
 /**
@@ -214,11 +207,25 @@ function storeSchemaVersion(db: Database.Database, path: string): number {
 function checkCopy(path: string): number {
   const copy = new Database(path, { readonly: true, fileMustExist: true });
   try {
-    const check = copy.pragma('quick_check', { simple: true });
-    if (check !== 'ok') throw new BackupError('ERR_BACKUP_FAILED', `the copy at "${path}" fails SQLite's quick_check: ${String(check)}`);
-    return (copy.prepare('SELECT count(*) AS n FROM containers').get() as { n: number }).n;
+    return checkedRecords(copy, path);
   } finally {
     copy.close();
+  }
+}
+
+/** The container records of a database that passes SQLite's quick_check; BackupError otherwise. */
+function checkedRecords(db: Database.Database, path: string): number {
+  const check = db.pragma('quick_check', { simple: true });
+  if (check !== 'ok') throw new BackupError('ERR_BACKUP_FAILED', `"${path}" fails SQLite's quick_check: ${String(check)}`);
+  return (db.prepare('SELECT count(*) AS n FROM containers').get() as { n: number }).n;
+}
+
+/** Removes a file that may not exist; a failure means nothing was written there. */
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // Its directory is missing or not a directory.
   }
 }
 

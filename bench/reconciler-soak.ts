@@ -56,7 +56,7 @@ export interface SoakSample {
   minute: number;
   rssBytes: number;
   anonBytes: number;
-  /** ecs_id_mapper_process_nodejs_heap_size_used_bytes as scraped (live objects plus garbage not yet collected). */
+  /** ecs_id_mapper_reconciler_nodejs_heap_size_used_bytes as scraped (live objects plus garbage not yet collected). */
   heapUsedBytes: number;
   /** Major (full) collections since the daemon started, as scraped (nodejs_gc_duration_seconds_count{kind="major"}). */
   majorCollections: number;
@@ -88,7 +88,7 @@ export interface SoakResult {
 /** Per-space committed sizes of the nodejs_heap_space_size_total_bytes series. */
 function heapSpaces(text: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^ecs_id_mapper_process_nodejs_heap_space_size_total_bytes\{space="([a-z_]+)"\} (\d+)/gm)) out[m[1]] = Number(m[2]);
+  for (const m of text.matchAll(/^ecs_id_mapper_reconciler_nodejs_heap_space_size_total_bytes\{space="([a-z_]+)"\} (\d+)/gm)) out[m[1]] = Number(m[2]);
   return out;
 }
 
@@ -200,8 +200,8 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
         text,
         passes: metricSum(text, 'ecs_id_mapper_reconciler_passes_total'),
         transitions: metricSum(text, 'ecs_id_mapper_reconciler_transitions_total'),
-        heapUsed: metricSum(text, 'ecs_id_mapper_process_nodejs_heap_size_used_bytes'),
-        majorCollections: metricSum(text, 'ecs_id_mapper_process_nodejs_gc_duration_seconds_count', 'kind="major"'),
+        heapUsed: metricSum(text, 'ecs_id_mapper_reconciler_nodejs_heap_size_used_bytes'),
+        majorCollections: metricSum(text, 'ecs_id_mapper_reconciler_nodejs_gc_duration_seconds_count', 'kind="major"'),
       };
     };
     try {
@@ -273,7 +273,7 @@ export async function runReconcilerSoak(options: SoakOptions): Promise<SoakResul
     const faults = (majorFaults(pid) ?? faultsLast) - faults0;
     const passes = last.passes - start.passes;
     return { passes, transitions: last.transitions, samples, rssAfterFirstPass, cpuMsPerPass: cpu / Math.max(1, passes), wallSeconds: (performance.now() - t0) / 1000, argv: argv.map((a) => a.replace(dir, '<tmp>')),
-      heapAtEnd: { spaces: heapSpaces(last.text), externalBytes: metricSum(last.text, 'ecs_id_mapper_process_nodejs_external_memory_bytes') },
+      heapAtEnd: { spaces: heapSpaces(last.text), externalBytes: metricSum(last.text, 'ecs_id_mapper_reconciler_nodejs_external_memory_bytes') },
       heapCollections: metricSum(last.text, 'ecs_id_mapper_reconciler_heap_collections_total'),
       majorFaults: faults,
       ...(exited !== undefined ? { exited } : {}),

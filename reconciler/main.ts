@@ -11,7 +11,7 @@ import { createDockerClient, type DockerClient } from './sources/docker.js';
 import { openOutbox, type Outbox } from './outbox.js';
 import { createReconcileLoop, type ReconcileLoop } from './loop.js';
 import { createReporter, type Reporter } from './reporter.js';
-import { createReconcilerMetrics, type ReconcilerMetrics } from './metrics.js';
+import { createReconcilerMetrics, RECONCILER_METRICS_PREFIX, type ReconcilerMetrics } from './metrics.js';
 import { untilStopped } from '../cli/until-stopped.js';
 import { createDaemonLogger } from './log.js';
 import { createHeapCeiling } from './heap-ceiling.js';
@@ -61,7 +61,7 @@ export function health(state: HealthState): { status: 200 | 503; body: Record<st
 export async function runReconciler(config: ReconcilerConfig, options: RunReconcilerOptions = {}): Promise<void> {
   const log = createDaemonLogger({ level: config.logLevel, base: { service: 'ecs-id-mapper-reconciler' }, stream: options.logStream ?? process.stdout });
   const registry = new Registry();
-  collectProcessMetrics(registry, 'ecs_id_mapper_process_');
+  collectProcessMetrics(registry, RECONCILER_METRICS_PREFIX);
   const metrics = createReconcilerMetrics(registry);
 
   const outbox = openOutbox({ dir: config.stateDir, maxBytes: config.outboxMaxBytes });

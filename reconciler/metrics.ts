@@ -41,10 +41,16 @@ export interface ReconcilerMetrics {
   lastReportMs(): number | null;
 }
 
+/**
+ * Every series the daemon exposes starts with this, its Node process metrics too
+ * (`ecs_id_mapper_reconciler_process_resident_memory_bytes`), so a dashboard tells the daemon's from the server's.
+ */
+export const RECONCILER_METRICS_PREFIX = 'ecs_id_mapper_reconciler_';
+
 export function createReconcilerMetrics(registry: Registry, now: () => number = Date.now): ReconcilerMetrics {
   let lastObservation: number | null = null;
   let lastReport: number | null = null;
-  const p = 'ecs_id_mapper_reconciler_';
+  const p = RECONCILER_METRICS_PREFIX;
   const registers = [registry];
 
   const passDuration = new Histogram({ name: `${p}pass_duration_seconds`, help: 'Wall time of one reconcile pass (observe, apply machines, append to the outbox).', buckets: PASS_DURATION_BUCKETS, registers });

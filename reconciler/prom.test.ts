@@ -2,7 +2,7 @@ import * as PromClient from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { collectProcessMetrics, Counter, Registry } from './prom.js';
 
-const PREFIX = 'ecs_id_mapper_process_';
+const PREFIX = 'ecs_id_mapper_reconciler_';
 
 describe('prom-client, loaded part by part', () => {
   it('registers the same process series as prom-client’s collectDefaultMetrics, with the same help and type', async () => {

@@ -214,7 +214,7 @@ describe('Grafana dashboard', () => {
 
   it('has the sections operators look for', () => {
     const rows = dashboard.panels.filter((p) => p.type === 'row').map((p) => p.title);
-    expect(rows).toEqual(['Fleet overview', 'Per-host freshness', 'Reconcile loop', 'Transitions', 'Outbox and reporting', 'API', 'Storage', 'Containers']);
+    expect(rows).toEqual(['Fleet overview', 'Per-host freshness', 'Reconcile loop', 'Transitions', 'Outbox and reporting', 'API', 'Storage', 'Resources', 'Containers']);
   });
 
   it('declares every $variable its queries use', () => {
@@ -313,7 +313,7 @@ describe('every metric the dashboard and the rules reference is exposed', () => 
    * Both are reported to the lead. Any other finding fails.
    */
   const KNOWN_FINDINGS = [
-    /^ecs_id_mapper_(process_)?nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/,
+    /^ecs_id_mapper_(reconciler_)?nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/,
     /^ecs_id_mapper_simpledb_box_usage_hours_total use base unit "seconds" instead of "hours"$/,
   ];
 

@@ -8,7 +8,7 @@ import { reconcilerMetricsExposition, simpleDbServerMetricsExposition, startServ
 import { families, referenceTable, withTable } from './support/metrics-reference.js';
 
 const DOC = new URL('../docs/metrics.md', import.meta.url);
-const PROCESS = /^ecs_id_mapper_(process_|nodejs_|process_)/;
+const PROCESS = /^ecs_id_mapper_(reconciler_)?(process_|nodejs_)/;
 
 describe('docs/metrics.md', () => {
   const closers: Array<() => Promise<void>> = [];

@@ -1,13 +1,15 @@
 // The real consumer reads us: Debian's Prometheus, started on loopback with a generated config,
 // scrapes a running server, the reconciler's metrics and a cAdvisor-shaped exporter; then its HTTP
 // API must answer `up` == 1 for every target, our series with the values we put in, and the join
-// operators use to put ECS task names on cAdvisor series (container_info, see docs/deploy.md).
+// operators use to put ECS task names on cAdvisor series (container_info, see docs/deploy.md); and
+// every query of the Grafana dashboard, with its default variables, must answer with data.
 //
 // The reconciler is the real daemon (runReconciler) on a simulated host (tools/simulate-host: ECS
 // agent + IMDSv2 on loopback), reporting to the server; two more hosts are reported through the v2
 // transitions route directly, so the server holds three clusters.
 //
 // Missing prometheus: skipped locally, FAILS when CI=true (house rule).
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -185,4 +187,38 @@ describe.skipIf(!prometheusPath && !isCI)('a real Prometheus scrapes the server,
     expect(got).toEqual(want);
     expect(samples.some((s) => s.metric.container_id === stranger)).toBe(false);
   });
+
+  it('answers every query of the Grafana dashboard with data, except the SimpleDB panel on this SQLite server', async () => {
+    // Rates need two scrapes of every target inside the window.
+    await prometheus!.waitFor('count_over_time(up[15s]) >= 2', (s) => s.length === 3, 30_000);
+    const empty: string[] = [];
+    for (const { panel, expr } of dashboardTargets()) {
+      // query() throws on anything Prometheus refuses (a syntax error, a bad function call).
+      if ((await prometheus!.query(expr)).length === 0) empty.push(`${panel}: ${expr}`);
+    }
+    // The SimpleDB families exist only on a server whose store is SimpleDB (test/charts.test.ts
+    // checks they are exposed there).
+    expect(empty.filter((e) => !e.includes('ecs_id_mapper_simpledb_'))).toEqual([]);
+  });
 });
+
+/**
+ * The dashboard's queries as Grafana sends them with its default variables: `$cluster` and
+ * `$instance` at "All" (`.*`), the job variables at their defaults (the jobs this test scrapes),
+ * `$__rate_interval` at 15 s (15 scrapes here).
+ */
+function dashboardTargets(): Array<{ panel: string; expr: string }> {
+  const dashboard = JSON.parse(readFileSync(new URL('../charts/grafana/ecs-id-mapper.dashboard.json', import.meta.url), 'utf8')) as {
+    panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
+    templating: { list: Array<{ name: string; allValue?: string; current?: { value?: string } }> };
+  };
+  const values = new Map<string, string>([['__rate_interval', '15s']]);
+  for (const v of dashboard.templating.list) values.set(v.name, v.current?.value === '$__all' ? v.allValue ?? '.*' : v.current?.value ?? '');
+  const substitute = (expr: string) =>
+    expr.replace(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g, (whole, name: string) => {
+      const value = values.get(name);
+      if (value === undefined) throw new Error(`dashboard query uses an undeclared variable ${whole}: ${expr}`);
+      return value;
+    });
+  return dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: substitute(t.expr) })));
+}

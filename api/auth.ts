@@ -1,6 +1,8 @@
 // Report-route authentication: `Authorization: Bearer <token>`, or Basic auth whose password is the
 // token (the original Python agent can only carry credentials in its endpoint URL,
 // `http://x:TOKEN@server/`). Tokens are compared in constant time over equal-length digests.
+// During a token rotation the previous token is accepted too (--report-token-previous), so
+// reporters can be moved to the new one without a window in which their reports are refused.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { unauthorized } from './errors.js';
 
@@ -38,9 +40,16 @@ export function tokensMatch(presented: string, expected: string): boolean {
   return timingSafeEqual(digest(presented), digest(expected));
 }
 
-/** Throws a 401 ApiError unless the header carries the expected token. */
-export function checkReportAuth(header: string | undefined, expected: string): void {
+/**
+ * Which accepted token the header carries; throws a 401 ApiError when it carries neither. Both
+ * comparisons always run, so the time taken does not say which one matched.
+ */
+export function checkReportAuth(header: string | undefined, expected: string, previous?: string): 'current' | 'previous' {
   const presented = presentedToken(header);
   if (presented === undefined) throw unauthorized('report routes need Authorization: Bearer <token> (or Basic auth with the token as password)');
-  if (!tokensMatch(presented, expected)) throw unauthorized('invalid report token');
+  const current = tokensMatch(presented, expected);
+  const old = previous !== undefined && tokensMatch(presented, previous);
+  if (current) return 'current';
+  if (old) return 'previous';
+  throw unauthorized('invalid report token');
 }

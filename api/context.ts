@@ -13,6 +13,8 @@ export interface ApiContext {
   links: LinkTemplate[];
   cadvisorPort: number;
   reportToken: ReportTokenSource;
+  /** During a rotation, the old token, still accepted (only while reportToken is set). */
+  previousReportToken: ReportTokenSource;
   hostStaleAfterMs: number;
   /** 0: hosts are never retired. */
   hostGoneAfterMs: number;

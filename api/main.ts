@@ -24,9 +24,10 @@ export function defaultWebRoot(): string | undefined {
   return undefined;
 }
 
-/** What the Vault integration hands the server: the current report token and a readiness check. */
+/** What the Vault integration hands the server: the current (and previous) report token and a readiness check. */
 interface ServerSecrets {
   reportToken: ReportTokenSource;
+  previousReportToken: ReportTokenSource;
   health?: ExtraHealthCheck;
   close(): Promise<void>;
 }
@@ -82,6 +83,7 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
       links: config.links,
       cadvisorPort: config.cadvisorPort,
       reportToken: secrets.reportToken,
+      previousReportToken: secrets.previousReportToken,
       hostStaleAfterMs: config.hostStaleAfterMs,
       hostGoneAfterMs: config.hostGoneAfterMs,
       bodyLimitBytes: config.bodyLimitBytes,

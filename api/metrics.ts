@@ -35,6 +35,8 @@ export interface ApiMetrics {
   routeDurations(route: string, method: string): RouteDurations;
   lookup(kind: LookupKind, result: LookupResult): void;
   report(kind: ReportKind, result: ReportResult): void;
+  /** A report request authenticated with the previous token (a rotation in progress). */
+  previousTokenReport(kind: ReportKind): void;
 }
 
 /** The package version, read once from package.json (found by walking up from this module). */
@@ -71,6 +73,15 @@ export function createApiMetrics(registry: Registry, store: Store, log: Pick<Log
     },
   });
   for (const kind of REPORT_KINDS) for (const result of REPORT_RESULTS) reports.inc({ kind, result }, 0);
+
+  // Rare (only while a token rotation is in progress), so counted directly.
+  const previousToken = new Counter({
+    name: 'ecs_id_mapper_reports_previous_token_total',
+    help: 'Report requests authenticated with the previous token (--report-token-previous), by kind. Once it stops growing, every reporter sends the new token and the previous one can be removed.',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  for (const kind of REPORT_KINDS) previousToken.inc({ kind }, 0);
 
   new Gauge({
     name: 'ecs_id_mapper_containers',
@@ -127,6 +138,9 @@ export function createApiMetrics(registry: Registry, store: Store, log: Pick<Log
     },
     report(kind, result) {
       reportTally.add(kind, result);
+    },
+    previousTokenReport(kind) {
+      previousToken.inc({ kind });
     },
   };
 }

@@ -25,7 +25,7 @@ export function reportRouteOptions(ctx: ApiContext, kind: ReportKind) {
     const expected = currentToken(ctx.reportToken);
     if (expected === undefined) return done();
     try {
-      checkReportAuth(req.headers.authorization, expected);
+      if (checkReportAuth(req.headers.authorization, expected, currentToken(ctx.previousReportToken)) === 'previous') ctx.metrics.previousTokenReport(kind);
       done();
     } catch (err) {
       reply.header('www-authenticate', WWW_AUTHENTICATE);

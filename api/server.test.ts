@@ -91,6 +91,49 @@ describe('report authentication', () => {
     expect((await send('new')).statusCode).toBe(200);
   });
 
+  describe('during a token rotation (--report-token-previous)', () => {
+    const send = (authorization: string, url = '/report/map') =>
+      t!.app.inject({ method: 'POST', url, payload: url === '/report/map' ? mapBody() : { event_id: 'e', event: 'added', timestamp: 1 }, headers: { authorization } });
+
+    it('accepts the new token and the previous one, as Bearer and as the Basic password, and counts each report sent with the previous one by kind', async () => {
+      t = await buildTestApp({ reportToken: 'new-token', previousReportToken: 'old-token' });
+      expect((await send('Bearer new-token')).statusCode).toBe(200);
+      expect((await send('Bearer old-token')).statusCode).toBe(200);
+      expect((await send(basic('x', 'old-token'))).statusCode).toBe(200);
+      expect((await send('Bearer old-token', '/report/event')).statusCode).toBe(200);
+      expect(await metricValue(t, 'ecs_id_mapper_reports_previous_token_total{kind="legacy_map"}')).toBe(2);
+      expect(await metricValue(t, 'ecs_id_mapper_reports_previous_token_total{kind="legacy_event"}')).toBe(1);
+      expect(await metricValue(t, 'ecs_id_mapper_reports_previous_token_total{kind="transitions"}')).toBe(0);
+      expect(await metricValue(t, 'ecs_id_mapper_reports_received_total{kind="legacy_map",result="ok"}')).toBe(3);
+    });
+
+    it('still refuses any other token', async () => {
+      t = await buildTestApp({ reportToken: 'new-token', previousReportToken: 'old-token' });
+      expect((await send('Bearer older-token')).statusCode).toBe(401);
+      expect((await send('Bearer ')).statusCode).toBe(401);
+      expect(await metricValue(t, 'ecs_id_mapper_reports_previous_token_total{kind="legacy_map"}')).toBe(0);
+    });
+
+    it('never opens the routes: a previous token without a current one (Vault secret without report_token) accepts nothing it would not anyway', async () => {
+      let current: string | undefined = 'new-token';
+      t = await buildTestApp({ reportToken: () => current, previousReportToken: () => 'old-token' });
+      expect((await send('Bearer nothing')).statusCode).toBe(401);
+      current = undefined;
+      // No token at all: reports are open, as documented, and the previous token is not what lets them in.
+      expect((await send('Bearer nothing')).statusCode).toBe(200);
+      expect(await metricValue(t, 'ecs_id_mapper_reports_previous_token_total{kind="legacy_map"}')).toBe(0);
+    });
+
+    it('ends when the previous token is removed (Vault refresh)', async () => {
+      let previous: string | undefined = 'old-token';
+      t = await buildTestApp({ reportToken: 'new-token', previousReportToken: () => previous });
+      expect((await send('Bearer old-token')).statusCode).toBe(200);
+      previous = undefined;
+      expect((await send('Bearer old-token')).statusCode).toBe(401);
+      expect((await send('Bearer new-token')).statusCode).toBe(200);
+    });
+  });
+
   it('accepts reports without credentials when no token is configured, and warns about it once at start', async () => {
     const lines: string[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });

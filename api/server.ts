@@ -38,6 +38,8 @@ export interface ServerDeps {
   cadvisorPort: number;
   /** The report token, or a function returning the current one (Vault may rotate it). Unset: reports are open. */
   reportToken?: ReportTokenSource;
+  /** The previous token, still accepted while reporters move to the new one (--report-token-previous). */
+  previousReportToken?: ReportTokenSource;
   hostStaleAfterMs: number;
   /** Hosts silent longer than this are shown and counted as retired (--host-gone-after); 0 or unset: never. */
   hostGoneAfterMs?: number;
@@ -133,6 +135,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     links: deps.links,
     cadvisorPort: deps.cadvisorPort,
     reportToken: deps.reportToken,
+    previousReportToken: deps.previousReportToken,
     hostStaleAfterMs: deps.hostStaleAfterMs,
     hostGoneAfterMs: deps.hostGoneAfterMs ?? 0,
     reportRateLimitPerMinute: deps.reportRateLimitPerMinute,
@@ -143,6 +146,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   };
   if (currentToken(deps.reportToken) === undefined) {
     app.log.warn('no report token configured: report routes accept unauthenticated reports (set --report-token)');
+  } else if (currentToken(deps.previousReportToken) !== undefined) {
+    app.log.info('report token rotation: the previous token is accepted too until it is removed (ecs_id_mapper_reports_previous_token_total counts its use)');
   }
 
   useWellFormedJsonParser(app);

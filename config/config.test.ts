@@ -188,3 +188,21 @@ describe('--host-gone-after', () => {
     expect(() => loadServerConfig(['--host-gone-after', '10m'])).toThrow('--host-gone-after (600 s) must be longer than --host-stale-after (900 s), or 0 to never retire hosts');
   });
 });
+
+describe('--report-token-previous', () => {
+  it('is accepted beside --report-token, by flag or env var', () => {
+    const config = loadServerConfig(['--report-token', 'new'], { ECS_ID_MAPPER_REPORT_TOKEN_PREVIOUS: 'old' });
+    expect([config.reportToken, config.reportTokenPrevious]).toEqual(['new', 'old']);
+    expect(loadServerConfig([]).reportTokenPrevious).toBeUndefined();
+  });
+
+  it('is refused alone, without echoing it, since it would leave reports open to anyone', () => {
+    expect(() => loadServerConfig(['--report-token-previous', 'old-s3cret'])).toThrow('--report-token-previous needs --report-token (the new token): alone it would leave reports open to anyone');
+    expect(() => loadServerConfig(['--report-token-previous', 'old-s3cret'])).not.toThrow(/old-s3cret/);
+  });
+
+  it('may come without --report-token when Vault holds the current token', () => {
+    const config = loadServerConfig(['--report-token-previous', 'old', '--vault-addr', 'http://127.0.0.1:8200', '--vault-token', 't']);
+    expect(config.reportTokenPrevious).toBe('old');
+  });
+});

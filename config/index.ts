@@ -55,7 +55,7 @@ const vaultFlags: FlagSpec[] = [
   { name: 'vault-token', kind: 'string', secret: true, help: 'Vault token (or use AppRole).' },
   { name: 'vault-role-id', kind: 'string', help: 'AppRole role_id.' },
   { name: 'vault-secret-id', kind: 'string', secret: true, help: 'AppRole secret_id.' },
-  { name: 'vault-secret-path', kind: 'string', default: 'secret/data/ecs-id-mapper', help: 'KV v2 path holding aws_access_key_id, aws_secret_access_key and optionally report_token.' },
+  { name: 'vault-secret-path', kind: 'string', default: 'secret/data/ecs-id-mapper', help: 'KV v2 path holding aws_access_key_id, aws_secret_access_key and optionally report_token (and report_token_previous while rotating it).' },
   { name: 'vault-refresh-interval', kind: 'duration', default: '5m', min: 1000, help: 'How often the secret is re-read.' },
 ];
 
@@ -84,6 +84,8 @@ export interface ServerConfig {
   host: string;
   store: StoreConfig;
   reportToken?: string;
+  /** Also accepted on report routes while reporters move to a new token. */
+  reportTokenPrevious?: string;
   cadvisorPort: number;
   links: LinkTemplate[];
   retentionMs: number;
@@ -112,6 +114,7 @@ const serverFlags: FlagSpec[] = [
   { name: 'host', kind: 'string', default: '0.0.0.0', help: 'Address to listen on.' },
   { name: 'store', kind: 'string', default: DEFAULT_STORE, help: 'sqlite:PATH, sqlite::memory: or simpledb://REGION?prefix=..&shards=..&endpoint=..&create_domains=true' },
   { name: 'report-token', kind: 'string', secret: true, help: 'Token required on report routes (Bearer, or Basic with the token as password). Unset: reports are open.' },
+  { name: 'report-token-previous', kind: 'string', secret: true, help: 'Token rotation: the old token, still accepted besides --report-token until every reconciler and agent sends the new one (ecs_id_mapper_reports_previous_token_total stops growing). Needs --report-token.' },
   { name: 'cadvisor-port', kind: 'integer', default: '8080', min: 1, max: 65535, help: 'Port cAdvisor listens on, on every container instance.' },
   { name: 'link', kind: 'list', help: 'Extra link NAME=TEMPLATE; placeholders {container_id} {container_id_short} {task_id} {instance_ip} {instance_id} {cluster} {cadvisor_port}.' },
   { name: 'retention', kind: 'duration', default: '168h', min: 1000, help: 'How long records stay after a container is gone.' },
@@ -136,6 +139,15 @@ function hostGoneAfter(f: ParsedFlags): number {
   return gone;
 }
 
+function reportTokenPrevious(f: ParsedFlags): string | undefined {
+  const previous = optionalString(f, 'report-token-previous');
+  // With Vault the current token may come from the secret, read later (secrets/index.ts).
+  if (previous !== undefined && optionalString(f, 'report-token') === undefined && optionalString(f, 'vault-addr') === undefined) {
+    throw new ConfigError('--report-token-previous needs --report-token (the new token): alone it would leave reports open to anyone');
+  }
+  return previous;
+}
+
 function buildServer(f: ParsedFlags): ServerConfig {
   const store = parseStoreUrl(f.store as string);
   for (const name of ['sqlite-cache-bytes', 'sqlite-mmap-bytes']) {
@@ -146,6 +158,7 @@ function buildServer(f: ParsedFlags): ServerConfig {
     host: f.host as string,
     store,
     reportToken: optionalString(f, 'report-token'),
+    reportTokenPrevious: reportTokenPrevious(f),
     cadvisorPort: f['cadvisor-port'] as number,
     links: parseLinks(f.link as string[]),
     retentionMs: f.retention as number,

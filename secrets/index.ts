@@ -9,6 +9,12 @@ export { VaultSecrets, VaultError, kvDataPath, type VaultStatus, type VaultSecre
 export interface LoadedSecrets {
   /** The report token to require: Vault's current report_token, else the configured one. */
   reportToken: string | (() => string | undefined) | undefined;
+  /**
+   * During a rotation, the old token, accepted too: Vault's report_token_previous, else
+   * --report-token-previous. Taken from the same place as the current token: a secret that holds a
+   * report_token without a previous one means the rotation is over.
+   */
+  previousReportToken: string | (() => string | undefined) | undefined;
   /** Vault's current AWS keys, when Vault is configured (SimpleDB signs every request with the latest). */
   awsCredentials?: () => { accessKeyId: string; secretAccessKey: string };
   /**
@@ -29,13 +35,14 @@ export async function loadSecrets(
   config: ServerConfig,
   deps: { logger?: Logger; registry?: Registry } & Omit<VaultSecretsDeps, 'logger' | 'registry' | 'requireAwsKeys'> = {},
 ): Promise<LoadedSecrets> {
-  if (!config.vault) return { reportToken: config.reportToken, close: async () => {} };
+  if (!config.vault) return { reportToken: config.reportToken, previousReportToken: config.reportTokenPrevious, close: async () => {} };
   const requireAwsKeys = config.store.backend === 'simpledb' && !config.awsAccessKeyId;
   const vault = await VaultSecrets.start(config.vault, { ...deps, requireAwsKeys });
   const fallbackToken = config.reportToken;
   return {
     vault,
     reportToken: () => vault.reportToken ?? fallbackToken,
+    previousReportToken: () => (vault.reportToken !== undefined ? vault.reportTokenPrevious : config.reportTokenPrevious),
     awsCredentials: vault.awsAccessKeyId ? () => vault.awsCredentials() : undefined,
     health: async () => {
       const s = vault.status();

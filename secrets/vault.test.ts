@@ -194,10 +194,30 @@ describe('VaultSecrets while running', () => {
 });
 
 describe('loadSecrets', () => {
-  it('without Vault: the configured report token and no AWS keys', async () => {
-    const loaded = await loadSecrets({ reportToken: 'cfg', store: { backend: 'sqlite', path: ':memory:' } } as ServerConfig);
+  it('without Vault: the configured report token (and previous one) and no AWS keys', async () => {
+    const loaded = await loadSecrets({ reportToken: 'cfg', reportTokenPrevious: 'cfg-old', store: { backend: 'sqlite', path: ':memory:' } } as ServerConfig);
     expect(loaded.reportToken).toBe('cfg');
+    expect(loaded.previousReportToken).toBe('cfg-old');
     expect(loaded.awsCredentials).toBeUndefined();
+  });
+
+  it("with Vault: a rotation's previous token is the secret's report_token_previous, and ends when the secret drops it", async () => {
+    const clock = new FakeClock();
+    standin = await startVaultStandin({ secret: { ...SECRET, report_token: 'report-2', report_token_previous: 'report-1' }, staticToken: { token: 't', ttlSeconds: 0 }, now: clock.now });
+    const config = { reportToken: 'cfg', reportTokenPrevious: 'cfg-old', vault: vaultConfig({ token: 't', refreshIntervalMs: 1000 }), store: { backend: 'sqlite' } } as unknown as ServerConfig;
+    const loaded = await loadSecrets(config, { now: clock.now, scheduler: clock.scheduler });
+    secrets = loaded.vault;
+    clock.settle = () => loaded.vault!.idle();
+    const [current, previous] = [loaded.reportToken, loaded.previousReportToken] as Array<() => string | undefined>;
+    expect([current(), previous()]).toEqual(['report-2', 'report-1']);
+    // The rotation is over: the secret holds the new token alone. The flag's previous token does
+    // not come back in its place; it pairs with the flag's token only.
+    standin.rotate({ ...SECRET, report_token: 'report-2' });
+    await clock.advance(1000);
+    expect([current(), previous()]).toEqual(['report-2', undefined]);
+    standin.rotate({ aws_access_key_id: 'AKIAVAULT1', aws_secret_access_key: 'vault-secret-1' });
+    await clock.advance(1000);
+    expect([current(), previous()]).toEqual(['cfg', 'cfg-old']);
   });
 
   it("with Vault: report token and AWS keys follow Vault's current values; health stays ok with a detail while Vault fails", async () => {

@@ -73,6 +73,7 @@ interface SecretValues {
   awsAccessKeyId?: string;
   awsSecretAccessKey?: string;
   reportToken?: string;
+  reportTokenPrevious?: string;
   version: number | null;
 }
 
@@ -194,6 +195,11 @@ export class VaultSecrets {
     return this.values.reportToken;
   }
 
+  /** report_token_previous: still accepted while reporters move to report_token. */
+  get reportTokenPrevious(): string | undefined {
+    return this.values.reportTokenPrevious;
+  }
+
   status(): VaultStatus {
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     return {
@@ -296,6 +302,7 @@ export class VaultSecrets {
       awsAccessKeyId: pick('aws_access_key_id'),
       awsSecretAccessKey: pick('aws_secret_access_key'),
       reportToken: pick('report_token'),
+      reportTokenPrevious: pick('report_token_previous'),
       version: typeof data?.metadata?.version === 'number' ? data.metadata.version : null,
     };
     if (this.requireAwsKeys) {

@@ -432,7 +432,7 @@ describe('CloudFormation template (charts/ecs)', () => {
   });
 
   /**
-   * Resolves a value of the template for one set of parameter values: Ref, Sub, If, Equals, Not, and
+   * Resolves a value of the template for one set of parameter values: Ref, Sub, If, Equals, Not, And, Condition, and
    * GetAtt on the load balancer (the only attribute the containers use). AWS::NoValue drops out.
    */
   const NO_VALUE = Symbol('AWS::NoValue');
@@ -457,6 +457,8 @@ describe('CloudFormation template (charts/ecs)', () => {
       if ('Fn::If' in o) return resolve(condition(o['Fn::If'][0]) ? o['Fn::If'][1] : o['Fn::If'][2]);
       if ('Fn::Equals' in o) return resolve(o['Fn::Equals'][0]) === resolve(o['Fn::Equals'][1]);
       if ('Fn::Not' in o) return !resolve(o['Fn::Not'][0]);
+      if ('Fn::And' in o) return (o['Fn::And'] as unknown[]).every((c) => resolve(c));
+      if ('Condition' in o) return condition(o.Condition);
       if ('Fn::GetAtt' in o) return attributes[o['Fn::GetAtt'].join('.')] ?? `<${o['Fn::GetAtt'].join('.')}>`;
       return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, resolve(x)]));
     };
@@ -467,18 +469,22 @@ describe('CloudFormation template (charts/ecs)', () => {
   const variants: Array<[string, Record<string, string>]> = [
     ['SSM secrets, HTTP listener', { ...required }],
     ['Vault secrets, HTTPS listener', { ...required, SecretsSource: 'vault', VaultAddr: 'https://vault.internal:8200', CertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' }],
+    ['SSM secrets, report token rotation', { ...required, PreviousReportTokenParameterName: '/ecs-id-mapper/report-token-previous' }],
   ];
 
   it.each(variants)('gives each container a command line and environment the real config module accepts (%s)', async (_name, parameters) => {
     const { loadCommand } = await import('../config/index.js');
     const resolve = resolver(parameters);
     const https = Boolean(parameters.CertificateArn);
+    // The execution role resolves the Secrets: it may read exactly the parameters they name.
+    const readable = (resolve(resources.ExecutionRole.Properties.Policies) as Obj[]).flatMap((p) => p.PolicyDocument.Statement as Obj[]).flatMap((s) => s.Resource as string[]);
     for (const [logicalId, name] of [['ServerTaskDefinition', 'server'], ['ReconcilerTaskDefinition', 'reconciler']] as const) {
       const c = resolve(container(logicalId, name)) as Obj;
       const env: Record<string, string> = {};
       for (const e of (c.Environment ?? []) as Obj[]) env[e.Name] = e.Value;
       for (const secret of (c.Secrets ?? []) as Obj[]) {
         expect(secret.ValueFrom).toMatch(/^arn:aws:ssm:us-east-1:123456789012:parameter\/ecs-id-mapper\//);
+        expect(readable).toContain(secret.ValueFrom);
         env[secret.Name] = 'secret-from-ssm';
       }
       const [command, ...args] = c.Command as string[];
@@ -490,6 +496,7 @@ describe('CloudFormation template (charts/ecs)', () => {
         expect(config.store).toMatchObject({ backend: 'simpledb', region: 'us-east-1', prefix: 'ecs_id_mapper', shards: 4, createDomains: true });
         if (parameters.SecretsSource === 'vault') expect(config.vault).toMatchObject({ token: 'secret-from-ssm' });
         else expect(config.reportToken).toBe('secret-from-ssm');
+        expect(config.reportTokenPrevious).toBe(parameters.PreviousReportTokenParameterName ? 'secret-from-ssm' : undefined);
       } else {
         expect(String(config.server)).toBe(`${https ? 'https' : 'http'}://internal-mapper-123.us-east-1.elb.amazonaws.com/`);
         expect(config.metricsPort).toBe(9471);

@@ -1,7 +1,8 @@
 // Report routes with --report-token set: only `Authorization: Bearer <token>` or Basic auth whose
 // password is the token gets in. Everything else (no header, wrong token, token in the wrong place,
 // malformed Basic, the token as username) is a 401 JSON answer with WWW-Authenticate, decided before
-// the body is read, and nothing is stored. Read routes stay open.
+// the body is read, and nothing is stored. Read routes stay open. During a token rotation the same
+// holds for the previous token, accepted beside the current one.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { agentEntry, agentMap, buildTestApp, type TestApp } from '../../api/test-helpers.js';
@@ -23,8 +24,8 @@ const ROUTES = [
   { name: 'legacy event', method: 'POST', url: '/report/event', payload: () => ({ event_id: EVENT_ID, event: 'added', timestamp: 1767225600 }) },
 ] as const;
 
-/** Headers that must all be refused. */
-const REFUSED: Array<[string, Record<string, string>]> = [
+/** Headers that must all be refused, made for one token (the current one, or a rotation's previous one). */
+const refusedHeaders = (TOKEN: string): Array<[string, Record<string, string>]> => [
   ['no Authorization header', {}],
   ['an empty Authorization header', { authorization: '' }],
   ['Bearer with a wrong token', { authorization: 'Bearer wrong-token' }],
@@ -54,9 +55,10 @@ const REFUSED: Array<[string, Record<string, string>]> = [
   ['the token in an X-Report-Token header', { 'x-report-token': TOKEN }],
   ['the token in Proxy-Authorization', { 'proxy-authorization': `Bearer ${TOKEN}` }],
 ];
+const REFUSED = refusedHeaders(TOKEN);
 
 /** Headers that carry the token and must be accepted. */
-const ACCEPTED: Array<[string, Record<string, string>]> = [
+const acceptedHeaders = (TOKEN: string): Array<[string, Record<string, string>]> => [
   ['Bearer with the token', { authorization: `Bearer ${TOKEN}` }],
   ['bearer in lower case (auth schemes are case-insensitive, RFC 9110 11.1)', { authorization: `bearer ${TOKEN}` }],
   ['Bearer with extra spaces around the token', { authorization: `Bearer   ${TOKEN}  ` }],
@@ -64,6 +66,7 @@ const ACCEPTED: Array<[string, Record<string, string>]> = [
   ['Basic with an empty username', { authorization: basic(`:${TOKEN}`) }],
   ['BASIC in upper case', { authorization: basic(`agent:${TOKEN}`).replace('Basic', 'BASIC') }],
 ];
+const ACCEPTED = acceptedHeaders(TOKEN);
 
 let t: TestApp;
 
@@ -175,5 +178,39 @@ describe('report routes with a token configured', () => {
     await t.app.inject({ method: 'PUT', url: ROUTES[1].url, payload: ROUTES[1].payload(), headers: { authorization: 'Bearer wrong' } });
     const metrics = (await t.app.inject({ url: '/metrics' })).body;
     expect(metrics).toMatch(/ecs_id_mapper_reports_received_total\{[^}]*kind="snapshot"[^}]*result="unauthorized"[^}]*\} 1/);
+  });
+});
+
+describe('report routes during a token rotation (--report-token-previous)', () => {
+  const PREVIOUS = 'pr3vious-T0ken_2025';
+
+  beforeEach(async () => {
+    await t.close();
+    t = await buildTestApp({ reportToken: TOKEN, previousReportToken: PREVIOUS });
+  });
+
+  for (const route of ROUTES) {
+    it(`${route.name}: refuses every header refused for either token alone, storing nothing`, async () => {
+      for (const [what, headers] of [...refusedHeaders(TOKEN), ...refusedHeaders(PREVIOUS)]) {
+        const res = await t.app.inject({ method: route.method, url: route.url, payload: route.payload(), headers });
+        expect401(res, `${what} (${Object.values(headers).join(' ').slice(0, 40)})`);
+      }
+      await storedNothing();
+    });
+
+    it(`${route.name}: accepts both tokens, each as Bearer and as the Basic password`, async () => {
+      for (const [what, headers] of [...acceptedHeaders(TOKEN), ...acceptedHeaders(PREVIOUS)]) {
+        const res = await t.app.inject({ method: route.method, url: route.url, payload: route.payload(), headers });
+        expect(res.statusCode, `${what}: ${res.body}`).toBe(200);
+      }
+    });
+  }
+
+  it('refuses a token made of the two tokens, or of parts of each', async () => {
+    for (const token of [`${TOKEN}${PREVIOUS}`, `${TOKEN},${PREVIOUS}`, `${TOKEN} ${PREVIOUS}`, `${PREVIOUS.slice(0, 10)}${TOKEN.slice(10)}`]) {
+      expect401(await t.app.inject({ method: 'PUT', url: ROUTES[1].url, payload: ROUTES[1].payload(), headers: { authorization: `Bearer ${token}` } }), token);
+      expect401(await t.app.inject({ method: 'PUT', url: ROUTES[1].url, payload: ROUTES[1].payload(), headers: { authorization: basic(`x:${token}`) } }), `Basic ${token}`);
+    }
+    await storedNothing();
   });
 });

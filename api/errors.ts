@@ -46,6 +46,7 @@ export const notFound = (message: string) => new ApiError('ERR_NOT_FOUND', messa
 export const ambiguous = (message: string, candidates: string[]) => new ApiError('ERR_AMBIGUOUS', message, candidates);
 export const unauthorized = (message: string) => new ApiError('ERR_UNAUTHORIZED', message);
 export const rateLimited = (message: string) => new ApiError('ERR_RATE_LIMITED', message);
+export const unsupportedMediaType = (message: string) => new ApiError('ERR_UNSUPPORTED_MEDIA_TYPE', message);
 
 export function errorBody(code: ApiErrorCode, message: string, candidates?: string[]): ErrorBody {
   return candidates ? { error: API_ERRORS[code].error, message, candidates } : { error: API_ERRORS[code].error, message };

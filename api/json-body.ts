@@ -4,7 +4,7 @@
 // would store it mangled into U+FFFD and the SimpleDB client's URL encoding throws on it (a 500).
 // It is refused with a 400 before any route runs.
 import type { FastifyInstance } from 'fastify';
-import { badRequest } from './errors.js';
+import { badRequest, unsupportedMediaType } from './errors.js';
 
 // Code units, not code points (no `u` flag): a high surrogate not followed by a low one, or a low one not preceded by a high one.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -57,4 +57,20 @@ function whyNotParsed(body: string): string {
     return `body is not valid JSON: ${(err as Error).message.slice(0, 200)}`;
   }
   return 'body holds a "__proto__" or "constructor"."prototype" key, refused as prototype poisoning';
+}
+
+/**
+ * Refuses a request body sent with a Content-Encoding (gzip, deflate, br, ...): the server reads
+ * bodies as sent, and would otherwise parse a compressed body as text (a confusing 400) or take a
+ * body mislabelled as compressed at face value. 415, as RFC 9110 (15.5.16) asks for an unsupported
+ * content coding. A preParsing hook, so report routes still answer 401 first without the token.
+ */
+export function refuseEncodedBodies(app: FastifyInstance): void {
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    const coding = req.headers['content-encoding']?.trim().toLowerCase();
+    if (coding && coding !== 'identity') {
+      throw unsupportedMediaType(`Content-Encoding ${JSON.stringify(coding.slice(0, 40))} is not supported: send the body uncompressed`);
+    }
+    return payload;
+  });
 }

@@ -1,5 +1,6 @@
 // The original server's routes, through inject(): what the Python agent reports, and what the
 // original's clients read back (text, Flask-style JSON, redirects), plus the fixes (400/409/404 JSON).
+import { deflateSync, gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseLinks } from '../config/links.js';
 import { batch, hostIdentity, INJECTION_STRINGS, transition } from '../storage/store.fixtures.js';
@@ -113,6 +114,23 @@ describe('POST /report/map (the original agent)', () => {
     const form = await t.app.inject({ method: 'POST', url: '/report/map', payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(form.statusCode).toBe(415);
     expect(form.json()).toEqual({ error: 'unsupported_media_type', message: expect.any(String) });
+  });
+
+  it('refuses a compressed body with 415 naming the coding, and takes Content-Encoding: identity as uncompressed', async () => {
+    const body = JSON.stringify({ k: agentEntry({ container_id: C1, task_id: TASK }) });
+    for (const coding of ['gzip', 'GZIP', 'deflate', 'br', 'gzip, identity']) {
+      const payload = coding.toLowerCase().startsWith('gzip') ? gzipSync(body) : deflateSync(body);
+      const res = await t.app.inject({ method: 'POST', url: '/report/map', payload, headers: { 'content-type': 'application/json', 'content-encoding': coding } });
+      expect(res.statusCode, coding).toBe(415);
+      expect(res.json(), coding).toEqual({ error: 'unsupported_media_type', message: `Content-Encoding "${coding.toLowerCase()}" is not supported: send the body uncompressed` });
+    }
+    // A body labelled compressed but sent plain is refused too, not taken at face value.
+    const mislabelled = await t.app.inject({ method: 'POST', url: '/report/map', payload: body, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+    expect(mislabelled.statusCode).toBe(415);
+    expect((await t.store.getContainer(C1)).kind).toBe('missing');
+    const identity = await t.app.inject({ method: 'POST', url: '/report/map', payload: body, headers: { 'content-type': 'application/json', 'content-encoding': 'identity' } });
+    expect(identity.statusCode).toBe(200);
+    expect((await t.store.getContainer(C1)).kind).toBe('found');
   });
 
   it('answers 413 JSON for a body over the limit', async () => {

@@ -111,12 +111,13 @@ describe('report routes with a token configured', () => {
     });
   }
 
-  it('decides before reading the body: an unauthenticated malformed, oversized or wrongly typed body is a 401, not a 400/413/415', async () => {
+  it('decides before reading the body: an unauthenticated malformed, oversized, compressed or wrongly typed body is a 401, not a 400/413/415', async () => {
     const cases = [
       { payload: '{not json', headers: { 'content-type': 'application/json' } },
       { payload: 'x'.repeat(2 * 1024 * 1024), headers: { 'content-type': 'application/json' } },
       { payload: '<xml/>', headers: { 'content-type': 'application/xml' } },
       { payload: '{"__proto__":{"polluted":1}}', headers: { 'content-type': 'application/json' } },
+      { payload: '{}', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } },
     ];
     for (const route of ROUTES) {
       for (const c of cases) {

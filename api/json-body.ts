@@ -67,8 +67,11 @@ function whyNotParsed(body: string): string {
  */
 export function refuseEncodedBodies(app: FastifyInstance): void {
   app.addHook('preParsing', async (req, _reply, payload) => {
+    // The hook runs for every request: only one that carries a body is judged (a GET with a stray
+    // Content-Encoding header is still answered).
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
     const coding = req.headers['content-encoding']?.trim().toLowerCase();
-    if (coding && coding !== 'identity') {
+    if (hasBody && coding && coding !== 'identity') {
       throw unsupportedMediaType(`Content-Encoding ${JSON.stringify(coding.slice(0, 40))} is not supported: send the body uncompressed`);
     }
     return payload;

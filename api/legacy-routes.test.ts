@@ -128,6 +128,9 @@ describe('POST /report/map (the original agent)', () => {
     const mislabelled = await t.app.inject({ method: 'POST', url: '/report/map', payload: body, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
     expect(mislabelled.statusCode).toBe(415);
     expect((await t.store.getContainer(C1)).kind).toBe('missing');
+    // Requests without a body are not judged by the header.
+    expect((await t.app.inject({ url: '/health', headers: { 'content-encoding': 'gzip' } })).statusCode).toBe(200);
+    expect((await t.app.inject({ url: `/query/container_id/${C1}`, headers: { 'content-encoding': 'gzip' } })).statusCode).toBe(404);
     const identity = await t.app.inject({ method: 'POST', url: '/report/map', payload: body, headers: { 'content-type': 'application/json', 'content-encoding': 'identity' } });
     expect(identity.statusCode).toBe(200);
     expect((await t.store.getContainer(C1)).kind).toBe('found');

@@ -73,4 +73,20 @@ describe('route validator compiler', () => {
     const result = check({ at: 'later' });
     expect(result !== true && (result.error as { keyword: string }[]).map((e) => e.keyword)).toEqual(['const', 'type', 'anyOf']);
   });
+
+  it('says a query key given more than once must be given once, once per key, beside the other keys\' errors', () => {
+    const check = compile(Type.Object({ state: Type.Optional(Type.Union([Type.Literal('running'), Type.Literal('gone')])), limit: Type.Optional(Type.Integer()), cluster: Type.Optional(Type.String()) }), 'querystring');
+    const result = check({ state: ['running', 'gone'], limit: 'x', cluster: ['a', 'b', 'c'] });
+    expect(result !== true && (result.error as { instancePath: string; message: string }[]).map((e) => [e.instancePath, e.message])).toEqual([
+      ['/state', 'must be given once (it was given 2 times)'],
+      ['/limit', 'must be integer'],
+      ['/cluster', 'must be given once (it was given 3 times)'],
+    ]);
+  });
+
+  it('leaves an array in a body to the schema\'s own messages (a body key cannot be repeated)', () => {
+    const check = compile(Type.Object({ state: Type.String() }), 'body');
+    const result = check({ state: ['running', 'gone'] });
+    expect(result !== true && (result.error as { message: string }[]).map((e) => e.message)).toEqual(['must be string']);
+  });
 });

@@ -28,7 +28,7 @@ export function needsConversion(schema: unknown): boolean {
  */
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const check = Compile(schema);
-  const errors = (input: unknown) => readableErrors(schema, check.Errors(input) as unknown as ValidationError[]) as never;
+  const errors = (input: unknown) => readableErrors(schema, check.Errors(input) as unknown as ValidationError[], httpPart === 'querystring' ? input : undefined) as never;
   if (httpPart === 'body' || !needsConversion(schema)) {
     return (input: unknown) => (check.Check(input) ? true : { error: errors(input) });
   }
@@ -55,14 +55,27 @@ interface ValidationError {
  * - A value outside an enum "must be equal to one of the allowed values", and one outside a union
  *   of literals gets "must be equal to constant" per literal, then "must match a schema in anyOf".
  *   Both become "must be one of" the values.
+ * - A query key given more than once (`?state=running&state=gone`) arrives as an array, which a
+ *   single-valued key's schema refuses with messages about the values; it becomes "must be given
+ *   once". `query` is the query string as parsed (only for query strings).
  */
-export function readableErrors(schema: unknown, errors: ValidationError[]): ValidationError[] {
+export function readableErrors(schema: unknown, errors: ValidationError[], query?: unknown): ValidationError[] {
   const unions = literalUnions(errors);
   const literalsOf = (e: ValidationError, unionPath: string) => unions.get(`${e.instancePath} ${unionPath}`) ?? undefined;
+  const repeated = new Set<string>();
   return errors
     .filter((e) => !(e.keyword === 'boolean' && e.schemaPath.endsWith('/additionalProperties')))
-    .filter((e) => !(BRANCH.test(e.schemaPath) && literalsOf(e, e.schemaPath.replace(BRANCH, ''))))
+    .filter((e) => {
+      const times = timesGiven(query, e.instancePath);
+      if (times === undefined) return true;
+      // One message per repeated key, whatever its values broke.
+      if (repeated.has(e.instancePath)) return false;
+      repeated.add(e.instancePath);
+      return true;
+    })
+    .filter((e) => repeated.has(e.instancePath) || !(BRANCH.test(e.schemaPath) && literalsOf(e, e.schemaPath.replace(BRANCH, ''))))
     .map((e) => {
+      if (repeated.has(e.instancePath)) return { ...e, keyword: 'repeated', message: `must be given once (it was given ${timesGiven(query, e.instancePath)} times)` };
       if (e.keyword === 'enum' && Array.isArray(e.params.allowedValues)) return { ...e, message: oneOf(e.params.allowedValues) };
       const literals = e.keyword === 'anyOf' ? literalsOf(e, e.schemaPath) : undefined;
       if (literals) return { ...e, message: oneOf(literals) };
@@ -73,6 +86,13 @@ export function readableErrors(schema: unknown, errors: ValidationError[]): Vali
       const hint = known === undefined ? '' : known.length ? ` (known: ${known.join(', ')})` : ' (it takes none)';
       return { ...e, message: `has unknown key${unknown.length > 1 ? 's' : ''} ${names}${hint}` };
     });
+}
+
+/** How often a top-level query key at `instancePath` (`/state`) was given, when more than once. */
+function timesGiven(query: unknown, instancePath: string): number | undefined {
+  if (query === null || typeof query !== 'object' || !/^\/[^/]+$/.test(instancePath)) return undefined;
+  const value = (query as Record<string, unknown>)[instancePath.slice(1)];
+  return Array.isArray(value) ? value.length : undefined;
 }
 
 /** A branch of a union (anyOf) in a schema path. */

@@ -3,7 +3,7 @@
 // lone UTF-16 surrogate (`"\ud800"` is valid JSON). Such text cannot be encoded as UTF-8: SQLite
 // would store it mangled into U+FFFD and the SimpleDB client's URL encoding throws on it (a 500).
 // It is refused with a 400 before any route runs.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, preParsingHookHandler } from 'fastify';
 import { badRequest, unsupportedMediaType } from './errors.js';
 
 // Code units, not code points (no `u` flag): a high surrogate not followed by a low one, or a low one not preceded by a high one.
@@ -63,17 +63,15 @@ function whyNotParsed(body: string): string {
  * Refuses a request body sent with a Content-Encoding (gzip, deflate, br, ...): the server reads
  * bodies as sent, and would otherwise parse a compressed body as text (a confusing 400) or take a
  * body mislabelled as compressed at face value. 415, as RFC 9110 (15.5.16) asks for an unsupported
- * content coding. A preParsing hook, so report routes still answer 401 first without the token.
+ * content coding. A preParsing hook of the routes that take a body (the report routes), so they
+ * still answer 401 first without the token, and lookups pay nothing for it.
  */
-export function refuseEncodedBodies(app: FastifyInstance): void {
-  app.addHook('preParsing', async (req, _reply, payload) => {
-    // The hook runs for every request: only one that carries a body is judged (a GET with a stray
-    // Content-Encoding header is still answered).
-    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
-    const coding = req.headers['content-encoding']?.trim().toLowerCase();
-    if (hasBody && coding && coding !== 'identity') {
-      throw unsupportedMediaType(`Content-Encoding ${JSON.stringify(coding.slice(0, 40))} is not supported: send the body uncompressed`);
-    }
-    return payload;
-  });
-}
+export const refuseEncodedBody: preParsingHookHandler = (req, _reply, payload, done) => {
+  // Only a request that carries a body is judged.
+  const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+  const coding = req.headers['content-encoding']?.trim().toLowerCase();
+  if (hasBody && coding && coding !== 'identity') {
+    return done(unsupportedMediaType(`Content-Encoding ${JSON.stringify(coding.slice(0, 40))} is not supported: send the body uncompressed`));
+  }
+  done(null, payload);
+};

@@ -128,6 +128,11 @@ describe('POST /report/map (the original agent)', () => {
     const mislabelled = await t.app.inject({ method: 'POST', url: '/report/map', payload: body, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
     expect(mislabelled.statusCode).toBe(415);
     expect((await t.store.getContainer(C1)).kind).toBe('missing');
+    // Every route that takes a body refuses it the same way.
+    for (const [method, url] of [['POST', '/report/event'], ['POST', '/v2/hosts/i-0123456789abcdef0/transitions'], ['PUT', '/v2/hosts/i-0123456789abcdef0/snapshot']] as const) {
+      const res = await t.app.inject({ method, url, payload: gzipSync('{}'), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+      expect(res.statusCode, url).toBe(415);
+    }
     // Requests without a body are not judged by the header.
     expect((await t.app.inject({ url: '/health', headers: { 'content-encoding': 'gzip' } })).statusCode).toBe(200);
     expect((await t.app.inject({ url: `/query/container_id/${C1}`, headers: { 'content-encoding': 'gzip' } })).statusCode).toBe(404);

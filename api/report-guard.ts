@@ -1,10 +1,12 @@
 // What every report route (legacy and v2) shares: the token check before the body is read, the
-// per-host rate limit (keyed by the reporting instance id, so one broken daemon cannot starve the
-// rest), and the report kind that `reports_received_total` counts the answer under.
+// refusal of compressed bodies (json-body.ts), the per-host rate limit (keyed by the reporting
+// instance id, so one broken daemon cannot starve the rest), and the report kind that
+// `reports_received_total` counts the answer under.
 import type { FastifyRequest, onRequestHookHandler } from 'fastify';
 import { checkReportAuth, currentToken, WWW_AUTHENTICATE } from './auth.js';
 import type { ApiContext } from './context.js';
 import type { ReportKind } from './metrics.js';
+import { refuseEncodedBody } from './json-body.js';
 
 /** The instance id a report comes from: URL, v2 body, or the legacy map's first entry; else the peer address. */
 export function reportRateLimitKey(req: FastifyRequest): string {
@@ -34,6 +36,7 @@ export function reportRouteOptions(ctx: ApiContext, kind: ReportKind) {
   };
   return {
     onRequest: authenticate,
+    preParsing: refuseEncodedBody,
     config: {
       reportKind: kind,
       rateLimit: { max: ctx.reportRateLimitPerMinute, timeWindow: 60_000, keyGenerator: reportRateLimitKey },

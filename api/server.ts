@@ -15,7 +15,7 @@ import { currentToken, type ReportTokenSource } from './auth.js';
 import type { ApiContext, ExtraHealthCheck } from './context.js';
 import { clientErrorHandler } from './client-errors.js';
 import { errorBody, errorHandler, rateLimited } from './errors.js';
-import { refuseEncodedBodies, useWellFormedJsonParser } from './json-body.js';
+import { useWellFormedJsonParser } from './json-body.js';
 import { validatorCompiler } from './validator.js';
 import { lazyRequestLoggerFactory } from './request-logger.js';
 import { createApiMetrics, reportResultForStatus, type ApiMetrics, type ReportKind } from './metrics.js';
@@ -151,7 +151,6 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   }
 
   useWellFormedJsonParser(app);
-  refuseEncodedBodies(app);
   // TypeBox validates: bodies exactly as sent (Ajv's coercion turned a JSON null into "" or 0 and
   // stripped unknown fields), while params and query strings are converted to their declared types.
   registerAjvFormats();

@@ -2,7 +2,7 @@
 // reported over real HTTP and read back, flag errors, and a clean SIGTERM shutdown.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,6 +96,26 @@ describe('ecs-id-mapper server (real process)', () => {
     expect(res.status).toBe(2);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
     expect(res.stderr).toContain('--port');
+  });
+
+  it('exits 1 with one line naming the cause when the store path is a directory, or not writable by its user', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-store-dir-'));
+    try {
+      const asDirectory = spawnSync(process.execPath, [BIN, 'server', '--port', '0', '--store', `sqlite:${dir}`], { cwd: ROOT, encoding: 'utf8' });
+      expect(asDirectory.status).toBe(1);
+      expect(asDirectory.stderr.trim()).toBe(`ecs-id-mapper server: cannot open the SQLite store at "${dir}": it is a directory; give the path of a file in it (sqlite:DIR/ecs-id-mapper.db) (ERR_STORE_UNAVAILABLE)`);
+
+      // A directory its user may not write. Root may write anywhere through CAP_DAC_OVERRIDE, so as
+      // root the server runs without it (still root, so it can read the repository wherever it is).
+      chmodSync(dir, 0o555);
+      const withoutOverride = process.getuid?.() === 0 ? ['/usr/bin/setpriv', '--bounding-set=-dac_override,-dac_read_search', '--'] : [];
+      const [command, ...prefix] = [...withoutOverride, process.execPath];
+      const readOnly = spawnSync(command, [...prefix, BIN, 'server', '--port', '0', '--store', `sqlite:${join(dir, 'store.db')}`], { cwd: ROOT, encoding: 'utf8' });
+      expect(readOnly.status, readOnly.stderr).toBe(1);
+      expect(readOnly.stderr.trim()).toBe(`ecs-id-mapper server: cannot open the SQLite store at "${join(dir, 'store.db')}": permission denied (EACCES): the server's user must be able to write the file and its directory (ERR_STORE_UNAVAILABLE)`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('stores a legacy map reported over HTTP, answers it back, and exits 0 on SIGTERM', async () => {

@@ -1,4 +1,5 @@
 // The SQLite backend's entry: opens (creating the directory and schema as needed) and returns a Store.
+import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -62,7 +63,24 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
   } catch (err) {
     db?.close();
     if (err instanceof Error && 'code' in err && err.code === 'ERR_SCHEMA_VERSION') throw err;
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = (memory ? undefined : whyNotOpened(where)) ?? (err instanceof Error ? err.message : String(err));
     throw new StoreUnavailableError(`cannot open the SQLite store at "${where}": ${reason}`, { cause: err });
   }
+}
+
+/**
+ * SQLite says "unable to open database file" whatever stopped it. The two causes an operator meets
+ * most are named instead: a directory given as the store, and a file or directory the server's
+ * user may not write (the store's -wal and -shm files are created beside it). Undefined: neither.
+ */
+function whyNotOpened(path: string): string | undefined {
+  try {
+    if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) return 'it is a directory; give the path of a file in it (sqlite:DIR/ecs-id-mapper.db)';
+    accessSync(dirname(path), constants.W_OK | constants.X_OK);
+    if (statSync(path, { throwIfNoEntry: false })) accessSync(path, constants.R_OK | constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return `permission denied (${code}): the server's user must be able to write the file and its directory`;
+  }
+  return undefined;
 }

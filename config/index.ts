@@ -217,7 +217,7 @@ const reconcilerFlags: FlagSpec[] = [
   { name: 'imds-token-ttl', kind: 'integer', default: '21600', min: 1, max: 21600, help: 'IMDSv2 token TTL in seconds (refreshed before expiry).' },
   { name: 'outbox-max-bytes', kind: 'integer', default: String(16 * 1024 * 1024), min: 4096, help: 'Outbox size bound; when full it coalesces to the latest state per container (again only after another half of the bound, so it may hold up to 1.5 × this).' },
   { name: 'heap-headroom-bytes', kind: 'integer', default: String(3 * 1024 * 1024), min: 0, help: 'After a pass, run a full garbage collection once the heap has grown this much (or a quarter of the live heap, if more) past what the last one left; a soft memory ceiling. 0 leaves collections to V8 (its heap then saws about 8 MiB above the live heap).' },
-  { name: 'batch-size', kind: 'integer', default: '500', min: 1, max: 5000, help: 'Transitions per report request.' },
+  { name: 'batch-size', kind: 'integer', default: '500', min: 1, max: 5000, help: 'Transitions per report request, at most (about 700 bytes each; halved automatically while the server answers 413).' },
   { name: 'backoff-base', kind: 'duration', default: '500ms', min: 1, help: 'First retry delay for failed reports (exponential, full jitter).' },
   { name: 'backoff-max', kind: 'duration', default: '60s', min: 1, help: 'Largest retry delay for failed reports.' },
   { name: 'metrics-port', kind: 'integer', default: '9471', min: 0, max: 65535, help: 'Port for /metrics and /healthz.' },

@@ -9,6 +9,7 @@ import { startLoopback, reply, refusedPort, type LoopbackServer } from '../test/
 import { openOutbox, OutboxWriteError, type Outbox, type PendingTransition } from './outbox.js';
 import { createReporter, type Reporter } from './reporter.js';
 import { createReconcilerMetrics } from './metrics.js';
+import { buildTestApp } from '../api/test-helpers.js';
 import type { HostIdentity, SnapshotContainer, Transition, TransitionBatch, HostSnapshot } from '../wire/index.js';
 
 const host: HostIdentity = {
@@ -175,6 +176,45 @@ describe('reporter', () => {
     fake.failWith = null;
     await until(() => outbox.depth() === 0);
     expect(fake.seqs()).toEqual([1]);
+  });
+
+  describe('against the real server with a small --body-limit', () => {
+    /** The API server listening on loopback, refusing bodies over `bodyLimitBytes` with 413. */
+    async function server(bodyLimitBytes: number) {
+      const api = await buildTestApp({ bodyLimitBytes });
+      await api.app.listen({ port: 0, host: '127.0.0.1' });
+      cleanups.push(() => api.close());
+      const { port } = api.app.server.address() as { port: number };
+      return { api, url: new URL(`http://127.0.0.1:${port}/`) };
+    }
+    const oneTransitionBytes = JSON.stringify({ host, transitions: [{ ...t(1), seq: 1 }] }).length;
+
+    it('halves a batch the server refuses as too large (413) until it fits, keeps that size, and delivers everything once, in order', async () => {
+      // Room for two transitions and a half: batches of 8 → 4 → 2.
+      const { api, url } = await server(Math.floor(oneTransitionBytes * 2.5));
+      const { outbox, reporter, lines, registry, setContainers } = setup(url, { token: undefined, batchSize: 8 });
+      setContainers(null); // no snapshot after the transitions: the history holds exactly what was sent
+      outbox.append(Array.from({ length: 10 }, (_, i) => t(i + 1)));
+      reporter.start();
+      await until(() => outbox.depth() === 0 && reporter.state() === 'idle');
+      for (let n = 1; n <= 10; n++) expect((await api.store.history(cid(n))).map((h) => h.seq), `container ${n}`).toEqual([n]);
+      expect((await api.store.listHosts())[0].last_seq).toBe(10);
+      const warnings = lines.map((l) => JSON.parse(l) as { level: number; status?: number; size?: number; batch_size?: number }).filter((l) => l.level === 40 && l.status === 413);
+      expect(warnings.map((w) => [w.size, w.batch_size])).toEqual([[8, 4], [4, 2]]);
+      expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'rejected' })).toBe(2);
+      expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'success' })).toBe(5);
+    });
+
+    it('keeps a single transition over the limit queued and waits the long backoff, as for any rejection', async () => {
+      const { api, url } = await server(Math.floor(oneTransitionBytes / 2));
+      const { outbox, reporter, lines } = setup(url, { token: undefined, batchSize: 4 });
+      outbox.append([t(1), t(2)]);
+      reporter.start();
+      await until(() => reporter.state() === 'rejected');
+      expect(outbox.depth()).toBe(2);
+      expect((await api.store.listHosts())).toEqual([]);
+      expect(lines.some((l) => JSON.parse(l).level === 50 && JSON.parse(l).status === 413)).toBe(true);
+    });
   });
 
   it('treats 429 and 408 as retryable, not as rejections', async () => {

@@ -10,6 +10,9 @@
 //   the outbox; the reporter waits `rejectedBackoffMs` (default 10 × backoffMax) and tries again,
 //   so delivery resumes by itself once an operator fixes the token or the server. Nothing is
 //   dropped silently; /healthz turns 503 if the outbox fills meanwhile.
+// - A 413 (the batch is over the server's --body-limit) is the one 4xx a smaller request can fix:
+//   the batch is halved and sent again at once, and the smaller size kept from then on, down to a
+//   single transition. Only a single transition over the limit is terminal.
 // - Every fullSyncIntervalMs the whole host snapshot is PUT to `.../snapshot`, only when the
 //   outbox is drained, with seq = the last acknowledged seq, so it never races a transition.
 import { request, type Dispatcher } from './undici.js';
@@ -107,6 +110,8 @@ export function createReporter(options: ReporterOptions): Reporter {
   const base = options.server.href.replace(/\/+$/, '');
   let lastSnapshotAt = Number.NEGATIVE_INFINITY;
   let actor: Actor<typeof reporterMachine> | undefined;
+  // Halved on every 413, never grown back: the server's body limit does not change while it runs.
+  let batchSize = options.batchSize;
 
   const headers = (): Record<string, string> => {
     const h: Record<string, string> = { 'content-type': 'application/json' };
@@ -156,25 +161,37 @@ export function createReporter(options: ReporterOptions): Reporter {
     return now() - lastSnapshotAt >= options.fullSyncIntervalMs;
   }
 
-  async function sendTransitions(host: HostIdentity, signal: AbortSignal): Promise<SendOutput> {
-    let transitions: Transition[];
+  function peek(): Transition[] {
     try {
-      transitions = options.outbox.peek(options.batchSize);
+      return options.outbox.peek(batchSize);
     } catch (err) {
       // Queued entries are read back from the log; a read error is retried with backoff like a send.
       options.metrics?.outboxWriteErrors.inc({ code: 'ERR_OUTBOX_READ' });
       log.error({ err }, 'reading the outbox failed');
       throw new ReportError('ERR_REPORT_OUTBOX', (err as Error).message, false, undefined, { cause: err });
     }
-    const last = transitions[transitions.length - 1].seq;
-    const body: TransitionBatch = { host, transitions };
+  }
+
+  async function sendTransitions(host: HostIdentity, signal: AbortSignal): Promise<SendOutput> {
     const path = `/v2/hosts/${encodeURIComponent(host.instance_id)}/transitions`;
+    let transitions: Transition[];
     let result: TransitionBatchResult;
-    try {
-      result = await call<TransitionBatchResult>('POST', path, body, signal);
-    } catch (err) {
-      fail('transitions', err, transitions.length);
+    for (;;) {
+      transitions = peek();
+      try {
+        result = await call<TransitionBatchResult>('POST', path, { host, transitions } satisfies TransitionBatch, signal);
+        break;
+      } catch (err) {
+        if (!(err instanceof ReportError && err.status === 413 && transitions.length > 1)) fail('transitions', err, transitions.length);
+        count('transitions', 'rejected');
+        batchSize = Math.floor(transitions.length / 2);
+        log.warn(
+          { status: 413, size: transitions.length, batch_size: batchSize },
+          `the server refused ${transitions.length} transitions as too large; sending at most ${batchSize} per request from now on (the server's --body-limit is below this daemon's --batch-size)`,
+        );
+      }
     }
+    const last = transitions[transitions.length - 1].seq;
     if (!result || !Number.isInteger(result.acked_seq)) {
       count('transitions', 'bad_response');
       throw new ReportError('ERR_REPORT_BAD_RESPONSE', `POST ${path}: answer without an integer acked_seq`, false, 200);

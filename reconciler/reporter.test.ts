@@ -205,6 +205,27 @@ describe('reporter', () => {
       expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'success' })).toBe(5);
     });
 
+    it('keeps reporting transitions when the snapshot is over the limit, and tries the snapshot again at the next full sync', async () => {
+      const { api, url } = await server(Math.floor(oneTransitionBytes * 2.5));
+      let clock = 1_000_000;
+      const { outbox, reporter, lines, registry, setContainers } = setup(url, { token: undefined, batchSize: 2, now: () => clock, fullSyncIntervalMs: 300_000 });
+      setContainers(Array.from({ length: 20 }, (_, i) => ({ ...t(i + 1).container, state: 'running' as const })));
+      reporter.start();
+      await until(() => lines.some((l) => JSON.parse(l).kind === 'snapshot' && JSON.parse(l).status === 413));
+      expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'snapshot', result: 'rejected' })).toBe(1);
+      // Not held behind the long backoff: the next transitions go out at once.
+      outbox.append([t(21), t(22)]);
+      reporter.notify();
+      await until(() => outbox.depth() === 0);
+      expect(reporter.state()).toBe('idle');
+      expect((await api.store.history(cid(21))).map((h) => h.seq)).toEqual([1]);
+      expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'snapshot', result: 'rejected' })).toBe(1);
+      // The next full sync tries again.
+      clock += 300_000;
+      reporter.notify();
+      await until(() => lines.filter((l) => JSON.parse(l).kind === 'snapshot' && JSON.parse(l).status === 413).length === 2);
+    });
+
     it('keeps a single transition over the limit queued and waits the long backoff, as for any rejection', async () => {
       const { api, url } = await server(Math.floor(oneTransitionBytes / 2));
       const { outbox, reporter, lines } = setup(url, { token: undefined, batchSize: 4 });

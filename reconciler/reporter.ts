@@ -12,7 +12,8 @@
 //   dropped silently; /healthz turns 503 if the outbox fills meanwhile.
 // - A 413 (the batch is over the server's --body-limit) is the one 4xx a smaller request can fix:
 //   the batch is halved and sent again at once, and the smaller size kept from then on, down to a
-//   single transition. Only a single transition over the limit is terminal.
+//   single transition. Only a single transition over the limit is terminal. A snapshot over the
+//   limit waits for the next full sync (logged, counted rejected); transitions go on meanwhile.
 // - Every fullSyncIntervalMs the whole host snapshot is PUT to `.../snapshot`, only when the
 //   outbox is drained, with seq = the last acknowledged seq, so it never races a transition.
 import { request, type Dispatcher } from './undici.js';
@@ -232,7 +233,15 @@ export function createReporter(options: ReporterOptions): Reporter {
       lastSnapshotAt = now();
       log.debug({ containers: containers.length, seq, ...result }, 'snapshot accepted');
     } catch (err) {
-      fail('snapshot', err, containers.length);
+      if (!(err instanceof ReportError && err.status === 413)) fail('snapshot', err, containers.length);
+      // A snapshot cannot be split, and sending it again will not shrink it: it waits for the next
+      // full sync instead of holding the transitions behind the long backoff meanwhile.
+      count('snapshot', 'rejected');
+      lastSnapshotAt = now();
+      log.error(
+        { status: 413, kind: 'snapshot', size: containers.length, bytes: JSON.stringify(body).length },
+        `the server refused this host's snapshot of ${containers.length} containers as too large; transitions are still reported, the snapshot is tried again at the next full sync (raise the server's --body-limit)`,
+      );
     }
     return { remaining: options.outbox.depth() };
   }

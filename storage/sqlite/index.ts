@@ -63,13 +63,15 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
   } catch (err) {
     db?.close();
     if (err instanceof Error && 'code' in err && err.code === 'ERR_SCHEMA_VERSION') throw err;
-    const reason = (memory ? undefined : whyNotOpened(where)) ?? (err instanceof Error ? err.message : String(err));
+    const sqliteCode = String((err as { code?: unknown } | null)?.code ?? '');
+    const cannotOpen = !memory && (sqliteCode.startsWith('SQLITE_CANTOPEN') || sqliteCode.startsWith('SQLITE_READONLY'));
+    const reason = (cannotOpen ? whyNotOpened(where) : undefined) ?? (err instanceof Error ? err.message : String(err));
     throw new StoreUnavailableError(`cannot open the SQLite store at "${where}": ${reason}`, { cause: err });
   }
 }
 
 /**
- * SQLite says "unable to open database file" whatever stopped it. The two causes an operator meets
+ * SQLite says "unable to open database file" (or "readonly database") whatever stopped it. The two causes an operator meets
  * most are named instead: a directory given as the store, and a file or directory the server's
  * user may not write (the store's -wal and -shm files are created beside it). Undefined: neither.
  */

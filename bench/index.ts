@@ -85,9 +85,9 @@ export function goalRows(r: AllResults): GoalRow[] {
     for (const kind of ['full_id', 'prefix', 'task'] as const) {
       const ratio = g.big.p99[kind] / g.small.p99[kind];
       rows.push({
-        figure: `lookup p99 by ${kind.replace('_', ' ')}, ${g.big.records.toLocaleString('en-US')} records`,
+        figure: `lookup p99 by ${kind.replace('_', ' ')}, ${g.big.records.toLocaleString('en-US')} records (warm)`,
         // The difference beside the ratio: a faster lookup makes the same extra B-tree level a larger share.
-        value: `${(g.big.p99[kind] * 1000).toFixed(0)} µs (${ratio.toFixed(2)} ×, ${signedUs((g.big.p99[kind] - g.small.p99[kind]) * 1000)})`,
+        value: `${(g.big.p99[kind] * 1000).toFixed(0)} µs (${ratio.toFixed(2)} ×, ${signedUs((g.big.p99[kind] - g.small.p99[kind]) * 1000)}); right after opening ${(g.big.cold.p99[kind] / g.small.cold.p99[kind]).toFixed(2)} ×`,
         baseline: `${g.small.records.toLocaleString('en-US')} records ${(g.small.p99[kind] * 1000).toFixed(0)} µs`,
         goal: '≤ 1.2 ×',
         met: ratio <= 1.2,

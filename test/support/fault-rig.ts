@@ -72,10 +72,10 @@ export class Api {
   up = false;
   constructor(
     private readonly storeConfig: StoreConfig,
-    private readonly extra: Partial<ServerDeps> & { storeDeps?: StoreDeps } = {},
+    private readonly extra: Partial<ServerDeps> & { storeDeps?: StoreDeps; openStore?: typeof openStore } = {},
   ) {}
 
-  static sqlite(cleanups: Cleanups, extra: Partial<ServerDeps> = {}): Api {
+  static sqlite(cleanups: Cleanups, extra: Partial<ServerDeps> & { openStore?: typeof openStore } = {}): Api {
     const api = new Api({ backend: 'sqlite', path: join(cleanups.tempDir('faults-db-'), 'mapper.sqlite') }, extra);
     cleanups.add(() => api.stop());
     return api;
@@ -84,8 +84,8 @@ export class Api {
   async start(): Promise<this> {
     // A given registry (one that already holds other metrics, e.g. Vault's) is for a single start.
     this.registry = this.extra.registry ?? new Registry();
-    const { storeDeps, ...deps } = this.extra;
-    this.store = await openStore(this.storeConfig, { registry: this.registry, ...storeDeps });
+    const { storeDeps, openStore: open = openStore, ...deps } = this.extra;
+    this.store = await open(this.storeConfig, { registry: this.registry, ...storeDeps });
     this.app = await buildServer({
       store: this.store, registry: this.registry, logger: false, links: parseLinks([]), cadvisorPort: 8080,
       hostStaleAfterMs: 15 * 60_000, bodyLimitBytes: 16 * 1024 * 1024, reportRateLimitPerMinute: 1_000_000,

@@ -189,6 +189,30 @@ describe('--host-gone-after', () => {
   });
 });
 
+describe('report tokens', () => {
+  it.each([
+    ['a trailing newline', 's3cret-token\n', 'ends with a line break (read from a file with a trailing newline?)'],
+    ['a trailing CRLF', 's3cret-token\r\n', 'ends with a line break (read from a file with a trailing newline?)'],
+    ['a tab inside', 's3cret\ttoken', 'holds a control character'],
+    ['a non-ASCII letter', 's3crét-token', 'holds a character outside printable ASCII'],
+    ['a leading space', ' s3cret-token', 'starts or ends with a space'],
+  ])('are refused, without being quoted, when they hold %s', (_what, token, problem) => {
+    for (const [load, flag] of [
+      [() => loadServerConfig(['--report-token', token]), 'report-token'],
+      [() => loadServerConfig(['--report-token', 'new-token', '--report-token-previous', token]), 'report-token-previous'],
+      [() => loadReconcilerConfig(['--server', 'http://127.0.0.1:5001', '--report-token', token]), 'report-token'],
+      [() => loadServerConfig([], { ECS_ID_MAPPER_REPORT_TOKEN: token }), 'report-token'],
+    ] as const) {
+      expect(load).toThrow(`--${flag}: the token ${problem}; an HTTP header cannot carry it as it is`);
+      expect(load).not.toThrow(/s3cr/);
+    }
+  });
+
+  it('may hold any printable ASCII, spaces inside included', () => {
+    expect(loadServerConfig(['--report-token', 'a b~!@#$%^&*()_+{}|:"<>?']).reportToken).toBe('a b~!@#$%^&*()_+{}|:"<>?');
+  });
+});
+
 describe('--report-token-previous', () => {
   it('is accepted beside --report-token, by flag or env var', () => {
     const config = loadServerConfig(['--report-token', 'new'], { ECS_ID_MAPPER_REPORT_TOKEN_PREVIOUS: 'old' });

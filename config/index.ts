@@ -36,6 +36,27 @@ function optionalString(f: ParsedFlags, name: string): string | undefined {
   return v === undefined || v === '' ? undefined : v;
 }
 
+/**
+ * Why a report token cannot work, or undefined. A token travels in an Authorization header, which
+ * cannot carry control characters and carries non-ASCII unreliably, and whose value clients and
+ * proxies trim: a token with a trailing newline (read from a file) or space would never match what
+ * arrives. Never quotes the token.
+ */
+export function reportTokenProblem(token: string): string | undefined {
+  if (/[\x00-\x1f\x7f]/.test(token)) return /[\r\n]$/.test(token) ? 'ends with a line break (read from a file with a trailing newline?)' : 'holds a control character';
+  if (/[^\x20-\x7e]/.test(token)) return 'holds a character outside printable ASCII';
+  if (token !== token.trim()) return 'starts or ends with a space';
+  return undefined;
+}
+
+/** A report token flag's value, refused (ConfigError) when it could never be sent in a header. */
+function reportTokenFlag(f: ParsedFlags, name: string): string | undefined {
+  const token = optionalString(f, name);
+  const problem = token === undefined ? undefined : reportTokenProblem(token);
+  if (problem) throw new ConfigError(`--${name}: the token ${problem}; an HTTP header cannot carry it as it is`);
+  return token;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Vault (shared by server and reconciler)
 
@@ -140,7 +161,7 @@ function hostGoneAfter(f: ParsedFlags): number {
 }
 
 function reportTokenPrevious(f: ParsedFlags): string | undefined {
-  const previous = optionalString(f, 'report-token-previous');
+  const previous = reportTokenFlag(f, 'report-token-previous');
   // With Vault the current token may come from the secret, read later (secrets/index.ts).
   if (previous !== undefined && optionalString(f, 'report-token') === undefined && optionalString(f, 'vault-addr') === undefined) {
     throw new ConfigError('--report-token-previous needs --report-token (the new token): alone it would leave reports open to anyone');
@@ -157,7 +178,7 @@ function buildServer(f: ParsedFlags): ServerConfig {
     port: f.port as number,
     host: f.host as string,
     store,
-    reportToken: optionalString(f, 'report-token'),
+    reportToken: reportTokenFlag(f, 'report-token'),
     reportTokenPrevious: reportTokenPrevious(f),
     cadvisorPort: f['cadvisor-port'] as number,
     links: parseLinks(f.link as string[]),
@@ -229,7 +250,7 @@ function buildReconciler(f: ParsedFlags): ReconcilerConfig {
   const socket = f['docker-socket'] as string;
   return {
     server: httpUrl('server', f.server as string),
-    reportToken: optionalString(f, 'report-token'),
+    reportToken: reportTokenFlag(f, 'report-token'),
     ecsAgentUrl: httpUrl('ecs-agent-url', f['ecs-agent-url'] as string),
     imdsUrl: httpUrl('imds-url', f['imds-url'] as string),
     dockerSocket: socket === 'none' || socket === '' ? undefined : socket,

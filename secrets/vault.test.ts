@@ -111,6 +111,21 @@ describe('VaultSecrets start failures: one clear error, nothing half-started', (
     await expect(VaultSecrets.start(vaultConfig({ token: 't' }))).rejects.toThrow(/secret\/data\/ecs-id-mapper lacks aws_secret_access_key$/);
   });
 
+  it('fails clearly, without quoting it, on a report token no header can carry (a trailing newline from `vault kv put report_token=@file`)', async () => {
+    standin = await startVaultStandin({ secret: { ...SECRET, report_token: 's3cret-token\n' }, staticToken: { token: 't', ttlSeconds: 60 } });
+    const failure = VaultSecrets.start(vaultConfig({ token: 't' }));
+    await expect(failure).rejects.toThrow(/secret\/data\/ecs-id-mapper: report_token ends with a line break \(read from a file with a trailing newline\?\); an HTTP header cannot carry it as it is$/);
+    await expect(failure).rejects.not.toThrow(/s3cret/);
+  });
+
+  it('keeps the last good token when a rotation writes one no header can carry, and says so', async () => {
+    const { clock, standin, secrets } = await setup({ staticToken: { token: 't', ttlSeconds: 0 } }, { token: 't', refreshIntervalMs: 30_000 });
+    standin.rotate({ ...SECRET, report_token: 'report-2', report_token_previous: 'report-1 ' });
+    await clock.advance(30_000);
+    expect(secrets.reportToken).toBe('report-1');
+    expect(secrets.status()).toMatchObject({ ok: false, lastError: expect.stringMatching(/report_token_previous starts or ends with a space/) });
+  });
+
   it('fails clearly on a rejected token, a bad AppRole and a missing secret path', async () => {
     standin = await startVaultStandin({ secret: SECRET, approle: APPROLE, staticToken: { token: 'good', ttlSeconds: 60 } });
     await expect(VaultSecrets.start(vaultConfig({ token: 'bad' }))).rejects.toThrow(/token renew-self failed: HTTP 403 permission denied$/);

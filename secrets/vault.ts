@@ -11,7 +11,7 @@
 import NodeVault from 'node-vault';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { VaultConfig } from '../config/index.js';
+import { reportTokenProblem, type VaultConfig } from '../config/index.js';
 
 export interface Scheduler {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -305,6 +305,11 @@ export class VaultSecrets {
       reportTokenPrevious: pick('report_token_previous'),
       version: typeof data?.metadata?.version === 'number' ? data.metadata.version : null,
     };
+    for (const key of ['report_token', 'report_token_previous'] as const) {
+      const value = pick(key);
+      const problem = value === undefined ? undefined : reportTokenProblem(value);
+      if (problem) throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath}: ${key} ${problem}; an HTTP header cannot carry it as it is`, 'read', 200));
+    }
     if (this.requireAwsKeys) {
       const missing = ['aws_access_key_id', 'aws_secret_access_key'].filter((k) => pick(k) === undefined);
       if (missing.length > 0) throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath} lacks ${missing.join(' and ')}`, 'read', 200));

@@ -90,12 +90,14 @@ describe('cost growth', () => {
     const r = await runGrowthBench(growthOptions('tiny'));
     expect(r.big.records).toBe(2000);
     expect(r.small.records).toBe(100);
+    expect(r.lookups.map((p) => p.records)).toEqual([100, 1000, 2000]);
     expect(r.snapshots.map((p) => p.containers)).toEqual([10, 30]);
     const md = growthMarkdown(r);
     expect(md).toContain('| full container id |');
     expect(md).toContain('| 30 |');
     expect(md).toContain('Quick mode: 2,000 records, not 1 M');
     expect(md).toContain('right after opening');
+    expect(md).toContain('| 1,000 | ');
     expect(r.big.cold.p99.full_id).toBeGreaterThan(0);
     expect(r.big.fileBytes).toBeGreaterThan(r.small.fileBytes);
     const row = goalRows({ growth: r }).find((x) => x.figure === 'lookup p99 by full id, 2,000 records (warm)');

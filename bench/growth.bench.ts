@@ -62,6 +62,8 @@ export interface SnapshotPoint {
 
 export interface GrowthResult {
   options: GrowthOptions;
+  /** The lookup curve, smallest store first: small is its first point, big its last. */
+  lookups: LookupFigures[];
   small: LookupFigures;
   big: LookupFigures;
   snapshots: SnapshotPoint[];
@@ -135,64 +137,75 @@ async function warmUp(store: Store, records: number): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-type Times = Record<'small' | 'big', Record<LookupKind, number[]>>;
+type Times = Record<LookupKind, number[]>;
 
 const KINDS: LookupKind[] = ['full_id', 'prefix', 'task'];
 
-/** `lookups` per kind per store, in 50 slices alternating between the stores and the kinds. */
-async function timeAlternating(small: Store, big: Store, options: GrowthOptions, seed: number): Promise<Times> {
+/** `lookups` per kind per store, in 50 slices, each going round every store and kind. */
+async function timeAlternating(stores: Array<{ store: Store; records: number }>, options: GrowthOptions, seed: number): Promise<Times[]> {
   // The p99 of a ~20 µs lookup is the 1 % of samples a scheduler tick, a GC or a page fault
   // landed on: with 10,000 lookups that was 100 samples, and the 1 M ratio moved by ±0.2 × between
   // runs of the same build. 100,000 lookups (full mode) put 1,000 samples in the tail; 50 slices
-  // alternate the stores often enough that machine noise hits both alike.
+  // alternate the stores often enough that machine noise hits them all alike.
   const slices = 50;
   const per = Math.max(1, Math.ceil(options.lookups / slices));
-  const smallSample = sampleIds(options.smallRecords, per * slices, seed);
-  const bigSample = sampleIds(options.bigRecords, per * slices, seed);
-  const times: Times = { small: { full_id: [], prefix: [], task: [] }, big: { full_id: [], prefix: [], task: [] } };
+  const samples = stores.map((s) => sampleIds(s.records, per * slices, seed));
+  const times: Times[] = stores.map(() => ({ full_id: [], prefix: [], task: [] }));
   for (let s = 0; s < slices; s++) {
     for (const k of KINDS) {
-      await timeLookups(small, smallSample.slice(s * per, (s + 1) * per), k, times.small[k]);
-      await timeLookups(big, bigSample.slice(s * per, (s + 1) * per), k, times.big[k]);
+      for (let i = 0; i < stores.length; i++) await timeLookups(stores[i].store, samples[i].slice(s * per, (s + 1) * per), k, times[i][k]);
     }
   }
   return times;
 }
 
-const figuresOf = (t: Record<LookupKind, number[]>) => ({
+const figuresOf = (t: Times) => ({
   p50: { full_id: percentile(t.full_id, 50), prefix: percentile(t.prefix, 50), task: percentile(t.task, 50) },
   p99: { full_id: percentile(t.full_id, 99), prefix: percentile(t.prefix, 99), task: percentile(t.task, 99) },
 });
 
-export async function runLookupGrowth(options: GrowthOptions, dir: string, log: (l: string) => void): Promise<{ small: LookupFigures; big: LookupFigures }> {
-  const paths = { small: join(dir, 'small.db'), big: join(dir, 'big.db') };
-  let small = await openStore({ backend: 'sqlite', path: paths.small });
-  let big = await openStore({ backend: 'sqlite', path: paths.big });
+/** The store sizes of the lookup curve: the baseline, every power of ten between, the big store. */
+export function lookupSizes(options: GrowthOptions): number[] {
+  const sizes = [options.smallRecords];
+  for (let n = options.smallRecords * 10; n < options.bigRecords; n *= 10) sizes.push(n);
+  return [...sizes, options.bigRecords];
+}
+
+/** One figure per store size (lookupSizes), smallest first: the curve's first point is the baseline, its last the goal's. */
+export async function runLookupGrowth(options: GrowthOptions, dir: string, log: (l: string) => void): Promise<LookupFigures[]> {
+  const sizes = lookupSizes(options);
+  const paths = sizes.map((n) => join(dir, `lookups-${n}.db`));
+  const stores: Array<{ store: Store; records: number }> = [];
   try {
-    const smallSeed = await seed(small, options.smallRecords);
-    log(`growth: seeding ${options.bigRecords.toLocaleString('en-US')} records…`);
-    const bigSeed = await seed(big, options.bigRecords);
-    log(`growth: seeded in ${bigSeed.toFixed(1)} s`);
+    const seedSeconds: number[] = [];
+    for (let i = 0; i < sizes.length; i++) {
+      if (sizes[i] >= 100_000) log(`growth: seeding ${sizes[i].toLocaleString('en-US')} records…`);
+      const store = await openStore({ backend: 'sqlite', path: paths[i] });
+      try {
+        seedSeconds.push(await seed(store, sizes[i]));
+      } finally {
+        await store.close();
+      }
+    }
     // Opened again, as a restarted server opens its store: nothing read through this process's map yet.
-    await small.close();
-    await big.close();
-    small = await openStore({ backend: 'sqlite', path: paths.small });
-    big = await openStore({ backend: 'sqlite', path: paths.big });
+    for (let i = 0; i < sizes.length; i++) stores.push({ store: await openStore({ backend: 'sqlite', path: paths[i] }), records: sizes[i] });
     // Statement caches only: one lookup of each kind.
-    for (const store of [small, big]) for (const k of KINDS) await timeLookups(store, sampleIds(options.smallRecords, 1, 777), k, []);
-    const cold = await timeAlternating(small, big, options, 12345);
+    for (const { store } of stores) for (const k of KINDS) await timeLookups(store, sampleIds(options.smallRecords, 1, 777), k, []);
+    const cold = await timeAlternating(stores, options, 12345);
     log('growth: warming up (every record and task once)…');
-    const smallWarm = await warmUp(small, options.smallRecords);
-    const bigWarm = await warmUp(big, options.bigRecords);
-    log(`growth: warmed up in ${bigWarm.toFixed(1)} s`);
-    const warm = await timeAlternating(small, big, options, 67890);
-    return {
-      small: { records: options.smallRecords, seedSeconds: smallSeed, ...figuresOf(warm.small), cold: figuresOf(cold.small), warmSeconds: smallWarm, fileBytes: statSync(paths.small).size },
-      big: { records: options.bigRecords, seedSeconds: bigSeed, ...figuresOf(warm.big), cold: figuresOf(cold.big), warmSeconds: bigWarm, fileBytes: statSync(paths.big).size },
-    };
+    const warmSeconds: number[] = [];
+    for (const { store, records } of stores) warmSeconds.push(await warmUp(store, records));
+    const warm = await timeAlternating(stores, options, 67890);
+    return sizes.map((records, i) => ({
+      records,
+      seedSeconds: seedSeconds[i],
+      ...figuresOf(warm[i]),
+      cold: figuresOf(cold[i]),
+      warmSeconds: warmSeconds[i],
+      fileBytes: statSync(paths[i]).size,
+    }));
   } finally {
-    await small.close();
-    await big.close();
+    for (const { store } of stores) await store.close();
   }
 }
 
@@ -254,9 +267,9 @@ export async function runSnapshotCurve(options: GrowthOptions, dir: string): Pro
 export async function runGrowthBench(options: GrowthOptions, log: (l: string) => void = () => {}): Promise<GrowthResult> {
   const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-bench-growth-'));
   try {
-    const { small, big } = await runLookupGrowth(options, dir, log);
+    const lookups = await runLookupGrowth(options, dir, log);
     const snapshots = await runSnapshotCurve(options, dir);
-    return { options, small, big, snapshots };
+    return { options, lookups, small: lookups[0], big: lookups[lookups.length - 1], snapshots };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -301,6 +314,12 @@ export function growthMarkdown(r: GrowthResult): string {
       return `| ${label} | ${f(r.big.p50[k])} / ${f(r.big.p99[k])} | ${f(r.small.p50[k])} / ${f(r.small.p99[k])} | ${ratioText(ratio)} × | ≤ 1.2 × — ${ok(ratio <= 1.2)} | ${f(r.big.cold.p50[k])} / ${f(r.big.cold.p99[k])} against ${f(r.small.cold.p50[k])} / ${f(r.small.cold.p99[k])}: ${ratioText(coldRatio)} × |`;
     })
     .join('\n');
+  const base = r.small;
+  const times = (x: LookupFigures['cold'] | LookupFigures) => KINDS.map((k) => `${f(x.p50[k])} / ${f(x.p99[k])}`).join(' | ');
+  const ratios = (x: LookupFigures['cold'], b: LookupFigures['cold']) => KINDS.map((k) => (x.p99[k] / b.p99[k]).toFixed(2)).join(' / ');
+  const lookupCurve = r.lookups
+    .map((p) => `| ${p.records.toLocaleString('en-US')} | ${(p.fileBytes / 2 ** 20).toFixed(1)} MiB | ${times(p)} | ${ratios(p, base)} | ${ratios(p.cold, base.cold)} |`)
+    .join('\n');
   const per = r.snapshots.map((p) => p.perContainerUs);
   const spread = Math.max(...per) / Math.min(...per);
   const growth = Math.max(...per) / per[0];
@@ -313,6 +332,12 @@ Store-level lookups (\`getContainer\`, \`findByTask\`) on SQLite files (WAL) see
 | lookup by | ${r.big.records.toLocaleString('en-US')} records p50 / p99 | ${r.small.records.toLocaleString('en-US')} records p50 / p99 (baseline) | p99 ratio | goal | right after opening: ${r.big.records.toLocaleString('en-US')} against ${r.small.records.toLocaleString('en-US')} records, p50 / p99 |
 |---|---|---|---|---|---|
 ${lookupRows}
+
+The curve: every store size measured in the same slices (warm, except the last column).
+
+| records | store file | by full id p50 / p99 | by 12-hex prefix p50 / p99 | by task ARN p50 / p99 | p99 against ${base.records.toLocaleString('en-US')} records (id / prefix / task) | right after opening (id / prefix / task) |
+|---|---|---|---|---|---|---|
+${lookupCurve}
 
 Why the goal is read after the warm-up: the store is read through a memory map (\`storage/sqlite/sizes.ts\`), and the first read of each 4 KiB page by a process costs it a page fault (the page is in the kernel's cache, but not yet mapped into the process). The ${r.small.records.toLocaleString('en-US')}-record store (a ${(r.small.fileBytes / 2 ** 20).toFixed(1)} MiB file, against ${(r.big.fileBytes / 2 ** 20).toFixed(0)} MiB) has every page mapped after its first few lookups whatever is done; the big one, right after opening, pays a fault on most lookups, which measures the first touch rather than the store's size. A server that has run a while has touched its pages (every report reads and writes leaves all over the file), so warm against warm is the comparison that shows what size costs. What remains there is the B-tree's extra levels and the memory hierarchy: more distinct pages per lookup, each more likely to miss the CPU caches and the TLB.
 

@@ -62,8 +62,7 @@ describe('ECS agent faults', () => {
     truth.observe(sim.state);
     await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
     expect(rec.loop.hostState()).toBe('steady');
-    await watch.sample();
-    watch.stop();
+    await watch.finish();
     const v = await verifyAgainstServer(api.url, truth, sim, { watch });
     expect(v.historyEntries).toBeGreaterThan(v.containers);
     // The churn under the fault cleaned some containers up: they are gone now, after recovery.

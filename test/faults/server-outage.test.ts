@@ -82,8 +82,7 @@ describe('server down for ten simulated minutes', () => {
     await sleep(100);
     expect(rec.outbox.depth()).toBe(0);
     expect(await rec.metric('ecs_id_mapper_reconciler_outbox_depth')).toBe(0);
-    await watch.sample();
-    watch.stop();
+    await watch.finish();
     const v = await verifyAgainstServer(api.url, truth, sim, { watch });
     expect(v.historyEntries).toBe(truth.emitted.size);
   });
@@ -122,8 +121,7 @@ describe('server down for ten simulated minutes', () => {
     expect(took).toBeLessThan(RECOVERY_MS);
     await sleep(100);
     expect(rec.outbox.depth()).toBe(0);
-    await watch.sample();
-    watch.stop();
+    await watch.finish();
 
     // No record went backwards while it was served, and no sequence number was applied twice.
     const rank = (s: string) => LIFECYCLE_STATES.indexOf(s as (typeof LIFECYCLE_STATES)[number]);

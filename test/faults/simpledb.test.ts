@@ -52,8 +52,7 @@ describe('SimpleDB 503 bursts, slow answers and stale reads', () => {
     local.setFaults({ failureRate: 0.3, latencyMs: 30 });
     await churn(sim, truth, 4, 150);
     await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
-    await watch.sample();
-    watch.stop();
+    await watch.finish();
 
     // Stale reads: the server must not misjudge what it already holds (duplicates, last seq).
     local.setFaults({ failureRate: 0, latencyMs: 0, staleReads: true, staleWindowMs: 1000 });

@@ -81,8 +81,7 @@ describe('server store disk full', () => {
     truth.observe(sim.state);
     const took = await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
     expect(took).toBeLessThan(RECOVERY_MS);
-    await watch.sample();
-    watch.stop();
+    await watch.finish();
     await verifyAgainstServer(api.url, truth, sim, { watch });
   });
 });

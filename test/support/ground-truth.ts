@@ -184,6 +184,12 @@ export class RecordWatch {
   stop(): void {
     clearInterval(this.timer);
   }
+
+  /** One last sample (the state the test ends on), then stops. */
+  async finish(): Promise<void> {
+    await this.sample();
+    this.stop();
+  }
 }
 
 export interface Verification {

@@ -9,6 +9,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { LookupConfig } from '../config/index.js';
 import type { ContainerRecord } from '../storage/store.js';
+import { untrustedCertificateHint } from './tls-trust.js';
 
 export interface ContainerLink {
   name: string;
@@ -114,6 +115,8 @@ function requestError(err: unknown, origin: string, timeoutMs: number): LookupRe
   if (e.name === 'TimeoutError' || (code !== undefined && TIMEOUT_ERRORS.has(code))) {
     return new LookupRequestError('ERR_LOOKUP_TIMEOUT', `no answer from ${origin} within ${formatMs(timeoutMs)}`, { cause: err });
   }
+  const hint = untrustedCertificateHint(err);
+  if (hint) return new LookupRequestError('ERR_LOOKUP_UNREACHABLE', `cannot reach ${origin}: ${hint}`, { cause: err });
   const reason = code !== undefined ? (CONNECT_ERRORS[code] ?? code) : e.message;
   return new LookupRequestError('ERR_LOOKUP_UNREACHABLE', `cannot reach ${origin} (${reason})`, { cause: err });
 }

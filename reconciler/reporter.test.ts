@@ -10,6 +10,7 @@ import { openOutbox, OutboxWriteError, type Outbox, type PendingTransition } fro
 import { createReporter, type Reporter } from './reporter.js';
 import { createReconcilerMetrics } from './metrics.js';
 import { buildTestApp } from '../api/test-helpers.js';
+import { startSelfSignedHttps } from '../test/support/tls.js';
 import type { HostIdentity, SnapshotContainer, Transition, TransitionBatch, HostSnapshot } from '../wire/index.js';
 
 const host: HostIdentity = {
@@ -236,6 +237,20 @@ describe('reporter', () => {
       expect((await api.store.listHosts())).toEqual([]);
       expect(lines.some((l) => JSON.parse(l).level === 50 && JSON.parse(l).status === 413)).toBe(true);
     });
+  });
+
+  it('says how to trust a server behind a private CA when its certificate is not trusted, and keeps retrying', async () => {
+    const https = await startSelfSignedHttps((_req, res) => res.writeHead(500).end());
+    cleanups.push(() => https.close());
+    const { outbox, reporter, lines, registry } = setup(new URL(https.url));
+    outbox.append([t(1)]);
+    reporter.start();
+    await until(() => lines.some((l) => JSON.parse(l).level === 40));
+    const warning = lines.map((l) => JSON.parse(l) as { level: number; code?: string; msg: string }).find((l) => l.level === 40)!;
+    expect(warning.code).toBe('ERR_REPORT_UNREACHABLE');
+    expect(warning.msg).toContain("the peer's TLS certificate is not trusted (DEPTH_ZERO_SELF_SIGNED_CERT); if it comes from a private CA, start with NODE_EXTRA_CA_CERTS=/path/to/ca.pem");
+    expect(outbox.depth()).toBe(1);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'unreachable' })).toBeGreaterThan(0);
   });
 
   it('treats 429 and 408 as retryable, not as rejections', async () => {

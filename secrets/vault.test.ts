@@ -4,6 +4,7 @@ import type { ServerConfig, VaultConfig } from '../config/index.js';
 import { startVaultStandin, type VaultStandin, type VaultStandinOptions } from '../test/vault-standin.js';
 import { kvDataPath, VaultError, VaultSecrets, type Scheduler } from './vault.js';
 import { loadSecrets } from './index.js';
+import { startSelfSignedHttps } from '../test/support/tls.js';
 
 const SECRET = { aws_access_key_id: 'AKIAVAULT1', aws_secret_access_key: 'vault-secret-1', report_token: 'report-1' };
 const APPROLE = { roleId: 'role-123', secretId: 'secret-456' };
@@ -124,6 +125,16 @@ describe('VaultSecrets start failures: one clear error, nothing half-started', (
     await clock.advance(30_000);
     expect(secrets.reportToken).toBe('report-1');
     expect(secrets.status()).toMatchObject({ ok: false, lastError: expect.stringMatching(/report_token_previous starts or ends with a space/) });
+  });
+
+  it('says how to trust a Vault behind a private CA when its certificate is not trusted', async () => {
+    const https = await startSelfSignedHttps((_req, res) => res.writeHead(500).end());
+    try {
+      const failure = VaultSecrets.start({ addr: new URL(https.url), token: 't', secretPath: 'secret/ecs-id-mapper', refreshIntervalMs: 60_000 });
+      await expect(failure).rejects.toThrow(/unreachable: the peer's TLS certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\); if it comes from a private CA, start with NODE_EXTRA_CA_CERTS=\/path\/to\/ca\.pem$/);
+    } finally {
+      await https.close();
+    }
   });
 
   it('fails clearly on a rejected token, a bad AppRole and a missing secret path', async () => {

@@ -12,6 +12,7 @@ import NodeVault from 'node-vault';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { reportTokenProblem, type VaultConfig } from '../config/index.js';
+import { untrustedCertificateHint } from '../cli/tls-trust.js';
 
 export interface Scheduler {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -94,7 +95,8 @@ function describe(err: unknown): { status: number | null; message: string } {
     const text = typeof first === 'string' ? first.replace(/\s+/g, ' ').trim() : '';
     return { status, message: `HTTP ${status}${text ? ` ${text}` : ''}` };
   }
-  return { status: null, message: `unreachable (${e.code ?? e.message ?? String(err)})` };
+  const hint = untrustedCertificateHint(err);
+  return { status: null, message: hint ? `unreachable: ${hint}` : `unreachable (${e.code ?? e.message ?? String(err)})` };
 }
 
 interface Lease {

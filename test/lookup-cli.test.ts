@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupUrl } from '../cli/lookup.js';
 import { seedFleet, startLookupServer, type LookupServer, type SeededFleet } from './support/seed.js';
+import { SELF_SIGNED_CERT, startSelfSignedHttps } from './support/tls.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BIN = `${ROOT}bin/ecs-id-mapper`;
@@ -36,7 +37,7 @@ function newerThan(target: string, sources: string[]): boolean {
 
 /** Builds dist/ when the compiled CLI is missing or older than its sources. */
 function ensureBuilt(): Promise<void> {
-  const sources = ['cli/lookup.ts', 'cli/main.ts', 'config/index.ts'].map((p) => ROOT + p);
+  const sources = ['cli/lookup.ts', 'cli/tls-trust.ts', 'cli/main.ts', 'config/index.ts'].map((p) => ROOT + p);
   if (newerThan(`${ROOT}dist/cli/lookup.js`, sources) && existsSync(`${ROOT}dist/cli/main.js`)) return Promise.resolve();
   return new Promise((resolve, reject) => {
     // tsc emits even when files elsewhere in the tree have type errors; the check below is what matters.
@@ -179,6 +180,22 @@ describe('lookup: usage and connection errors (exit 2, one line on stderr)', () 
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
     expect(run.stderr).toBe(`ecs-id-mapper lookup: cannot reach http://127.0.0.1:${port} (connection refused)\n`);
+  });
+
+  it('says how to trust a server behind a private CA, and NODE_EXTRA_CA_CERTS does', async () => {
+    const https = await startSelfSignedHttps((_req, res) => res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not_found', message: 'no container or task matches' })));
+    try {
+      const untrusted = await lookup(['abcdefabcdef', '--server', https.url]);
+      expect(untrusted.code).toBe(2);
+      expect(untrusted.stderr).toBe(
+        `ecs-id-mapper lookup: cannot reach ${https.url}: the peer's TLS certificate is not trusted (DEPTH_ZERO_SELF_SIGNED_CERT); if it comes from a private CA, start with NODE_EXTRA_CA_CERTS=/path/to/ca.pem\n`,
+      );
+      const trusted = await lookup(['abcdefabcdef', '--server', https.url], { NODE_EXTRA_CA_CERTS: fileURLToPath(SELF_SIGNED_CERT) });
+      expect(trusted.code).toBe(1);
+      expect(trusted.stdout).toBe('No container or task matches "abcdefabcdef".\n');
+    } finally {
+      await https.close();
+    }
   });
 
   it('gives up after --timeout on a server that never answers', async () => {

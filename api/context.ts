@@ -15,6 +15,8 @@ export interface ApiContext {
   reportToken: ReportTokenSource;
   /** During a rotation, the old token, still accepted (only while reportToken is set). */
   previousReportToken: ReportTokenSource;
+  /** Reporters (host:<instance id> or ip:<address>) already logged as using the previous token. */
+  previousTokenReporters: Set<string>;
   hostStaleAfterMs: number;
   /** 0: hosts are never retired. */
   hostGoneAfterMs: number;

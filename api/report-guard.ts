@@ -22,12 +22,33 @@ export function reportRateLimitKey(req: FastifyRequest): string {
   return `ip:${req.ip}`;
 }
 
+/** Reporters remembered as using the previous token, at most: a rotation's stragglers, not every address seen. */
+const MAX_REMEMBERED_REPORTERS = 10_000;
+
+/**
+ * Counts a report signed with the previous token, and names its reporter in the log the first time,
+ * so the operator finishing a rotation knows which daemons or agents still have the old token. The
+ * v2 routes name their host in the URL; the legacy ones only in the body, not read yet: their peer
+ * address stands in.
+ */
+function previousTokenUsed(ctx: ApiContext, kind: ReportKind, req: FastifyRequest): void {
+  ctx.metrics.previousTokenReport(kind);
+  const instanceId = (req.params as { instance_id?: unknown } | undefined)?.instance_id;
+  const reporter = typeof instanceId === 'string' ? `host:${instanceId}` : `ip:${req.ip}`;
+  if (ctx.previousTokenReporters.has(reporter) || ctx.previousTokenReporters.size >= MAX_REMEMBERED_REPORTERS) return;
+  ctx.previousTokenReporters.add(reporter);
+  req.log.warn(
+    typeof instanceId === 'string' ? { instance_id: instanceId, kind } : { address: req.ip, kind },
+    'report signed with the previous report token: move this reporter to the new token before removing the previous one (logged once per reporter)',
+  );
+}
+
 export function reportRouteOptions(ctx: ApiContext, kind: ReportKind) {
   const authenticate: onRequestHookHandler = (req, reply, done) => {
     const expected = currentToken(ctx.reportToken);
     if (expected === undefined) return done();
     try {
-      if (checkReportAuth(req.headers.authorization, expected, currentToken(ctx.previousReportToken)) === 'previous') ctx.metrics.previousTokenReport(kind);
+      if (checkReportAuth(req.headers.authorization, expected, currentToken(ctx.previousReportToken)) === 'previous') previousTokenUsed(ctx, kind, req);
       done();
     } catch (err) {
       reply.header('www-authenticate', WWW_AUTHENTICATE);

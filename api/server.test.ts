@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../storage/index.js';
 import { StoreUnavailableError, type Store } from '../storage/store.js';
 import { agentEntry, agentMap, buildTestApp, type TestApp } from './test-helpers.js';
+import { batch, containerId, hostIdentity, transition } from '../storage/store.fixtures.js';
 
 const C1 = 'c1'.repeat(32);
 const TASK = 'a1b2c3d4'.repeat(4);
@@ -122,6 +123,21 @@ describe('report authentication', () => {
       // No token at all: reports are open, as documented, and the previous token is not what lets them in.
       expect((await send('Bearer nothing')).statusCode).toBe(200);
       expect(await metricValue(t, 'ecs_id_mapper_reports_previous_token_total{kind="legacy_map"}')).toBe(0);
+    });
+
+    it('names each reporter still signing with the previous token in the log, once', async () => {
+      const lines: string[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+      t = await buildTestApp({ logger, reportToken: 'new-token', previousReportToken: 'old-token' });
+      const transitions = (instance: string, token: string) =>
+        t!.app.inject({ method: 'POST', url: `/v2/hosts/${instance}/transitions`, payload: batch(hostIdentity({ instance_id: instance }), [transition(1, 'running', { container: { container_id: containerId(instance) } })]), headers: { authorization: `Bearer ${token}` } });
+      for (const [instance, token] of [['i-0aaaaaaaaaaaaaaa1', 'old-token'], ['i-0aaaaaaaaaaaaaaa1', 'old-token'], ['i-0bbbbbbbbbbbbbbb2', 'old-token'], ['i-0ccccccccccccccc3', 'new-token']]) {
+        expect((await transitions(instance, token)).statusCode).toBe(200);
+      }
+      expect((await send('Bearer old-token')).statusCode).toBe(200);
+      expect((await send('Bearer old-token')).statusCode).toBe(200);
+      const named = lines.map((l) => JSON.parse(l) as { level: number; msg: string; instance_id?: string; address?: string }).filter((l) => l.msg.startsWith('report signed with the previous report token'));
+      expect(named.map((l) => [l.level, l.instance_id ?? l.address])).toEqual([[40, 'i-0aaaaaaaaaaaaaaa1'], [40, 'i-0bbbbbbbbbbbbbbb2'], [40, '127.0.0.1']]);
     });
 
     it('ends when the previous token is removed (Vault refresh)', async () => {

@@ -136,6 +136,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     cadvisorPort: deps.cadvisorPort,
     reportToken: deps.reportToken,
     previousReportToken: deps.previousReportToken,
+    previousTokenReporters: new Set(),
     hostStaleAfterMs: deps.hostStaleAfterMs,
     hostGoneAfterMs: deps.hostGoneAfterMs ?? 0,
     reportRateLimitPerMinute: deps.reportRateLimitPerMinute,

@@ -195,6 +195,26 @@ describe('GET /v2/containers/:id/history and /v2/hosts', () => {
     expect((await get('/v2/hosts')).json().hosts[0].stale).toBe(true);
   });
 
+  it('answers one host as /v2/hosts lists it, staleness included, and 404 or 400 for a host it does not know or an id of the wrong shape', async () => {
+    t.setNow(new Date(iso(0)));
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+    t.setNow(new Date(iso(16)));
+    const one = await get(`/v2/hosts/${host.instance_id}`);
+    expect(one.statusCode).toBe(200);
+    expect(one.json()).toEqual((await get('/v2/hosts')).json().hosts[0]);
+    expect(one.json()).toMatchObject({ instance_id: host.instance_id, stale: true, retired: false, containers_by_state: { running: 2 } });
+    const unknown = await get(`/v2/hosts/${instanceId('never-reported')}`);
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json()).toEqual({ error: 'not_found', message: `no host ${instanceId('never-reported')} has reported (or it was retired and forgotten once its records were purged)` });
+    for (const bad of ['/v2/hosts/not-an-instance', `/v2/hosts/${encodeURIComponent('" or "1"="1')}`, `/v2/hosts/${host.instance_id}?verbose=1`]) {
+      const res = await get(bad);
+      expect(res.statusCode, bad).toBe(400);
+      expect(res.json()).toMatchObject({ error: 'bad_request', message: expect.any(String) });
+    }
+    // Reports still go to the host's own routes; reading them is refused by method, not misrouted.
+    expect((await t.app.inject({ method: 'GET', url: `/v2/hosts/${host.instance_id}/transitions` })).statusCode).toBe(405);
+  });
+
   it('filters hosts by cluster and by staleness, and rejects a staleness that is not true or false', async () => {
     const other = hostIdentity({ instance_id: instanceId('v2-staging'), cluster: 'staging' });
     t.setNow(new Date(iso(0)));

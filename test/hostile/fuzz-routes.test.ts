@@ -144,6 +144,7 @@ const ID_ROUTES = [
   '/query/task_id/%s/cadvisor',
   '/v2/lookup/%s',
   '/v2/containers/%s/history',
+  '/v2/hosts/%s',
   '/v2/hosts/%s/transitions',
   '/v2/hosts/%s/snapshot',
   '/docs/%s',
@@ -152,7 +153,7 @@ const ID_ROUTES = [
   '/%s/%s',
 ];
 
-const QUERY_ROUTES = ['/health', '/metrics', '/v2/containers', '/v2/hosts', `/query/container_id/${C1}/cadvisor`, `/query/task_id/${TASK}/cadvisor`, `/query/container_id/${C1}`, '/report/map', '/'];
+const QUERY_ROUTES = ['/health', '/metrics', '/v2/containers', '/v2/hosts', `/v2/hosts/${HOST}`, `/query/container_id/${C1}/cadvisor`, `/query/task_id/${TASK}/cadvisor`, `/query/container_id/${C1}`, '/report/map', '/'];
 
 beforeAll(async () => {
   t = await buildTestApp({ webRoot: WEB_ROOT });

@@ -200,6 +200,15 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it('/v2/hosts/:instance_id answers 400 or 404 for every hostile id', async () => {
+      for (const value of INJECTION_CORPUS) {
+        for (const encoded of urlVariants(value)) {
+          const res = await get(`/v2/hosts/${encoded}`);
+          expect([400, 404], JSON.stringify(value)).toContain(res.statusCode);
+        }
+      }
+    });
+
     it('/v2/containers filters return exactly the records whose field equals the value', async () => {
       for (const field of ['cluster', 'task_family', 'instance_id'] as const) {
         for (const value of INJECTION_CORPUS) {

@@ -1,4 +1,5 @@
-// `ecs-id-mapper lookup <id>`: asks a server's GET /v2/lookup/<id> and prints the match.
+// `ecs-id-mapper lookup <id>`: asks a server's GET /v2/lookup/<id> and prints the match. An EC2
+// instance id asks GET /v2/hosts/<id> instead: is that host reporting, and what does it run.
 //
 // Exit codes (the contract scripts rely on):
 //   0  found: a table (or the JSON body with --json) on stdout
@@ -10,10 +11,27 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { LookupConfig } from '../config/index.js';
 import type { ContainerRecord } from '../storage/store.js';
 import { untrustedCertificateHint } from './tls-trust.js';
+import { INSTANCE_ID, LIFECYCLE_STATES, type LifecycleState } from '../wire/ids.js';
 
 export interface ContainerLink {
   name: string;
   url: string;
+}
+
+/** What GET /v2/hosts/:instance_id answers with 200 (the fields printed). */
+export interface HostAnswer {
+  instance_id: string;
+  cluster: string | null;
+  instance_ip: string | null;
+  instance_type: string | null;
+  instance_az: string | null;
+  reporter: string;
+  last_report_at: string;
+  last_seq: number;
+  seconds_since_report: number;
+  stale: boolean;
+  retired: boolean;
+  containers_by_state: Record<LifecycleState, number>;
 }
 
 /** What GET /v2/lookup/:id answers with 200. */
@@ -67,7 +85,7 @@ export function lookupUrl(server: URL, id: string): URL {
   if (!base.pathname.endsWith('/')) base.pathname += '/';
   base.search = '';
   base.hash = '';
-  return new URL(`v2/lookup/${encodeURIComponent(id)}`, base);
+  return new URL(`${INSTANCE_ID.test(id) ? 'v2/hosts' : 'v2/lookup'}/${encodeURIComponent(id)}`, base);
 }
 
 async function fetchAnswer(url: URL, config: LookupConfig, dispatcher: Dispatcher): Promise<{ status: number; body: unknown }> {
@@ -141,15 +159,20 @@ function isLookupAnswer(body: unknown): body is LookupAnswer {
   return body !== null && typeof body === 'object' && Array.isArray((body as LookupAnswer).containers) && typeof (body as LookupAnswer).kind === 'string';
 }
 
+function isHostAnswer(body: unknown): body is HostAnswer {
+  return body !== null && typeof body === 'object' && typeof (body as HostAnswer).instance_id === 'string' && typeof (body as HostAnswer).containers_by_state === 'object';
+}
+
 function printAnswer(config: LookupConfig, status: number, body: unknown, io: LookupIo): number {
   const origin = config.server.origin;
-  if (status === 200 && isLookupAnswer(body)) {
-    io.stdout.write(config.json ? `${JSON.stringify(body, null, 2)}\n` : formatTable(body));
+  const host = INSTANCE_ID.test(config.id);
+  if (status === 200 && (host ? isHostAnswer(body) : isLookupAnswer(body))) {
+    io.stdout.write(config.json ? `${JSON.stringify(body, null, 2)}\n` : host ? formatHost(body as HostAnswer) : formatTable(body as LookupAnswer));
     return EXIT_FOUND;
   }
   // A 404 without the v2 error code is some other server's "no such route", not an answer about the id.
   if (status === 404 && errorCodeOf(body) === 'not_found') {
-    io.stdout.write(config.json ? `${JSON.stringify(body, null, 2)}\n` : `No container or task matches "${config.id}".\n`);
+    io.stdout.write(config.json ? `${JSON.stringify(body, null, 2)}\n` : host ? `No host ${config.id} has reported.\n` : `No container or task matches "${config.id}".\n`);
     return EXIT_NO_MATCH;
   }
   const candidates = (body as { candidates?: unknown } | null)?.candidates;
@@ -197,4 +220,31 @@ export function formatTable(answer: LookupAnswer): string {
   });
   const header = `${answer.containers.length} container${answer.containers.length === 1 ? '' : 's'} matched by ${answer.kind.replace(/_/g, ' ')}`;
   return `${header}\n\n${blocks.join('\n\n')}\n`;
+}
+
+/** A duration in whole units, largest first: 45 s, 12 m 5 s, 3 h 2 m. */
+function formatAge(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} m ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} m`;
+}
+
+/** `LABEL  value` lines for one host: whether it reports, and its containers by state. */
+export function formatHost(h: HostAnswer): string {
+  const freshness = h.retired
+    ? 'retired: silent past --host-gone-after, its records were marked gone'
+    : h.stale
+      ? 'stale: silent past --host-stale-after'
+      : 'reporting';
+  const rows: Array<[string, string | null]> = [
+    ['host', h.instance_id],
+    ['cluster', h.cluster],
+    ['instance', [h.instance_ip, h.instance_type, h.instance_az].filter(Boolean).join(' / ')],
+    ['status', freshness],
+    ['last report', `${formatAge(h.seconds_since_report)} ago (${h.last_report_at}, ${h.reporter === 'legacy' ? 'original agent' : `reconciler, seq ${h.last_seq}`})`],
+    ['containers', LIFECYCLE_STATES.map((s) => `${h.containers_by_state[s] ?? 0} ${s}`).join(', ')],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length));
+  return rows.map(([label, value]) => `${label.padEnd(width)}  ${value === null || value === '' ? '-' : value}`).join('\n') + '\n';
 }

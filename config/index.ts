@@ -396,7 +396,7 @@ const lookupFlags: FlagSpec[] = [
 ];
 
 function buildLookup(f: ParsedFlags, _env: Record<string, string | undefined>, positionals: string[]): LookupConfig {
-  if (positionals.length !== 1) throw new ConfigError(positionals.length === 0 ? 'lookup needs one id (container id, prefix, task id, task ARN or docker name)' : 'lookup takes exactly one id');
+  if (positionals.length !== 1) throw new ConfigError(positionals.length === 0 ? 'lookup needs one id (container id, prefix, task id, task ARN, docker name or EC2 instance id)' : 'lookup takes exactly one id');
   return { id: positionals[0], server: httpUrl('server', f.server as string), json: f.json as boolean, timeoutMs: f.timeout as number };
 }
 
@@ -520,7 +520,7 @@ export const commands = {
   } satisfies CommandSpec<SimpleDbLocalConfig>,
   lookup: {
     name: 'lookup',
-    summary: 'Look up any id (container id or prefix, task id, task ARN, docker name). Exit 0 found, 1 not found, 2 usage or connection error.',
+    summary: 'Look up any id (container id or prefix, task id, task ARN, docker name), or a host by its EC2 instance id. Exit 0 found, 1 not found, 2 usage or connection error.',
     usage: '<id> [--server URL] [--json]',
     flags: lookupFlags,
     build: buildLookup,

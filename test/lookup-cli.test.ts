@@ -128,6 +128,29 @@ describe('lookup: found (exit 0)', () => {
     expect(body.containers[0].links[0].name).toBe('cadvisor');
   });
 
+  it('answers an EC2 instance id with that host: reporting or stale, its last report, its containers by state', async () => {
+    const hostRows = (stdout: string) =>
+      Object.fromEntries(stdout.split('\n').filter(Boolean).map((line) => /^(.+?)\s{2,}(.*)$/.exec(line)!.slice(1, 3) as [string, string]));
+    const served = (await (await fetch(`${api.url}/v2/hosts/${fleet.host.instance_id}`)).json()) as { containers_by_state: Record<string, number> };
+    const run = await lookup([fleet.host.instance_id, '--server', api.url]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    const rows = hostRows(run.stdout);
+    expect(rows.host).toBe(fleet.host.instance_id);
+    expect(rows.cluster).toBe('prod');
+    expect(rows.status).toBe('reporting');
+    expect(rows['last report']).toMatch(/^\d+ (s|m \d+ s) ago \(.+, reconciler, seq \d+\)$/);
+    expect(rows.containers).toBe(['pending', 'running', 'stopping', 'stopped', 'gone'].map((s) => `${served.containers_by_state[s]} ${s}`).join(', '));
+    expect(served.containers_by_state.running).toBeGreaterThan(0);
+
+    const stale = await lookup([fleet.staleHost.instance_id, '--server', api.url]);
+    expect(stale.code).toBe(0);
+    expect(hostRows(stale.stdout).status).toBe('stale: silent past --host-stale-after');
+
+    const json = await lookup([fleet.host.instance_id, '--server', api.url, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ instance_id: fleet.host.instance_id, stale: false, containers_by_state: served.containers_by_state });
+  });
+
   it('takes the server from ECS_ID_MAPPER_SERVER and finds a docker name', async () => {
     const run = await lookup([fleet.web.proxy.docker_name!], { ECS_ID_MAPPER_SERVER: api.url });
     expect(run.code).toBe(0);
@@ -137,6 +160,12 @@ describe('lookup: found (exit 0)', () => {
 });
 
 describe('lookup: no single match (exit 1)', () => {
+  it('says plainly that a host has never reported', async () => {
+    const run = await lookup(['i-0123456789abcdef9', '--server', api.url]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('No host i-0123456789abcdef9 has reported.\n');
+  });
+
   it('says plainly that nothing matches an unknown id', async () => {
     const unknown = 'badc0ffee0ddf00d';
     const run = await lookup([unknown, '--server', api.url]);
@@ -165,7 +194,7 @@ describe('lookup: usage and connection errors (exit 2, one line on stderr)', () 
     const run = await lookup(['--server', api.url]);
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
-    expect(run.stderr).toBe('ecs-id-mapper lookup: lookup needs one id (container id, prefix, task id, task ARN or docker name)\n');
+    expect(run.stderr).toBe('ecs-id-mapper lookup: lookup needs one id (container id, prefix, task id, task ARN, docker name or EC2 instance id)\n');
   });
 
   it("shows the server's message for an id of no known shape", async () => {

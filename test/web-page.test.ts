@@ -262,6 +262,27 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
     await shot('hosts-narrow');
   });
 
+  it('answers an instance id typed in the search box with that host: reporting or stale, in words', async () => {
+    await open('/', 'intro');
+    await search(fleet.host.instance_id, 'host');
+    expect(await page.locator('#result .summary').textContent()).toMatch(new RegExp(`^Host ${fleet.host.instance_id} is reporting: last report .+ ago\\.$`));
+    const row = page.locator(`tr.host[data-instance-id="${fleet.host.instance_id}"]`);
+    expect(await row.locator('td[data-label="Running"]').textContent()).toBe('4');
+    expect(await row.locator('td[data-label="Status"]').textContent()).toBe('reporting');
+    await shot('host-lookup');
+
+    await search(fleet.staleHost.instance_id, 'host');
+    expect(await page.locator('#result .summary').textContent()).toMatch(new RegExp(`^Host ${fleet.staleHost.instance_id} is stale: no report for .+\\.$`));
+
+    await search('i-0123456789abcdef9', 'not-found');
+    expect(await page.locator('#result .notice').textContent()).toBe('No host i-0123456789abcdef9 has reported.');
+
+    // The link back to every host.
+    await search(fleet.host.instance_id, 'host');
+    await page.locator('#result a[href="?view=hosts"]').click();
+    await settled('hosts');
+  });
+
   it('shows a host silent past --host-gone-after as retired, not stale', async () => {
     api.setNow(new Date(NOW.getTime() + 40 * 60_000)); // the stale host silent 130 minutes, the other 40
     try {

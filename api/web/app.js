@@ -191,11 +191,16 @@ function introView() {
       h('li', null, 'a full (64 hex) or short (12+ hex) Docker container id'),
       h('li', null, 'an ECS task id or task ARN'),
       h('li', null, 'a Docker container name such as ', h('code', null, 'ecs-web-3-nginx-…')),
+      h('li', null, 'an EC2 instance id, to see whether that host reports'),
     ),
   );
 }
 
+/** EC2 instance ids name hosts, not containers (wire/ids.ts INSTANCE_ID). */
+const INSTANCE_ID = /^i-[0-9a-f]{8,32}$/;
+
 async function lookupView(q, signal) {
+  if (INSTANCE_ID.test(q)) return hostLookupView(q, signal);
   const { status, body } = await getJson(`lookup/${encodeURIComponent(q)}`, signal);
   if (status === 200 && body && Array.isArray(body.containers)) return ['found', await matchView(q, body, signal)];
   if (status === 404) {
@@ -422,12 +427,46 @@ async function hostsView(signal) {
   const stale = hosts.filter((x) => x.stale).length;
   const retired = hosts.filter((x) => x.retired).length;
   if (hosts.length === 0) return ['hosts', h('div', { class: 'hosts' }, h('h2', null, 'Hosts'), h('p', { class: 'notice' }, 'No host has reported yet.'))];
+  return [
+    'hosts',
+    h(
+      'div',
+      { class: 'hosts' },
+      h('h2', null, 'Hosts'),
+      stale ? h('p', { class: 'notice warn' }, `${plural(stale, 'host')} stale: no report within the server's stale window.`) : null,
+      h('div', { class: 'table-wrap' }, hostsTable(hosts, `${plural(hosts.length, 'host')}, ${stale} stale${retired ? `, ${retired} retired` : ''}`)),
+    ),
+  ];
+}
 
+/** An instance id searched for: that host's row, as the hosts view shows it. */
+async function hostLookupView(q, signal) {
+  const { status, body } = await getJson(`hosts/${encodeURIComponent(q)}`, signal);
+  if (status === 404) return ['not-found', h('p', { class: 'notice miss' }, `No host ${q} has reported.`)];
+  if (status !== 200 || !body || typeof body.instance_id !== 'string') return ['error', h('p', { class: 'notice error' }, serverMessage(status, body))];
+  const summary = body.retired
+    ? `Host ${q} is retired: silent past the server's retirement window, its containers were marked gone.`
+    : body.stale
+      ? `Host ${q} is stale: no report for ${formatAge(body.seconds_since_report)}.`
+      : `Host ${q} is reporting: last report ${formatAge(body.seconds_since_report)} ago.`;
+  return [
+    'host',
+    h(
+      'div',
+      { class: 'hosts' },
+      h('p', { class: body.stale || body.retired ? 'summary notice warn' : 'summary' }, summary),
+      h('div', { class: 'table-wrap' }, hostsTable([body], `Host ${q}`)),
+      h('p', null, h('a', { href: '?view=hosts', 'data-nav': true }, 'All hosts')),
+    ),
+  ];
+}
+
+function hostsTable(hosts, caption) {
   const header = ['Instance', 'Cluster', 'IP', 'Type · zone', ...STATES.map((s) => s[0].toUpperCase() + s.slice(1)), 'Last report', 'Status'];
-  const table = h(
+  return h(
     'table',
     { class: 'hosts-table' },
-    h('caption', null, `${plural(hosts.length, 'host')}, ${stale} stale${retired ? `, ${retired} retired` : ''}`),
+    h('caption', null, caption),
     h('thead', null, h('tr', null, header.map((t) => h('th', { scope: 'col' }, t)))),
     h(
       'tbody',
@@ -454,16 +493,6 @@ async function hostsView(signal) {
       ),
     ),
   );
-  return [
-    'hosts',
-    h(
-      'div',
-      { class: 'hosts' },
-      h('h2', null, 'Hosts'),
-      stale ? h('p', { class: 'notice warn' }, `${plural(stale, 'host')} stale: no report within the server's stale window.`) : null,
-      h('div', { class: 'table-wrap' }, table),
-    ),
-  ];
 }
 
 // --- wiring -----------------------------------------------------------------------------------------

@@ -203,6 +203,9 @@ describe('GET /v2/containers/:id/history and /v2/hosts', () => {
     expect(one.statusCode).toBe(200);
     expect(one.json()).toEqual((await get('/v2/hosts')).json().hosts[0]);
     expect(one.json()).toMatchObject({ instance_id: host.instance_id, stale: true, retired: false, containers_by_state: { running: 2 } });
+    const viaLookup = await get(`/v2/lookup/${host.instance_id}`);
+    expect(viaLookup.statusCode).toBe(404);
+    expect(viaLookup.json().message).toBe(`nothing matches docker name "${host.instance_id}" (for the host ${host.instance_id}, see /v2/hosts/${host.instance_id})`);
     const unknown = await get(`/v2/hosts/${instanceId('never-reported')}`);
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json()).toEqual({ error: 'not_found', message: `no host ${instanceId('never-reported')} has reported (or it was retired and forgotten once its records were purged)` });

@@ -29,7 +29,11 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
 
   async function lookupAny(id: string) {
     const answer = await lookupId(ctx.store, id, 'any', ctx.metrics);
-    if (answer.records.length === 0) throw notFound(`nothing matches ${answer.kind.replace('_', ' ')} "${answer.query}"`);
+    if (answer.records.length === 0) {
+      // An instance id reads as a docker name here; the host it names has its own route.
+      const hint = INSTANCE_ID.test(answer.query) ? ` (for the host ${answer.query}, see /v2/hosts/${answer.query})` : '';
+      throw notFound(`nothing matches ${answer.kind.replace('_', ' ')} "${answer.query}"${hint}`);
+    }
     return { query: answer.query, kind: answer.kind, containers: answer.records.map(view) };
   }
 

@@ -113,7 +113,8 @@ export function createReporter(options: ReporterOptions): Reporter {
   const base = options.server.href.replace(/\/+$/, '');
   let lastSnapshotAt = Number.NEGATIVE_INFINITY;
   let actor: Actor<typeof reporterMachine> | undefined;
-  // Halved on every 413, never grown back: the server's body limit does not change while it runs.
+  // Halved on every 413 and not grown back until the daemon restarts: a server's --body-limit changes
+  // only with its configuration, and probing upwards would cost a refused request each time.
   let batchSize = options.batchSize;
 
   const headers = (): Record<string, string> => {

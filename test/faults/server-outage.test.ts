@@ -12,7 +12,7 @@
 // intermediate states are coalesced away (counted), the last state of every container stays
 // queued, and after the server returns its records equal the truth, none served going backwards,
 // no seq applied twice.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { GroundTruth, RecordWatch, serverHistory, verifyAgainstServer, waitForConvergence } from '../support/ground-truth.js';
 import { LIFECYCLE_STATES } from '../../wire/ids.js';
 import { Api, Cleanups, INSTANCE_ID, sleep, startReconciler, startSim } from '../support/fault-rig.js';
@@ -72,7 +72,8 @@ describe('server down for ten simulated minutes', () => {
     expect(queued).toBeGreaterThan(20); // 60 simulated resyncs of churn
     expect(rec.outbox.depth()).toBe(queued);
     expect(await rec.metric('ecs_id_mapper_reconciler_outbox_depth')).toBe(queued);
-    expect(rec.reporter.state()).toBe('backingOff');
+    // Retrying: between attempts it backs off (an attempt may be in flight at this very moment).
+    await vi.waitFor(() => expect(rec.reporter.state()).toBe('backingOff'), { timeout: 2_000, interval: 2 });
     // Tasks stopped early in the outage were cleaned up (3 simulated minutes) before it ended.
     expect([...truth.expected(sim.state).values()].filter((s) => s === 'gone').length).toBeGreaterThan(0);
 

@@ -13,7 +13,7 @@ describe('npm run demo', () => {
       await expect.poll(() => printed, { timeout: 30_000 }).toContain('Ctrl-C stops everything.');
       expect(printed).toContain('3 tasks x 2 containers, no churn');
       const urls = [...printed.matchAll(/(http:\/\/127\.0\.0\.1:\d+\S*)/g)].map((m) => m[1]);
-      expect(urls.length).toBe(14);
+      expect(urls.length).toBe(16);
       const lookups = urls.filter((u) => u.includes('/v2/lookup/'));
       expect(lookups).toHaveLength(4);
       const ids = new Set<string>();

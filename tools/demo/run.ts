@@ -123,6 +123,8 @@ export async function runDemo(config: DemoConfig, options: DemoOptions = {}): Pr
         `  history             ${server.url}/v2/containers/${shortId}/history`,
         `  all containers      ${server.url}/v2/containers`,
         `  hosts               ${server.url}/v2/hosts`,
+        `  this host           ${server.url}/v2/hosts/${first.instance_id}`,
+        `  from a terminal     ./bin/ecs-id-mapper lookup ${first.instance_id} --server ${server.url}`,
         `  server metrics      ${server.url}/metrics`,
         `  reconciler metrics  ${reconciler.url}/metrics`,
         `  simulated host      ${host.controlUrl}/state  (POST ${host.controlUrl}/faults {"agent":"500"} to break the agent)`,

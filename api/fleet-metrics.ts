@@ -27,6 +27,14 @@ export function someHostReporting(hosts: ReadonlyArray<Pick<HostRecord, 'last_re
 }
 
 /**
+ * Whether a host may be retired: a reconciler host silent longer than `hostGoneAfterMs`. Original
+ * agents' hosts never are (Store.retireSilentHosts). The fleet guard is the caller's.
+ */
+export function silentPastGoneAfter(h: Pick<HostRecord, 'last_report_at' | 'reporter'>, nowMs: number, hostGoneAfterMs: number): boolean {
+  return h.reporter === 'reconciler' && nowMs - Date.parse(h.last_report_at) > hostGoneAfterMs;
+}
+
+/**
  * Each host's freshness, in order. A host is stale once silent longer than `hostStaleAfterMs`, and a
  * reconciler host retired once silent longer than `hostGoneAfterMs` (0: never; original agents'
  * hosts are never retired, Store.retireSilentHosts): most often a terminated instance,
@@ -37,9 +45,8 @@ export function someHostReporting(hosts: ReadonlyArray<Pick<HostRecord, 'last_re
 export function fleetFreshness(hosts: ReadonlyArray<Pick<HostRecord, 'last_report_at' | 'reporter'>>, nowMs: number, o: FreshnessWindows): HostFreshness[] {
   const retiring = o.hostGoneAfterMs > 0 && someHostReporting(hosts, nowMs, o.hostStaleAfterMs);
   return hosts.map((h) => {
-    const silentMs = nowMs - Date.parse(h.last_report_at);
-    if (retiring && h.reporter === 'reconciler' && silentMs > o.hostGoneAfterMs) return 'retired';
-    return silentMs > o.hostStaleAfterMs ? 'stale' : 'fresh';
+    if (retiring && silentPastGoneAfter(h, nowMs, o.hostGoneAfterMs)) return 'retired';
+    return nowMs - Date.parse(h.last_report_at) > o.hostStaleAfterMs ? 'stale' : 'fresh';
   });
 }
 export const REPORT_AGE_STATS = ['min', 'p50', 'p90', 'max'] as const;

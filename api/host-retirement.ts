@@ -12,7 +12,7 @@
 // wrong, as their records still answer lookups and come back with their next snapshot.
 import type { Logger } from 'pino';
 import type { RetiredHosts, Store } from '../storage/store.js';
-import { someHostReporting } from './fleet-metrics.js';
+import { silentPastGoneAfter, someHostReporting } from './fleet-metrics.js';
 
 export interface HostRetirementOptions {
   store: Store;
@@ -35,7 +35,7 @@ export async function retireSilentHosts(o: HostRetirementOptions, nowMs: number)
   if (nowMs - o.startedAtMs < o.goneAfterMs) return { kind: 'warming_up' };
   const silentSince = nowMs - o.goneAfterMs;
   const hosts = await o.store.listHosts();
-  const silent = hosts.filter((h) => h.reporter === 'reconciler' && Date.parse(h.last_report_at) < silentSince).length;
+  const silent = hosts.filter((h) => silentPastGoneAfter(h, nowMs, o.goneAfterMs)).length;
   if (silent === 0) return { kind: 'retired', containers: 0, forgottenHosts: 0 };
   if (!someHostReporting(hosts, nowMs, o.staleAfterMs)) {
     o.log.warn({ silent, hosts: hosts.length, host_stale_after_s: o.staleAfterMs / 1000 }, 'no host has reported within --host-stale-after: not retiring any (a network or server problem, not scale-in)');

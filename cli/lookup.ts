@@ -199,6 +199,12 @@ function hasExited(c: ContainerRecord): boolean {
   return (c.state === 'stopped' || c.state === 'gone') && c.exit_code !== null && c.exit_code !== undefined;
 }
 
+/** `LABEL  value` lines, labels padded to one width; a missing value prints as `-`. */
+function labelledLines(rows: Array<[string, string | null]>): string {
+  const width = Math.max(...rows.map(([label]) => label.length));
+  return rows.map(([label, value]) => `${label.padEnd(width)}  ${value === null || value === '' ? '-' : value}`).join('\n');
+}
+
 /** One block of `LABEL  value` lines per container, blank line between containers. */
 export function formatTable(answer: LookupAnswer): string {
   const blocks = answer.containers.map((c) => {
@@ -215,8 +221,7 @@ export function formatTable(answer: LookupAnswer): string {
       ['cadvisor', cadvisor?.url ?? null],
       ...c.links.filter((l) => l !== cadvisor).map((l): [string, string] => [l.name, l.url]),
     ];
-    const width = Math.max(...rows.map(([label]) => label.length));
-    return rows.map(([label, value]) => `${label.padEnd(width)}  ${value === null || value === '' ? '-' : value}`).join('\n');
+    return labelledLines(rows);
   });
   const header = `${answer.containers.length} container${answer.containers.length === 1 ? '' : 's'} matched by ${answer.kind.replace(/_/g, ' ')}`;
   return `${header}\n\n${blocks.join('\n\n')}\n`;
@@ -245,6 +250,5 @@ export function formatHost(h: HostAnswer): string {
     ['last report', `${formatAge(h.seconds_since_report)} ago (${h.last_report_at}, ${h.reporter === 'legacy' ? 'original agent' : `reconciler, seq ${h.last_seq}`})`],
     ['containers', LIFECYCLE_STATES.map((s) => `${h.containers_by_state[s] ?? 0} ${s}`).join(', ')],
   ];
-  const width = Math.max(...rows.map(([label]) => label.length));
-  return rows.map(([label, value]) => `${label.padEnd(width)}  ${value === null || value === '' ? '-' : value}`).join('\n') + '\n';
+  return `${labelledLines(rows)}\n`;
 }

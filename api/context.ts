@@ -3,6 +3,7 @@ import type { LinkTemplate } from '../config/index.js';
 import type { ContainerRecord, Store } from '../storage/store.js';
 import type { ReportTokenSource } from './auth.js';
 import { renderLinks, type Link } from './links.js';
+import type { LogThrottle } from './log-throttle.js';
 import type { ApiMetrics, ReportKind } from './metrics.js';
 
 export type ExtraHealthCheck = () => Promise<{ ok: boolean; detail?: string }>;
@@ -28,6 +29,8 @@ export interface ApiContext {
   nowMs: () => number;
   /** An extra readiness check (e.g. Vault secrets loaded); not ok → /health answers 503. */
   health?: ExtraHealthCheck;
+  /** Log lines a request can repeat at fleet rate go through it (log-throttle.ts). */
+  logThrottle: LogThrottle;
 }
 
 export function linksFor(ctx: ApiContext, record: ContainerRecord): Link[] {

@@ -5,6 +5,7 @@
 // `{error:"internal"}`, logged with its stack; its message never reaches the client.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorBody } from '../wire/index.js';
+import type { LogThrottle } from './log-throttle.js';
 
 export const API_ERRORS = {
   ERR_BAD_REQUEST: { status: 400, error: 'bad_request' },
@@ -87,9 +88,21 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
   return { status: 500, body: errorBody('ERR_INTERNAL', 'internal server error'), internal: true };
 }
 
-export function errorHandler(this: unknown, err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+/**
+ * Answers `err`. A 500 is logged with its stack and a 503 (the store unavailable) as a warning, each
+ * at most once a minute per message through `throttle` (log-throttle.ts); the line then carries
+ * `repeats_not_logged`, the occurrences held back since the last one.
+ */
+export function errorHandler(this: unknown, err: unknown, request: FastifyRequest, reply: FastifyReply, throttle: LogThrottle): void {
   const { status, body, internal } = toErrorResponse(err);
-  if (internal) request.log.error({ err }, 'unhandled error');
-  else if (status >= 500) request.log.warn({ err }, 'store unavailable');
+  if (internal || status >= 500) {
+    // A 500's body hides its message: the key is the error's own, so two bugs are two lines.
+    const held = throttle.admit(internal ? `500 ${String((err as Error | undefined)?.message).slice(0, 300)}` : `${status} ${body.message}`);
+    if (held !== undefined) {
+      const fields = held > 0 ? { err, repeats_not_logged: held } : { err };
+      if (internal) request.log.error(fields, 'unhandled error');
+      else request.log.warn(fields, 'store unavailable');
+    }
+  }
   void reply.code(status).type('application/json; charset=utf-8').send(body);
 }

@@ -10,6 +10,9 @@ interface LogLine {
   msg: string;
   reqId?: string;
   service?: string;
+  url?: string;
+  repeats_not_logged?: number;
+  [field: string]: unknown;
 }
 
 let t: TestApp | undefined;
@@ -44,10 +47,39 @@ describe('request loggers', () => {
     t = await buildTestApp({ logger }, await lockedStore());
     expect((await t.app.inject({ url: `/query/container_id/${ID}` })).statusCode).toBe(503);
     expect((await t.app.inject({ url: `/query/container_id/${ID}` })).statusCode).toBe(503);
+    t.setNow(new Date('2026-01-01T00:11:00.000Z'));
+    expect((await t.app.inject({ url: `/query/container_id/${ID}` })).statusCode).toBe(503);
     const warnings = lines.filter((l) => l.msg === 'store unavailable');
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toMatchObject({ level: 40, service: 'test', reqId: expect.stringMatching(/^req-/) });
     expect(warnings[1].reqId).not.toBe(warnings[0].reqId);
+  });
+
+  it('write a repeated store failure once a minute, with the count of the requests not logged', async () => {
+    const { logger, lines } = capture('info');
+    t = await buildTestApp({ logger }, await lockedStore());
+    for (let i = 0; i < 4; i++) expect((await t.app.inject({ url: `/query/container_id/${ID}` })).statusCode).toBe(503);
+    expect(lines.filter((l) => l.msg === 'store unavailable')).toHaveLength(1);
+    t.setNow(new Date('2026-01-01T00:11:00.000Z'));
+    expect((await t.app.inject({ url: `/query/container_id/${ID}` })).statusCode).toBe(503);
+    const warnings = lines.filter((l) => l.msg === 'store unavailable');
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0].repeats_not_logged).toBeUndefined();
+    expect(warnings[1]).toMatchObject({ repeats_not_logged: 3, err: { message: 'database is locked' } });
+  });
+
+  it('write a rejected report once a minute per reporter and status', async () => {
+    const { logger, lines } = capture('info');
+    t = await buildTestApp({ logger, reportToken: 'right-token' });
+    const report = (host: string) =>
+      t!.app.inject({ method: 'POST', url: `/v2/hosts/${host}/transitions`, headers: { authorization: 'Bearer wrong-token' }, payload: {} });
+    for (let i = 0; i < 3; i++) expect((await report('i-0123456789abcdef0')).statusCode).toBe(401);
+    expect((await report('i-0fedcba9876543210')).statusCode).toBe(401);
+    const rejected = lines.filter((l) => l.msg === 'report rejected');
+    expect(rejected.map((l) => l.url)).toEqual(['/v2/hosts/i-0123456789abcdef0/transitions', '/v2/hosts/i-0fedcba9876543210/transitions']);
+    t.setNow(new Date('2026-01-01T00:11:00.000Z'));
+    expect((await report('i-0123456789abcdef0')).statusCode).toBe(401);
+    expect(lines.filter((l) => l.msg === 'report rejected').at(-1)).toMatchObject({ statusCode: 401, repeats_not_logged: 2 });
   });
 
   it('write nothing for a request that logs nothing', async () => {

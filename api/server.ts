@@ -15,6 +15,7 @@ import { currentToken, type ReportTokenSource } from './auth.js';
 import type { ApiContext, ExtraHealthCheck } from './context.js';
 import { clientErrorHandler } from './client-errors.js';
 import { errorBody, errorHandler, rateLimited } from './errors.js';
+import { LogThrottle } from './log-throttle.js';
 import { useWellFormedJsonParser } from './json-body.js';
 import { validatorCompiler } from './validator.js';
 import { lazyRequestLoggerFactory } from './request-logger.js';
@@ -80,17 +81,30 @@ const requestFields = (req: FastifyRequest, reply: FastifyReply) => ({
  * read them per request from `req.routeOptions`, which Fastify builds afresh on every read. Callback
  * style, not async: it runs on every request, lookups included.
  */
-function responseObserver(metrics: ApiMetrics, route: string, methods: string | string[] | undefined, reportKind: ReportKind | undefined): onResponseHookHandler {
+function responseObserver(metrics: ApiMetrics, route: string, methods: string | string[] | undefined, reportKind: ReportKind | undefined, logThrottle: LogThrottle): onResponseHookHandler {
   // A route of one method (nearly all) is bound now; several methods, or any (not found), on first use of each.
   const bound = typeof methods === 'string' ? metrics.routeDurations(route, methods) : undefined;
   return function observeResponse(req, reply, done) {
     const status = reply.statusCode;
     (bound ?? metrics.routeDurations(route, req.method)).observe(status, reply.elapsedTime / 1000);
     if (reportKind !== undefined) metrics.report(reportKind, reportResultForStatus(status));
-    if (reportKind !== undefined && status >= 400 && status < 500) req.log.info({ ...requestFields(req, reply), remoteAddress: req.ip }, 'report rejected');
+    if (reportKind !== undefined && status >= 400 && status < 500) logRejectedReport(req, reply, logThrottle);
     else if (req.log.level === 'debug' || req.log.level === 'trace') req.log.debug(requestFields(req, reply), 'request completed');
     done();
   };
+}
+
+/**
+ * A rejected report, at info: at most once a minute for each status and reporter (the instance id
+ * of a v2 route, else the client's address), so a daemon retrying with a wrong token, or over its
+ * rate limit, writes one line a minute rather than one per attempt.
+ */
+function logRejectedReport(req: FastifyRequest, reply: FastifyReply, logThrottle: LogThrottle): void {
+  const instanceId = (req.params as { instance_id?: unknown } | undefined)?.instance_id;
+  const held = logThrottle.admit(`rejected ${reply.statusCode} ${typeof instanceId === 'string' ? instanceId : req.ip}`);
+  if (held === undefined) return;
+  const fields = { ...requestFields(req, reply), remoteAddress: req.ip };
+  req.log.info(held > 0 ? { ...fields, repeats_not_logged: held } : fields, 'report rejected');
 }
 
 function isLogger(value: ServerDeps['logger']): value is Logger {
@@ -99,6 +113,7 @@ function isLogger(value: ServerDeps['logger']): value is Logger {
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const requestTimeout = deps.requestTimeoutMs ?? 15_000;
+  const logThrottle = new LogThrottle(injectedNowMs(deps.now));
   const options: FastifyServerOptions & { http: HttpServerOptions } = {
     bodyLimit: deps.bodyLimitBytes,
     requestTimeout,
@@ -115,7 +130,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     // Malformed percent-encoding in the path (FST_ERR_BAD_URL) is answered before routing; without
     // this it would bypass errorHandler and answer Fastify's own `{error:"Bad Request", code, ...}`.
-    frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
+    frameworkErrors: (err, req, reply) => errorHandler(err, req, reply, logThrottle),
     // Malformed HTTP, oversized headers and the request timeout get our JSON body too (client-errors.ts).
     clientErrorHandler,
   };
@@ -144,6 +159,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     now: deps.now ?? (() => new Date()),
     nowMs: injectedNowMs(deps.now),
     health: deps.health,
+    logThrottle,
   };
   if (currentToken(deps.reportToken) === undefined) {
     app.log.warn('no report token configured: report routes accept unauthenticated reports (set --report-token)');
@@ -156,7 +172,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // stripped unknown fields), while params and query strings are converted to their declared types.
   registerAjvFormats();
   app.setValidatorCompiler(validatorCompiler);
-  app.setErrorHandler((err, req, reply) => errorHandler(err, req, reply));
+  app.setErrorHandler((err, req, reply) => errorHandler(err, req, reply, logThrottle));
 
   // Every route registered from here on (plugins' routes and the automatic HEAD routes included)
   // gets its own response observer; see responseObserver. Its method and path are kept for 405s.
@@ -164,12 +180,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.addHook('onRoute', (route) => {
     routeMethods.add(route.method, route.url);
     const own = route.onResponse === undefined ? [] : Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse];
-    route.onResponse = [...own, responseObserver(metrics, route.url, route.method, route.config?.reportKind)];
+    route.onResponse = [...own, responseObserver(metrics, route.url, route.method, route.config?.reportKind, logThrottle)];
   });
   // The not-found handler takes its hooks from the context it is set in: set in a plugin of its
   // own, it alone carries the `unmatched` observer.
   await app.register(async (notFound) => {
-    notFound.addHook('onResponse', responseObserver(metrics, 'unmatched', undefined, undefined));
+    notFound.addHook('onResponse', responseObserver(metrics, 'unmatched', undefined, undefined, logThrottle));
     notFound.setNotFoundHandler((req, reply) => {
       if (routeMethods.answerWrongMethod(req.method, req.url, reply)) return;
       void reply.code(404).type('application/json; charset=utf-8').send(errorBody('ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0].slice(0, 200)} not found`));

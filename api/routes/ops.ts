@@ -42,7 +42,8 @@ export const opsRoutes: FastifyPluginAsync<ApiContext & { registry: Registry; co
       }
     }
     if (reason) {
-      req.log.warn({ reason }, 'health check failed');
+      const held = ctx.logThrottle.admit(`health ${reason}`);
+      if (held !== undefined) req.log.warn(held > 0 ? { reason, repeats_not_logged: held } : { reason }, 'health check failed');
       return reply.code(503).type('application/json; charset=utf-8').send(errorBody('ERR_STORE_UNAVAILABLE', reason));
     }
     // The body stays the original's; a healthy-but-degraded detail (Vault failing while the last

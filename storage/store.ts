@@ -241,8 +241,9 @@ export interface Store {
    * live records become `gone` at `at` (history reason `host.silent`), which starts the retention
    * clock, and a silent host that has no records left is forgotten. A later report from such a
    * host brings its records back as any report does. Hosts of the original agent are left alone:
-   * a reconciler sends its whole snapshot every few minutes, but how often the original agent
-   * reports when nothing changes is not known, and a quiet one would lose its records.
+   * a reconciler sends its whole snapshot every few minutes, but the original agent reports only
+   * when a Docker start or die event changes its map, so a host whose containers run for weeks is
+   * silent for weeks, and silence says nothing about it.
    */
   retireSilentHosts(silentSince: Date, at: Date): Promise<RetiredHosts>;
 

@@ -75,7 +75,7 @@ function ecsLabels(n: number, taskN = n): Record<string, string> {
   return { [ECS_LABELS.taskArn]: arn(taskN), [ECS_LABELS.containerName]: `c${n}`, [ECS_LABELS.family]: 'web', [ECS_LABELS.version]: '3', [ECS_LABELS.cluster]: 'demo' };
 }
 
-function setup(opts: { docker?: boolean; fs?: OutboxFs; maxBytes?: number; dir?: string } = {}) {
+function setup(opts: { docker?: boolean; fs?: OutboxFs; maxBytes?: number; dir?: string; logger?: LoopOptions['logger']; now?: () => number } = {}) {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'loop-test-'));
   const outbox = openOutbox({ dir, maxBytes: opts.maxBytes ?? 1 << 22, fs: opts.fs });
   const agent = new FakeAgent();
@@ -84,8 +84,8 @@ function setup(opts: { docker?: boolean; fs?: OutboxFs; maxBytes?: number; dir?:
   const registry = new Registry();
   const metrics = createReconcilerMetrics(registry);
   const options: LoopOptions = {
-    agent, imds, docker, outbox, metrics, logger: pino({ level: 'silent' }),
-    resyncIntervalMs: 60_000, eventDebounceMs: 10, requestTimeoutMs: 1000,
+    agent, imds, docker, outbox, metrics, logger: opts.logger ?? pino({ level: 'silent' }),
+    resyncIntervalMs: 60_000, eventDebounceMs: 10, requestTimeoutMs: 1000, now: opts.now,
   };
   const loop = createReconcileLoop(options);
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => outbox.close(), () => loop.stop());
@@ -189,6 +189,25 @@ describe('reconcile loop', () => {
     expect(loop.snapshot()!.map((c) => [short(c.container_id), c.state])).toEqual([['c1', 'running'], ['c2', 'running']]);
   });
 
+  it('logs a failing agent once when it starts failing and once when it works again, and counts every failed pass', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    let now = 0;
+    const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const { loop, agent, registry } = setup({ logger, now: () => now });
+    agent.list = [task(1, 'RUNNING')];
+    await loop.runPass();
+    agent.fail = new ObservationError('agent', 'ERR_HTTP_STATUS', 'ECS agent answered 500');
+    for (let i = 0; i < 5; i++, now += 10_000) await loop.runPass();
+    agent.fail = null;
+    await loop.runPass();
+    expect(await metricValue(registry, 'ecs_id_mapper_reconciler_observation_failures_total', { source: 'agent' })).toBe(5);
+    const about = lines.filter((l) => String(l.msg).startsWith('ECS agent observation'));
+    expect(about.map((l) => [l.level, l.msg, l.code, l.occurrences, l.for_s])).toEqual([
+      [40, 'ECS agent observation failed: ECS agent answered 500', 'ERR_HTTP_STATUS', undefined, undefined],
+      [30, 'ECS agent observation works again', undefined, 5, 50],
+    ]);
+  });
+
   it('observes without an identity while IMDS fails, and identifies later', async () => {
     const { loop, agent, imds, registry } = setup();
     imds.fail = true;
@@ -281,6 +300,22 @@ describe('reconcile loop', () => {
       expect(r.labelDisagreements).toBe(1);
       expect(r.transitions[1].container.task_arn).toBe(arn(1)); // the agent wins
       expect(await metricValue(registry, 'ecs_id_mapper_reconciler_label_disagreements_total')).toBe(1);
+    });
+
+    it('logs a lost Docker event stream at its first failed reconnection and says when it follows events again', async () => {
+      const lines: Array<Record<string, unknown>> = [];
+      let now = 0;
+      const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) });
+      const { loop, docker } = setup({ docker: true, logger, now: () => now });
+      loop.start();
+      await until(() => docker!.handlers !== null);
+      for (let i = 0; i < 4; i++, now += 30_000) docker!.handlers!.onDisconnected?.(new ObservationError('docker', 'ERR_UNREACHABLE', 'Docker GET /events: unreachable (ENOENT)'));
+      docker!.handlers!.onConnected?.();
+      const about = lines.filter((l) => String(l.msg).includes('Docker events'));
+      expect(about.map((l) => [l.level, l.msg, l.occurrences, l.for_s])).toEqual([
+        [40, 'Docker events disconnected: Docker GET /events: unreachable (ENOENT)', undefined, undefined],
+        [30, 'following Docker events', 4, 120],
+      ]);
     });
 
     it('runs an earlier pass when Docker reports an event (debounced into one pass)', async () => {

@@ -34,6 +34,7 @@ import {
 import { OutboxWriteError, type Outbox, type PendingTransition } from './outbox.js';
 import { transitionFromLabel, type PassResultKind, type ReconcilerMetrics } from './metrics.js';
 import type { ReporterLogger } from './reporter.js';
+import { RecurringCondition, type ConditionHeld } from './recurring-condition.js';
 
 type ContainerSnapshot = SnapshotFrom<typeof containerMachine>;
 type HostSnapshot = SnapshotFrom<typeof hostMachine>;
@@ -323,6 +324,26 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     }
   }
 
+  // Problems a pass can meet on every pass: logged when they start, every 10 minutes while they
+  // last, and when they end (recurring-condition.ts). The metrics count every occurrence.
+  const conditions = {
+    imds: new RecurringCondition(),
+    agent: new RecurringCondition(),
+    docker: new RecurringCondition(),
+    dockerEvents: new RecurringCondition(),
+    outbox: new RecurringCondition(),
+  };
+  /** Logs this occurrence of `condition` through `line` when a line is due; repeats carry how long it has lasted. */
+  function recurring(condition: RecurringCondition, line: (held: Partial<ConditionHeld>) => void): void {
+    const held = condition.occurred(now());
+    if (held) line(held.occurrences > 1 ? held : {});
+  }
+  /** Logs, at info, that `condition` ended, with how long it lasted; nothing if it was not holding. */
+  function ended(condition: RecurringCondition, message: string): void {
+    const held = condition.ended(now());
+    if (held) log.info(held, message);
+  }
+
   async function observeIdentity(): Promise<boolean> {
     if (host.value === 'starting') sendHost({ type: 'host.started' });
     if (host.context.identity) return true;
@@ -333,12 +354,12 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       // never happened and the host stayed unidentified.
       const identity = await options.imds.identity(AbortSignal.timeout(IDENTITY_ROUND_TRIPS * options.requestTimeoutMs));
       sendHost({ type: 'imds.identified', identity });
-      log.info({ instance_id: identity.instance_id }, 'host identified via IMDS');
+      log.info({ instance_id: identity.instance_id, ...conditions.imds.ended(now()) }, 'host identified via IMDS');
       return true;
     } catch (err) {
       metrics?.observationFailures.inc({ source: 'imds' });
       sendHost({ type: 'imds.failed' });
-      log.warn({ code: (err as ObservationError).code }, `IMDS observation failed: ${(err as Error).message}`);
+      recurring(conditions.imds, (held) => log.warn({ code: (err as ObservationError).code, ...held }, `IMDS observation failed: ${(err as Error).message}`));
       return false;
     }
   }
@@ -363,14 +384,15 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     const docker = dockerR.status === 'fulfilled' ? dockerR.value : null;
     if (tasksR.status === 'rejected') {
       metrics?.observationFailures.inc({ source: 'agent' });
-      log.warn({ code: (tasksR.reason as ObservationError).code }, `ECS agent observation failed: ${(tasksR.reason as Error).message}`);
-    } else if (metaR.status === 'rejected') {
-      log.debug({ code: (metaR.reason as ObservationError).code }, 'ECS agent metadata not available yet');
+      recurring(conditions.agent, (held) => log.warn({ code: (tasksR.reason as ObservationError).code, ...held }, `ECS agent observation failed: ${(tasksR.reason as Error).message}`));
+    } else {
+      ended(conditions.agent, 'ECS agent observation works again');
+      if (metaR.status === 'rejected') log.debug({ code: (metaR.reason as ObservationError).code }, 'ECS agent metadata not available yet');
     }
     if (dockerR.status === 'rejected') {
       metrics?.observationFailures.inc({ source: 'docker' });
-      log.warn({ code: (dockerR.reason as ObservationError).code }, `Docker observation failed: ${(dockerR.reason as Error).message}`);
-    }
+      recurring(conditions.docker, (held) => log.warn({ code: (dockerR.reason as ObservationError).code, ...held }, `Docker observation failed: ${(dockerR.reason as Error).message}`));
+    } else ended(conditions.docker, 'Docker observation works again');
     if (host.context.identity) sendHost({ type: tasks ? 'agent.observed' : 'agent.failed' });
 
     const cpu0 = process.cpuUsage();
@@ -389,13 +411,16 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       }
       try {
         appended = options.outbox.append(pendingOut);
+        ended(conditions.outbox, 'outbox append works again');
         commit(staged);
         for (const t of appended) metrics?.transitions.inc({ from: transitionFromLabel(t.from), to: t.to });
       } catch (err) {
         if (!(err instanceof OutboxWriteError)) throw err;
         outboxError = err;
         metrics?.outboxWriteErrors.inc({ code: err.code === 'ERR_OUTBOX_NO_SPACE' ? 'ERR_OUTBOX_NO_SPACE' : 'ERR_OUTBOX_WRITE' });
-        log.error({ code: err.code, syscall_code: err.syscallCode, pending: pendingOut.length }, `outbox append failed; the next pass retries: ${err.message}`);
+        recurring(conditions.outbox, (held) =>
+          log.error({ code: err.code, syscall_code: err.syscallCode, pending: pendingOut.length, ...held }, `outbox append failed; the next pass retries: ${err.message}`),
+        );
       }
     }
     const cpu = process.cpuUsage(cpu0);
@@ -498,8 +523,8 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
                 metrics?.dockerEvents.inc();
                 trigger();
               },
-              onConnected: () => log.info('following Docker events'),
-              onDisconnected: (err) => log.warn(`Docker events disconnected: ${err.message}`),
+              onConnected: () => log.info({ ...conditions.dockerEvents.ended(now()) }, 'following Docker events'),
+              onDisconnected: (err) => recurring(conditions.dockerEvents, (held) => log.warn({ ...held }, `Docker events disconnected: ${err.message}`)),
             },
             eventsAbort.signal,
           )

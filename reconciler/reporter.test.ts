@@ -160,6 +160,24 @@ describe('reporter', () => {
     expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'http_error' })).toBeGreaterThanOrEqual(3);
   });
 
+  it('logs failed reports when they start failing and when they are delivered again, not at every retry', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    const { outbox, reporter, registry, lines } = setup(fake.server.url);
+    fake.failWith = 503;
+    outbox.append([t(1)]);
+    reporter.start();
+    await until(() => fake.auth.length >= 4);
+    fake.failWith = null;
+    await until(() => outbox.depth() === 0);
+    const failed = await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'http_error' });
+    const about = lines.map((l) => JSON.parse(l) as { level: number; msg: string; occurrences?: number }).filter((l) => /report failed|delivered again/.test(l.msg));
+    expect(about.map((l) => [l.level, l.msg.replace(/:.*/, ''), l.occurrences])).toEqual([
+      [40, 'report failed, backing off', undefined],
+      [30, 'reports are delivered again', failed],
+    ]);
+  });
+
   it('keeps a rejected batch (401), logs it, and waits the long backoff before retrying', async () => {
     const fake = await new FakeServer().start();
     cleanups.push(() => fake.server.close());

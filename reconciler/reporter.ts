@@ -24,6 +24,7 @@ import { reporterMachine, backoffDelay, type SendOutput } from './machines/repor
 import type { Outbox } from './outbox.js';
 import type { ReconcilerMetrics, ReportResult } from './metrics.js';
 import { untrustedCertificateHint } from '../cli/tls-trust.js';
+import { RecurringCondition } from './recurring-condition.js';
 
 export type ReportErrorCode =
   | 'ERR_REPORT_REJECTED'
@@ -116,6 +117,8 @@ export function createReporter(options: ReporterOptions): Reporter {
   // Halved on every 413 and not grown back until the daemon restarts: a server's --body-limit changes
   // only with its configuration, and probing upwards would cost a refused request each time.
   let batchSize = options.batchSize;
+  /** Reports failing and retried with backoff (the server unreachable, 5xx, timeouts). */
+  const failing = new RecurringCondition();
 
   const headers = (): Record<string, string> => {
     const h: Record<string, string> = { 'content-type': 'application/json' };
@@ -159,6 +162,10 @@ export function createReporter(options: ReporterOptions): Reporter {
 
   function count(kind: 'transitions' | 'snapshot', result: ReportResult): void {
     options.metrics?.reportAttempts.inc({ kind, result });
+    if (result === 'success') {
+      const held = failing.ended(now());
+      if (held) log.info(held, 'reports are delivered again');
+    }
   }
 
   function snapshotDue(): boolean {
@@ -253,7 +260,12 @@ export function createReporter(options: ReporterOptions): Reporter {
     const e = err instanceof ReportError ? err : transportFailure(err, kind);
     count(kind, RESULT_OF[e.code]);
     if (e.terminal) log.error({ code: e.code, status: e.status, kind, size }, `server rejected the ${kind} report; kept queued, retrying after the long backoff: ${e.message}`);
-    else log.warn({ code: e.code, status: e.status, kind, size }, `report failed, backing off: ${e.message}`);
+    else {
+      // Retried with backoff (up to --backoff-max) for as long as the server is away: logged when
+      // that starts and every 10 minutes, not at every attempt (recurring-condition.ts).
+      const held = failing.occurred(now());
+      if (held) log.warn({ code: e.code, status: e.status, kind, size, ...(held.occurrences > 1 ? held : {}) }, `report failed, backing off: ${e.message}`);
+    }
     throw e;
   }
 

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadServerConfig } from '../config/index.js';
-import { runServer } from './main.js';
+import { runServer, serverLogger } from './main.js';
+import { StoreUnavailableError } from '../storage/store.js';
 import { agentEntry, agentMap } from './test-helpers.js';
 import { hostIdentity, snapshot, snapshotContainer } from '../storage/store.fixtures.js';
 
@@ -35,6 +36,19 @@ async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T |
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+describe('the server logger', () => {
+  it("writes an error's cause as an error of its own with its code, and the message once", async () => {
+    const { lines, stream } = logCapture();
+    const cause = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    serverLogger('info', stream).warn({ err: new StoreUnavailableError('sqlite store: applyTransitions failed: database or disk is full', { cause }) }, 'store unavailable');
+    await waitFor('the line', () => lines[0]);
+    expect(lines[0]).toMatchObject({
+      service: 'ecs-id-mapper-server',
+      err: { message: 'sqlite store: applyTransitions failed: database or disk is full', code: 'ERR_STORE_UNAVAILABLE', cause: { message: 'database or disk is full', code: 'SQLITE_FULL' } },
+    });
+  });
+});
 
 describe('runServer', () => {
   it('logs its URL, purges records gone longer than the retention, and resolves after an abort', async () => {

@@ -55,8 +55,17 @@ export interface RunServerOptions {
   logStream?: NodeJS.WritableStream;
 }
 
+/**
+ * The server's logger. `err` goes through errWithCause: an error's message as it is, and its cause
+ * as an error of its own, with its code (pino's default appended the cause's message to the
+ * message, which for the store's errors already held it, and dropped the cause's code).
+ */
+export function serverLogger(level: ServerConfig['logLevel'], stream: NodeJS.WritableStream): Logger {
+  return pino({ level, base: { service: 'ecs-id-mapper-server' }, serializers: { err: pino.stdSerializers.errWithCause } }, stream);
+}
+
 export async function runServer(config: ServerConfig, options: RunServerOptions = {}): Promise<void> {
-  const log = pino({ level: config.logLevel, base: { service: 'ecs-id-mapper-server' } }, options.logStream ?? process.stdout);
+  const log = serverLogger(config.logLevel, options.logStream ?? process.stdout);
   const registry = serverRegistry();
 
   const secrets = await loadSecrets(config, log, registry);

@@ -20,7 +20,7 @@ async function both(level: LogLevel, calls: (log: Pick<DaemonLogger, 'info' | 'w
   const a = sink();
   const b = sink();
   const base = { service: 'ecs-id-mapper-reconciler' };
-  calls(pino({ level, base, timestamp: () => ',"time":1764662400000' }, a.stream));
+  calls(pino({ level, base, timestamp: () => ',"time":1764662400000', serializers: { err: pino.stdSerializers.errWithCause } }, a.stream));
   calls(createDaemonLogger({ level, base, stream: b.stream, now: () => 1764662400000 }));
   await new Promise((r) => setImmediate(r));
   return { pino: a.lines(), ours: b.lines() };
@@ -63,6 +63,14 @@ describe('the daemon’s logger', () => {
     const { pino: expected, ours } = await both('info', (log) => log.error({ err }, 'outbox compaction after acknowledgement failed'));
     expect(JSON.parse(ours[0])).toEqual(JSON.parse(expected[0]));
     expect(JSON.parse(ours[0]).err).toMatchObject({ type: 'OutboxError', message: 'disk full', code: 'ERR_OUTBOX', syscallCode: 'ENOSPC', stack: expect.stringContaining('disk full') });
+  });
+
+  it('writes the cause of an `err` as an error of its own, with its code, as the server does', async () => {
+    const cause = Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    const err = new Error('outbox append failed', { cause });
+    const { pino: expected, ours } = await both('info', (log) => log.error({ err }, 'outbox append failed'));
+    expect(JSON.parse(ours[0])).toEqual(JSON.parse(expected[0]));
+    expect(JSON.parse(ours[0]).err).toMatchObject({ message: 'outbox append failed', cause: { type: 'Error', message: 'no space left on device', code: 'ENOSPC' } });
   });
 
   it('still writes the line, without its fields, when a field cannot be written as JSON', () => {

@@ -29,10 +29,16 @@ export interface DaemonLoggerOptions {
   now?: () => number;
 }
 
-/** pino-std-serializers' `err`: type, message and stack, then the error's own enumerable fields (code, …). */
-function serializeError(err: Error): Record<string, unknown> {
+/**
+ * pino-std-serializers' `errWithCause` (the server's `err` serializer too): type, message and stack,
+ * the cause as an error of its own (its code is what tells ENOSPC from EACCES), then the error's
+ * own enumerable fields (code, …).
+ */
+function serializeError(err: Error, depth = 0): Record<string, unknown> {
   const out: Record<string, unknown> = { type: err.constructor?.name ?? 'Error', message: err.message, stack: err.stack };
-  for (const [key, value] of Object.entries(err)) if (!(key in out)) out[key] = value instanceof Error ? serializeError(value) : value;
+  // Depth-bounded: a cause chain that loops back on itself is cut rather than followed forever.
+  if (err.cause instanceof Error && depth < 8) out.cause = serializeError(err.cause, depth + 1);
+  for (const [key, value] of Object.entries(err)) if (!(key in out)) out[key] = value instanceof Error ? serializeError(value, depth + 1) : value;
   return out;
 }
 

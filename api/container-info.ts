@@ -16,8 +16,8 @@
 // scrape waits for a build. A build that fails (store down) empties the block, and the next scrape
 // tries again: series are absent rather than stale while the store cannot be read.
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { Logger } from 'pino';
 import type { ContainerRecord, Store } from '../storage/store.js';
+import type { WarnLog } from './log-throttle.js';
 
 export const CONTAINER_INFO_METRIC = 'ecs_id_mapper_container_info';
 
@@ -34,7 +34,7 @@ export interface ContainerInfoOptions {
    * about 15 ms of the event loop per page on SQLite here; SimpleDB makes one select per shard per page).
    */
   pageSize?: number;
-  log?: Pick<Logger, 'warn'>;
+  log?: WarnLog;
 }
 
 interface Build {

@@ -9,8 +9,8 @@
 // Prometheus per AZ) do not multiply store load; SimpleDB bills every request. The per-container
 // `ecs_id_mapper_container_info` family is built apart, as text (container-info.ts).
 import { Gauge, type Registry } from 'prom-client';
-import type { Logger } from 'pino';
 import type { HostRecord, Store } from '../storage/store.js';
+import type { WarnLog } from './log-throttle.js';
 
 export const HOST_FRESHNESS = ['fresh', 'stale', 'retired'] as const;
 export type HostFreshness = (typeof HOST_FRESHNESS)[number];
@@ -56,7 +56,7 @@ export interface FleetMetricsOptions extends FreshnessWindows {
   now: () => Date;
   /** Store reads are reused for this long (default 10 s). */
   minRefreshMs?: number;
-  log?: Pick<Logger, 'warn'>;
+  log?: WarnLog;
 }
 
 interface FleetView {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LogThrottle } from './log-throttle.js';
+import { LogThrottle, throttledWarnings } from './log-throttle.js';
 
 describe('LogThrottle', () => {
   it('admits the first occurrence of a key and holds back the rest of its minute', () => {
@@ -37,5 +37,22 @@ describe('LogThrottle', () => {
     for (let i = 0; i <= 10_000; i++) expect(throttle.admit(`key ${i}`)).toBe(0);
     expect(throttle.admit('key 0')).toBe(0);
     expect(throttle.admit('key 10000')).toBeUndefined();
+  });
+});
+
+describe('throttledWarnings', () => {
+  it('writes each warning message once per interval, the next with the count held back', () => {
+    let now = 0;
+    const lines: Array<[Record<string, unknown>, string]> = [];
+    const log = throttledWarnings({ warn: (fields, msg) => lines.push([fields, msg]) }, new LogThrottle(() => now, 60_000));
+    for (let i = 0; i < 3; i++) log.warn({ err: 'unreachable' }, 'reading the fleet for /metrics failed');
+    log.warn({ err: 'unreachable' }, 'counting containers for /metrics failed');
+    now = 60_000;
+    log.warn({ err: 'still unreachable' }, 'reading the fleet for /metrics failed');
+    expect(lines).toEqual([
+      [{ err: 'unreachable' }, 'reading the fleet for /metrics failed'],
+      [{ err: 'unreachable' }, 'counting containers for /metrics failed'],
+      [{ err: 'still unreachable', repeats_not_logged: 2 }, 'reading the fleet for /metrics failed'],
+    ]);
   });
 });

@@ -35,3 +35,22 @@ export class LogThrottle {
     return window?.held ?? 0;
   }
 }
+
+/** What the /metrics collectors log with: one warning per failed read. */
+export interface WarnLog {
+  warn(fields: Record<string, unknown>, msg: string): void;
+}
+
+/**
+ * `log` with each warning message written at most once per interval of `throttle`, the next line
+ * carrying `repeats_not_logged`. The /metrics collectors read the store at every scrape; with the
+ * store away (SimpleDB unreachable) each scrape by each Prometheus wrote three warnings.
+ */
+export function throttledWarnings(log: WarnLog, throttle: LogThrottle): WarnLog {
+  return {
+    warn(fields, msg) {
+      const held = throttle.admit(`warn ${msg}`);
+      if (held !== undefined) log.warn(held > 0 ? { ...fields, repeats_not_logged: held } : fields, msg);
+    },
+  };
+}

@@ -3,11 +3,11 @@
 // Label sets are constant (route templates, never raw URLs; fixed kinds and results) and
 // zero-initialised where bounded, so dashboards never show "no data" for a path that has not run yet.
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Logger } from 'pino';
 import { LIFECYCLE_STATES } from '../wire/index.js';
 import type { Store } from '../storage/store.js';
 import { BoundHistogram, type HistogramSeries } from './bound-histogram.js';
 import { packageVersion } from '../cli/package-version.js';
+import type { WarnLog } from './log-throttle.js';
 
 export const LOOKUP_KINDS = ['container_id', 'container_prefix', 'task_id', 'task_arn', 'docker_name'] as const;
 export type LookupKind = (typeof LOOKUP_KINDS)[number];
@@ -40,7 +40,7 @@ export interface ApiMetrics {
 }
 
 /** The package version, read once from package.json (found by walking up from this module). */
-export function createApiMetrics(registry: Registry, store: Store, log: Pick<Logger, 'warn'> | undefined): ApiMetrics {
+export function createApiMetrics(registry: Registry, store: Store, log: WarnLog | undefined): ApiMetrics {
   const duration = new BoundHistogram({
     name: 'ecs_id_mapper_http_request_duration_seconds',
     help: 'HTTP request duration in seconds, by route template, method and status class.',

@@ -15,7 +15,7 @@ import { currentToken, type ReportTokenSource } from './auth.js';
 import type { ApiContext, ExtraHealthCheck } from './context.js';
 import { clientErrorHandler } from './client-errors.js';
 import { errorBody, errorHandler, rateLimited } from './errors.js';
-import { LogThrottle } from './log-throttle.js';
+import { LogThrottle, throttledWarnings } from './log-throttle.js';
 import { useWellFormedJsonParser } from './json-body.js';
 import { validatorCompiler } from './validator.js';
 import { lazyRequestLoggerFactory } from './request-logger.js';
@@ -140,9 +140,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   if (deps.logger !== false) options.childLoggerFactory = lazyRequestLoggerFactory;
   const app = Fastify({ ...options, ...logging } as FastifyServerOptions) as unknown as FastifyInstance;
 
-  const metrics = createApiMetrics(deps.registry, deps.store, app.log);
-  registerFleetMetrics(deps.registry, { store: deps.store, hostStaleAfterMs: deps.hostStaleAfterMs, hostGoneAfterMs: deps.hostGoneAfterMs ?? 0, now: deps.now ?? (() => new Date()), log: app.log });
-  const containerInfo = new ContainerInfoExposition({ store: deps.store, now: deps.now ?? (() => new Date()), log: app.log });
+  const scrapeLog = throttledWarnings(app.log, logThrottle);
+  const metrics = createApiMetrics(deps.registry, deps.store, scrapeLog);
+  registerFleetMetrics(deps.registry, { store: deps.store, hostStaleAfterMs: deps.hostStaleAfterMs, hostGoneAfterMs: deps.hostGoneAfterMs ?? 0, now: deps.now ?? (() => new Date()), log: scrapeLog });
+  const containerInfo = new ContainerInfoExposition({ store: deps.store, now: deps.now ?? (() => new Date()), log: scrapeLog });
   app.addHook('onClose', () => containerInfo.stop());
   const ctx: ApiContext = {
     store: deps.store,

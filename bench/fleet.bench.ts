@@ -79,8 +79,7 @@ ${row(`churn, paced at ${r.paced.targetRate.toFixed(0)} req/s`, r.paced)}
 |---|---|---|
 | lost / duplicated transitions, wrong records | ${v.lost} / ${v.duplicated} / ${v.wrongRecords} (snapshot-made history entries: ${v.snapshotHistory}) | 0 lost — ${ok(lostOk)} |
 | transition batch p99 at a sustainable rate (paced phase) | ${ms(r.paced.p99Ms)} | ${o.backend === 'sqlite' ? `≤ 50 ms — ${ok(r.paced.p99Ms <= 50)}` : 'none (SimpleDB: reported)'} |
-| server RSS start / peak / end | ${mib(rssStart)} / ${mib(rssPeak)} / ${mib(rssEnd)} (${r.rss.length} samples) | |
-| server RSS slope over the second half of the paced phase | ${r.rssSlopeMiBPerHour.toFixed(1)} MiB/h (anonymous memory alone: ${r.anonSlopeMiBPerHour.toFixed(1)} MiB/h)${soak ? '' : ' (phase too short to mean much; see soak)'} | ${soak ? `no growth (≤ 5 MiB/h) — ${ok(r.rssSlopeMiBPerHour <= 5)}` : ''} |${memoryRow(r)}`);
+| server RSS start / peak / end | ${mib(rssStart)} / ${mib(rssPeak)} / ${mib(rssEnd)} (${r.rss.length} samples)${soak ? '' : '; whether it keeps growing takes minutes: the soak (`npm run bench:soak`)'} | |${soak ? `\n| server RSS slope over the second half of the paced phase | ${r.rssSlopeMiBPerHour.toFixed(1)} MiB/h (anonymous memory alone: ${r.anonSlopeMiBPerHour.toFixed(1)} MiB/h) | no growth (≤ 5 MiB/h) — ${ok(r.rssSlopeMiBPerHour <= 5)} |` : ''}${memoryRow(r)}`);
   }
   parts.push('Baseline in the same run: the max-rate phase against the paced one (how much of the latency is queueing). Run alone with `npm run bench:fleet` (`-- --full` for 2,000 × 30), soak with `npm run bench:soak` (30 minutes; another length: `npm run bench:fleet -- --soak 45m`).');
   return parts.join('\n\n');

@@ -71,15 +71,26 @@ describe('request loggers', () => {
   it('write a rejected report once a minute per reporter and status', async () => {
     const { logger, lines } = capture('info');
     t = await buildTestApp({ logger, reportToken: 'right-token' });
-    const report = (host: string) =>
-      t!.app.inject({ method: 'POST', url: `/v2/hosts/${host}/transitions`, headers: { authorization: 'Bearer wrong-token' }, payload: {} });
-    for (let i = 0; i < 3; i++) expect((await report('i-0123456789abcdef0')).statusCode).toBe(401);
-    expect((await report('i-0fedcba9876543210')).statusCode).toBe(401);
+    const report = (host: string, token: string) =>
+      t!.app.inject({ method: 'POST', url: `/v2/hosts/${host}/transitions`, headers: { authorization: `Bearer ${token}` }, payload: { transitions: 'not a list' } });
+    for (let i = 0; i < 3; i++) expect((await report('i-0123456789abcdef0', 'right-token')).statusCode).toBe(400);
+    expect((await report('i-0fedcba9876543210', 'right-token')).statusCode).toBe(400);
     const rejected = lines.filter((l) => l.msg === 'report rejected');
     expect(rejected.map((l) => l.url)).toEqual(['/v2/hosts/i-0123456789abcdef0/transitions', '/v2/hosts/i-0fedcba9876543210/transitions']);
     t.setNow(new Date('2026-01-01T00:11:00.000Z'));
-    expect((await report('i-0123456789abcdef0')).statusCode).toBe(401);
-    expect(lines.filter((l) => l.msg === 'report rejected').at(-1)).toMatchObject({ statusCode: 401, repeats_not_logged: 2 });
+    expect((await report('i-0123456789abcdef0', 'right-token')).statusCode).toBe(400);
+    expect(lines.filter((l) => l.msg === 'report rejected').at(-1)).toMatchObject({ statusCode: 400, repeats_not_logged: 2 });
+  });
+
+  it('write unauthenticated reports once a minute per client address, whatever instance id their URL names', async () => {
+    const { logger, lines } = capture('info');
+    t = await buildTestApp({ logger, reportToken: 'right-token' });
+    for (let i = 0; i < 20; i++) {
+      const host = `i-${i.toString(16).padStart(17, '0')}`;
+      const res = await t.app.inject({ method: 'POST', url: `/v2/hosts/${host}/transitions`, headers: { authorization: 'Bearer wrong-token' }, payload: {} });
+      expect(res.statusCode).toBe(401);
+    }
+    expect(lines.filter((l) => l.msg === 'report rejected')).toHaveLength(1);
   });
 
   it('write nothing for a request that logs nothing', async () => {

@@ -95,13 +95,16 @@ function responseObserver(metrics: ApiMetrics, route: string, methods: string | 
 }
 
 /**
- * A rejected report, at info: at most once a minute for each status and reporter (the instance id
- * of a v2 route, else the client's address), so a daemon retrying with a wrong token, or over its
- * rate limit, writes one line a minute rather than one per attempt.
+ * A rejected report, at info: at most once a minute for each status and reporter, so a daemon
+ * retrying with a wrong token, or over its rate limit, writes one line a minute rather than one per
+ * attempt. The reporter is the instance id of a v2 route once the request is authenticated, else
+ * the client's address: before authentication the URL is anyone's to choose, and a client making
+ * up a new instance id per request would get a line for each.
  */
 function logRejectedReport(req: FastifyRequest, reply: FastifyReply, logThrottle: LogThrottle): void {
   const instanceId = (req.params as { instance_id?: unknown } | undefined)?.instance_id;
-  const held = logThrottle.admit(`rejected ${reply.statusCode} ${typeof instanceId === 'string' ? instanceId : req.ip}`);
+  const reporter = reply.statusCode !== 401 && typeof instanceId === 'string' ? instanceId : req.ip;
+  const held = logThrottle.admit(`rejected ${reply.statusCode} ${reporter}`);
   if (held === undefined) return;
   const fields = { ...requestFields(req, reply), remoteAddress: req.ip };
   req.log.info(held > 0 ? { ...fields, repeats_not_logged: held } : fields, 'report rejected');

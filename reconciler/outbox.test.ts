@@ -160,9 +160,9 @@ describe('outbox', () => {
     let full = false;
     const failing: OutboxFs = {
       ...(fs as unknown as OutboxFs),
-      writeSync(fd: number, data: string) {
+      writeSync(fd: number, data: Uint8Array) {
         if (full) {
-          fs.writeSync(fd, data.slice(0, 10)); // a partial write, then the disk is full
+          fs.writeSync(fd, data.subarray(0, 10)); // a partial write, then the disk is full
           throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
         }
         return fs.writeSync(fd, data);
@@ -187,6 +187,100 @@ describe('outbox', () => {
     box.close();
     const again = openOutbox({ dir, maxBytes: 1 << 20 });
     expect(again.peek(10).map((x) => x.seq)).toEqual([1, 2]);
+    again.close();
+  });
+
+  it('continues a short write, so every line reaches the disk whole', () => {
+    const dir = tempDir();
+    // write(2) may write fewer bytes than asked without an error: here always half.
+    const halving: OutboxFs = {
+      ...(fs as unknown as OutboxFs),
+      writeSync: (fd: number, data: Uint8Array) => fs.writeSync(fd, data.length > 1 ? data.subarray(0, Math.ceil(data.length / 2)) : data),
+    };
+    const box = openOutbox({ dir, maxBytes: 1 << 20, fs: halving });
+    box.append([t(1, null, 'running'), t(2, null, 'running')]);
+    box.append([t(3, null, 'running')]);
+    expect(box.peek(10).map((x) => x.seq)).toEqual([1, 2, 3]);
+    box.ack(1); // the temp log, the meta file and the checkpoint, all through short writes
+    expect(box.peek(10).map((x) => x.seq)).toEqual([2, 3]);
+    box.close();
+    const again = openOutbox({ dir, maxBytes: 1 << 20 });
+    expect(again.peek(10).map((x) => [x.seq, x.container_id])).toEqual([[2, cid(2)], [3, cid(3)]]);
+    expect(again.restored().map((r) => r.container.container_id)).toEqual([cid(1), cid(2), cid(3)]);
+    expect(again.append([t(4, null, 'running')])[0].seq).toBe(4);
+    again.close();
+  });
+
+  it('fails an append whose write stops making progress, and leaves no partial line behind', () => {
+    const dir = tempDir();
+    let stall = false;
+    let stalledWrites = 0;
+    const stalling: OutboxFs = {
+      ...(fs as unknown as OutboxFs),
+      // While stalled, the first write takes 10 bytes and every one after it none.
+      writeSync(fd: number, data: Uint8Array) {
+        if (!stall) return fs.writeSync(fd, data);
+        return stalledWrites++ === 0 ? fs.writeSync(fd, data.subarray(0, 10)) : 0;
+      },
+    };
+    const box = openOutbox({ dir, maxBytes: 1 << 20, fs: stalling });
+    box.append([t(1, null, 'running')]);
+    stall = true;
+    expect(() => box.append([t(2, null, 'running')])).toThrow(expect.objectContaining({ name: 'OutboxWriteError', code: 'ERR_OUTBOX_WRITE' }));
+    expect(readFileSync(join(dir, 'outbox.jsonl'), 'utf8').split('\n').filter(Boolean)).toHaveLength(1);
+    stall = false;
+    expect(box.append([t(2, null, 'running')])[0].seq).toBe(2);
+    expect(box.peek(10).map((x) => x.seq)).toEqual([1, 2]);
+    box.close();
+  });
+
+  it('loses nothing when renumbering stops before the renumbered log is in place (a crash, a failed write)', () => {
+    const dir = tempDir();
+    let crash = false;
+    const crashing: OutboxFs = {
+      ...(fs as unknown as OutboxFs),
+      renameSync(from: string, to: string) {
+        if (crash && from.endsWith('outbox.jsonl.tmp')) throw Object.assign(new Error('killed before the rename'), { code: 'EIO' });
+        fs.renameSync(from, to);
+      },
+    };
+    const box = openOutbox({ dir, maxBytes: 1 << 20, fs: crashing });
+    box.append([t(1, null, 'running'), t(2, null, 'running')]);
+    crash = true;
+    expect(() => box.ack(40)).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_WRITE' }));
+    expect(box.peek(10).map((x) => x.seq)).toEqual([1, 2]);
+    box.close();
+    const again = openOutbox({ dir, maxBytes: 1 << 20 });
+    expect(again.peek(10).map((x) => x.container_id)).toEqual([cid(1), cid(2)]);
+    again.ack(40);
+    expect(again.peek(10).map((x) => x.seq)).toEqual([41, 42]);
+    again.close();
+  });
+
+  it('restores no state from a coalescing append whose log never got in place', () => {
+    const dir = tempDir();
+    const one = JSON.stringify({ seq: 1, ...t(1, null, 'running') }).length + 1;
+    let crash = false;
+    const crashing: OutboxFs = {
+      ...(fs as unknown as OutboxFs),
+      renameSync(from: string, to: string) {
+        if (crash && from.endsWith('outbox.jsonl.tmp')) throw Object.assign(new Error('killed before the rename'), { code: 'EIO' });
+        fs.renameSync(from, to);
+      },
+    };
+    const box = openOutbox({ dir, maxBytes: one * 3, fs: crashing });
+    box.append([t(1, null, 'running'), t(2, null, 'running'), t(3, null, 'running')]);
+    crash = true;
+    // Over the bound: this append coalesces, which rewrites the whole log.
+    expect(() => box.append([t(1, 'running', 'stopped')])).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_WRITE' }));
+    box.close();
+    const again = openOutbox({ dir, maxBytes: one * 3 });
+    expect(again.restored().map((r) => [r.container.container_id, r.state])).toEqual([
+      [cid(1), 'running'],
+      [cid(2), 'running'],
+      [cid(3), 'running'],
+    ]);
+    expect(again.peek(10).map((x) => x.seq)).toEqual([1, 2, 3]);
     again.close();
   });
 

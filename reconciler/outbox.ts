@@ -9,7 +9,11 @@
 // - `ack(upToSeq)` forgets entries ≤ upToSeq and compacts: the high-water mark goes to
 //   `<dir>/outbox.meta.json` first, then the remaining entries are rewritten to a temp file,
 //   fsynced and renamed over the log. A crash in between at worst resends acknowledged entries,
-//   which the server counts as duplicates.
+//   which the server counts as duplicates. A rewrite that adds lines or changes seqs (coalescing,
+//   renumbering) goes the other way: the log first, then the meta and the checkpoint, which must
+//   never describe lines the log does not hold (rewrite()).
+// - Every write is completed or fails: a short write (the disk filling up, a file size limit) is
+//   continued, and one that makes no progress throws (writeAll()).
 // - Bounded in bytes: when an append would exceed `maxBytes`, queued entries are coalesced to the
 //   latest per container (the final state still arrives; seqs keep increasing, with gaps). If the
 //   distinct containers alone exceed the bound, the append is still accepted (losing a final
@@ -40,7 +44,8 @@ export interface OutboxFs {
   mkdirSync(path: string): unknown;
   openSync(path: string, flags: string): number;
   closeSync(fd: number): void;
-  writeSync(fd: number, data: string): number;
+  /** Writes from the start of `data`; returns the bytes written, which may be fewer (a short write). */
+  writeSync(fd: number, data: Uint8Array): number;
   fsyncSync(fd: number): void;
   ftruncateSync(fd: number, len: number): void;
   fstatSync(fd: number): { size: number };
@@ -284,11 +289,25 @@ export function openOutbox(options: OutboxOptions): Outbox {
     }
   }
 
+  /**
+   * Writes all of `text`. write(2) may write fewer bytes than asked without an error (a disk
+   * filling up, a file size limit), and Node returns that count: taken for the whole, it left a
+   * partial line that the next append ran into, and offsets past the end of the log.
+   */
+  function writeAll(fd: number, text: string): void {
+    let rest: Uint8Array = Buffer.from(text, 'utf8');
+    while (rest.length > 0) {
+      const n = fs.writeSync(fd, rest);
+      if (!(n > 0)) throw Object.assign(new Error(`write made no progress with ${rest.length} bytes left`), { code: 'EIO' });
+      rest = rest.subarray(n);
+    }
+  }
+
   function writeMeta(): void {
     const tmp = `${metaPath}.tmp`;
     const mfd = fs.openSync(tmp, 'w');
     try {
-      fs.writeSync(mfd, JSON.stringify({ last_seq: lastSeq, acked_seq: ackedSeq }) + '\n');
+      writeAll(mfd, JSON.stringify({ last_seq: lastSeq, acked_seq: ackedSeq }) + '\n');
       fs.fsyncSync(mfd);
     } finally {
       fs.closeSync(mfd);
@@ -300,8 +319,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
     const tmp = `${checkpointPath}.tmp`;
     const cfd = fs.openSync(tmp, 'w');
     try {
-      fs.writeSync(cfd, JSON.stringify({ seq: lastSeq }) + '\n');
-      for (const line of latest.values()) fs.writeSync(cfd, line);
+      writeAll(cfd, JSON.stringify({ seq: lastSeq }) + '\n');
+      for (const line of latest.values()) writeAll(cfd, line);
       fs.fsyncSync(cfd);
     } finally {
       fs.closeSync(cfd);
@@ -314,10 +333,24 @@ export function openOutbox(options: OutboxOptions): Outbox {
    * log a run at a time. With `renumberFrom`, the entries get seqs renumberFrom + 1, + 2, ...
    * `entries` takes the new offsets only once the rename is done: if anything before it throws,
    * the old log is still in place and the old offsets still point into it.
+   *
+   * The meta file and the checkpoint are written around it, in the order that survives a crash
+   * (or a failed write) at any point:
+   * - `dropsOnly` (an acknowledgement, a torn line): before the log. A seq leaving the log must
+   *   already be covered by the meta's last_seq (else a restart could hand it out again), and a
+   *   container state leaving it must already be in the checkpoint.
+   * - otherwise (a coalescing append adds lines, renumbering changes seqs): after the log. A
+   *   checkpoint written first held states whose lines then never reached the log, and a restart
+   *   took them as reported; a meta file written first moved acked_seq past the old seqs of a log
+   *   not yet renumbered, and a restart dropped them all as acknowledged. Once the log is in
+   *   place the rewrite has happened: the meta's last_seq and the states can be read back from
+   *   the log, so a failure to write either is left to the next compaction.
    */
-  function rewrite(renumberFrom?: number): void {
-    writeMeta();
-    writeCheckpoint();
+  function rewrite(dropsOnly: boolean, renumberFrom?: number): void {
+    if (dropsOnly) {
+      writeMeta();
+      writeCheckpoint();
+    }
     const tmp = `${logPath}.tmp`;
     const rewritten: Entry[] = [];
     let offset = 0;
@@ -325,7 +358,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     try {
       forEachRun(entries, (text, run) => {
         if (renumberFrom === undefined) {
-          fs.writeSync(tfd, text);
+          writeAll(tfd, text);
           for (const e of run) {
             rewritten.push({ seq: e.seq, containerId: e.containerId, offset, bytes: e.bytes, line: undefined });
             offset += e.bytes;
@@ -343,7 +376,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
           offset += b;
           renumbered += line;
         }
-        fs.writeSync(tfd, renumbered);
+        writeAll(tfd, renumbered);
       });
       fs.fsyncSync(tfd);
     } finally {
@@ -354,10 +387,19 @@ export function openOutbox(options: OutboxOptions): Outbox {
     fs.renameSync(tmp, logPath);
     entries = rewritten;
     bytes = offset;
+    if (!dropsOnly) {
+      try {
+        writeMeta();
+        writeCheckpoint();
+      } catch {
+        // Open reads the highest seq and the newest states from the log too; the next
+        // acknowledgement writes both again.
+      }
+    }
   }
 
   try {
-    if (torn) rewrite();
+    if (torn) rewrite(true);
     else logFd();
   } catch (err) {
     throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
@@ -428,7 +470,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
         const prevLatest = fresh.map((e) => [e.containerId, latest.get(e.containerId)] as const);
         for (let i = 0; i < fresh.length; i++) noteLatest(fresh[i].containerId, transitions[i].to, lines[i]);
         try {
-          rewrite();
+          rewrite(false);
         } catch (err) {
           entries = prevEntries;
           bytes = prevBytes;
@@ -448,7 +490,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       let size = -1;
       try {
         size = fs.fstatSync(logFd()).size;
-        fs.writeSync(fd, chunk);
+        writeAll(fd, chunk);
         fs.fsyncSync(fd);
       } catch (err) {
         // Leave no partial line behind: the next append must start on a line boundary.
@@ -506,7 +548,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       ackedSeq = upToSeq;
       coalescedTo = 0;
       try {
-        rewrite(renumber ? upToSeq : undefined);
+        rewrite(!renumber, renumber ? upToSeq : undefined);
       } catch (err) {
         entries = prevEntries;
         bytes = prevBytes;

@@ -22,7 +22,7 @@ function fullableFs(): OutboxFs & { full: boolean; refused: number } {
     ...real,
     full: false,
     refused: 0,
-    writeSync(fd: number, data: string): number {
+    writeSync(fd: number, data: Uint8Array): number {
       if (fs.full) {
         fs.refused++;
         throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });

@@ -28,6 +28,21 @@ function t(n: number, from: LifecycleState | null, to: LifecycleState): PendingT
   return { container_id: cid(n), from, to, at: '2026-01-01T00:00:00.000Z', reason: 'agent.observed', container: observation(n) };
 }
 
+/** node:fs, except that once `dying` is set the rename of a rewritten log fails, as a kill -9 just before it would leave things. */
+function dyingBeforeLogRename(): { fs: OutboxFs; dying: boolean } {
+  const state = {
+    dying: false,
+    fs: {
+      ...(fs as unknown as OutboxFs),
+      renameSync(from: string, to: string) {
+        if (state.dying && from.endsWith('outbox.jsonl.tmp')) throw Object.assign(new Error('killed before the rename'), { code: 'EIO' });
+        fs.renameSync(from, to);
+      },
+    },
+  };
+  return state;
+}
+
 describe('outbox', () => {
   it('assigns strictly increasing seqs and keeps entries until acknowledged', () => {
     const box = openOutbox({ dir: tempDir(), maxBytes: 1 << 20 });
@@ -236,17 +251,10 @@ describe('outbox', () => {
 
   it('loses nothing when renumbering stops before the renumbered log is in place (a crash, a failed write)', () => {
     const dir = tempDir();
-    let crash = false;
-    const crashing: OutboxFs = {
-      ...(fs as unknown as OutboxFs),
-      renameSync(from: string, to: string) {
-        if (crash && from.endsWith('outbox.jsonl.tmp')) throw Object.assign(new Error('killed before the rename'), { code: 'EIO' });
-        fs.renameSync(from, to);
-      },
-    };
-    const box = openOutbox({ dir, maxBytes: 1 << 20, fs: crashing });
+    const crashing = dyingBeforeLogRename();
+    const box = openOutbox({ dir, maxBytes: 1 << 20, fs: crashing.fs });
     box.append([t(1, null, 'running'), t(2, null, 'running')]);
-    crash = true;
+    crashing.dying = true;
     expect(() => box.ack(40)).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_WRITE' }));
     expect(box.peek(10).map((x) => x.seq)).toEqual([1, 2]);
     box.close();
@@ -260,17 +268,10 @@ describe('outbox', () => {
   it('restores no state from a coalescing append whose log never got in place', () => {
     const dir = tempDir();
     const one = JSON.stringify({ seq: 1, ...t(1, null, 'running') }).length + 1;
-    let crash = false;
-    const crashing: OutboxFs = {
-      ...(fs as unknown as OutboxFs),
-      renameSync(from: string, to: string) {
-        if (crash && from.endsWith('outbox.jsonl.tmp')) throw Object.assign(new Error('killed before the rename'), { code: 'EIO' });
-        fs.renameSync(from, to);
-      },
-    };
-    const box = openOutbox({ dir, maxBytes: one * 3, fs: crashing });
+    const crashing = dyingBeforeLogRename();
+    const box = openOutbox({ dir, maxBytes: one * 3, fs: crashing.fs });
     box.append([t(1, null, 'running'), t(2, null, 'running'), t(3, null, 'running')]);
-    crash = true;
+    crashing.dying = true;
     // Over the bound: this append coalesces, which rewrites the whole log.
     expect(() => box.append([t(1, 'running', 'stopped')])).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_WRITE' }));
     box.close();

@@ -301,6 +301,31 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
           ['snapshot', null, 'stopped'],
         ]);
       });
+
+      it('applies the later transitions of a container that a late, older transition created after a newer snapshot', async () => {
+        // Two replicas: the snapshot at seq 10 (without c2) commits first; the batch sent before it
+        // (seq 7: c2 starts) commits after. The snapshot never confirmed c2, so seq 8 still applies.
+        await store.replaceSnapshot(snapshot(hostA, 10, [snapshotContainer('running', { container_id: c1 })]), at(2));
+        await store.applyTransitions(batch(hostA, [transition(7, 'running', { container: { container_id: c2 } })]), at(3));
+        let r = await get(c2);
+        expect([r.state, r.seq, r.last_seen]).toEqual(['running', 7, iso(3)]);
+        const result = await store.applyTransitions(batch(hostA, [transition(8, 'stopped', { from: 'running', container: { container_id: c2, exit_code: 0 } })]), at(4));
+        expect(result).toEqual({ applied: 1, duplicates: 0, acked_seq: 8 });
+        r = await get(c2);
+        expect([r.state, r.seq, r.exit_code]).toEqual(['stopped', 8, 0]);
+      });
+
+      it('takes a late transition\'s container as confirmed once the snapshot before it is sent again', async () => {
+        await store.replaceSnapshot(snapshot(hostA, 10, [snapshotContainer('running', { container_id: c1 })]), at(2));
+        await store.applyTransitions(batch(hostA, [transition(7, 'running', { container: { container_id: c2 } })]), at(3));
+        await store.replaceSnapshot(snapshot(hostA, 10, [snapshotContainer('running', { container_id: c1 }), snapshotContainer('running', { container_id: c2 })]), at(4));
+        let r = await get(c2);
+        expect([r.state, r.seq, r.last_seen]).toEqual(['running', 10, iso(4)]);
+        // Seq 8 is older than the snapshot that saw c2 running: history only.
+        await store.applyTransitions(batch(hostA, [transition(8, 'stopped', { from: 'running', container: { container_id: c2 } })]), at(5));
+        r = await get(c2);
+        expect([r.state, r.seq]).toEqual(['running', 10]);
+      });
     });
 
     describe('applyTransitions under retries (property)', () => {
@@ -534,6 +559,20 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         const result = await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('stopped', { container_id: c1 })], iso(4)));
         expect(result).toEqual({ upserted: 0, gone: 0, skipped: 1 });
         expect((await get(c1)).state).toBe('running');
+      });
+
+      it('keeps following the maps of an original agent that took over a host a reconciler reported from', async () => {
+        await store.replaceSnapshot(snapshot(hostA, 100, [snapshotContainer('running', { container_id: c1 })]), at(1));
+        await store.replaceSnapshot(snapshot(hostA, 101, []), at(2));
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c2 })], iso(3)));
+        let r = await get(c2);
+        expect([r.state, r.seq, r.last_seen]).toEqual(['running', 0, iso(3)]);
+        const next = await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('stopped', { container_id: c2 }), legacyContainer('running', { container_id: c3 })], iso(4)));
+        expect(next).toEqual({ upserted: 2, gone: 0, skipped: 0 });
+        expect((await get(c2)).state).toBe('stopped');
+        expect(await store.replaceLegacySnapshot(legacySnapshot(hostA, [], iso(5)))).toEqual({ upserted: 0, gone: 2, skipped: 0 });
+        r = await get(c3);
+        expect([r.state, r.seq, r.gone_at]).toEqual(['gone', 0, iso(5)]);
       });
 
       it('records an event as history of the container its key resolves to', async () => {

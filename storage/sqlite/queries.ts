@@ -1,6 +1,6 @@
 // Every SQL statement the SQLite store runs, built once from constant text (never from input);
 // values are always bound parameters. Kept apart so tests can EXPLAIN exactly these statements.
-import { CONTAINER_COLUMNS, HOST_READ_COLUMNS, type ContainerColumn } from './rows.js';
+import { CONTAINER_TABLE_COLUMNS, HOST_READ_COLUMNS, type ContainerColumn } from './rows.js';
 
 /** States a snapshot may still turn into `gone`. */
 export const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'] as const;
@@ -8,9 +8,9 @@ export const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'] as cons
 export const LIST_FILTER_COLUMNS = ['cluster', 'instance_id', 'state', 'task_family'] as const;
 export type ListFilterColumn = (typeof LIST_FILTER_COLUMNS)[number];
 
-const cols = CONTAINER_COLUMNS.join(', ');
-const params = CONTAINER_COLUMNS.map((c) => `@${c}`).join(', ');
-const updates = CONTAINER_COLUMNS.filter((c) => c !== 'container_id')
+const cols = CONTAINER_TABLE_COLUMNS.join(', ');
+const params = CONTAINER_TABLE_COLUMNS.map((c) => `@${c}`).join(', ');
+const updates = CONTAINER_TABLE_COLUMNS.filter((c) => c !== 'container_id')
   .map((c) => `${c} = excluded.${c}`)
   .join(', ');
 
@@ -20,7 +20,7 @@ const updates = CONTAINER_COLUMNS.filter((c) => c !== 'container_id')
  * in rows.ts CONTAINER_READ_COLUMNS order: the store reads these statements in raw mode (arrays).
  * Filters name their table: hosts has instance_id and cluster columns too.
  */
-const CONTAINERS = `SELECT ${CONTAINER_COLUMNS.map((c) => `containers.${c}`).join(', ')},
+const CONTAINERS = `SELECT ${CONTAINER_TABLE_COLUMNS.map((c) => `containers.${c}`).join(', ')},
     hosts.snapshot_seq AS host_snapshot_seq, hosts.snapshot_seen_at AS host_snapshot_seen_at
   FROM containers LEFT JOIN hosts ON hosts.instance_id = containers.instance_id`;
 
@@ -40,10 +40,10 @@ export const SQL = {
   byTaskArn: `${CONTAINERS} WHERE containers.task_id = ? AND (containers.task_arn = ? OR containers.task_arn IS NULL) ORDER BY containers.container_id`,
   byDockerName: `${CONTAINERS} WHERE containers.docker_name = ? ORDER BY containers.container_id`,
   byLegacyKey: 'SELECT container_id, instance_id FROM containers WHERE legacy_key = ? ORDER BY last_seen DESC LIMIT 1',
-  liveOnHost: `SELECT container_id, seq FROM containers WHERE instance_id = ? AND state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`,
+  liveOnHost: `SELECT container_id FROM containers WHERE instance_id = ? AND state IN (${LIVE_STATES.map((s) => `'${s}'`).join(', ')})`,
   upsertContainer: `INSERT INTO containers (${cols}) VALUES (${params}) ON CONFLICT (container_id) DO UPDATE SET ${updates}`,
   // A legacy snapshot entry that changed nothing but bookkeeping: no indexed column is set, so no index is rewritten.
-  touchContainer: 'UPDATE containers SET last_seen = ?, seq = ?, sampled_at = ? WHERE container_id = ?',
+  touchContainer: 'UPDATE containers SET last_seen = ?, seq = ?, sampled_at = ?, written_at_snapshot_seq = ? WHERE container_id = ?',
   insertTransition: `INSERT OR IGNORE INTO transitions (container_id, from_state, to_state, at, host, seq, reason)
      VALUES (@container_id, @from_state, @to_state, @at, @host, @seq, @reason)`,
   history: 'SELECT * FROM transitions WHERE container_id = ? ORDER BY at, id',

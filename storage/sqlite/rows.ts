@@ -3,7 +3,8 @@
 import type { LifecycleState, PortMapping, RecordSource } from '../../wire/index.js';
 import type { ContainerRecord, HostRecord, TransitionRecord } from '../store.js';
 
-export type ContainerRow = Omit<ContainerRecord, 'ports'> & { ports: string };
+/** A record as written: `written_at_snapshot_seq` is its host's snapshot seq at the write (fromContainerRow). */
+export type ContainerRow = Omit<ContainerRecord, 'ports'> & { ports: string; written_at_snapshot_seq: number };
 
 export interface TransitionRow {
   id: number;
@@ -60,25 +61,42 @@ export function fromHostRow(row: StoredHostRow): HostRecord {
  */
 export type StoredContainerRow = ReadonlyArray<string | number | null>;
 
-export function toContainerRow(r: ContainerRecord): ContainerRow {
-  return { ...r, ports: JSON.stringify(r.ports) };
+export function toContainerRow(r: ContainerRecord, writtenAtSnapshotSeq: number): ContainerRow {
+  return { ...r, ports: JSON.stringify(r.ports), written_at_snapshot_seq: writtenAtSnapshotSeq };
 }
 
 /**
  * The record a row stands for. A reconciler snapshot does not rewrite the rows of the containers it
  * merely confirms (same host, nothing changed): it moves its host's snapshot_seq and
- * snapshot_seen_at instead. A live row of that host whose seq is at or below the host's snapshot
- * seq was in that snapshot (were it absent, the snapshot would have made it gone), so it was seen
- * then and carries that seq. Gone rows, and rows written after the snapshot, are as stored.
+ * snapshot_seen_at instead. A live row of that host was in that snapshot (were it absent, the
+ * snapshot would have made it gone, or skipped it for a higher seq) when the snapshot is newer than
+ * both the row's seq and the host's snapshot when the row was written (written_at_snapshot_seq):
+ * then it was seen at that time and carries that seq. The second condition matters when a late
+ * transition (seq 40, sent before the snapshot at seq 100 but committed after it, by another
+ * replica) writes a row: that row was not in the snapshot and keeps its own seq. Gone rows, and rows
+ * an original agent wrote (sampled_at set; its maps do not move the snapshot), are as stored.
  */
-export function fromContainerRow(row: StoredContainerRow): ContainerRecord {
+export function confirmedBySnapshot(row: StoredContainerRow): boolean {
   const at = READ_INDEX;
   const snapshotSeq = row[at.host_snapshot_seq] as number | null;
-  const snapshotSeenAt = row[at.host_snapshot_seen_at] as string | null;
+  return (
+    row[at.host_snapshot_seen_at] !== null &&
+    snapshotSeq !== null &&
+    row[at.state] !== 'gone' &&
+    row[at.sampled_at] === null &&
+    (row[at.seq] as number) <= snapshotSeq &&
+    (row[at.written_at_snapshot_seq] as number) < snapshotSeq
+  );
+}
+
+export function fromContainerRow(row: StoredContainerRow): ContainerRecord {
+  const at = READ_INDEX;
+  const snapshotSeq = row[at.host_snapshot_seq] as number;
+  const snapshotSeenAt = row[at.host_snapshot_seen_at] as string;
   const state = row[at.state] as LifecycleState;
   const seq = row[at.seq] as number;
   const lastSeen = row[at.last_seen] as string;
-  const confirmed = snapshotSeenAt !== null && snapshotSeq !== null && state !== 'gone' && seq <= snapshotSeq;
+  const confirmed = confirmedBySnapshot(row);
   return {
     container_id: row[at.container_id] as string,
     docker_name: row[at.docker_name] as string | null,
@@ -141,10 +159,13 @@ export const CONTAINER_COLUMNS = [
   'sampled_at',
 ] as const satisfies ReadonlyArray<keyof ContainerRow>;
 
-export type ContainerColumn = (typeof CONTAINER_COLUMNS)[number];
+/** Every column of the containers table: the record's, then the host snapshot seq its last write saw (schema.ts, 10). */
+export const CONTAINER_TABLE_COLUMNS = [...CONTAINER_COLUMNS, 'written_at_snapshot_seq'] as const satisfies ReadonlyArray<keyof ContainerRow>;
+
+export type ContainerColumn = (typeof CONTAINER_TABLE_COLUMNS)[number];
 
 /** The columns a container read selects, in order (queries.ts CONTAINERS; a raw row's positions). */
-export const CONTAINER_READ_COLUMNS = [...CONTAINER_COLUMNS, 'host_snapshot_seq', 'host_snapshot_seen_at'] as const;
+export const CONTAINER_READ_COLUMNS = [...CONTAINER_TABLE_COLUMNS, 'host_snapshot_seq', 'host_snapshot_seen_at'] as const;
 
 /** Where each column sits in a raw row (StoredContainerRow). */
 export const READ_INDEX = Object.fromEntries(CONTAINER_READ_COLUMNS.map((c, i) => [c, i])) as Readonly<

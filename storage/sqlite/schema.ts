@@ -213,6 +213,14 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       END;
     `);
   },
+  // 10: each container row keeps the host's snapshot seq at its last write, so that only a later
+  // snapshot counts as having confirmed it (rows.ts, confirmedBySnapshot). Without it, a transition
+  // older than the host's snapshot but committed after it (two replicas) read as confirmed by that
+  // snapshot, and the container's next transition was dropped as older. Rows written before this
+  // version keep the old reading (-1: any snapshot at or above their seq confirmed them).
+  (db) => {
+    db.exec('ALTER TABLE containers ADD COLUMN written_at_snapshot_seq INTEGER NOT NULL DEFAULT -1');
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

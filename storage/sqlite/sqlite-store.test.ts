@@ -11,7 +11,7 @@ import { openSqliteStore, SCHEMA_VERSION, SchemaVersionError, SqliteStore } from
 import { migrate } from './schema.js';
 import { PURGE_CHUNK } from './sqlite-store.js';
 import { listSql, SQL, updateSql } from './queries.js';
-import { CONTAINER_COLUMNS, CONTAINER_READ_COLUMNS, toContainerRow } from './rows.js';
+import { CONTAINER_COLUMNS, CONTAINER_READ_COLUMNS, CONTAINER_TABLE_COLUMNS, toContainerRow } from './rows.js';
 
 const temps: string[] = [];
 function tempDir(): string {
@@ -31,6 +31,12 @@ function readOnly(path: string, check: (db: Database.Database) => void): void {
   } finally {
     db.close();
   }
+}
+
+async function found(store: SqliteStore, id: string) {
+  const r = await store.getContainer(id);
+  if (r.kind !== 'found') throw new Error(`${id} not found`);
+  return r.record;
 }
 
 const containerIndexes = (db: Database.Database) =>
@@ -138,7 +144,7 @@ describe('SQLite store', () => {
     const c1 = containerId(1);
     // Written with version 1's columns (today's store prepares statements for the current schema).
     const record = nextRecord(undefined, observation({ container_id: c1 }), { host: hostIdentity(), state: 'running', seq: 1, eventAt: iso(1), receivedAt: iso(1) });
-    const row = toContainerRow(record) as Record<string, unknown>;
+    const row = toContainerRow(record, 0) as Record<string, unknown>;
     const v1Columns = CONTAINER_COLUMNS.filter((c) => c !== 'sampled_at');
     db.prepare(`INSERT INTO containers (${v1Columns.join(', ')}) VALUES (${v1Columns.map((c) => `@${c}`).join(', ')})`).run(Object.fromEntries(v1Columns.map((c) => [c, row[c]])));
     db.close();
@@ -162,7 +168,7 @@ describe('SQLite store', () => {
     const arn = taskArn(taskId(1));
     const record = nextRecord(undefined, observation({ container_id: c1, task_arn: arn }), { host: hostIdentity(), state: 'running', seq: 1, eventAt: iso(1), receivedAt: iso(1) });
     // What an older build could store after a legacy report about this container: a legacy task id beside the ARN.
-    const row = { ...(toContainerRow(record) as Record<string, unknown>), task_id: taskId(2) };
+    const row = { ...(toContainerRow(record, 0) as Record<string, unknown>), task_id: taskId(2) };
     db.prepare(`INSERT INTO containers (${CONTAINER_COLUMNS.join(', ')}) VALUES (${CONTAINER_COLUMNS.map((c) => `@${c}`).join(', ')})`).run(row);
     db.close();
 
@@ -200,6 +206,36 @@ describe('SQLite store', () => {
       const plan = check.prepare('EXPLAIN QUERY PLAN SELECT 1 FROM transitions WHERE host = ? AND seq = ?').all('i-1', 1) as Array<{ detail: string }>;
       expect(plan.map((r) => r.detail).join(' ')).toContain('transitions_host_seq');
     });
+  });
+
+  it('migrating to version 10 keeps a confirmed container confirmed, and later snapshots confirm it as before', async () => {
+    const path = join(tempDir(), 'v9.db');
+    const store9 = openSqliteStore({ path, checkpointIntervalMs: 0 });
+    const host = hostIdentity();
+    const [c1, c2] = [containerId(1), containerId(2)];
+    await store9.applyTransitions(batch(host, [transition(5, 'running', { container: { container_id: c1 } })]), at(1));
+    await store9.replaceSnapshot(snapshot(host, 10, [snapshotContainer('running', { container_id: c1 })]), at(2));
+    await store9.close();
+    // Back to version 9 as that build left the row: no written_at_snapshot_seq.
+    const db = new Database(path);
+    db.exec('ALTER TABLE containers DROP COLUMN written_at_snapshot_seq');
+    db.pragma('user_version = 9');
+    db.close();
+
+    const store = openSqliteStore({ path, checkpointIntervalMs: 0 });
+    try {
+      let r = await found(store, c1);
+      expect([r.seq, r.last_seen]).toEqual([10, iso(2)]);
+      // Seq 7 is older than the snapshot that confirmed c1: it changes history only, as before.
+      await store.applyTransitions(batch(host, [transition(7, 'stopped', { from: 'running', container: { container_id: c1 } })]), at(3));
+      r = await found(store, c1);
+      expect(r.state).toBe('running');
+      await store.replaceSnapshot(snapshot(host, 12, [snapshotContainer('running', { container_id: c1 }), snapshotContainer('running', { container_id: c2 })]), at(4));
+      r = await found(store, c1);
+      expect([r.seq, r.last_seen]).toEqual([12, iso(4)]);
+    } finally {
+      await store.close();
+    }
   });
 
   it('migrating to version 8 keeps history and its ids, and new history rows no longer touch sqlite_sequence', async () => {
@@ -318,7 +354,7 @@ describe('SQLite store', () => {
         expect(arn).not.toContain('TEMP B-TREE');
         expect(plan(db, SQL.byDockerName, 'x')).toMatch(/USING INDEX containers_docker_name \(docker_name=\?\)/);
         expect(plan(db, SQL.byLegacyKey, 'x')).toMatch(/USING INDEX containers_legacy_key \(legacy_key=\?\)/);
-        expect(plan(db, SQL.liveOnHost, 'x')).toMatch(/USING INDEX containers_instance_state \(instance_id=\? AND state=\?\)/);
+        expect(plan(db, SQL.liveOnHost, 'x')).toMatch(/USING (COVERING )?INDEX containers_instance_state \(instance_id=\? AND state=\?\)/);
         const chunk = plan(db, SQL.purgeChunk, 'x', 250);
         expect(chunk).toMatch(/USING (COVERING )?INDEX containers_gone_at \(gone_at<\?\)/);
         expect(chunk).not.toContain('TEMP B-TREE');
@@ -333,9 +369,9 @@ describe('SQLite store', () => {
       withSchema((db) => {
         const reads = [SQL.getContainer, SQL.byTaskId, SQL.byTaskArn, SQL.byDockerName, listSql(['cluster', 'state'], true), listSql([], false)];
         for (const sql of reads) expect(db.prepare(sql).columns().map((c) => c.name)).toEqual([...CONTAINER_READ_COLUMNS]);
-        // Every column of the table is read: a column added by a migration must be added to the record too.
+        // Every column of the table is read and written: a column added by a migration must be added to the row too.
         const table = (db.prepare('PRAGMA table_info(containers)').all() as Array<{ name: string }>).map((c) => c.name);
-        expect([...CONTAINER_COLUMNS].sort()).toEqual(table.sort());
+        expect([...CONTAINER_TABLE_COLUMNS].sort()).toEqual(table.sort());
       });
     });
 
@@ -462,6 +498,7 @@ describe('SQLite record counts (migration 9)', () => {
     // Back to version 8 as that build left it: no counts table, no triggers.
     const db = new Database(path);
     db.exec('DROP TRIGGER containers_counted_insert; DROP TRIGGER containers_counted_delete; DROP TRIGGER containers_counted_update; DROP TABLE container_counts');
+    db.exec('ALTER TABLE containers DROP COLUMN written_at_snapshot_seq');
     db.pragma('user_version = 8');
     db.close();
     const store = openSqliteStore({ path, checkpointIntervalMs: 0 });
@@ -481,11 +518,6 @@ describe('SQLite snapshots that confirm containers', () => {
   const c2 = containerId(2);
   const rawRow = (store: SqliteStore, id: string) =>
     (store as unknown as { db: Database.Database }).db.prepare('SELECT state, seq, last_seen FROM containers WHERE container_id = ?').get(id);
-  const found = async (store: SqliteStore, id: string) => {
-    const r = await store.getContainer(id);
-    if (r.kind !== 'found') throw new Error(`${id} not found`);
-    return r.record;
-  };
   let store: SqliteStore;
   beforeEach(() => {
     store = openSqliteStore({ path: join(tempDir(), 'store.db') });

@@ -29,7 +29,7 @@ import { decodeCursor, encodeCursor } from './cursor.js';
 import { toStoreError } from './errors.js';
 import { LIST_FILTER_COLUMNS, listSql, SQL, updateSql, type ListFilterColumn } from './queries.js';
 import {
-  CONTAINER_COLUMNS,
+  CONTAINER_TABLE_COLUMNS,
   fromContainerRow,
   fromHostRow,
   fromTransitionRow,
@@ -99,9 +99,9 @@ export class SqliteStore implements Store {
       byTaskArn: db.prepare<[string, string], StoredContainerRow>(SQL.byTaskArn).raw(true),
       byDockerName: db.prepare<[string], StoredContainerRow>(SQL.byDockerName).raw(true),
       byLegacyKey: db.prepare<[string], { container_id: string; instance_id: string }>(SQL.byLegacyKey),
-      liveOnHost: db.prepare<[string], { container_id: string; seq: number }>(SQL.liveOnHost),
+      liveOnHost: db.prepare<[string], { container_id: string }>(SQL.liveOnHost),
       upsertContainer: db.prepare<[ContainerRow]>(SQL.upsertContainer),
-      touchContainer: db.prepare<[string, number, string | null, string]>(SQL.touchContainer),
+      touchContainer: db.prepare<[string, number, string | null, number, string]>(SQL.touchContainer),
       insertTransition: db.prepare<[Omit<TransitionRow, 'id'>]>(SQL.insertTransition),
       history: db.prepare<[string], TransitionRow>(SQL.history),
       getHost: db.prepare<[string], { last_seq: number; snapshot_seq: number }>(SQL.getHost),
@@ -133,7 +133,9 @@ export class SqliteStore implements Store {
 
   private applyTransitionsInTx(batch: TransitionBatch, receivedAt: string): TransitionBatchResult {
     const host = batch.host;
-    let lastSeq = this.stmt.getHost.get(host.instance_id)?.last_seq ?? 0;
+    const hostRow = this.stmt.getHost.get(host.instance_id);
+    let lastSeq = hostRow?.last_seq ?? 0;
+    const hostSnapshotSeq = hostRow?.snapshot_seq ?? 0;
     let applied = 0;
     let duplicates = 0;
     // Each container's record is read once and written once per batch, in its final state: a
@@ -164,7 +166,7 @@ export class SqliteStore implements Store {
       record.current = nextRecord(existing, t.container, { host, state: t.to, seq: t.seq, eventAt, receivedAt });
     }
     for (const { stored, current } of touched.values()) {
-      if (current && current !== stored?.record) this.writeRecord(current, stored?.row);
+      if (current && current !== stored?.record) this.writeRecord(current, stored?.row, hostSnapshotSeq);
     }
     this.writeHost({ host, receivedAt, lastSeq, snapshotAt: null, snapshotSeq: null, reporter: 'reconciler' });
     return { applied, duplicates, acked_seq: lastSeq };
@@ -223,13 +225,16 @@ export class SqliteStore implements Store {
         sampledAt,
       });
       if (!existing || recordChanged(existing, next)) {
-        this.writeRecord(next, stored?.row);
+        this.writeRecord(next, stored?.row, hostSnapshotSeq);
         result.upserted++;
       } else {
         // Unchanged: the host row's new snapshot seq and time will read as this record's (rows.ts),
-        // unless it is gone, an older snapshot arrived late, or a legacy sample time must be cleared.
-        const confirmedByHostRow = confirms && next.state !== 'gone' && next.seq >= hostSnapshotSeq && stored!.row[READ_INDEX.sampled_at] === null;
-        if (!confirmedByHostRow) this.stmt.touchContainer.run(next.last_seen, next.seq, next.sampled_at, next.container_id);
+        // unless it is gone, an older snapshot arrived late, a legacy sample time must be cleared,
+        // or the row was written after this snapshot's seq was already the host's (a replay).
+        const row = stored!.row;
+        const confirmedByHostRow =
+          confirms && next.state !== 'gone' && next.seq >= hostSnapshotSeq && row[READ_INDEX.sampled_at] === null && (row[READ_INDEX.written_at_snapshot_seq] as number) < seq;
+        if (!confirmedByHostRow) this.stmt.touchContainer.run(next.last_seen, next.seq, next.sampled_at, hostSnapshotSeq, next.container_id);
       }
       if (existing?.state !== next.state) {
         this.insertHistory({ container_id: next.container_id, from: existing?.state ?? null, to: next.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' });
@@ -237,15 +242,15 @@ export class SqliteStore implements Store {
     }
     for (const row of this.stmt.liveOnHost.all(host.instance_id)) {
       if (present.has(row.container_id)) continue;
-      // The seq the record carries: an earlier snapshot may have confirmed it (rows.ts).
-      if (Math.max(row.seq, hostSnapshotSeq) > seq) {
-        result.skipped++;
-        continue;
-      }
       const stored = this.getStored(row.container_id);
       if (!stored) continue;
       const before = stored.record;
-      this.writeRecord(goneRecord(before, seq, receivedAt), stored.row);
+      // The seq the record carries: an earlier snapshot may have confirmed it (rows.ts).
+      if (before.seq > seq) {
+        result.skipped++;
+        continue;
+      }
+      this.writeRecord(goneRecord(before, seq, receivedAt), stored.row, hostSnapshotSeq);
       this.insertHistory({ container_id: before.container_id, from: before.state, to: 'gone', at: takenAt, host: host.instance_id, seq: null, reason: 'snapshot' });
       result.gone++;
     }
@@ -324,7 +329,7 @@ export class SqliteStore implements Store {
       const stored = this.getStored(row.container_id);
       if (!stored) continue;
       const before = stored.record;
-      this.writeRecord(goneRecord(before, before.seq, at), stored.row);
+      this.writeRecord(goneRecord(before, before.seq, at), stored.row, stored.row[READ_INDEX.written_at_snapshot_seq] as number);
       this.insertHistory({ container_id: before.container_id, from: before.state, to: 'gone', at, host: instanceId, seq: null, reason: 'host.silent' });
       containers++;
     }
@@ -469,13 +474,14 @@ export class SqliteStore implements Store {
    * rewrites the entries of every index whose columns appear in an UPDATE's SET list, so the full
    * upsert rewrote all ten indexes on every state change where four or fewer were touched.
    */
-  private writeRecord(record: ContainerRecord, before?: StoredContainerRow): void {
-    const row = toContainerRow(record);
+  /** `writtenAtSnapshotSeq`: the record's host's snapshot seq before this write (rows.ts, fromContainerRow). */
+  private writeRecord(record: ContainerRecord, before: StoredContainerRow | undefined, writtenAtSnapshotSeq: number): void {
+    const row = toContainerRow(record, writtenAtSnapshotSeq);
     if (!before) {
       this.stmt.upsertContainer.run(row);
       return;
     }
-    const changed = CONTAINER_COLUMNS.filter((c) => c !== 'container_id' && row[c] !== before[READ_INDEX[c]]);
+    const changed = CONTAINER_TABLE_COLUMNS.filter((c) => c !== 'container_id' && row[c] !== before[READ_INDEX[c]]);
     if (changed.length === 0) return;
     const stmt = this.updateStatement(changed);
     if (stmt) stmt.run(row);

@@ -490,6 +490,21 @@ describe('SQLite record counts (migration 9)', () => {
     }
   });
 
+  it('drops the counts that fell to 0 when the purge takes exactly a whole number of chunks', async () => {
+    const path = join(tempDir(), 'chunks.db');
+    const store = openSqliteStore({ path, checkpointIntervalMs: 0 });
+    const host = hostIdentity();
+    try {
+      const ids = Array.from({ length: PURGE_CHUNK }, (_, i) => containerId(`c${i}`));
+      await store.replaceSnapshot(snapshot(host, 1, ids.map((id) => snapshotContainer('running', { container_id: id }))), at(1));
+      await store.replaceSnapshot(snapshot(host, 2, []), at(2));
+      expect(await store.purgeGone(at(60 * 24 * 30))).toBe(PURGE_CHUNK);
+      readOnly(path, (db) => expect(db.prepare('SELECT COUNT(*) AS n FROM container_counts').get()).toEqual({ n: 0 }));
+    } finally {
+      await store.close();
+    }
+  });
+
   it('is filled from the records already there when a version 8 store migrates', async () => {
     const path = join(tempDir(), 'v8.db');
     const old = openSqliteStore({ path, checkpointIntervalMs: 0 });

@@ -294,11 +294,14 @@ export class SqliteStore implements Store {
 
   private purgeChunkInTx(cutoff: string): number {
     const ids = this.stmt.purgeChunk.all(cutoff, PURGE_CHUNK).map((r) => r.container_id);
-    if (ids.length === 0) return 0;
-    const list = JSON.stringify(ids);
-    this.stmt.purgeHistory.run(list);
-    const purged = this.stmt.purgeContainers.run(list).changes;
-    // The last chunk of a run also drops the counts that fell to 0.
+    let purged = 0;
+    if (ids.length > 0) {
+      const list = JSON.stringify(ids);
+      this.stmt.purgeHistory.run(list);
+      purged = this.stmt.purgeContainers.run(list).changes;
+    }
+    // The last chunk of a run (an empty one when the run was a whole number of chunks) also drops
+    // the counts that fell to 0.
     if (ids.length < PURGE_CHUNK) this.stmt.dropEmptyCounts.run();
     return purged;
   }

@@ -22,7 +22,7 @@ afterAll(async () => {
   await local.close();
 });
 afterEach(async () => {
-  local.setFaults({ failureRate: 0, staleReads: false, latencyMs: 0 });
+  local.setFaults({ failureRate: 0, staleReads: false, latencyMs: 0, appliedFailures: 0 });
   await Promise.all(open.splice(0).map((s) => s.close()));
 });
 
@@ -142,6 +142,63 @@ describe('two replicas writing at once', () => {
       const r = await a.getContainer(id);
       expect(r.kind === 'found' && [r.record.state, r.record.seq]).toEqual(['stopped', 10 * round + 9]);
     }
+  });
+
+  it('a replica holding a purged container\'s old version cannot write over the container when it comes back', async () => {
+    const prefix = `replicas${n++}`;
+    const a = await store(prefix, { cacheTtlMs: 0 });
+    const b = await store(prefix, { cacheTtlMs: 0 });
+    await a.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+    await b.replaceSnapshot(snapshot(host, 2, []), at(2));
+    expect(await b.purgeGone(at(100))).toBe(1);
+    await b.replaceSnapshot(snapshot(host, 10, [snapshotContainer('running', { container_id: c1 })]), at(10));
+    // A late transition (above the host's last seq, below the record's): history only.
+    await a.applyTransitions(batch(host, [transition(5, 'stopped', { from: 'running', container: { container_id: c1, exit_code: 137 } })]), at(11));
+    const r = await b.getContainer(c1);
+    expect(r.kind === 'found' && [r.record.state, r.record.seq, r.record.first_seen]).toEqual(['running', 10, iso(10)]);
+  });
+});
+
+describe('writes SimpleDB applied but answered with an error', () => {
+  // The local endpoint's appliedFailures: the next N writes take effect, then answer 500
+  // InternalError; the client retries them, and a conditional retry meets the write it repeats.
+  it('a snapshot counts and records its changes as if nothing had failed', async () => {
+    const s = await store(`applied${n++}`, { cacheTtlMs: 0 });
+    const c2 = containerId('behaviour-2');
+    await s.replaceSnapshot(snapshot(host, 1, [snapshotContainer('running', { container_id: c1 }), snapshotContainer('running', { container_id: c2 })]), at(1));
+    // c1's write and c2's (gone): both applied, both answered 500.
+    local.setFaults({ appliedFailures: 2 });
+    expect(await s.replaceSnapshot(snapshot(host, 2, [snapshotContainer('stopped', { container_id: c1 })]), at(2))).toEqual({ upserted: 1, gone: 1, skipped: 0 });
+    expect(local.faults().appliedFailures).toBe(0);
+    expect((await s.history(c1)).map((h) => `${h.from}->${h.to}`)).toEqual(['null->running', 'running->stopped']);
+    expect((await s.history(c2)).map((h) => `${h.from}->${h.to}`)).toEqual(['null->running', 'running->gone']);
+  });
+
+  it('a transition batch is applied once, and the host keeps its last seq', async () => {
+    const s = await store(`applied${n++}`, { cacheTtlMs: 0 });
+    // The history write, the record's and the host's: each applied, answered 500, and sent again.
+    local.setFaults({ appliedFailures: 3 });
+    expect(await s.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } }), transition(2, 'stopped', { from: 'running', container: { container_id: c1 } })]), at(1))).toEqual({
+      applied: 2,
+      duplicates: 0,
+      acked_seq: 2,
+    });
+    expect(local.faults().appliedFailures).toBe(0);
+    const r = await s.getContainer(c1);
+    expect(r.kind === 'found' && [r.record.state, r.record.seq]).toEqual(['stopped', 2]);
+    expect((await s.history(c1)).map((h) => h.seq)).toEqual([1, 2]);
+    expect((await s.listHosts()).map((h) => h.last_seq)).toEqual([2]);
+  });
+
+  it('a purge deletes the record and its history, and counts it', async () => {
+    const s = await store(`applied${n++}`, { cacheTtlMs: 0 });
+    await s.replaceSnapshot(snapshot(host, 1, [snapshotContainer('running', { container_id: c1 })]), at(1));
+    await s.replaceSnapshot(snapshot(host, 2, []), at(2));
+    local.setFaults({ appliedFailures: 1 });
+    expect(await s.purgeGone(at(100))).toBe(1);
+    expect(local.faults().appliedFailures).toBe(0);
+    expect((await s.getContainer(c1)).kind).toBe('missing');
+    expect(await s.history(c1)).toEqual([]);
   });
 });
 

@@ -16,7 +16,7 @@
 // Consistency: point lookups and the reads behind every write are ConsistentRead (read-your-writes
 // across replicas); listings, host lists and counts are eventually consistent. A read cache
 // (./cache.ts) answers repeated lookups and is invalidated by this process's writes.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import {
@@ -219,8 +219,14 @@ function byContainerId(a: ContainerRecord, b: ContainerRecord): number {
   return a.container_id < b.container_id ? -1 : a.container_id > b.container_id ? 1 : 0;
 }
 
-function nextVer(ver: string | undefined): string {
-  return padNumber((ver === undefined ? 0 : Number(ver)) + 1);
+/**
+ * A new item version: random, so never one an item had before. A counter restarted at 1 when a
+ * purged container came back, and another replica still holding the old item's version 1 then
+ * wrote over the new item. Random also lets a writer recognise its own write when SimpleDB applied
+ * it but answered an error (updateContainer).
+ */
+function newVer(): string {
+  return randomBytes(8).toString('hex');
 }
 
 function expectedVer(ver: string | undefined) {
@@ -451,8 +457,10 @@ export class SimpleDbStore implements Store {
           // Conditional: a container that came back since the select keeps its record.
           await this.client.deleteAttributes(this.shardOf(record.container_id), record.container_id, [], { name: 'ver', value: ver });
         } catch (err) {
-          if (isConditionalFailure(err)) return 0;
-          throw err;
+          if (!isConditionalFailure(err)) throw err;
+          // Came back (another version), or already deleted: by this delete, applied and answered
+          // an error before the client's retry, or by another replica's purge. Its history goes too.
+          if ((await this.readContainer(record.container_id)) !== undefined) return 0;
         }
         this.cache.recordWritten(record, undefined);
         this.written.delete(record.container_id);
@@ -535,8 +543,9 @@ export class SimpleDbStore implements Store {
       // Conditional: a host that reported since the list was read is kept.
       await this.client.deleteAttributes(this.domains.hosts, instanceId, [], { name: 'ver', value: ver });
     } catch (err) {
-      if (isConditionalFailure(err)) return false;
-      throw err;
+      if (!isConditionalFailure(err)) throw err;
+      // Gone already (this delete applied before an error, or another replica): forgotten all the same.
+      if ((await this.readHost(instanceId)) !== undefined) return false;
     }
     this.retiredAtReport.delete(instanceId);
     this.forgetCheckedAt.delete(instanceId);
@@ -784,18 +793,24 @@ export class SimpleDbStore implements Store {
         current = await this.readContainer(id);
         continue;
       }
-      const ver = nextVer(current?.ver);
-      try {
-        await this.client.putAttributes(this.shardOf(id), id, this.containerAttributes(next, ver), expectedVer(current?.ver));
+      const ver = newVer();
+      const written = () => {
         this.written.set(id, { record: structuredClone(next), ver });
         this.cache.recordWritten(current?.record, next);
         return { before: current?.record, after: next };
+      };
+      try {
+        await this.client.putAttributes(this.shardOf(id), id, this.containerAttributes(next, ver), expectedVer(current?.ver));
+        return written();
       } catch (err) {
         if (!isConditionalFailure(err) || attempt >= MAX_WRITE_ATTEMPTS) throw err;
-        this.logger?.debug({ container_id: id, attempt }, 'simpledb: concurrent write, re-reading');
         this.written.delete(id);
+        const reread = await this.readContainer(id);
+        // SimpleDB applied this very write, answered an error, and the client's retry met it.
+        if (reread?.ver === ver) return written();
+        this.logger?.debug({ container_id: id, attempt }, 'simpledb: concurrent write, re-reading');
         fresh = true;
-        current = await this.readContainer(id);
+        current = reread;
       }
     }
   }
@@ -839,13 +854,15 @@ export class SimpleDbStore implements Store {
         last_seq: Math.max(prev?.last_seq ?? 0, report.lastSeq),
         reporter: report.reporter,
       };
-      const ver = nextVer(current?.ver);
+      const ver = newVer();
       try {
         await this.client.putAttributes(this.domains.hosts, host.instance_id, [...documentAttributes(next), { name: 'ver', value: ver, replace: true }], expectedVer(current?.ver));
         return;
       } catch (err) {
         if (!isConditionalFailure(err) || attempt >= MAX_WRITE_ATTEMPTS) throw err;
         current = await this.readHost(host.instance_id);
+        // Applied, answered an error, and met by the client's retry (updateContainer).
+        if (current?.ver === ver) return;
       }
     }
   }

@@ -439,6 +439,19 @@ describe('simpledb-local over the AWS SDK v2', () => {
       expect((await sdb.listDomains({}).promise()).DomainNames).toEqual(['books']);
     });
 
+    it('applies the next N writes and answers them 500 InternalError, then writes normally', async () => {
+      local.setFaults({ appliedFailures: 1 });
+      expect(await failure(sdb.putAttributes({ DomainName: 'books', ItemName: 'i', Attributes: [{ Name: 'a', Value: '1' }] }).promise())).toMatchObject({
+        code: 'InternalError',
+        statusCode: 500,
+      });
+      expect(local.faults().appliedFailures).toBe(0);
+      expect((await sdb.getAttributes({ DomainName: 'books', ItemName: 'i', ConsistentRead: true }).promise()).Attributes).toEqual([{ Name: 'a', Value: '1' }]);
+      await sdb.putAttributes({ DomainName: 'books', ItemName: 'i', Attributes: [{ Name: 'a', Value: '2', Replace: true }] }).promise();
+      const bad = await fetch(`${local.url}/__admin/faults`, { method: 'POST', body: JSON.stringify({ appliedFailures: 0.5 }) });
+      expect(await bad.json()).toMatchObject({ error: 'bad_request', message: 'appliedFailures must be a whole number of requests ≥ 0' });
+    });
+
     it('answers Select with 408 RequestTimeout at the configured rate', async () => {
       local.setFaults({ timeoutRate: 1 });
       expect(await failure(sdb.select({ SelectExpression: 'select * from books' }).promise())).toMatchObject({ code: 'RequestTimeout', statusCode: 408 });

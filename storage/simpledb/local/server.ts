@@ -4,7 +4,7 @@
 // Fault switches (from config, and at runtime through the admin endpoint, which is not part of
 // the SimpleDB API and needs no signature):
 //   GET  /__admin/faults        → current switches as JSON
-//   POST /__admin/faults        ← JSON {failureRate?, latencyMs?, staleReads?, staleWindowMs?, timeoutRate?}
+//   POST /__admin/faults        ← JSON {failureRate?, latencyMs?, staleReads?, staleWindowMs?, timeoutRate?, appliedFailures?}
 //   POST /__admin/reset         → drops every domain
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -28,9 +28,16 @@ export interface Faults {
   staleWindowMs: number;
   /** Share of Select requests (0..1) answered 408 RequestTimeout. */
   timeoutRate: number;
+  /**
+   * The next N write requests (PutAttributes, DeleteAttributes and their batch forms) take effect
+   * and are then answered 500 InternalError, as AWS may answer a request it applied. Counts down.
+   */
+  appliedFailures: number;
 }
 
-export const DEFAULT_FAULTS: Faults = { failureRate: 0, latencyMs: 0, staleReads: false, staleWindowMs: 1000, timeoutRate: 0 };
+export const DEFAULT_FAULTS: Faults = { failureRate: 0, latencyMs: 0, staleReads: false, staleWindowMs: 1000, timeoutRate: 0, appliedFailures: 0 };
+
+const WRITE_ACTIONS = new Set(['PutAttributes', 'DeleteAttributes', 'BatchPutAttributes', 'BatchDeleteAttributes']);
 
 export interface SimpleDbLocalOptions extends Credentials {
   host?: string;
@@ -80,6 +87,10 @@ export function parseFaults(input: unknown): Partial<Faults> {
       case 'staleWindowMs':
         if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new FaultsError(`${key} must be a number of milliseconds ≥ 0`);
         out[key] = value;
+        break;
+      case 'appliedFailures':
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new FaultsError('appliedFailures must be a whole number of requests ≥ 0');
+        out.appliedFailures = value;
         break;
       case 'staleReads':
         if (typeof value !== 'boolean') throw new FaultsError('staleReads must be true or false');
@@ -199,6 +210,10 @@ export async function startSimpleDbLocal(opts: SimpleDbLocalOptions): Promise<Si
       }
       const out = operation(ctx, params);
       if (out.mutated) saver?.schedule();
+      if (faults.appliedFailures > 0 && WRITE_ACTIONS.has(action)) {
+        faults = { ...faults, appliedFailures: faults.appliedFailures - 1 };
+        throw new SdbError('InternalError', 'Request could not be executed due to an internal service error.');
+      }
       body = successXml(action, out.result, requestId, out.boxUsage);
     } catch (err) {
       const e = err instanceof SdbError ? err : new SdbError('InternalError', 'Request could not be executed due to an internal service error.', { cause: err });

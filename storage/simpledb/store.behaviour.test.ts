@@ -380,6 +380,31 @@ describe('opening', () => {
     expect((err as Error).message).toMatch(/^SimpleDB domains missing at http:\/\/127\.0\.0\.1:\d+: absent\d+_containers_0, absent\d+_containers_1, absent\d+_transitions, absent\d+_hosts \(create them, or add create_domains=true to --store\)$/);
   });
 
+  it('refuses another shard count once the domains hold records, naming the count they were written with', async () => {
+    const prefix = `reshard${n++}`;
+    const first = await store(prefix, { shards: 2 });
+    await first.replaceSnapshot(snapshot(host, 1, [1, 2, 3, 4, 5, 6].map((i) => snapshotContainer('running', { container_id: containerId(`reshard-${i}`) }))), at(1));
+    for (const shards of [1, 3, 8]) {
+      const err = await openSimpleDbStore(config(prefix, { shards }), { credentials: staticCredentials(KEY) }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect((err as Error).message).toBe(
+        `the SimpleDB store "${prefix}" holds records in 2 container shards, but --store says shards=${shards}: ` +
+          "a record's shard is its id modulo the shard count, fixed when the store is created, so start with shards=2 (docs/simpledb.md)",
+      );
+    }
+    // Nothing was created by the refused opens: the store still opens with its own count.
+    const again = await openSimpleDbStore(config(prefix, { shards: 2, createDomains: false }), { credentials: staticCredentials(KEY) });
+    open.push(again);
+    expect((await again.listContainers({}, { limit: 10 })).items).toHaveLength(6);
+  });
+
+  it('takes another shard count while the container domains are still empty', async () => {
+    const prefix = `reshard${n++}`;
+    await store(prefix, { shards: 2 });
+    const s = await store(prefix, { shards: 3 });
+    expect((await s.health()).ok).toBe(true);
+  });
+
   it('opens without creating when the domains exist', async () => {
     const prefix = `exists${n++}`;
     await store(prefix);
@@ -396,9 +421,10 @@ describe('opening', () => {
     const err = await openSimpleDbStore(config(`nocreds${n++}`, { createDomains: false }), { credentials: none, registry }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreUnavailableError);
     expect((err as Error).message).toBe(
-      'SimpleDB open failed: SimpleDB ListDomains: ERR_SIMPLEDB_CREDENTIALS: no AWS credentials to sign with: Could not load credentials from any providers (set --aws-access-key-id and --aws-secret-access-key, --vault-addr, or give the task a role)',
+      'SimpleDB open failed: SimpleDB DomainMetadata: ERR_SIMPLEDB_CREDENTIALS: no AWS credentials to sign with: Could not load credentials from any providers (set --aws-access-key-id and --aws-secret-access-key, --vault-addr, or give the task a role)',
     );
-    expect(await counter(registry, 'ecs_id_mapper_simpledb_requests_total', { action: 'ListDomains', code: 'ERR_SIMPLEDB_CREDENTIALS' })).toBe(1);
+    // Opening first reads the metadata of both container shards, together.
+    expect(await counter(registry, 'ecs_id_mapper_simpledb_requests_total', { action: 'DomainMetadata', code: 'ERR_SIMPLEDB_CREDENTIALS' })).toBe(2);
   });
 
   it('answers lookups 503, not 500, when credentials stop refreshing after start', async () => {
@@ -419,7 +445,7 @@ describe('opening', () => {
   it('fails with one readable line on wrong credentials', async () => {
     const err = await openSimpleDbStore(config(`creds${n++}`), { credentials: staticCredentials({ ...KEY, secretAccessKey: 'wrong' }) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreUnavailableError);
-    expect((err as Error).message).toMatch(/^SimpleDB open failed: SimpleDB CreateDomain: SignatureDoesNotMatch: [^\n]+$/);
+    expect((err as Error).message).toMatch(/^SimpleDB open failed: SimpleDB DomainMetadata: SignatureDoesNotMatch: [^\n]+$/);
   });
 });
 

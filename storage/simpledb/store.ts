@@ -62,6 +62,8 @@ import { buildSelect, ITEM_NAME, MAX_SELECT_LIMIT, prefixUpperBound, type Predic
 export const MAX_CANDIDATES = 20;
 const MAX_PAGE = 1000;
 const LIVE_STATES: readonly LifecycleState[] = ['pending', 'running', 'stopping', 'stopped'];
+/** How far opening looks for container domains (checkShardCount): --store takes at most 100 shards (config/store-url.ts). */
+const MAX_SHARDS_PROBED = 100;
 /** Conditional-write attempts before a hot item is reported as unavailable. */
 const MAX_WRITE_ATTEMPTS = 8;
 
@@ -269,10 +271,11 @@ export class SimpleDbStore implements Store {
     this.cache = new ReadCache({ ttlMs: opts.cacheTtlMs, metrics: opts.metrics, ...(opts.nowMs ? { nowMs: opts.nowMs } : {}) });
   }
 
-  /** Creates missing domains (CreateDomain is idempotent) or checks they all exist. */
+  /** Checks the shard count against the domains there, then creates missing domains (CreateDomain is idempotent) or checks they all exist. */
   async ensureDomains(create: boolean): Promise<void> {
     const all = [...this.domains.containers, this.domains.transitions, this.domains.hosts];
     await this.run('open', async () => {
+      await this.checkShardCount();
       if (create) {
         await mapLimit(all, this.concurrency, (d) => this.client.createDomain(d));
         return;
@@ -283,6 +286,41 @@ export class SimpleDbStore implements Store {
         throw new StoreUnavailableError(`SimpleDB domains missing at ${this.client.endpoint.origin}: ${missing.join(', ')} (create them, or add create_domains=true to --store)`);
       }
     });
+  }
+
+  /**
+   * A record lives in the shard its id maps to (shardOf), so the shard count is fixed once records
+   * exist: with another count, lookups and writes go to other domains, existing records are not
+   * found and are written a second time. A store whose container domains hold records under another
+   * count is refused at open; domains created empty (an interrupted first start) are not counted.
+   */
+  private async checkShardCount(): Promise<void> {
+    const itemsIn = async (domain: string): Promise<number | undefined> => {
+      try {
+        return (await this.client.domainMetadata(domain)).itemCount;
+      } catch (err) {
+        if (err instanceof SimpleDbError && err.code === 'NoSuchDomain') return undefined;
+        throw err;
+      }
+    };
+    const shards = this.opts.shards;
+    const configured = await mapLimit(this.domains.containers, this.concurrency, itemsIn);
+    let found = configured.filter((items) => items !== undefined).length;
+    let beyondHeld = false;
+    // Domains past the configured count: a store created with more shards.
+    for (let n = shards; n < MAX_SHARDS_PROBED; n++) {
+      const items = await itemsIn(`${this.opts.prefix}_containers_${n}`);
+      if (items === undefined) break;
+      found = n + 1;
+      beyondHeld ||= items > 0;
+    }
+    const missingWhileHeld = configured.includes(undefined) && configured.some((items) => (items ?? 0) > 0);
+    if (beyondHeld || missingWhileHeld) {
+      throw new StoreUnavailableError(
+        `the SimpleDB store "${this.opts.prefix}" holds records in ${found} container shard${found === 1 ? '' : 's'}, but --store says shards=${shards}: ` +
+          `a record's shard is its id modulo the shard count, fixed when the store is created, so start with shards=${found} (docs/simpledb.md)`,
+      );
+    }
   }
 
   shardOf(containerIdOrPrefix: string): string {

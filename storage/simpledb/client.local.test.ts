@@ -38,6 +38,14 @@ describe('SimpleDbClient against the local endpoint', () => {
     expect(item).toEqual({ name: 'odd', attributes: [{ name: 'v', value }] });
   });
 
+  it('round-trips names and values XML cannot carry (control characters), base64-encoded on the way back', async () => {
+    const value = 'prod\u0001blue';
+    await sdb.putAttributes('cl_items', 'ctl\u0002', [{ name: 'v\u0003', value, replace: true }]);
+    expect(await sdb.getAttributes('cl_items', 'ctl\u0002', { consistentRead: true })).toEqual([{ name: 'v\u0003', value }]);
+    const [item] = await sdb.selectAll(buildSelect({ output: '*', domain: 'cl_items', where: [{ attr: 'v\u0003', op: '=', value }] }), { consistentRead: true });
+    expect(item).toEqual({ name: 'ctl\u0002', attributes: [{ name: 'v\u0003', value }] });
+  });
+
   it('applies conditional puts and deletes, and reports ConditionalCheckFailed', async () => {
     await sdb.putAttributes('cl_items', 'c', [{ name: 'ver', value: '1', replace: true }], { name: 'ver', exists: false });
     const err = await sdb.putAttributes('cl_items', 'c', [{ name: 'ver', value: '2', replace: true }], { name: 'ver', exists: false }).catch((e: unknown) => e);

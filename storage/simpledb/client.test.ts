@@ -179,10 +179,10 @@ describe('SimpleDbClient against the AWS SDK v2', () => {
 });
 
 describe('SimpleDbClient answers', () => {
-  it('parses GetAttributes, keeping spaces, numbers as text and repeated names', async () => {
+  it('parses GetAttributes, keeping spaces, numbers as text and repeated names, decoding both forms of base64', async () => {
     respond = (a) => ({
       status: 200,
-      body: ok(a, '<GetAttributesResult><Attribute><Name>seq</Name><Value>007</Value></Attribute><Attribute><Name>x</Name><Value>  two words  </Value></Attribute><Attribute><Name>x</Name><Value>a&amp;b&lt;</Value></Attribute><Attribute><Name>e</Name><Value></Value></Attribute><Attribute><Name>b</Name><Value encoding="base64">AAE=</Value></Attribute></GetAttributesResult>'),
+      body: ok(a, '<GetAttributesResult><Attribute><Name>seq</Name><Value>007</Value></Attribute><Attribute><Name>x</Name><Value>  two words  </Value></Attribute><Attribute><Name>x</Name><Value>a&amp;b&lt;</Value></Attribute><Attribute><Name>e</Name><Value></Value></Attribute><Attribute><Name>b</Name><Value encoding="base64">AAE=</Value></Attribute><Attribute><Name>AAI=</Name><AlternateNameEncoding>base64</AlternateNameEncoding><Value>cHJvZAFibHVl</Value><AlternateValueEncoding>base64</AlternateValueEncoding></Attribute></GetAttributesResult>'),
     });
     const sdb = client();
     expect(await sdb.getAttributes('d', 'i')).toEqual([
@@ -191,6 +191,8 @@ describe('SimpleDbClient answers', () => {
       { name: 'x', value: 'a&b<' },
       { name: 'e', value: '' },
       { name: 'b', value: '\u0000\u0001' },
+      // The same encoding as AWS's API model writes it: sibling elements.
+      { name: '\u0000\u0002', value: 'prod\u0001blue' },
     ]);
     await sdb.close();
   });

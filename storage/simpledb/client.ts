@@ -182,14 +182,23 @@ const parser = new XMLParser({
 
 type XmlNode = Record<string, unknown>;
 
-/** Text of an element, decoding SimpleDB's base64 alternate encoding for non-XML characters. */
-function text(node: unknown): string {
+/**
+ * Text of an element, decoding SimpleDB's base64 alternate encoding for non-XML characters. The
+ * Developer Guide ("Working with XML-Restricted Characters") marks it with an `encoding="base64"`
+ * attribute; AWS's API model has a sibling element instead (`<AlternateValueEncoding>base64</…>`,
+ * what the SDKs read and the local endpoint sends): `siblingEncoding` is that element's text.
+ */
+function text(node: unknown, siblingEncoding?: unknown): string {
   if (node === undefined || node === null) return '';
-  if (typeof node === 'string') return node;
-  if (typeof node === 'number' || typeof node === 'boolean') return String(node);
-  const obj = node as XmlNode;
-  const raw = typeof obj['#text'] === 'string' ? (obj['#text'] as string) : '';
-  return obj['@_encoding'] === 'base64' ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+  const obj = typeof node === 'object' ? (node as XmlNode) : undefined;
+  const raw = obj ? (typeof obj['#text'] === 'string' ? (obj['#text'] as string) : '') : String(node);
+  const base64 = obj?.['@_encoding'] === 'base64' || (siblingEncoding !== undefined && text(siblingEncoding) === 'base64');
+  return base64 ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+}
+
+/** The text of `<tag>` in `node`, decoded by either form of SimpleDB's alternate encoding. */
+function encodedText(node: unknown, tag: 'Name' | 'Value'): string {
+  return text(child(node, tag), child(node, `Alternate${tag}Encoding`));
 }
 
 function child(node: unknown, name: string): unknown {
@@ -202,7 +211,7 @@ function list(node: unknown, name: string): unknown[] {
 }
 
 function parseAttributes(node: unknown): Attribute[] {
-  return list(node, 'Attribute').map((a) => ({ name: text(child(a, 'Name')), value: text(child(a, 'Value')) }));
+  return list(node, 'Attribute').map((a) => ({ name: encodedText(a, 'Name'), value: encodedText(a, 'Value') }));
 }
 
 function byteLength(s: string): number {
@@ -425,7 +434,7 @@ export class SimpleDbClient {
     const r = child(await this.call('Select', params), 'SelectResult');
     const next = text(child(r, 'NextToken'));
     return {
-      items: list(r, 'Item').map((it) => ({ name: text(child(it, 'Name')), attributes: parseAttributes(it) })),
+      items: list(r, 'Item').map((it) => ({ name: encodedText(it, 'Name'), attributes: parseAttributes(it) })),
       nextToken: next === '' ? null : next,
     };
   }

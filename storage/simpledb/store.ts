@@ -13,9 +13,13 @@
 // items have deterministic names (host + seq for transitions, a content hash otherwise), so a
 // replayed write lands on the same item instead of adding a row.
 //
-// Consistency: point lookups and the reads behind every write are ConsistentRead (read-your-writes
-// across replicas); listings, host lists and counts are eventually consistent. A read cache
-// (./cache.ts) answers repeated lookups and is invalidated by this process's writes.
+// Consistency: point lookups and the reads behind every write are ConsistentRead; listings, host
+// lists and counts are eventually consistent. A read cache (./cache.ts) answers repeated lookups and
+// is invalidated by this process's writes, so another replica's write may show up to its TTL late.
+//
+// No transactions: a snapshot's history rows are written after its records, so a snapshot that
+// fails part-way and is sent again leaves out the history of what its first attempt changed
+// (docs/simpledb.md). Transition history is written first, under names fixed by host and seq.
 import { createHash, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';

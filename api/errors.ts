@@ -11,6 +11,7 @@ export const API_ERRORS = {
   ERR_BAD_REQUEST: { status: 400, error: 'bad_request' },
   ERR_INVALID_CURSOR: { status: 400, error: 'invalid_cursor' },
   ERR_UNAUTHORIZED: { status: 401, error: 'unauthorized' },
+  ERR_FORBIDDEN: { status: 403, error: 'forbidden' },
   ERR_REQUEST_TIMEOUT: { status: 408, error: 'request_timeout' },
   ERR_NOT_FOUND: { status: 404, error: 'not_found' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, error: 'method_not_allowed' },
@@ -76,6 +77,8 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
   if (e && typeof e === 'object') {
     if (e.code === 'ERR_STORE_UNAVAILABLE') return { status: 503, body: errorBody('ERR_STORE_UNAVAILABLE', String(e.message)), internal: false };
     if (e.code === 'ERR_INVALID_CURSOR') return { status: 400, body: errorBody('ERR_INVALID_CURSOR', String(e.message)), internal: false };
+    // storage/records.ts normaliseIso: a time the schema's date-time format let through.
+    if (e.code === 'ERR_INVALID_TIME') return { status: 400, body: errorBody('ERR_BAD_REQUEST', String(e.message)), internal: false };
     if (e.validation) return { status: 400, body: errorBody('ERR_BAD_REQUEST', String(e.message)), internal: false };
     const mapped = e.code ? FASTIFY_CODES[e.code] : undefined;
     if (mapped) return { status: API_ERRORS[mapped].status, body: errorBody(mapped, String(e.message)), internal: false };

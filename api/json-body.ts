@@ -10,21 +10,24 @@ import { badRequest, unsupportedMediaType } from './errors.js';
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const wellFormed = (text: string) => !LONE_SURROGATE.test(text);
 
-/** The path (`host.cluster`, `transitions[0].reason`) of the first ill-formed string, or undefined. */
-export function illFormedPath(value: unknown, path = ''): string | undefined {
-  if (typeof value === 'string') return wellFormed(value) ? undefined : path || '(body)';
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = illFormedPath(value[i], `${path}[${i}]`);
-      if (found) return found;
-    }
-    return undefined;
-  }
-  if (value !== null && typeof value === 'object') {
-    for (const [key, item] of Object.entries(value)) {
-      if (!wellFormed(key)) return `${path}${path ? '.' : ''}(a key)`;
-      const found = illFormedPath(item, path ? `${path}.${key}` : key);
-      if (found) return found;
+/**
+ * The path (`host.cluster`, `transitions[0].reason`) of the first ill-formed string, or undefined.
+ * Iterative: JSON nested a few thousand levels deep (valid, and under the body limit) overflowed the
+ * stack of a recursive walk, and the RangeError came back from Fastify's parser as invalid JSON.
+ */
+export function illFormedPath(body: unknown): string | undefined {
+  const stack: Array<[unknown, string]> = [[body, '']];
+  while (stack.length > 0) {
+    const [value, path] = stack.pop()!;
+    if (typeof value === 'string') {
+      if (!wellFormed(value)) return path || '(body)';
+    } else if (Array.isArray(value)) {
+      // Pushed last first, so they are visited in order.
+      for (let i = value.length - 1; i >= 0; i--) stack.push([value[i], `${path}[${i}]`]);
+    } else if (value !== null && typeof value === 'object') {
+      const entries = Object.entries(value);
+      for (const [key] of entries) if (!wellFormed(key)) return `${path}${path ? '.' : ''}(a key)`;
+      for (let i = entries.length - 1; i >= 0; i--) stack.push([entries[i][1], path ? `${path}.${entries[i][0]}` : entries[i][0]]);
     }
   }
   return undefined;

@@ -30,13 +30,18 @@ function regionOf(az: string | null): string | null {
   return az && /^[a-z]{2}(-[a-z]+)+-\d[a-z]$/.test(az) ? az.slice(0, -1) : null;
 }
 
+const STATE_ORDER: readonly LifecycleState[] = ['pending', 'running', 'stopping', 'stopped', 'gone'];
+
 /**
  * Groups a map by reporting instance (in practice one) and validates each entry. Entries with an
- * empty container_id (a container the ECS agent has not created yet) are skipped. Throws a 400
- * ApiError for anything malformed.
+ * empty container_id (a container the ECS agent has not created yet) are skipped. A container under
+ * two keys (its desired status is part of the key) is taken once: the entry sampled last, or on a
+ * tie the further state, whatever order the keys came in (JSON key order would otherwise decide,
+ * and could take a stopped container back to running). Throws a 400 ApiError for anything malformed.
  */
 export function legacySnapshotsFromMap(map: Record<string, LegacyMapEntry>, receivedAt: Date): { snapshots: LegacySnapshot[]; skipped: number } {
   const byHost = new Map<string, LegacySnapshot>();
+  const taken = new Map<string, { snapshot: LegacySnapshot; index: number; sampledMs: number }>();
   let skipped = 0;
   for (const [key, entry] of Object.entries(map)) {
     if (entry.container_id === '') {
@@ -72,6 +77,17 @@ export function legacySnapshotsFromMap(map: Record<string, LegacyMapEntry>, rece
       };
       byHost.set(instanceId, snapshot);
     }
+    const state = legacyState(entry.desired_status, entry.known_status);
+    const before = taken.get(containerId);
+    if (before) {
+      skipped++;
+      const other = before.snapshot.containers[before.index];
+      const later = sampledMs > before.sampledMs || (sampledMs === before.sampledMs && STATE_ORDER.indexOf(state) > STATE_ORDER.indexOf(other.state));
+      if (!later) continue;
+      before.snapshot.containers.splice(before.index, 1);
+      for (const t of taken.values()) if (t.snapshot === before.snapshot && t.index > before.index) t.index--;
+    }
+    taken.set(containerId, { snapshot, index: snapshot.containers.length, sampledMs });
     snapshot.containers.push({
       container_id: containerId,
       docker_name: null,
@@ -88,7 +104,7 @@ export function legacySnapshotsFromMap(map: Record<string, LegacyMapEntry>, rece
       exit_code: null,
       started_at: null,
       source: 'legacy',
-      state: legacyState(entry.desired_status, entry.known_status),
+      state,
       task_id_raw: entry.task_id === '' ? null : entry.task_id,
       legacy_key: key,
       sampled_at: new Date(sampledMs).toISOString(),

@@ -68,6 +68,29 @@ describe('POST /report/map (the original agent)', () => {
     expect((await get(`/query/container_id/${C2}`)).body).toBe(TASK);
   });
 
+  it('takes a container listed under two keys once, by the later sample, then the further state, whatever the key order', async () => {
+    const running = agentEntry({ container_id: C1, task_id: TASK });
+    const stopped = agentEntry({ container_id: C1, task_id: TASK, desired_status: 'STOPPED', known_status: 'STOPPED' });
+    for (const order of [[stopped, running], [running, stopped]]) {
+      await t.close();
+      t = await buildTestApp();
+      expect((await report(order)).statusCode).toBe(200);
+      const found = await t.store.getContainer(C1);
+      expect(found.kind === 'found' && found.record.state).toBe('stopped');
+      expect((await t.store.history(C1)).map((h) => `${h.from}->${h.to}`)).toEqual(['null->stopped']);
+    }
+    // A later sample wins over a further state.
+    await report([{ ...stopped, sample_time: running.sample_time - 10 }, running]);
+    const found = await t.store.getContainer(C1);
+    expect(found.kind === 'found' && found.record.state).toBe('running');
+  });
+
+  it('answers 400 saying what is wrong for JSON nested thousands of levels deep', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/report/map', payload: `{"k":${'['.repeat(5000)}${']'.repeat(5000)}}`, headers: { 'content-type': 'application/json' } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: 'bad_request', message: expect.stringMatching(/^body\/k must be object/) });
+  });
+
   it('stores a stopped container as stopped, and it still resolves to its task', async () => {
     await report([agentEntry({ container_id: C1, task_id: TASK, desired_status: 'STOPPED', known_status: 'STOPPED' })]);
     const res = await get(`/query/container_id/${C1}/_all`);
@@ -366,6 +389,17 @@ describe('GET /query/task_id/<id>', () => {
     const redir = await get(`/query/task_id/${TASK}/cadvisor?redir=tRuE`);
     expect(redir.statusCode).toBe(302);
     expect(redir.headers.location).toBe(`http://10.0.1.17:8080/docker/${C1}`);
+  });
+
+  it('answers 404, not 409, for a 32-hex task id that no task has but two containers begin with', async () => {
+    const prefix = 'c1'.repeat(16);
+    await report([agentEntry({ container_id: C1, task_id: TASK }), agentEntry({ container_id: prefix + 'd'.repeat(32), task_id: TASK, container_name: 'proxy' })]);
+    expect((await get(`/query/container_id/${prefix}`)).statusCode).toBe(409);
+    for (const suffix of ['', '/_all', '/cadvisor']) {
+      const res = await get(`/query/task_id/${prefix}${suffix}`);
+      expect(res.statusCode).toBe(404);
+      expect(res.json()).toEqual({ error: 'not_found', message: `no task with id ${prefix}` });
+    }
   });
 
   it('answers 404 for an unknown task and 400 for an id that is no task id', async () => {

@@ -97,6 +97,26 @@ export async function lookupId(store: Store, raw: string, scope: LookupScope, me
   throw badRequest(`"${truncate(raw)}" is not a container id (12-64 hex characters) or a task id (32 hex or UUID)`);
 }
 
+/**
+ * Resolves an id on a route that names a task (`/query/task_id/...`): a 32-hex id there is a task id
+ * only, never a container prefix (which could answer 409 about containers on a task route). Other
+ * hex ids are no task's (kind container_prefix, no records); ids of no known shape are 400 as in
+ * lookupId.
+ */
+export async function lookupTaskId(store: Store, raw: string, metrics: ApiMetrics): Promise<LookupAnswer> {
+  const lower = raw.toLowerCase();
+  if (TASK_ID.test(lower)) {
+    const records = await store.findByTask(lower);
+    tally(metrics, 'task_id', records);
+    return { kind: 'task_id', query: lower, records };
+  }
+  if (CONTAINER_ID.test(lower) || HEX_PREFIX.test(lower)) {
+    tally(metrics, 'task_id', []);
+    return { kind: 'container_prefix', query: lower, records: [] };
+  }
+  return lookupId(store, raw, 'legacy', metrics);
+}
+
 function truncate(text: string): string {
   return text.length > 80 ? `${text.slice(0, 80)}…` : text;
 }

@@ -38,11 +38,14 @@ export class RouteMethods {
 
   /**
    * Answers 405 with `Allow` when the path is known under other methods than the request's, and
-   * says whether it did; the caller answers 404 otherwise.
+   * not under the request's own, and says whether it did; the caller answers 404 otherwise.
    */
   answerWrongMethod(method: string, url: string, reply: FastifyReply): boolean {
     const path = url.split('?')[0];
-    const allowed = this.allowed(path).filter((m) => m !== method);
+    const known = this.allowed(path);
+    // A route that answers this method found nothing (a file missing under /docs/static/*): a 404.
+    if (known.includes(method)) return false;
+    const allowed = known.filter((m) => m !== method);
     if (allowed.length === 0) return false;
     void reply
       .code(405)

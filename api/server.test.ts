@@ -338,6 +338,15 @@ describe('OpenAPI', () => {
     const ui = await t.app.inject({ url: '/docs' });
     expect([200, 302]).toContain(ui.statusCode);
   });
+
+  it('answers 404, not 405, for a UI file that does not exist, with GET as with HEAD', async () => {
+    t = await buildTestApp();
+    for (const method of ['GET', 'HEAD'] as const) {
+      const res = await t.app.inject({ method, url: '/docs/static/nope' });
+      expect(res.statusCode).toBe(404);
+      if (method === 'GET') expect(res.json()).toMatchObject({ error: 'not_found' });
+    }
+  });
 });
 
 describe('the web page at /', () => {

@@ -64,6 +64,24 @@ describe('POST /v2/hosts/:instance_id/transitions', () => {
     expect(view).toMatchObject({ docker_name: null, image: null, task_arn: null, task_id: null, exit_code: null, cluster: null, instance_ip: null, links: [] });
   });
 
+  it('answers 400 for a seq given twice in one batch, which the store would drop as a replay', async () => {
+    const [first, second] = seedBatch().transitions;
+    const res = await post(`/v2/hosts/${host.instance_id}/transitions`, batch(host, [first, { ...second, seq: first.seq }]));
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ error: 'bad_request', message: `seq ${first.seq} appears twice in the batch` });
+    expect((await t.store.getContainer(C1)).kind).toBe('missing');
+  });
+
+  it('keeps a leap second as the last millisecond before it, and answers 400 for a time past the year 9999', async () => {
+    const [first] = seedBatch().transitions;
+    const leap = await post(`/v2/hosts/${host.instance_id}/transitions`, batch(host, [{ ...first, at: '2016-12-31T23:59:60Z' }]));
+    expect(leap.statusCode).toBe(200);
+    expect((await t.store.history(C1)).map((h) => h.at)).toEqual(['2016-12-31T23:59:59.999Z']);
+    const far = await put(`/v2/hosts/${host.instance_id}/snapshot`, { ...snapshot(host, 1, []), taken_at: '9999-12-31T23:59:59-23:59' });
+    expect(far.statusCode).toBe(400);
+    expect(far.json()).toEqual({ error: 'bad_request', message: '"9999-12-31T23:59:59-23:59" is outside the years 0000-9999' });
+  });
+
   it('answers 400 when the URL names another host than the body', async () => {
     const res = await post(`/v2/hosts/${instanceId('other')}/transitions`, seedBatch());
     expect(res.statusCode).toBe(400);
@@ -77,6 +95,8 @@ describe('POST /v2/hosts/:instance_id/transitions', () => {
     ['an unknown state', (b: ReturnType<typeof seedBatch>) => ({ ...b, transitions: [{ ...b.transitions[0], to: 'exploded' }] }), undefined],
     ['an unknown field', (b: ReturnType<typeof seedBatch>) => ({ ...b, extra: 1 }), undefined],
     ['a container id that differs from the observation', (b: ReturnType<typeof seedBatch>) => ({ ...b, transitions: [{ ...b.transitions[0], container_id: C2 }] }), undefined],
+    ['a seq past 2^53 - 1', (b: ReturnType<typeof seedBatch>) => ({ ...b, transitions: [{ ...b.transitions[0], seq: 1e300 }] }), undefined],
+    ['an exit code past 32 bits', (b: ReturnType<typeof seedBatch>) => ({ ...b, transitions: [{ ...b.transitions[0], container: { ...b.transitions[0].container, exit_code: 2 ** 31 } }] }), undefined],
   ])('answers 400 JSON for %s', async (_name, mutate, url) => {
     const res = await post(url ?? `/v2/hosts/${host.instance_id}/transitions`, mutate(seedBatch()));
     expect(res.statusCode).toBe(400);
@@ -168,6 +188,12 @@ describe('GET /v2/containers', () => {
     expect(state.json().message).toBe('querystring/state must be one of "pending", "running", "stopping", "stopped", "gone"');
     expect((await get('/v2/containers?limit=0')).statusCode).toBe(400);
     expect((await get('/v2/containers?limit=abc')).statusCode).toBe(400);
+    // Not read as 1, 16 or 100: a limit is a plain decimal integer.
+    for (const loose of ['1.9', '0x10', '1e2']) {
+      const res = await get(`/v2/containers?limit=${loose}`);
+      expect(res.statusCode).toBe(400);
+      expect(res.json().message).toBe('querystring/limit must be integer');
+    }
     const cursor = await get('/v2/containers?cursor=garbage');
     expect(cursor.statusCode).toBe(400);
     expect(cursor.json().error).toBe('invalid_cursor');
@@ -236,7 +262,7 @@ describe('GET /v2/containers/:id/history and /v2/hosts', () => {
     expect(await ids('/v2/hosts?stale=false&cluster=prod')).toEqual([host.instance_id]);
     expect(await ids('/v2/hosts?stale=true&cluster=prod')).toEqual([]);
     expect(await ids(`/v2/hosts?cluster=${encodeURIComponent('" or "1"="1')}`)).toEqual([]);
-    for (const bad of ['/v2/hosts?stale=maybe', '/v2/hosts?cluster=']) {
+    for (const bad of ['/v2/hosts?stale=maybe', '/v2/hosts?stale=1', '/v2/hosts?stale=TRUE', '/v2/hosts?cluster=']) {
       const res = await get(bad);
       expect(res.statusCode).toBe(400);
       expect(res.json()).toMatchObject({ error: 'bad_request', message: expect.any(String) });

@@ -33,10 +33,40 @@ export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, http
     return (input: unknown) => (check.Check(input) ? true : { error: errors(input) });
   }
   return (input: unknown) => {
-    const value = Value.Convert(schema, input);
+    // Convert may change the object it is given: the strings as sent are kept aside first.
+    const sent = typeof input === 'object' && input !== null ? { ...input } : input;
+    const value = keepLooseStrings(schema, sent, Value.Convert(schema, input));
     return check.Check(value) ? { value } : { error: errors(value) };
   };
 };
+
+/** What a string must look like to be read as its key's declared type (decimal only, no "1.9" for an integer). */
+const STRICT: Record<string, RegExp> = {
+  integer: /^-?\d{1,16}$/,
+  number: /^-?\d{1,16}(\.\d{1,16})?$/,
+  boolean: /^(true|false)$/,
+};
+
+/**
+ * TypeBox's conversion is lenient: "1.9" and "0x10" become the integers 1 and 16, "1" and "TRUE"
+ * the boolean true. For each top-level key declared integer, number or boolean, a string that is
+ * not that type written plainly is put back as it came, so the check refuses it with a 400 ("must
+ * be integer") instead of reading another value than the one sent.
+ */
+function keepLooseStrings(schema: unknown, input: unknown, converted: unknown): unknown {
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties;
+  if (!properties || typeof input !== 'object' || input === null || typeof converted !== 'object' || converted === null) return converted;
+  let out = converted as Record<string, unknown>;
+  for (const [key, raw] of Object.entries(input as Record<string, unknown>)) {
+    const type = properties[key]?.type;
+    const strict = typeof type === 'string' ? STRICT[type] : undefined;
+    if (strict && typeof raw === 'string' && !strict.test(raw)) {
+      if (out === converted) out = { ...out };
+      out[key] = raw;
+    }
+  }
+  return out;
+}
 
 interface ValidationError {
   keyword: string;

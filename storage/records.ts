@@ -32,11 +32,28 @@ export interface ApplyContext {
   sampledAt?: string | null;
 }
 
-/** An ISO-8601 time normalised to `Date#toISOString` form (UTC, milliseconds), so text order is time order. */
+/** A time the store cannot keep in its sortable text form; the API answers 400. */
+export class InvalidTimeError extends RangeError {
+  override readonly name = 'InvalidTimeError';
+  readonly code = 'ERR_INVALID_TIME';
+}
+
+/** A leap second (RFC 3339 allows second 60), which a JavaScript Date cannot hold. */
+const LEAP_SECOND = /^(.*T\d\d:\d\d):60(?:\.\d+)?(Z|[+-]\d\d:\d\d)$/i;
+
+/**
+ * An ISO-8601 time normalised to `Date#toISOString` form (UTC, milliseconds), so text order is time
+ * order. A leap second is kept as the last millisecond before it. Throws InvalidTimeError for a text
+ * Date cannot read, or a time outside the years 0000-9999 (toISOString would write "+010000-…",
+ * which sorts before every other time).
+ */
 export function normaliseIso(text: string): string {
-  const d = new Date(text);
-  if (Number.isNaN(d.getTime())) throw new RangeError(`not a date-time: "${text}"`);
-  return d.toISOString();
+  const leap = LEAP_SECOND.exec(text);
+  const d = new Date(leap ? `${leap[1]}:59.999${leap[2]}` : text);
+  if (Number.isNaN(d.getTime())) throw new InvalidTimeError(`not a date-time: "${text}"`);
+  const iso = d.toISOString();
+  if (!/^\d{4}-/.test(iso)) throw new InvalidTimeError(`"${text}" is outside the years 0000-9999`);
+  return iso;
 }
 
 function deriveTaskId(taskArn: string | null, taskIdRaw: string | null | undefined): string | null {

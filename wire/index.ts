@@ -18,6 +18,12 @@ export const LifecycleStateSchema = Type.Enum(LIFECYCLE_STATES);
 // --- what a reconciler knows ---------------------------------------------------------------------
 
 const NullableString = (max = 1024) => Type.Union([Type.String({ maxLength: max }), Type.Null()]);
+/**
+ * Docker keeps exit codes and restart counts as 32-bit integers. Sequence numbers stop at 2^53 - 1,
+ * the largest integer a JSON number holds exactly here: one seq of 1e300 would otherwise have made
+ * every later batch of its host a duplicate.
+ */
+const INT32_MAX = 2_147_483_647;
 
 export const PortMappingSchema = Type.Object(
   {
@@ -60,8 +66,8 @@ export const ContainerObservationSchema = Type.Object(
     ports: Type.Array(PortMappingSchema, { maxItems: 256 }),
     desired_status: NullableString(32),
     known_status: NullableString(32),
-    restart_count: Type.Integer({ minimum: 0 }),
-    exit_code: Type.Union([Type.Integer(), Type.Null()]),
+    restart_count: Type.Integer({ minimum: 0, maximum: INT32_MAX }),
+    exit_code: Type.Union([Type.Integer({ minimum: -INT32_MAX - 1, maximum: INT32_MAX }), Type.Null()]),
     started_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     source: Type.Enum(RECORD_SOURCES),
   },
@@ -73,8 +79,8 @@ export type ContainerObservation = Static<typeof ContainerObservationSchema>;
 
 export const TransitionSchema = Type.Object(
   {
-    /** Per-host, strictly increasing; gaps are allowed (the outbox may coalesce). */
-    seq: Type.Integer({ minimum: 1 }),
+    /** Per-host, strictly increasing (unique within a batch); gaps are allowed (the outbox may coalesce). */
+    seq: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
     container_id: Type.String({ pattern: CONTAINER_ID.source }),
     /** null for the first observation of a container. */
     from: Type.Union([LifecycleStateSchema, Type.Null()]),
@@ -126,7 +132,7 @@ export const HostSnapshotSchema = Type.Object(
      * The highest sequence number the reconciler had assigned when it took the snapshot. Records
      * the server updated from a later transition (higher seq) are left alone.
      */
-    seq: Type.Integer({ minimum: 0 }),
+    seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
     taken_at: Type.String({ format: 'date-time' }),
     containers: Type.Array(SnapshotContainerSchema, { maxItems: 5000 }),
   },

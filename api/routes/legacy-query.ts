@@ -8,7 +8,7 @@ import { linksFor, type ApiContext } from '../context.js';
 import { ExpiringMap } from '../expiring-map.js';
 import { notFound } from '../errors.js';
 import { FLASK_JSON_TYPE, TEXT_TYPE, flaskJsonify, legacyAttributes } from '../legacy-format.js';
-import { lookupId, type LookupAnswer } from '../lookup.js';
+import { lookupId, lookupTaskId, type LookupAnswer } from '../lookup.js';
 import { LegacyJsonBody, TextBody, errorResponses } from '../schemas.js';
 
 const HEX_ID = '[0-9a-fA-F]{12,64}';
@@ -38,7 +38,7 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
     : undefined;
 
   async function lookup(id: string, mustBe?: 'task'): Promise<LookupAnswer> {
-    const answer = await lookupId(ctx.store, id, 'legacy', ctx.metrics);
+    const answer = mustBe === 'task' ? await lookupTaskId(ctx.store, id, ctx.metrics) : await lookupId(ctx.store, id, 'legacy', ctx.metrics);
     if (mustBe === 'task' && answer.kind !== 'task_id') throw notFound(`no task with id ${answer.query}`);
     if (answer.records.length === 0) {
       throw notFound(answer.kind === 'task_id' ? `no task with id ${answer.query}` : `no container with id ${answer.query}`);

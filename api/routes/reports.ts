@@ -81,8 +81,12 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
     },
   }, async (req) => {
     assertSameHost(req.params.instance_id, req.body.host.instance_id);
+    const seqs = new Set<number>();
     for (const t of req.body.transitions) {
       if (t.container.container_id !== t.container_id) throw badRequest(`transition seq ${t.seq}: container.container_id differs from container_id`);
+      // The store would count the second as a replay of the first and drop it.
+      if (seqs.has(t.seq)) throw badRequest(`seq ${t.seq} appears twice in the batch`);
+      seqs.add(t.seq);
     }
     return ctx.store.applyTransitions(req.body, ctx.now());
   });

@@ -80,6 +80,17 @@ describe('container machine', () => {
     expect(restarted.emitted.at(-1)).toEqual({ from: 'stopped', to: 'running', reason: 'container.restarted' });
   });
 
+  it('takes a restart the agent counted before Docker started the container again as a restart', () => {
+    // The agent records the restart, then asks Docker to start it: one pass sees the new count on an exited container.
+    const { snap, emitted } = run([agent('RUNNING', 'RUNNING', 0, 'running'), agent('RUNNING', 'RUNNING', 1, 'exited'), agent('RUNNING', 'RUNNING', 1, 'running')]);
+    expect(snap.value).toBe('running');
+    expect(snap.context.restart_count).toBe(1);
+    expect(emitted.slice(1)).toEqual([
+      { from: 'running', to: 'stopped', reason: 'agent.observed' },
+      { from: 'stopped', to: 'running', reason: 'container.restarted' },
+    ]);
+  });
+
   it('moves a running container to stopping when its desired status becomes STOPPED', () => {
     const { snap } = run([agent('RUNNING'), agent('RUNNING', 'STOPPED')]);
     expect(snap.value).toBe('stopping');

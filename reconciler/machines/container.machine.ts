@@ -71,10 +71,15 @@ function emit(from: LifecycleState | null, to: LifecycleState) {
 const emitRestart = (from: LifecycleState) =>
   ({ type: 'emitTransition', params: { from, to: 'running', reason: 'container.restarted' } }) as const;
 
-/** Observation-driven moves shared by both observation events. Order matters: first match wins. */
+/**
+ * Observation-driven moves shared by both observation events. Order matters: first match wins.
+ * The restart count is taken only on a move into running: the agent counts a restart before it asks
+ * Docker to start the container again, so a pass in between sees the new count on an exited
+ * container, and had stopped taken it, the start that follows would not read as a restart.
+ */
 function observedMoves(from: LifecycleState | null, targets: Array<Exclude<LifecycleState, 'gone'>>) {
   const guards = { pending: 'observedPending', running: 'observedRunning', stopping: 'observedStopping', stopped: 'observedStopped' } as const;
-  return targets.map((to) => ({ guard: guards[to], target: to, actions: [emit(from, to), 'recordRestartCount'] as const }));
+  return targets.map((to) => ({ guard: guards[to], target: to, actions: to === 'running' ? ([emit(from, to), 'recordRestartCount'] as const) : ([emit(from, to)] as const) }));
 }
 
 export const containerMachine = setup({

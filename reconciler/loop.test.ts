@@ -318,6 +318,53 @@ describe('reconcile loop', () => {
       ]);
     });
 
+    it("sends the agent's mapping of a container known from its labels once the agent answers again, as a same-state transition", async () => {
+      const { loop, agent, docker } = setup({ docker: true });
+      agent.fail = new ObservationError('agent', 'ERR_UNREACHABLE', 'refused');
+      docker!.list = [dockerContainer(1, 'running')];
+      await loop.runPass();
+      agent.fail = null;
+      agent.list = [task(1, 'RUNNING')];
+      agent.list[0].containers[0].ports = [{ container_port: 80, host_port: 32768, protocol: 'tcp' }];
+      const r = await loop.runPass();
+      expect(brief(r.transitions)).toEqual([['c1', 'running', 'running', 'agent.observed']]);
+      expect(r.transitions[0].container).toMatchObject({ source: 'agent', known_status: 'RUNNING', ports: [{ container_port: 80, host_port: 32768, protocol: 'tcp' }] });
+      expect((await loop.runPass()).transitions).toEqual([]);
+    });
+
+    it("never adopts an awsvpc task's pause container, and leaves a labels-only container alone while Docker fails", async () => {
+      const { loop, agent, docker } = setup({ docker: true });
+      agent.fail = new ObservationError('agent', 'ERR_UNREACHABLE', 'refused');
+      const pause = { ...dockerContainer(99, 'running'), labels: { ...ecsLabels(99, 1), [ECS_LABELS.containerName]: '~internal~ecs~pause' } };
+      docker!.list = [dockerContainer(2, 'running'), pause];
+      expect(brief((await loop.runPass()).transitions)).toEqual([['c2', null, 'running', 'labels.observed']]);
+      // The agent answers without listing c2 (not yet), and Docker fails once: c2 is not gone.
+      agent.fail = null;
+      agent.list = [];
+      docker!.fail = true;
+      expect((await loop.runPass()).transitions).toEqual([]);
+      docker!.fail = false;
+      docker!.list = [dockerContainer(99, 'running')];
+      expect(brief((await loop.runPass()).transitions)).toEqual([['c2', 'running', 'gone', 'container.vanished']]);
+    });
+
+    it('runs a pass on a Docker event after being stopped and started again', async () => {
+      const { loop, agent, docker, options } = setup({ docker: true });
+      const passes: number[] = [];
+      options.onPass = (r) => passes.push(r.transitions.length);
+      agent.list = [task(1, 'RUNNING')];
+      docker!.list = [dockerContainer(1, 'running')];
+      loop.start();
+      await until(() => passes.length === 1);
+      docker!.emit({ action: 'start', container_id: cid(1), time_nano: '1', labels: {} });
+      await loop.stop();
+      loop.start();
+      await until(() => passes.length === 2);
+      docker!.emit({ action: 'die', container_id: cid(1), time_nano: '2', labels: {} });
+      await until(() => passes.length === 3);
+      expect(passes.length).toBe(3);
+    });
+
     it('runs an earlier pass when Docker reports an event (debounced into one pass)', async () => {
       const { loop, agent, docker, options } = setup({ docker: true });
       const passes: number[] = [];
@@ -353,6 +400,8 @@ describe('reconcile loop', () => {
     expect(failed.outboxError?.code).toBe('ERR_OUTBOX_NO_SPACE');
     expect(failed.transitions).toEqual([]);
     expect(await metricValue(registry, 'ecs_id_mapper_reconciler_outbox_write_errors_total', { code: 'ERR_OUTBOX_NO_SPACE' })).toBe(1);
+    // The snapshot still holds what was last appended, not the observation whose append failed.
+    expect(loop.snapshot()!.map((c) => [short(c.container_id), c.state, c.known_status])).toEqual([['c1', 'running', 'RUNNING']]);
     full = false;
     const retried = await loop.runPass();
     expect(brief(retried.transitions)).toEqual([['c1', 'running', 'stopped', 'agent.observed']]);

@@ -116,8 +116,13 @@ interface Staged {
   desired: AgentTaskStatus | null;
   restart: number;
   dockerState: DockerContainerState | null;
+  /** The observation this step saw, the tracked container's once committed (a failed append leaves the old one). */
+  seen: Pick<Tracked, 'task' | 'container' | 'docker'>;
   emits: EmittedTransition[];
 }
+
+/** What a labelled container the agent never lists is called: the awsvpc task's pause container. */
+const ECS_PAUSE_CONTAINER = '~internal~ecs~pause';
 
 const DOCKER_DOWN: ReadonlySet<DockerContainerState> = new Set(['exited', 'dead', 'removing']);
 /** Sequential IMDS round-trips one identity() may need (see observeIdentity). */
@@ -223,14 +228,29 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     const dockerById = docker ? new Map<string, DockerContainer>() : null;
     if (docker && dockerById) for (let i = 0; i < docker.length; i++) dockerById.set(docker[i].id, docker[i]);
 
-    const step = (tr: Tracked, isNew: boolean, event: ContainerEvent, via: RecordSource | null, known: AgentTaskStatus | null, desired: AgentTaskStatus | null, restart: number, dockerState: DockerContainerState | null) => {
+    const step = (
+      tr: Tracked,
+      isNew: boolean,
+      event: ContainerEvent,
+      via: RecordSource | null,
+      known: AgentTaskStatus | null,
+      desired: AgentTaskStatus | null,
+      restart: number,
+      dockerState: DockerContainerState | null,
+      seen: Staged['seen'] = tr,
+    ) => {
       const [next, actions] = transition(containerMachine, tr.snap, event);
       let emits: EmittedTransition[] | null = null;
       for (let i = 0; i < actions.length; i++) {
         const a = actions[i];
         if (a.type === 'emitTransition') (emits ??= []).push(a.params as EmittedTransition);
       }
-      staged.push({ tr, isNew, next, via, known, desired, restart, dockerState, emits: emits ?? [] });
+      // Known from its labels until now, the agent's mapping (ports, statuses, start time) is news
+      // to the server even when the lifecycle stays: sent as a same-state transition, as a restart is.
+      if (!emits && via === 'agent' && tr.via === 'labels' && tr.state !== null && next.value === tr.state) {
+        emits = [{ from: tr.state, to: tr.state, reason: 'agent.observed' }];
+      }
+      staged.push({ tr, isNew, next, via, known, desired, restart, dockerState, seen: { task: seen.task, container: seen.container, docker: seen.docker }, emits: emits ?? [] });
     };
 
     if (tasks) {
@@ -249,9 +269,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
           const restart = c.restart_count ?? 0;
           // Docker enabled but not answering this pass: keep its last word rather than forget it.
           const dockerState = d ? d.state : docker ? null : tr.dockerState;
-          tr.task = task;
-          tr.container = c;
-          if (d) tr.docker = d;
+          const seen = { task, container: c, docker: d ?? tr.docker };
           if (
             existing &&
             tr.via === 'agent' &&
@@ -259,13 +277,17 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
             tr.desired === task.desired_status &&
             tr.restart === restart &&
             tr.dockerState === dockerState
-          ) continue;
+          ) {
+            // Nothing the lifecycle follows changed: the fresh details are kept without a transition.
+            Object.assign(tr, seen);
+            continue;
+          }
           if (d) {
             const arn = d.labels[ECS_LABELS.taskArn];
             const name = d.labels[ECS_LABELS.containerName];
             if ((arn !== undefined && arn !== task.arn) || (name !== undefined && name !== c.name)) disagreements++;
           }
-          step(tr, !existing, { type: 'agent.observed', known_status: task.known_status, desired_status: task.desired_status, restart_count: restart, docker_state: dockerState }, 'agent', task.known_status, task.desired_status, restart, dockerState);
+          step(tr, !existing, { type: 'agent.observed', known_status: task.known_status, desired_status: task.desired_status, restart_count: restart, docker_state: dockerState }, 'agent', task.known_status, task.desired_status, restart, dockerState, seen);
         }
       }
     }
@@ -277,22 +299,24 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
         let tr = tracked.get(d.id);
         if (tr && tr.seenPass === pass) continue;
         if (!tr) {
-          // Only when the agent is down: while it answers, it is the authority on what is ECS's.
-          if (tasks || d.labels[ECS_LABELS.taskArn] === undefined) continue;
+          // Only when the agent is down: while it answers, it is the authority on what is ECS's. The
+          // pause container of an awsvpc task carries the task's labels but is no container of it.
+          if (tasks || d.labels[ECS_LABELS.taskArn] === undefined || d.labels[ECS_LABELS.containerName] === ECS_PAUSE_CONTAINER) continue;
           tr = newTracked(d.id);
-          tr.docker = d;
-          step(tr, true, { type: 'labels.observed', docker_state: d.state }, 'labels', null, null, 0, d.state);
+          step(tr, true, { type: 'labels.observed', docker_state: d.state }, 'labels', null, null, 0, d.state, { task: null, container: null, docker: d });
           continue;
         }
         tr.seenPass = pass;
-        tr.docker = d;
-        if (tr.dockerState === d.state) continue;
+        if (tr.dockerState === d.state) {
+          tr.docker = d;
+          continue;
+        }
         let event: ContainerEvent;
         if (tr.state === null) event = { type: 'labels.observed', docker_state: d.state };
         else if (DOCKER_DOWN.has(d.state)) event = { type: 'docker.died' };
         else if (d.state === 'running') event = { type: 'docker.started' };
         else continue; // created, paused, restarting: nothing the lifecycle follows
-        step(tr, false, event, tr.via ?? 'labels', tr.known, tr.desired, tr.restart, d.state);
+        step(tr, false, event, tr.via ?? 'labels', tr.known, tr.desired, tr.restart, d.state, { task: tr.task, container: tr.container, docker: d });
       }
     }
 
@@ -301,6 +325,8 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       for (const tr of tracked.values()) {
         if (tr.seenPass === pass || tr.state === null) continue;
         if (!tasks && tr.via === 'agent' && dockerById && dockerById.has(tr.id)) continue;
+        // Known from its labels only: Docker's listing is the one that can say it is gone.
+        if (tr.via === 'labels' && !docker) continue;
         step(tr, false, { type: 'container.vanished' }, tr.via, tr.known, tr.desired, tr.restart, tr.dockerState);
       }
     }
@@ -319,6 +345,9 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       tr.desired = s.desired;
       tr.restart = s.restart;
       tr.dockerState = s.dockerState;
+      tr.task = s.seen.task;
+      tr.container = s.seen.container;
+      tr.docker = s.seen.docker;
       if (tr.state === 'gone') tracked.delete(tr.id);
       else if (s.isNew) tracked.set(tr.id, tr);
     }
@@ -406,7 +435,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       for (let i = 0; i < staged.length; i++) {
         const s = staged[i];
         if (s.emits.length === 0) continue;
-        const container = observationOf({ id: s.tr.id, task: s.tr.task, container: s.tr.container, docker: s.tr.docker, via: s.via, restored: s.tr.restored });
+        const container = observationOf({ id: s.tr.id, ...s.seen, via: s.via, restored: s.tr.restored });
         for (const e of s.emits) pendingOut.push({ container_id: s.tr.id, from: e.from, to: e.to, at, reason: e.reason, container });
       }
       try {
@@ -536,6 +565,8 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       started = false;
       clearTimeout(resyncTimer);
       clearTimeout(debounceTimer);
+      // Else a start() after this stop() would find it set, and no Docker event would trigger a pass again.
+      debounceTimer = undefined;
       eventsAbort?.abort();
       if (running) await running.catch(() => undefined);
     },

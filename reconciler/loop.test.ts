@@ -382,6 +382,29 @@ describe('reconcile loop', () => {
     });
   });
 
+  it("reads the agent's version again after the agent failed a pass (an upgrade restarts it), and every 30 passes", async () => {
+    const { loop, agent } = setup();
+    let version = 'Amazon ECS Agent - v1.80.0';
+    let calls = 0;
+    agent.metadata = async () => {
+      calls++;
+      return { cluster: 'demo', container_instance_arn: 'arn:aws:ecs:eu-west-1:123456789012:container-instance/demo/abc', version };
+    };
+    agent.list = [task(1, 'RUNNING')];
+    await loop.runPass();
+    await loop.runPass();
+    expect([calls, loop.identity()?.ecs_agent_version]).toEqual([1, 'Amazon ECS Agent - v1.80.0']);
+    version = 'Amazon ECS Agent - v1.90.0';
+    agent.fail = new ObservationError('agent', 'ERR_UNREACHABLE', 'refused');
+    await loop.runPass();
+    agent.fail = null;
+    await loop.runPass();
+    expect(loop.identity()?.ecs_agent_version).toBe('Amazon ECS Agent - v1.90.0');
+    const before = calls;
+    for (let i = 0; i < 30; i++) await loop.runPass();
+    expect(calls - before).toBe(1);
+  });
+
   it('discards a pass whose outbox append failed and emits the same transitions on the next pass', async () => {
     let full = false;
     const failing: OutboxFs = {

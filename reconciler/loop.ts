@@ -125,6 +125,8 @@ interface Staged {
 const ECS_PAUSE_CONTAINER = '~internal~ecs~pause';
 
 const DOCKER_DOWN: ReadonlySet<DockerContainerState> = new Set(['exited', 'dead', 'removing']);
+/** How often the agent's metadata is read again without a reason (doPass): 30 passes, 5 minutes at the default resync. */
+const META_REFRESH_PASSES = 30;
 /** Sequential IMDS round-trips one identity() may need (see observeIdentity). */
 const IDENTITY_ROUND_TRIPS = 4;
 
@@ -185,6 +187,8 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
   const [initialContainer] = initialTransition(containerMachine);
   let [host] = initialTransition(hostMachine) as [HostSnapshot, unknown];
   let agentMeta: AgentMetadata | null = null;
+  /** The last pass could not list the agent's tasks: an agent restart (an upgrade) looks like this. */
+  let agentFailedLastPass = false;
   let passNo = 0;
 
   let running: Promise<PassResult> | null = null;
@@ -397,7 +401,9 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     passNo++;
     const passStart = performance.now();
     const imdsOk = await observeIdentity();
-    const needMeta = agentMeta === null;
+    // The cluster, instance ARN and agent version are read again after the agent failed a pass (a
+    // restart, as an upgrade does) and every META_REFRESH_PASSES passes, else kept: they rarely change.
+    const needMeta = agentMeta === null || agentFailedLastPass || passNo % META_REFRESH_PASSES === 0;
     const [tasksR, metaR] = await Promise.allSettled([
       options.agent.tasks(timeoutSignal()),
       needMeta ? options.agent.metadata(timeoutSignal()) : Promise.resolve(agentMeta),
@@ -409,6 +415,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     // Docker's older one), and only the next full snapshot filled it in.
     const [dockerR] = await Promise.allSettled([options.docker ? options.docker.listContainers(timeoutSignal()) : Promise.resolve(null)]);
     const tasks = tasksR.status === 'fulfilled' ? tasksR.value : null;
+    agentFailedLastPass = tasks === null;
     if (metaR.status === 'fulfilled') agentMeta = metaR.value;
     const docker = dockerR.status === 'fulfilled' ? dockerR.value : null;
     if (tasksR.status === 'rejected') {

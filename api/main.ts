@@ -97,6 +97,7 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
       hostGoneAfterMs: config.hostGoneAfterMs,
       bodyLimitBytes: config.bodyLimitBytes,
       reportRateLimitPerMinute: config.reportRateLimitPerMinute,
+      trustProxy: config.trustProxy,
       taskCacheTtlMs: config.cacheTtlMs,
       webRoot: defaultWebRoot(),
       health: secrets.health,

@@ -175,6 +175,20 @@ describe('report rate limit', () => {
     expect(await metricValue(t, 'ecs_id_mapper_reports_received_total{kind="legacy_map",result="rejected"}')).toBe(1);
   });
 
+  it("keys the original agent's events by the client a trusted load balancer names, and by the peer otherwise", async () => {
+    const event = (forwardedFor: string) =>
+      t!.app.inject({ method: 'POST', url: '/report/event', remoteAddress: '10.0.5.9', headers: { 'x-forwarded-for': forwardedFor }, payload: { event_id: 'e'.repeat(64), event: 'added', timestamp: 1767225600 } });
+    t = await buildTestApp({ reportRateLimitPerMinute: 1, trustProxy: ['10.0.0.0/16'] });
+    expect((await event('192.0.2.1')).statusCode).toBe(200);
+    expect((await event('192.0.2.1')).statusCode).toBe(429);
+    expect((await event('192.0.2.2')).statusCode).toBe(200);
+    await t.close();
+    // Untrusted: every agent behind the balancer shares its address, and one bucket.
+    t = await buildTestApp({ reportRateLimitPerMinute: 1 });
+    expect((await event('192.0.2.1')).statusCode).toBe(200);
+    expect((await event('192.0.2.2')).statusCode).toBe(429);
+  });
+
   it('limits the v2 report routes too, and never the lookups, which carry no rate-limit headers', async () => {
     t = await buildTestApp({ reportRateLimitPerMinute: 1 });
     const transitions = () => t!.app.inject({ method: 'POST', url: '/v2/hosts/i-0123456789abcdef0/transitions', payload: {} });

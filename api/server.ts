@@ -46,6 +46,8 @@ export interface ServerDeps {
   hostGoneAfterMs?: number;
   bodyLimitBytes: number;
   reportRateLimitPerMinute: number;
+  /** Proxies (addresses, CIDRs) whose X-Forwarded-For names the client (`--trust-proxy`); unset or empty: the peer. */
+  trustProxy?: string[];
   /**
    * How long `/query/container_id/<full id>` may answer a container's task id from memory
    * (default 5 s, as `--cache-ttl`; 0 disables). Mappings never change; the TTL bounds answers for purged records.
@@ -119,6 +121,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const logThrottle = new LogThrottle(injectedNowMs(deps.now));
   const options: FastifyServerOptions & { http: HttpServerOptions } = {
     bodyLimit: deps.bodyLimitBytes,
+    // request.ip is then the client a trusted load balancer names (the rate limit of events keys on it).
+    ...(deps.trustProxy && deps.trustProxy.length > 0 ? { trustProxy: deps.trustProxy.join(',') } : {}),
     requestTimeout,
     // Node enforces requestTimeout/headersTimeout only when it sweeps connections, every
     // connectionsCheckingInterval (default 30 s), and headersTimeout defaults to 60 s: a client

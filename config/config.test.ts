@@ -29,6 +29,15 @@ describe('server config', () => {
     expect(c.links).toEqual([{ name: 'cadvisor', template: 'http://{instance_ip}:{cadvisor_port}/docker/{container_id}' }]);
   });
 
+  it('takes the load balancers to trust as addresses or CIDRs, comma-separated or repeated, and refuses anything else in one line', () => {
+    expect(loadServerConfig(['--trust-proxy', '10.0.0.0/16, fd00::/8', '--trust-proxy', '192.168.1.1']).trustProxy).toEqual(['10.0.0.0/16', 'fd00::/8', '192.168.1.1']);
+    expect(loadServerConfig([], { ECS_ID_MAPPER_TRUST_PROXY: '10.1.0.0/16' }).trustProxy).toEqual(['10.1.0.0/16']);
+    expect(loadServerConfig([]).trustProxy).toEqual([]);
+    for (const bad of ['10.0.0.0/33', 'lb.internal', '10.0.0.1/8/1']) {
+      expect(() => loadServerConfig(['--trust-proxy', bad])).toThrow(`--trust-proxy: "${bad}" is not an IP address or CIDR (10.0.0.0/16, fd00::/8)`);
+    }
+  });
+
   it('reads ECS_ID_MAPPER_<FLAG> and lets the flag win', () => {
     expect(loadServerConfig([], { ECS_ID_MAPPER_PORT: '6000' }).port).toBe(6000);
     expect(loadServerConfig(['--port', '7000'], { ECS_ID_MAPPER_PORT: '6000' }).port).toBe(7000);

@@ -3,6 +3,7 @@
 import { closest, ConfigError, ENV_PREFIX, envName, parseFlags, renderHelp, type FlagSpec, type ParsedFlags } from './flags.js';
 import { parseStoreUrl, type StoreConfig } from './store-url.js';
 import { parseLinks, type LinkTemplate } from './links.js';
+import { isIP } from 'node:net';
 import { DEFAULT_CACHE_SIZE_BYTES, DEFAULT_MMAP_SIZE_BYTES, SQLITE_MAX_MMAP_BYTES } from '../storage/sqlite/sizes.js';
 
 export { ConfigError, parseDuration, envName } from './flags.js';
@@ -116,6 +117,8 @@ export interface ServerConfig {
   hostGoneAfterMs: number;
   cacheTtlMs: number;
   reportRateLimitPerMinute: number;
+  /** Proxies (addresses, CIDRs) whose X-Forwarded-For names the client; empty: none. */
+  trustProxy: string[];
   bodyLimitBytes: number;
   logLevel: LogLevel;
   vault?: VaultConfig;
@@ -144,6 +147,7 @@ const serverFlags: FlagSpec[] = [
   { name: 'host-gone-after', kind: 'duration', default: '1h', min: 0, help: 'A reconciler host silent this long is retired: a terminated instance sends no last report, so its live records are marked gone (then purged after --retention) and it leaves the stale count. Its next report, if any, brings them back. Original agents\' hosts are never retired. 0 never retires.' },
   { name: 'cache-ttl', kind: 'duration', default: '5s', min: 0, help: 'Read cache TTL in front of SimpleDB lookups (0 disables).' },
   { name: 'report-rate-limit', kind: 'integer', default: '600', min: 1, help: 'Report requests allowed per host per minute.' },
+  { name: 'trust-proxy', kind: 'list', help: 'Addresses or CIDRs of the load balancers in front of the server (comma-separated or repeated): their X-Forwarded-For names the client, for the per-client rate limit of the original agent\'s events and in logs. Unset: the peer address.' },
   { name: 'body-limit', kind: 'integer', default: String(1024 * 1024), min: 1024, help: 'Largest request body in bytes (413 above).' },
   { name: 'sqlite-cache-bytes', kind: 'integer', min: 1024 * 1024, help: `SQLite store only: its page cache in bytes, anonymous memory the server keeps once filled (default ${DEFAULT_CACHE_SIZE_BYTES}, ${DEFAULT_CACHE_SIZE_BYTES / 2 ** 20} MiB; SQLite's own default is 2 MiB).` },
   { name: 'sqlite-mmap-bytes', kind: 'integer', min: 0, max: SQLITE_MAX_MMAP_BYTES, help: `SQLite store only: how much of the store file is read through a memory map; its pages count in RSS but are file-backed, so the kernel can reclaim them. 0 reads with read() calls instead (default ${DEFAULT_MMAP_SIZE_BYTES}, SQLite's maximum).` },
@@ -152,6 +156,20 @@ const serverFlags: FlagSpec[] = [
   ...vaultFlags,
   logLevelFlag,
 ];
+
+/** `--trust-proxy` values: each an IP address or CIDR (addresses, comma-separated or repeated). */
+function trustProxy(values: string[]): string[] {
+  const out: string[] = [];
+  for (const value of values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '')) {
+    const [address, prefix, ...rest] = value.split('/');
+    const family = isIP(address);
+    const bits = family === 4 ? 32 : 128;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+    if (family === 0 || !prefixOk || rest.length > 0) throw new ConfigError(`--trust-proxy: "${value.slice(0, 60)}" is not an IP address or CIDR (10.0.0.0/16, fd00::/8)`);
+    out.push(value);
+  }
+  return out;
+}
 
 function hostGoneAfter(f: ParsedFlags): number {
   const gone = f['host-gone-after'] as number;
@@ -188,6 +206,7 @@ function buildServer(f: ParsedFlags): ServerConfig {
     hostGoneAfterMs: hostGoneAfter(f),
     cacheTtlMs: f['cache-ttl'] as number,
     reportRateLimitPerMinute: f['report-rate-limit'] as number,
+    trustProxy: trustProxy(f['trust-proxy'] as string[]),
     bodyLimitBytes: f['body-limit'] as number,
     logLevel: logLevel(f),
     vault: vaultConfig(f),

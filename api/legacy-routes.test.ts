@@ -304,6 +304,10 @@ describe('GET /query/container_id/<id>', () => {
       expect(res.headers.location).toBe(url);
     }
     expect((await get(`/query/container_id/${C1}/cadvisor?redir=false`)).statusCode).toBe(200);
+    // As Flask's request.args.get: the first of a repeated key, and any other value is no redirect.
+    expect((await get(`/query/container_id/${C1}/cadvisor?redir=true&redir=false`)).statusCode).toBe(302);
+    expect((await get(`/query/container_id/${C1}/cadvisor?redir=false&redir=true`)).statusCode).toBe(200);
+    expect((await get(`/query/container_id/${C1}/cadvisor?redir=${'x'.repeat(100)}`)).statusCode).toBe(200);
   });
 
   it('answers /urls with every configured link as "<name>_url"', async () => {

@@ -38,13 +38,19 @@ export class RouteMethods {
 
   /**
    * Answers 405 with `Allow` when the path is known under other methods than the request's, and
-   * not under the request's own, and says whether it did; the caller answers 404 otherwise.
+   * not under the request's own (OPTIONS: 200 with `Allow`), and says whether it did; the caller
+   * answers 404 otherwise.
    */
   answerWrongMethod(method: string, url: string, reply: FastifyReply): boolean {
     const path = url.split('?')[0];
     const known = this.allowed(path);
     // A route that answers this method found nothing (a file missing under /docs/static/*): a 404.
     if (known.includes(method)) return false;
+    // OPTIONS on a known path: the methods it takes, as Flask answered it (200, empty body).
+    if (method === 'OPTIONS' && known.length > 0) {
+      void reply.code(200).header('allow', [...known, 'OPTIONS'].sort().join(', ')).send();
+      return true;
+    }
     const allowed = known.filter((m) => m !== method);
     if (allowed.length === 0) return false;
     void reply

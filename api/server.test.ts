@@ -249,6 +249,16 @@ describe('errors', () => {
     }
     expect(await t.store.listHosts()).toEqual([]);
   });
+
+  it('answers OPTIONS on a known path with 200 and Allow, as Flask did, and 404 on an unknown one', async () => {
+    t = await buildTestApp();
+    const known = await t.app.inject({ method: 'OPTIONS', url: `/query/container_id/${C1}` });
+    expect(known.statusCode).toBe(200);
+    expect(known.headers.allow).toBe('GET, HEAD, OPTIONS');
+    expect(known.body).toBe('');
+    expect((await t.app.inject({ method: 'OPTIONS', url: '/report/map' })).headers.allow).toBe('OPTIONS, POST');
+    expect((await t.app.inject({ method: 'OPTIONS', url: '/nowhere' })).statusCode).toBe(404);
+  });
 });
 
 describe('/health', () => {

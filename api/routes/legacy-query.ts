@@ -21,8 +21,10 @@ const ContainerParams = Type.Object({
 const TaskParams = Type.Object({
   task_id: Type.String({ pattern: `^(?:${TASK})$`, description: 'Task id: 32 hex or a dashed UUID' }),
 });
+// As Flask's request.args.get: any value (only "true" redirects), and the first of a repeated key.
+const RedirValue = Type.String({ maxLength: 2048 });
 const RedirQuery = Type.Object({
-  redir: Type.Optional(Type.String({ maxLength: 16, description: '"true" (any case) answers 302 to the URL' })),
+  redir: Type.Optional(Type.Union([RedirValue, Type.Array(RedirValue, { maxItems: 64 })], { description: '"true" (any case) answers 302 to the URL; given twice, the first counts' })),
 });
 const NoQuery = Type.Object({});
 
@@ -57,7 +59,8 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
     return urls;
   }
 
-  function answerCadvisor(reply: FastifyReply, records: ContainerRecord[], redir: string | undefined) {
+  function answerCadvisor(reply: FastifyReply, records: ContainerRecord[], redirParam: string | string[] | undefined) {
+    const redir = Array.isArray(redirParam) ? redirParam[0] : redirParam;
     const urls = cadvisorUrls(records);
     // Several containers (a task): the redirect goes to the first by container id, as the original did.
     if (redir?.toLowerCase() === 'true') return reply.code(302).header('location', urls[0]).type(TEXT_TYPE).send(`Redirecting to ${urls[0]}`);

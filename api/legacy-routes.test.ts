@@ -184,6 +184,17 @@ describe('POST /report/event', () => {
     expect(history.find((h) => h.reason === 'legacy.removed')).toMatchObject({ at: '2026-01-01T00:06:40.500Z' });
   });
 
+  it("keeps an added event the agent posts before the map that brings its key, as the agent does, and writes it with that map", async () => {
+    const entry = agentEntry({ container_id: C1, task_id: TASK });
+    const res = await t.app.inject({ method: 'POST', url: '/report/event', payload: { event_id: agentKey(entry), event: 'added', timestamp: 1767225600 } });
+    expect(res.body).toBe('true');
+    await report([entry]);
+    expect((await t.store.history(C1)).map((h) => [h.reason, h.at])).toEqual([
+      ['legacy.added', '2026-01-01T00:00:00.000Z'],
+      ['snapshot', '2026-01-01T00:00:00.250Z'],
+    ]);
+  });
+
   it('rejects an unknown event kind with 400 naming the kinds it takes', async () => {
     const res = await t.app.inject({ method: 'POST', url: '/report/event', payload: { event_id: 'abc', event: 'exploded', timestamp: 1 } });
     expect(res.statusCode).toBe(400);

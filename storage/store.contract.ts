@@ -586,7 +586,22 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         ]);
       });
 
-      it('drops an event whose key matches no record, without error', async () => {
+      it('keeps an event whose key no record has yet (the agent posts it before its map) until a map brings the key, once', async () => {
+        const lc = legacyContainer('running', { container_id: c1, sampled_at: iso(2) });
+        await store.recordLegacyEvent(legacyEvent(lc.legacy_key, 'added', iso(1)), null);
+        expect(await store.history(c1)).toEqual([]);
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [lc], iso(2)));
+        const expected = [
+          { container_id: c1, from: null, to: null, at: iso(1), host: hostA.instance_id, seq: null, reason: 'legacy.added' },
+          { container_id: c1, from: null, to: 'running', at: iso(2), host: hostA.instance_id, seq: null, reason: 'snapshot' },
+        ];
+        expect(await store.history(c1)).toEqual(expected);
+        // The next map with the same key finds nothing pending: the event is not written twice.
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [{ ...lc, sampled_at: iso(3) }], iso(3)));
+        expect(await store.history(c1)).toEqual(expected);
+      });
+
+      it('keeps a pending event out of every history until its key arrives', async () => {
         const lc = legacyContainer('running', { container_id: c1 });
         await store.replaceLegacySnapshot(legacySnapshot(hostA, [lc], iso(1)));
         await expect(store.recordLegacyEvent(legacyEvent('f'.repeat(64), 'added'), hostA.instance_id)).resolves.toBeUndefined();

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { StoreUnavailableError } from '../store.js';
 import { openStore } from '../index.js';
-import { at, batch, containerId, hostIdentity, iso, snapshot, snapshotContainer, transition } from '../store.fixtures.js';
+import { at, batch, containerId, hostIdentity, iso, legacyContainer, legacySnapshot, snapshot, snapshotContainer, transition } from '../store.fixtures.js';
 import { nextRecord } from '../records.js';
 import { documentAttributes, indexValue, padNumber } from './encoding.js';
 import { startSimpleDbLocal, type SimpleDbLocal } from './local/index.js';
@@ -199,6 +199,25 @@ describe('writes SimpleDB applied but answered with an error', () => {
     expect(local.faults().appliedFailures).toBe(0);
     expect((await s.getContainer(c1)).kind).toBe('missing');
     expect(await s.history(c1)).toEqual([]);
+  });
+});
+
+describe('pending legacy events', () => {
+  it('are asked about only for keys new to their container, and forgotten by the purge after an hour', async () => {
+    const registry = new Registry();
+    const s = await store(`pending${n++}`, { registry, cacheTtlMs: 0 });
+    const lc = legacyContainer('running', { container_id: c1 });
+    const selects = () => counter(registry, 'ecs_id_mapper_simpledb_requests_total', { action: 'Select' });
+    await s.replaceLegacySnapshot(legacySnapshot(host, [lc], iso(1)));
+    const before = await selects();
+    await s.replaceLegacySnapshot(legacySnapshot(host, [lc], iso(2)));
+    // The host's live records: one Select per shard; nothing about pending events.
+    expect((await selects()) - before).toBe(2);
+    const later = legacyContainer('running', { container_id: containerId('behaviour-late') });
+    await s.recordLegacyEvent({ event_id: later.legacy_key, event: 'added', at: new Date(Date.now() - 2 * 3_600_000).toISOString() }, null);
+    await s.purgeGone(at(0));
+    await s.replaceLegacySnapshot(legacySnapshot(host, [lc, later], iso(3)));
+    expect((await s.history(later.container_id)).map((h) => h.reason)).toEqual(['snapshot']);
   });
 });
 

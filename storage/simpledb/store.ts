@@ -60,7 +60,7 @@ import { ReadCache } from './cache.js';
 import { SimpleDbError, SimpleDbLimitError, type Attribute, type Item, type ReplaceableAttribute, type SimpleDbClient } from './client.js';
 import { attributeValue, documentAttributes, indexValue, padNumber, readDocument } from './encoding.js';
 import type { SimpleDbStoreMetrics } from './metrics.js';
-import { buildSelect, ITEM_NAME, MAX_SELECT_LIMIT, prefixUpperBound, type Predicate } from './select.js';
+import { buildSelect, ITEM_NAME, MAX_PREDICATE_VALUES, MAX_SELECT_LIMIT, prefixUpperBound, type Predicate } from './select.js';
 
 /** How many candidates an ambiguous prefix lists at most (as SQLite). */
 export const MAX_CANDIDATES = 20;
@@ -173,6 +173,9 @@ function filterPredicates(filter: ContainerFilter): Predicate[] {
   }
   return where;
 }
+
+/** How long an event whose key no record has yet waits for the map that brings it (recordLegacyEvent). */
+const PENDING_EVENT_MS = 60 * 60_000;
 
 /** How often a retired host is checked for records left, so that it can be forgotten (retireSilentHosts). */
 const FORGET_CHECK_MS = 60 * 60_000;
@@ -406,6 +409,8 @@ export class SimpleDbStore implements Store {
   ): Promise<SnapshotResult> {
     const result: SnapshotResult = { upserted: 0, gone: 0, skipped: 0 };
     const history: TransitionRecord[] = [];
+    /** Legacy keys new to their container (key → container id): events about them may be pending. */
+    const newKeys = new Map<string, string>();
     // This host's live records in one select per shard: the snapshot's entries mostly are these,
     // and the absent ones are what becomes gone.
     const live = new Map(
@@ -433,6 +438,7 @@ export class SimpleDbStore implements Store {
         return;
       }
       if (!before || recordChanged(before, after)) result.upserted++;
+      if (legacyKey !== null && before?.legacy_key !== legacyKey) newKeys.set(legacyKey, after.container_id);
       if (before?.state !== after.state) {
         history.push({ container_id: after.container_id, from: before?.state ?? null, to: after.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' });
       }
@@ -464,8 +470,36 @@ export class SimpleDbStore implements Store {
       history.map(unsequencedHistoryRow),
       new Date(receivedAt),
     );
+    if (newKeys.size > 0) await this.attachPendingEvents(newKeys, host.instance_id);
     await this.writeHost(host, { receivedAt, lastSeq: 0, snapshotAt: receivedAt, reporter });
     return result;
+  }
+
+  /**
+   * Writes the pending events (recordLegacyEvent) of keys a legacy map just brought into their
+   * containers' history, named as recordLegacyEvent names them (a repeat lands on the same item),
+   * then deletes them. Only keys new to their container are asked about: in a map that changes
+   * nothing, no request.
+   */
+  private async attachPendingEvents(keys: Map<string, string>, instanceId: string): Promise<void> {
+    const found = (
+      await mapLimit(chunk([...keys.keys()], MAX_PREDICATE_VALUES), this.concurrency, (part) =>
+        this.client.selectAll(buildSelect({ output: '*', domain: this.domains.transitions, where: [{ attr: 'pending_key', op: 'in', values: part.map(indexValue) }] }), { consistentRead: true }),
+      )
+    ).flat();
+    if (found.length === 0) return;
+    const rows: HistoryRow[] = [];
+    for (const item of found) {
+      const key = decodeIndex(attributeValue(item.attributes, 'pending_key'));
+      const containerId = key === null ? undefined : keys.get(key);
+      const at = attributeValue(item.attributes, 'pending_at');
+      const event = attributeValue(item.attributes, 'event');
+      if (!key || !containerId || !at || !event) continue;
+      const record: TransitionRecord = { container_id: containerId, from: null, to: null, at, host: attributeValue(item.attributes, 'host') || instanceId, seq: null, reason: `legacy.${event}` };
+      rows.push({ itemName: `e:${createHash('sha256').update(JSON.stringify([record, key])).digest('hex')}`, record });
+    }
+    await this.putHistory(rows, new Date());
+    for (const part of chunk(found, 25)) await this.client.batchDeleteAttributes(this.domains.transitions, part.map((i) => ({ name: i.name })));
   }
 
   async recordLegacyEvent(event: LegacyEvent, host: string | null): Promise<void> {
@@ -475,7 +509,18 @@ export class SimpleDbStore implements Store {
       // Events whose key matches no stored record are dropped: history rows belong to a container,
       // and the next report map brings the container anyway.
       const matches = await this.selectContainers([{ attr: 'legacy_key', op: '=', value: indexValue(event.event_id) }], true);
-      if (matches.length === 0) return;
+      if (matches.length === 0) {
+        // The agent posts an `added` event before the map that brings its key: kept until that map
+        // (replaceHost), an hour at most (purgeGone).
+        const name = `p:${createHash('sha256').update(JSON.stringify([event.event_id, event.event, at])).digest('hex')}`;
+        await this.client.putAttributes(this.domains.transitions, name, [
+          { name: 'pending_key', value: indexValue(event.event_id), replace: true },
+          { name: 'pending_at', value: at, replace: true },
+          { name: 'event', value: event.event, replace: true },
+          { name: 'host', value: host ?? '', replace: true },
+        ]);
+        return;
+      }
       const row = matches.map((m) => m.record).sort((a, b) => (a.last_seen < b.last_seen ? 1 : a.last_seen > b.last_seen ? -1 : 0))[0];
       const record: TransitionRecord = { container_id: row.container_id, from: null, to: null, at, host: host ?? row.instance_id, seq: null, reason: `legacy.${event.event}` };
       const itemName = `e:${createHash('sha256').update(JSON.stringify([record, event.event_id])).digest('hex')}`;
@@ -518,8 +563,16 @@ export class SimpleDbStore implements Store {
         this.cache.historyWritten(record.container_id);
         return 1;
       });
+      await this.expirePendingEvents();
       return purged.reduce<number>((a, b) => a + b, 0);
     });
+  }
+
+  /** Deletes pending events (recordLegacyEvent) no map brought within PENDING_EVENT_MS. */
+  private async expirePendingEvents(): Promise<void> {
+    const cutoff = new Date(Date.now() - PENDING_EVENT_MS).toISOString();
+    const old = await this.client.selectAll(buildSelect({ output: 'itemName()', domain: this.domains.transitions, where: [{ attr: 'pending_at', op: '<', value: cutoff }] }), { consistentRead: true });
+    for (const part of chunk(old, 25)) await this.client.batchDeleteAttributes(this.domains.transitions, part.map((i) => ({ name: i.name })));
   }
 
   async retireSilentHosts(silentSince: Date, at: Date): Promise<RetiredHosts> {

@@ -78,6 +78,10 @@ export const SQL = {
   // the equality on state (containers_state), which would visit every gone record to test gone_at.
   // The chunk's ids are bound as one JSON array (json_each), never spliced into the text.
   purgeChunk: "SELECT container_id FROM containers INDEXED BY containers_gone_at WHERE state = 'gone' AND gone_at < ? ORDER BY gone_at LIMIT ?",
+  insertPendingEvent: 'INSERT INTO pending_events (event_id, event, at, host) VALUES (?, ?, ?, ?)',
+  pendingEvents: 'SELECT event, at, host FROM pending_events WHERE event_id = ? ORDER BY at',
+  dropPendingEvents: 'DELETE FROM pending_events WHERE event_id = ?',
+  expirePendingEvents: 'DELETE FROM pending_events WHERE at < ?',
   purgeHistory: 'DELETE FROM transitions WHERE container_id IN (SELECT value FROM json_each(?))',
   purgeContainers: 'DELETE FROM containers WHERE container_id IN (SELECT value FROM json_each(?))',
   // Both counts read the trigger-kept counts table (schema.ts, migration 9), a few rows per host,

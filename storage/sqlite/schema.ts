@@ -221,6 +221,21 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
   (db) => {
     db.exec('ALTER TABLE containers ADD COLUMN written_at_snapshot_seq INTEGER NOT NULL DEFAULT -1');
   },
+  // 11: the original agent's events whose map key no record has yet. The agent posts its `added`
+  // events before the map that brings their keys, so each waited here for that map
+  // (replaceHostInTx), instead of being dropped. Kept an hour at most (PENDING_EVENT_MS).
+  (db) => {
+    db.exec(`
+      CREATE TABLE pending_events (
+        event_id TEXT NOT NULL,
+        event    TEXT NOT NULL,
+        at       TEXT NOT NULL,
+        host     TEXT
+      );
+      CREATE INDEX pending_events_key ON pending_events (event_id);
+      CREATE INDEX pending_events_at ON pending_events (at);
+    `);
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -218,7 +218,7 @@ describe('SQLite store', () => {
     await store9.close();
     // Back to version 9 as that build left the row: no written_at_snapshot_seq.
     const db = new Database(path);
-    db.exec('ALTER TABLE containers DROP COLUMN written_at_snapshot_seq');
+    db.exec('DROP TABLE pending_events; ALTER TABLE containers DROP COLUMN written_at_snapshot_seq');
     db.pragma('user_version = 9');
     db.close();
 
@@ -446,6 +446,21 @@ describe('SQLite retention', () => {
   });
 });
 
+describe('SQLite pending legacy events (migration 11)', () => {
+  it('forgets an event no map brought within an hour, when a later one arrives', async () => {
+    const store = openSqliteStore({ path: ':memory:' });
+    try {
+      const lc = legacyContainer('running', { container_id: containerId(1), sampled_at: iso(62) });
+      await store.recordLegacyEvent({ event_id: lc.legacy_key, event: 'added', at: iso(0) }, null);
+      await store.recordLegacyEvent({ event_id: 'f'.repeat(64), event: 'added', at: iso(61) }, null);
+      await store.replaceLegacySnapshot(legacySnapshot(hostIdentity(), [lc], iso(62)));
+      expect((await store.history(lc.container_id)).map((h) => h.reason)).toEqual(['snapshot']);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('SQLite record counts (migration 9)', () => {
   /** The counts table's non-zero rows and a count over the containers themselves, side by side. */
   function bothCounts(path: string): { kept: unknown[]; counted: unknown[] } {
@@ -513,7 +528,7 @@ describe('SQLite record counts (migration 9)', () => {
     // Back to version 8 as that build left it: no counts table, no triggers.
     const db = new Database(path);
     db.exec('DROP TRIGGER containers_counted_insert; DROP TRIGGER containers_counted_delete; DROP TRIGGER containers_counted_update; DROP TABLE container_counts');
-    db.exec('ALTER TABLE containers DROP COLUMN written_at_snapshot_seq');
+    db.exec('DROP TABLE pending_events; ALTER TABLE containers DROP COLUMN written_at_snapshot_seq');
     db.pragma('user_version = 8');
     db.close();
     const store = openSqliteStore({ path, checkpointIntervalMs: 0 });

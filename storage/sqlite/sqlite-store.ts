@@ -50,6 +50,9 @@ const MAX_PAGE = 1000;
 export const BIG_SNAPSHOT_CONTAINERS = 100;
 const MAX_UPDATE_STATEMENTS = 256;
 /** Gone records deleted per transaction by purgeGone (a median 7.8 ms of the event loop each in a 500,000-record store). */
+/** How long an event whose key no record has yet waits for the map that brings it (recordLegacyEvent). */
+export const PENDING_EVENT_MS = 60 * 60_000;
+
 export const PURGE_CHUNK = 50;
 
 interface HostReport {
@@ -103,6 +106,10 @@ export class SqliteStore implements Store {
       upsertContainer: db.prepare<[ContainerRow]>(SQL.upsertContainer),
       touchContainer: db.prepare<[string, number, string | null, number, string]>(SQL.touchContainer),
       insertTransition: db.prepare<[Omit<TransitionRow, 'id'>]>(SQL.insertTransition),
+      insertPendingEvent: db.prepare<[string, string, string, string | null]>(SQL.insertPendingEvent),
+      pendingEvents: db.prepare<[string], { event: string; at: string; host: string | null }>(SQL.pendingEvents),
+      dropPendingEvents: db.prepare<[string]>(SQL.dropPendingEvents),
+      expirePendingEvents: db.prepare<[string]>(SQL.expirePendingEvents),
       history: db.prepare<[string], TransitionRow>(SQL.history),
       getHost: db.prepare<[string], { last_seq: number; snapshot_seq: number }>(SQL.getHost),
       silentHosts: db.prepare<[string], { instance_id: string }>(SQL.silentHosts),
@@ -239,6 +246,13 @@ export class SqliteStore implements Store {
       if (existing?.state !== next.state) {
         this.insertHistory({ container_id: next.container_id, from: existing?.state ?? null, to: next.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' });
       }
+      // A key new to this container: the agent's events about it came before this map (recordLegacyEvent).
+      if (legacyKey !== null && existing?.legacy_key !== legacyKey) {
+        for (const e of this.stmt.pendingEvents.all(legacyKey)) {
+          this.insertHistory({ container_id: next.container_id, from: null, to: null, at: e.at, host: e.host ?? host.instance_id, seq: null, reason: `legacy.${e.event}` });
+        }
+        this.stmt.dropPendingEvents.run(legacyKey);
+      }
     }
     for (const row of this.stmt.liveOnHost.all(host.instance_id)) {
       if (present.has(row.container_id)) continue;
@@ -261,10 +275,14 @@ export class SqliteStore implements Store {
   async recordLegacyEvent(event: LegacyEvent, host: string | null): Promise<void> {
     const at = normaliseIso(event.at);
     this.run('recordLegacyEvent', () => {
-      // Events whose key matches no stored record are dropped: history rows belong to a container,
-      // and the next report map brings the container anyway.
       const row = this.stmt.byLegacyKey.get(event.event_id);
-      if (!row) return;
+      if (!row) {
+        // The agent posts an `added` event before the map that brings its key: kept until that map
+        // (replaceHostInTx), an hour at most (a key no map ever brings: a container never created).
+        this.stmt.expirePendingEvents.run(new Date(Date.parse(at) - PENDING_EVENT_MS).toISOString());
+        this.stmt.insertPendingEvent.run(event.event_id, event.event, at, host);
+        return;
+      }
       this.insertHistory({ container_id: row.container_id, from: null, to: null, at, host: host ?? row.instance_id, seq: null, reason: `legacy.${event.event}` });
     });
   }

@@ -72,7 +72,12 @@ DesiredStatus, the container's RestartCount and Docker's state; the guards class
 the process exited wins over an agent that lags a poll). \`labels.observed\` maps a container from
 its ECS labels while the agent is unreachable. Every state change runs \`emitTransition\` with
 \`{from, to, reason}\`, which the loop appends to the durable outbox; a restart (RestartCount grew)
-is recorded as \`running → running\` with reason \`container.restarted\`. Only
+is recorded as \`running → running\` with reason \`container.restarted\`. The restart count is taken only
+on a move into running: the agent counts a restart before Docker starts the container again, so a
+pass in between sees the new count on an exited container (\`running → stopped\`), and the start that
+follows is then \`stopped → running\`, \`container.restarted\`. When the agent answers again about a
+container known from its labels, the loop sends the agent's mapping (ports, statuses, start time) as a
+same-state transition (\`running → running\`, \`agent.observed\`), since the lifecycle did not move. Only
 \`container.vanished\` — sent after a *successful* listing no longer contains the container — leads
 to \`gone\`; a failed observation sends nothing, so it can never remove a container. After \`gone\`
 is in the outbox the loop drops the machine. (The server has one path to \`gone\` of its own: the
@@ -85,8 +90,10 @@ snapshot undoes; docs/operations.md, host-stale.)`,
     prose: `The host's view of its sources. It identifies itself through IMDS (IMDSv2, falling back
 to IMDSv1 only when the token request times out or is refused), then waits for the first agent
 listing. \`degraded\` means the last agent observation failed: the loop maps new containers from
-Docker labels, follows known ones through Docker, and withholds the full snapshot (it would be
-incomplete).`,
+Docker labels (not an awsvpc task's pause container, \`~internal~ecs~pause\`, which carries the task's
+labels), follows known ones through Docker, and withholds the full snapshot (it would be
+incomplete). A container known only from its labels is marked gone only by a Docker listing without
+it, never because Docker failed a pass.`,
     machine: hostMachine,
   },
   {

@@ -8,7 +8,7 @@ import { at, batch, containerId, hostIdentity, iso, legacyContainer, legacySnaps
 import { nextRecord } from '../records.js';
 import { documentAttributes, indexValue, padNumber } from './encoding.js';
 import { startSimpleDbLocal, type SimpleDbLocal } from './local/index.js';
-import { openSimpleDbStore, SimpleDbClient, SimpleDbStore, staticCredentials, type SimpleDbStoreConfig } from './index.js';
+import { openSimpleDbStore, SimpleDbClient, SimpleDbError, SimpleDbStore, staticCredentials, type SimpleDbStoreConfig } from './index.js';
 
 const KEY = { accessKeyId: 'AKIDBEHAVIOUR', secretAccessKey: 'behaviour/secret' };
 let local: SimpleDbLocal;
@@ -188,6 +188,29 @@ describe('writes SimpleDB applied but answered with an error', () => {
     expect(r.kind === 'found' && [r.record.state, r.record.seq]).toEqual(['stopped', 2]);
     expect((await s.history(c1)).map((h) => h.seq)).toEqual([1, 2]);
     expect((await s.listHosts()).map((h) => h.last_seq)).toEqual([2]);
+  });
+
+  it('a snapshot that failed part-way and is sent again records every change once', async () => {
+    const s = await store(`partial${n++}`, { cacheTtlMs: 0 });
+    const c2 = containerId('behaviour-2');
+    await s.replaceSnapshot(snapshot(host, 1, [snapshotContainer('running', { container_id: c1 }), snapshotContainer('running', { container_id: c2 })]), at(1));
+    // c1's change goes through; c2's write fails past the retries (a 503 burst): the report is refused.
+    const client = (s as unknown as { client: SimpleDbClient }).client;
+    const put = client.putAttributes.bind(client);
+    let failed = false;
+    client.putAttributes = async (domain, item, attributes, expected) => {
+      if (item === c2 && !failed) {
+        failed = true;
+        throw new SimpleDbError('ServiceUnavailable', 'Service AmazonSimpleDB is currently unavailable.', 'PutAttributes', 503, null, 0);
+      }
+      return put(domain, item, attributes, expected);
+    };
+    const next = snapshot(host, 2, [snapshotContainer('stopped', { container_id: c1 })]);
+    await expect(s.replaceSnapshot(next, at(2))).rejects.toBeInstanceOf(StoreUnavailableError);
+    // The daemon sends it again.
+    await s.replaceSnapshot(next, at(2));
+    expect((await s.history(c1)).map((h) => `${h.from}->${h.to}`)).toEqual(['null->running', 'running->stopped']);
+    expect((await s.history(c2)).map((h) => `${h.from}->${h.to}`)).toEqual(['null->running', 'running->gone']);
   });
 
   it('a purge deletes the record and its history, and counts it', async () => {

@@ -17,9 +17,9 @@
 // lists and counts are eventually consistent. A read cache (./cache.ts) answers repeated lookups and
 // is invalidated by this process's writes, so another replica's write may show up to its TTL late.
 //
-// No transactions: a snapshot's history rows are written after its records, so a snapshot that
-// fails part-way and is sent again leaves out the history of what its first attempt changed
-// (docs/simpledb.md). Transition history is written first, under names fixed by host and seq.
+// No transactions: every history row is written before the record change it describes, under a
+// name fixed by its content (snapshots) or by host and seq (transitions), so a report that fails
+// part-way and is sent again writes the same rows again, and none is missing (docs/simpledb.md).
 import { createHash, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
@@ -408,7 +408,7 @@ export class SimpleDbStore implements Store {
     reporter: HostRecord['reporter'],
   ): Promise<SnapshotResult> {
     const result: SnapshotResult = { upserted: 0, gone: 0, skipped: 0 };
-    const history: TransitionRecord[] = [];
+    const writtenAt = new Date(receivedAt);
     /** Legacy keys new to their container (key → container id): events about them may be pending. */
     const newKeys = new Map<string, string>();
     // This host's live records in one select per shard: the snapshot's entries mostly are these,
@@ -432,6 +432,8 @@ export class SimpleDbStore implements Store {
           return nextRecord(existing, container, { host, state: container.state, seq: sameHost ? Math.max(existing.seq, seq) : seq, eventAt, receivedAt, taskIdRaw, legacyKey, sampledAt });
         },
         live.get(container.container_id),
+        (b, next) => (b?.state === next.state ? null : { container_id: next.container_id, from: b?.state ?? null, to: next.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' }),
+        writtenAt,
       );
       if (skipped || !after) {
         result.skipped++;
@@ -439,9 +441,6 @@ export class SimpleDbStore implements Store {
       }
       if (!before || recordChanged(before, after)) result.upserted++;
       if (legacyKey !== null && before?.legacy_key !== legacyKey) newKeys.set(legacyKey, after.container_id);
-      if (before?.state !== after.state) {
-        history.push({ container_id: after.container_id, from: before?.state ?? null, to: after.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' });
-      }
     });
     const absent = [...live.values()].filter((v) => !present.has(v.record.container_id));
     await mapLimit(absent, this.concurrency, async (item) => {
@@ -459,17 +458,12 @@ export class SimpleDbStore implements Store {
           return goneRecord(existing, seq, receivedAt);
         },
         item,
+        (b) => (b ? { container_id: b.container_id, from: b.state, to: 'gone', at: takenAt, host: host.instance_id, seq: null, reason: 'snapshot' } : null),
+        writtenAt,
       );
       if (outcome === 'skipped') result.skipped++;
-      if (outcome === 'gone' && before) {
-        result.gone++;
-        history.push({ container_id: before.container_id, from: before.state, to: 'gone', at: takenAt, host: host.instance_id, seq: null, reason: 'snapshot' });
-      }
+      if (outcome === 'gone' && before) result.gone++;
     });
-    await this.putHistory(
-      history.map(unsequencedHistoryRow),
-      new Date(receivedAt),
-    );
     if (newKeys.size > 0) await this.attachPendingEvents(newKeys, host.instance_id);
     await this.writeHost(host, { receivedAt, lastSeq: 0, snapshotAt: receivedAt, reporter });
     return result;
@@ -601,21 +595,19 @@ export class SimpleDbStore implements Store {
           [{ attr: 'instance_id', op: '=', value: indexValue(host.instance_id) }, { attr: 'state', op: 'in', values: LIVE_STATES.map(indexValue) }],
           true,
         );
-        const history: TransitionRecord[] = [];
+        let goneNow = 0;
         await mapLimit(live, this.concurrency, async (v) => {
           const { before, after } = await this.updateContainer(
             v.record.container_id,
             // A record a report wrote since the host list was read is left alone.
             (existing) => (existing && existing.instance_id === host.instance_id && LIVE_STATES.includes(existing.state) && existing.last_seen < since ? goneRecord(existing, existing.seq, atIso) : null),
             v,
+            (b) => (b ? { container_id: b.container_id, from: b.state, to: 'gone', at: atIso, host: host.instance_id, seq: null, reason: 'host.silent' } : null),
+            at,
           );
-          if (before && after) history.push({ container_id: before.container_id, from: before.state, to: 'gone', at: atIso, host: host.instance_id, seq: null, reason: 'host.silent' });
+          if (before && after) goneNow++;
         });
-        await this.putHistory(
-          history.map(unsequencedHistoryRow),
-          at,
-        );
-        retired.containers += history.length;
+        retired.containers += goneNow;
         this.retiredAtReport.set(host.instance_id, host.last_report_at);
         this.forgetCheckedAt.set(host.instance_id, nowMs);
         // Records it just marked gone wait for the retention; a host found without live records may have none left.
@@ -876,7 +868,18 @@ export class SimpleDbStore implements Store {
    * Read (unless `initial` is given), decide, conditionally write; on a conflict re-read and decide
    * again. Returns the record before and after (after undefined when the decision left it alone).
    */
-  private async updateContainer(id: string, decide: Decide, initial?: Versioned<ContainerRecord>): Promise<{ before?: ContainerRecord; after?: ContainerRecord }> {
+  /**
+   * `history`: the history row of a change (or null), written just before the record is: a write
+   * that fails after it, or a crash, leaves a row that the report's retry writes again under the
+   * same name, never a changed record without its row (the retry would find nothing to change).
+   */
+  private async updateContainer(
+    id: string,
+    decide: Decide,
+    initial?: Versioned<ContainerRecord>,
+    history?: (before: ContainerRecord | undefined, next: ContainerRecord) => TransitionRecord | null,
+    historyAt?: Date,
+  ): Promise<{ before?: ContainerRecord; after?: ContainerRecord }> {
     const remembered = initial ? undefined : this.written.get(id);
     let fresh = remembered === undefined;
     let current = initial ?? remembered ?? (await this.readContainer(id));
@@ -888,6 +891,8 @@ export class SimpleDbStore implements Store {
         current = await this.readContainer(id);
         continue;
       }
+      const row = history?.(current?.record, next);
+      if (row) await this.putHistory([unsequencedHistoryRow(row)], historyAt ?? new Date());
       const ver = newVer();
       const written = () => {
         this.written.set(id, { record: structuredClone(next), ver });

@@ -348,7 +348,8 @@ describe('reconcile loop', () => {
       expect(brief((await loop.runPass()).transitions)).toEqual([['c2', 'running', 'gone', 'container.vanished']]);
     });
 
-    it('runs a pass on a Docker event after being stopped and started again', async () => {
+    /** A started loop with Docker, after its first pass over one running container; `passes` counts each pass's transitions. */
+    async function startedLoop() {
       const { loop, agent, docker, options } = setup({ docker: true });
       const passes: number[] = [];
       options.onPass = (r) => passes.push(r.transitions.length);
@@ -356,6 +357,11 @@ describe('reconcile loop', () => {
       docker!.list = [dockerContainer(1, 'running')];
       loop.start();
       await until(() => passes.length === 1);
+      return { loop, agent, docker: docker!, passes };
+    }
+
+    it('runs a pass on a Docker event after being stopped and started again', async () => {
+      const { loop, docker, passes } = await startedLoop();
       docker!.emit({ action: 'start', container_id: cid(1), time_nano: '1', labels: {} });
       await loop.stop();
       loop.start();
@@ -366,13 +372,7 @@ describe('reconcile loop', () => {
     });
 
     it('runs an earlier pass when Docker reports an event (debounced into one pass)', async () => {
-      const { loop, agent, docker, options } = setup({ docker: true });
-      const passes: number[] = [];
-      options.onPass = (r) => passes.push(r.transitions.length);
-      agent.list = [task(1, 'RUNNING')];
-      docker!.list = [dockerContainer(1, 'running')];
-      loop.start();
-      await until(() => passes.length === 1);
+      const { agent, docker, passes } = await startedLoop();
       agent.list = [task(1, 'RUNNING'), task(2, 'RUNNING')];
       docker!.list = [dockerContainer(1, 'running'), dockerContainer(2, 'running')];
       for (let i = 0; i < 5; i++) docker!.emit({ action: 'start', container_id: cid(2), time_nano: '1', labels: {} });

@@ -33,11 +33,13 @@ export interface LoadedSecrets {
  */
 export async function loadSecrets(
   config: ServerConfig,
-  deps: { logger?: Logger; registry?: Registry } & Omit<VaultSecretsDeps, 'logger' | 'registry' | 'requireAwsKeys'> = {},
+  deps: { logger?: Logger; registry?: Registry } & Omit<VaultSecretsDeps, 'logger' | 'registry' | 'requireAwsKeys' | 'keepReportToken'> = {},
 ): Promise<LoadedSecrets> {
   if (!config.vault) return { reportToken: config.reportToken, previousReportToken: config.reportTokenPrevious, close: async () => {} };
   const requireAwsKeys = config.store.backend === 'simpledb' && !config.awsAccessKeyId;
-  const vault = await VaultSecrets.start(config.vault, { ...deps, requireAwsKeys });
+  // A secret version without report_token falls back to --report-token; without that flag, the
+  // token in force is kept rather than leaving reports open (vault.ts, readSecret).
+  const vault = await VaultSecrets.start(config.vault, { ...deps, requireAwsKeys, keepReportToken: config.reportToken === undefined });
   const fallbackToken = config.reportToken;
   return {
     vault,

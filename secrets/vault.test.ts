@@ -107,9 +107,15 @@ describe('VaultSecrets start failures: one clear error, nothing half-started', (
     expect((err as VaultError).status).toBeNull();
   });
 
-  it('fails clearly when a required key is missing from the secret', async () => {
+  it('fails clearly when a required key is missing from the secret, leaving no timer behind', async () => {
     standin = await startVaultStandin({ secret: { aws_access_key_id: 'A' }, staticToken: { token: 't', ttlSeconds: 60 } });
-    await expect(VaultSecrets.start(vaultConfig({ token: 't' }))).rejects.toThrow(/secret\/data\/ecs-id-mapper lacks aws_secret_access_key$/);
+    const live = new Set<number>();
+    let next = 0;
+    const scheduler: Scheduler = { setTimeout: () => (live.add(++next), next), clearTimeout: (id) => live.delete(id as number) };
+    await expect(VaultSecrets.start(vaultConfig({ token: 't' }), { requireAwsKeys: true, scheduler })).rejects.toThrow(/secret\/data\/ecs-id-mapper lacks aws_secret_access_key$/);
+    // Checking the token scheduled its renewal; the failed start cleared it.
+    expect(next).toBeGreaterThan(0);
+    expect([...live]).toEqual([]);
   });
 
   it('fails clearly, without quoting it, on a report token no header can carry (a trailing newline from `vault kv put report_token=@file`)', async () => {
@@ -125,6 +131,24 @@ describe('VaultSecrets start failures: one clear error, nothing half-started', (
     await clock.advance(30_000);
     expect(secrets.reportToken).toBe('report-1');
     expect(secrets.status()).toMatchObject({ ok: false, lastError: expect.stringMatching(/report_token_previous starts or ends with a space/) });
+  });
+
+  it('keeps the report token in force when a new secret version has none, instead of opening the report routes', async () => {
+    const { clock, standin, secrets } = await setup({ staticToken: { token: 't', ttlSeconds: 0 } }, { token: 't', refreshIntervalMs: 30_000 });
+    // `vault kv put` of new AWS keys alone replaces the whole secret.
+    standin.rotate({ aws_access_key_id: 'AKIAVAULT2', aws_secret_access_key: 'vault-secret-2' });
+    await clock.advance(30_000);
+    expect(secrets.reportToken).toBe('report-1');
+    expect(secrets.status()).toMatchObject({ ok: false, lastError: expect.stringMatching(/version 2 has no report_token; keeping the one in force/) });
+  });
+
+  it('never asks for a timer longer than Node keeps (a token leased 40 days)', async () => {
+    const delays: number[] = [];
+    const scheduler: Scheduler = { setTimeout: (_fn, ms) => (delays.push(ms), delays.length), clearTimeout: () => {} };
+    standin = await startVaultStandin({ secret: SECRET, approle: APPROLE, tokenTtlSeconds: 40 * 86_400, tokenMaxTtlSeconds: 80 * 86_400 });
+    secrets = await VaultSecrets.start(vaultConfig({ roleId: APPROLE.roleId, secretId: APPROLE.secretId, refreshIntervalMs: 60_000 }), { scheduler });
+    expect(delays.length).toBeGreaterThan(0);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(2 ** 31 - 1);
   });
 
   it('says how to trust a Vault behind a private CA when its certificate is not trusted', async () => {

@@ -19,6 +19,9 @@ export interface Scheduler {
   clearTimeout(handle: unknown): void;
 }
 
+/** The longest delay Node's setTimeout keeps (about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const realScheduler: Scheduler = {
   setTimeout: (fn, ms) => {
     const t = setTimeout(fn, ms);
@@ -40,6 +43,11 @@ export interface VaultSecretsDeps {
   retryMs?: number;
   /** aws_access_key_id and aws_secret_access_key must be in the secret (default true). */
   requireAwsKeys?: boolean;
+  /**
+   * Refuse a secret version without report_token once one was read (default true): nothing else
+   * would require a token then. loadSecrets turns it off when --report-token is there to fall back to.
+   */
+  keepReportToken?: boolean;
 }
 
 export interface VaultStatus {
@@ -115,6 +123,7 @@ export class VaultSecrets {
   private readonly scheduler: Scheduler;
   private readonly retryMs: number;
   private readonly requireAwsKeys: boolean;
+  private readonly keepReportToken: boolean;
   private readonly dataPath: string;
   private readonly logger?: Logger;
   private values: SecretValues = { version: null };
@@ -136,6 +145,7 @@ export class VaultSecrets {
     this.scheduler = deps.scheduler ?? realScheduler;
     this.retryMs = deps.retryMs ?? 10_000;
     this.requireAwsKeys = deps.requireAwsKeys ?? true;
+    this.keepReportToken = deps.keepReportToken ?? true;
     this.logger = deps.logger;
     this.dataPath = kvDataPath(config.secretPath);
     this.client = NodeVault({
@@ -172,8 +182,14 @@ export class VaultSecrets {
   /** Logs in, reads the secret and schedules renewal and refresh. Throws VaultError on any failure. */
   static async start(config: VaultConfig, deps: VaultSecretsDeps = {}): Promise<VaultSecrets> {
     const secrets = new VaultSecrets(config, deps);
-    await secrets.authenticate();
-    await secrets.readSecret();
+    try {
+      await secrets.authenticate();
+      await secrets.readSecret();
+    } catch (err) {
+      // Logging in scheduled the token's renewal: a start that fails leaves nothing running.
+      await secrets.close();
+      throw err;
+    }
     secrets.scheduleRefresh();
     deps.logger?.info({ vault: config.addr.origin, path: secrets.dataPath, version: secrets.values.version, auth: config.token ? 'token' : 'approle' }, 'vault secret loaded');
     return secrets;
@@ -312,6 +328,12 @@ export class VaultSecrets {
       const problem = value === undefined ? undefined : reportTokenProblem(value);
       if (problem) throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath}: ${key} ${problem}; an HTTP header cannot carry it as it is`, 'read', 200));
     }
+    // A version without the report token would open the report routes to anyone, silently (a
+    // `vault kv put` that rotates the AWS keys replaces the whole secret). Kept as a failed read:
+    // the token in force stays, vault_up says 0, and the log says why. Restart to drop the token.
+    if (this.keepReportToken && this.values.reportToken !== undefined && next.reportToken === undefined) {
+      throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath} version ${next.version ?? '?'} has no report_token; keeping the one in force (without it, reports would need no token: restart the server to drop it)`, 'read', 200));
+    }
     if (this.requireAwsKeys) {
       const missing = ['aws_access_key_id', 'aws_secret_access_key'].filter((k) => pick(k) === undefined);
       if (missing.length > 0) throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath} lacks ${missing.join(' and ')}`, 'read', 200));
@@ -346,8 +368,11 @@ export class VaultSecrets {
 
   // --- plumbing --------------------------------------------------------------------------------
 
-  private schedule(what: 'renew' | 'refresh', ms: number): void {
+  private schedule(what: 'renew' | 'refresh', wanted: number): void {
     if (this.closed) return;
+    // Node runs a timer of more than 2^31 - 1 ms after 1 ms: a token leased 40 days was renewed
+    // hundreds of times a second. Earlier is harmless: renewal and refresh are idempotent.
+    const ms = Math.min(wanted, MAX_TIMER_MS);
     const run = () => {
       if (this.closed) return;
       this.pending = this.pending.then(() => (what === 'renew' ? this.renew() : this.refresh())).catch(() => {});

@@ -38,6 +38,14 @@ describe('server config', () => {
     }
   });
 
+  it('refuses an interval longer than a Node.js timer keeps, which would fire at once, again and again', () => {
+    expect(() => loadServerConfig(['--purge-interval', '600h'])).toThrow(/purge-interval.*must be at most 596h \(24\.8 days\): Node\.js runs a longer timer at once/);
+    expect(() => loadServerConfig([], { ECS_ID_MAPPER_VAULT_REFRESH_INTERVAL: '700h', ECS_ID_MAPPER_VAULT_ADDR: 'http://127.0.0.1:8200', ECS_ID_MAPPER_VAULT_TOKEN: 't' })).toThrow(/ECS_ID_MAPPER_VAULT_REFRESH_INTERVAL.*must be at most 596h/);
+    expect(loadServerConfig(['--purge-interval', '596h']).purgeIntervalMs).toBe(596 * 3_600_000);
+    // Not a timer: a retention of 30 days is fine.
+    expect(loadServerConfig(['--retention', '720h']).retentionMs).toBe(720 * 3_600_000);
+  });
+
   it('reads ECS_ID_MAPPER_<FLAG> and lets the flag win', () => {
     expect(loadServerConfig([], { ECS_ID_MAPPER_PORT: '6000' }).port).toBe(6000);
     expect(loadServerConfig(['--port', '7000'], { ECS_ID_MAPPER_PORT: '6000' }).port).toBe(7000);

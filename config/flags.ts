@@ -43,6 +43,9 @@ export function envName(flag: string): string {
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+/** The longest delay a Node.js timer keeps (2^31 - 1 ms); the max of every duration flag that sets one. */
+export const TIMER_MAX_MS = 2 ** 31 - 1;
+
 /** Parses `250ms`, `10s`, `5m`, `1h` or a bare number of seconds into milliseconds. */
 export function parseDuration(text: string): number {
   const m = DURATION.exec(text.trim());
@@ -77,7 +80,9 @@ function convert(spec: FlagSpec, raw: string, origin: string): FlagValue {
         throw new ConfigError(`${origin}: ${(e as Error).message}`);
       }
       if (spec.min !== undefined && ms < spec.min) throw new ConfigError(`${origin}: must be at least ${spec.min}ms`);
-      if (spec.max !== undefined && ms > spec.max) throw new ConfigError(`${origin}: must be at most ${spec.max}ms`);
+      if (spec.max !== undefined && ms > spec.max) {
+        throw new ConfigError(spec.max === TIMER_MAX_MS ? `${origin}: must be at most 596h (24.8 days): Node.js runs a longer timer at once` : `${origin}: must be at most ${spec.max}ms`);
+      }
       return ms;
     }
   }

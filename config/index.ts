@@ -1,6 +1,6 @@
 // The config module: every command's flags, their env vars and defaults, and the typed config each
 // command receives. Nothing outside config/ reads process.argv or process.env.
-import { closest, ConfigError, ENV_PREFIX, envName, parseFlags, renderHelp, type FlagSpec, type ParsedFlags } from './flags.js';
+import { closest, ConfigError, ENV_PREFIX, envName, parseFlags, renderHelp, TIMER_MAX_MS, type FlagSpec, type ParsedFlags } from './flags.js';
 import { parseStoreUrl, type StoreConfig } from './store-url.js';
 import { parseLinks, type LinkTemplate } from './links.js';
 import { isIP } from 'node:net';
@@ -78,7 +78,7 @@ const vaultFlags: FlagSpec[] = [
   { name: 'vault-role-id', kind: 'string', help: 'AppRole role_id.' },
   { name: 'vault-secret-id', kind: 'string', secret: true, help: 'AppRole secret_id.' },
   { name: 'vault-secret-path', kind: 'string', default: 'secret/data/ecs-id-mapper', help: 'KV v2 path holding aws_access_key_id, aws_secret_access_key and optionally report_token (and report_token_previous while rotating it).' },
-  { name: 'vault-refresh-interval', kind: 'duration', default: '5m', min: 1000, help: 'How often the secret is re-read.' },
+  { name: 'vault-refresh-interval', kind: 'duration', max: TIMER_MAX_MS, default: '5m', min: 1000, help: 'How often the secret is re-read.' },
 ];
 
 function vaultConfig(f: ParsedFlags): VaultConfig | undefined {
@@ -142,7 +142,7 @@ const serverFlags: FlagSpec[] = [
   { name: 'cadvisor-port', kind: 'integer', default: '8080', min: 1, max: 65535, help: 'Port cAdvisor listens on, on every container instance.' },
   { name: 'link', kind: 'list', help: 'Extra link NAME=TEMPLATE; placeholders {container_id} {container_id_short} {task_id} {instance_ip} {instance_id} {cluster} {cadvisor_port}.' },
   { name: 'retention', kind: 'duration', default: '168h', min: 1000, help: 'How long records stay after a container is gone.' },
-  { name: 'purge-interval', kind: 'duration', default: '10m', min: 1000, help: 'How often gone records older than the retention are deleted.' },
+  { name: 'purge-interval', kind: 'duration', max: TIMER_MAX_MS, default: '10m', min: 1000, help: 'How often gone records older than the retention are deleted.' },
   { name: 'host-stale-after', kind: 'duration', default: '15m', min: 1000, help: 'A host that has not reported for this long is stale (3 x the reconciler full-sync interval).' },
   { name: 'host-gone-after', kind: 'duration', default: '1h', min: 0, help: 'A reconciler host silent this long is retired: a terminated instance sends no last report, so its live records are marked gone (then purged after --retention) and it leaves the stale count. Its next report, if any, brings them back. Original agents\' hosts are never retired. 0 never retires.' },
   { name: 'cache-ttl', kind: 'duration', default: '5s', min: 0, help: 'Read cache TTL in front of SimpleDB lookups (0 disables).' },
@@ -250,16 +250,16 @@ const reconcilerFlags: FlagSpec[] = [
   { name: 'imds-url', kind: 'string', default: 'http://169.254.169.254', help: 'EC2 instance metadata endpoint.' },
   { name: 'docker-socket', kind: 'string', default: '/var/run/docker.sock', help: 'Docker engine unix socket for events and labels; "none" disables.' },
   { name: 'state-dir', kind: 'string', default: '/var/lib/ecs-id-mapper', help: 'Directory for the durable outbox (created).' },
-  { name: 'resync-interval', kind: 'duration', default: '10s', min: 10, help: 'Full observation period; Docker events only shorten the wait.' },
-  { name: 'full-sync-interval', kind: 'duration', default: '5m', min: 100, help: 'How often the whole host snapshot goes to the server.' },
-  { name: 'event-debounce', kind: 'duration', default: '250ms', min: 0, help: 'Docker events within this window trigger one pass.' },
-  { name: 'request-timeout', kind: 'duration', default: '3s', min: 10, help: 'Timeout for ECS agent, IMDS and server requests.' },
+  { name: 'resync-interval', kind: 'duration', max: TIMER_MAX_MS, default: '10s', min: 10, help: 'Full observation period; Docker events only shorten the wait.' },
+  { name: 'full-sync-interval', kind: 'duration', max: TIMER_MAX_MS, default: '5m', min: 100, help: 'How often the whole host snapshot goes to the server.' },
+  { name: 'event-debounce', kind: 'duration', max: TIMER_MAX_MS, default: '250ms', min: 0, help: 'Docker events within this window trigger one pass.' },
+  { name: 'request-timeout', kind: 'duration', max: TIMER_MAX_MS, default: '3s', min: 10, help: 'Timeout for ECS agent, IMDS and server requests.' },
   { name: 'imds-token-ttl', kind: 'integer', default: '21600', min: 1, max: 21600, help: 'IMDSv2 token TTL in seconds (refreshed before expiry).' },
   { name: 'outbox-max-bytes', kind: 'integer', default: String(16 * 1024 * 1024), min: 4096, help: 'Outbox size bound; when full it coalesces to the latest state per container (again only after another half of the bound, so it may hold up to 1.5 × this).' },
   { name: 'heap-headroom-bytes', kind: 'integer', default: String(3 * 1024 * 1024), min: 0, help: 'After a pass, run a full garbage collection once the heap has grown this much (or a quarter of the live heap, if more) past what the last one left; a soft memory ceiling. 0 leaves collections to V8 (its heap then saws about 8 MiB above the live heap).' },
   { name: 'batch-size', kind: 'integer', default: '500', min: 1, max: 5000, help: 'Transitions per report request, at most (about 700 bytes each; halved automatically while the server answers 413).' },
-  { name: 'backoff-base', kind: 'duration', default: '500ms', min: 1, help: 'First retry delay for failed reports (exponential, full jitter).' },
-  { name: 'backoff-max', kind: 'duration', default: '60s', min: 1, help: 'Largest retry delay for failed reports.' },
+  { name: 'backoff-base', kind: 'duration', max: TIMER_MAX_MS, default: '500ms', min: 1, help: 'First retry delay for failed reports (exponential, full jitter).' },
+  { name: 'backoff-max', kind: 'duration', max: TIMER_MAX_MS, default: '60s', min: 1, help: 'Largest retry delay for failed reports.' },
   { name: 'metrics-port', kind: 'integer', default: '9471', min: 0, max: 65535, help: 'Port for /metrics and /healthz.' },
   { name: 'metrics-host', kind: 'string', default: '0.0.0.0', help: 'Address for /metrics and /healthz.' },
   logLevelFlag,
@@ -322,8 +322,8 @@ const simulateHostFlags: FlagSpec[] = [
   { name: 'control-port', kind: 'integer', default: '0', min: 0, max: 65535, help: 'Port of the fault-switch control API (0 = any free port).' },
   { name: 'tasks', kind: 'integer', default: '3', min: 0, help: 'Tasks running at start.' },
   { name: 'containers-per-task', kind: 'integer', default: '2', min: 1, max: 10, help: 'Containers per task.' },
-  { name: 'churn-interval', kind: 'duration', default: '5s', min: 0, help: 'How often a task starts or stops (0 disables churn).' },
-  { name: 'cleanup-after', kind: 'duration', default: '30s', min: 0, help: 'How long a stopped task stays listed (the agent\'s ~3 h, shortened).' },
+  { name: 'churn-interval', kind: 'duration', max: TIMER_MAX_MS, default: '5s', min: 0, help: 'How often a task starts or stops (0 disables churn).' },
+  { name: 'cleanup-after', kind: 'duration', max: TIMER_MAX_MS, default: '30s', min: 0, help: 'How long a stopped task stays listed (the agent\'s ~3 h, shortened).' },
   { name: 'cluster', kind: 'string', default: 'demo', help: 'Cluster name reported by the simulated agent.' },
   { name: 'instance-id', kind: 'string', default: 'i-0123456789abcdef0', help: 'Instance id served by the simulated IMDS.' },
   { name: 'seed', kind: 'integer', default: '1', help: 'Random seed for churn.' },
@@ -372,7 +372,7 @@ const simpleDbLocalFlags: FlagSpec[] = [
   { name: 'access-key-id', kind: 'string', help: 'Access key accepted in signatures (default: AWS_ACCESS_KEY_ID).' },
   { name: 'secret-access-key', kind: 'string', secret: true, help: 'Secret key used to verify signatures (default: AWS_SECRET_ACCESS_KEY).' },
   { name: 'failure-rate', kind: 'string', default: '0', help: 'Fault switch: share of requests answered 503 ServiceUnavailable (0..1).' },
-  { name: 'latency', kind: 'duration', default: '0', min: 0, help: 'Fault switch: latency added to every answer.' },
+  { name: 'latency', kind: 'duration', max: TIMER_MAX_MS, default: '0', min: 0, help: 'Fault switch: latency added to every answer.' },
   { name: 'stale-reads', kind: 'boolean', default: 'false', help: 'Fault switch: non-consistent reads see the state before the latest write.' },
   logLevelFlag,
 ];
@@ -411,7 +411,7 @@ export interface LookupConfig {
 const lookupFlags: FlagSpec[] = [
   { name: 'server', kind: 'string', default: 'http://127.0.0.1:5001', help: 'Base URL of the ecs-id-mapper server.' },
   { name: 'json', kind: 'boolean', default: 'false', help: 'Print the match as JSON instead of a table.' },
-  { name: 'timeout', kind: 'duration', default: '5s', min: 1, help: 'Request timeout.' },
+  { name: 'timeout', kind: 'duration', max: TIMER_MAX_MS, default: '5s', min: 1, help: 'Request timeout.' },
 ];
 
 function buildLookup(f: ParsedFlags, _env: Record<string, string | undefined>, positionals: string[]): LookupConfig {
@@ -476,9 +476,9 @@ export interface DemoConfig {
 const demoFlags: FlagSpec[] = [
   { name: 'port', kind: 'integer', default: '5001', min: 0, max: 65535, help: 'Port of the demo server (taken: any free port).' },
   { name: 'tasks', kind: 'integer', default: '4', min: 1, max: 200, help: 'Tasks on the simulated host.' },
-  { name: 'churn-interval', kind: 'duration', default: '5s', min: 0, help: 'How often a simulated task starts or stops.' },
-  { name: 'resync-interval', kind: 'duration', default: '1s', min: 10, help: 'The reconciler\'s full-observation period.' },
-  { name: 'exit-after', kind: 'duration', default: '0', min: 0, help: 'Stop after this long once lookups work (0 = run until Ctrl-C).' },
+  { name: 'churn-interval', kind: 'duration', max: TIMER_MAX_MS, default: '5s', min: 0, help: 'How often a simulated task starts or stops.' },
+  { name: 'resync-interval', kind: 'duration', max: TIMER_MAX_MS, default: '1s', min: 10, help: 'The reconciler\'s full-observation period.' },
+  { name: 'exit-after', kind: 'duration', max: TIMER_MAX_MS, default: '0', min: 0, help: 'Stop after this long once lookups work (0 = run until Ctrl-C).' },
 ];
 
 function buildDemo(f: ParsedFlags): DemoConfig {

@@ -25,7 +25,29 @@ export interface MainOptions {
   v8Flags?: boolean;
 }
 
+/** One line: a message that spans lines (SQLite's quick_check, an echoed value) is joined. */
+function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+}
+
+/**
+ * A reader that closed our output (`lookup ... | head -1`, a log collector going away) is no error
+ * of ours: the command ends quietly instead of dying on an unhandled EPIPE with a stack trace.
+ */
+let outputGuarded = false;
+function quietOnClosedOutput(): void {
+  if (outputGuarded) return;
+  outputGuarded = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw err;
+    });
+  }
+}
+
 export async function main(argv: string[], options: MainOptions = {}): Promise<void> {
+  quietOnClosedOutput();
   const [command, ...rest] = argv;
   if (command === '--version' || command === '-V' || command === 'version') {
     console.log(`ecs-id-mapper ${packageVersion()} (node ${process.version})`);
@@ -41,7 +63,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<v
     loaded = loadCommand(command, rest, process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(`ecs-id-mapper ${command}: ${err.message}`);
+      console.error(`ecs-id-mapper ${command}: ${oneLine(err.message)}`);
       process.exitCode = 2;
       return;
     }
@@ -60,7 +82,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<v
   } catch (err) {
     // A command that fails at start (store unreachable, Vault down, port taken) exits with one line.
     const e = err as Error & { code?: string };
-    console.error(`ecs-id-mapper ${command}: ${e.message}${e.code && !e.message.includes(e.code) ? ` (${e.code})` : ''}`);
+    console.error(`ecs-id-mapper ${command}: ${oneLine(e.message)}${e.code && !e.message.includes(e.code) ? ` (${e.code})` : ''}`);
     process.exitCode = 1;
   }
 }

@@ -42,8 +42,18 @@ describe('server config', () => {
     expect(() => loadServerConfig(['--purge-interval', '600h'])).toThrow(/purge-interval.*must be at most 596h \(24\.8 days\): Node\.js runs a longer timer at once/);
     expect(() => loadServerConfig([], { ECS_ID_MAPPER_VAULT_REFRESH_INTERVAL: '700h', ECS_ID_MAPPER_VAULT_ADDR: 'http://127.0.0.1:8200', ECS_ID_MAPPER_VAULT_TOKEN: 't' })).toThrow(/ECS_ID_MAPPER_VAULT_REFRESH_INTERVAL.*must be at most 596h/);
     expect(loadServerConfig(['--purge-interval', '596h']).purgeIntervalMs).toBe(596 * 3_600_000);
-    // Not a timer: a retention of 30 days is fine.
+    // Not a timer: a retention of 30 days is fine, one past a century is not (no date could hold the cutoff).
     expect(loadServerConfig(['--retention', '720h']).retentionMs).toBe(720 * 3_600_000);
+    expect(() => loadServerConfig(['--retention', '99999999999h'])).toThrow('--retention: must be at most 876000h');
+  });
+
+  it('refuses an empty listen address, which would listen on every interface', () => {
+    expect(() => loadServerConfig(['--host='])).toThrow('--host: empty; give an address (0.0.0.0 listens on every interface)');
+  });
+
+  it('answers --help even when a flag or the environment holds a bad value', () => {
+    expect(loadCommand('server', ['--help'], { ECS_ID_MAPPER_PORT: 'abc' }).kind).toBe('help');
+    expect(loadCommand('server', ['--port', 'abc', '-h'], {}).kind).toBe('help');
   });
 
   it('reads ECS_ID_MAPPER_<FLAG> and lets the flag win', () => {

@@ -46,6 +46,9 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
 /** The longest delay a Node.js timer keeps (2^31 - 1 ms); the max of every duration flag that sets one. */
 export const TIMER_MAX_MS = 2 ** 31 - 1;
 
+/** A century: the most a duration that sets no timer may be (a retention), so dates stay in range. */
+export const CENTURY_MS = 100 * 365 * 24 * 3_600_000;
+
 /** Parses `250ms`, `10s`, `5m`, `1h` or a bare number of seconds into milliseconds. */
 export function parseDuration(text: string): number {
   const m = DURATION.exec(text.trim());
@@ -81,7 +84,8 @@ function convert(spec: FlagSpec, raw: string, origin: string): FlagValue {
       }
       if (spec.min !== undefined && ms < spec.min) throw new ConfigError(`${origin}: must be at least ${spec.min}ms`);
       if (spec.max !== undefined && ms > spec.max) {
-        throw new ConfigError(spec.max === TIMER_MAX_MS ? `${origin}: must be at most 596h (24.8 days): Node.js runs a longer timer at once` : `${origin}: must be at most ${spec.max}ms`);
+        if (spec.max === TIMER_MAX_MS) throw new ConfigError(`${origin}: must be at most 596h (24.8 days): Node.js runs a longer timer at once`);
+        throw new ConfigError(`${origin}: must be at most ${spec.max >= 3_600_000 ? `${Math.floor(spec.max / 3_600_000)}h` : `${spec.max}ms`}`);
       }
       return ms;
     }

@@ -1,6 +1,6 @@
 // The config module: every command's flags, their env vars and defaults, and the typed config each
 // command receives. Nothing outside config/ reads process.argv or process.env.
-import { closest, ConfigError, ENV_PREFIX, envName, parseFlags, renderHelp, TIMER_MAX_MS, type FlagSpec, type ParsedFlags } from './flags.js';
+import { closest, ConfigError, ENV_PREFIX, envName, parseFlags, renderHelp, CENTURY_MS, TIMER_MAX_MS, type FlagSpec, type ParsedFlags } from './flags.js';
 import { parseStoreUrl, type StoreConfig } from './store-url.js';
 import { parseLinks, type LinkTemplate } from './links.js';
 import { isIP } from 'node:net';
@@ -141,10 +141,10 @@ const serverFlags: FlagSpec[] = [
   { name: 'report-token-previous', kind: 'string', secret: true, help: 'Token rotation: the old token, still accepted besides --report-token until every reconciler and agent sends the new one (ecs_id_mapper_reports_previous_token_total stops growing). Needs --report-token.' },
   { name: 'cadvisor-port', kind: 'integer', default: '8080', min: 1, max: 65535, help: 'Port cAdvisor listens on, on every container instance.' },
   { name: 'link', kind: 'list', help: 'Extra link NAME=TEMPLATE; placeholders {container_id} {container_id_short} {task_id} {instance_ip} {instance_id} {cluster} {cadvisor_port}.' },
-  { name: 'retention', kind: 'duration', default: '168h', min: 1000, help: 'How long records stay after a container is gone.' },
+  { name: 'retention', kind: 'duration', max: CENTURY_MS, default: '168h', min: 1000, help: 'How long records stay after a container is gone.' },
   { name: 'purge-interval', kind: 'duration', max: TIMER_MAX_MS, default: '10m', min: 1000, help: 'How often gone records older than the retention are deleted.' },
-  { name: 'host-stale-after', kind: 'duration', default: '15m', min: 1000, help: 'A host that has not reported for this long is stale (3 x the reconciler full-sync interval).' },
-  { name: 'host-gone-after', kind: 'duration', default: '1h', min: 0, help: 'A reconciler host silent this long is retired: a terminated instance sends no last report, so its live records are marked gone (then purged after --retention) and it leaves the stale count. Its next report, if any, brings them back. Original agents\' hosts are never retired. 0 never retires.' },
+  { name: 'host-stale-after', kind: 'duration', max: CENTURY_MS, default: '15m', min: 1000, help: 'A host that has not reported for this long is stale (3 x the reconciler full-sync interval).' },
+  { name: 'host-gone-after', kind: 'duration', max: CENTURY_MS, default: '1h', min: 0, help: 'A reconciler host silent this long is retired: a terminated instance sends no last report, so its live records are marked gone (then purged after --retention) and it leaves the stale count. Its next report, if any, brings them back. Original agents\' hosts are never retired. 0 never retires.' },
   { name: 'cache-ttl', kind: 'duration', default: '5s', min: 0, help: 'Read cache TTL in front of SimpleDB lookups (0 disables).' },
   { name: 'report-rate-limit', kind: 'integer', default: '600', min: 1, help: 'Report requests allowed per host per minute.' },
   { name: 'trust-proxy', kind: 'list', help: 'Addresses or CIDRs of the load balancers in front of the server (comma-separated or repeated): their X-Forwarded-For names the client, for the per-client rate limit of the original agent\'s events and in logs. Unset: the peer address.' },
@@ -156,6 +156,12 @@ const serverFlags: FlagSpec[] = [
   ...vaultFlags,
   logLevelFlag,
 ];
+
+/** A listen address; an empty one (`--host=$UNSET`) would listen on every interface without a word. */
+function listenAddress(value: string, flag: string): string {
+  if (value.trim() === '') throw new ConfigError(`--${flag}: empty; give an address (0.0.0.0 listens on every interface)`);
+  return value;
+}
 
 /** `--trust-proxy` values: each an IP address or CIDR (addresses, comma-separated or repeated). */
 function trustProxy(values: string[]): string[] {
@@ -194,7 +200,7 @@ function buildServer(f: ParsedFlags): ServerConfig {
   }
   return {
     port: f.port as number,
-    host: f.host as string,
+    host: listenAddress(f.host as string, 'host'),
     store,
     reportToken: reportTokenFlag(f, 'report-token'),
     reportTokenPrevious: reportTokenPrevious(f),
@@ -285,7 +291,7 @@ function buildReconciler(f: ParsedFlags): ReconcilerConfig {
     backoffBaseMs: f['backoff-base'] as number,
     backoffMaxMs: f['backoff-max'] as number,
     metricsPort: f['metrics-port'] as number,
-    metricsHost: f['metrics-host'] as string,
+    metricsHost: listenAddress(f['metrics-host'] as string, 'metrics-host'),
     logLevel: logLevel(f),
   };
 }
@@ -334,7 +340,7 @@ const simulateHostFlags: FlagSpec[] = [
 function buildSimulateHost(f: ParsedFlags): SimulateHostConfig {
   const socket = f['docker-socket'] as string;
   return {
-    host: f.host as string,
+    host: listenAddress(f.host as string, 'host'),
     agentPort: f['agent-port'] as number,
     imdsPort: f['imds-port'] as number,
     controlPort: f['control-port'] as number,
@@ -386,7 +392,7 @@ function buildSimpleDbLocal(f: ParsedFlags, env: Record<string, string | undefin
   const rate = Number(f['failure-rate']);
   if (!Number.isFinite(rate) || rate < 0 || rate > 1) throw new ConfigError(`--failure-rate: expected a number from 0 to 1, got "${f['failure-rate']}"`);
   return {
-    host: f.host as string,
+    host: listenAddress(f.host as string, 'host'),
     port: f.port as number,
     dataFile: optionalString(f, 'data'),
     accessKeyId,
@@ -577,6 +583,8 @@ export type LoadedCommand =
 export function loadCommand(name: string, argv: string[], env: Record<string, string | undefined>): LoadedCommand {
   if (!(name in commands)) throw new ConfigError(`unknown command "${name}" (commands: ${Object.keys(commands).join(', ')})`);
   const spec = commands[name as CommandName] as CommandSpec<unknown>;
+  // Help first: a bad value (in a flag or in the environment) must not hide the help that explains it.
+  if (argv.includes('--help') || argv.includes('-h')) return { kind: 'help', text: renderHelp(spec.name, spec.summary, spec.usage, spec.flags) };
   const parsed = parseFlags(spec.flags, argv, env);
   if (parsed.help) return { kind: 'help', text: renderHelp(spec.name, spec.summary, spec.usage, spec.flags) };
   return { kind: 'run', command: name as CommandName, config: spec.build(parsed.flags, env, parsed.positionals), warnings: unknownSettings(env) };

@@ -2,7 +2,7 @@
 // server that is running and taking reports in this process, and the copy opens as a store with its
 // records; restore refuses while that server runs and puts the copy back once it has stopped.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,6 +86,24 @@ describe('ecs-id-mapper backup', () => {
 });
 
 describe('ecs-id-mapper restore', () => {
+  it('refuses a backup that is the store itself, leaving the store where it is, and says a corrupt backup in one line', async () => {
+    const path = join(dir, 'self.db');
+    const store = openSqliteStore({ path });
+    await store.close();
+    expect(await restore(['--store', `sqlite:${path}`, path])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `ecs-id-mapper restore: "${path}" is the store itself: give the path of a backup (ERR_BACKUP_FAILED)\n`,
+    });
+    expect(readdirSync(dir).filter((f) => f.startsWith('self.db'))).toEqual(['self.db']);
+    const corrupt = join(dir, 'corrupt.db');
+    writeFileSync(corrupt, Buffer.concat([Buffer.from('SQLite format 3\0'), Buffer.alloc(8192, 7)]));
+    const run = await restore(['--store', `sqlite:${join(dir, 'other.db')}`, corrupt]);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+  });
+
+
   it('refuses while the server has the store open, then puts the backup back once it has stopped, and the server starts on it', async () => {
     const store = join(dir, 'store.db');
     const monday = join(dir, 'backups', 'monday.db');

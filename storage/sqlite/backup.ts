@@ -81,11 +81,20 @@ export interface RestoreResult {
  * Throws BackupError: ERR_STORE_IN_USE while the server runs, ERR_BACKUP_TOO_NEW for a backup
  * this build's server could not open.
  */
+/** The same file under two paths (a link, `./` against an absolute path). */
+function sameFile(a: string, b: string): boolean {
+  const x = statSync(a);
+  const y = statSync(b);
+  return x.dev === y.dev && x.ino === y.ino;
+}
+
 export function restoreSqliteStore(store: string, backup: string, now: Date = new Date()): RestoreResult {
   const started = performance.now();
   const to = resolve(store);
   const from = resolve(backup);
   if (!existsSync(from)) throw new BackupError('ERR_BACKUP_NO_STORE', `no backup at "${from}"`);
+  // The store would be moved aside before the copy, and the copy would find nothing to read.
+  if (existsSync(to) && sameFile(from, to)) throw new BackupError('ERR_BACKUP_FAILED', `"${from}" is the store itself: give the path of a backup`);
   const { schemaVersion, records } = checkedBackup(from);
   const replacedKeptAs = existsSync(to) ? moveAside(to, freeName(`${to}.before-restore-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}`)) : undefined;
   const partial = `${to}.restoring-${process.pid}`;

@@ -167,7 +167,15 @@ function printAnswer(config: LookupConfig, status: number, body: unknown, io: Lo
   const origin = config.server.origin;
   const host = INSTANCE_ID.test(config.id);
   if (status === 200 && (host ? isHostAnswer(body) : isLookupAnswer(body))) {
-    io.stdout.write(config.json ? `${JSON.stringify(body, null, 2)}\n` : host ? formatHost(body as HostAnswer) : formatTable(body as LookupAnswer));
+    let text: string;
+    try {
+      text = config.json ? `${JSON.stringify(body, null, 2)}\n` : host ? formatHost(body as HostAnswer) : formatTable(body as LookupAnswer);
+    } catch {
+      // The right shape outside, not inside (a container that is not an object, counts that are null).
+      printError(io, `${origin} answered 200 with an unexpected body (is it an ecs-id-mapper server?)`);
+      return EXIT_ERROR;
+    }
+    io.stdout.write(text);
     return EXIT_FOUND;
   }
   // A 404 without the v2 error code is some other server's "no such route", not an answer about the id.

@@ -56,6 +56,14 @@ describe('server config', () => {
     expect(loadCommand('server', ['--port', 'abc', '-h'], {}).kind).toBe('help');
   });
 
+  it('reads the local SimpleDB endpoint\'s --failure-rate as a plain decimal from 0 to 1', () => {
+    const keys = ['--access-key-id', 'a', '--secret-access-key', 'b'];
+    expect((loadCommand('simpledb-local', [...keys, '--failure-rate', '0.25'], {}) as { config: { failureRate: number } }).config.failureRate).toBe(0.25);
+    for (const bad of ['', ' ', '0x1', '1e-1', '2']) {
+      expect(() => loadCommand('simpledb-local', [...keys, `--failure-rate=${bad}`], {})).toThrow(`--failure-rate: expected a number from 0 to 1, got ${JSON.stringify(bad)}`);
+    }
+  });
+
   it('reads ECS_ID_MAPPER_<FLAG> and lets the flag win', () => {
     expect(loadServerConfig([], { ECS_ID_MAPPER_PORT: '6000' }).port).toBe(6000);
     expect(loadServerConfig(['--port', '7000'], { ECS_ID_MAPPER_PORT: '6000' }).port).toBe(7000);

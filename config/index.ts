@@ -389,8 +389,10 @@ function buildSimpleDbLocal(f: ParsedFlags, env: Record<string, string | undefin
   if (!accessKeyId || !secretAccessKey) {
     throw new ConfigError('simpledb-local needs --access-key-id and --secret-access-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)');
   }
-  const rate = Number(f['failure-rate']);
-  if (!Number.isFinite(rate) || rate < 0 || rate > 1) throw new ConfigError(`--failure-rate: expected a number from 0 to 1, got "${f['failure-rate']}"`);
+  // Decimal only: Number() reads "" and " " as 0 and "0x1" as 1 (every request failing).
+  const rateText = f['failure-rate'] as string;
+  const rate = /^\d+(\.\d+)?$/.test(rateText) ? Number(rateText) : NaN;
+  if (!Number.isFinite(rate) || rate < 0 || rate > 1) throw new ConfigError(`--failure-rate: expected a number from 0 to 1, got ${JSON.stringify(rateText)}`);
   return {
     host: listenAddress(f.host as string, 'host'),
     port: f.port as number,

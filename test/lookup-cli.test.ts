@@ -247,6 +247,9 @@ describe('lookup: usage and connection errors (exit 2, one line on stderr)', () 
     const { server, url } = await listen((req, res) => {
       if (req.url?.includes('boom')) {
         res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'store_unavailable', message: 'store unavailable: disk full' }));
+      } else if (req.url?.includes('cafecafecafe')) {
+        // The shape of an answer outside, not inside.
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'container_prefix', containers: [{}] }));
       } else {
         res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hello</html>');
       }
@@ -259,6 +262,9 @@ describe('lookup: usage and connection errors (exit 2, one line on stderr)', () 
       const html = await lookup(['abcdefabcdef', '--server', url]);
       expect(html.code).toBe(2);
       expect(html.stderr).toBe(`ecs-id-mapper lookup: ${url} answered 200 with a body that is not JSON (is it an ecs-id-mapper server?)\n`);
+
+      const hollow = await lookup(['cafecafecafe', '--server', url]);
+      expect(hollow).toMatchObject({ code: 2, stdout: '', stderr: `ecs-id-mapper lookup: ${url} answered 200 with an unexpected body (is it an ecs-id-mapper server?)\n` });
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
     }

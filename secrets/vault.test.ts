@@ -133,6 +133,27 @@ describe('VaultSecrets start failures: one clear error, nothing half-started', (
     expect(secrets.status()).toMatchObject({ ok: false, lastError: expect.stringMatching(/report_token_previous starts or ends with a space/) });
   });
 
+  it('says Vault is failing from the first failed read, across refreshes, while the token renews fine', async () => {
+    const registry = new Registry();
+    const { clock, standin, secrets } = await setup({ approle: APPROLE, tokenTtlSeconds: 60 }, { roleId: APPROLE.roleId, secretId: APPROLE.secretId, refreshIntervalMs: 30_000 }, registry);
+    standin.rotate(undefined);
+    await clock.advance(30_000);
+    const since = new Date(clock.t).toISOString();
+    // Renewals (every 40 s) work meanwhile; the secret still cannot be read.
+    await clock.advance(120_000);
+    expect(standin.requests.filter((r) => r.path.endsWith('renew-self')).length).toBeGreaterThan(0);
+    expect(secrets.status()).toMatchObject({ ok: false, failingSince: since });
+    expect(await registry.metrics()).toMatch(/^ecs_id_mapper_vault_up 0$/m);
+    // An unusable version read later does not restart the clock either.
+    standin.rotate({ ...SECRET, report_token: 'report-2 ' });
+    await clock.advance(60_000);
+    expect(secrets.status()).toMatchObject({ ok: false, failingSince: since });
+    standin.rotate({ ...SECRET, report_token: 'report-2' });
+    await clock.advance(30_000);
+    expect(secrets.status()).toMatchObject({ ok: true, failingSince: null, lastError: null });
+    expect(await registry.metrics()).toMatch(/^ecs_id_mapper_vault_up 1$/m);
+  });
+
   it('keeps the report token in force when a new secret version has none, instead of opening the report routes', async () => {
     const { clock, standin, secrets } = await setup({ staticToken: { token: 't', ttlSeconds: 0 } }, { token: 't', refreshIntervalMs: 30_000 });
     // `vault kv put` of new AWS keys alone replaces the whole secret.

@@ -133,7 +133,13 @@ export class VaultSecrets {
   private pending: Promise<void> = Promise.resolve();
   private closed = false;
   private lastSuccessAt: number | null = null;
-  private failingSince: number | null = null;
+  /**
+   * Since when reading the secret, and keeping a token, have been failing. Apart, so that a renewal
+   * that works does not hide a secret that cannot be read (and the alert on vault_up never fired),
+   * and a read that reaches Vault but brings an unusable version still counts as failing.
+   */
+  private readFailingSince: number | null = null;
+  private tokenFailingSince: number | null = null;
   private lastError: string | null = null;
   private readonly metrics?: { up: Gauge; lastSuccess: Gauge; operations: Counter<'operation' | 'result'> };
 
@@ -253,6 +259,7 @@ export class VaultSecrets {
       } catch (err) {
         // A token without a TTL (e.g. root) is valid but not renewable: Vault answers 400.
         if (err instanceof VaultError && err.status === 400) {
+          this.succeeded('token');
           this.tokenLeased({ seconds: 0, renewable: false });
           return;
         }
@@ -342,6 +349,7 @@ export class VaultSecrets {
       this.logger?.info({ path: this.dataPath, from: this.values.version, to: next.version }, 'vault secret rotated');
     }
     this.values = next;
+    this.succeeded('read');
   }
 
   private async refresh(): Promise<void> {
@@ -386,15 +394,30 @@ export class VaultSecrets {
     }
   }
 
+  /** The earlier of the two failures, or null when neither is failing. */
+  private get failingSince(): number | null {
+    const since = [this.readFailingSince, this.tokenFailingSince].filter((t): t is number => t !== null);
+    return since.length === 0 ? null : Math.min(...since);
+  }
+
+  /** A login or renewal worked, or (`read`) a usable secret version was read: that part is healthy again. */
+  private succeeded(part: 'read' | 'token'): void {
+    if (part === 'read') this.readFailingSince = null;
+    else this.tokenFailingSince = null;
+    if (this.failingSince === null) {
+      this.lastError = null;
+      this.metrics?.up.set(1);
+    }
+  }
+
   private async call<T>(operation: VaultOperation, fn: () => Promise<T>): Promise<T> {
     try {
       const value = await fn();
       this.metrics?.operations.inc({ operation, result: 'ok' });
       this.lastSuccessAt = this.now();
-      this.failingSince = null;
-      this.lastError = null;
-      this.metrics?.up.set(1);
       this.metrics?.lastSuccess.set(this.lastSuccessAt / 1000);
+      // A read is healthy only once its content is usable (readSecret).
+      if (operation !== 'read') this.succeeded('token');
       return value;
     } catch (err) {
       const { status, message } = describe(err);
@@ -406,7 +429,8 @@ export class VaultSecrets {
   private failed(operation: VaultOperation, err: VaultError): VaultError {
     this.metrics?.operations.inc({ operation, result: 'error' });
     this.metrics?.up.set(0);
-    this.failingSince ??= this.now();
+    if (operation === 'read') this.readFailingSince ??= this.now();
+    else this.tokenFailingSince ??= this.now();
     this.lastError = err.message;
     return err;
   }

@@ -175,7 +175,7 @@ export class VaultSecrets {
       for (const operation of OPERATIONS) for (const result of ['ok', 'error']) operations.inc({ operation, result }, 0);
       this.metrics = {
         operations,
-        up: new Gauge({ name: 'ecs_id_mapper_vault_up', help: '1 when the last Vault call succeeded, 0 while Vault is failing (the last good secret stays in use).', registers: [deps.registry] }),
+        up: new Gauge({ name: 'ecs_id_mapper_vault_up', help: '1 while the secret is read and the token kept, 0 from the first failure of either until it works again (the last good secret stays in use).', registers: [deps.registry] }),
         lastSuccess: new Gauge({
           name: 'ecs_id_mapper_vault_last_success_timestamp_seconds',
           help: 'Unix time of the last successful Vault call.',

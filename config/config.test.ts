@@ -84,6 +84,11 @@ describe('server config', () => {
       { name: 'logs', template: 'https://logs/{task_id}' },
     ]);
     expect(loadServerConfig([], { ECS_ID_MAPPER_LINK: 'a=x/{cluster},b=y/{instance_id}' }).links.map((l) => l.name)).toEqual(['cadvisor', 'a', 'b']);
+    // A comma inside a template stays in it: only one before NAME= starts the next link.
+    expect(loadServerConfig([], { ECS_ID_MAPPER_LINK: 'graf=http://g/d?var-c={cluster},{task_id}, logs=https://l/{task_id}' }).links.slice(1)).toEqual([
+      { name: 'graf', template: 'http://g/d?var-c={cluster},{task_id}' },
+      { name: 'logs', template: 'https://l/{task_id}' },
+    ]);
   });
 
   it.each([

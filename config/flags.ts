@@ -28,6 +28,8 @@ export interface FlagSpec {
   max?: number;
   /** Secret values are masked in --help defaults and error messages. */
   secret?: boolean;
+  /** Lists only: where the env var's value is split into items (default: every comma). */
+  envSeparator?: RegExp;
 }
 
 export type FlagValue = string | number | boolean | string[] | undefined;
@@ -166,7 +168,7 @@ export function parseFlags(specs: FlagSpec[], argv: string[], env: Record<string
     if (fromEnv !== undefined && fromEnv !== '') {
       flags[spec.name] =
         spec.kind === 'list'
-          ? fromEnv.split(',').map((v) => v.trim()).filter(Boolean)
+          ? fromEnv.split(spec.envSeparator ?? ',').map((v) => v.trim()).filter(Boolean)
           : convert(spec, fromEnv, envName(spec.name));
       continue;
     }

@@ -28,7 +28,8 @@ export function configurationMarkdown(): string {
     '',
     'Every flag can also be set with the environment variable shown (the flag wins). Durations take `250ms`, `10s`,',
     '`5m`, `1h` or a bare number of seconds. A missing or malformed value stops the command with one readable line',
-    'and exit code 2. Repeatable flags read their env var as a comma-separated list. An `ECS_ID_MAPPER_*` variable',
+    'and exit code 2. Repeatable flags read their env var as a comma-separated list; in `ECS_ID_MAPPER_LINK` a',
+    'comma starts the next link only before `NAME=`, so a template may hold commas. An `ECS_ID_MAPPER_*` variable',
     'that is no command\'s setting (a misspelt name) is ignored with a warning on stderr naming the closest setting.',
   ];
   for (const c of Object.values(commands)) {

@@ -170,6 +170,12 @@ export class StoreUnavailableError extends Error {
 }
 
 /** A cursor that this store did not issue; the API maps it to 400. */
+/**
+ * How long an original agent's event whose map key no record has yet waits for the map that brings
+ * it (recordLegacyEvent); both backends forget it after this.
+ */
+export const PENDING_EVENT_MS = 60 * 60_000;
+
 export class InvalidCursorError extends Error {
   readonly name = 'InvalidCursorError';
   readonly code = 'ERR_INVALID_CURSOR';
@@ -201,7 +207,9 @@ export interface Store {
 
   /**
    * Stores an original-agent event as history (container resolved through legacy_key; from/to null,
-   * reason `legacy.<event>`). An event whose key matches no record is dropped without error.
+   * reason `legacy.<event>`). An event whose key matches no record yet waits, at most
+   * PENDING_EVENT_MS, for the legacy map that brings the key, which writes it (the agent posts its
+   * events before its map).
    */
   recordLegacyEvent(event: LegacyEvent, host: string | null): Promise<void>;
 

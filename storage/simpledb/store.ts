@@ -40,6 +40,7 @@ import {
 import { goneRecord, nextRecord, normaliseIso, recordChanged } from '../records.js';
 import {
   InvalidCursorError,
+  PENDING_EVENT_MS,
   StoreUnavailableError,
   type ContainerFilter,
   type ContainerLookup,
@@ -174,9 +175,6 @@ function filterPredicates(filter: ContainerFilter): Predicate[] {
   return where;
 }
 
-/** How long an event whose key no record has yet waits for the map that brings it (recordLegacyEvent). */
-const PENDING_EVENT_MS = 60 * 60_000;
-
 /** How often a retired host is checked for records left, so that it can be forgotten (retireSilentHosts). */
 const FORGET_CHECK_MS = 60 * 60_000;
 
@@ -186,6 +184,14 @@ const FORGET_CHECK_MS = 60 * 60_000;
  */
 function unsequencedHistoryRow(record: TransitionRecord): HistoryRow {
   return { itemName: `x:${createHash('sha256').update(JSON.stringify(record)).digest('hex')}`, record };
+}
+
+/**
+ * The history row of an original agent's event, named by its content and key: the same event written
+ * on arrival (recordLegacyEvent) or from pending (attachPendingEvents) lands on one item.
+ */
+function legacyEventRow(record: TransitionRecord, eventId: string): HistoryRow {
+  return { itemName: `e:${createHash('sha256').update(JSON.stringify([record, eventId])).digest('hex')}`, record };
 }
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -490,7 +496,7 @@ export class SimpleDbStore implements Store {
       const event = attributeValue(item.attributes, 'event');
       if (!key || !containerId || !at || !event) continue;
       const record: TransitionRecord = { container_id: containerId, from: null, to: null, at, host: attributeValue(item.attributes, 'host') || instanceId, seq: null, reason: `legacy.${event}` };
-      rows.push({ itemName: `e:${createHash('sha256').update(JSON.stringify([record, key])).digest('hex')}`, record });
+      rows.push(legacyEventRow(record, key));
     }
     await this.putHistory(rows, new Date());
     for (const part of chunk(found, 25)) await this.client.batchDeleteAttributes(this.domains.transitions, part.map((i) => ({ name: i.name })));
@@ -517,8 +523,7 @@ export class SimpleDbStore implements Store {
       }
       const row = matches.map((m) => m.record).sort((a, b) => (a.last_seen < b.last_seen ? 1 : a.last_seen > b.last_seen ? -1 : 0))[0];
       const record: TransitionRecord = { container_id: row.container_id, from: null, to: null, at, host: host ?? row.instance_id, seq: null, reason: `legacy.${event.event}` };
-      const itemName = `e:${createHash('sha256').update(JSON.stringify([record, event.event_id])).digest('hex')}`;
-      await this.putHistory([{ itemName, record }], new Date());
+      await this.putHistory([legacyEventRow(record, event.event_id)], new Date());
     });
   }
 

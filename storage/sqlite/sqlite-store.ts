@@ -24,6 +24,7 @@ import type {
   StoreHealth,
   TransitionRecord,
 } from '../store.js';
+import { PENDING_EVENT_MS } from '../store.js';
 import type { Checkpointer } from './checkpointer.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { toStoreError } from './errors.js';
@@ -50,9 +51,6 @@ const MAX_PAGE = 1000;
 export const BIG_SNAPSHOT_CONTAINERS = 100;
 const MAX_UPDATE_STATEMENTS = 256;
 /** Gone records deleted per transaction by purgeGone (a median 7.8 ms of the event loop each in a 500,000-record store). */
-/** How long an event whose key no record has yet waits for the map that brings it (recordLegacyEvent). */
-export const PENDING_EVENT_MS = 60 * 60_000;
-
 export const PURGE_CHUNK = 50;
 
 interface HostReport {

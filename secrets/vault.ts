@@ -13,14 +13,12 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { reportTokenProblem, type VaultConfig } from '../config/index.js';
 import { untrustedCertificateHint } from '../cli/tls-trust.js';
+import { TIMER_MAX_MS } from '../config/flags.js';
 
 export interface Scheduler {
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
-
-/** The longest delay Node's setTimeout keeps (about 24.8 days); longer ones fire at once. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const realScheduler: Scheduler = {
   setTimeout: (fn, ms) => {
@@ -380,7 +378,7 @@ export class VaultSecrets {
     if (this.closed) return;
     // Node runs a timer of more than 2^31 - 1 ms after 1 ms: a token leased 40 days was renewed
     // hundreds of times a second. Earlier is harmless: renewal and refresh are idempotent.
-    const ms = Math.min(wanted, MAX_TIMER_MS);
+    const ms = Math.min(wanted, TIMER_MAX_MS);
     const run = () => {
       if (this.closed) return;
       this.pending = this.pending.then(() => (what === 'renew' ? this.renew() : this.refresh())).catch(() => {});

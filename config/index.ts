@@ -589,7 +589,6 @@ export function loadCommand(name: string, argv: string[], env: Record<string, st
   // Help first: a bad value (in a flag or in the environment) must not hide the help that explains it.
   if (argv.includes('--help') || argv.includes('-h')) return { kind: 'help', text: renderHelp(spec.name, spec.summary, spec.usage, spec.flags) };
   const parsed = parseFlags(spec.flags, argv, env);
-  if (parsed.help) return { kind: 'help', text: renderHelp(spec.name, spec.summary, spec.usage, spec.flags) };
   return { kind: 'run', command: name as CommandName, config: spec.build(parsed.flags, env, parsed.positionals), warnings: unknownSettings(env) };
 }
 

@@ -41,7 +41,8 @@ const STATE_ORDER: readonly LifecycleState[] = ['pending', 'running', 'stopping'
  */
 export function legacySnapshotsFromMap(map: Record<string, LegacyMapEntry>, receivedAt: Date): { snapshots: LegacySnapshot[]; skipped: number } {
   const byHost = new Map<string, LegacySnapshot>();
-  const taken = new Map<string, { snapshot: LegacySnapshot; index: number; sampledMs: number }>();
+  /** One entry per container, in the order containers first appear; put into their snapshots at the end. */
+  const chosen = new Map<string, { snapshot: LegacySnapshot; container: LegacySnapshot['containers'][number]; sampledMs: number }>();
   let skipped = 0;
   for (const [key, entry] of Object.entries(map)) {
     if (entry.container_id === '') {
@@ -78,17 +79,13 @@ export function legacySnapshotsFromMap(map: Record<string, LegacyMapEntry>, rece
       byHost.set(instanceId, snapshot);
     }
     const state = legacyState(entry.desired_status, entry.known_status);
-    const before = taken.get(containerId);
+    const before = chosen.get(containerId);
     if (before) {
       skipped++;
-      const other = before.snapshot.containers[before.index];
-      const later = sampledMs > before.sampledMs || (sampledMs === before.sampledMs && STATE_ORDER.indexOf(state) > STATE_ORDER.indexOf(other.state));
+      const later = sampledMs > before.sampledMs || (sampledMs === before.sampledMs && STATE_ORDER.indexOf(state) > STATE_ORDER.indexOf(before.container.state));
       if (!later) continue;
-      before.snapshot.containers.splice(before.index, 1);
-      for (const t of taken.values()) if (t.snapshot === before.snapshot && t.index > before.index) t.index--;
     }
-    taken.set(containerId, { snapshot, index: snapshot.containers.length, sampledMs });
-    snapshot.containers.push({
+    const container: LegacySnapshot['containers'][number] = {
       container_id: containerId,
       docker_name: null,
       container_name: str(entry.container_name),
@@ -110,7 +107,9 @@ export function legacySnapshotsFromMap(map: Record<string, LegacyMapEntry>, rece
       sampled_at: new Date(sampledMs).toISOString(),
       instance_port: str(entry.instance_port),
       container_port: str(entry.container_port),
-    });
+    };
+    chosen.set(containerId, { snapshot, container, sampledMs });
   }
+  for (const { snapshot, container } of chosen.values()) snapshot.containers.push(container);
   return { snapshots: [...byHost.values()], skipped };
 }

@@ -241,7 +241,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       desired: AgentTaskStatus | null,
       restart: number,
       dockerState: DockerContainerState | null,
-      seen: Staged['seen'] = tr,
+      seen: Staged['seen'] = { task: tr.task, container: tr.container, docker: tr.docker },
     ) => {
       const [next, actions] = transition(containerMachine, tr.snap, event);
       let emits: EmittedTransition[] | null = null;
@@ -254,7 +254,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       if (!emits && via === 'agent' && tr.via === 'labels' && tr.state !== null && next.value === tr.state) {
         emits = [{ from: tr.state, to: tr.state, reason: 'agent.observed' }];
       }
-      staged.push({ tr, isNew, next, via, known, desired, restart, dockerState, seen: { task: seen.task, container: seen.container, docker: seen.docker }, emits: emits ?? [] });
+      staged.push({ tr, isNew, next, via, known, desired, restart, dockerState, seen, emits: emits ?? [] });
     };
 
     if (tasks) {
@@ -273,7 +273,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
           const restart = c.restart_count ?? 0;
           // Docker enabled but not answering this pass: keep its last word rather than forget it.
           const dockerState = d ? d.state : docker ? null : tr.dockerState;
-          const seen = { task, container: c, docker: d ?? tr.docker };
+          const dockerSeen = d ?? tr.docker;
           if (
             existing &&
             tr.via === 'agent' &&
@@ -282,8 +282,11 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
             tr.restart === restart &&
             tr.dockerState === dockerState
           ) {
-            // Nothing the lifecycle follows changed: the fresh details are kept without a transition.
-            Object.assign(tr, seen);
+            // Nothing the lifecycle follows changed: the fresh details are kept without a transition
+            // (assigned, not staged: the pass's hot path, one container after another).
+            tr.task = task;
+            tr.container = c;
+            tr.docker = dockerSeen;
             continue;
           }
           if (d) {
@@ -291,7 +294,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
             const name = d.labels[ECS_LABELS.containerName];
             if ((arn !== undefined && arn !== task.arn) || (name !== undefined && name !== c.name)) disagreements++;
           }
-          step(tr, !existing, { type: 'agent.observed', known_status: task.known_status, desired_status: task.desired_status, restart_count: restart, docker_state: dockerState }, 'agent', task.known_status, task.desired_status, restart, dockerState, seen);
+          step(tr, !existing, { type: 'agent.observed', known_status: task.known_status, desired_status: task.desired_status, restart_count: restart, docker_state: dockerState }, 'agent', task.known_status, task.desired_status, restart, dockerState, { task, container: c, docker: dockerSeen });
         }
       }
     }

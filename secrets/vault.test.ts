@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
+import pino from 'pino';
+import { Writable } from 'node:stream';
 import type { ServerConfig, VaultConfig } from '../config/index.js';
 import { startVaultStandin, type VaultStandin, type VaultStandinOptions } from '../test/vault-standin.js';
 import { kvDataPath, VaultError, VaultSecrets, type Scheduler } from './vault.js';
@@ -80,6 +82,33 @@ describe('VaultSecrets start', () => {
     await clock.advance(10 * 3600_000);
     expect(standin.requests.filter((r) => r.path.endsWith('renew-self'))).toHaveLength(1);
   });
+
+  for (const kind of [
+    { name: 'a non-renewable service token', staticToken: { token: 'hvs.fixed', ttlSeconds: 7200, renewable: false } },
+    { name: 'a batch token', staticToken: { token: 'hvb.batch', ttlSeconds: 7200, type: 'batch' as const } },
+  ]) {
+    it(`knows when ${kind.name} expires (lookup-self), warns at start, and says it failed once it has`, async () => {
+      const lines: string[] = [];
+      const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
+      const clock = new FakeClock();
+      standin = await startVaultStandin({ secret: SECRET, now: clock.now, staticToken: kind.staticToken });
+      const s = await VaultSecrets.start(vaultConfig({ token: kind.staticToken.token, refreshIntervalMs: 600_000 }), { now: clock.now, scheduler: clock.scheduler, retryMs: 5000, logger });
+      secrets = s;
+      clock.settle = () => s.idle();
+      expect(standin.requests.map((r) => r.path)).toEqual(['/v1/auth/token/renew-self', '/v1/auth/token/lookup-self', '/v1/secret/data/ecs-id-mapper']);
+      const expiresAt = new Date(clock.t + 7200_000).toISOString();
+      expect(s.status()).toMatchObject({ ok: true, tokenExpiresAt: expiresAt });
+      const warning = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 40);
+      expect(warning).toMatchObject({ token_expires_at: expiresAt, msg: expect.stringMatching(/^vault token cannot be renewed/) });
+      // Nothing tries to renew it; the refreshes read with it until it has expired.
+      await clock.advance(7199_000);
+      expect(standin.requests.filter((r) => r.path.endsWith('renew-self'))).toHaveLength(1);
+      expect(s.status().ok).toBe(true);
+      await clock.advance(600_000);
+      expect(s.status()).toMatchObject({ ok: false, lastError: expect.stringMatching(/HTTP 403 permission denied$/) });
+      expect(s.reportToken).toBe('report-1');
+    });
+  }
 
   it('starts with AppRole: logs in, then reads with the issued token', async () => {
     const { secrets, standin } = await setup({ approle: APPROLE }, { roleId: APPROLE.roleId, secretId: APPROLE.secretId });
@@ -189,6 +218,22 @@ describe('VaultSecrets start failures: one clear error, nothing half-started', (
     await expect(VaultSecrets.start(vaultConfig({ token: 'good', secretPath: 'secret/other' }))).rejects.toMatchObject({ status: 404, message: expect.stringMatching(/reading secret\/data\/other failed: HTTP 404$/) });
   });
 
+  it("keeps the AppRole secret_id out of an error's cause (a transport error holds its request)", async () => {
+    standin = await startVaultStandin({ secret: SECRET, approle: APPROLE });
+    const url = standin.url;
+    await standin.close();
+    standin = undefined;
+    const err = (await VaultSecrets.start({ addr: new URL(url), secretPath: 'secret/ecs-id-mapper', refreshIntervalMs: 60_000, roleId: APPROLE.roleId, secretId: APPROLE.secretId }).catch((e: unknown) => e)) as VaultError;
+    expect(err).toBeInstanceOf(VaultError);
+    expect(err.message).toMatch(/AppRole login failed: unreachable \(ECONNREFUSED\)$/);
+    expect(err.cause).toMatchObject({ code: 'ECONNREFUSED' });
+    expect(JSON.stringify(err.cause)).not.toContain(APPROLE.secretId);
+    const lines: string[] = [];
+    pino(new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) })).error({ err }, 'start failed');
+    expect(lines.join('')).toContain('ECONNREFUSED');
+    expect(lines.join('')).not.toContain(APPROLE.secretId);
+  });
+
   it('makes the server exit before anything starts: loadSecrets throws the same error', async () => {
     standin = await startVaultStandin({ secret: SECRET, staticToken: { token: 't', ttlSeconds: 60 } });
     standin.setFailing(true);
@@ -210,6 +255,29 @@ describe('VaultSecrets while running', () => {
     expect(standin.tokenTtl(token)).toBeGreaterThan(0);
     expect(standin.requests.filter((r) => r.path.endsWith('renew-self')).length).toBeGreaterThanOrEqual(15);
     expect(secrets.status().tokenExpiresAt).toBe(new Date(clock.t + (standin.tokenTtl(token)! * 1000)).toISOString());
+  });
+
+  it("logs in again before an AppRole token's max TTL and revokes the token it replaces", async () => {
+    const registry = new Registry();
+    const { clock, standin, secrets } = await setup(
+      { approle: APPROLE, tokenTtlSeconds: 60, tokenMaxTtlSeconds: 70 },
+      { roleId: APPROLE.roleId, secretId: APPROLE.secretId, refreshIntervalMs: 3600_000 },
+      registry,
+    );
+    const first = standin.requests[1].token!;
+    // Renewed at 40 s to the cap (30 s left), at 60 s again: 10 s left, under 3 retries (15 s): log in again.
+    await clock.advance(60_000);
+    const logins = standin.requests.filter((r) => r.path === '/v1/auth/approle/login');
+    expect(logins).toHaveLength(2);
+    expect(standin.revoked).toEqual([first]);
+    expect(standin.tokenTtl(first)).toBeUndefined();
+    expect(secrets.status().ok).toBe(true);
+    expect(await registry.metrics()).toMatch(/^ecs_id_mapper_vault_operations_total\{operation="revoke",result="ok"\} 1$/m);
+    // The new token is the one in use.
+    standin.rotate({ ...SECRET, report_token: 'after-max-ttl' });
+    await clock.advance(3600_000);
+    expect(secrets.reportToken).toBe('after-max-ttl');
+    expect(standin.requests.at(-1)!.token).not.toBe(first);
   });
 
   it('uses a rotated secret after the next refresh, without a restart', async () => {

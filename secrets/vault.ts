@@ -59,8 +59,8 @@ export interface VaultStatus {
   tokenExpiresAt: string | null;
 }
 
-export type VaultOperation = 'login' | 'renew' | 'read';
-const OPERATIONS: readonly VaultOperation[] = ['login', 'renew', 'read'];
+export type VaultOperation = 'login' | 'renew' | 'lookup' | 'revoke' | 'read';
+const OPERATIONS: readonly VaultOperation[] = ['login', 'renew', 'lookup', 'revoke', 'read'];
 
 export class VaultError extends Error {
   readonly name = 'VaultError';
@@ -105,6 +105,18 @@ function describe(err: unknown): { status: number | null; message: string } {
   return { status: null, message: hint ? `unreachable: ${hint}` : `unreachable (${e.code ?? e.message ?? String(err)})` };
 }
 
+/**
+ * The cause a VaultError carries: the failure's message and code only. node-vault's transport
+ * errors are axios errors, which hold the request they failed, body included: an AppRole login's
+ * secret_id would reach any log that serialises the error with its cause.
+ */
+function safeCause(err: unknown): Error {
+  const e = err as { message?: unknown; code?: unknown };
+  const cause = new Error(typeof e.message === 'string' ? e.message : String(err));
+  if (typeof e.code === 'string') Object.assign(cause, { code: e.code });
+  return cause;
+}
+
 interface Lease {
   seconds: number;
   renewable: boolean;
@@ -122,6 +134,7 @@ export class VaultSecrets {
   private readonly retryMs: number;
   private readonly requireAwsKeys: boolean;
   private readonly keepReportToken: boolean;
+  private readonly requestTimeoutMs: number;
   private readonly dataPath: string;
   private readonly logger?: Logger;
   private values: SecretValues = { version: null };
@@ -150,13 +163,14 @@ export class VaultSecrets {
     this.retryMs = deps.retryMs ?? 10_000;
     this.requireAwsKeys = deps.requireAwsKeys ?? true;
     this.keepReportToken = deps.keepReportToken ?? true;
+    this.requestTimeoutMs = deps.requestTimeoutMs ?? 5000;
     this.logger = deps.logger;
     this.dataPath = kvDataPath(config.secretPath);
     this.client = NodeVault({
       apiVersion: 'v1',
       endpoint: config.addr.href.replace(/\/$/, ''),
       token: config.token ?? '',
-      requestOptions: { timeout: deps.requestTimeoutMs ?? 5000 },
+      requestOptions: { timeout: this.requestTimeoutMs },
     });
     // node-vault falls back to VAULT_TOKEN / VAULT_PREFIX / VAULT_NAMESPACE from the environment;
     // configuration comes only from config/, so those fallbacks are cleared.
@@ -166,7 +180,7 @@ export class VaultSecrets {
     if (deps.registry) {
       const operations = new Counter({
         name: 'ecs_id_mapper_vault_operations_total',
-        help: 'Vault calls by operation (login, renew, read) and result (ok, error).',
+        help: 'Vault calls by operation (login, renew, lookup, revoke, read) and result (ok, error).',
         labelNames: ['operation', 'result'] as const,
         registers: [deps.registry],
       });
@@ -255,10 +269,11 @@ export class VaultSecrets {
         const body = await this.call('renew', () => this.client.tokenRenewSelf());
         this.tokenLeased(leaseOf(body));
       } catch (err) {
-        // A token without a TTL (e.g. root) is valid but not renewable: Vault answers 400.
+        // Vault answers 400 to a valid token it will not renew: one without a TTL (root), a batch
+        // token, or a service token created non-renewable. Only lookup-self says which.
         if (err instanceof VaultError && err.status === 400) {
           this.succeeded('token');
-          this.tokenLeased({ seconds: 0, renewable: false });
+          await this.lookUpUnrenewableToken();
           return;
         }
         throw err;
@@ -266,6 +281,33 @@ export class VaultSecrets {
       return;
     }
     await this.login();
+  }
+
+  /**
+   * A token renew-self refused: its remaining TTL from lookup-self (which Vault's default policy
+   * allows). One that expires is used until then, with a warning now: nothing can extend it, and
+   * after it the last secret read stays in use while vault_up says 0.
+   */
+  private async lookUpUnrenewableToken(): Promise<void> {
+    let ttl: unknown;
+    try {
+      const body = await this.call('lookup', () => this.client.tokenLookupSelf());
+      ttl = (body as { data?: { ttl?: unknown } } | undefined)?.data?.ttl;
+    } catch (err) {
+      // Renew-self just accepted the token as valid: reading the secret decides whether it works.
+      this.succeeded('token');
+      this.logger?.warn({ vault: this.config.addr.origin, err: err instanceof Error ? err.message : String(err) }, 'vault token is not renewable and its expiry is unknown (lookup-self failed)');
+      this.tokenLeased({ seconds: 0, renewable: false });
+      return;
+    }
+    const seconds = typeof ttl === 'number' && Number.isFinite(ttl) && ttl > 0 ? ttl : 0;
+    this.tokenLeased({ seconds, renewable: false });
+    if (seconds > 0 && !this.config.roleId) {
+      this.logger?.warn(
+        { vault: this.config.addr.origin, token_expires_at: new Date(this.tokenExpiresAt!).toISOString() },
+        'vault token cannot be renewed and expires at the time shown; after that the secret is no longer refreshed (vault_up 0): give a renewable token or an AppRole',
+      );
+    }
   }
 
   private async login(): Promise<void> {
@@ -294,9 +336,13 @@ export class VaultSecrets {
     try {
       const body = await this.call('renew', () => this.client.tokenRenewSelf());
       const lease = leaseOf(body);
-      // Renewal stops extending at the token's max TTL: log in again before that runs out.
-      if (this.config.roleId && lease.seconds * 1000 < this.retryMs * 3) await this.login();
-      else this.tokenLeased(lease);
+      // Renewal stops extending at the token's max TTL: log in again before that runs out, and
+      // revoke the old token rather than leave it valid until then.
+      if (this.config.roleId && lease.seconds * 1000 < this.retryMs * 3) {
+        const replaced = this.client.token;
+        await this.login();
+        await this.revoke(replaced);
+      } else this.tokenLeased(lease);
     } catch (err) {
       if (err instanceof VaultError && (err.status === 403 || err.status === 400) && this.config.roleId) {
         try {
@@ -307,6 +353,17 @@ export class VaultSecrets {
         }
       }
       this.schedule('renew', this.retryMs);
+    }
+  }
+
+  /** Best effort: a failure is counted (revoke, error) and otherwise ignored; the token still runs out. */
+  private async revoke(token: string): Promise<void> {
+    try {
+      await this.client.request({ path: '/auth/token/revoke-self', method: 'POST', headers: { 'X-Vault-Token': token }, timeout: this.requestTimeoutMs });
+      this.metrics?.operations.inc({ operation: 'revoke', result: 'ok' });
+    } catch (err) {
+      this.metrics?.operations.inc({ operation: 'revoke', result: 'error' });
+      this.logger?.warn({ vault: this.config.addr.origin, err: describe(err).message }, 'vault: revoking the replaced token failed; it stays valid until its TTL ends');
     }
   }
 
@@ -419,8 +476,8 @@ export class VaultSecrets {
       return value;
     } catch (err) {
       const { status, message } = describe(err);
-      const what = operation === 'read' ? `reading ${this.dataPath}` : operation === 'login' ? 'AppRole login' : 'token renew-self';
-      throw this.failed(operation, new VaultError(`vault at ${this.config.addr.origin}: ${what} failed: ${message}`, operation, status, { cause: err }));
+      const what = { read: `reading ${this.dataPath}`, login: 'AppRole login', renew: 'token renew-self', lookup: 'token lookup-self', revoke: 'token revoke-self' }[operation];
+      throw this.failed(operation, new VaultError(`vault at ${this.config.addr.origin}: ${what} failed: ${message}`, operation, status, { cause: safeCause(err) }));
     }
   }
 

@@ -2,6 +2,8 @@
 // endpoints ecs-id-mapper uses (no Vault server can be installed here):
 //   POST /v1/auth/approle/login        {role_id, secret_id} → {auth: {client_token, lease_duration, renewable, ...}}
 //   POST /v1/auth/token/renew-self     X-Vault-Token, {increment?} → {auth: {...}}
+//   GET  /v1/auth/token/lookup-self    X-Vault-Token → {data: {ttl, expire_time, renewable, type, ...}}
+//   POST /v1/auth/token/revoke-self    X-Vault-Token → 204
 //   GET  /v1/<mount>/data/<path>       X-Vault-Token → {data: {data: {...}, metadata: {version, ...}}} (KV v2)
 //   GET  /v1/sys/health                → {initialized, sealed, standby, ...}
 // Errors are Vault's `{"errors":[...]}` bodies: 400 bad login / not renewable, 403 permission denied
@@ -12,8 +14,12 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface VaultStandinOptions {
-  /** A token accepted from the start (like one given with --vault-token); ttlSeconds 0 = never expires, not renewable. */
-  staticToken?: { token: string; ttlSeconds: number };
+  /**
+   * A token accepted from the start (like one given with --vault-token); ttlSeconds 0 = never
+   * expires, not renewable. `renewable` (default: ttlSeconds > 0) false makes a token with a TTL
+   * that renew-self refuses; a batch token is never renewable.
+   */
+  staticToken?: { token: string; ttlSeconds: number; renewable?: boolean; type?: 'service' | 'batch' };
   approle?: { roleId: string; secretId: string };
   /** TTL of tokens issued by AppRole login (seconds). */
   tokenTtlSeconds?: number;
@@ -44,8 +50,10 @@ export interface VaultStandin {
   rotate(secret: Record<string, string> | undefined): void;
   /** Every issued and static token expires now. */
   expireTokens(): void;
-  /** Seconds left on a token (undefined when unknown or expired). */
+  /** Seconds left on a token (undefined when unknown, expired or revoked). */
   tokenTtl(token: string): number | undefined;
+  /** Tokens revoked with revoke-self, in order. */
+  revoked: string[];
   close(): Promise<void>;
 }
 
@@ -54,6 +62,7 @@ interface TokenInfo {
   expiresAt: number;
   ttlSeconds: number;
   renewable: boolean;
+  type: 'service' | 'batch';
   issuedAt: number;
   policies: string[];
 }
@@ -70,7 +79,8 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
     tokens.set(t.token, {
       expiresAt: t.ttlSeconds === 0 ? Infinity : now() + t.ttlSeconds * 1000,
       ttlSeconds: t.ttlSeconds,
-      renewable: t.ttlSeconds > 0,
+      renewable: t.type !== 'batch' && (t.renewable ?? t.ttlSeconds > 0),
+      type: t.type ?? 'service',
       issuedAt: now(),
       policies: t.ttlSeconds === 0 ? ['root'] : ['default', 'ecs-id-mapper'],
     });
@@ -81,6 +91,7 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
   let down = false;
   let failing = false;
   const requests: VaultRequestLog[] = [];
+  const revoked: string[] = [];
   const sockets = new Set<Socket>();
 
   const envelope = (extra: Record<string, unknown>) => ({
@@ -105,7 +116,7 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
     lease_duration: Number.isFinite(info.expiresAt) ? Math.max(0, Math.round((info.expiresAt - now()) / 1000)) : 0,
     renewable: info.renewable,
     entity_id: randomUUID(),
-    token_type: 'service',
+    token_type: info.type,
     orphan: true,
     mfa_requirement: null,
     num_uses: 0,
@@ -172,7 +183,7 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
       if (!opts.approle || roleId !== opts.approle.roleId) return send(res, 400, { errors: ['invalid role or secret ID'] });
       if (typeof secretId !== 'string' || secretId !== opts.approle.secretId) return send(res, 400, { errors: ['invalid role or secret ID'] });
       const issued = `hvs.${randomUUID().replaceAll('-', '')}`;
-      const info: TokenInfo = { expiresAt: now() + ttl * 1000, ttlSeconds: ttl, renewable: true, issuedAt: now(), policies: ['default', 'ecs-id-mapper'] };
+      const info: TokenInfo = { expiresAt: now() + ttl * 1000, ttlSeconds: ttl, renewable: true, type: 'service', issuedAt: now(), policies: ['default', 'ecs-id-mapper'] };
       tokens.set(issued, info);
       return send(res, 200, envelope({ auth: authBlock(issued, info, { role_name: 'ecs-id-mapper' }) }));
     }
@@ -180,12 +191,51 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
     if ((req.method === 'POST' || req.method === 'PUT') && url.pathname === '/v1/auth/token/renew-self') {
       const info = liveToken(token);
       if (!info) return send(res, 403, { errors: ['permission denied'] });
+      if (info.type === 'batch') return send(res, 400, { errors: ['batch tokens cannot be renewed'] });
       if (!info.renewable) return send(res, 400, { errors: ['lease is not renewable'] });
       const increment = typeof json.increment === 'number' ? json.increment : typeof json.increment === 'string' ? Number.parseInt(json.increment, 10) : info.ttlSeconds;
       const cap = info.issuedAt + maxTtl * 1000;
       info.expiresAt = Math.min(cap, now() + increment * 1000);
       const warnings = info.expiresAt === cap ? ['TTL of "' + increment + 's" exceeded the effective max_ttl; TTL value is capped accordingly'] : null;
       return send(res, 200, envelope({ warnings, auth: authBlock(token!, info, {}) }));
+    }
+
+    if (req.method === 'GET' && url.pathname === '/v1/auth/token/lookup-self') {
+      const info = liveToken(token);
+      if (!info) return send(res, 403, { errors: ['permission denied'] });
+      const finite = Number.isFinite(info.expiresAt);
+      return send(
+        res,
+        200,
+        envelope({
+          data: {
+            accessor: '',
+            creation_time: Math.floor(info.issuedAt / 1000),
+            creation_ttl: info.ttlSeconds,
+            display_name: 'token',
+            entity_id: '',
+            expire_time: finite ? new Date(info.expiresAt).toISOString() : null,
+            explicit_max_ttl: 0,
+            id: info.type === 'batch' ? '' : token,
+            issue_time: new Date(info.issuedAt).toISOString(),
+            meta: null,
+            num_uses: 0,
+            orphan: true,
+            path: 'auth/token/create',
+            policies: info.policies,
+            renewable: info.renewable,
+            ttl: finite ? Math.max(0, Math.round((info.expiresAt - now()) / 1000)) : 0,
+            type: info.type,
+          },
+        }),
+      );
+    }
+
+    if ((req.method === 'POST' || req.method === 'PUT') && url.pathname === '/v1/auth/token/revoke-self') {
+      if (!liveToken(token)) return send(res, 403, { errors: ['permission denied'] });
+      tokens.delete(token!);
+      revoked.push(token!);
+      return send(res, 204, null);
     }
 
     const dataPrefix = `/v1/${mount}/data/`;
@@ -216,6 +266,7 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    revoked,
     setDown(value) {
       down = value;
       if (value) for (const s of sockets) s.destroy();

@@ -14,6 +14,8 @@ export const API_ERRORS = {
   ERR_FORBIDDEN: { status: 403, error: 'forbidden' },
   ERR_REQUEST_TIMEOUT: { status: 408, error: 'request_timeout' },
   ERR_NOT_FOUND: { status: 404, error: 'not_found' },
+  /** No route or page at this path: a client with a wrong base URL must not read it as an unknown id. */
+  ERR_NO_ROUTE: { status: 404, error: 'no_route' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, error: 'method_not_allowed' },
   ERR_AMBIGUOUS: { status: 409, error: 'ambiguous' },
   ERR_PAYLOAD_TOO_LARGE: { status: 413, error: 'payload_too_large' },
@@ -45,6 +47,7 @@ export class ApiError extends Error {
 
 export const badRequest = (message: string) => new ApiError('ERR_BAD_REQUEST', message);
 export const notFound = (message: string) => new ApiError('ERR_NOT_FOUND', message);
+export const noRoute = (message: string) => new ApiError('ERR_NO_ROUTE', message);
 export const ambiguous = (message: string, candidates: string[]) => new ApiError('ERR_AMBIGUOUS', message, candidates);
 export const unauthorized = (message: string) => new ApiError('ERR_UNAUTHORIZED', message);
 export const rateLimited = (message: string) => new ApiError('ERR_RATE_LIMITED', message);

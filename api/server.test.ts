@@ -226,7 +226,7 @@ describe('errors', () => {
     for (const method of ['GET', 'POST', 'DELETE'] as const) {
       const res = await t.app.inject({ method, url: '/no/such/route' });
       expect(res.statusCode, method).toBe(404);
-      expect(res.json()).toMatchObject({ error: 'not_found' });
+      expect(res.json()).toMatchObject({ error: 'no_route' });
     }
   });
 
@@ -368,7 +368,7 @@ describe('OpenAPI', () => {
     for (const method of ['GET', 'HEAD'] as const) {
       const res = await t.app.inject({ method, url: '/docs/static/nope' });
       expect(res.statusCode).toBe(404);
-      if (method === 'GET') expect(res.json()).toMatchObject({ error: 'not_found' });
+      if (method === 'GET') expect(res.json()).toMatchObject({ error: 'no_route' });
     }
   });
 });
@@ -398,7 +398,7 @@ describe('the web page at /', () => {
     for (const url of ['/../outside.txt', '/%2e%2e/outside.txt', '/..%2foutside.txt', '/.secret', '/nope.html', '/app.js/x']) {
       const res = await t.app.inject({ url });
       expect(res.statusCode, url).toBe(404);
-      expect(res.json().error).toBe('not_found');
+      expect(res.json().error).toBe('no_route');
     }
   });
 
@@ -407,14 +407,14 @@ describe('the web page at /', () => {
     t = await buildTestApp({ webRoot: dir });
     const res = await t.app.inject({ url: `/${'a'.repeat(300)}` });
     expect(res.statusCode).toBe(404);
-    expect(res.json().error).toBe('not_found');
+    expect(res.json().error).toBe('no_route');
   });
 
   it('answers 404 JSON at / when there is no web folder', async () => {
     t = await buildTestApp({ webRoot: '/nonexistent/ecs-id-mapper-web' });
     const res = await t.app.inject({ url: '/' });
     expect(res.statusCode).toBe(404);
-    expect(res.json().error).toBe('not_found');
+    expect(res.json().error).toBe('no_route');
   });
 });
 

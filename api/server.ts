@@ -196,7 +196,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     notFound.addHook('onResponse', responseObserver(metrics, 'unmatched', undefined, undefined, logThrottle));
     notFound.setNotFoundHandler((req, reply) => {
       if (routeMethods.answerWrongMethod(req.method, req.url, reply)) return;
-      void reply.code(404).type('application/json; charset=utf-8').send(errorBody('ERR_NOT_FOUND', `route ${req.method} ${req.url.split('?')[0].slice(0, 200)} not found`));
+      void reply.code(404).type('application/json; charset=utf-8').send(errorBody('ERR_NO_ROUTE', `route ${req.method} ${req.url.split('?')[0].slice(0, 200)} not found`));
     });
   });
 

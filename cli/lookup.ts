@@ -5,7 +5,8 @@
 //   0  found: a table (or the JSON body with --json) on stdout
 //   1  no single match: not found (404), or an ambiguous short id (409) whose candidates are listed
 //   2  usage or connection error: the server cannot be reached, times out, answers 400 (not an id),
-//      5xx or something that is not the v2 API; one readable line on stderr
+//      5xx, a 404 `no_route` (--server has a wrong path) or something that is not the v2 API;
+//      one readable line on stderr
 // Answers that are results (found, not found, ambiguous) go to stdout; errors go to stderr.
 import { Agent, request, type Dispatcher } from 'undici';
 import type { LookupConfig } from '../config/index.js';
@@ -182,6 +183,11 @@ function printAnswer(config: LookupConfig, status: number, body: unknown, io: Lo
   if (status === 404 && errorCodeOf(body) === 'not_found') {
     io.stdout.write(config.json ? `${JSON.stringify(body, null, 2)}\n` : host ? `No host ${config.id} has reported.\n` : `No container or task matches "${config.id}".\n`);
     return EXIT_NO_MATCH;
+  }
+  // The server has no such path: --server names it with a wrong path (or another server's).
+  if (status === 404 && errorCodeOf(body) === 'no_route') {
+    printError(io, `${config.server.href} has no lookup route (${messageOf(body) ?? '404'}): --server must be the server's base URL`);
+    return EXIT_ERROR;
   }
   const candidates = (body as { candidates?: unknown } | null)?.candidates;
   if (status === 409 && Array.isArray(candidates)) {

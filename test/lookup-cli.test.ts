@@ -243,6 +243,13 @@ describe('lookup: usage and connection errors (exit 2, one line on stderr)', () 
     }
   });
 
+  it('does not read a wrong --server path as "nothing matches"', async () => {
+    const unknown = 'badc0ffee0ddf00d';
+    const run = await lookup([unknown, '--server', `${api.url}/mapper/`]);
+    expect(run).toMatchObject({ code: 2, stdout: '' });
+    expect(run.stderr).toBe(`ecs-id-mapper lookup: ${api.url}/mapper/ has no lookup route (no such page: /mapper/v2/lookup/${unknown}): --server must be the server's base URL\n`);
+  });
+
   it('reports a 5xx and a server that is not ecs-id-mapper', async () => {
     const { server, url } = await listen((req, res) => {
       if (req.url?.includes('boom')) {

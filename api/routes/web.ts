@@ -6,7 +6,7 @@ import { extname, resolve, sep } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { notFound } from '../errors.js';
+import { noRoute } from '../errors.js';
 import { errorResponses } from '../schemas.js';
 import type { RouteMethods } from '../route-methods.js';
 
@@ -53,7 +53,7 @@ export const webRoutes: FastifyPluginAsync<{ webRoot?: string; routeMethods?: Ro
     if (opts.routeMethods?.answerWrongMethod(req.method, req.url, reply)) return reply;
     const wanted = req.params['*'] ?? '';
     const path = opts.webRoot ? webFilePath(opts.webRoot, wanted) : undefined;
-    const missing = () => notFound(`no such page: /${wanted.slice(0, 200)}`);
+    const missing = () => noRoute(`no such page: /${wanted.slice(0, 200)}`);
     if (!path) throw missing();
     try {
       const st = await stat(path);

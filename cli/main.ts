@@ -53,6 +53,8 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<v
     console.log(`ecs-id-mapper ${packageVersion()} (node ${process.version})`);
     return;
   }
+  // `help <command>` is `<command> --help`.
+  if (command === 'help' && rest.length > 0) return main([rest[0], '--help'], options);
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(topLevelHelp());
     if (!command) process.exitCode = 2;

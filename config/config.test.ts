@@ -71,6 +71,18 @@ describe('server config', () => {
     expect(loadServerConfig([], { ECS_ID_MAPPER_REPORT_TOKEN: 's3cret' }).reportToken).toBe('s3cret');
   });
 
+  it('names the env var, not a flag nobody gave, when a value from the environment is refused after parsing', () => {
+    expect(() => loadServerConfig([], { ECS_ID_MAPPER_STORE: 'postgres://x' })).toThrow(/^ECS_ID_MAPPER_STORE: expected sqlite:PATH/);
+    expect(() => loadServerConfig([], { ECS_ID_MAPPER_LOG_LEVEL: 'loud' })).toThrow(/^ECS_ID_MAPPER_LOG_LEVEL: expected one of/);
+    expect(() => loadServerConfig([], { ECS_ID_MAPPER_LINK: 'Bad=x' })).toThrow(/^ECS_ID_MAPPER_LINK: name must be/);
+    expect(() => loadServerConfig([], { ECS_ID_MAPPER_TRUST_PROXY: 'lb' })).toThrow(/^ECS_ID_MAPPER_TRUST_PROXY: "lb" is not an IP address/);
+    expect(() => loadServerConfig([], { ECS_ID_MAPPER_VAULT_ADDR: 'https://vault:8200' })).toThrow(/^ECS_ID_MAPPER_VAULT_ADDR needs --vault-token/);
+    expect(() => loadReconcilerConfig([], { ECS_ID_MAPPER_SERVER: 'ftp://server' })).toThrow(/^ECS_ID_MAPPER_SERVER: expected an http\(s\) URL/);
+    expect(() => loadCommand('server', [], { ECS_ID_MAPPER_HOST: ' ' })).toThrow(/^ECS_ID_MAPPER_HOST: empty/);
+    // The flag, when the flag gave it (and wins over the environment).
+    expect(() => loadServerConfig(['--store', 'postgres://x'], { ECS_ID_MAPPER_STORE: 'sqlite::memory:' })).toThrow(/^--store: expected sqlite:PATH/);
+  });
+
   it("leaves the SQLite store's cache and map sizes to the store unless set, by flag or env var", () => {
     expect(loadServerConfig([])).toMatchObject({ sqliteCacheBytes: undefined, sqliteMmapBytes: undefined });
     expect(loadServerConfig(['--sqlite-cache-bytes', '8388608', '--sqlite-mmap-bytes', '0'])).toMatchObject({ sqliteCacheBytes: 8 * 1024 * 1024, sqliteMmapBytes: 0 });
@@ -178,12 +190,21 @@ describe('commands', () => {
     expect(r.kind === 'help' && r.text).toContain('ECS_ID_MAPPER_SERVER');
   });
 
+  it('backup and restore refuse an empty file name and -, which reads as a stream', () => {
+    for (const command of ['backup', 'restore']) {
+      expect(() => loadCommand(command, ['--store', 'sqlite:/tmp/x.db', ''], {})).toThrow(`${command} needs `);
+      expect(() => loadCommand(command, ['--store', 'sqlite:/tmp/x.db', '-'], {})).toThrow(`${command} works on a file, not standard`);
+    }
+    expect(loadCommand('backup', ['--store', 'sqlite:/tmp/x.db', './-'], {})).toMatchObject({ kind: 'run', config: { destination: './-' } });
+  });
+
   it('reject an unknown command', () => {
     expect(() => loadCommand('serve', [], {})).toThrow('unknown command "serve"');
   });
 
   it('lookup takes exactly one id', () => {
     expect(() => loadCommand('lookup', [], {})).toThrow('lookup needs one id');
+    expect(() => loadCommand('lookup', [''], {})).toThrow('lookup needs one id, got an empty one');
     const r = loadCommand('lookup', ['abc', '--json'], { ECS_ID_MAPPER_SERVER: 'http://h:1' });
     expect(r).toMatchObject({ kind: 'run', command: 'lookup', config: { id: 'abc', json: true } });
   });
@@ -237,15 +258,21 @@ describe('report tokens', () => {
     ['a non-ASCII letter', 's3crét-token', 'holds a character outside printable ASCII'],
     ['a leading space', ' s3cret-token', 'starts or ends with a space'],
   ])('are refused, without being quoted, when they hold %s', (_what, token, problem) => {
-    for (const [load, flag] of [
-      [() => loadServerConfig(['--report-token', token]), 'report-token'],
-      [() => loadServerConfig(['--report-token', 'new-token', '--report-token-previous', token]), 'report-token-previous'],
-      [() => loadReconcilerConfig(['--server', 'http://127.0.0.1:5001', '--report-token', token]), 'report-token'],
-      [() => loadServerConfig([], { ECS_ID_MAPPER_REPORT_TOKEN: token }), 'report-token'],
+    for (const [load, source] of [
+      [() => loadServerConfig(['--report-token', token]), '--report-token'],
+      [() => loadServerConfig(['--report-token', 'new-token', '--report-token-previous', token]), '--report-token-previous'],
+      [() => loadReconcilerConfig(['--server', 'http://127.0.0.1:5001', '--report-token', token]), '--report-token'],
+      [() => loadServerConfig([], { ECS_ID_MAPPER_REPORT_TOKEN: token }), 'ECS_ID_MAPPER_REPORT_TOKEN'],
     ] as const) {
-      expect(load).toThrow(`--${flag}: the token ${problem}; an HTTP header cannot carry it as it is`);
+      expect(load).toThrow(`${source}: the token ${problem}; an HTTP header cannot carry it as it is`);
       expect(load).not.toThrow(/s3cr/);
     }
+  });
+
+  it('are refused empty on the command line, which would open the report routes over a token in the environment', () => {
+    expect(() => loadServerConfig(['--report-token='], { ECS_ID_MAPPER_REPORT_TOKEN: 's3cret' })).toThrow(/^--report-token: empty; leave the flag out/);
+    expect(() => loadReconcilerConfig(['--server', 'http://127.0.0.1:5001', '--report-token', ''])).toThrow(/^--report-token: empty/);
+    expect(loadServerConfig([], { ECS_ID_MAPPER_REPORT_TOKEN: '' }).reportToken).toBeUndefined();
   });
 
   it('may hold any printable ASCII, spaces inside included', () => {

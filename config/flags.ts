@@ -98,6 +98,8 @@ export interface ParseResult {
   flags: ParsedFlags;
   positionals: string[];
   help: boolean;
+  /** The flags whose value came from their env var (not the command line, not a default). */
+  fromEnv: Set<string>;
 }
 
 /**
@@ -153,6 +155,7 @@ export function parseFlags(specs: FlagSpec[], argv: string[], env: Record<string
   }
 
   const flags: ParsedFlags = {};
+  const fromEnvNames = new Set<string>();
   for (const spec of specs) {
     const given = fromArgv.get(spec.name);
     if (given) {
@@ -170,6 +173,7 @@ export function parseFlags(specs: FlagSpec[], argv: string[], env: Record<string
         spec.kind === 'list'
           ? fromEnv.split(spec.envSeparator ?? ',').map((v) => v.trim()).filter(Boolean)
           : convert(spec, fromEnv, envName(spec.name));
+      fromEnvNames.add(spec.name);
       continue;
     }
     if (spec.default !== undefined) {
@@ -179,7 +183,18 @@ export function parseFlags(specs: FlagSpec[], argv: string[], env: Record<string
     if (spec.kind === 'list') flags[spec.name] = [];
     else if (spec.required && !help) throw new ConfigError(`missing required flag --${spec.name} (or ${envName(spec.name)})`);
   }
-  return { flags, positionals, help };
+  return { flags, positionals, help, fromEnv: fromEnvNames };
+}
+
+/**
+ * The checks made after parsing (a store URL, a link template, two flags together) name the flag
+ * they refuse: `--store: ...`. When that value came from the environment, the operator set no
+ * such flag and must be told which variable to fix: the leading flag name becomes the env var's.
+ */
+export function nameEnvSource(err: ConfigError, fromEnv: Set<string>): ConfigError {
+  const m = /^--([a-z0-9-]+)(?=[: ]|$)/.exec(err.message);
+  if (!m || !fromEnv.has(m[1])) return err;
+  return new ConfigError(envName(m[1]) + err.message.slice(m[0].length));
 }
 
 /** Renders the --help text for one command. */

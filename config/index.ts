@@ -1,6 +1,6 @@
 // The config module: every command's flags, their env vars and defaults, and the typed config each
 // command receives. Nothing outside config/ reads process.argv or process.env.
-import { closest, ConfigError, ENV_PREFIX, envName, parseFlags, renderHelp, CENTURY_MS, TIMER_MAX_MS, type FlagSpec, type ParsedFlags } from './flags.js';
+import { closest, ConfigError, ENV_PREFIX, envName, nameEnvSource, parseFlags, renderHelp, CENTURY_MS, TIMER_MAX_MS, type FlagSpec, type ParsedFlags, type ParseResult } from './flags.js';
 import { parseStoreUrl, type StoreConfig } from './store-url.js';
 import { parseLinks, type LinkTemplate } from './links.js';
 import { isIP } from 'node:net';
@@ -52,6 +52,9 @@ export function reportTokenProblem(token: string): string | undefined {
 
 /** A report token flag's value, refused (ConfigError) when it could never be sent in a header. */
 function reportTokenFlag(f: ParsedFlags, name: string): string | undefined {
+  // Only the command line gives an empty value (an empty env var reads as unset). Taken as "no
+  // token", `--report-token=$UNSET` would open the report routes, over a token in the environment.
+  if (f[name] === '') throw new ConfigError(`--${name}: empty; leave the flag out to accept reports without a token`);
   const token = optionalString(f, name);
   const problem = token === undefined ? undefined : reportTokenProblem(token);
   if (problem) throw new ConfigError(`--${name}: the token ${problem}; an HTTP header cannot carry it as it is`);
@@ -425,6 +428,7 @@ const lookupFlags: FlagSpec[] = [
 
 function buildLookup(f: ParsedFlags, _env: Record<string, string | undefined>, positionals: string[]): LookupConfig {
   if (positionals.length !== 1) throw new ConfigError(positionals.length === 0 ? 'lookup needs one id (container id, prefix, task id, task ARN, docker name or EC2 instance id)' : 'lookup takes exactly one id');
+  if (positionals[0].trim() === '') throw new ConfigError('lookup needs one id, got an empty one (an unset shell variable?)');
   return { id: positionals[0], server: httpUrl('server', f.server as string), json: f.json as boolean, timeoutMs: f.timeout as number };
 }
 
@@ -444,7 +448,7 @@ const backupFlags: FlagSpec[] = [
 
 function buildBackup(f: ParsedFlags, _env: Record<string, string | undefined>, positionals: string[]): BackupConfig {
   if (positionals.length !== 1) throw new ConfigError(positionals.length === 0 ? 'backup needs the file to write (ecs-id-mapper backup [--store sqlite:PATH] FILE)' : 'backup takes exactly one file');
-  return { storePath: sqliteStoreFile(f, 'backup'), destination: positionals[0] };
+  return { storePath: sqliteStoreFile(f, 'backup'), destination: fileArgument(positionals[0], 'backup', 'the file to write', 'standard output') };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,7 +463,14 @@ export interface RestoreConfig {
 
 function buildRestore(f: ParsedFlags, _env: Record<string, string | undefined>, positionals: string[]): RestoreConfig {
   if (positionals.length !== 1) throw new ConfigError(positionals.length === 0 ? 'restore needs the backup file (ecs-id-mapper restore [--store sqlite:PATH] BACKUP)' : 'restore takes exactly one backup file');
-  return { storePath: sqliteStoreFile(f, 'restore'), backup: positionals[0] };
+  return { storePath: sqliteStoreFile(f, 'restore'), backup: fileArgument(positionals[0], 'restore', 'the backup file', 'standard input') };
+}
+
+/** A file name argument: not empty (an unset shell variable) and not `-`, which reads as a stream here. */
+function fileArgument(value: string, command: 'backup' | 'restore', what: string, stream: string): string {
+  if (value.trim() === '') throw new ConfigError(`${command} needs ${what}, got an empty name (an unset shell variable?)`);
+  if (value === '-') throw new ConfigError(`${command} works on a file, not ${stream}: name one (use ./- for a file called -)`);
+  return value;
 }
 
 /** The file of an embedded `--store`, for the commands that handle the file itself. */
@@ -589,7 +600,15 @@ export function loadCommand(name: string, argv: string[], env: Record<string, st
   // Help first: a bad value (in a flag or in the environment) must not hide the help that explains it.
   if (argv.includes('--help') || argv.includes('-h')) return { kind: 'help', text: renderHelp(spec.name, spec.summary, spec.usage, spec.flags) };
   const parsed = parseFlags(spec.flags, argv, env);
-  return { kind: 'run', command: name as CommandName, config: spec.build(parsed.flags, env, parsed.positionals), warnings: unknownSettings(env) };
+  return { kind: 'run', command: name as CommandName, config: build(spec, parsed, env), warnings: unknownSettings(env) };
+}
+
+function build<C>(spec: CommandSpec<C>, parsed: ParseResult, env: Record<string, string | undefined>): C {
+  try {
+    return spec.build(parsed.flags, env, parsed.positionals);
+  } catch (err) {
+    throw err instanceof ConfigError ? nameEnvSource(err, parsed.fromEnv) : err;
+  }
 }
 
 /**
@@ -611,11 +630,11 @@ export function unknownSettings(env: Record<string, string | undefined>): string
 }
 
 export function loadServerConfig(argv: string[], env: Record<string, string | undefined> = {}): ServerConfig {
-  return commands.server.build(parseFlags(serverFlags, argv, env).flags, env, []);
+  return build(commands.server, parseFlags(serverFlags, argv, env), env);
 }
 
 export function loadReconcilerConfig(argv: string[], env: Record<string, string | undefined> = {}): ReconcilerConfig {
-  return commands.reconciler.build(parseFlags(reconcilerFlags, argv, env).flags, env, []);
+  return build(commands.reconciler, parseFlags(reconcilerFlags, argv, env), env);
 }
 
 export function topLevelHelp(): string {

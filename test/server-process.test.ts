@@ -82,6 +82,15 @@ describe('ecs-id-mapper server (real process)', () => {
     expect(res.stdout).toContain('--report-token');
   });
 
+  it('prints a command\'s help for `help <command>`, and refuses an unknown one', () => {
+    const res = spawnSync(process.execPath, [BIN, 'help', 'server'], { cwd: ROOT, encoding: 'utf8' });
+    expect(res.status).toBe(0);
+    expect(res.stdout).toBe(spawnSync(process.execPath, [BIN, 'server', '--help'], { cwd: ROOT, encoding: 'utf8' }).stdout);
+    const unknown = spawnSync(process.execPath, [BIN, 'help', 'serve'], { cwd: ROOT, encoding: 'utf8' });
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/^ecs-id-mapper serve: unknown command "serve"/);
+  });
+
   it('prints its version and exits 0 with --version, -V or version', () => {
     const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
     for (const arg of ['--version', '-V', 'version']) {

@@ -73,6 +73,10 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
   try {
     // SimpleDB signs with explicit keys from config, else Vault's current keys, else the AWS default chain.
     const credentials = config.store.backend === 'simpledb' ? await simpleDbCredentials({ awsAccessKeyId: config.awsAccessKeyId, awsSecretAccessKey: config.awsSecretAccessKey, vault: secrets.awsCredentials }) : undefined;
+    if (credentials) {
+      const source = config.awsAccessKeyId && config.awsSecretAccessKey ? 'flags' : secrets.awsCredentials ? 'vault' : 'aws default chain';
+      log.info({ credentials: source }, 'simpledb credentials');
+    }
     store = await openStore(config.store, {
       logger: log,
       registry,

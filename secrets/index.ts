@@ -29,17 +29,17 @@ export interface LoadedSecrets {
 /**
  * Without Vault: the configured report token. With Vault: starts VaultSecrets (throws VaultError,
  * one line, when Vault is unreachable or the secret incomplete, before anything else starts).
- * AWS keys are required in the secret when the store is SimpleDB without --aws-access-key-id.
+ * AWS keys in the secret are optional: when the store is SimpleDB without --aws-access-key-id and
+ * the secret holds none at start, SimpleDB uses the AWS default credential chain (the task role).
  */
 export async function loadSecrets(
   config: ServerConfig,
   deps: { logger?: Logger; registry?: Registry } & Omit<VaultSecretsDeps, 'logger' | 'registry' | 'requireAwsKeys' | 'keepReportToken'> = {},
 ): Promise<LoadedSecrets> {
   if (!config.vault) return { reportToken: config.reportToken, previousReportToken: config.reportTokenPrevious, close: async () => {} };
-  const requireAwsKeys = config.store.backend === 'simpledb' && !config.awsAccessKeyId;
   // A secret version without report_token falls back to --report-token; without that flag, the
   // token in force is kept rather than leaving reports open (vault.ts, readSecret).
-  const vault = await VaultSecrets.start(config.vault, { ...deps, requireAwsKeys, keepReportToken: config.reportToken === undefined });
+  const vault = await VaultSecrets.start(config.vault, { ...deps, keepReportToken: config.reportToken === undefined });
   const fallbackToken = config.reportToken;
   return {
     vault,

@@ -136,12 +136,12 @@ describe('VaultSecrets start failures: one clear error, nothing half-started', (
     expect((err as VaultError).status).toBeNull();
   });
 
-  it('fails clearly when a required key is missing from the secret, leaving no timer behind', async () => {
+  it('fails clearly when one AWS key comes without the other, leaving no timer behind', async () => {
     standin = await startVaultStandin({ secret: { aws_access_key_id: 'A' }, staticToken: { token: 't', ttlSeconds: 60 } });
     const live = new Set<number>();
     let next = 0;
     const scheduler: Scheduler = { setTimeout: () => (live.add(++next), next), clearTimeout: (id) => live.delete(id as number) };
-    await expect(VaultSecrets.start(vaultConfig({ token: 't' }), { requireAwsKeys: true, scheduler })).rejects.toThrow(/secret\/data\/ecs-id-mapper lacks aws_secret_access_key$/);
+    await expect(VaultSecrets.start(vaultConfig({ token: 't' }), { scheduler })).rejects.toThrow(/secret\/data\/ecs-id-mapper lacks aws_secret_access_key$/);
     // Checking the token scheduled its renewal; the failed start cleared it.
     expect(next).toBeGreaterThan(0);
     expect([...live]).toEqual([]);
@@ -357,6 +357,37 @@ describe('loadSecrets', () => {
     standin.rotate({ aws_access_key_id: 'AKIAVAULT1', aws_secret_access_key: 'vault-secret-1' });
     await clock.advance(1000);
     expect([current(), previous()]).toEqual(['cfg', 'cfg-old']);
+  });
+
+  it('with Vault and SimpleDB: a secret without AWS keys leaves SimpleDB to the AWS default chain, for the life of the process', async () => {
+    const clock = new FakeClock();
+    const lines: string[] = [];
+    const logger = pino(new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
+    standin = await startVaultStandin({ secret: { report_token: 'report-1' }, staticToken: { token: 't', ttlSeconds: 0 }, now: clock.now });
+    const config = { vault: vaultConfig({ token: 't', refreshIntervalMs: 1000 }), store: { backend: 'simpledb' } } as unknown as ServerConfig;
+    const loaded = await loadSecrets(config, { now: clock.now, scheduler: clock.scheduler, logger });
+    secrets = loaded.vault;
+    clock.settle = () => loaded.vault!.idle();
+    expect(loaded.awsCredentials).toBeUndefined();
+    expect((loaded.reportToken as () => string)()).toBe('report-1');
+    // Keys added later are read, but the credentials chosen at start stay (a restart takes them).
+    standin.rotate({ report_token: 'report-1', aws_access_key_id: 'AKIALATE', aws_secret_access_key: 'late' });
+    await clock.advance(1000);
+    expect(loaded.vault!.status()).toMatchObject({ ok: true, secretVersion: 2 });
+    expect(lines.some((l) => l.includes('SimpleDB keeps the AWS default credential chain it started with'))).toBe(true);
+  });
+
+  it('with Vault: once AWS keys were read, a version without them is refused and the keys in force stay', async () => {
+    const clock = new FakeClock();
+    standin = await startVaultStandin({ secret: SECRET, staticToken: { token: 't', ttlSeconds: 0 }, now: clock.now });
+    const config = { vault: vaultConfig({ token: 't', refreshIntervalMs: 1000 }), store: { backend: 'simpledb' } } as unknown as ServerConfig;
+    const loaded = await loadSecrets(config, { now: clock.now, scheduler: clock.scheduler });
+    secrets = loaded.vault;
+    clock.settle = () => loaded.vault!.idle();
+    standin.rotate({ report_token: 'report-2' });
+    await clock.advance(1000);
+    expect(loaded.awsCredentials!()).toEqual({ accessKeyId: 'AKIAVAULT1', secretAccessKey: 'vault-secret-1' });
+    expect(loaded.vault!.status()).toMatchObject({ ok: false, secretVersion: 1, lastError: expect.stringMatching(/lacks aws_access_key_id and aws_secret_access_key; keeping the keys in force/) });
   });
 
   it("with Vault: report token and AWS keys follow Vault's current values; health stays ok with a detail while Vault fails", async () => {

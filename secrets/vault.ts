@@ -39,7 +39,11 @@ export interface VaultSecretsDeps {
   requestTimeoutMs?: number;
   /** Delay before retrying a failed renewal or login (default 10 s). */
   retryMs?: number;
-  /** aws_access_key_id and aws_secret_access_key must be in the secret (default true). */
+  /**
+   * The secret must hold AWS keys (default false). Without it the keys are optional, but a pair:
+   * one alone is refused, and once read, a version without them is refused (the SimpleDB client
+   * was given Vault's keys and would be left with none).
+   */
   requireAwsKeys?: boolean;
   /**
    * Refuse a secret version without report_token once one was read (default true): nothing else
@@ -161,7 +165,7 @@ export class VaultSecrets {
     this.now = deps.now ?? Date.now;
     this.scheduler = deps.scheduler ?? realScheduler;
     this.retryMs = deps.retryMs ?? 10_000;
-    this.requireAwsKeys = deps.requireAwsKeys ?? true;
+    this.requireAwsKeys = deps.requireAwsKeys ?? false;
     this.keepReportToken = deps.keepReportToken ?? true;
     this.requestTimeoutMs = deps.requestTimeoutMs ?? 5000;
     this.logger = deps.logger;
@@ -396,9 +400,14 @@ export class VaultSecrets {
     if (this.keepReportToken && this.values.reportToken !== undefined && next.reportToken === undefined) {
       throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath} version ${next.version ?? '?'} has no report_token; keeping the one in force (without it, reports would need no token: restart the server to drop it)`, 'read', 200));
     }
-    if (this.requireAwsKeys) {
-      const missing = ['aws_access_key_id', 'aws_secret_access_key'].filter((k) => pick(k) === undefined);
-      if (missing.length > 0) throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath} lacks ${missing.join(' and ')}`, 'read', 200));
+    const missing = ['aws_access_key_id', 'aws_secret_access_key'].filter((k) => pick(k) === undefined);
+    const keysInUse = this.values.awsAccessKeyId !== undefined;
+    if (missing.length === 1 || (missing.length === 2 && (this.requireAwsKeys || keysInUse))) {
+      const why = missing.length === 2 && keysInUse ? '; keeping the keys in force (the SimpleDB client uses them: restart to move to the AWS default credential chain)' : '';
+      throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath} lacks ${missing.join(' and ')}${why}`, 'read', 200));
+    }
+    if (this.values.version !== null && !keysInUse && next.awsAccessKeyId !== undefined) {
+      this.logger?.warn({ path: this.dataPath, version: next.version }, 'vault secret now holds AWS keys; SimpleDB keeps the AWS default credential chain it started with until the server restarts');
     }
     if (this.values.version !== null && next.version !== this.values.version) {
       this.logger?.info({ path: this.dataPath, from: this.values.version, to: next.version }, 'vault secret rotated');

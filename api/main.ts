@@ -100,6 +100,7 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
       hostStaleAfterMs: config.hostStaleAfterMs,
       hostGoneAfterMs: config.hostGoneAfterMs,
       bodyLimitBytes: config.bodyLimitBytes,
+      keepAliveTimeoutMs: config.keepAliveTimeoutMs,
       reportRateLimitPerMinute: config.reportRateLimitPerMinute,
       trustProxy: config.trustProxy,
       taskCacheTtlMs: config.cacheTtlMs,

@@ -123,6 +123,8 @@ export interface ServerConfig {
   /** Proxies (addresses, CIDRs) whose X-Forwarded-For names the client; empty: none. */
   trustProxy: string[];
   bodyLimitBytes: number;
+  /** How long an idle keep-alive connection stays open (longer than a load balancer's idle timeout). */
+  keepAliveTimeoutMs: number;
   logLevel: LogLevel;
   vault?: VaultConfig;
   /** AWS credentials for SimpleDB when not from Vault; undefined means the default provider chain. */
@@ -153,6 +155,7 @@ const serverFlags: FlagSpec[] = [
   { name: 'report-rate-limit', kind: 'integer', default: '600', min: 1, help: 'Report requests allowed per host per minute.' },
   { name: 'trust-proxy', kind: 'list', help: 'Addresses or CIDRs of the load balancers in front of the server (comma-separated or repeated): their X-Forwarded-For names the client, for the per-client rate limit of the original agent\'s events and in logs. Unset: the peer address.' },
   { name: 'body-limit', kind: 'integer', default: String(1024 * 1024), min: 1024, help: 'Largest request body in bytes (413 above).' },
+  { name: 'keep-alive-timeout', kind: 'duration', max: TIMER_MAX_MS, default: '5s', min: 1000, help: 'How long an idle keep-alive connection stays open. Behind a load balancer, make it longer than the balancer\'s idle timeout (an ALB\'s is 60 s: use 65s), or the balancer may send a request on a connection the server is closing and answer 502.' },
   { name: 'sqlite-cache-bytes', kind: 'integer', min: 1024 * 1024, help: `SQLite store only: its page cache in bytes, anonymous memory the server keeps once filled (default ${DEFAULT_CACHE_SIZE_BYTES}, ${DEFAULT_CACHE_SIZE_BYTES / 2 ** 20} MiB; SQLite's own default is 2 MiB).` },
   { name: 'sqlite-mmap-bytes', kind: 'integer', min: 0, max: SQLITE_MAX_MMAP_BYTES, help: `SQLite store only: how much of the store file is read through a memory map; its pages count in RSS but are file-backed, so the kernel can reclaim them. 0 reads with read() calls instead (default ${DEFAULT_MMAP_SIZE_BYTES}, SQLite's maximum).` },
   { name: 'aws-access-key-id', kind: 'string', help: 'AWS access key for SimpleDB (default: the AWS default credential chain, or Vault).' },
@@ -218,6 +221,7 @@ function buildServer(f: ParsedFlags): ServerConfig {
     reportRateLimitPerMinute: f['report-rate-limit'] as number,
     trustProxy: trustProxy(f['trust-proxy'] as string[]),
     bodyLimitBytes: f['body-limit'] as number,
+    keepAliveTimeoutMs: f['keep-alive-timeout'] as number,
     logLevel: logLevel(f),
     vault: vaultConfig(f),
     awsAccessKeyId: optionalString(f, 'aws-access-key-id'),

@@ -18,6 +18,14 @@ afterEach(async () => {
   t = undefined;
 });
 
+async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 async function listening(overrides: Partial<ServerDeps>): Promise<{ port: number }> {
   t = await buildTestApp(overrides);
   await t.app.listen({ host: '127.0.0.1', port: 0 });
@@ -131,6 +139,24 @@ describe('slow clients on a listening server', () => {
     expect(closedAfter).toBeGreaterThan(0);
     expectCutOff(client);
     expect((await t!.store.getContainer(containerId('slow-body'))).kind).toBe('missing');
+  });
+
+  it('keeps an idle keep-alive connection for the keep-alive timeout, even past the idle socket timeout (a load balancer reuses it)', async () => {
+    const { port } = await listening({ connectionTimeoutMs: 300, keepAliveTimeoutMs: 1_500, requestTimeoutMs: 5_000 });
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (d) => (received += String(d)));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    const answers = () => (received.match(/HTTP\/1\.1 200/g) ?? []).length;
+    socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => answers() === 1);
+    await new Promise((r) => setTimeout(r, 900)); // three idle timeouts, within the keep-alive timeout
+    socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => answers() === 2);
+    // Then closed by the server once idle for the keep-alive timeout.
+    const idleSince = Date.now();
+    await closed;
+    expect(Date.now() - idleSince).toBeGreaterThan(1_000);
   });
 
   it('keeps answering other clients while twenty slow clients hold sockets open', async () => {

@@ -10,6 +10,8 @@
 //     properties, references) and its security-relevant settings;
 //   - the Dockerfile, by reading it (no Docker engine here can build it: see docs/deploy.md).
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -468,7 +470,8 @@ describe('CloudFormation template (charts/ecs)', () => {
   const required = { ClusterName: 'prod', VpcId: 'vpc-0abc', ServiceSubnetIds: 'subnet-a', LoadBalancerSubnetIds: 'subnet-a', Image: 'ecs-id-mapper:0.1.0' };
   const variants: Array<[string, Record<string, string>]> = [
     ['SSM secrets, HTTP listener', { ...required }],
-    ['Vault secrets, HTTPS listener', { ...required, SecretsSource: 'vault', VaultAddr: 'https://vault.internal:8200', CertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' }],
+    ['Vault secrets, HTTPS listener', { ...required, SecretsSource: 'vault', VaultAddr: 'https://vault.internal:8200', CertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc', ServerDomainName: 'mapper.example.com' }],
+    ['SSM secrets, HTTP on a domain name, no proxy trusted', { ...required, ServerDomainName: 'mapper.example.com', TrustProxyCidrs: '' }],
     ['SSM secrets, report token rotation', { ...required, PreviousReportTokenParameterName: '/ecs-id-mapper/report-token-previous' }],
   ];
 
@@ -497,13 +500,58 @@ describe('CloudFormation template (charts/ecs)', () => {
         if (parameters.SecretsSource === 'vault') expect(config.vault).toMatchObject({ token: 'secret-from-ssm' });
         else expect(config.reportToken).toBe('secret-from-ssm');
         expect(config.reportTokenPrevious).toBe(parameters.PreviousReportTokenParameterName ? 'secret-from-ssm' : undefined);
+        // Idle connections outlive the ALB's 60 s idle timeout; X-Forwarded-For from the balancer is trusted.
+        expect(config.keepAliveTimeoutMs).toBe(65_000);
+        expect(config.trustProxy).toEqual(parameters.TrustProxyCidrs === '' ? [] : ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']);
       } else {
-        expect(String(config.server)).toBe(`${https ? 'https' : 'http'}://internal-mapper-123.us-east-1.elb.amazonaws.com/`);
+        // HTTPS only to the name the certificate covers, never the balancer's *.elb.amazonaws.com.
+        const host = parameters.ServerDomainName ?? 'internal-mapper-123.us-east-1.elb.amazonaws.com';
+        expect(String(config.server)).toBe(`${https ? 'https' : 'http'}://${host}/`);
         expect(config.metricsPort).toBe(9471);
         expect(config.stateDir).toBe('/var/lib/ecs-id-mapper');
         expect(config.reportToken).toBe('secret-from-ssm');
       }
     }
+  });
+
+  it('refuses a certificate without the domain name it covers (a rule), and names the server by it in ServerUrl', () => {
+    const rule = (template.Rules as Obj).CertificateNeedsDomainName;
+    const cert = { ...required, CertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' };
+    const holds = (parameters: Record<string, string>) => {
+      const resolve = resolver(parameters);
+      return !resolve(rule.RuleCondition) || (rule.Assertions as Obj[]).every((a) => resolve(a.Assert) === true);
+    };
+    expect(holds(cert)).toBe(false);
+    expect(holds({ ...cert, ServerDomainName: 'mapper.example.com' })).toBe(true);
+    expect(holds(required)).toBe(true);
+    expect(resolver({ ...cert, ServerDomainName: 'mapper.example.com' })((template.Outputs as Obj).ServerUrl.Value)).toBe('https://mapper.example.com');
+    // The alias record only when the stack is given the hosted zone.
+    expect(resources.ServerDnsRecord.Condition).toBe('CreateDnsRecord');
+    expect(resolver({ ...required, ServerDomainName: 'mapper.example.com', HostedZoneId: 'Z123' })({ Condition: 'CreateDnsRecord' })).toBe(true);
+    expect(resolver({ ...required, HostedZoneId: 'Z123' })({ Condition: 'CreateDnsRecord' })).toBe(false);
+  });
+
+  it("the daemon's health check (bash, no second node process) passes on 200 and fails on 503 or a closed port", async () => {
+    const check = container('ReconcilerTaskDefinition', 'reconciler').HealthCheck.Command as string[];
+    expect(check.slice(0, 3)).toEqual(['CMD', 'bash', '-c']);
+    let status = 200;
+    const server = createServer((req, res) => res.writeHead(req.url === '/healthz' ? status : 404).end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    const probe = (p: number) =>
+      run('bash', ['-c', check[3].replace('/9471', `/${p}`)], { timeout: 5_000 }).then(
+        () => 0,
+        (err: { code?: number }) => err.code ?? -1,
+      );
+    try {
+      expect(check[3]).toContain('/dev/tcp/127.0.0.1/9471');
+      expect(await probe(port)).toBe(0);
+      status = 503;
+      expect(await probe(port)).not.toBe(0);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    expect(await probe(port)).not.toBe(0);
   });
 
   it('uses only environment variables the config module knows (ECS_ID_MAPPER_<FLAG>)', async () => {

@@ -100,6 +100,16 @@ const TYPES: Record<string, TypeSpec> = {
     properties: ['AvailabilityZoneRebalancing', 'CapacityProviderStrategy', 'Cluster', 'DeploymentConfiguration', 'DeploymentController', 'DesiredCount', 'EnableECSManagedTags', 'EnableExecuteCommand', 'HealthCheckGracePeriodSeconds', 'LaunchType', 'LoadBalancers', 'NetworkConfiguration', 'PlacementConstraints', 'PlacementStrategies', 'PlatformVersion', 'PropagateTags', 'Role', 'SchedulingStrategy', 'ServiceConnectConfiguration', 'ServiceName', 'ServiceRegistries', 'Tags', 'TaskDefinition', 'VolumeConfigurations', 'VpcLatticeConfigurations'],
     attributes: ['Name', 'ServiceArn'],
   },
+  'AWS::Route53::RecordSet': {
+    required: ['Name', 'Type'],
+    properties: ['AliasTarget', 'CidrRoutingConfig', 'Comment', 'Failover', 'GeoLocation', 'GeoProximityLocation', 'HealthCheckId', 'HostedZoneId', 'HostedZoneName', 'MultiValueAnswer', 'Name', 'Region', 'ResourceRecords', 'SetIdentifier', 'TTL', 'Type', 'Weight'],
+    attributes: [],
+  },
+  'AWS::ServiceDiscovery::Service': {
+    required: [],
+    properties: ['Description', 'DnsConfig', 'HealthCheckConfig', 'HealthCheckCustomConfig', 'Name', 'NamespaceId', 'ServiceAttributes', 'Tags', 'Type'],
+    attributes: ['Arn', 'Id', 'Name'],
+  },
   'AWS::SDB::Domain': { required: [], properties: ['Description'], attributes: [] },
   'AWS::SSM::Parameter': {
     required: ['Type', 'Value'],

@@ -151,7 +151,7 @@ const serverFlags: FlagSpec[] = [
   { name: 'purge-interval', kind: 'duration', max: TIMER_MAX_MS, default: '10m', min: 1000, help: 'How often gone records older than the retention are deleted.' },
   { name: 'host-stale-after', kind: 'duration', max: CENTURY_MS, default: '15m', min: 1000, help: 'A host that has not reported for this long is stale (3 x the reconciler full-sync interval).' },
   { name: 'host-gone-after', kind: 'duration', max: CENTURY_MS, default: '1h', min: 0, help: 'A reconciler host silent this long is retired: a terminated instance sends no last report, so its live records are marked gone (then purged after --retention) and it leaves the stale count. Its next report, if any, brings them back. Original agents\' hosts are never retired. 0 never retires.' },
-  { name: 'cache-ttl', kind: 'duration', default: '5s', min: 0, help: 'Read cache TTL in front of SimpleDB lookups (0 disables).' },
+  { name: 'cache-ttl', kind: 'duration', default: '5s', min: 0, help: 'TTL of the read caches: SimpleDB lookups, and the text answer of /query/container_id/<full id> on any store (a purged record may answer that long). 0 disables both.' },
   { name: 'report-rate-limit', kind: 'integer', default: '600', min: 1, help: 'Report requests allowed per host per minute.' },
   { name: 'trust-proxy', kind: 'list', help: 'Addresses or CIDRs of the load balancers in front of the server (comma-separated or repeated): their X-Forwarded-For names the client, for the per-client rate limit of the original agent\'s events and in logs. Unset: the peer address.' },
   { name: 'body-limit', kind: 'integer', default: String(1024 * 1024), min: 1024, help: 'Largest request body in bytes (413 above).' },

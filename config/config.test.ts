@@ -198,6 +198,14 @@ describe('commands', () => {
     expect(loadCommand('backup', ['--store', 'sqlite:/tmp/x.db', './-'], {})).toMatchObject({ kind: 'run', config: { destination: './-' } });
   });
 
+  it('simulate-host refuses a host the reconciler would refuse, and more tasks than host ports', () => {
+    expect(() => loadCommand('simulate-host', ['--tasks', '10001'], {})).toThrow('--tasks: must be at most 10000');
+    expect(() => loadCommand('simulate-host', ['--cluster', ''], {})).toThrow(/^--cluster: an ECS cluster name is 1 to 255/);
+    expect(() => loadCommand('simulate-host', ['--cluster', 'a/b'], {})).toThrow(/^--cluster: /);
+    expect(() => loadCommand('simulate-host', ['--instance-id', 'not-an-instance'], {})).toThrow(/^--instance-id: expected an EC2 instance id/);
+    expect(loadCommand('simulate-host', ['--cluster', 'prod_east-1', '--instance-id', 'i-0abc12345678'], {})).toMatchObject({ config: { cluster: 'prod_east-1', instanceId: 'i-0abc12345678' } });
+  });
+
   it('reject an unknown command', () => {
     expect(() => loadCommand('serve', [], {})).toThrow('unknown command "serve"');
   });

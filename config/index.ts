@@ -4,6 +4,7 @@ import { closest, ConfigError, ENV_PREFIX, envName, nameEnvSource, parseFlags, r
 import { parseStoreUrl, type StoreConfig } from './store-url.js';
 import { parseLinks, type LinkTemplate } from './links.js';
 import { isIP } from 'node:net';
+import { INSTANCE_ID } from '../wire/ids.js';
 import { DEFAULT_CACHE_SIZE_BYTES, DEFAULT_MMAP_SIZE_BYTES, SQLITE_MAX_MMAP_BYTES } from '../storage/sqlite/sizes.js';
 
 export { ConfigError, parseDuration, envName } from './flags.js';
@@ -334,7 +335,7 @@ const simulateHostFlags: FlagSpec[] = [
   { name: 'agent-port', kind: 'integer', default: '51678', min: 0, max: 65535, help: 'Port of the simulated ECS agent introspection API (0 = any free port).' },
   { name: 'imds-port', kind: 'integer', default: '1338', min: 0, max: 65535, help: 'Port of the simulated IMDSv2 (0 = any free port).' },
   { name: 'control-port', kind: 'integer', default: '0', min: 0, max: 65535, help: 'Port of the fault-switch control API (0 = any free port).' },
-  { name: 'tasks', kind: 'integer', default: '3', min: 0, help: 'Tasks running at start.' },
+  { name: 'tasks', kind: 'integer', default: '3', min: 0, max: 10_000, help: 'Tasks running at start (each holds a host port of the ephemeral range).' },
   { name: 'containers-per-task', kind: 'integer', default: '2', min: 1, max: 10, help: 'Containers per task.' },
   { name: 'churn-interval', kind: 'duration', max: TIMER_MAX_MS, default: '5s', min: 0, help: 'How often a task starts or stops (0 disables churn).' },
   { name: 'cleanup-after', kind: 'duration', max: TIMER_MAX_MS, default: '30s', min: 0, help: 'How long a stopped task stays listed (the agent\'s ~3 h, shortened).' },
@@ -344,6 +345,17 @@ const simulateHostFlags: FlagSpec[] = [
   { name: 'docker-socket', kind: 'string', default: 'none', help: 'Derive tasks from a real Docker engine\'s ECS-labelled containers ("none" = scripted tasks).' },
   logLevelFlag,
 ];
+
+/** ECS's rule for cluster names; the reconciler refuses an agent that reports another (an empty one is a zero-valued body). */
+function simulatedCluster(value: string): string {
+  if (!/^[A-Za-z0-9_-]{1,255}$/.test(value)) throw new ConfigError(`--cluster: an ECS cluster name is 1 to 255 letters, digits, _ or -, got "${value.slice(0, 60)}"`);
+  return value;
+}
+
+function simulatedInstanceId(value: string): string {
+  if (!INSTANCE_ID.test(value)) throw new ConfigError(`--instance-id: expected an EC2 instance id (i- and 8 to 32 hex digits), got "${value.slice(0, 60)}"`);
+  return value;
+}
 
 function buildSimulateHost(f: ParsedFlags): SimulateHostConfig {
   const socket = f['docker-socket'] as string;
@@ -356,8 +368,8 @@ function buildSimulateHost(f: ParsedFlags): SimulateHostConfig {
     containersPerTask: f['containers-per-task'] as number,
     churnIntervalMs: f['churn-interval'] as number,
     cleanupAfterMs: f['cleanup-after'] as number,
-    cluster: f.cluster as string,
-    instanceId: f['instance-id'] as string,
+    cluster: simulatedCluster(f.cluster as string),
+    instanceId: simulatedInstanceId(f['instance-id'] as string),
     seed: f.seed as number,
     dockerSocket: socket === 'none' || socket === '' ? undefined : socket,
     logLevel: logLevel(f),

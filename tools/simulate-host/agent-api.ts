@@ -73,8 +73,9 @@ export function agentHandler(state: AgentApiState) {
       state.tasks().then(
         (tasks) => {
           if (dockerId !== null) {
-            // The agent accepts a unique id prefix, as the documentation's example (12 characters) shows.
-            const matches = dockerId === '' ? [] : tasks.filter((t) => t.containers.some((c) => c.docker_id.startsWith(dockerId)));
+            // As the agent (handlers.go, dockerShortIDLen): up to 12 characters a unique prefix, longer the whole id.
+            const matches =
+              dockerId === '' ? [] : tasks.filter((t) => t.containers.some((c) => (dockerId.length <= 12 ? c.docker_id.startsWith(dockerId) : c.docker_id === dockerId)));
             return matches.length === 1 ? send(res, 200, JSON.stringify(renderTask(matches[0]))) : send(res, matches.length > 1 ? 400 : 404, ZERO_TASK);
           }
           if (taskArn !== null) {

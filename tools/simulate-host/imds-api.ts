@@ -41,7 +41,9 @@ export function imdsHandler(state: ImdsApiState) {
     if (path === '/latest/api/token') {
       if (req.method !== 'PUT') return send(res, 405, '');
       if (fault === 'token-timeout') return;
-      const ttl = Number(req.headers['x-aws-ec2-metadata-token-ttl-seconds']);
+      // Whole seconds in decimal digits only: Number() also took 1e2, 0x10, 60.0 and +60.
+      const ttlText = req.headers['x-aws-ec2-metadata-token-ttl-seconds'];
+      const ttl = typeof ttlText === 'string' && /^\d{1,5}$/.test(ttlText) ? Number(ttlText) : NaN;
       if (!Number.isInteger(ttl) || ttl < 1 || ttl > 21600) return send(res, 400, BAD_REQUEST_PAGE, 'text/html');
       const token = randomBytes(24).toString('base64url');
       tokens.set(token, state.now() + ttl * 1000);

@@ -77,15 +77,36 @@ const FAMILIES = [
 const CONTAINER_NAMES = ['app', 'sidecar', 'log-router', 'envoy', 'metrics', 'init', 'cache', 'proxy', 'agent', 'backup'];
 /** Exit codes a stopped container shows: clean exit, SIGTERM, SIGKILL, app error. */
 const EXIT_CODES = [0, 0, 0, 143, 137, 1];
+/** Docker's ephemeral host ports (net.ipv4.ip_local_port_range's default), handed out in turn. */
 const FIRST_HOST_PORT = 32768;
+const LAST_HOST_PORT = 60999;
+/** Most tasks a model holds: one host port each, and no two listed tasks share one. */
+export const MAX_SIM_TASKS = 10_000;
 
 export class TaskModel {
   private readonly tasks: SimTask[] = [];
   /** Tasks asked to stop while RUNNING: they show desired STOPPED for one tick first. */
   private readonly stopping = new Set<string>();
   private nextHostPort = FIRST_HOST_PORT;
+  private portsWrapped = false;
 
   constructor(private readonly options: ModelOptions) {}
+
+  /**
+   * The next ephemeral port no listed task holds, wrapping at the range's end: counting up forever
+   * passed 65535 after enough churn, and the reconciler then refused the whole listing as garbage.
+   */
+  private allocateHostPort(): number {
+    // Until the first wrap every port handed out is new; after it, skip those still listed.
+    const held = this.portsWrapped ? new Set(this.tasks.flatMap((t) => t.containers.flatMap((c) => c.ports.map((p) => p.HostPort)))) : undefined;
+    for (let tries = 0; tries <= LAST_HOST_PORT - FIRST_HOST_PORT; tries++) {
+      const port = this.nextHostPort;
+      if (port >= LAST_HOST_PORT) this.portsWrapped = true;
+      this.nextHostPort = port >= LAST_HOST_PORT ? FIRST_HOST_PORT : port + 1;
+      if (!held?.has(port)) return port;
+    }
+    throw new Error(`simulated host: all ${LAST_HOST_PORT - FIRST_HOST_PORT + 1} ephemeral host ports are held`);
+  }
 
   list(): SimTask[] {
     this.cleanup();
@@ -125,7 +146,7 @@ export class TaskModel {
         created_at: created,
         started_at: spec.running ? created : null,
         // The first container publishes a port, as a bridge-mode service would.
-        ports: i === 0 ? [{ ContainerPort: 80, Protocol: 'tcp', HostPort: this.nextHostPort++ }] : [],
+        ports: i === 0 ? [{ ContainerPort: 80, Protocol: 'tcp', HostPort: this.allocateHostPort() }] : [],
         restart_count: i === 1 ? 0 : null,
         exit_code: null,
       });

@@ -108,6 +108,9 @@ describe('simulated ECS agent API', () => {
     expect(await get(`${host.agentUrl}/v1/tasks?dockerid=${'0'.repeat(64)}`)).toEqual({ status: 404, body: zero });
     expect(await get(`${host.agentUrl}/v1/tasks?taskarn=nope`)).toEqual({ status: 404, body: zero });
     expect(await get(`${host.agentUrl}/v1/tasks?taskarn=a&dockerid=b`)).toEqual({ status: 400, body: zero });
+    // Longer than 12 characters is a whole id to the agent, not a prefix.
+    expect(await get(`${host.agentUrl}/v1/tasks?dockerid=${task.containers[1].docker_id.slice(0, 13)}`)).toEqual({ status: 404, body: zero });
+    expect((await get(`${host.agentUrl}/v1/tasks?dockerid=${task.containers[1].docker_id}`)).status).toBe(200);
   });
 });
 
@@ -170,6 +173,25 @@ describe('simulated churn', () => {
       expect(live.length).toBeLessThanOrEqual(4);
     }
     expect(seen.size).toBeGreaterThan(10);
+  });
+
+  it('hands out host ports from the ephemeral range, wrapping, never one a listed task holds (the reconciler refuses a port past 65535)', async () => {
+    let clock = 0;
+    const host = await simulate({ tasks: 2, now: () => (clock += 10), cleanupAfterMs: 1, containersPerTask: 1 });
+    const agent = agentOf(host);
+    const ports = () => host.state.flatMap((t) => t.containers.flatMap((c) => c.ports.map((p) => p.HostPort!)));
+    const seen = new Set<number>();
+    // About 30,000 task starts go round the range (28,232 ports) once.
+    for (let i = 0; i < 60_000 && seen.size < 28_232; i++) {
+      host.tick();
+      for (const p of ports()) seen.add(p);
+    }
+    expect(Math.min(...seen)).toBe(32768);
+    expect(Math.max(...seen)).toBe(60999);
+    host.tick();
+    const listed = ports();
+    expect(new Set(listed).size).toBe(listed.length);
+    expect(await agent.tasks()).toHaveLength(host.state.length);
   });
 
   it('restarts containers with a restart policy in place: same id, growing RestartCount', async () => {
@@ -274,6 +296,11 @@ describe('simulated IMDSv2', () => {
     expect((await get(`${host.imdsUrl}/latest/meta-data/instance-id`, { 'x-aws-ec2-metadata-token': token })).status).toBe(401);
     const badTtl = await request(`${host.imdsUrl}/latest/api/token`, { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '0' } });
     expect({ status: badTtl.statusCode, body: await badTtl.body.text() }).toEqual({ status: 400, body: readFixture('imds/400-bad-request.html') });
+    for (const ttl of ['1e2', '0x10', '60.0', '+60']) {
+      const res = await request(`${host.imdsUrl}/latest/api/token`, { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': ttl } });
+      await res.body.dump();
+      expect(res.statusCode, ttl).toBe(400);
+    }
   });
 
   it('token-timeout (hop limit): the client falls back to IMDSv1 and counts it', async () => {

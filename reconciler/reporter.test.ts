@@ -134,6 +134,21 @@ describe('reporter', () => {
     expect(fake.held).toBe(3); // every transition arrived before the snapshot
   });
 
+  it('sends a snapshot the server refused with a 5xx again after the backoff, not at the next full sync', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    // Full syncs an hour apart: only a retry can bring the snapshot within the test.
+    const { reporter, setContainers, registry } = setup(fake.server.url, { fullSyncIntervalMs: 3_600_000 });
+    setContainers([{ ...t(1).container, state: 'running' }]);
+    fake.failWith = 503;
+    reporter.start();
+    await until(() => fake.auth.length >= 1);
+    fake.failWith = null;
+    await until(() => fake.snapshots.length === 1);
+    expect(fake.snapshots[0].containers.map((c) => c.container_id)).toEqual([cid(1)]);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'snapshot', result: 'http_error' })).toBeGreaterThanOrEqual(1);
+  });
+
   it('does not send a snapshot while the loop says it would be incomplete', async () => {
     const fake = await new FakeServer().start();
     cleanups.push(() => fake.server.close());

@@ -270,6 +270,19 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         expect((await get(c2)).cluster).toBe('staging');
       });
 
+      it("keeps each host's history apart when two hosts use the same sequence numbers", async () => {
+        await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1 } }), transition(2, 'stopped', { from: 'running', container: { container_id: c1 } })]), at(1));
+        await store.applyTransitions(batch(hostB, [transition(1, 'pending', { container: { container_id: c2 } }), transition(2, 'running', { from: 'pending', container: { container_id: c2 } })]), at(2));
+        expect((await store.history(c1)).map((h) => [h.host, h.seq, h.to])).toEqual([
+          [hostA.instance_id, 1, 'running'],
+          [hostA.instance_id, 2, 'stopped'],
+        ]);
+        expect((await store.history(c2)).map((h) => [h.host, h.seq, h.to])).toEqual([
+          [hostB.instance_id, 1, 'pending'],
+          [hostB.instance_id, 2, 'running'],
+        ]);
+      });
+
       it('keeps first_seen, moves last_seen, and sets stopped_at, exit_code and gone_at as the state moves', async () => {
         await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
         await store.applyTransitions(
@@ -646,6 +659,11 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
       it('answers missing for an unknown id or prefix', async () => {
         expect(await store.getContainer('0'.repeat(64))).toEqual({ kind: 'missing' });
         expect(await store.getContainer('0123456789ab')).toEqual({ kind: 'missing' });
+      });
+
+      it('answers missing for a prefix shorter than 12 characters, though records start with it', async () => {
+        expect(await store.getContainer(c1.slice(0, 11))).toEqual({ kind: 'missing' });
+        expect(await store.getContainer(shared.slice(0, 11))).toEqual({ kind: 'missing' });
       });
     });
 

@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { runDemo } from './run.js';
@@ -33,6 +35,20 @@ describe('npm run demo', () => {
       controller.abort();
       await running;
     }
+  });
+
+  it('stops at once, quietly and leaving no state directory, when stopped before anything is mapped', async () => {
+    const demoDirs = () => new Set(readdirSync(tmpdir()).filter((d) => d.startsWith('ecs-id-mapper-demo-')));
+    const before = demoDirs();
+    const controller = new AbortController();
+    // No tasks and no churn: nothing is ever mapped, so the demo is still starting when stopped.
+    const running = runDemo({ port: 0, tasks: 0, churnIntervalMs: 0, resyncIntervalMs: 200, exitAfterMs: 0 }, { signal: controller.signal, out: new PassThrough(), readyTimeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 1_500));
+    const stoppedAt = Date.now();
+    controller.abort();
+    await expect(running).resolves.toBeUndefined();
+    expect(Date.now() - stoppedAt).toBeLessThan(5_000);
+    expect([...demoDirs()].filter((d) => !before.has(d))).toEqual([]);
   });
 
   it('stops by itself after --exit-after once the lookups work', async () => {

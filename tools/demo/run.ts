@@ -78,6 +78,14 @@ async function waitForContainers(serverUrl: string, timeoutMs: number, signal?: 
 export async function runDemo(config: DemoConfig, options: DemoOptions = {}): Promise<void> {
   const out = options.out ?? process.stdout;
   const stopping: Array<() => Promise<void>> = [];
+  // Stops on Ctrl-C/SIGTERM, the caller's signal, or after --exit-after, from the first moment:
+  // a Ctrl-C while starting up must not leave the state directory behind, nor wait out the
+  // readiness timeout against a server it already stopped.
+  const stopDemo = new AbortController();
+  const onCallerAbort = () => stopDemo.abort();
+  if (options.signal?.aborted) stopDemo.abort();
+  else options.signal?.addEventListener('abort', onCallerAbort, { once: true });
+  const stopped = untilStopped(stopDemo.signal).then(() => stopDemo.abort());
   const stateDir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-demo-'));
   try {
     let server: Running & { url: string };
@@ -107,7 +115,7 @@ export async function runDemo(config: DemoConfig, options: DemoOptions = {}): Pr
     );
     stopping.unshift(() => reconciler.stop());
 
-    const [first] = await waitForContainers(server.url, options.readyTimeoutMs ?? 30_000, options.signal);
+    const [first] = await waitForContainers(server.url, options.readyTimeoutMs ?? 30_000, stopDemo.signal);
     const shortId = first.container_id.slice(0, 12);
     out.write(
       [
@@ -134,16 +142,15 @@ export async function runDemo(config: DemoConfig, options: DemoOptions = {}): Pr
       ].join('\n'),
     );
 
-    // Stops on Ctrl-C/SIGTERM, the caller's signal, or after --exit-after.
-    const stopDemo = new AbortController();
     const timer = config.exitAfterMs > 0 ? setTimeout(() => stopDemo.abort(), config.exitAfterMs) : undefined;
-    const onCallerAbort = () => stopDemo.abort();
-    if (options.signal?.aborted) stopDemo.abort();
-    else options.signal?.addEventListener('abort', onCallerAbort, { once: true });
-    await untilStopped(stopDemo.signal);
+    await stopped;
     clearTimeout(timer);
-    options.signal?.removeEventListener('abort', onCallerAbort);
+  } catch (err) {
+    // Stopped while starting: what failed then is the stop itself, not an error to report.
+    if (!stopDemo.signal.aborted) throw err;
   } finally {
+    options.signal?.removeEventListener('abort', onCallerAbort);
+    stopDemo.abort(); // releases the signal listeners when it ended otherwise
     for (const stop of stopping) await stop().catch(() => undefined);
     rmSync(stateDir, { recursive: true, force: true });
   }

@@ -141,6 +141,12 @@ export async function startSimulatedHost(options: SimulatedHostOptions): Promise
 
   const servers: Server[] = [];
   try {
+    // A socket that is not a Docker engine would otherwise start "ready" and answer 500 forever.
+    if (docker) {
+      await currentTasks().catch((err: unknown) => {
+        throw new Error(`--docker-socket ${options.dockerSocket}: cannot list containers (${(err as { code?: string }).code ?? (err as Error).message})`, { cause: err });
+      });
+    }
     servers.push(await listen(agentHandler({ cluster: options.cluster, containerInstanceArn, fault: () => faults.agent, tasks: currentTasks }), options.host, options.agentPort));
     servers.push(
       await listen(
@@ -166,7 +172,15 @@ export async function startSimulatedHost(options: SimulatedHostOptions): Promise
       await listen(
         (req, res) => {
           // GET /state in Docker mode shows the engine as it is now.
-          if (docker && req.method === 'GET' && req.url === '/state') currentTasks().then(() => control(req, res), () => control(req, res));
+          if (docker && req.method === 'GET' && req.url === '/state') {
+            currentTasks().then(
+              () => control(req, res),
+              (err: unknown) =>
+                res
+                  .writeHead(500, { 'content-type': 'application/json' })
+                  .end(JSON.stringify({ error: 'docker_unavailable', message: `listing the Docker engine's containers failed: ${(err as Error).message}` })),
+            );
+          }
           else control(req, res);
         },
         options.host,
@@ -181,7 +195,6 @@ export async function startSimulatedHost(options: SimulatedHostOptions): Promise
 
   const timer = !docker && options.churnIntervalMs > 0 ? setInterval(() => host.tick(), options.churnIntervalMs) : undefined;
   timer?.unref();
-  if (docker) await currentTasks().catch(() => undefined);
 
   const [agentServer, imdsServer, controlServer] = servers;
   return {

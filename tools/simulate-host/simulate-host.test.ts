@@ -323,6 +323,12 @@ describe('simulated IMDSv2', () => {
   });
 });
 
+describe('simulated host from a Docker engine', () => {
+  it('refuses to start on a socket that is no Docker engine, instead of serving 500s as if ready', async () => {
+    await expect(startSimulatedHost({ ...base, dockerSocket: '/nonexistent/docker.sock' })).rejects.toThrow(/^--docker-socket \/nonexistent\/docker\.sock: cannot list containers \(/);
+  });
+});
+
 describe('runSimulateHost', () => {
   it('prints the three URLs as one JSON line, serves them, and resolves when stopped', async () => {
     const out = new PassThrough();

@@ -5,11 +5,13 @@
 //   start   → KnownStatus PENDING, DesiredStatus RUNNING (containers created, not started)
 //   tick    → RUNNING (StartedAt set)
 //   stop    → DesiredStatus STOPPED while KnownStatus stays RUNNING for one tick
-//   tick    → STOPPED, DesiredStatus omitted, containers get exit codes
+//   tick    → STOPPED/STOPPED, containers get exit codes (the agent blanks DesiredStatus only while
+//             it lags behind a STOPPED KnownStatus, agent/handlers/v1 NewTaskResponse)
 //   cleanup → removed from the listing `cleanupAfterMs` after stopping (the agent's ~3 h)
 //   restart → (churn, one tick in ten) a container with a restart policy restarts in place:
 //             same DockerId, RestartCount + 1, new StartedAt
-// A task stopped while PENDING goes straight to STOPPED: it never ran.
+// A task stopped while PENDING goes straight to STOPPED: it never ran, and shows that lagging
+// shape (KnownStatus STOPPED, DesiredStatus omitted), as the documentation's sample does.
 
 export type SimTaskStatus = 'PENDING' | 'RUNNING' | 'STOPPED';
 
@@ -192,7 +194,7 @@ export class TaskModel {
   private markStopped(task: SimTask): void {
     const ran = task.known_status === 'RUNNING';
     task.known_status = 'STOPPED';
-    task.desired_status = null;
+    task.desired_status = ran ? 'STOPPED' : null;
     task.stopped_at = this.options.now();
     for (const c of task.containers) c.exit_code = ran ? this.pick(EXIT_CODES) : 0;
   }

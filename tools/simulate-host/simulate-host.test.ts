@@ -76,16 +76,20 @@ describe('simulated ECS agent API', () => {
     });
   });
 
-  it('shapes tasks like the agent: the fixture field order, newer-agent fields, DesiredStatus omitted when STOPPED', async () => {
+  it('shapes tasks like the agent: the fixture field order, newer-agent fields; DesiredStatus STOPPED once stopped, omitted for a task that never ran', async () => {
     const host = await simulate({ tasks: 1 });
     const arn = host.state[0].arn;
+    const never = host.startTask();
     host.stopTask(arn);
+    host.stopTask(never.arn);
     host.tick({ churn: false });
     host.tick({ churn: false });
     const { Tasks } = JSON.parse((await get(`${host.agentUrl}/v1/tasks`)).body) as { Tasks: Array<Record<string, unknown>> };
     const fixture = readJsonFixture<{ Tasks: Array<Record<string, unknown> & { Containers: Array<Record<string, unknown>> }> }>('ecs-agent/v1-tasks-bridge-full.composed.json');
     const stopped = Tasks[0] as Record<string, unknown> & { Containers: Array<Record<string, unknown>> };
-    expect(Object.keys(stopped)).toEqual(Object.keys(fixture.Tasks[1])); // the fixture's STOPPED task
+    expect(stopped).toMatchObject({ DesiredStatus: 'STOPPED', KnownStatus: 'STOPPED' });
+    expect(Object.keys(stopped)).toEqual(Object.keys(fixture.Tasks[0])); // the fixture's RUNNING task: every field
+    expect(Object.keys(Tasks[1])).toEqual(Object.keys(fixture.Tasks[1])); // the fixture's STOPPED task, DesiredStatus lagging
     expect(Object.keys(stopped.Containers[0])).toEqual(Object.keys(fixture.Tasks[0].Containers[0]).filter((k) => k !== 'Volumes'));
     expect(Object.keys(stopped.Containers[1])).toEqual(Object.keys(fixture.Tasks[0].Containers[1]).filter((k) => k !== 'Ports'));
   });
@@ -133,7 +137,7 @@ describe('simulated churn', () => {
     host.tick({ churn: false });
     expect((await agent.tasks())[0]).toMatchObject({ known_status: 'RUNNING', desired_status: 'STOPPED' });
     host.tick({ churn: false });
-    expect((await agent.tasks())[0]).toMatchObject({ known_status: 'STOPPED', desired_status: null });
+    expect((await agent.tasks())[0]).toMatchObject({ known_status: 'STOPPED', desired_status: 'STOPPED' });
     expect(host.state[0].containers.every((c) => typeof c.exit_code === 'number')).toBe(true);
 
     clock += 59_999;

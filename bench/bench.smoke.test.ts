@@ -21,7 +21,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('fleet simulator', () => {
   it('reports a tiny fleet through a server child process and finds every transition exactly once', async () => {
     const r = await runFleetSim(fleetOptions('sqlite', 'tiny'));
-    expect(r.verification).toMatchObject({ lost: 0, duplicated: 0, wrongRecords: 0, snapshotHistory: 0 });
+    expect(r.verification).toMatchObject({ lost: 0, duplicated: 0, wrongRecords: 0, wrongHistory: 0, snapshotHistory: 0 });
     // 4 hosts × 5 containers start (2 transitions each), then 2 + 2 rounds replacing 2 containers (5 each)
     expect(r.verification.transitionsExpected).toBe(4 * 5 * 2 + 4 * 4 * 2 * 5);
     expect(r.initial.transitions + r.max.transitions + r.paced.transitions).toBe(r.verification.transitionsExpected);

@@ -64,7 +64,7 @@ export function fleetMarkdown(results: FleetResult[], soak: boolean): string {
     const rssStart = r.rss[0]?.bytes ?? 0;
     const rssPeak = r.rss.reduce((a, s) => Math.max(a, s.bytes), 0);
     const rssEnd = r.rss[r.rss.length - 1]?.bytes ?? 0;
-    const lostOk = v.lost === 0 && v.duplicated === 0 && v.wrongRecords === 0;
+    const lostOk = v.lost === 0 && v.duplicated === 0 && v.wrongRecords === 0 && v.wrongHistory === 0;
     parts.push(`### ${o.hosts.toLocaleString('en-US')} hosts × ${o.containersPerHost} containers on the ${store}${r.paced.seconds > 0 && soak ? ` — soak ${(r.paced.seconds / 60).toFixed(0)} min` : ''}
 
 ${o.connections} connections. ${v.containersExpected.toLocaleString('en-US')} containers and ${v.transitionsExpected.toLocaleString('en-US')} transitions in the ground truth.
@@ -77,7 +77,7 @@ ${row(`churn, paced at ${r.paced.targetRate.toFixed(0)} req/s`, r.paced)}
 
 | figure | value | goal |
 |---|---|---|
-| lost / duplicated transitions, wrong records | ${v.lost} / ${v.duplicated} / ${v.wrongRecords} (snapshot-made history entries: ${v.snapshotHistory}) | 0 lost — ${ok(lostOk)} |
+| lost / duplicated transitions, wrong records / history entries | ${v.lost} / ${v.duplicated} / ${v.wrongRecords} / ${v.wrongHistory} (snapshot-made history entries: ${v.snapshotHistory}) | 0 lost — ${ok(lostOk)} |
 | transition batch p99 at a sustainable rate (paced phase) | ${ms(r.paced.p99Ms)} | ${o.backend === 'sqlite' ? `≤ 50 ms — ${ok(r.paced.p99Ms <= 50)}` : 'none (SimpleDB: reported)'} |
 | server RSS start / peak / end | ${mib(rssStart)} / ${mib(rssPeak)} / ${mib(rssEnd)} (${r.rss.length} samples)${soak ? '' : '; whether it keeps growing takes minutes: the soak (`npm run bench:soak`)'} | |${soak ? `\n| server RSS slope over the second half of the paced phase | ${r.rssSlopeMiBPerHour.toFixed(1)} MiB/h (anonymous memory alone: ${r.anonSlopeMiBPerHour.toFixed(1)} MiB/h) | no growth (≤ 5 MiB/h) — ${ok(r.rssSlopeMiBPerHour <= 5)} |` : ''}${memoryRow(r)}`);
   }

@@ -8,8 +8,12 @@ import type { ContainerObservation, HostIdentity, HostSnapshot, LifecycleState, 
 export interface TruthContainer {
   host: string;
   state: LifecycleState;
+  /** The task the container belongs to (a record with another is wrong). */
+  taskArn: string | null;
   /** The seqs of this container's transitions, in order. */
   seqs: number[];
+  /** Each seq's from and to: a history entry under that seq with others is wrong. */
+  steps: Map<number, { from: LifecycleState | null; to: LifecycleState }>;
 }
 
 export class GroundTruth {
@@ -19,11 +23,12 @@ export class GroundTruth {
   record(host: string, t: Transition): void {
     let c = this.containers.get(t.container_id);
     if (!c) {
-      c = { host, state: t.to, seqs: [] };
+      c = { host, state: t.to, taskArn: t.container.task_arn ?? null, seqs: [], steps: new Map() };
       this.containers.set(t.container_id, c);
     }
     c.state = t.to;
     c.seqs.push(t.seq);
+    c.steps.set(t.seq, { from: t.from, to: t.to });
     this.transitions++;
   }
 }

@@ -85,8 +85,10 @@ export interface Verification {
   lost: number;
   /** (host, seq) pairs in history more than once. */
   duplicated: number;
-  /** Records whose state differs from the truth, or that are missing. */
+  /** Records whose state, host or task differs from the truth, or that are missing. */
   wrongRecords: number;
+  /** History entries of a (host, seq) whose from or to differs from the transition sent under it. */
+  wrongHistory: number;
   /** History entries that came from snapshots (a snapshot that agreed with the truth changes nothing). */
   snapshotHistory: number;
 }
@@ -142,17 +144,20 @@ export function rssSlope(samples: ReadonlyArray<{ atSeconds: number; bytes: numb
 
 /** Compares the store the server wrote with the simulator's ground truth. */
 export async function verify(store: Store, truth: GroundTruth): Promise<Verification> {
-  const v: Verification = { containersExpected: truth.containers.size, transitionsExpected: truth.transitions, lost: 0, duplicated: 0, wrongRecords: 0, snapshotHistory: 0 };
+  const v: Verification = { containersExpected: truth.containers.size, transitionsExpected: truth.transitions, lost: 0, duplicated: 0, wrongRecords: 0, wrongHistory: 0, snapshotHistory: 0 };
   for (const [id, expected] of truth.containers) {
     const found = await store.getContainer(id);
-    if (found.kind !== 'found' || found.record.state !== expected.state || found.record.instance_id !== expected.host) v.wrongRecords++;
+    if (found.kind !== 'found' || found.record.state !== expected.state || found.record.instance_id !== expected.host || found.record.task_arn !== expected.taskArn) v.wrongRecords++;
     const seen = new Map<number, number>();
     for (const h of await store.history(id)) {
       if (h.seq === null) {
         if (h.reason === 'snapshot') v.snapshotHistory++;
         continue;
       }
-      if (h.host === expected.host) seen.set(h.seq, (seen.get(h.seq) ?? 0) + 1);
+      if (h.host !== expected.host) continue;
+      seen.set(h.seq, (seen.get(h.seq) ?? 0) + 1);
+      const step = expected.steps.get(h.seq);
+      if (!step || step.from !== h.from || step.to !== h.to) v.wrongHistory++;
     }
     for (const seq of expected.seqs) {
       const count = seen.get(seq) ?? 0;
@@ -251,7 +256,7 @@ export async function runFleetSim(options: FleetOptions): Promise<FleetResult> {
     } finally {
       await store.close();
     }
-    log(`fleet-sim: verified ${verification.containersExpected} containers: ${verification.lost} lost, ${verification.duplicated} duplicated, ${verification.wrongRecords} wrong records`);
+    log(`fleet-sim: verified ${verification.containersExpected} containers: ${verification.lost} lost, ${verification.duplicated} duplicated, ${verification.wrongRecords} wrong records, ${verification.wrongHistory} wrong history entries`);
     const { log: _log, ...rest } = options;
     const lateRss = rss.filter((s) => s.atSeconds >= pacedFrom + ((rss[rss.length - 1]?.atSeconds ?? pacedFrom) - pacedFrom) / 2);
     return {

@@ -34,7 +34,7 @@ describe('fleet simulator', () => {
     const md = fleetMarkdown([r], false);
     expect(md).toMatch(/\| server RSS at the end, by kind \| anonymous \d+ MiB .*of which the store's memory-mapped file \d+ MiB/);
     expect(soakSamplesLine(r)).toMatch(/^RSS samples \(s → MiB \(anonymous \/ store file mapped\)\): 0→\d+ \(\d+ \/ \d+\)/);
-    expect(md).toContain('| lost / duplicated transitions, wrong records | 0 / 0 / 0');
+    expect(md).toContain('| lost / duplicated transitions, wrong records / history entries | 0 / 0 / 0 / 0');
     expect(md).toContain('churn, max rate');
     // The simulator's own stalls are reported beside the latencies they inflate.
     // A phase shorter than the delay monitor's 10 ms resolution observes nothing (0 / 0).

@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { ServerConfig } from '../config/index.js';
 import { openStore } from '../storage/index.js';
-import { simpleDbCredentials } from '../storage/simpledb/index.js';
+import { simpleDbCredentialSource, simpleDbCredentials } from '../storage/simpledb/index.js';
 import { loadSecrets as loadVaultSecrets, type LoadedSecrets } from '../secrets/index.js';
 import type { ReportTokenSource } from './auth.js';
 import type { ExtraHealthCheck } from './context.js';
@@ -72,10 +72,11 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
   let store;
   try {
     // SimpleDB signs with explicit keys from config, else Vault's current keys, else the AWS default chain.
-    const credentials = config.store.backend === 'simpledb' ? await simpleDbCredentials({ awsAccessKeyId: config.awsAccessKeyId, awsSecretAccessKey: config.awsSecretAccessKey, vault: secrets.awsCredentials }) : undefined;
-    if (credentials) {
-      const source = config.awsAccessKeyId && config.awsSecretAccessKey ? 'flags' : secrets.awsCredentials ? 'vault' : 'aws default chain';
-      log.info({ credentials: source }, 'simpledb credentials');
+    let credentials;
+    if (config.store.backend === 'simpledb') {
+      const from = { awsAccessKeyId: config.awsAccessKeyId, awsSecretAccessKey: config.awsSecretAccessKey, vault: secrets.awsCredentials };
+      credentials = await simpleDbCredentials(from);
+      log.info({ credentials: simpleDbCredentialSource(from) }, 'simpledb credentials');
     }
     store = await openStore(config.store, {
       logger: log,

@@ -34,7 +34,7 @@ export interface LoadedSecrets {
  */
 export async function loadSecrets(
   config: ServerConfig,
-  deps: { logger?: Logger; registry?: Registry } & Omit<VaultSecretsDeps, 'logger' | 'registry' | 'requireAwsKeys' | 'keepReportToken'> = {},
+  deps: { logger?: Logger; registry?: Registry } & Omit<VaultSecretsDeps, 'logger' | 'registry' | 'keepReportToken'> = {},
 ): Promise<LoadedSecrets> {
   if (!config.vault) return { reportToken: config.reportToken, previousReportToken: config.reportTokenPrevious, close: async () => {} };
   // A secret version without report_token falls back to --report-token; without that flag, the

@@ -40,12 +40,6 @@ export interface VaultSecretsDeps {
   /** Delay before retrying a failed renewal or login (default 10 s). */
   retryMs?: number;
   /**
-   * The secret must hold AWS keys (default false). Without it the keys are optional, but a pair:
-   * one alone is refused, and once read, a version without them is refused (the SimpleDB client
-   * was given Vault's keys and would be left with none).
-   */
-  requireAwsKeys?: boolean;
-  /**
    * Refuse a secret version without report_token once one was read (default true): nothing else
    * would require a token then. loadSecrets turns it off when --report-token is there to fall back to.
    */
@@ -136,7 +130,6 @@ export class VaultSecrets {
   private readonly now: () => number;
   private readonly scheduler: Scheduler;
   private readonly retryMs: number;
-  private readonly requireAwsKeys: boolean;
   private readonly keepReportToken: boolean;
   private readonly requestTimeoutMs: number;
   private readonly dataPath: string;
@@ -165,7 +158,6 @@ export class VaultSecrets {
     this.now = deps.now ?? Date.now;
     this.scheduler = deps.scheduler ?? realScheduler;
     this.retryMs = deps.retryMs ?? 10_000;
-    this.requireAwsKeys = deps.requireAwsKeys ?? false;
     this.keepReportToken = deps.keepReportToken ?? true;
     this.requestTimeoutMs = deps.requestTimeoutMs ?? 5000;
     this.logger = deps.logger;
@@ -276,7 +268,6 @@ export class VaultSecrets {
         // Vault answers 400 to a valid token it will not renew: one without a TTL (root), a batch
         // token, or a service token created non-renewable. Only lookup-self says which.
         if (err instanceof VaultError && err.status === 400) {
-          this.succeeded('token');
           await this.lookUpUnrenewableToken();
           return;
         }
@@ -400,9 +391,11 @@ export class VaultSecrets {
     if (this.keepReportToken && this.values.reportToken !== undefined && next.reportToken === undefined) {
       throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath} version ${next.version ?? '?'} has no report_token; keeping the one in force (without it, reports would need no token: restart the server to drop it)`, 'read', 200));
     }
+    // AWS keys are optional but a pair; once read, a version without them is refused like a missing
+    // report token (the SimpleDB client was given Vault's keys and would be left with none).
     const missing = ['aws_access_key_id', 'aws_secret_access_key'].filter((k) => pick(k) === undefined);
     const keysInUse = this.values.awsAccessKeyId !== undefined;
-    if (missing.length === 1 || (missing.length === 2 && (this.requireAwsKeys || keysInUse))) {
+    if (missing.length === 1 || (missing.length === 2 && keysInUse)) {
       const why = missing.length === 2 && keysInUse ? '; keeping the keys in force (the SimpleDB client uses them: restart to move to the AWS default credential chain)' : '';
       throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath} lacks ${missing.join(' and ')}${why}`, 'read', 200));
     }

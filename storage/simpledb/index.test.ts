@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { simpleDbCredentials } from './index.js';
+import { simpleDbCredentialSource, simpleDbCredentials } from './index.js';
 
 describe('simpleDbCredentials: which keys SimpleDB requests are signed with', () => {
   it('takes explicit keys from config first', async () => {
@@ -18,5 +18,12 @@ describe('simpleDbCredentials: which keys SimpleDB requests are signed with', ()
   it('ignores a half-given config pair and falls back to the next source', async () => {
     const provider = await simpleDbCredentials({ awsAccessKeyId: 'AKIDCONFIG', vault: () => ({ accessKeyId: 'AKIDVAULT', secretAccessKey: 'v' }) });
     expect((await provider()).accessKeyId).toBe('AKIDVAULT');
+  });
+
+  it('names the source it chose, as the server logs it at start', () => {
+    const vault = () => ({ accessKeyId: 'AKIDVAULT', secretAccessKey: 'v' });
+    expect(simpleDbCredentialSource({ awsAccessKeyId: 'A', awsSecretAccessKey: 's', vault })).toBe('flags');
+    expect(simpleDbCredentialSource({ awsAccessKeyId: 'A', vault })).toBe('vault');
+    expect(simpleDbCredentialSource({})).toBe('aws default chain');
   });
 });

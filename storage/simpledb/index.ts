@@ -29,18 +29,27 @@ export interface SimpleDbOpenDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
-/**
- * The credentials to sign with: explicit keys from config when set, else Vault's current keys,
- * else the AWS default chain (env, profile, ECS task role, instance profile).
- */
-export async function simpleDbCredentials(opts: {
+export interface SimpleDbCredentialOptions {
   awsAccessKeyId?: string;
   awsSecretAccessKey?: string;
   vault?: () => { accessKeyId: string; secretAccessKey: string };
-}): Promise<CredentialProvider> {
-  if (opts.awsAccessKeyId && opts.awsSecretAccessKey) return staticCredentials({ accessKeyId: opts.awsAccessKeyId, secretAccessKey: opts.awsSecretAccessKey });
-  if (opts.vault) {
-    const current = opts.vault;
+}
+
+/**
+ * Where the credentials to sign with come from: explicit keys from config when both are set, else
+ * Vault's current keys, else the AWS default chain (env, profile, ECS task role, instance profile).
+ */
+export function simpleDbCredentialSource(opts: SimpleDbCredentialOptions): 'flags' | 'vault' | 'aws default chain' {
+  if (opts.awsAccessKeyId && opts.awsSecretAccessKey) return 'flags';
+  return opts.vault ? 'vault' : 'aws default chain';
+}
+
+/** The credential provider of simpleDbCredentialSource's choice. */
+export async function simpleDbCredentials(opts: SimpleDbCredentialOptions): Promise<CredentialProvider> {
+  const source = simpleDbCredentialSource(opts);
+  if (source === 'flags') return staticCredentials({ accessKeyId: opts.awsAccessKeyId!, secretAccessKey: opts.awsSecretAccessKey! });
+  if (source === 'vault') {
+    const current = opts.vault!;
     return async () => current();
   }
   return defaultCredentials();

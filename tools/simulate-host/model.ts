@@ -82,8 +82,6 @@ const EXIT_CODES = [0, 0, 0, 143, 137, 1];
 /** Docker's ephemeral host ports (net.ipv4.ip_local_port_range's default), handed out in turn. */
 const FIRST_HOST_PORT = 32768;
 const LAST_HOST_PORT = 60999;
-/** Most tasks a model holds: one host port each, and no two listed tasks share one. */
-export const MAX_SIM_TASKS = 10_000;
 
 export class TaskModel {
   private readonly tasks: SimTask[] = [];

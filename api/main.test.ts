@@ -10,6 +10,7 @@ import { runServer, serverLogger } from './main.js';
 import { StoreUnavailableError } from '../storage/store.js';
 import { agentEntry, agentMap } from './test-helpers.js';
 import { hostIdentity, snapshot, snapshotContainer } from '../storage/store.fixtures.js';
+import { startVaultStandin } from '../test/vault-standin.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -127,6 +128,31 @@ describe('runServer', () => {
     abort.abort();
     await running;
     expect(lines.find((l) => l.msg === 'sqlite store open')).toMatchObject({ cache_size_bytes: 4 * 1024 * 1024, mmap_size_bytes: 0 });
+  }, 30_000);
+
+  it('revokes the Vault token its AppRole login obtained when it shuts down', async () => {
+    const approle = { roleId: 'role-main', secretId: 'secret-main' };
+    const vault = await startVaultStandin({ secret: { report_token: 'report-main' }, approle });
+    try {
+      const config = loadServerConfig([
+        '--port', '0', '--host', '127.0.0.1', '--store', 'sqlite::memory:',
+        '--vault-addr', vault.url, '--vault-role-id', approle.roleId, '--vault-secret-id', approle.secretId, '--vault-secret-path', 'secret/ecs-id-mapper',
+      ]);
+      const { lines, stream } = logCapture();
+      const abort = new AbortController();
+      const running = runServer(config, { signal: abort.signal, logStream: stream });
+      await waitFor('the listening line', () => lines.find((l) => typeof l.url === 'string'));
+      const token = vault.requests.find((r) => r.path === '/v1/secret/data/ecs-id-mapper')!.token!;
+      expect(vault.revoked).toEqual([]);
+
+      abort.abort();
+      await running;
+
+      expect(vault.revoked).toEqual([token]);
+      expect(vault.tokenTtl(token)).toBeUndefined();
+    } finally {
+      await vault.close();
+    }
   }, 30_000);
 
   it('fails to start with one readable error when the port is taken', async () => {

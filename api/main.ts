@@ -1,5 +1,6 @@
 // `ecs-id-mapper server`: opens the store, builds the app, listens, purges gone records
-// periodically, and on SIGTERM/SIGINT closes the app and the store before resolving.
+// periodically, and on SIGTERM/SIGINT closes the app, the store and the secrets (revoking the Vault
+// token its AppRole login obtained) before resolving.
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import pino, { type Logger } from 'pino';

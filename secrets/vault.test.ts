@@ -332,6 +332,108 @@ describe('VaultSecrets while running', () => {
   });
 });
 
+describe('VaultSecrets on close: the token AppRole gave us is revoked, an operator\'s is not', () => {
+  function logCapture() {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c)) as Record<string, unknown>), cb()) }));
+    return { lines, logger };
+  }
+
+  /** What Vault answers a read with `token` (403 once the token is revoked). */
+  async function readWith(token: string): Promise<number> {
+    return (await fetch(`${standin!.url}/v1/secret/data/ecs-id-mapper`, { headers: { 'x-vault-token': token } })).status;
+  }
+
+  it('revokes the token its AppRole login obtained, counted as a revoke, so the token no longer works', async () => {
+    const registry = new Registry();
+    const { secrets, standin } = await setup({ approle: APPROLE }, { roleId: APPROLE.roleId, secretId: APPROLE.secretId }, registry);
+    const token = standin.requests[1].token!;
+    expect(await readWith(token)).toBe(200);
+
+    await secrets.close();
+
+    expect(standin.revoked).toEqual([token]);
+    expect(standin.requests.at(-1)).toMatchObject({ method: 'POST', path: '/v1/auth/token/revoke-self', token });
+    expect(await readWith(token)).toBe(403);
+    expect(await registry.metrics()).toMatch(/^ecs_id_mapper_vault_operations_total\{operation="revoke",result="ok"\} 1$/m);
+  });
+
+  it('revokes only once when closed twice', async () => {
+    const { secrets, standin } = await setup({ approle: APPROLE }, { roleId: APPROLE.roleId, secretId: APPROLE.secretId });
+    await Promise.all([secrets.close(), secrets.close()]);
+    await secrets.close();
+    expect(standin.requests.filter((r) => r.path.endsWith('revoke-self'))).toHaveLength(1);
+  });
+
+  it("leaves the operator's token valid: it is not ours to revoke", async () => {
+    const registry = new Registry();
+    const { secrets, standin } = await setup({ staticToken: { token: 'hvs.operator', ttlSeconds: 3600 } }, { token: 'hvs.operator' }, registry);
+
+    await secrets.close();
+
+    expect(standin.revoked).toEqual([]);
+    expect(standin.requests.filter((r) => r.path.endsWith('revoke-self'))).toEqual([]);
+    expect(await readWith('hvs.operator')).toBe(200);
+    expect(await registry.metrics()).toMatch(/^ecs_id_mapper_vault_operations_total\{operation="revoke",result="ok"\} 0$/m);
+  });
+
+  it("leaves the operator's token valid when an AppRole login replaces it near its max TTL, and revokes the AppRole token at close", async () => {
+    const { clock, secrets, standin } = await setup(
+      { staticToken: { token: 'hvs.operator', ttlSeconds: 60 }, approle: APPROLE, tokenMaxTtlSeconds: 70 },
+      { token: 'hvs.operator', roleId: APPROLE.roleId, secretId: APPROLE.secretId, refreshIntervalMs: 3600_000 },
+    );
+    // Renewed at 40 s to the cap (30 s left), at 60 s again: 10 s left, so AppRole logs in.
+    await clock.advance(60_000);
+    expect(standin.requests.filter((r) => r.path === '/v1/auth/approle/login')).toHaveLength(1);
+    expect(standin.revoked).toEqual([]);
+    expect(standin.tokenTtl('hvs.operator')).toBe(10);
+
+    await secrets.close();
+
+    expect(standin.revoked).toHaveLength(1);
+    expect(standin.revoked[0]).toMatch(/^hvs\./);
+    expect(standin.revoked[0]).not.toBe('hvs.operator');
+    expect(standin.tokenTtl('hvs.operator')).toBe(10);
+  });
+
+  it('closes without throwing when Vault is down at shutdown, counting the failed revoke and saying the token stays valid', async () => {
+    const registry = new Registry();
+    const { lines, logger } = logCapture();
+    const clock = new FakeClock();
+    standin = await startVaultStandin({ secret: SECRET, approle: APPROLE, now: clock.now });
+    const s = await VaultSecrets.start(vaultConfig({ roleId: APPROLE.roleId, secretId: APPROLE.secretId }), { now: clock.now, scheduler: clock.scheduler, registry, logger });
+    secrets = s;
+    const token = standin.requests[1].token!;
+    standin.setDown(true);
+
+    await expect(s.close()).resolves.toBeUndefined();
+
+    expect(standin.revoked).toEqual([]);
+    expect(await registry.metrics()).toMatch(/^ecs_id_mapper_vault_operations_total\{operation="revoke",result="error"\} 1$/m);
+    expect(lines.find((l) => l.level === 40)).toMatchObject({ msg: 'vault: revoking our token at shutdown failed; it stays valid until its TTL ends', err: expect.stringMatching(/^unreachable/) });
+    standin.setDown(false);
+    expect(await readWith(token)).toBe(200);
+  });
+
+  it('gives up revoking after closeRevokeTimeoutMs when Vault does not answer, so shutdown is not held up', async () => {
+    const { lines, logger } = logCapture();
+    standin = await startVaultStandin({ secret: SECRET, approle: APPROLE });
+    const s = await VaultSecrets.start(vaultConfig({ roleId: APPROLE.roleId, secretId: APPROLE.secretId }), { logger, closeRevokeTimeoutMs: 200 });
+    secrets = s;
+    standin.setUnresponsive(true);
+
+    const startedAt = Date.now();
+    await expect(s.close()).resolves.toBeUndefined();
+    const tookMs = Date.now() - startedAt;
+
+    // It did ask (the stand-in read the request), then stopped waiting; the 5 s request timeout did not apply.
+    expect(standin.requests.at(-1)).toMatchObject({ path: '/v1/auth/token/revoke-self' });
+    expect(tookMs).toBeGreaterThanOrEqual(150);
+    expect(tookMs).toBeLessThan(2_000);
+    expect(lines.find((l) => l.level === 40)).toMatchObject({ msg: 'vault: revoking our token at shutdown failed; it stays valid until its TTL ends' });
+  });
+});
+
 describe('loadSecrets', () => {
   it('without Vault: the configured report token (and previous one) and no AWS keys', async () => {
     const loaded = await loadSecrets({ reportToken: 'cfg', reportTokenPrevious: 'cfg-old', store: { backend: 'sqlite', path: ':memory:' } } as ServerConfig);

@@ -8,6 +8,8 @@
 // - Once started, a Vault outage never takes values away: the last good secret stays current,
 //   status() and the metrics say Vault is failing, and the next successful read takes over.
 // - The getters always return the latest good values; callers read them per request.
+// - close() revokes the token an AppRole login gave this process (never an operator's token: it is
+//   not ours to end), best effort and bounded, so a stopped server leaves no live token behind.
 import NodeVault from 'node-vault';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -39,6 +41,11 @@ export interface VaultSecretsDeps {
   requestTimeoutMs?: number;
   /** Delay before retrying a failed renewal or login (default 10 s). */
   retryMs?: number;
+  /**
+   * How long close() waits for Vault to revoke our token (default 2 s, at most requestTimeoutMs):
+   * revoking is best effort, and a Vault that hangs must not hold the server's shutdown.
+   */
+  closeRevokeTimeoutMs?: number;
   /**
    * Refuse a secret version without report_token once one was read (default true): nothing else
    * would require a token then. loadSecrets turns it off when --report-token is there to fall back to.
@@ -132,6 +139,7 @@ export class VaultSecrets {
   private readonly retryMs: number;
   private readonly keepReportToken: boolean;
   private readonly requestTimeoutMs: number;
+  private readonly closeRevokeTimeoutMs: number;
   private readonly dataPath: string;
   private readonly logger?: Logger;
   private values: SecretValues = { version: null };
@@ -140,6 +148,12 @@ export class VaultSecrets {
   private refreshTimer: unknown;
   private pending: Promise<void> = Promise.resolve();
   private closed = false;
+  private closing?: Promise<void>;
+  /**
+   * The token the last AppRole login issued, which is then the token in use; undefined while the
+   * operator's token (--vault-token) is in use. Only this one is ever revoked.
+   */
+  private issuedToken: string | undefined;
   private lastSuccessAt: number | null = null;
   /**
    * Since when reading the secret, and keeping a token, have been failing. Apart, so that a renewal
@@ -160,6 +174,7 @@ export class VaultSecrets {
     this.retryMs = deps.retryMs ?? 10_000;
     this.keepReportToken = deps.keepReportToken ?? true;
     this.requestTimeoutMs = deps.requestTimeoutMs ?? 5000;
+    this.closeRevokeTimeoutMs = Math.min(deps.closeRevokeTimeoutMs ?? 2000, this.requestTimeoutMs);
     this.logger = deps.logger;
     this.dataPath = kvDataPath(config.secretPath);
     this.client = NodeVault({
@@ -249,11 +264,25 @@ export class VaultSecrets {
     return this.pending;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops renewal and refresh, then revokes the token an AppRole login issued to this process
+   * (waiting at most closeRevokeTimeoutMs; a failure is logged and counted, never thrown). An
+   * operator's token is left valid. Calling it again waits for the first call.
+   */
+  close(): Promise<void> {
+    return (this.closing ??= this.shutDown());
+  }
+
+  private async shutDown(): Promise<void> {
     this.closed = true;
     this.scheduler.clearTimeout(this.renewTimer);
     this.scheduler.clearTimeout(this.refreshTimer);
+    // A renewal in flight may still log in again: the token to revoke is the one it leaves.
     await this.pending.catch(() => {});
+    const token = this.issuedToken;
+    this.issuedToken = undefined;
+    const expired = this.tokenExpiresAt !== null && this.tokenExpiresAt <= this.now();
+    if (token !== undefined && !expired) await this.revoke(token, 'at shutdown', this.closeRevokeTimeoutMs);
   }
 
   // --- token -----------------------------------------------------------------------------------
@@ -311,6 +340,7 @@ export class VaultSecrets {
     const token = (body as { auth?: { client_token?: unknown } }).auth?.client_token;
     if (typeof token !== 'string' || token === '') throw new VaultError(`vault at ${this.config.addr.origin}: AppRole login answered without auth.client_token`, 'login', 200);
     this.client.token = token;
+    this.issuedToken = token;
     this.tokenLeased(leaseOf(body));
   }
 
@@ -334,9 +364,9 @@ export class VaultSecrets {
       // Renewal stops extending at the token's max TTL: log in again before that runs out, and
       // revoke the old token rather than leave it valid until then.
       if (this.config.roleId && lease.seconds * 1000 < this.retryMs * 3) {
-        const replaced = this.client.token;
+        const replaced = this.issuedToken;
         await this.login();
-        await this.revoke(replaced);
+        if (replaced !== undefined) await this.revoke(replaced, 'after replacing it', this.requestTimeoutMs);
       } else this.tokenLeased(lease);
     } catch (err) {
       if (err instanceof VaultError && (err.status === 403 || err.status === 400) && this.config.roleId) {
@@ -351,14 +381,17 @@ export class VaultSecrets {
     }
   }
 
-  /** Best effort: a failure is counted (revoke, error) and otherwise ignored; the token still runs out. */
-  private async revoke(token: string): Promise<void> {
+  /**
+   * Revoke-self for a token AppRole login issued to us (callers never pass an operator's token).
+   * Best effort: a failure is counted (revoke, error), logged and otherwise ignored; the token still runs out.
+   */
+  private async revoke(token: string, when: 'after replacing it' | 'at shutdown', timeoutMs: number): Promise<void> {
     try {
-      await this.client.request({ path: '/auth/token/revoke-self', method: 'POST', headers: { 'X-Vault-Token': token }, timeout: this.requestTimeoutMs });
+      await this.client.request({ path: '/auth/token/revoke-self', method: 'POST', headers: { 'X-Vault-Token': token }, timeout: timeoutMs });
       this.metrics?.operations.inc({ operation: 'revoke', result: 'ok' });
     } catch (err) {
       this.metrics?.operations.inc({ operation: 'revoke', result: 'error' });
-      this.logger?.warn({ vault: this.config.addr.origin, err: describe(err).message }, 'vault: revoking the replaced token failed; it stays valid until its TTL ends');
+      this.logger?.warn({ vault: this.config.addr.origin, err: describe(err).message }, `vault: revoking our token ${when} failed; it stays valid until its TTL ends`);
     }
   }
 

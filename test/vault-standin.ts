@@ -8,7 +8,8 @@
 //   GET  /v1/sys/health                → {initialized, sealed, standby, ...}
 // Errors are Vault's `{"errors":[...]}` bodies: 400 bad login / not renewable, 403 permission denied
 // (missing, unknown or expired token), 404 `{"errors":[]}` for a secret path with no data,
-// 500 when told to fail. Switches: down (connections reset), fail (500), rotate, expire tokens.
+// 500 when told to fail. Switches: down (connections reset), unresponsive (requests never answered),
+// fail (500), rotate, expire tokens.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -44,6 +45,8 @@ export interface VaultStandin {
   requests: VaultRequestLog[];
   /** Down: every connection is reset before an answer, as if Vault were unreachable. */
   setDown(down: boolean): void;
+  /** Unresponsive: requests are read (and logged) but never answered, as from a Vault that hangs. */
+  setUnresponsive(unresponsive: boolean): void;
   /** Every request answers 500 with an errors body. */
   setFailing(failing: boolean): void;
   /** Writes a new version of the secret (undefined deletes it: reads answer 404). */
@@ -89,6 +92,7 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
   let version = secret ? 1 : 0;
   let createdTime = new Date(now()).toISOString();
   let down = false;
+  let unresponsive = false;
   let failing = false;
   const requests: VaultRequestLog[] = [];
   const revoked: string[] = [];
@@ -151,6 +155,7 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
     const token = req.headers['x-vault-token'] as string | undefined;
     requests.push({ method: req.method ?? '', path: url.pathname, token });
     const text = await readBody(req);
+    if (unresponsive) return;
     if (failing) return send(res, 500, { errors: ['1 error occurred:\n\t* internal error (stand-in told to fail)\n\n'] });
     let json: Record<string, unknown> = {};
     if (text) {
@@ -270,6 +275,9 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
     setDown(value) {
       down = value;
       if (value) for (const s of sockets) s.destroy();
+    },
+    setUnresponsive(value) {
+      unresponsive = value;
     },
     setFailing(value) {
       failing = value;

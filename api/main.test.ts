@@ -3,9 +3,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadServerConfig } from '../config/index.js';
+import { loadCommand, loadServerConfig, type ServerConfig } from '../config/index.js';
 import { runServer, serverLogger } from './main.js';
 import { StoreUnavailableError } from '../storage/store.js';
 import { agentEntry, agentMap } from './test-helpers.js';
@@ -152,6 +153,33 @@ describe('runServer', () => {
       expect(vault.tokenTtl(token)).toBeUndefined();
     } finally {
       await vault.close();
+    }
+  }, 30_000);
+
+  it('keeps idle connections for --keep-alive-timeout: the answer tells the client so, instead of the 5 s default', async () => {
+    // The flags as `ecs-id-mapper server` parses them (loadCommand), then runServer as the CLI calls it.
+    // Node derives the Keep-Alive header and its idle-socket timer from the same http.Server
+    // keepAliveTimeout; waiting for the close would take the timeout plus the 1 s Node 20 adds.
+    const loaded = loadCommand('server', ['--port', '0', '--host', '127.0.0.1', '--store', 'sqlite::memory:', '--keep-alive-timeout', '3s'], {});
+    if (loaded.kind !== 'run') throw new Error('server config did not load');
+    const { lines, stream } = logCapture();
+    const abort = new AbortController();
+    const running = runServer(loaded.config as ServerConfig, { signal: abort.signal, logStream: stream });
+    try {
+      const url = new URL(await waitFor('the listening line', () => lines.find((l) => typeof l.url === 'string')?.url as string | undefined));
+      const socket = connect(Number(url.port), url.hostname);
+      let received = '';
+      socket.on('data', (d) => (received += String(d)));
+      socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+      const head = await waitFor('the answer', () => (received.includes('\r\n\r\n') ? received.split('\r\n\r\n')[0] : undefined), 5_000);
+      socket.destroy();
+
+      expect(head).toMatch(/^HTTP\/1\.1 200 /);
+      expect(head).toMatch(/^connection: keep-alive$/im);
+      expect(head).toMatch(/^keep-alive: timeout=3$/im);
+    } finally {
+      abort.abort();
+      await running;
     }
   }, 30_000);
 

@@ -143,9 +143,13 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
   log.info({ reason: await untilStopped(options.signal) }, 'shutting down');
 
   clearInterval(purgeTimer);
-  await app.close();
-  await store.close();
-  await secrets.close();
+  try {
+    await app.close();
+    await store.close();
+  } finally {
+    // Whatever failed above, the Vault token this process logged in for is still revoked.
+    await secrets.close();
+  }
   log.info('server stopped');
   log.flush?.();
 }

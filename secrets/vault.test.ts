@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Registry } from 'prom-client';
 import pino from 'pino';
 import { Writable } from 'node:stream';
@@ -429,6 +429,26 @@ describe('VaultSecrets on close: the token AppRole gave us is revoked, an operat
     // It did ask (the stand-in read the request), then stopped waiting; the 5 s request timeout did not apply.
     expect(standin.requests.at(-1)).toMatchObject({ path: '/v1/auth/token/revoke-self' });
     expect(tookMs).toBeGreaterThanOrEqual(150);
+    expect(tookMs).toBeLessThan(2_000);
+    expect(lines.find((l) => l.level === 40)).toMatchObject({ msg: 'vault: revoking our token at shutdown failed; it stays valid until its TTL ends' });
+  });
+  it('does not wait out a renewal that hangs: close gives up on it after closeRevokeTimeoutMs too', async () => {
+    const { lines, logger } = logCapture();
+    // A 3 s token is renewed at 2 s; the stand-in then stops answering, so that renewal hangs for
+    // the whole 5 s request timeout unless close stops waiting for it.
+    standin = await startVaultStandin({ secret: SECRET, approle: APPROLE, tokenTtlSeconds: 3 });
+    const s = await VaultSecrets.start(vaultConfig({ roleId: APPROLE.roleId, secretId: APPROLE.secretId }), { logger, closeRevokeTimeoutMs: 200 });
+    secrets = s;
+    standin.setUnresponsive(true);
+    await vi.waitFor(() => expect(standin!.requests.at(-1)).toMatchObject({ path: '/v1/auth/token/renew-self' }), { timeout: 4_000, interval: 20 });
+
+    const startedAt = Date.now();
+    await expect(s.close()).resolves.toBeUndefined();
+    const tookMs = Date.now() - startedAt;
+
+    // 200 ms for the renewal, 200 ms for the revoke it then tried: well short of the 5 s request timeout.
+    expect(standin.requests.at(-1)).toMatchObject({ path: '/v1/auth/token/revoke-self' });
+    expect(tookMs).toBeGreaterThanOrEqual(350);
     expect(tookMs).toBeLessThan(2_000);
     expect(lines.find((l) => l.level === 40)).toMatchObject({ msg: 'vault: revoking our token at shutdown failed; it stays valid until its TTL ends' });
   });

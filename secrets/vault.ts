@@ -277,8 +277,12 @@ export class VaultSecrets {
     this.closed = true;
     this.scheduler.clearTimeout(this.renewTimer);
     this.scheduler.clearTimeout(this.refreshTimer);
-    // A renewal in flight may still log in again: the token to revoke is the one it leaves.
-    await this.pending.catch(() => {});
+    // A renewal in flight may still log in again: the token to revoke is the one it leaves. Its
+    // requests may each take requestTimeoutMs, so the wait is bounded like the revoke itself; a
+    // login that ends after that leaves its token to run out its TTL.
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([this.pending.catch(() => {}), new Promise<void>((resolve) => (bound = setTimeout(resolve, this.closeRevokeTimeoutMs)))]);
+    clearTimeout(bound);
     const token = this.issuedToken;
     this.issuedToken = undefined;
     const expired = this.tokenExpiresAt !== null && this.tokenExpiresAt <= this.now();

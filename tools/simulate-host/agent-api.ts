@@ -23,7 +23,10 @@ export interface AgentApiState {
   tasks: () => Promise<SimTask[]>;
 }
 
-/** One task as the agent's TaskResponse marshals it. */
+/**
+ * One task as the agent's TaskResponse marshals it (ecs-agent/introspection/v1/response.go):
+ * DockerId, DockerName, Name, Image and ImageID are always there, even empty; the rest is omitempty.
+ */
 export function renderTask(task: SimTask): Record<string, unknown> {
   const out: Record<string, unknown> = { Arn: task.arn };
   if (task.desired_status) out.DesiredStatus = task.desired_status;
@@ -31,9 +34,7 @@ export function renderTask(task: SimTask): Record<string, unknown> {
   out.Family = task.family;
   out.Version = task.version;
   out.Containers = task.containers.map((c) => {
-    const container: Record<string, unknown> = { DockerId: c.docker_id, DockerName: c.docker_name, Name: c.name };
-    if (c.image) container.Image = c.image;
-    if (c.image_id) container.ImageID = c.image_id;
+    const container: Record<string, unknown> = { DockerId: c.docker_id, DockerName: c.docker_name, Name: c.name, Image: c.image, ImageID: c.image_id };
     if (c.created_at) container.CreatedAt = c.created_at;
     if (c.started_at) container.StartedAt = c.started_at;
     if (c.ports.length > 0) container.Ports = c.ports;

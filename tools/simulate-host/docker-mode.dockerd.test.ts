@@ -50,6 +50,11 @@ describe.skipIf(skipWithoutDockerd())('simulate-host with tasks from a real dock
       [app, 'ecs-demo-web-3-app', 'app'],
       [sidecar, 'ecs-demo-web-3-sidecar', 'sidecar'],
     ]);
+    // The engine's listing gives no image id: served as the agent marshals an unset one, "ImageID": "".
+    const single = await request(`${host.agentUrl}/v1/tasks?taskarn=${encodeURIComponent(ARN_B)}`);
+    expect(((await single.body.json()) as { Containers: unknown[] }).Containers).toEqual([
+      { DockerId: other, DockerName: expect.any(String), Name: 'app', Image: engine.image, ImageID: '' },
+    ]);
 
     // One container of task A stops: the task is still RUNNING; both stop: STOPPED.
     await engine.run(['stop', '-t', '1', sidecar]);

@@ -37,6 +37,7 @@ export function tasksFromContainers(containers: DockerContainer[]): SimTask[] {
         docker_name: c.name,
         name: c.labels[ECS_LABELS.containerName] || c.name,
         image: c.image,
+        // Docker's listing gives no image id here; v1 then shows "ImageID": "", as the agent does for an unset one.
         image_id: '',
         created_at: null,
         started_at: null,

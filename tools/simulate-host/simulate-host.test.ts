@@ -8,6 +8,9 @@ import { CONTAINER_ID, TASK_ARN, TASK_ID } from '../../wire/index.js';
 import type { SimulateHostConfig } from '../../config/index.js';
 import { startSimulatedHost, type SimulatedHost, type SimulatedHostOptions } from './index.js';
 import { runSimulateHost } from './main.js';
+import { renderTask } from './agent-api.js';
+import { tasksFromContainers } from './docker-tasks.js';
+import { ECS_LABELS } from '../../reconciler/sources/types.js';
 import { failure } from '../../test/support/observation.js';
 
 const hosts: SimulatedHost[] = [];
@@ -221,6 +224,22 @@ describe('simulated churn', () => {
     const host = await simulate({ churnIntervalMs: 10 });
     const first = host.state.map((t) => t.arn);
     await expect.poll(() => host.state.some((t) => !first.includes(t.arn)), { timeout: 5000 }).toBe(true);
+  });
+});
+
+describe('Docker-derived tasks', () => {
+  it('show "ImageID": "" when the image id is unknown, as the agent marshals an unset one (the field has no omitempty)', () => {
+    const arn = 'arn:aws:ecs:us-east-1:012345678910:task/demo/0123456789abcdef0123456789abcdef';
+    const [task] = tasksFromContainers([
+      {
+        id: 'a'.repeat(64), name: 'ecs-demo-1-app-0123', image: 'busybox', state: 'running', exit_code: null,
+        labels: { [ECS_LABELS.taskArn]: arn, [ECS_LABELS.containerName]: 'app', [ECS_LABELS.family]: 'demo', [ECS_LABELS.version]: '1' },
+      },
+    ]);
+    expect(JSON.stringify(renderTask(task))).toBe(
+      `{"Arn":"${arn}","DesiredStatus":"RUNNING","KnownStatus":"RUNNING","Family":"demo","Version":"1",` +
+        `"Containers":[{"DockerId":"${'a'.repeat(64)}","DockerName":"ecs-demo-1-app-0123","Name":"app","Image":"busybox","ImageID":""}]}`,
+    );
   });
 });
 

@@ -22,6 +22,8 @@ export function createFakeHost(options: { tasks: number; containersPerTask: numb
     accountId: '012345678910',
     containersPerTask: options.containersPerTask,
     cleanupAfterMs: 60_000,
+    // The fake Docker lists the model's containers: they must exist as soon as they are listed.
+    pendingForMs: 0,
     now: options.now,
     random: seededRandom(options.seed ?? 7),
   });

@@ -206,6 +206,15 @@ describe('commands', () => {
     expect(loadCommand('simulate-host', ['--cluster', 'prod_east-1', '--instance-id', 'i-0abc12345678'], {})).toMatchObject({ config: { cluster: 'prod_east-1', instanceId: 'i-0abc12345678' } });
   });
 
+  it('simulate-host --pending-for: 1s unless given, 0 turns it off, anything but a duration is refused in one line', () => {
+    expect(loadCommand('simulate-host', [], {})).toMatchObject({ config: { pendingForMs: 1000 } });
+    expect(loadCommand('simulate-host', ['--pending-for', '0'], {})).toMatchObject({ config: { pendingForMs: 0 } });
+    expect(loadCommand('simulate-host', [], { ECS_ID_MAPPER_PENDING_FOR: '250ms' })).toMatchObject({ config: { pendingForMs: 250 } });
+    expect(() => loadCommand('simulate-host', ['--pending-for', 'soon'], {})).toThrow('--pending-for: not a duration: "soon"');
+    expect(() => loadCommand('simulate-host', ['--pending-for', '-1s'], {})).toThrow(/^--pending-for: /);
+    expect(() => loadCommand('simulate-host', ['--pending-for', '600h'], {})).toThrow(/^--pending-for: must be at most 596h/);
+  });
+
   it('reject an unknown command', () => {
     expect(() => loadCommand('serve', [], {})).toThrow('unknown command "serve"');
   });

@@ -322,6 +322,8 @@ export interface SimulateHostConfig {
   churnIntervalMs: number;
   /** How long a STOPPED task stays listed (the agent's ~3 h, shortened). */
   cleanupAfterMs: number;
+  /** How long a started task is listed before its containers exist (0 = created at once). */
+  pendingForMs: number;
   cluster: string;
   instanceId: string;
   seed: number;
@@ -339,6 +341,7 @@ const simulateHostFlags: FlagSpec[] = [
   { name: 'containers-per-task', kind: 'integer', default: '2', min: 1, max: 10, help: 'Containers per task.' },
   { name: 'churn-interval', kind: 'duration', max: TIMER_MAX_MS, default: '5s', min: 0, help: 'How often a task starts or stops (0 disables churn).' },
   { name: 'cleanup-after', kind: 'duration', max: TIMER_MAX_MS, default: '30s', min: 0, help: 'How long a stopped task stays listed (the agent\'s ~3 h, shortened).' },
+  { name: 'pending-for', kind: 'duration', max: TIMER_MAX_MS, default: '1s', min: 0, help: 'How long a started task is listed before its containers exist: first with "Containers": [], then with DockerId "" (0 = created at once; the tick that runs the task creates them anyway).' },
   { name: 'cluster', kind: 'string', default: 'demo', help: 'Cluster name reported by the simulated agent.' },
   { name: 'instance-id', kind: 'string', default: 'i-0123456789abcdef0', help: 'Instance id served by the simulated IMDS.' },
   { name: 'seed', kind: 'integer', default: '1', help: 'Random seed for churn.' },
@@ -368,6 +371,7 @@ function buildSimulateHost(f: ParsedFlags): SimulateHostConfig {
     containersPerTask: f['containers-per-task'] as number,
     churnIntervalMs: f['churn-interval'] as number,
     cleanupAfterMs: f['cleanup-after'] as number,
+    pendingForMs: f['pending-for'] as number,
     cluster: simulatedCluster(f.cluster as string),
     instanceId: simulatedInstanceId(f['instance-id'] as string),
     seed: f.seed as number,

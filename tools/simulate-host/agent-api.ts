@@ -26,6 +26,8 @@ export interface AgentApiState {
 /**
  * One task as the agent's TaskResponse marshals it (ecs-agent/introspection/v1/response.go):
  * DockerId, DockerName, Name, Image and ImageID are always there, even empty; the rest is omitempty.
+ * Before Docker created them (SimCreation), containers are not listed at all, then listed with
+ * DockerId "" and the ports of the task definition: a dynamic host port is not bound yet.
  */
 export function renderTask(task: SimTask): Record<string, unknown> {
   const out: Record<string, unknown> = { Arn: task.arn };
@@ -33,11 +35,12 @@ export function renderTask(task: SimTask): Record<string, unknown> {
   out.KnownStatus = task.known_status;
   out.Family = task.family;
   out.Version = task.version;
-  out.Containers = task.containers.map((c) => {
-    const container: Record<string, unknown> = { DockerId: c.docker_id, DockerName: c.docker_name, Name: c.name, Image: c.image, ImageID: c.image_id };
+  const created = task.creation === 'created';
+  out.Containers = (task.creation === 'none' ? [] : task.containers).map((c) => {
+    const container: Record<string, unknown> = { DockerId: created ? c.docker_id : '', DockerName: c.docker_name, Name: c.name, Image: c.image, ImageID: c.image_id };
     if (c.created_at) container.CreatedAt = c.created_at;
     if (c.started_at) container.StartedAt = c.started_at;
-    if (c.ports.length > 0) container.Ports = c.ports;
+    if (c.ports.length > 0) container.Ports = created ? c.ports : c.ports.map(({ HostPort: _bound, ...declared }) => declared);
     if (c.restart_count !== null) container.RestartCount = c.restart_count;
     return container;
   });
@@ -75,8 +78,11 @@ export function agentHandler(state: AgentApiState) {
         (tasks) => {
           if (dockerId !== null) {
             // As the agent (handlers.go, dockerShortIDLen): up to 12 characters a unique prefix, longer the whole id.
+            // Containers not created yet have no id to find them by.
             const matches =
-              dockerId === '' ? [] : tasks.filter((t) => t.containers.some((c) => (dockerId.length <= 12 ? c.docker_id.startsWith(dockerId) : c.docker_id === dockerId)));
+              dockerId === ''
+                ? []
+                : tasks.filter((t) => t.creation === 'created' && t.containers.some((c) => (dockerId.length <= 12 ? c.docker_id.startsWith(dockerId) : c.docker_id === dockerId)));
             return matches.length === 1 ? send(res, 200, JSON.stringify(renderTask(matches[0]))) : send(res, matches.length > 1 ? 400 : 404, ZERO_TASK);
           }
           if (taskArn !== null) {

@@ -45,6 +45,9 @@ export function tasksFromContainers(containers: DockerContainer[]): SimTask[] {
         restart_count: null,
         exit_code: c.state === 'exited' || c.state === 'dead' ? c.exit_code : null,
       })),
+      // Listed by Docker, so created.
+      creation: 'created' as const,
+      listed_at: null,
       stopped_at: null,
     };
   });

@@ -11,13 +11,18 @@ import { tasksFromContainers } from './docker-tasks.js';
 import { imdsHandler } from './imds-api.js';
 import { seededRandom, TaskModel, type SimTask } from './model.js';
 
-export type { SimTask, SimContainer, SimTaskStatus } from './model.js';
+export type { SimTask, SimContainer, SimTaskStatus, SimCreation } from './model.js';
 export type { Faults } from './control-api.js';
 export { ControlError } from './control-api.js';
 
 /** The simulate-host command's config (documented in config/), plus injectable clock and randomness. */
-export interface SimulatedHostOptions extends Omit<SimulateHostConfig, 'logLevel'> {
-  /** Clock in ms (Date.now by default): timestamps, cleanup and IMDS token expiry. */
+export interface SimulatedHostOptions extends Omit<SimulateHostConfig, 'logLevel' | 'pendingForMs'> {
+  /**
+   * How long a started task's containers do not exist yet (see model.ts). Default 0 here, unlike
+   * the command's --pending-for (1s): tests that take container ids from `state` as listed ones opt in.
+   */
+  pendingForMs?: number;
+  /** Clock in ms (Date.now by default): timestamps, cleanup, pendingForMs and IMDS token expiry. */
   now?: () => number;
   /** [0, 1) source; default a PRNG seeded with `seed`. */
   random?: () => number;
@@ -30,7 +35,7 @@ export interface SimulatedHost {
   /** Current tasks (a copy). In Docker mode, as of the latest listing (see refresh()). */
   readonly state: SimTask[];
   readonly faults: Faults;
-  /** Starts a task (PENDING until the next tick). Docker mode: ControlError 409. */
+  /** Starts a task (PENDING until the next tick; its containers exist after pendingForMs or at that tick). Docker mode: ControlError 409. */
   startTask(spec?: { family?: string; containers?: number }): SimTask;
   /** Asks a task (id or ARN) to stop. Unknown or stopped: ControlError 404/409. Docker mode: 409. */
   stopTask(idOrArn: string): SimTask;
@@ -86,6 +91,7 @@ export async function startSimulatedHost(options: SimulatedHostOptions): Promise
     accountId: ACCOUNT_ID,
     containersPerTask: options.containersPerTask,
     cleanupAfterMs: options.cleanupAfterMs,
+    pendingForMs: options.pendingForMs ?? 0,
     now,
     random,
   });

@@ -2,8 +2,13 @@
 // the same sequence of calls give the same tasks, ids and exit codes.
 //
 // Lifecycle, as the real agent shows it in /v1/tasks:
-//   start   → KnownStatus PENDING, DesiredStatus RUNNING (containers created, not started)
-//   tick    → RUNNING (StartedAt set)
+//   start   → KnownStatus PENDING, DesiredStatus RUNNING. With `pendingForMs`, the containers do
+//             not exist yet (see SimCreation): for the first half of it the task lists
+//             "Containers": [] (the agent pulls images), for the second half each container under
+//             the name it will get with DockerId "" (the agent's task engine pre-adds it before
+//             `docker create`). Then, or without `pendingForMs` at once: created, not started.
+//   tick    → RUNNING (StartedAt set). A task whose containers do not exist yet gets them on
+//             the same tick, so ticks move tasks exactly as without `pendingForMs`.
 //   stop    → DesiredStatus STOPPED while KnownStatus stays RUNNING for one tick
 //   tick    → STOPPED/STOPPED, containers get exit codes (the agent blanks DesiredStatus only while
 //             it lags behind a STOPPED KnownStatus, agent/handlers/v1 NewTaskResponse)
@@ -15,6 +20,14 @@
 
 export type SimTaskStatus = 'PENDING' | 'RUNNING' | 'STOPPED';
 
+/**
+ * How far the agent has got with a task's containers. `none`: none listed ("Containers": []);
+ * `named`: listed under the Docker name they will get, with DockerId "" and no CreatedAt;
+ * `created`: Docker created them (ids, CreatedAt). A task stopped before `created` keeps the
+ * shape it had, as the agent's state does.
+ */
+export type SimCreation = 'none' | 'named' | 'created';
+
 export interface SimPort {
   ContainerPort: number;
   Protocol: string;
@@ -22,6 +35,7 @@ export interface SimPort {
 }
 
 export interface SimContainer {
+  /** The container's id; before its task's `creation` is `created`, the id it will get (v1 shows ""). */
   docker_id: string;
   docker_name: string;
   name: string;
@@ -44,6 +58,9 @@ export interface SimTask {
   desired_status: SimTaskStatus | null;
   known_status: SimTaskStatus;
   containers: SimContainer[];
+  creation: SimCreation;
+  /** Simulated-clock milliseconds when the task was started; null for tasks RUNNING from the start. */
+  listed_at: number | null;
   /** Simulated-clock milliseconds when the task reached STOPPED. */
   stopped_at: number | null;
 }
@@ -54,6 +71,8 @@ export interface ModelOptions {
   accountId: string;
   containersPerTask: number;
   cleanupAfterMs: number;
+  /** How long a started task's containers do not exist yet (0: created at start). */
+  pendingForMs: number;
   now: () => number;
   random: () => number;
 }
@@ -109,6 +128,7 @@ export class TaskModel {
   }
 
   list(): SimTask[] {
+    this.advanceCreation();
     this.cleanup();
     return this.tasks;
   }
@@ -123,8 +143,27 @@ export class TaskModel {
     return items[Math.floor(this.options.random() * items.length)];
   }
 
-  private timestamp(): string {
-    return new Date(this.options.now()).toISOString();
+  private timestamp(at = this.options.now()): string {
+    return new Date(at).toISOString();
+  }
+
+  /** Creates a task's containers: from here on they have their ids and CreatedAt. */
+  private create(task: SimTask, at: number): void {
+    task.creation = 'created';
+    for (const c of task.containers) c.created_at = this.timestamp(at);
+  }
+
+  /** Moves started tasks through `none` → `named` → `created` as `pendingForMs` passes. */
+  private advanceCreation(): void {
+    const { pendingForMs } = this.options;
+    const now = this.options.now();
+    for (const task of this.tasks) {
+      // The agent creates nothing for a task it has been told to stop.
+      if (task.creation === 'created' || task.known_status !== 'PENDING' || task.desired_status !== 'RUNNING' || task.listed_at === null) continue;
+      const elapsed = now - task.listed_at;
+      if (elapsed >= pendingForMs) this.create(task, task.listed_at + pendingForMs);
+      else if (elapsed >= pendingForMs / 2) task.creation = 'named';
+    }
   }
 
   /** Starts a task in PENDING (or RUNNING when `running`, for the initial population). */
@@ -133,7 +172,9 @@ export class TaskModel {
     const version = String(1 + Math.floor(this.options.random() * 9));
     const taskId = this.hex(32);
     const count = spec.containers ?? this.options.containersPerTask;
-    const created = this.timestamp();
+    const listedAt = this.options.now();
+    const created = this.timestamp(listedAt);
+    const creation: SimCreation = spec.running || this.options.pendingForMs === 0 ? 'created' : 'none';
     const containers: SimContainer[] = [];
     for (let i = 0; i < count; i++) {
       const name = CONTAINER_NAMES[i] ?? `c${i}`;
@@ -143,7 +184,7 @@ export class TaskModel {
         name,
         image: i === 0 ? kind.image : 'busybox:1.36',
         image_id: `sha256:${this.hex(64)}`,
-        created_at: created,
+        created_at: creation === 'created' ? created : null,
         started_at: spec.running ? created : null,
         // The first container publishes a port, as a bridge-mode service would.
         ports: i === 0 ? [{ ContainerPort: 80, Protocol: 'tcp', HostPort: this.allocateHostPort() }] : [],
@@ -159,6 +200,8 @@ export class TaskModel {
       desired_status: 'RUNNING',
       known_status: spec.running ? 'RUNNING' : 'PENDING',
       containers,
+      creation,
+      listed_at: spec.running ? null : listedAt,
       stopped_at: null,
     };
     this.tasks.push(task);
@@ -173,6 +216,7 @@ export class TaskModel {
   stopTask(idOrArn: string): boolean {
     const task = this.find(idOrArn);
     if (!task || task.known_status === 'STOPPED') return false;
+    this.advanceCreation(); // the shape it stops in is the one it has now
     task.desired_status = 'STOPPED';
     if (task.known_status === 'RUNNING') this.stopping.add(task.arn);
     return true;
@@ -194,7 +238,8 @@ export class TaskModel {
     task.known_status = 'STOPPED';
     task.desired_status = ran ? 'STOPPED' : null;
     task.stopped_at = this.options.now();
-    for (const c of task.containers) c.exit_code = ran ? this.pick(EXIT_CODES) : 0;
+    // A container never created has no exit code.
+    for (const c of task.containers) c.exit_code = ran ? this.pick(EXIT_CODES) : task.creation === 'created' ? 0 : null;
   }
 
   private cleanup(): void {
@@ -207,6 +252,7 @@ export class TaskModel {
 
   /** Advances every task one step; then, when `churn`, starts or stops one task to move around `target`. */
   tick(churn: { target: number } | undefined): void {
+    this.advanceCreation();
     // One tick in ten, a container with a restart policy restarts in place (same DockerId); only
     // tasks RUNNING before this tick qualify.
     if (churn && this.options.random() < 0.1) this.restartOne();
@@ -216,6 +262,7 @@ export class TaskModel {
         if (this.stopping.delete(task.arn)) continue;
         this.markStopped(task);
       } else if (task.known_status === 'PENDING') {
+        if (task.creation !== 'created') this.create(task, this.options.now());
         task.known_status = 'RUNNING';
         for (const c of task.containers) c.started_at = this.timestamp();
       }

@@ -227,6 +227,88 @@ describe('simulated churn', () => {
   });
 });
 
+describe('a started task before Docker created its containers (pendingForMs)', () => {
+  type Listed = { Tasks: Array<Record<string, unknown> & { Containers: Array<Record<string, unknown>> }> };
+  const listing = async (host: SimulatedHost) => JSON.parse((await get(`${host.agentUrl}/v1/tasks`)).body) as Listed;
+  const fixture = () => readJsonFixture<Listed>('ecs-agent/v1-tasks-bridge-full.composed.json');
+  const T0 = Date.parse('2026-01-01T00:00:00Z');
+
+  it('lists it with "Containers": [] for the first half, then DockerId "" under the names they will get, then with ids', async () => {
+    let clock = T0;
+    const host = await simulate({ tasks: 0, now: () => clock, pendingForMs: 1000 });
+    const started = host.startTask({ family: 'web', containers: 2 });
+    const [app, sidecar] = started.containers;
+
+    // Pulling: the task is listed, its containers are not (the fixture's PENDING task).
+    expect((await listing(host)).Tasks).toEqual([{ Arn: started.arn, DesiredStatus: 'RUNNING', KnownStatus: 'PENDING', Family: 'web', Version: started.version, Containers: [] }]);
+    expect(Object.keys((await listing(host)).Tasks[0])).toEqual(Object.keys(fixture().Tasks[2]));
+
+    // Creating: each container under its Docker name, no id, no CreatedAt, the dynamic host port not bound yet.
+    clock += 500;
+    expect((await listing(host)).Tasks[0].Containers).toEqual([
+      { DockerId: '', DockerName: app.docker_name, Name: 'app', Image: 'nginx:1.27', ImageID: app.image_id, Ports: [{ ContainerPort: 80, Protocol: 'tcp' }] },
+      { DockerId: '', DockerName: sidecar.docker_name, Name: 'sidecar', Image: 'busybox:1.36', ImageID: sidecar.image_id, RestartCount: 0 },
+    ]);
+    expect(app.docker_name).toMatch(new RegExp(`^ecs-web-${started.version}-app-[0-9a-f]{20}$`));
+    // Nothing to find by Docker id yet, and the real client maps nothing.
+    expect(await get(`${host.agentUrl}/v1/tasks?dockerid=${app.docker_id.slice(0, 12)}`)).toEqual({ status: 404, body: readFixture('ecs-agent/v1-tasks-error-single-task.json') });
+    expect(await agentOf(host).tasks()).toEqual([expect.objectContaining({ arn: started.arn, known_status: 'PENDING', containers: [] })]);
+
+    // Created: ids, CreatedAt (when pendingForMs ran out) and the bound port; still PENDING until a tick.
+    clock += 500;
+    const created = (await listing(host)).Tasks[0];
+    expect(created.KnownStatus).toBe('PENDING');
+    expect(created.Containers.map((c) => [c.DockerId, c.CreatedAt, c.StartedAt])).toEqual([
+      [app.docker_id, '2026-01-01T00:00:01.000Z', undefined],
+      [sidecar.docker_id, '2026-01-01T00:00:01.000Z', undefined],
+    ]);
+    expect(created.Containers[0].Ports).toEqual(app.ports);
+    expect((await get(`${host.agentUrl}/v1/tasks?dockerid=${app.docker_id.slice(0, 12)}`)).status).toBe(200);
+    host.tick({ churn: false });
+    expect((await listing(host)).Tasks[0]).toMatchObject({ KnownStatus: 'RUNNING' });
+  });
+
+  it('does not delay ticks: a tick creates and runs a task whose containers do not exist yet', async () => {
+    let clock = T0;
+    const host = await simulate({ tasks: 0, now: () => clock, pendingForMs: 60_000 });
+    const started = host.startTask({ containers: 1 });
+    clock += 2000;
+    host.tick({ churn: false });
+    const [task] = (await listing(host)).Tasks;
+    expect(task).toMatchObject({ KnownStatus: 'RUNNING', DesiredStatus: 'RUNNING' });
+    expect(task.Containers.map((c) => [c.DockerId, c.CreatedAt, c.StartedAt])).toEqual([[started.containers[0].docker_id, '2026-01-01T00:00:02.000Z', '2026-01-01T00:00:02.000Z']]);
+  });
+
+  it('keeps the shape a task had when it was stopped before its containers existed, with no exit codes', async () => {
+    let clock = T0;
+    const host = await simulate({ tasks: 0, now: () => clock, pendingForMs: 1000 });
+    const creating = host.startTask({ containers: 1 });
+    clock += 250;
+    const pulling = host.startTask({ containers: 1 });
+    clock += 350; // 600 ms and 350 ms after they started, and nothing listed them meanwhile
+    host.stopTask(creating.arn);
+    host.stopTask(pulling.arn);
+    host.tick({ churn: false });
+    clock += 10_000;
+    const tasks = (await listing(host)).Tasks;
+    expect(tasks[0]).toMatchObject({ Arn: creating.arn, KnownStatus: 'STOPPED', Containers: [expect.objectContaining({ DockerId: '', DockerName: creating.containers[0].docker_name })] });
+    expect(tasks[0]).not.toHaveProperty('DesiredStatus');
+    // The fixture's STOPPED task: DesiredStatus omitted, "Containers": [].
+    expect(tasks[1]).toEqual({ Arn: pulling.arn, KnownStatus: 'STOPPED', Family: pulling.family, Version: pulling.version, Containers: [] });
+    expect(Object.keys(tasks[1])).toEqual(Object.keys(fixture().Tasks[1]));
+    expect(host.state.map((t) => [t.creation, t.containers.map((c) => c.exit_code)])).toEqual([
+      ['named', [null]],
+      ['none', [null]],
+    ]);
+  });
+
+  it('is off by default in the library: a started task is listed with its container ids at once', async () => {
+    const host = await simulate({ tasks: 0 });
+    const started = host.startTask({ containers: 1 });
+    expect((await listing(host)).Tasks[0].Containers.map((c) => c.DockerId)).toEqual([started.containers[0].docker_id]);
+  });
+});
+
 describe('Docker-derived tasks', () => {
   it('show "ImageID": "" when the image id is unknown, as the agent marshals an unset one (the field has no omitempty)', () => {
     const arn = 'arn:aws:ecs:us-east-1:012345678910:task/demo/0123456789abcdef0123456789abcdef';
@@ -358,7 +440,7 @@ describe('runSimulateHost', () => {
     const lines: string[] = [];
     out.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
     const controller = new AbortController();
-    const config: SimulateHostConfig = { ...base, logLevel: 'silent' };
+    const config: SimulateHostConfig = { ...base, pendingForMs: 0, logLevel: 'silent' };
     const running = runSimulateHost(config, { signal: controller.signal, out, logStream: new PassThrough() });
     await expect.poll(() => lines.length).toBe(1);
     const urls = JSON.parse(lines[0]) as Record<string, string>;

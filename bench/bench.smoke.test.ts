@@ -91,7 +91,7 @@ describe('cost growth', () => {
     expect(r.big.records).toBe(2000);
     expect(r.small.records).toBe(100);
     expect(r.lookups.map((p) => p.records)).toEqual([100, 1000, 2000]);
-    expect(r.snapshots.map((p) => p.containers)).toEqual([10, 30]);
+    for (const w of ['steady', 'churn', 'legacy'] as const) expect(r.snapshots[w].map((p) => p.containers)).toEqual([10, 30]);
     const md = growthMarkdown(r);
     expect(md).toContain('| full container id |');
     expect(md).toContain('| 30 |');

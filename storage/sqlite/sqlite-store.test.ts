@@ -68,6 +68,7 @@ describe('sqlite connection settings', () => {
       expect(db.pragma('mmap_size', { simple: true })).toBe(0x7fff0000);
       expect(db.pragma('journal_size_limit', { simple: true })).toBe(64 * 1024 * 1024);
       expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+      expect(db.pragma('temp_store', { simple: true })).toBe(2); // MEMORY: statement journals never spill to a file
     } finally {
       await store.close();
     }

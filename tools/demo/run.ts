@@ -99,6 +99,8 @@ export async function runDemo(config: DemoConfig, options: DemoOptions = {}): Pr
     const host = await startSimulatedHost({
       host: '127.0.0.1', agentPort: 0, imdsPort: 0, controlPort: 0, tasks: config.tasks, containersPerTask: 2, churnIntervalMs: config.churnIntervalMs,
       cleanupAfterMs: 60_000, cluster: 'demo', instanceId: 'i-0de30000000000001', seed: 1,
+      // As `simulate-host` by default: a started task is listed before its containers exist, as the real agent does.
+      pendingForMs: 1000,
     });
     stopping.unshift(() => host.close());
 

@@ -27,7 +27,8 @@ export interface AgentApiState {
  * One task as the agent's TaskResponse marshals it (ecs-agent/introspection/v1/response.go):
  * DockerId, DockerName, Name, Image and ImageID are always there, even empty; the rest is omitempty.
  * Before Docker created them (SimCreation), containers are not listed at all, then listed with
- * DockerId "" and the ports of the task definition: a dynamic host port is not bound yet.
+ * DockerId "". Until a container started, its ports are the task definition's: a dynamic host port
+ * is not bound yet.
  */
 export function renderTask(task: SimTask): Record<string, unknown> {
   const out: Record<string, unknown> = { Arn: task.arn };
@@ -40,7 +41,10 @@ export function renderTask(task: SimTask): Record<string, unknown> {
     const container: Record<string, unknown> = { DockerId: created ? c.docker_id : '', DockerName: c.docker_name, Name: c.name, Image: c.image, ImageID: c.image_id };
     if (c.created_at) container.CreatedAt = c.created_at;
     if (c.started_at) container.StartedAt = c.started_at;
-    if (c.ports.length > 0) container.Ports = created ? c.ports : c.ports.map(({ HostPort: _bound, ...declared }) => declared);
+    // The agent lists the bindings Docker reported once the container started (KnownPortBindings);
+    // until then the task definition's mappings, where a dynamic host port is 0 and so left out
+    // (agent/handlers/v1 NewPortBindingsResponse).
+    if (c.ports.length > 0) container.Ports = c.started_at !== null ? c.ports : c.ports.map(({ HostPort: _bound, ...declared }) => declared);
     if (c.restart_count !== null) container.RestartCount = c.restart_count;
     return container;
   });

@@ -254,7 +254,8 @@ describe('a started task before Docker created its containers (pendingForMs)', (
     expect(await get(`${host.agentUrl}/v1/tasks?dockerid=${app.docker_id.slice(0, 12)}`)).toEqual({ status: 404, body: readFixture('ecs-agent/v1-tasks-error-single-task.json') });
     expect(await agentOf(host).tasks()).toEqual([expect.objectContaining({ arn: started.arn, known_status: 'PENDING', containers: [] })]);
 
-    // Created: ids, CreatedAt (when pendingForMs ran out) and the bound port; still PENDING until a tick.
+    // Created: ids and CreatedAt (when pendingForMs ran out); still PENDING until a tick, and the
+    // port still the task definition's until the container starts.
     clock += 500;
     const created = (await listing(host)).Tasks[0];
     expect(created.KnownStatus).toBe('PENDING');
@@ -262,10 +263,13 @@ describe('a started task before Docker created its containers (pendingForMs)', (
       [app.docker_id, '2026-01-01T00:00:01.000Z', undefined],
       [sidecar.docker_id, '2026-01-01T00:00:01.000Z', undefined],
     ]);
-    expect(created.Containers[0].Ports).toEqual(app.ports);
+    expect(created.Containers[0].Ports).toEqual([{ ContainerPort: 80, Protocol: 'tcp' }]);
     expect((await get(`${host.agentUrl}/v1/tasks?dockerid=${app.docker_id.slice(0, 12)}`)).status).toBe(200);
     host.tick({ churn: false });
-    expect((await listing(host)).Tasks[0]).toMatchObject({ KnownStatus: 'RUNNING' });
+    const running = (await listing(host)).Tasks[0];
+    expect(running).toMatchObject({ KnownStatus: 'RUNNING' });
+    expect(running.Containers[0].Ports).toEqual(app.ports);
+    expect(app.ports[0].HostPort).toBeGreaterThanOrEqual(32768);
   });
 
   it('does not delay ticks: a tick creates and runs a task whose containers do not exist yet', async () => {

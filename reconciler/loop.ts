@@ -35,6 +35,7 @@ import { OutboxWriteError, type Outbox, type PendingTransition } from './outbox.
 import { transitionFromLabel, type PassResultKind, type ReconcilerMetrics } from './metrics.js';
 import type { ReporterLogger } from './reporter.js';
 import { RecurringCondition, type ConditionHeld } from './recurring-condition.js';
+import { monotonicMs } from './clock.js';
 
 type ContainerSnapshot = SnapshotFrom<typeof containerMachine>;
 type HostSnapshot = SnapshotFrom<typeof hostMachine>;
@@ -52,7 +53,13 @@ export interface LoopOptions {
   requestTimeoutMs: number;
   /** Called after every pass (main wires the reporter's notify here). */
   onPass?: (result: PassResult) => void;
+  /** Wall-clock time for the transitions' `at`. Default Date.now. */
   now?: () => number;
+  /**
+   * Monotonic time for the metrics' last observation and how long problems last (reconciler/clock.ts).
+   * Default: `now` when given (a test's one fake clock), else monotonicMs.
+   */
+  clock?: () => number;
 }
 
 export interface PassResult {
@@ -181,6 +188,7 @@ export function observationOf(tr: Pick<Tracked, 'id' | 'task' | 'container' | 'd
 
 export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
   const now = options.now ?? Date.now;
+  const clock = options.clock ?? options.now ?? monotonicMs;
   const log = options.logger;
   const metrics = options.metrics;
   const tracked = new Map<string, Tracked>();
@@ -371,12 +379,12 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
   };
   /** Logs this occurrence of `condition` through `line` when a line is due; repeats carry how long it has lasted. */
   function recurring(condition: RecurringCondition, line: (held: Partial<ConditionHeld>) => void): void {
-    const held = condition.occurred(now());
+    const held = condition.occurred(clock());
     if (held) line(held.occurrences > 1 ? held : {});
   }
   /** Logs, at info, that `condition` ended, with how long it lasted; nothing if it was not holding. */
   function ended(condition: RecurringCondition, message: string): void {
-    const held = condition.ended(now());
+    const held = condition.ended(clock());
     if (held) log.info(held, message);
   }
 
@@ -390,7 +398,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       // never happened and the host stayed unidentified.
       const identity = await options.imds.identity(AbortSignal.timeout(IDENTITY_ROUND_TRIPS * options.requestTimeoutMs));
       sendHost({ type: 'imds.identified', identity });
-      log.info({ instance_id: identity.instance_id, ...conditions.imds.ended(now()) }, 'host identified via IMDS');
+      log.info({ instance_id: identity.instance_id, ...conditions.imds.ended(clock()) }, 'host identified via IMDS');
       return true;
     } catch (err) {
       metrics?.observationFailures.inc({ source: 'imds' });
@@ -469,7 +477,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     }
 
     const result: PassResultKind = tasks ? 'ok' : docker ? 'degraded' : 'failed';
-    if (result !== 'failed') metrics?.observedAt(now());
+    if (result !== 'failed') metrics?.observedAt(clock());
     const durationMs = performance.now() - passStart;
     if (metrics) {
       metrics.passes.inc({ result });
@@ -562,7 +570,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
                 metrics?.dockerEvents.inc();
                 trigger();
               },
-              onConnected: () => log.info({ ...conditions.dockerEvents.ended(now()) }, 'following Docker events'),
+              onConnected: () => log.info({ ...conditions.dockerEvents.ended(clock()) }, 'following Docker events'),
               onDisconnected: (err) => recurring(conditions.dockerEvents, (held) => log.warn({ ...held }, `Docker events disconnected: ${err.message}`)),
             },
             eventsAbort.signal,

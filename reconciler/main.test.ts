@@ -1,4 +1,4 @@
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect, afterEach, vi } from 'vitest';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,6 +108,22 @@ describe('reconciler daemon', () => {
     expect(body.host_state).toBe('degraded');
     d.sim.setFault({ agent: 'ok' });
     await until(async () => (await fetch(`${d.base}/healthz`)).status === 200);
+  });
+
+  it('turns /healthz 503 when the agent keeps failing after the wall clock was set back (an NTP step)', async () => {
+    // Date.now is what an NTP step moves; the daemon's clocks are taken from it at start.
+    const wall = Date.now.bind(Date);
+    let offset = 0;
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => wall() + offset);
+    cleanups.push(() => spy.mockRestore());
+    const d = await startDaemon();
+    await until(async () => (await fetch(`${d.base}/healthz`)).status === 200);
+    offset = -3_600_000;
+    d.sim.setFault({ agent: '500' });
+    await until(async () => (await fetch(`${d.base}/healthz`)).status === 503);
+    const metrics = await (await fetch(`${d.base}/metrics`)).text();
+    const since = Number(/^ecs_id_mapper_reconciler_seconds_since_last_observation (\S+)$/m.exec(metrics)?.[1]);
+    expect(since).toBeGreaterThanOrEqual(0);
   });
 
   it('answers unknown paths with 404 JSON and other methods with 405 JSON', async () => {

@@ -16,6 +16,7 @@ import { untilStopped } from '../cli/until-stopped.js';
 import { createDaemonLogger } from './log.js';
 import { createHeapCeiling } from './heap-ceiling.js';
 import { packageVersion } from '../cli/package-version.js';
+import { monotonicMs } from './clock.js';
 
 export interface RunReconcilerOptions {
   /** Resolves the returned promise when aborted (tests); SIGTERM/SIGINT always do. */
@@ -121,7 +122,8 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
     metrics,
     reporter,
     staleAfterMs: 3 * config.resyncIntervalMs + config.requestTimeoutMs,
-    now: Date.now,
+    // The clock the loop and the reporter record observations and reports on (reconciler/clock.ts).
+    now: monotonicMs,
   };
   const metricsServer: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];

@@ -3,6 +3,7 @@
 // "no data"; container ids never appear as labels.
 import { Counter, Gauge, Histogram, type Registry } from './prom.js';
 import { LIFECYCLE_STATES, type LifecycleState } from '../wire/ids.js';
+import { monotonicMs } from './clock.js';
 
 export const PASS_RESULTS = ['ok', 'degraded', 'failed'] as const;
 export type PassResultKind = (typeof PASS_RESULTS)[number];
@@ -34,7 +35,7 @@ export interface ReconcilerMetrics {
   labelDisagreements: Counter<string>;
   dockerEvents: Counter<string>;
   heapCollections: Counter<string>;
-  /** Records a successful observation (Date.now() milliseconds) for the seconds-since gauge. */
+  /** Records a successful observation, in milliseconds of the clock given to createReconcilerMetrics, for the seconds-since gauge. */
   observedAt(ms: number): void;
   reportedAt(ms: number): void;
   lastObservationMs(): number | null;
@@ -47,7 +48,8 @@ export interface ReconcilerMetrics {
  */
 export const RECONCILER_METRICS_PREFIX = 'ecs_id_mapper_reconciler_';
 
-export function createReconcilerMetrics(registry: Registry, now: () => number = Date.now): ReconcilerMetrics {
+/** `now`: the monotonic clock the loop and the reporter record their times on (reconciler/clock.ts). */
+export function createReconcilerMetrics(registry: Registry, now: () => number = monotonicMs): ReconcilerMetrics {
   let lastObservation: number | null = null;
   let lastReport: number | null = null;
   const p = RECONCILER_METRICS_PREFIX;

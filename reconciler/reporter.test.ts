@@ -1,4 +1,4 @@
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect, afterEach, vi } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -147,6 +147,25 @@ describe('reporter', () => {
     await until(() => fake.snapshots.length === 1);
     expect(fake.snapshots[0].containers.map((c) => c.container_id)).toEqual([cid(1)]);
     expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'snapshot', result: 'http_error' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('keeps the full sync every --full-sync-interval when the wall clock is set back (an NTP step)', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    // The daemon's own clocks, as main.ts wires them: nothing injected. Date.now is what an NTP step moves.
+    const wall = Date.now.bind(Date);
+    let offset = 0;
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => wall() + offset);
+    cleanups.push(() => spy.mockRestore());
+    const { reporter, setContainers } = setup(fake.server.url, { fullSyncIntervalMs: 200 });
+    setContainers([{ ...t(1).container, state: 'running' }]);
+    reporter.start();
+    await until(() => fake.snapshots.length === 1);
+    offset = -3_600_000;
+    // The loop notifies the reporter after every pass.
+    const passes = setInterval(() => reporter.notify(), 20);
+    cleanups.push(() => clearInterval(passes));
+    await until(() => fake.snapshots.length >= 2, 2000);
   });
 
   it('does not send a snapshot while the loop says it would be incomplete', async () => {

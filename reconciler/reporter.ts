@@ -25,6 +25,7 @@ import type { Outbox } from './outbox.js';
 import type { ReconcilerMetrics, ReportResult } from './metrics.js';
 import { untrustedCertificateHint } from '../cli/tls-trust.js';
 import { RecurringCondition } from './recurring-condition.js';
+import { monotonicMs } from './clock.js';
 
 export type ReportErrorCode =
   | 'ERR_REPORT_REJECTED'
@@ -79,7 +80,13 @@ export interface ReporterOptions {
   logger: ReporterLogger;
   metrics?: ReconcilerMetrics;
   dispatcher?: Dispatcher;
+  /** Wall-clock time for the snapshot's taken_at. Default Date.now. */
   now?: () => number;
+  /**
+   * Monotonic time for intervals: the full sync, how long reports have failed, and the metrics'
+   * last report (reconciler/clock.ts). Default: `now` when given (a test's one fake clock), else monotonicMs.
+   */
+  clock?: () => number;
   random?: () => number;
 }
 
@@ -109,6 +116,7 @@ function transportFailure(err: unknown, what: string): ReportError {
 
 export function createReporter(options: ReporterOptions): Reporter {
   const now = options.now ?? Date.now;
+  const clock = options.clock ?? options.now ?? monotonicMs;
   const random = options.random ?? Math.random;
   const log = options.logger;
   const base = options.server.href.replace(/\/+$/, '');
@@ -163,13 +171,13 @@ export function createReporter(options: ReporterOptions): Reporter {
   function count(kind: 'transitions' | 'snapshot', result: ReportResult): void {
     options.metrics?.reportAttempts.inc({ kind, result });
     if (result === 'success') {
-      const held = failing.ended(now());
+      const held = failing.ended(clock());
       if (held) log.info(held, 'reports are delivered again');
     }
   }
 
   function snapshotDue(): boolean {
-    return now() - lastSnapshotAt >= options.fullSyncIntervalMs;
+    return clock() - lastSnapshotAt >= options.fullSyncIntervalMs;
   }
 
   function peek(): Transition[] {
@@ -213,7 +221,7 @@ export function createReporter(options: ReporterOptions): Reporter {
       throw new ReportError('ERR_REPORT_BAD_RESPONSE', `POST ${path}: acked_seq ${result.acked_seq} < last sent seq ${last}`, false, 200);
     }
     count('transitions', 'success');
-    options.metrics?.reportedAt(now());
+    options.metrics?.reportedAt(clock());
     try {
       options.outbox.ack(result.acked_seq);
     } catch (err) {
@@ -239,15 +247,15 @@ export function createReporter(options: ReporterOptions): Reporter {
     try {
       const result = await call<{ upserted?: number; gone?: number; skipped?: number }>('PUT', path, body, signal);
       count('snapshot', 'success');
-      options.metrics?.reportedAt(now());
-      lastSnapshotAt = now();
+      options.metrics?.reportedAt(clock());
+      lastSnapshotAt = clock();
       log.debug({ containers: containers.length, seq, ...result }, 'snapshot accepted');
     } catch (err) {
       if (!(err instanceof ReportError && err.status === 413)) fail('snapshot', err, containers.length);
       // A snapshot cannot be split, and sending it again will not shrink it: it waits for the next
       // full sync instead of holding the transitions behind the long backoff meanwhile.
       count('snapshot', 'rejected');
-      lastSnapshotAt = now();
+      lastSnapshotAt = clock();
       log.error(
         { status: 413, kind: 'snapshot', size: containers.length, bytes: JSON.stringify(body).length },
         `the server refused this host's snapshot of ${containers.length} containers as too large; transitions are still reported, the snapshot is tried again at the next full sync (raise the server's --body-limit)`,
@@ -263,7 +271,7 @@ export function createReporter(options: ReporterOptions): Reporter {
     else {
       // Retried with backoff (up to --backoff-max) for as long as the server is away: logged when
       // that starts and every 10 minutes, not at every attempt (recurring-condition.ts).
-      const held = failing.occurred(now());
+      const held = failing.occurred(clock());
       if (held) log.warn({ code: e.code, status: e.status, kind, size, ...(held.occurrences > 1 ? held : {}) }, `report failed, backing off: ${e.message}`);
     }
     throw e;

@@ -47,9 +47,10 @@ class FakeAgent implements EcsAgentSource {
 }
 class FakeImds implements ImdsSource {
   fail = false;
+  instanceId = 'i-0123456789abcdef0';
   async identity() {
     if (this.fail) throw new ObservationError('imds', 'ERR_TIMEOUT', 'IMDS timed out');
-    return { instance_id: 'i-0123456789abcdef0', instance_ip: '10.0.0.1', instance_type: 't3.micro', instance_az: 'eu-west-1a', region: 'eu-west-1', host_name: 'ip-10-0-0-1' };
+    return { instance_id: this.instanceId, instance_ip: '10.0.0.1', instance_type: 't3.micro', instance_az: 'eu-west-1a', region: 'eu-west-1', host_name: 'ip-10-0-0-1' };
   }
 }
 class FakeDocker implements DockerSource {
@@ -449,6 +450,35 @@ describe('reconcile loop', () => {
     expect(brief(gone.transitions)).toEqual([['c1', 'stopping', 'gone', 'container.vanished']]);
     // The gone transition still carries the container's task mapping from before the restart.
     expect(gone.transitions[0].container).toMatchObject({ task_arn: arn(1), container_name: 'c1', source: 'agent' });
+  });
+
+  it("does not report another instance's containers when its state dir is reused (an AMI made from a running host)", async () => {
+    const first = setup();
+    first.agent.list = [task(1, 'RUNNING'), task(2, 'RUNNING'), task(3, 'RUNNING')];
+    await first.loop.runPass();
+    first.outbox.ack(2); // the server took part of it; seq 3 is still queued
+    first.outbox.close();
+    // A new instance starts with a copy of the first one's state dir; IMDS does not answer at first.
+    const second = setup({ dir: first.dir });
+    second.imds.instanceId = 'i-0fedcba9876543210';
+    second.imds.fail = true;
+    second.agent.list = [task(7, 'RUNNING')];
+    const before = await second.loop.runPass();
+    expect(brief(before.transitions)).toEqual([['c7', null, 'running', 'agent.observed']]);
+    second.imds.fail = false;
+    const r = await second.loop.runPass();
+    expect(r.transitions).toEqual([]);
+    // What it sends under its own instance id: its own containers only, with seqs never used here before.
+    expect(second.outbox.peek(10).map((x) => [short(x.container_id), x.to, x.seq])).toEqual([['c7', 'running', 4]]);
+    expect(second.loop.containersByState()).toMatchObject({ running: 1, gone: 0 });
+    second.outbox.close();
+    // And after its own restart, only its own containers come back.
+    const third = setup({ dir: first.dir });
+    third.imds.instanceId = 'i-0fedcba9876543210';
+    expect(third.outbox.restored().map((x) => short(x.container.container_id))).toEqual(['c7']);
+    third.agent.list = [task(7, 'RUNNING')];
+    expect((await third.loop.runPass()).transitions).toEqual([]);
+    expect(third.outbox.peek(10).map((x) => x.seq)).toEqual([4]);
   });
 
   it('does not grow with churn: machines of gone containers are dropped', async () => {

@@ -29,7 +29,7 @@ import { hostMachine, type HostEvent } from './machines/host.machine.js';
 import {
   ECS_LABELS, ObservationError,
   type AgentContainer, type AgentMetadata, type AgentTask, type AgentTaskStatus, type DockerContainer, type DockerContainerState,
-  type DockerSource, type EcsAgentSource, type ImdsSource,
+  type DockerSource, type EcsAgentSource, type ImdsSource, type InstanceIdentity,
 } from './sources/types.js';
 import { OutboxWriteError, type Outbox, type PendingTransition } from './outbox.js';
 import { transitionFromLabel, type PassResultKind, type ReconcilerMetrics } from './metrics.js';
@@ -339,6 +339,9 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     if (tasks || docker) {
       for (const tr of tracked.values()) {
         if (tr.seenPass === pass || tr.state === null) continue;
+        // Restored from the state dir and not seen since: until IMDS says which instance this is,
+        // it may be another instance's container (observeIdentity), not one that vanished here.
+        if (!host.context.identity && tr.restored !== null && tr.seenPass === 0) continue;
         if (!tasks && tr.via === 'agent' && dockerById && dockerById.has(tr.id)) continue;
         // Known from its labels only: Docker's listing is the one that can say it is gone.
         if (tr.via === 'labels' && !docker) continue;
@@ -391,21 +394,43 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
   async function observeIdentity(): Promise<boolean> {
     if (host.value === 'starting') sendHost({ type: 'host.started' });
     if (host.context.identity) return true;
+    let identity: InstanceIdentity;
     try {
       // identity() is up to three round-trips in sequence (token PUT, then GETs, IMDSv1 after a
       // PUT that timed out), each bounded by requestTimeoutMs in the client. One requestTimeoutMs
       // for the whole call aborted the call together with a hanging PUT, so the IMDSv1 fallback
       // never happened and the host stayed unidentified.
-      const identity = await options.imds.identity(AbortSignal.timeout(IDENTITY_ROUND_TRIPS * options.requestTimeoutMs));
-      sendHost({ type: 'imds.identified', identity });
-      log.info({ instance_id: identity.instance_id, ...conditions.imds.ended(clock()) }, 'host identified via IMDS');
-      return true;
+      identity = await options.imds.identity(AbortSignal.timeout(IDENTITY_ROUND_TRIPS * options.requestTimeoutMs));
     } catch (err) {
       metrics?.observationFailures.inc({ source: 'imds' });
       sendHost({ type: 'imds.failed' });
       recurring(conditions.imds, (held) => log.warn({ code: (err as ObservationError).code, ...held }, `IMDS observation failed: ${(err as Error).message}`));
       return false;
     }
+    // The state dir may come from another instance (an AMI made from a running host): what it
+    // brought is that instance's to report, and not one of its containers is on this host.
+    let claim: ReturnType<Outbox['claim']>;
+    try {
+      claim = options.outbox.claim(identity.instance_id);
+    } catch (err) {
+      if (!(err instanceof OutboxWriteError)) throw err;
+      metrics?.outboxWriteErrors.inc({ code: err.code === 'ERR_OUTBOX_NO_SPACE' ? 'ERR_OUTBOX_NO_SPACE' : 'ERR_OUTBOX_WRITE' });
+      recurring(conditions.outbox, (held) => log.error({ code: err.code, syscall_code: err.syscallCode, ...held }, `claiming the state dir for ${identity.instance_id} failed; nothing is reported until it works: ${err.message}`));
+      return false;
+    }
+    if (claim.previous !== null && claim.previous !== identity.instance_id) {
+      for (const id of claim.forgotten) {
+        const tr = tracked.get(id);
+        if (tr && tr.seenPass === 0) tracked.delete(id);
+      }
+      log.warn(
+        { instance_id: identity.instance_id, state_dir_instance_id: claim.previous, forgotten_containers: claim.forgotten.length, dropped_transitions: claim.dropped },
+        `the state dir was last used on instance ${claim.previous}: its ${claim.forgotten.length} containers and ${claim.dropped} queued transitions were forgotten (they are that instance's to report)`,
+      );
+    }
+    sendHost({ type: 'imds.identified', identity });
+    log.info({ instance_id: identity.instance_id, ...conditions.imds.ended(clock()) }, 'host identified via IMDS');
+    return true;
   }
 
   async function doPass(): Promise<PassResult> {

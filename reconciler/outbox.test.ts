@@ -418,6 +418,41 @@ describe('outbox', () => {
     expect(() => openOutbox({ dir: '/proc/ecs-id-mapper-nope/state', maxBytes: 4096 })).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_OPEN', syscallCode: 'ENOENT' }));
   });
 
+  describe('claimed for one instance', () => {
+    it("forgets another instance's entries and states, keeps its own and the seq counter, across a failed claim and restarts", () => {
+      const dir = tempDir();
+      const a = openOutbox({ dir, maxBytes: 1 << 20 });
+      expect(a.claim('i-a')).toEqual({ forgotten: [], dropped: 0, previous: null });
+      a.append([t(1, null, 'running'), t(2, null, 'running')]);
+      a.ack(1);
+      a.close();
+      // The state dir comes up on instance i-b, which appends one of its own before IMDS answers.
+      let failMeta = true;
+      const failing: OutboxFs = {
+        ...(fs as unknown as OutboxFs),
+        renameSync(from: string, to: string) {
+          if (failMeta && to.endsWith('outbox.meta.json')) throw Object.assign(new Error('killed'), { code: 'EIO' });
+          fs.renameSync(from, to);
+        },
+      };
+      const b = openOutbox({ dir, maxBytes: 1 << 20, fs: failing });
+      b.append([t(3, null, 'running')]);
+      expect(() => b.claim('i-b')).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_WRITE' }));
+      expect(b.owner()).toBe('i-a');
+      failMeta = false;
+      expect(b.claim('i-b')).toEqual({ forgotten: [cid(1), cid(2)], dropped: 1, previous: 'i-a' });
+      expect(b.peek(10).map((x) => [x.seq, x.container_id])).toEqual([[3, cid(3)]]);
+      expect(b.append([t(4, null, 'running')])[0].seq).toBe(4);
+      b.close();
+      const again = openOutbox({ dir, maxBytes: 1 << 20 });
+      expect(again.owner()).toBe('i-b');
+      expect(again.restored().map((r) => r.container.container_id)).toEqual([cid(3), cid(4)]);
+      expect(again.claim('i-b')).toEqual({ forgotten: [], dropped: 0, previous: 'i-b' });
+      expect(again.peek(10).map((x) => x.seq)).toEqual([3, 4]);
+      again.close();
+    });
+  });
+
   describe('restored container states', () => {
     it('gives back the last emitted state of every container not gone, across compactions', () => {
       const dir = tempDir();

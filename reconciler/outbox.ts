@@ -30,6 +30,11 @@
 // - Write failures (ENOSPC, EIO...) throw OutboxWriteError with a stable `code`; the log is
 //   truncated back to its last good length so no torn line is left behind, and nothing is lost
 //   that was already acknowledged as written.
+// - The state dir belongs to one instance: the meta file records the instance id the entries were
+//   observed on (`claim()`, on the host's first identification). A state dir that comes up on
+//   another instance (an AMI made from a running host, a volume moved) keeps its seq counter, but
+//   the entries and container states it brought along are forgotten: they are the other instance's
+//   containers, and this one reported them gone, under its own id.
 // - Memory does not grow with the backlog's bytes: queued entries are kept as (seq, container,
 //   offset, length) and their lines are read back from the log when sent or rewritten. A server
 //   down for hours on a churning host fills the outbox to its bound, and the daemon lives under a
@@ -127,6 +132,15 @@ export interface Outbox {
   bytes(): number;
   overCapacity(): boolean;
   stats(): OutboxStats;
+  /** The instance id this state dir was claimed for, null before the first claim. */
+  owner(): string | null;
+  /**
+   * Claims the state dir for `instanceId` (the host's identity from IMDS). When it belonged to
+   * another instance, the entries and container states that were on disk at open are forgotten
+   * (seqs are never reused); returns the container ids forgotten and how many queued entries went.
+   * Throws OutboxWriteError.
+   */
+  claim(instanceId: string): { forgotten: string[]; dropped: number; previous: string | null };
   close(): void;
 }
 
@@ -160,15 +174,18 @@ export function openOutbox(options: OutboxOptions): Outbox {
   let coalescedTotal = 0;
   /** Bytes queued right after the last coalescing (0 after an acknowledgement): see append. */
   let coalescedTo = 0;
+  /** The instance the state dir belongs to (claim()). */
+  let instanceId: string | null = null;
   let fd = -1;
   let closed = false;
 
   try {
     ensureDirectory(options.dir, fs);
     if (fs.existsSync(metaPath)) {
-      const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8')) as { last_seq?: number; acked_seq?: number };
+      const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8')) as { last_seq?: number; acked_seq?: number; instance_id?: string };
       lastSeq = Number.isInteger(meta.last_seq) ? meta.last_seq! : 0;
       ackedSeq = Number.isInteger(meta.acked_seq) ? meta.acked_seq! : 0;
+      instanceId = typeof meta.instance_id === 'string' && meta.instance_id !== '' ? meta.instance_id : null;
     }
   } catch (err) {
     throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
@@ -307,7 +324,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     const tmp = `${metaPath}.tmp`;
     const mfd = fs.openSync(tmp, 'w');
     try {
-      writeAll(mfd, JSON.stringify({ last_seq: lastSeq, acked_seq: ackedSeq }) + '\n');
+      writeAll(mfd, JSON.stringify({ last_seq: lastSeq, acked_seq: ackedSeq, ...(instanceId !== null ? { instance_id: instanceId } : {}) }) + '\n');
       fs.fsyncSync(mfd);
     } finally {
       fs.closeSync(mfd);
@@ -404,6 +421,9 @@ export function openOutbox(options: OutboxOptions): Outbox {
   } catch (err) {
     throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
   }
+
+  /** Entries up to this seq were on disk at open: what a state dir brought from another instance. */
+  const openedAtSeq = lastSeq;
 
   const restoredAtOpen: RestoredContainer[] = [];
   for (const line of latest.values()) {
@@ -556,6 +576,55 @@ export function openOutbox(options: OutboxOptions): Outbox {
         lastSeq = prevLast;
         throw wrap(err, 'compaction');
       }
+    },
+
+    owner: () => instanceId,
+
+    claim(id) {
+      ensureOpen();
+      const previous = instanceId;
+      if (previous === id) return { forgotten: [], dropped: 0, previous };
+      if (previous === null) {
+        // A new state dir, or one from a version that did not record its instance: nothing to tell apart.
+        instanceId = id;
+        try {
+          writeMeta();
+        } catch (err) {
+          instanceId = previous;
+          throw wrap(err, 'claim');
+        }
+        return { forgotten: [], dropped: 0, previous };
+      }
+      const prevEntries = entries;
+      const prevBytes = bytes;
+      const prevAcked = ackedSeq;
+      const prevLatest = new Map(latest);
+      const forgotten: string[] = [];
+      for (const [containerId, line] of latest) {
+        if ((JSON.parse(line) as Transition).seq <= openedAtSeq) forgotten.push(containerId);
+      }
+      for (const containerId of forgotten) latest.delete(containerId);
+      let i = 0;
+      while (i < entries.length && entries[i].seq <= openedAtSeq) i++;
+      entries = entries.slice(i);
+      ackedSeq = Math.max(ackedSeq, openedAtSeq);
+      instanceId = id;
+      coalescedTo = 0;
+      try {
+        // The checkpoint first: a meta file naming this instance beside the other one's states
+        // would restore them as this instance's after a crash.
+        writeCheckpoint();
+        rewrite(true);
+      } catch (err) {
+        entries = prevEntries;
+        bytes = prevBytes;
+        ackedSeq = prevAcked;
+        instanceId = previous;
+        latest.clear();
+        for (const [k, v] of prevLatest) latest.set(k, v);
+        throw wrap(err, 'claim');
+      }
+      return { forgotten, dropped: i, previous };
     },
 
     lastSeq: () => lastSeq,

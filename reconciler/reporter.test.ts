@@ -381,6 +381,31 @@ describe('reporter', () => {
     expect(outbox.depth()).toBe(1);
   });
 
+  it('takes no acked_seq beyond what a sequence number can hold, which would have wedged the outbox for good', async () => {
+    // A 2xx whose acked_seq no server can hold (a proxy's or a broken replica's answer), then the real thing.
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    let bogus = 1;
+    const front = await startLoopback((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const batch = JSON.parse(body) as TransitionBatch;
+        if (batch.transitions.some((x) => !Number.isSafeInteger(x.seq))) return reply(res, 400, JSON.stringify({ error: 'bad_request', message: 'seq' }));
+        if (bogus-- > 0) return reply(res, 200, JSON.stringify({ applied: 0, duplicates: 0, acked_seq: 1e300 }));
+        fetch(new URL(req.url!, fake.server.url), { method: req.method, headers: { 'content-type': 'application/json' }, body }).then(async (r) => reply(res, r.status, await r.text()));
+      });
+    });
+    cleanups.push(() => front.close());
+    const { outbox, reporter, registry } = setup(front.url);
+    outbox.append([t(1), t(2), t(3)]);
+    reporter.start();
+    await until(() => outbox.depth() === 0, 2000);
+    expect(fake.seqs()).toEqual([1, 2, 3]);
+    expect(outbox.lastSeq()).toBe(3);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'bad_response' })).toBe(1);
+  });
+
   it('sends nothing before the host is identified', async () => {
     const fake = await new FakeServer().start();
     cleanups.push(() => fake.server.close());

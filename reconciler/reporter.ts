@@ -215,6 +215,13 @@ export function createReporter(options: ReporterOptions): Reporter {
       count('transitions', 'bad_response');
       throw new ReportError('ERR_REPORT_BAD_RESPONSE', `POST ${path}: answer without an integer acked_seq`, false, 200);
     }
+    // No server holds a seq above the wire's maximum (wire/index.ts). Taken, such an acked_seq
+    // renumbered the queue above it and was written to the meta file: every later seq was one the
+    // server refuses (or, past 2^53, one that repeats), and the host's reports stopped for good.
+    if (!Number.isSafeInteger(result.acked_seq + options.outbox.depth())) {
+      count('transitions', 'bad_response');
+      throw new ReportError('ERR_REPORT_BAD_RESPONSE', `POST ${path}: acked_seq ${result.acked_seq} is beyond any sequence number`, false, 200);
+    }
     if (result.acked_seq < last) {
       // The server did not take the whole batch: retry after backoff rather than spin.
       count('transitions', 'bad_response');

@@ -8,6 +8,8 @@ import { Registry } from 'prom-client';
 import { createReconcileLoop, type LoopOptions } from './loop.js';
 import { openOutbox, type OutboxFs } from './outbox.js';
 import { createReconcilerMetrics } from './metrics.js';
+import { buildTestApp } from '../api/test-helpers.js';
+import type { HostIdentity } from '../wire/index.js';
 import {
   ObservationError, ECS_LABELS,
   type AgentTask, type AgentTaskStatus, type DockerContainer, type DockerSource, type EcsAgentSource, type ImdsSource, type DockerEvent,
@@ -515,6 +517,54 @@ describe('reconcile loop', () => {
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     console.log(`[loop] 250 containers: first pass ${first.reconcileCpuMicros} µs CPU; steady pass median ${median(steady)} µs; one-task-changed pass median ${median(churn)} µs`);
     expect(first.containers).toBe(250);
+  });
+});
+
+describe('reconcile loop: what the agent lists within its own limits, the server accepts', () => {
+  /** POSTs what the outbox holds to the real API, as the reporter would. */
+  async function deliver(outbox: ReturnType<typeof setup>['outbox'], host: HostIdentity) {
+    const api = await buildTestApp();
+    cleanups.push(() => api.close());
+    const res = await api.app.inject({ method: 'POST', url: `/v2/hosts/${host.instance_id}/transitions`, payload: { host, transitions: outbox.peek(100) } });
+    return { status: res.statusCode, body: res.json() as { applied?: number; message?: string } };
+  }
+
+  it('a 255-character family (legal in ECS) gives the agent a longer DockerName than the wire takes: reported, not poisoning the outbox', async () => {
+    const { loop, agent, outbox } = setup();
+    const family = 'f'.repeat(255);
+    const t = task(1, 'RUNNING');
+    // The agent names it "ecs-" + family + "-" + version + "-" + name + "-" + 20 hex (docker_task_engine.go).
+    t.family = family;
+    t.containers[0].docker_name = `ecs-${family}-3-c1-${'ab'.repeat(10)}`;
+    agent.list = [t];
+    const r = await loop.runPass();
+    expect(r.transitions).toHaveLength(1);
+    const sent = await deliver(outbox, loop.identity()!);
+    expect(sent).toMatchObject({ status: 200, body: { applied: 1 } });
+    expect(r.transitions[0].container).toMatchObject({ task_family: family, container_name: 'c1', docker_name: null });
+  });
+
+  it('a container port range the agent lists port by port (over 256 bindings) is reported with the first 256', async () => {
+    const { loop, agent, outbox } = setup();
+    const t = task(1, 'RUNNING');
+    t.containers[0].ports = Array.from({ length: 1001 }, (_, i) => ({ container_port: 8000 + i, host_port: 8000 + i, protocol: 'tcp' }));
+    agent.list = [t];
+    const r = await loop.runPass();
+    const sent = await deliver(outbox, loop.identity()!);
+    expect(sent).toMatchObject({ status: 200, body: { applied: 1 } });
+    expect(r.transitions[0].container.ports).toHaveLength(256);
+    expect(r.transitions[0].container.ports[255]).toEqual({ container_port: 8255, host_port: 8255, protocol: 'tcp' });
+  });
+
+  it('labels of a container known only from Docker are held to the same limits (anyone may label a container)', async () => {
+    const { loop, agent, docker, outbox } = setup({ docker: true });
+    agent.fail = new ObservationError('agent', 'ERR_UNREACHABLE', 'agent down');
+    docker!.list = [{ ...dockerContainer(1, 'running', { ...ecsLabels(1), [ECS_LABELS.containerName]: 'n'.repeat(10_000), [ECS_LABELS.version]: '9'.repeat(40) }), image: 'i'.repeat(2000) }];
+    const r = await loop.runPass();
+    expect(r.transitions).toHaveLength(1);
+    const sent = await deliver(outbox, loop.identity()!);
+    expect(sent).toMatchObject({ status: 200, body: { applied: 1 } });
+    expect(r.transitions[0].container).toMatchObject({ source: 'labels', container_name: null, task_version: null, image: null, task_arn: arn(1) });
   });
 });
 

@@ -37,6 +37,38 @@ export function taskIdFromLegacy(raw: string): string | undefined {
   return TASK_ID.test(last) ? last : undefined;
 }
 
+// --- limits --------------------------------------------------------------------------------------
+
+/**
+ * The longest values the server takes in a report (wire/index.ts builds its schemas from these).
+ * Here, TypeBox-free, so the daemon can hold what it sends to them: a single value over a limit
+ * makes the server refuse the whole batch with a 400, which the reporter keeps and resends.
+ */
+export const WIRE_LIMITS = {
+  int32Max: 2_147_483_647,
+  observation: {
+    docker_name: 255,
+    container_name: 255,
+    image: 1024,
+    task_family: 255,
+    task_version: 32,
+    status: 32,
+    ports: 256,
+    protocol: 8,
+    host_ip: 64,
+  },
+  host: {
+    cluster: 255,
+    container_instance_arn: 1024,
+    instance_ip: 64,
+    instance_type: 64,
+    instance_az: 64,
+    region: 64,
+    host_name: 255,
+    ecs_agent_version: 255,
+  },
+} as const;
+
 // --- lifecycle -----------------------------------------------------------------------------------
 
 export const LIFECYCLE_STATES = ['pending', 'running', 'stopping', 'stopped', 'gone'] as const;

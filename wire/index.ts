@@ -4,7 +4,7 @@
 //
 // Field names are snake_case on the wire and in stored records, matching the original API.
 import { Type, type Static } from 'typebox';
-import { CONTAINER_ID, INSTANCE_ID, LIFECYCLE_STATES, RECORD_SOURCES, TASK_ARN, type LifecycleState } from './ids.js';
+import { CONTAINER_ID, INSTANCE_ID, LIFECYCLE_STATES, RECORD_SOURCES, TASK_ARN, WIRE_LIMITS, type LifecycleState } from './ids.js';
 
 // The TypeBox-free part (ids, lifecycle states, record sources): wire/ids.ts. Re-exported so every
 // importer keeps one import; code the reconciler daemon loads imports ./ids.js directly.
@@ -23,14 +23,16 @@ const NullableString = (max = 1024) => Type.Union([Type.String({ maxLength: max 
  * the largest integer a JSON number holds exactly here: one seq of 1e300 would otherwise have made
  * every later batch of its host a duplicate.
  */
-const INT32_MAX = 2_147_483_647;
+const INT32_MAX = WIRE_LIMITS.int32Max;
+const OBS = WIRE_LIMITS.observation;
+const HOST = WIRE_LIMITS.host;
 
 export const PortMappingSchema = Type.Object(
   {
     container_port: Type.Integer({ minimum: 0, maximum: 65535 }),
     host_port: Type.Union([Type.Integer({ minimum: 0, maximum: 65535 }), Type.Null()]),
-    protocol: Type.String({ maxLength: 8 }),
-    host_ip: Type.Optional(NullableString(64)),
+    protocol: Type.String({ maxLength: OBS.protocol }),
+    host_ip: Type.Optional(NullableString(OBS.host_ip)),
   },
   { additionalProperties: false },
 );
@@ -40,14 +42,14 @@ export type PortMapping = Static<typeof PortMappingSchema>;
 export const HostIdentitySchema = Type.Object(
   {
     instance_id: Type.String({ pattern: INSTANCE_ID.source }),
-    cluster: NullableString(255),
-    container_instance_arn: NullableString(1024),
-    instance_ip: NullableString(64),
-    instance_type: NullableString(64),
-    instance_az: NullableString(64),
-    region: NullableString(64),
-    host_name: NullableString(255),
-    ecs_agent_version: NullableString(255),
+    cluster: NullableString(HOST.cluster),
+    container_instance_arn: NullableString(HOST.container_instance_arn),
+    instance_ip: NullableString(HOST.instance_ip),
+    instance_type: NullableString(HOST.instance_type),
+    instance_az: NullableString(HOST.instance_az),
+    region: NullableString(HOST.region),
+    host_name: NullableString(HOST.host_name),
+    ecs_agent_version: NullableString(HOST.ecs_agent_version),
   },
   { additionalProperties: false },
 );
@@ -57,15 +59,15 @@ export type HostIdentity = Static<typeof HostIdentitySchema>;
 export const ContainerObservationSchema = Type.Object(
   {
     container_id: Type.String({ pattern: CONTAINER_ID.source }),
-    docker_name: NullableString(255),
-    container_name: NullableString(255),
-    image: NullableString(1024),
+    docker_name: NullableString(OBS.docker_name),
+    container_name: NullableString(OBS.container_name),
+    image: NullableString(OBS.image),
     task_arn: Type.Union([Type.String({ pattern: TASK_ARN.source }), Type.Null()]),
-    task_family: NullableString(255),
-    task_version: NullableString(32),
-    ports: Type.Array(PortMappingSchema, { maxItems: 256 }),
-    desired_status: NullableString(32),
-    known_status: NullableString(32),
+    task_family: NullableString(OBS.task_family),
+    task_version: NullableString(OBS.task_version),
+    ports: Type.Array(PortMappingSchema, { maxItems: OBS.ports }),
+    desired_status: NullableString(OBS.status),
+    known_status: NullableString(OBS.status),
     restart_count: Type.Integer({ minimum: 0, maximum: INT32_MAX }),
     exit_code: Type.Union([Type.Integer({ minimum: -INT32_MAX - 1, maximum: INT32_MAX }), Type.Null()]),
     started_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),

@@ -173,6 +173,40 @@ describe('IMDS client', () => {
     expect(await failure(client.identity())).toMatchObject({ code: 'ERR_GARBAGE' });
   });
 
+  it('fails with ERR_GARBAGE when an optional path is answered 200 with an error page, instead of identifying the host with it', async () => {
+    // The loop keeps the first identity for good and the server refuses a host field over its limit
+    // (instance_az, region: 64 characters): identified with this page, the host never reported again.
+    for (const path of ['placement/availability-zone', 'placement/region', 'instance-type', 'local-ipv4', 'hostname']) {
+      server = await startLoopback((req, res) => {
+        if (req.method === 'PUT') return reply(res, 200, 'tok', 'text/plain');
+        if (req.url === `/latest/meta-data/${path}`) return reply(res, 200, page404, 'text/html');
+        const body = bodies[req.url ?? ''];
+        reply(res, body === undefined ? 404 : 200, body ?? page404, 'text/plain');
+      });
+      const client = createImdsClient({ baseUrl: server.url, timeoutMs: 1000, tokenTtlSeconds: 60 });
+      const error = await failure(client.identity());
+      expect(error, path).toMatchObject({ source: 'imds', code: 'ERR_GARBAGE' });
+      expect(error.message).toContain(path);
+      await server.close();
+      server = undefined;
+    }
+  });
+
+  it('takes the shapes real instances answer: local zones, metal and dotted instance types, a hostname with a custom domain', async () => {
+    const odd: Record<string, string> = {
+      '/latest/meta-data/placement/availability-zone': 'us-west-2-lax-1a',
+      '/latest/meta-data/instance-type': 'u-6tb1.metal',
+      '/latest/meta-data/hostname': 'ip-10-0-0-1.corp.example.com',
+    };
+    server = await startLoopback((req, res) => {
+      if (req.method === 'PUT') return reply(res, 200, 'tok', 'text/plain');
+      const body = odd[req.url ?? ''] ?? bodies[req.url ?? ''];
+      reply(res, body === undefined ? 404 : 200, body ?? page404, 'text/plain');
+    });
+    const client = createImdsClient({ baseUrl: server.url, timeoutMs: 1000, tokenTtlSeconds: 60 });
+    expect(await client.identity()).toEqual({ ...identity, instance_az: 'us-west-2-lax-1a', instance_type: 'u-6tb1.metal', host_name: 'ip-10-0-0-1.corp.example.com' });
+  });
+
   it('falls back when the token PUT is refused at the TCP level, then fails as unreachable', async () => {
     const port = await refusedPort();
     let fallbacks = 0;

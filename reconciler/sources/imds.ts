@@ -33,6 +33,21 @@ export interface ImdsClientOptions {
 const TOKEN_REFRESH_AT = 0.8;
 const DEFAULT_V2_RETRY_AFTER_MS = 5 * 60_000;
 
+/**
+ * What an optional value must look like (within the server's WIRE_LIMITS.host). A 200 whose body is
+ * not one (an error page from something between us and IMDS) fails the identity like a bad
+ * instance-id: the loop keeps the first identity it gets, and the server refused an instance_az of
+ * a whole HTML page, so the host would never have reported again.
+ */
+const SHAPES = {
+  instance_ip: /^\d{1,3}(?:\.\d{1,3}){3}$/,
+  instance_type: /^[a-z0-9][a-z0-9.-]{0,63}$/,
+  instance_az: /^[a-z0-9][a-z0-9-]{0,63}$/,
+  region: /^[a-z0-9][a-z0-9-]{0,63}$/,
+  // A DHCP options set with several domain names gives several names, space-separated.
+  host_name: /^(?=.{1,255}$)[A-Za-z0-9._-]+(?: [A-Za-z0-9._-]+)*$/,
+} as const satisfies Record<Exclude<keyof InstanceIdentity, 'instance_id'>, RegExp>;
+
 const PATHS = {
   instance_id: 'instance-id',
   instance_ip: 'local-ipv4',
@@ -143,7 +158,14 @@ export function createImdsClient(options: ImdsClientOptions): ImdsSource {
         get(PATHS.region, signal),
         get(PATHS.host_name, signal),
       ]);
-      return { instance_id: instanceId, instance_ip, instance_type, instance_az, region, host_name };
+      const values = { instance_ip, instance_type, instance_az, region, host_name };
+      for (const key of Object.keys(SHAPES) as Array<keyof typeof SHAPES>) {
+        const value = values[key];
+        if (value !== null && !SHAPES[key].test(value)) {
+          throw new ObservationError('imds', 'ERR_GARBAGE', `IMDS ${PATHS[key]}: not what the path holds: ${JSON.stringify(value.slice(0, 80))}`);
+        }
+      }
+      return { instance_id: instanceId, ...values };
     },
   };
 }

@@ -149,6 +149,39 @@ describe('Docker client: watchEvents', () => {
     await done;
   });
 
+  it('holds at most one bounded line of a stream that sends no line end, and reads the events after it', async () => {
+    let stream: ServerResponse | undefined;
+    await fakeDocker((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.flushHeaders();
+      stream = res;
+    });
+    client = createDockerClient({ socketPath, timeoutMs: 1000 });
+    const controller = new AbortController();
+    const events: DockerEvent[] = [];
+    let connected = 0;
+    const done = client.watchEvents({ onEvent: (e) => events.push(e), onConnected: () => connected++ }, controller.signal);
+    await expect.poll(() => connected).toBe(1);
+    // An event with 200 KiB of labels (a container that is not ECS's may carry any) is still read.
+    stream!.write(eventLine('start', ID_A, { big: 'y'.repeat(200 * 1024) }));
+    await expect.poll(() => events.length).toBe(1);
+    expect(events[0].labels.big).toHaveLength(200 * 1024);
+    // Then 32 MiB without a line end: the client held all of it (and searched it again at every
+    // chunk), 150-odd MiB of heap on the way, in a daemon meant to live in 64 MiB.
+    const heapBefore = process.memoryUsage().heapUsed;
+    let peak = 0;
+    const chunk = 'x'.repeat(64 * 1024);
+    for (let i = 0; i < 32 * 16; i++) {
+      if (!stream!.write(chunk)) await new Promise((r) => stream!.once('drain', r));
+      peak = Math.max(peak, process.memoryUsage().heapUsed - heapBefore);
+    }
+    stream!.write('\n' + eventLine('die', ID_B, { exitCode: '1' }));
+    await expect.poll(() => events.map((e) => [e.action, e.container_id])).toEqual([['start', ID_A], ['die', ID_B]]);
+    expect(peak).toBeLessThan(32 * 1024 * 1024);
+    controller.abort();
+    await done;
+  });
+
   it('reconnects with capped, growing backoff after the socket disappears and comes back', async () => {
     const streams: ServerResponse[] = [];
     const handler: Handler = (_req, res) => {

@@ -33,6 +33,8 @@ const EVENT_FILTERS = JSON.stringify({ type: ['container'], event: EVENT_ACTIONS
 /** Event attributes Docker adds next to the container's labels. */
 const NON_LABEL_ATTRIBUTES = new Set(['image', 'name', 'exitCode', 'execDuration', 'signal']);
 const DEFAULT_BACKOFF = { baseMs: 250, maxMs: 30_000 };
+/** Longest event line kept (an event carries its container's labels, a few KiB at most for ECS's). */
+export const MAX_EVENT_LINE_CHARS = 1024 * 1024;
 
 /** "Exited (137) 5 seconds ago" → 137 */
 const EXITED_STATUS = /^Exited \((-?\d+)\)/;
@@ -157,19 +159,35 @@ export function createDockerClient(options: DockerClientOptions): DockerClient {
     onOpen();
     handlers.onConnected?.();
     const decoder = new TextDecoder();
+    // The start of a line whose end has not arrived yet. Only each new chunk is searched for line
+    // ends, and a line longer than MAX_EVENT_LINE_CHARS is dropped up to its end: kept whole and
+    // searched again at every chunk, a stream without line ends (no engine of ours sends one) took
+    // the heap up without bound and the CPU with it, quadratically.
     let buffered = '';
+    let discarding = false;
     for await (const chunk of res.body) {
-      buffered += decoder.decode(chunk as Buffer, { stream: true });
+      const text = decoder.decode(chunk as Buffer, { stream: true });
+      let from = 0;
       let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        if (line === '') continue;
+      while ((newline = text.indexOf('\n', from)) >= 0) {
+        const wasDiscarding = discarding;
+        const line = (buffered + text.slice(from, newline)).trim();
+        buffered = '';
+        discarding = false;
+        from = newline + 1;
+        if (wasDiscarding || line === '') continue;
         const event = parseEventLine(line);
         if (event) {
           if (/^\d{10,}$/.test(event.time_nano)) since.nano = event.time_nano;
           handlers.onEvent(event);
         }
+      }
+      if (discarding) continue;
+      buffered += text.slice(from);
+      if (buffered.length > MAX_EVENT_LINE_CHARS) {
+        // Events are hints: the periodic full observation still sees what this one was about.
+        buffered = '';
+        discarding = true;
       }
     }
     throw new ObservationError('docker', 'ERR_UNREACHABLE', 'Docker GET /events: stream ended');

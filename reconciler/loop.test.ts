@@ -351,6 +351,25 @@ describe('reconcile loop', () => {
       expect(brief((await loop.runPass()).transitions)).toEqual([['c2', 'running', 'gone', 'container.vanished']]);
     });
 
+    it("never adopts any of the agent's internal containers: the namespace and Service Connect pause containers, the empty volume source", async () => {
+      // The agent labels every container it creates and lists none of its internal ones
+      // (Container.IsInternal), named in agent/api/task/task.go. While the agent is down (an upgrade
+      // restarts it), they were mapped from their labels as containers of the task, and stayed so
+      // after the agent answered again (Docker still lists them).
+      const { loop, agent, docker } = setup({ docker: true });
+      agent.fail = new ObservationError('agent', 'ERR_UNREACHABLE', 'refused');
+      const internal = ['~internal~ecs~pause~namespace', '~internal~ecs~pause-web', '~internal~ecs-emptyvolume-source'].map((name, i) => ({
+        ...dockerContainer(90 + i, 'running'),
+        labels: { ...ecsLabels(90 + i, 1), [ECS_LABELS.containerName]: name },
+      }));
+      docker!.list = [dockerContainer(1, 'running'), ...internal];
+      expect(brief((await loop.runPass()).transitions)).toEqual([['c1', null, 'running', 'labels.observed']]);
+      agent.fail = null;
+      agent.list = [task(1, 'RUNNING')];
+      await loop.runPass();
+      expect(loop.snapshot()!.map((c) => c.container_name)).toEqual(['c1']);
+    });
+
     /** A started loop with Docker, after its first pass over one running container; `passes` counts each pass's transitions. */
     async function startedLoop() {
       const { loop, agent, docker, options } = setup({ docker: true });

@@ -128,8 +128,13 @@ interface Staged {
   emits: EmittedTransition[];
 }
 
-/** What a labelled container the agent never lists is called: the awsvpc task's pause container. */
-const ECS_PAUSE_CONTAINER = '~internal~ecs~pause';
+/**
+ * How the names of the labelled containers the agent never lists begin (Container.IsInternal): the
+ * awsvpc task's pause container `~internal~ecs~pause`, the pid/ipc namespace one
+ * `~internal~ecs~pause~namespace`, Service Connect's `~internal~ecs~pause-<name>`, and
+ * `~internal~ecs-emptyvolume-source` (agent/api/task/task.go).
+ */
+const ECS_INTERNAL_CONTAINER_PREFIX = '~internal~';
 
 const DOCKER_DOWN: ReadonlySet<DockerContainerState> = new Set(['exited', 'dead', 'removing']);
 /** How often the agent's metadata is read again without a reason (doPass): 30 passes, 5 minutes at the default resync. */
@@ -359,8 +364,9 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
         if (tr && tr.seenPass === pass) continue;
         if (!tr) {
           // Only when the agent is down: while it answers, it is the authority on what is ECS's. The
-          // pause container of an awsvpc task carries the task's labels but is no container of it.
-          if (tasks || d.labels[ECS_LABELS.taskArn] === undefined || d.labels[ECS_LABELS.containerName] === ECS_PAUSE_CONTAINER) continue;
+          // agent's internal containers (pause, namespace, empty volume) carry the task's labels
+          // but are no containers of it.
+          if (tasks || d.labels[ECS_LABELS.taskArn] === undefined || d.labels[ECS_LABELS.containerName]?.startsWith(ECS_INTERNAL_CONTAINER_PREFIX)) continue;
           tr = newTracked(d.id);
           step(tr, true, { type: 'labels.observed', docker_state: d.state }, 'labels', null, null, 0, d.state, { task: null, container: null, docker: d });
           continue;

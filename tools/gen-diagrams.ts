@@ -90,8 +90,8 @@ snapshot undoes; docs/operations.md, host-stale.)`,
     prose: `The host's view of its sources. It identifies itself through IMDS (IMDSv2, falling back
 to IMDSv1 only when the token request times out or is refused), then waits for the first agent
 listing. \`degraded\` means the last agent observation failed: the loop maps new containers from
-Docker labels (not an awsvpc task's pause container, \`~internal~ecs~pause\`, which carries the task's
-labels), follows known ones through Docker, and withholds the full snapshot (it would be
+Docker labels (not the agent's internal containers, named \`~internal~…\`: the pause containers and the
+empty volume source carry the task's labels), follows known ones through Docker, and withholds the full snapshot (it would be
 incomplete). A container known only from its labels is marked gone only by a Docker listing without
 it, never because Docker failed a pass.`,
     machine: hostMachine,

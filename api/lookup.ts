@@ -6,15 +6,16 @@
 //   dashed UUID                 → task id (old-format ARNs)
 //   12..63 hex                  → container id prefix (unique, else ambiguous)
 //   arn:aws…:task/…             → task ARN
-//   [A-Za-z0-9_.-]{1,255}       → docker name (v2 only)
+//   [A-Za-z0-9_.-]{1,640}       → docker name (v2 only; as long as the wire takes: WIRE_LIMITS)
 // Hex ids are matched case-insensitively (Docker prints lower case). Anything else is a 400.
 import { CONTAINER_ID, TASK_ARN, TASK_ID } from '../wire/index.js';
+import { WIRE_LIMITS } from '../wire/ids.js';
 import type { ContainerRecord, Store } from '../storage/store.js';
 import { ambiguous, badRequest } from './errors.js';
 import type { ApiMetrics, LookupKind } from './metrics.js';
 
 const HEX_PREFIX = /^[0-9a-f]{12,63}$/;
-const DOCKER_NAME = /^[A-Za-z0-9_.-]{1,255}$/;
+const DOCKER_NAME = new RegExp(`^[A-Za-z0-9_.-]{1,${WIRE_LIMITS.observation.docker_name}}$`);
 
 export interface LookupAnswer {
   kind: LookupKind;

@@ -545,22 +545,28 @@ describe('reconcile loop: what the agent lists within its own limits, the server
     const api = await buildTestApp();
     cleanups.push(() => api.close());
     const res = await api.app.inject({ method: 'POST', url: `/v2/hosts/${host.instance_id}/transitions`, payload: { host, transitions: outbox.peek(100) } });
-    return { status: res.statusCode, body: res.json() as { applied?: number; message?: string } };
+    return { status: res.statusCode, body: res.json() as { applied?: number; message?: string }, app: api.app };
   }
 
-  it('a 255-character family (legal in ECS) gives the agent a longer DockerName than the wire takes: reported, not poisoning the outbox', async () => {
+  it('a 255-character family and container name (legal in ECS) give the agent its longest DockerName: reported whole', async () => {
     const { loop, agent, outbox } = setup();
     const family = 'f'.repeat(255);
     const t = task(1, 'RUNNING');
     // The agent names it "ecs-" + family + "-" + version + "-" + name + "-" + 20 hex (docker_task_engine.go).
     t.family = family;
-    t.containers[0].docker_name = `ecs-${family}-3-c1-${'ab'.repeat(10)}`;
+    const name = 'n'.repeat(255);
+    t.containers[0].name = name;
+    t.containers[0].docker_name = `ecs-${family}-2147483647-${name}-${'ab'.repeat(10)}`;
     agent.list = [t];
     const r = await loop.runPass();
     expect(r.transitions).toHaveLength(1);
     const sent = await deliver(outbox, loop.identity()!);
     expect(sent).toMatchObject({ status: 200, body: { applied: 1 } });
-    expect(r.transitions[0].container).toMatchObject({ task_family: family, container_name: 'c1', docker_name: null });
+    expect(r.transitions[0].container).toMatchObject({ task_family: family, container_name: name, docker_name: t.containers[0].docker_name });
+    // And found by that name.
+    const found = await sent.app.inject({ method: 'GET', url: `/v2/lookup/${t.containers[0].docker_name}` });
+    expect(found.statusCode).toBe(200);
+    expect(found.json()).toMatchObject({ kind: 'docker_name', containers: [{ container_id: r.transitions[0].container_id }] });
   });
 
   it('a container port range the agent lists port by port (over 256 bindings) is reported with the first 256', async () => {

@@ -21,6 +21,7 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LIFECYCLE_STATES, type HostIdentity, type Transition } from '../wire/index.js';
+import { WIRE_LIMITS } from '../wire/ids.js';
 import {
   at,
   batch,
@@ -722,6 +723,13 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         await store.applyTransitions(batch(hostA, [transition(2, 'running', { container: { container_id: c3 } })]), at(1));
         expect((await store.findByDockerName(name)).map((r) => r.container_id)).toEqual([c1, c2].sort());
         expect(await store.findByDockerName('ecs-web-3-app-000000000000')).toEqual([]);
+      });
+
+      it("keeps and finds the agent's longest names (255-character family and container name)", async () => {
+        const name = `ecs-${'f'.repeat(255)}-2147483647-${'n'.repeat(255)}-e8bfddf9b488dff36c00`;
+        expect(name.length).toBeLessThanOrEqual(WIRE_LIMITS.observation.docker_name);
+        await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1, docker_name: name } })]), at(1));
+        expect((await store.findByDockerName(name)).map((r) => [r.container_id, r.docker_name])).toEqual([[c1, name]]);
       });
     });
 

@@ -47,7 +47,10 @@ export function taskIdFromLegacy(raw: string): string | undefined {
 export const WIRE_LIMITS = {
   int32Max: 2_147_483_647,
   observation: {
-    docker_name: 255,
+    // The agent names a container ecs-<family>-<version>-<name>-<20 hex>: up to about 550
+    // characters with a 255-character family and name (both legal). Still under SimpleDB's
+    // 1024-byte attribute values (Docker names are ASCII).
+    docker_name: 640,
     container_name: 255,
     image: 1024,
     task_family: 255,

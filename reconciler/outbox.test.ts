@@ -453,6 +453,82 @@ describe('outbox', () => {
     });
   });
 
+  describe("the server's mark for a new state dir", () => {
+    it('renumbers what is queued above the mark and above every seq handed out, and remembers that across restarts', () => {
+      const dir = tempDir();
+      const a = openOutbox({ dir, maxBytes: 1 << 20 });
+      expect(a.serverSeqKnown()).toBe(false);
+      a.append([1, 2, 3, 4, 5].map((n) => t(n, null, 'running')));
+      // The server holds seq 3 from before the state dir was lost: 1..3 would be replays, 4 and 5
+      // seqs this outbox already handed out. Numbering continues above both.
+      a.rebase(3);
+      expect(a.serverSeqKnown()).toBe(true);
+      expect(a.peek(10).map((x) => [x.seq, x.container_id])).toEqual([6, 7, 8, 9, 10].map((seq, i) => [seq, cid(i + 1)]));
+      expect([a.ackedSeq(), a.lastSeq()]).toEqual([5, 10]);
+      a.rebase(1000); // once only
+      expect(a.peek(10).map((x) => x.seq)).toEqual([6, 7, 8, 9, 10]);
+      a.close();
+      const again = openOutbox({ dir, maxBytes: 1 << 20 });
+      expect(again.serverSeqKnown()).toBe(true);
+      expect(again.peek(10).map((x) => x.seq)).toEqual([6, 7, 8, 9, 10]);
+      expect(again.append([t(6, null, 'running')])[0].seq).toBe(11);
+      again.close();
+    });
+
+    it('numbers above a mark higher than anything queued, also with nothing queued; a mark of 0 changes nothing', () => {
+      const high = openOutbox({ dir: tempDir(), maxBytes: 1 << 20 });
+      high.append([t(1, null, 'running')]);
+      high.rebase(100);
+      expect(high.peek(10).map((x) => x.seq)).toEqual([101]);
+      high.close();
+      const empty = openOutbox({ dir: tempDir(), maxBytes: 1 << 20 });
+      empty.rebase(60);
+      // A snapshot carries lastSeq: it must be at the server's mark to mark gone what the server holds.
+      expect([empty.ackedSeq(), empty.lastSeq(), empty.depth()]).toEqual([60, 60, 0]);
+      empty.close();
+      const unknownHost = openOutbox({ dir: tempDir(), maxBytes: 1 << 20 });
+      unknownHost.append([t(1, null, 'running')]);
+      unknownHost.rebase(0);
+      expect(unknownHost.peek(10).map((x) => x.seq)).toEqual([1]);
+      expect(unknownHost.serverSeqKnown()).toBe(true);
+      unknownHost.close();
+    });
+
+    it('asks again after a restart that came before the mark was taken, and not for a state dir from before the rule', () => {
+      const dir = tempDir();
+      const a = openOutbox({ dir, maxBytes: 1 << 20 });
+      a.claim('i-a'); // writes the meta file: it must still say the mark is not known
+      a.append([t(1, null, 'running')]);
+      a.close();
+      expect(openOutbox({ dir, maxBytes: 1 << 20 }).serverSeqKnown()).toBe(false);
+      const old = tempDir();
+      writeFileSync(join(old, 'outbox.meta.json'), JSON.stringify({ last_seq: 7, acked_seq: 7 }) + '\n');
+      expect(openOutbox({ dir: old, maxBytes: 1 << 20 }).serverSeqKnown()).toBe(true);
+    });
+
+    it('keeps the mark unknown when recording it fails, and never numbers below what the failed attempt handed out', () => {
+      const dir = tempDir();
+      let fail = true;
+      const failing: OutboxFs = {
+        ...(fs as unknown as OutboxFs),
+        renameSync(from: string, to: string) {
+          if (fail && to.endsWith('outbox.meta.json')) throw Object.assign(new Error('disk full'), { code: 'ENOSPC' });
+          fs.renameSync(from, to);
+        },
+      };
+      const a = openOutbox({ dir, maxBytes: 1 << 20, fs: failing });
+      a.append([t(1, null, 'running'), t(2, null, 'running')]);
+      expect(() => a.rebase(10)).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_NO_SPACE' }));
+      expect(a.serverSeqKnown()).toBe(false);
+      fail = false;
+      a.rebase(10);
+      // The failed attempt had renumbered them 11 and 12; this one goes above those.
+      expect(a.peek(10).map((x) => [x.seq, x.container_id])).toEqual([[13, cid(1)], [14, cid(2)]]);
+      a.close();
+      expect(openOutbox({ dir, maxBytes: 1 << 20 }).peek(10).map((x) => x.seq)).toEqual([13, 14]);
+    });
+  });
+
   describe('restored container states', () => {
     it('gives back the last emitted state of every container not gone, across compactions', () => {
       const dir = tempDir();

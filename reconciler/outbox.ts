@@ -35,6 +35,13 @@
 //   another instance (an AMI made from a running host, a volume moved) keeps its seq counter, but
 //   the entries and container states it brought along are forgotten: they are the other instance's
 //   containers, and this one reported them gone, under its own id.
+// - A new state dir does not know what the server holds for this host: a state dir lost or wiped
+//   on an instance that reported before restarts at seq 1, below the server's mark, and the server
+//   would drop everything at or below it as a replay. Until `rebase()` has been told the server's
+//   mark (the reporter asks before its first report), `serverSeqKnown()` is false and nothing is
+//   sent; rebase renumbers what is queued above both the mark and every seq this outbox handed
+//   out, and the meta file records that it was done (a state dir from before this rule, whose
+//   meta file does not say, counts as done).
 // - Memory does not grow with the backlog's bytes: queued entries are kept as (seq, container,
 //   offset, length) and their lines are read back from the log when sent or rewritten. A server
 //   down for hours on a churning host fills the outbox to its bound, and the daemon lives under a
@@ -141,6 +148,14 @@ export interface Outbox {
    * Throws OutboxWriteError.
    */
   claim(instanceId: string): { forgotten: string[]; dropped: number; previous: string | null };
+  /** False for a new state dir until rebase() was told the server's mark for this host. */
+  serverSeqKnown(): boolean;
+  /**
+   * Takes the server's last seq for this host (0: it has none) before anything is sent: queued
+   * entries are renumbered above it and above every seq handed out, and both marks count as
+   * acknowledged. Recorded in the meta file; a no-op once done. Throws OutboxWriteError.
+   */
+  rebase(serverSeq: number): void;
   close(): void;
 }
 
@@ -176,16 +191,20 @@ export function openOutbox(options: OutboxOptions): Outbox {
   let coalescedTo = 0;
   /** The instance the state dir belongs to (claim()). */
   let instanceId: string | null = null;
+  /** Whether the server's mark for this host was taken (rebase()); false for a new state dir. */
+  let serverSeqKnown = false;
   let fd = -1;
   let closed = false;
 
   try {
     ensureDirectory(options.dir, fs);
     if (fs.existsSync(metaPath)) {
-      const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8')) as { last_seq?: number; acked_seq?: number; instance_id?: string };
+      const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8')) as { last_seq?: number; acked_seq?: number; instance_id?: string; server_seq_known?: boolean };
       lastSeq = Number.isInteger(meta.last_seq) ? meta.last_seq! : 0;
       ackedSeq = Number.isInteger(meta.acked_seq) ? meta.acked_seq! : 0;
       instanceId = typeof meta.instance_id === 'string' && meta.instance_id !== '' ? meta.instance_id : null;
+      // Written by a version before rebase(): that state dir has reported already.
+      serverSeqKnown = meta.server_seq_known !== false;
     }
   } catch (err) {
     throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
@@ -324,7 +343,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     const tmp = `${metaPath}.tmp`;
     const mfd = fs.openSync(tmp, 'w');
     try {
-      writeAll(mfd, JSON.stringify({ last_seq: lastSeq, acked_seq: ackedSeq, ...(instanceId !== null ? { instance_id: instanceId } : {}) }) + '\n');
+      writeAll(mfd, JSON.stringify({ last_seq: lastSeq, acked_seq: ackedSeq, ...(instanceId !== null ? { instance_id: instanceId } : {}), server_seq_known: serverSeqKnown }) + '\n');
       fs.fsyncSync(mfd);
     } finally {
       fs.closeSync(mfd);
@@ -625,6 +644,43 @@ export function openOutbox(options: OutboxOptions): Outbox {
         throw wrap(err, 'claim');
       }
       return { forgotten, dropped: i, previous };
+    },
+
+    serverSeqKnown: () => serverSeqKnown,
+
+    rebase(serverSeq) {
+      ensureOpen();
+      if (serverSeqKnown) return;
+      if (serverSeq > 0) {
+        const prevEntries = entries;
+        const prevBytes = bytes;
+        const prevAcked = ackedSeq;
+        const prevLast = lastSeq;
+        // Above the server's mark, and above every seq handed out here: a seq is never reused.
+        const base = Math.max(serverSeq, lastSeq);
+        lastSeq = base + entries.length;
+        ackedSeq = base;
+        coalescedTo = 0;
+        try {
+          if (entries.length > 0) rewrite(false, base);
+        } catch (err) {
+          entries = prevEntries;
+          bytes = prevBytes;
+          ackedSeq = prevAcked;
+          lastSeq = prevLast;
+          throw wrap(err, 'rebase');
+        }
+      }
+      // Recorded before anything is sent: once reports went out, a restart must not take the
+      // server's mark again (entries it had applied would be renumbered and applied twice). If
+      // this write fails, the next attempt renumbers once more, above what this one handed out.
+      serverSeqKnown = true;
+      try {
+        writeMeta();
+      } catch (err) {
+        serverSeqKnown = false;
+        throw wrap(err, 'rebase');
+      }
     },
 
     lastSeq: () => lastSeq,

@@ -71,9 +71,11 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-function setup(server: URL, extra: Partial<Parameters<typeof createReporter>[0]> = {}) {
+/** `newStateDir`: the outbox has not been told the server's mark yet, so the reporter first asks for it (outbox.rebase). */
+function setup(server: URL, extra: Partial<Parameters<typeof createReporter>[0]> = {}, newStateDir = false) {
   const dir = mkdtempSync(join(tmpdir(), 'reporter-test-'));
   const outbox = openOutbox({ dir, maxBytes: 1 << 20 });
+  if (!newStateDir) outbox.rebase(0);
   const registry = new Registry();
   const metrics = createReconcilerMetrics(registry);
   const lines: string[] = [];
@@ -93,6 +95,14 @@ function setup(server: URL, extra: Partial<Parameters<typeof createReporter>[0]>
 async function until(cond: () => boolean, ms = 3000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function untilAsync(cond: () => Promise<boolean>, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -277,6 +287,52 @@ describe('reporter', () => {
       clock += 300_000;
       reporter.notify();
       await until(() => lines.filter((l) => JSON.parse(l).kind === 'snapshot' && JSON.parse(l).status === 413).length === 2);
+    });
+
+    describe('from a new state dir (lost or wiped) on a host the server knows', () => {
+      /** The server holds seqs 1..60 for the host: containers 1..60, each reported running once. */
+      async function serverHolding(n: number) {
+        const real = await server(1024 * 1024);
+        await real.api.store.applyTransitions({ host, transitions: Array.from({ length: n }, (_, i) => ({ ...t(i + 1), seq: i + 1 })) }, new Date());
+        return real;
+      }
+
+      it('delivers everything queued, numbered above the server\'s mark, and says why', async () => {
+        const { api, url } = await serverHolding(60);
+        const { outbox, reporter, lines, setContainers } = setup(url, { token: undefined, batchSize: 50 }, true);
+        setContainers(null);
+        // Numbered 1..80 by the new state dir: 1..60 would be replays to the server.
+        outbox.append(Array.from({ length: 80 }, (_, i) => t(100 + i)));
+        reporter.start();
+        await until(() => outbox.depth() === 0 && reporter.state() === 'idle');
+        for (let i = 0; i < 80; i++) expect((await api.store.history(cid(100 + i))).map((h) => h.seq), `container ${100 + i}`).toEqual([81 + i]);
+        expect((await api.store.listHosts())[0].last_seq).toBe(160);
+        const warning = lines.map((l) => JSON.parse(l) as { level: number; server_seq?: number; renumbered?: number; msg: string }).find((l) => l.server_seq !== undefined);
+        expect(warning).toMatchObject({ level: 40, server_seq: 60, renumbered: 80 });
+        expect(warning!.msg).toContain('was the state dir lost or wiped?');
+      });
+
+      it("marks gone, by its first snapshot, what the server still holds as live on a host that now runs nothing", async () => {
+        const { api, url } = await serverHolding(3);
+        const { reporter, setContainers, outbox } = setup(url, { token: undefined }, true);
+        setContainers([]);
+        // Without the mark, its snapshot carried seq 0 and the server skipped every record above it.
+        reporter.start();
+        await untilAsync(async () => ((await api.store.getContainer(cid(1))) as { record?: { state: string } }).record?.state === 'gone');
+        for (const n of [1, 2, 3]) expect(((await api.store.getContainer(cid(n))) as { record: { state: string } }).record.state).toBe('gone');
+        expect(outbox.lastSeq()).toBe(3);
+      });
+
+      it('numbers from 1 for a host the server has never seen (404)', async () => {
+        const { api, url } = await server(1024 * 1024);
+        const { outbox, reporter, setContainers } = setup(url, { token: undefined }, true);
+        setContainers(null);
+        outbox.append([t(1), t(2)]);
+        reporter.start();
+        await until(() => outbox.depth() === 0);
+        expect((await api.store.history(cid(2))).map((h) => h.seq)).toEqual([2]);
+        expect(outbox.serverSeqKnown()).toBe(true);
+      });
     });
 
     it('keeps a single transition over the limit queued and waits the long backoff, as for any rejection', async () => {

@@ -134,14 +134,14 @@ export function createReporter(options: ReporterOptions): Reporter {
     return h;
   };
 
-  async function call<T>(method: 'POST' | 'PUT', path: string, body: unknown, signal: AbortSignal): Promise<T> {
+  async function call<T>(method: 'GET' | 'POST' | 'PUT', path: string, body: unknown, signal: AbortSignal): Promise<T> {
     const what = `${method} ${path}`;
     let res: Dispatcher.ResponseData;
     try {
       res = await request(base + path, {
         method,
         headers: headers(),
-        body: JSON.stringify(body),
+        body: body === undefined ? undefined : JSON.stringify(body),
         dispatcher: options.dispatcher,
         signal: AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs)]),
         headersTimeout: options.timeoutMs,
@@ -284,9 +284,45 @@ export function createReporter(options: ReporterOptions): Reporter {
     throw e;
   }
 
+  /**
+   * A new state dir numbers from 1, but the server may hold this host's transitions up to some
+   * seq already (the state dir was lost or wiped): it would take everything at or below that as a
+   * replay and drop it, and a snapshot below it could not mark gone what it holds. Asked once,
+   * before the first report from a new state dir (outbox.rebase()).
+   */
+  async function takeServerSeq(host: HostIdentity, signal: AbortSignal): Promise<void> {
+    const path = `/v2/hosts/${encodeURIComponent(host.instance_id)}`;
+    let serverSeq = 0;
+    try {
+      const view = await call<{ last_seq?: unknown }>('GET', path, undefined, signal);
+      if (typeof view.last_seq !== 'number' || !Number.isSafeInteger(view.last_seq) || view.last_seq < 0) {
+        throw new ReportError('ERR_REPORT_BAD_RESPONSE', `GET ${path}: answer without an integer last_seq`, false, 200);
+      }
+      serverSeq = view.last_seq;
+    } catch (err) {
+      // 404: the server has no record of this host, so nothing to number above.
+      if (!(err instanceof ReportError && err.status === 404)) fail('transitions', err, 0);
+    }
+    const queued = options.outbox.depth();
+    try {
+      options.outbox.rebase(serverSeq);
+    } catch (err) {
+      options.metrics?.outboxWriteErrors.inc({ code: (err as { code?: string }).code === 'ERR_OUTBOX_NO_SPACE' ? 'ERR_OUTBOX_NO_SPACE' : 'ERR_OUTBOX_WRITE' });
+      log.error({ err }, "recording the server's sequence number in the outbox failed");
+      throw new ReportError('ERR_REPORT_OUTBOX', (err as Error).message, false, undefined, { cause: err });
+    }
+    if (serverSeq > 0) {
+      log.warn(
+        { server_seq: serverSeq, renumbered: queued, next_seq: options.outbox.ackedSeq() + 1 },
+        `the state dir is new, but the server already holds this host's transitions up to seq ${serverSeq} (was the state dir lost or wiped?): numbering continues above it`,
+      );
+    }
+  }
+
   async function send(signal: AbortSignal): Promise<SendOutput> {
     const host = options.host();
     if (host === null) return { remaining: 0 };
+    if (!options.outbox.serverSeqKnown()) await takeServerSeq(host, signal);
     if (options.outbox.depth() > 0) return sendTransitions(host, signal);
     if (snapshotDue()) return sendSnapshot(host, signal);
     return { remaining: 0 };

@@ -453,6 +453,43 @@ describe('outbox', () => {
     });
   });
 
+  it('syncs the state dir after creating the log and after every rename, before the next step (power loss keeps the order)', () => {
+    const dir = tempDir();
+    const events: string[] = [];
+    const dirFds = new Set<number>();
+    const recording: OutboxFs = {
+      ...(fs as unknown as OutboxFs),
+      openSync(path: string, flags: string) {
+        const existed = fs.existsSync(path);
+        const fd = fs.openSync(path, flags);
+        if (path === dir) dirFds.add(fd);
+        else if (path.endsWith('/outbox.jsonl') && !existed) events.push('create outbox.jsonl');
+        return fd;
+      },
+      fsyncSync(fd: number) {
+        fs.fsyncSync(fd);
+        if (dirFds.has(fd)) events.push('sync dir');
+      },
+      closeSync(fd: number) {
+        dirFds.delete(fd);
+        fs.closeSync(fd);
+      },
+      renameSync(from: string, to: string) {
+        fs.renameSync(from, to);
+        events.push(`rename ${to.slice(dir.length + 1)}`);
+      },
+    };
+    const o = openOutbox({ dir, maxBytes: 1 << 20, fs: recording });
+    o.append([t(1, null, 'running'), t(2, null, 'running')]);
+    o.ack(1);
+    o.close();
+    // Each rename (and the log's creation) is followed by a sync of the directory before anything else is renamed.
+    for (let i = 0; i < events.length; i++) {
+      if (events[i] !== 'sync dir') expect(events[i + 1], `after ${events[i]}`).toBe('sync dir');
+    }
+    expect(events.filter((e) => e !== 'sync dir')).toEqual(['create outbox.jsonl', 'rename outbox.meta.json', 'rename containers.checkpoint.jsonl', 'rename outbox.jsonl']);
+  });
+
   describe("the server's mark for a new state dir", () => {
     it('renumbers what is queued above the mark and above every seq handed out, and remembers that across restarts', () => {
       const dir = tempDir();

@@ -12,6 +12,8 @@
 //   which the server counts as duplicates. A rewrite that adds lines or changes seqs (coalescing,
 //   renumbering) goes the other way: the log first, then the meta and the checkpoint, which must
 //   never describe lines the log does not hold (rewrite()).
+// - The state dir itself is synced after the log is created and after every rename (syncDir()), so
+//   after a power loss the files come back in the order they were written, not only after a kill.
 // - Every write is completed or fails: a short write (the disk filling up, a file size limit) is
 //   continued, and one that makes no progress throws (writeAll()).
 // - Bounded in bytes: when an append would exceed `maxBytes`, queued entries are coalesced to the
@@ -287,8 +289,32 @@ export function openOutbox(options: OutboxOptions): Outbox {
 
   /** The log, opened for appending and positional reads on first use after a rewrite. */
   function logFd(): number {
-    if (fd < 0) fd = fs.openSync(logPath, 'a+');
+    if (fd < 0) {
+      const created = !fs.existsSync(logPath);
+      fd = fs.openSync(logPath, 'a+');
+      if (created) syncDir();
+    }
     return fd;
+  }
+
+  /**
+   * Makes the state dir's entries durable: a file created or renamed into place is on disk only
+   * once its directory is synced, so after a power loss (not a process kill) the meta file, the
+   * checkpoint and the log could otherwise come back in an older arrangement than the order
+   * they were written in (rewrite()). Best effort: it runs after a rename has already taken
+   * effect, when the daemon's state matches the files, so a failure here (a file system that
+   * cannot sync a directory, EINVAL) must not make the caller roll back what is in place.
+   */
+  function syncDir(): void {
+    let dfd = -1;
+    try {
+      dfd = fs.openSync(options.dir, 'r');
+      fs.fsyncSync(dfd);
+    } catch {
+      // Durability across a power loss is what is lost, not consistency.
+    } finally {
+      if (dfd >= 0) fs.closeSync(dfd);
+    }
   }
 
   function readLog(position: number, length: number): string {
@@ -349,6 +375,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       fs.closeSync(mfd);
     }
     fs.renameSync(tmp, metaPath);
+    syncDir();
   }
 
   function writeCheckpoint(): void {
@@ -362,6 +389,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       fs.closeSync(cfd);
     }
     fs.renameSync(tmp, checkpointPath);
+    syncDir();
   }
 
   /**
@@ -421,6 +449,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     if (fd >= 0) fs.closeSync(fd);
     fd = -1;
     fs.renameSync(tmp, logPath);
+    syncDir();
     entries = rewritten;
     bytes = offset;
     if (!dropsOnly) {

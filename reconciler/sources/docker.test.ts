@@ -235,7 +235,7 @@ describe('Docker client: watchEvents', () => {
     await done;
   });
 
-  it('starts the backoff over after a successful connection', async () => {
+  it('keeps backing off, growing, from a stream that ends as soon as it opens (no reconnect storm)', async () => {
     let answered = 0;
     await fakeDocker((_req, res) => {
       answered++;
@@ -252,12 +252,38 @@ describe('Docker client: watchEvents', () => {
       random: () => 0,
       sleep: async (ms) => {
         sleeps.push(ms);
+        if (sleeps.length === 4) controller.abort();
+      },
+    });
+    await client.watchEvents({ onEvent: () => undefined }, controller.signal);
+    expect(answered).toBe(4);
+    expect(sleeps).toEqual([50, 100, 200, 200]);
+  });
+
+  it('starts the backoff over after a stream that stayed up as long as the longest wait', async () => {
+    let answered = 0;
+    await fakeDocker((_req, res) => {
+      answered++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.flushHeaders();
+      // The first two end at once; the third stays up 450 ms (past maxMs) before the engine drops it.
+      setTimeout(() => res.end(), answered === 3 ? 450 : 0);
+    });
+    const sleeps: number[] = [];
+    const controller = new AbortController();
+    client = createDockerClient({
+      socketPath,
+      timeoutMs: 1000,
+      backoff: { baseMs: 100, maxMs: 400 },
+      random: () => 0,
+      sleep: async (ms) => {
+        sleeps.push(ms);
         if (sleeps.length === 3) controller.abort();
       },
     });
     await client.watchEvents({ onEvent: () => undefined }, controller.signal);
     expect(answered).toBe(3);
-    expect(sleeps).toEqual([50, 50, 50]);
+    expect(sleeps).toEqual([50, 100, 50]);
   });
 
   it('returns when aborted while waiting to reconnect', async () => {

@@ -3,7 +3,8 @@
 //
 // Contract: listContainers() is one observation (failures are ObservationError, source 'docker').
 // watchEvents() never gives up: when the stream ends or the socket disappears it reconnects with
-// capped exponential backoff and jitter, and only returns once `signal` aborts. Events are a hint
+// capped exponential backoff and jitter (started over once a stream stayed up), and only returns
+// once `signal` aborts. Events are a hint
 // that something changed; the reconciler's periodic full observation stays the source of truth.
 import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, request } from '../undici.js';
@@ -209,12 +210,18 @@ export function createDockerClient(options: DockerClientOptions): DockerClient {
       let attempt = 0;
       const since: { nano?: string } = {};
       while (!signal.aborted) {
+        let openedAt: number | null = null;
         try {
           await follow(handlers, signal, since, () => {
-            attempt = 0;
+            openedAt = performance.now();
           });
         } catch (error) {
           if (signal.aborted) return;
+          // The backoff starts over only after a stream that stayed up (as long as the longest
+          // wait): one that ends as soon as it opens (an engine restarting, a proxy in front of the
+          // socket) was reconnected every base wait, each time replaying the last event, which
+          // started a full pass and logged a line about four times a second.
+          if (openedAt !== null && performance.now() - openedAt >= backoff.maxMs) attempt = 0;
           handlers.onDisconnected?.(error instanceof ObservationError ? error : transportError('docker', 'Docker GET /events', error));
           try {
             await sleep(backoffMs(attempt++), signal);

@@ -40,12 +40,13 @@ import {
   transition,
   uuidTaskId,
 } from './store.fixtures.js';
+import { planArb, runPlan } from './store.model.js';
 import { InvalidCursorError, type ContainerFilter, type ContainerRecord, type Store } from './store.js';
 
 export interface ContractOptions {
   /** The backend serves stale reads for non-consistent requests; aggregate reads are polled. */
   eventuallyConsistent?: boolean;
-  /** Runs of the replay property (default 25; lower it for slow backends). */
+  /** Runs of each property: the replay property and the model-based one (default 25; lower it for slow backends). */
   propertyRuns?: number;
 }
 
@@ -394,6 +395,25 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
               const last = mine[mine.length - 1];
               expect(found.kind === 'found' && [found.record.state, found.record.seq]).toEqual([last.to, last.seq]);
               expect((await store.history(id)).map((h) => [h.seq, h.to])).toEqual(mine.map((t) => [t.seq, t.to]));
+            }
+          }),
+          { numRuns: opts.propertyRuns ?? 25 },
+        );
+      });
+    });
+
+    describe('a fleet of reconcilers, an original agent, retention and retirement (model-based property)', () => {
+      // storage/store.model.ts: generated reports as a reconciler's reporter and an original agent
+      // send them, on a controlled clock, against a fresh store and a reference model of the rules;
+      // the store's answers must match the model's after every step.
+      it('answers as the documented rules say after every step', async () => {
+        await fc.assert(
+          fc.asyncProperty(planArb, async (plan) => {
+            const fresh = await open();
+            try {
+              await runPlan(fresh.store, plan, { eventually, thorough: fresh.store.backend === 'sqlite' });
+            } finally {
+              await fresh.cleanup();
             }
           }),
           { numRuns: opts.propertyRuns ?? 25 },

@@ -1,0 +1,568 @@
+// A model-based property for the Store contract (storage/store.contract.ts runs it on every backend).
+//
+// It generates what a small fleet can send: 1-3 reconciler hosts whose containers move through the
+// legal lifecycle (reconciler/machines/container.machine.ts) with increasing per-host seqs, delivered
+// the way the reporter delivers its outbox (a prefix of what is not acknowledged yet, retried when
+// the answer is lost, a request that arrives late after its retry, reordered or repeated within a
+// batch), full snapshots of the host's containers at its last seq once the outbox is drained (one may
+// arrive late, after newer transitions) whose observations may have moved without a transition, an
+// acknowledged batch the server lost (an OS crash with synchronous=NORMAL, docs/architecture.md)
+// while an earlier copy of it is still on its way, maps of an original agent on a host of its own,
+// and retention (purgeGone) and silent-host retirement on a controlled clock.
+//
+// Beside it runs a reference model that applies the documented rules (storage/store.ts,
+// storage/records.ts, docs/architecture.md) in the simplest way: one record per container, written
+// through. After every step the store's answers are compared with it: records (getContainer,
+// findByTask), history (each applied transition once, snapshot and host.silent rows), listings with
+// filters, hosts (last_seq, report times) and counts, and every write's own result.
+//
+// Time is realistic where realism decides what may happen: a late request arrives within
+// LATE_WINDOW minutes of being sent, a host is retired after SILENT minutes without reports, and
+// gone records are purged RETENTION minutes after they went, in that order of size, as in production
+// (request timeouts ≪ --host-gone-after ≪ --retention).
+import fc from 'fast-check';
+import { expect } from 'vitest';
+import type { ContainerObservation, HostIdentity, LifecycleState, SnapshotContainer, Transition } from '../wire/index.js';
+import { at, containerId, hostIdentity, instanceId, iso, legacyContainer, legacySnapshot, observation, taskArn, taskId } from './store.fixtures.js';
+import type { ContainerFilter, ContainerRecord, HostRecord, Store, TransitionRecord } from './store.js';
+
+/** Minutes a delayed request may still arrive after it was sent. */
+const LATE_WINDOW = 8;
+/** retireSilentHosts: hosts without a report for this many minutes. */
+const SILENT = 15;
+/** purgeGone: records gone for longer than this many minutes. */
+const RETENTION = 30;
+const SLOTS = 3;
+const LEGACY_SLOTS = 3;
+/** Containers a slot runs one after the other (a replaced task's container gets a new id). */
+const GENERATIONS = 3;
+
+const LIVE: readonly LifecycleState[] = ['pending', 'running', 'stopping', 'stopped'];
+
+/** The lifecycle machine's moves (docs/lifecycle.md), as [to, reason]. */
+const MOVES: Record<LifecycleState | 'new', Array<[LifecycleState, string]>> = {
+  new: [['running', 'agent.observed'], ['pending', 'agent.observed'], ['stopped', 'agent.observed'], ['stopping', 'agent.observed']],
+  pending: [['running', 'docker.started'], ['stopped', 'docker.died'], ['stopping', 'agent.observed'], ['gone', 'container.vanished']],
+  running: [['running', 'container.restarted'], ['stopping', 'agent.observed'], ['stopped', 'docker.died'], ['gone', 'container.vanished']],
+  stopping: [['stopped', 'agent.observed'], ['gone', 'container.vanished']],
+  stopped: [['running', 'container.restarted'], ['gone', 'container.vanished']],
+  gone: [],
+};
+
+const KNOWN: Record<LifecycleState, string> = { pending: 'PENDING', running: 'RUNNING', stopping: 'RUNNING', stopped: 'STOPPED', gone: 'STOPPED' };
+
+// --- operations ------------------------------------------------------------------------------
+
+export type Op =
+  | { kind: 'emit'; host: number; slot: number; move: number; gap: number }
+  | { kind: 'deliver'; host: number; size: number; rotate: number; repeat: boolean; fate: 'ok' | 'lost' | 'delayed' | 'phantom' }
+  | { kind: 'late'; host: number; pick: number }
+  | { kind: 'observe'; host: number; slot: number }
+  | { kind: 'snapshot'; host: number; delayed: boolean }
+  | { kind: 'legacy'; present: number; stopped: number }
+  | { kind: 'idle'; minutes: number }
+  | { kind: 'retire' }
+  | { kind: 'purge' };
+
+const host = fc.nat({ max: 2 });
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 8, arbitrary: fc.record({ kind: fc.constant('emit' as const), host, slot: fc.nat({ max: SLOTS - 1 }), move: fc.nat({ max: 3 }), gap: fc.constantFrom(1, 1, 1, 2) }) },
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      kind: fc.constant('deliver' as const),
+      host,
+      size: fc.integer({ min: 1, max: 4 }),
+      rotate: fc.nat({ max: 3 }),
+      repeat: fc.boolean(),
+      fate: fc.constantFrom('ok', 'ok', 'ok', 'lost', 'delayed', 'phantom') as fc.Arbitrary<'ok' | 'lost' | 'delayed' | 'phantom'>,
+    }),
+  },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('late' as const), host, pick: fc.nat({ max: 3 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('observe' as const), host, slot: fc.nat({ max: SLOTS - 1 }) }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('snapshot' as const), host, delayed: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('legacy' as const), present: fc.nat({ max: 7 }), stopped: fc.nat({ max: 7 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('idle' as const), minutes: fc.integer({ min: 3, max: 20 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('retire' as const) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('purge' as const) }) },
+);
+
+export interface Plan {
+  hosts: number;
+  legacy: boolean;
+  ops: Op[];
+}
+
+export const planArb: fc.Arbitrary<Plan> = fc.record({
+  hosts: fc.integer({ min: 1, max: 3 }),
+  legacy: fc.boolean(),
+  ops: fc.array(opArb, { minLength: 1, maxLength: 60, size: 'max' }),
+});
+
+// --- the reference model ---------------------------------------------------------------------
+
+/** The fields of a record the model predicts (the rest are the fixtures' constants). */
+interface ModelRecord {
+  container_id: string;
+  instance_id: string;
+  cluster: string | null;
+  task_family: string | null;
+  task_id: string | null;
+  state: LifecycleState;
+  seq: number;
+  restart_count: number;
+  exit_code: number | null;
+  started_at: string | null;
+  first_seen: string;
+  last_seen: string;
+  stopped_at: string | null;
+  gone_at: string | null;
+  known_status: string | null;
+  desired_status: string | null;
+  source: string;
+}
+
+type ModelHistory = Pick<TransitionRecord, 'from' | 'to' | 'at' | 'host' | 'seq' | 'reason'>;
+
+interface ModelHost {
+  identity: HostIdentity;
+  first_seen: string;
+  last_report_at: string;
+  last_snapshot_at: string | null;
+  last_seq: number;
+  reporter: HostRecord['reporter'];
+}
+
+const FIELDS = [
+  'container_id', 'instance_id', 'cluster', 'task_family', 'task_id', 'state', 'seq', 'restart_count', 'exit_code', 'started_at',
+  'first_seen', 'last_seen', 'stopped_at', 'gone_at', 'known_status', 'desired_status', 'source',
+] as const satisfies ReadonlyArray<keyof ModelRecord & keyof ContainerRecord>;
+
+function project(r: ContainerRecord): ModelRecord {
+  return Object.fromEntries(FIELDS.map((f) => [f, r[f]])) as unknown as ModelRecord;
+}
+
+/** What the server must hold, by the documented rules, written through. */
+class Model {
+  readonly records = new Map<string, ModelRecord & { retired: boolean }>();
+  readonly history = new Map<string, ModelHistory[]>();
+  readonly hosts = new Map<string, ModelHost>();
+  /** Every container id ever reported (purged ones must then be missing). */
+  readonly seen = new Set<string>();
+
+  private addHistory(id: string, row: ModelHistory): void {
+    const list = this.history.get(id) ?? [];
+    list.push(row);
+    this.history.set(id, list);
+  }
+
+  private next(existing: ModelRecord | undefined, obs: ContainerObservation, host: HostIdentity, state: LifecycleState, seq: number, eventAt: string, receivedAt: string): ModelRecord & { retired: boolean } {
+    this.seen.add(obs.container_id);
+    // The invariant the seq guard exists for: what a report made gone is only brought back by a
+    // later report (a record the server retired, or an original agent's map, carry no such seq).
+    if (existing?.state === 'gone' && state !== 'gone' && obs.source !== 'legacy' && !this.records.get(obs.container_id)?.retired) {
+      expect(seq, `model: ${obs.container_id} revived from seq ${seq}, gone at ${existing.seq}`).toBeGreaterThan(existing.seq);
+    }
+    return {
+      container_id: obs.container_id,
+      instance_id: host.instance_id,
+      cluster: host.cluster,
+      task_family: obs.task_family ?? existing?.task_family ?? null,
+      task_id: taskId(obs.container_id),
+      state,
+      seq,
+      restart_count: Math.max(obs.restart_count, existing?.restart_count ?? 0),
+      exit_code: obs.exit_code ?? existing?.exit_code ?? null,
+      started_at: obs.started_at ?? existing?.started_at ?? null,
+      first_seen: existing?.first_seen ?? receivedAt,
+      last_seen: receivedAt,
+      stopped_at: state === 'stopped' ? (existing?.stopped_at ?? eventAt) : state === 'gone' ? (existing?.stopped_at ?? null) : null,
+      gone_at: state === 'gone' ? (existing?.state === 'gone' && existing.gone_at ? existing.gone_at : receivedAt) : null,
+      known_status: obs.known_status,
+      desired_status: obs.desired_status,
+      source: obs.source,
+      retired: false,
+    };
+  }
+
+  private touchHost(identity: HostIdentity, receivedAt: string, lastSeq: number, snapshot: boolean, reporter: HostRecord['reporter']): void {
+    const prev = this.hosts.get(identity.instance_id);
+    this.hosts.set(identity.instance_id, {
+      identity,
+      first_seen: prev?.first_seen ?? receivedAt,
+      last_report_at: receivedAt,
+      last_snapshot_at: snapshot ? receivedAt : (prev?.last_snapshot_at ?? null),
+      last_seq: Math.max(prev?.last_seq ?? 0, lastSeq),
+      reporter,
+    });
+  }
+
+  applyTransitions(identity: HostIdentity, transitions: Transition[], receivedAt: string) {
+    let lastSeq = this.hosts.get(identity.instance_id)?.last_seq ?? 0;
+    let applied = 0;
+    let duplicates = 0;
+    for (const t of [...transitions].sort((a, b) => a.seq - b.seq)) {
+      if (t.seq <= lastSeq) {
+        duplicates++;
+        continue;
+      }
+      lastSeq = t.seq;
+      applied++;
+      const id = t.container.container_id;
+      this.addHistory(id, { from: t.from, to: t.to, at: t.at, host: identity.instance_id, seq: t.seq, reason: t.reason });
+      this.seen.add(id);
+      const existing = this.records.get(id);
+      if (existing && existing.instance_id === identity.instance_id && existing.seq >= t.seq) continue;
+      this.records.set(id, this.next(existing, t.container, identity, t.to, t.seq, t.at, receivedAt));
+    }
+    this.touchHost(identity, receivedAt, lastSeq, false, 'reconciler');
+    return { applied, duplicates, acked_seq: lastSeq };
+  }
+
+  replaceSnapshot(identity: HostIdentity, seq: number, containers: Array<{ obs: ContainerObservation; state: LifecycleState; eventAt: string }>, takenAt: string, receivedAt: string, reporter: HostRecord['reporter']) {
+    const result = { upserted: 0, gone: 0, skipped: 0 };
+    const present = new Set<string>();
+    for (const { obs, state, eventAt } of containers) {
+      const id = obs.container_id;
+      present.add(id);
+      const existing = this.records.get(id);
+      const sameHost = existing !== undefined && existing.instance_id === identity.instance_id;
+      if (sameHost && existing.seq > seq) {
+        result.skipped++;
+        continue;
+      }
+      const next = this.next(existing, obs, identity, state, sameHost ? Math.max(existing.seq, seq) : seq, eventAt, receivedAt);
+      const changed = !existing || FIELDS.some((f) => f !== 'last_seen' && f !== 'seq' && existing[f] !== next[f]);
+      if (changed) result.upserted++;
+      if (existing?.state !== next.state) this.addHistory(id, { from: existing?.state ?? null, to: next.state, at: eventAt, host: identity.instance_id, seq: null, reason: 'snapshot' });
+      this.records.set(id, next);
+    }
+    for (const r of [...this.records.values()]) {
+      if (r.instance_id !== identity.instance_id || !LIVE.includes(r.state) || present.has(r.container_id)) continue;
+      if (r.seq > seq) {
+        result.skipped++;
+        continue;
+      }
+      this.records.set(r.container_id, { ...r, state: 'gone', gone_at: receivedAt, seq: Math.max(r.seq, seq), retired: false });
+      this.addHistory(r.container_id, { from: r.state, to: 'gone', at: takenAt, host: identity.instance_id, seq: null, reason: 'snapshot' });
+      result.gone++;
+    }
+    this.touchHost(identity, receivedAt, 0, true, reporter);
+    return result;
+  }
+
+  purgeGone(cutoff: string): number {
+    let purged = 0;
+    for (const r of [...this.records.values()]) {
+      if (r.state !== 'gone' || r.gone_at === null || r.gone_at >= cutoff) continue;
+      this.records.delete(r.container_id);
+      this.history.delete(r.container_id);
+      purged++;
+    }
+    return purged;
+  }
+
+  retireSilentHosts(since: string, atIso: string) {
+    const retired = { containers: 0, forgottenHosts: 0 };
+    for (const h of [...this.hosts.values()]) {
+      if (h.reporter !== 'reconciler' || h.last_report_at >= since) continue;
+      const id = h.identity.instance_id;
+      let containers = 0;
+      for (const r of [...this.records.values()]) {
+        if (r.instance_id !== id || !LIVE.includes(r.state)) continue;
+        this.records.set(r.container_id, { ...r, state: 'gone', gone_at: atIso, retired: true });
+        this.addHistory(r.container_id, { from: r.state, to: 'gone', at: atIso, host: id, seq: null, reason: 'host.silent' });
+        containers++;
+      }
+      retired.containers += containers;
+      if (containers === 0 && ![...this.records.values()].some((r) => r.instance_id === id)) {
+        this.hosts.delete(id);
+        retired.forgottenHosts++;
+      }
+    }
+    return retired;
+  }
+}
+
+// --- the fleet (what the reconcilers and the original agent send) ----------------------------
+
+interface Delayed {
+  sentAt: number;
+  send: (now: number) => Promise<void>;
+}
+
+interface Host {
+  identity: HostIdentity;
+  seq: number;
+  /** What this host acknowledged (the server's acked_seq as it last heard it). */
+  acked: number;
+  outbox: Transition[];
+  /** Per slot: the generation running and its container's state and last observation. */
+  slots: Array<{ generation: number; state: LifecycleState | null; obs: ContainerObservation | null }>;
+  delayed: Delayed[];
+}
+
+function record(found: Awaited<ReturnType<Store['getContainer']>>): ModelRecord | 'missing' | 'ambiguous' {
+  return found.kind === 'found' ? project(found.record) : found.kind;
+}
+
+function historyKey(h: ModelHistory): string {
+  return JSON.stringify([h.at, h.seq, h.reason, h.from, h.to, h.host]);
+}
+
+export interface ModelRunOptions {
+  /** Aggregate reads may lag (SimpleDB, stale reads): they are polled, once a run. */
+  eventually: (assertion: () => Promise<void>) => Promise<void>;
+  /** Compare every container and every aggregate after every step (cheap backends). */
+  thorough: boolean;
+}
+
+/** Runs one plan against a fresh store and the model, asserting after every step. */
+export async function runPlan(store: Store, plan: Plan, opts: ModelRunOptions): Promise<void> {
+  const model = new Model();
+  let now = 0;
+  const hosts: Host[] = Array.from({ length: plan.hosts }, (_, i) => ({
+    identity: hostIdentity({
+      instance_id: instanceId(`model-${i}`),
+      cluster: i === 1 ? 'staging' : 'prod',
+      instance_ip: `10.0.${i}.17`,
+    }),
+    seq: 0,
+    acked: 0,
+    outbox: [],
+    slots: Array.from({ length: SLOTS }, () => ({ generation: 0, state: null, obs: null })),
+    delayed: [],
+  }));
+  const legacyHost = hostIdentity({ instance_id: instanceId('model-legacy'), cluster: 'prod', instance_ip: '10.0.9.17' });
+  const legacyIds = Array.from({ length: LEGACY_SLOTS }, (_, k) => containerId(`model-legacy-${k}`));
+
+  const containerOf = (h: number, slot: number, generation: number) => containerId(`model-${h}-${slot}-${generation}`);
+
+  async function sendBatch(h: Host, batch: Transition[], now: number) {
+    const result = await store.applyTransitions({ host: h.identity, transitions: batch }, at(now));
+    expect(result, 'applyTransitions result').toEqual(model.applyTransitions(h.identity, batch, iso(now)));
+    return result;
+  }
+
+  async function sendSnapshot(h: Host, seq: number, containers: SnapshotContainer[], takenAt: string, now: number) {
+    const result = await store.replaceSnapshot({ host: h.identity, seq, taken_at: takenAt, containers }, at(now));
+    const expected = model.replaceSnapshot(
+      h.identity,
+      seq,
+      containers.map(({ state, ...obs }) => ({ obs, state, eventAt: takenAt })),
+      takenAt,
+      iso(now),
+      'reconciler',
+    );
+    expect(result, 'replaceSnapshot result').toEqual(expected);
+  }
+
+  async function step(op: Op): Promise<string[]> {
+    switch (op.kind) {
+      case 'emit': {
+        const h = hosts[op.host % hosts.length];
+        const index = hosts.indexOf(h);
+        const slot = h.slots[op.slot];
+        if (slot.state === 'gone') {
+          if (slot.generation + 1 >= GENERATIONS) return [];
+          slot.generation++;
+          slot.state = null;
+          slot.obs = null;
+        }
+        const moves = MOVES[slot.state ?? 'new'];
+        const [to, reason] = moves[op.move % moves.length];
+        const id = containerOf(index, op.slot, slot.generation);
+        const prev = slot.obs;
+        const restarted = reason === 'container.restarted';
+        const obs = observation({
+          container_id: id,
+          task_arn: taskArn(taskId(id)),
+          task_family: op.slot % 2 === 0 ? 'web' : 'worker',
+          restart_count: (prev?.restart_count ?? 0) + (restarted ? 1 : 0),
+          exit_code: to === 'stopped' ? [0, 1, 137][op.move % 3] : null,
+          started_at: to === 'running' && (prev?.started_at == null || restarted) ? iso(now) : (prev?.started_at ?? null),
+          desired_status: to === 'stopping' || to === 'gone' ? 'STOPPED' : 'RUNNING',
+          known_status: KNOWN[to],
+        });
+        h.seq += op.gap;
+        h.outbox.push({ seq: h.seq, container_id: id, from: slot.state, to, at: iso(now), reason, container: obs });
+        slot.state = to;
+        slot.obs = obs;
+        return [];
+      }
+      case 'observe': {
+        // The agent's view moved without a lifecycle move (ECS wants the task stopped, or no longer
+        // does): no transition, but the host's next snapshot carries it.
+        const h = hosts[op.host % hosts.length];
+        const slot = h.slots[op.slot];
+        if (slot.obs === null || slot.state === 'gone') return [];
+        slot.obs = { ...slot.obs, desired_status: slot.obs.desired_status === 'STOPPED' ? 'RUNNING' : 'STOPPED' };
+        return [];
+      }
+      case 'deliver': {
+        const h = hosts[op.host % hosts.length];
+        const pending = h.outbox.filter((t) => t.seq > h.acked).slice(0, op.size);
+        if (pending.length === 0) return [];
+        const batch = pending.map((_, i) => pending[(i + op.rotate) % pending.length]);
+        if (op.repeat) batch.push(pending[op.rotate % pending.length]);
+        const ids = pending.map((t) => t.container_id);
+        if (op.fate === 'delayed') {
+          h.delayed.push({ sentAt: now, send: async (when) => void (await sendBatch(h, batch, when)) });
+          return [];
+        }
+        if (op.fate === 'phantom') {
+          // Acknowledged, then lost with the server's last commits: the host moves on. An earlier
+          // copy of the request may still be on its way (it timed out, this retry was answered):
+          // arriving after the snapshot that follows, it stands for a batch another replica
+          // committed after that snapshot though it was sent before it.
+          h.acked = pending[pending.length - 1].seq;
+          h.delayed.push({ sentAt: now, send: async (when) => void (await sendBatch(h, batch, when)) });
+        } else {
+          const result = await sendBatch(h, batch, now);
+          expect(result.acked_seq).toBeGreaterThanOrEqual(pending[pending.length - 1].seq);
+          if (op.fate === 'ok') h.acked = result.acked_seq;
+        }
+        h.outbox = h.outbox.filter((t) => t.seq > h.acked);
+        return ids;
+      }
+      case 'late': {
+        // Any request still on its way, of any host (op.host picks the first host to look at).
+        for (const h of hosts) h.delayed = h.delayed.filter((d) => now - d.sentAt <= LATE_WINDOW);
+        const h = [...hosts.slice(op.host % hosts.length), ...hosts].find((x) => x.delayed.length > 0);
+        if (!h) return [];
+        const [d] = h.delayed.splice(op.pick % h.delayed.length, 1);
+        await d.send(now);
+        return [...model.seen];
+      }
+      case 'snapshot': {
+        const h = hosts[op.host % hosts.length];
+        // The reconciler sends its snapshot only with its outbox drained, at its last seq: a full
+        // sync that is due sends what is queued first.
+        const ids = h.outbox.map((t) => t.container_id);
+        if (h.outbox.length > 0) {
+          const result = await sendBatch(h, h.outbox, now);
+          expect(result.acked_seq).toBeGreaterThanOrEqual(h.seq);
+          h.acked = result.acked_seq;
+          h.outbox = [];
+          now += 0.5;
+        }
+        const containers = h.slots.filter((s) => s.state !== null && s.state !== 'gone').map((s) => ({ ...s.obs!, state: s.state! }));
+        const seq = h.seq;
+        const takenAt = iso(now);
+        if (op.delayed) {
+          h.delayed.push({ sentAt: now, send: (when) => sendSnapshot(h, seq, containers, takenAt, when) });
+          return ids;
+        }
+        await sendSnapshot(h, seq, containers, takenAt, now);
+        return [...model.seen];
+      }
+      case 'legacy': {
+        if (!plan.legacy) return [];
+        const sampledAt = iso(now - 0.25);
+        const containers = legacyIds
+          .filter((_, k) => op.present & (1 << k))
+          .map((id, k) => legacyContainer(op.stopped & (1 << k) ? 'stopped' : 'running', { container_id: id, sampled_at: sampledAt }));
+        const result = await store.replaceLegacySnapshot(legacySnapshot(legacyHost, containers, iso(now)));
+        const expected = model.replaceSnapshot(
+          legacyHost,
+          0,
+          containers.map((c) => ({ obs: c, state: c.state, eventAt: sampledAt })),
+          iso(now),
+          iso(now),
+          'legacy',
+        );
+        expect(result, 'replaceLegacySnapshot result').toEqual(expected);
+        return [...legacyIds];
+      }
+      case 'idle':
+        now += op.minutes;
+        return [];
+      case 'retire': {
+        const result = await store.retireSilentHosts(at(now - SILENT), at(now));
+        expect(result, 'retireSilentHosts result').toEqual(model.retireSilentHosts(iso(now - SILENT), iso(now)));
+        return [...model.seen];
+      }
+      case 'purge': {
+        const before = [...model.seen];
+        expect(await store.purgeGone(at(now - RETENTION)), 'purgeGone result').toBe(model.purgeGone(iso(now - RETENTION)));
+        return before;
+      }
+    }
+  }
+
+  async function checkContainers(ids: Iterable<string>): Promise<void> {
+    for (const id of new Set(ids)) {
+      const want = model.records.get(id);
+      const expected = want ? (({ retired: _, ...r }) => r)(want) : 'missing';
+      expect(record(await store.getContainer(id)), `record ${id.slice(0, 12)}`).toEqual(expected);
+      const history = await store.history(id);
+      const ats = history.map((h) => h.at);
+      expect(ats, `history of ${id.slice(0, 12)} is ordered by time`).toEqual([...ats].sort());
+      const got = history.map(({ container_id, ...h }) => (expect(container_id).toBe(id), h)).sort((a, b) => (historyKey(a) < historyKey(b) ? -1 : 1));
+      const model_ = [...(model.history.get(id) ?? [])].sort((a, b) => (historyKey(a) < historyKey(b) ? -1 : 1));
+      expect(got, `history of ${id.slice(0, 12)}`).toEqual(model_);
+      expect(record(await store.getContainer(id.slice(0, 12))), `record ${id.slice(0, 12)} by prefix`).toEqual(expected);
+      expect((await store.findByTask(taskId(id))).map(project), `findByTask ${id.slice(0, 12)}`).toEqual(want ? [expected] : []);
+      expect((await store.findByTask(taskArn(taskId(id)))).map(project), `findByTask ARN ${id.slice(0, 12)}`).toEqual(want ? [expected] : []);
+    }
+  }
+
+  async function listAll(filter: ContainerFilter): Promise<string[]> {
+    const out: string[] = [];
+    let cursor: string | undefined;
+    for (let i = 0; i < 100; i++) {
+      const page = await store.listContainers(filter, { limit: 4, ...(cursor ? { cursor } : {}) });
+      out.push(...page.items.map((r) => JSON.stringify(project(r))));
+      if (page.next_cursor === null) return out;
+      cursor = page.next_cursor;
+    }
+    throw new Error('pagination did not end');
+  }
+
+  async function checkAggregates(): Promise<void> {
+    const records = [...model.records.values()].map(({ retired: _, ...r }) => r).sort((a, b) => (a.container_id < b.container_id ? -1 : 1));
+    const filters: ContainerFilter[] = [
+      {},
+      ...hosts.map((h) => ({ instance_id: h.identity.instance_id })),
+      { instance_id: legacyHost.instance_id },
+      ...(['pending', 'running', 'stopping', 'stopped', 'gone'] as const).map((state) => ({ state })),
+      { cluster: 'prod' },
+      { cluster: 'staging', state: 'running' },
+      { task_family: 'worker' },
+      { cluster: 'prod', task_family: 'web', state: 'gone' },
+    ];
+    await opts.eventually(async () => {
+      for (const filter of filters) {
+        const want = records.filter((r) => Object.entries(filter).every(([k, v]) => r[k as keyof ModelRecord] === v)).map((r) => JSON.stringify(r));
+        expect(await listAll(filter), `listContainers ${JSON.stringify(filter)}`).toEqual(want);
+      }
+      const hostsWant = [...model.hosts.values()]
+        .map((h) => ({ ...h.identity, first_seen: h.first_seen, last_report_at: h.last_report_at, last_snapshot_at: h.last_snapshot_at, last_seq: h.last_seq, reporter: h.reporter }))
+        .sort((a, b) => (a.instance_id < b.instance_id ? -1 : 1));
+      expect(await store.listHosts(), 'listHosts').toEqual(hostsWant);
+      const counts = new Map<string, number>();
+      for (const r of records) counts.set(JSON.stringify([r.instance_id, r.state]), (counts.get(JSON.stringify([r.instance_id, r.state])) ?? 0) + 1);
+      const countsWant = [...counts].map(([k, count]) => {
+        const [instance_id, state] = JSON.parse(k) as [string, LifecycleState];
+        return { instance_id, state, count };
+      });
+      countsWant.sort((a, b) => (a.instance_id !== b.instance_id ? (a.instance_id < b.instance_id ? -1 : 1) : a.state < b.state ? -1 : 1));
+      expect(await store.countByHostAndState(), 'countByHostAndState').toEqual(countsWant);
+    });
+  }
+
+  for (const [i, op] of plan.ops.entries()) {
+    let touched: string[];
+    try {
+      touched = await step(op);
+      await checkContainers(opts.thorough ? model.seen : touched);
+      if (opts.thorough) await checkAggregates();
+    } catch (err) {
+      (err as Error).message = `after step ${i} ${JSON.stringify(op)} at minute ${now}: ${(err as Error).message}`;
+      throw err;
+    }
+    now += 1;
+  }
+  await checkContainers(model.seen);
+  await checkAggregates();
+}

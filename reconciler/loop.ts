@@ -22,7 +22,7 @@
 // observed inputs did not change is not sent an event at all, which keeps a 250-container pass
 // allocation-light (the agent's JSON parsing dominates).
 import { transition, initialTransition, type SnapshotFrom } from 'xstate';
-import { CONTAINER_ID, TASK_ARN, LIFECYCLE_STATES, WIRE_LIMITS, type LifecycleState, type RecordSource } from '../wire/ids.js';
+import { CONTAINER_ID, DOCKER_NAME, TASK_ARN, LIFECYCLE_STATES, WIRE_LIMITS, type LifecycleState, type RecordSource } from '../wire/ids.js';
 import type { ContainerObservation, HostIdentity, SnapshotContainer, Transition } from '../wire/index.js';
 import { containerMachine, type ContainerEvent, type EmittedTransition } from './machines/container.machine.js';
 import { hostMachine, type HostEvent } from './machines/host.machine.js';
@@ -172,7 +172,7 @@ function fitToWire(o: ContainerObservation): ContainerObservation {
   }
   return {
     ...o,
-    docker_name: upTo(LIMITS.docker_name, o.docker_name),
+    docker_name: o.docker_name !== null && !DOCKER_NAME.test(o.docker_name) ? null : upTo(LIMITS.docker_name, o.docker_name),
     container_name: upTo(LIMITS.container_name, o.container_name),
     image: upTo(LIMITS.image, o.image),
     task_family: upTo(LIMITS.task_family, o.task_family),

@@ -19,6 +19,12 @@ export const TASK_ID = /^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
  * aws, aws-cn, aws-us-gov; the account may be a placeholder in AWS's own samples.
  */
 export const TASK_ARN = /^arn:aws[a-z-]*:ecs:[a-z0-9-]+:[A-Za-z0-9_]+:task\/(?:[A-Za-z0-9_-]{1,255}\/)?([0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+/**
+ * A Docker container name as Docker allows it (daemon/names: [a-zA-Z0-9][a-zA-Z0-9_.-]+, without
+ * the leading '/' the engine API shows). Held to this on the wire: the v2 lookup finds names of this
+ * shape only, and ASCII keeps the longest (WIRE_LIMITS) within SimpleDB's 1024-byte values.
+ */
+export const DOCKER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 /** EC2 instance id (also accepts the simulated ids used in tests: `i-` + hex). */
 export const INSTANCE_ID = /^i-[0-9a-f]{8,32}$/;
 
@@ -48,8 +54,8 @@ export const WIRE_LIMITS = {
   int32Max: 2_147_483_647,
   observation: {
     // The agent names a container ecs-<family>-<version>-<name>-<20 hex>: up to about 550
-    // characters with a 255-character family and name (both legal). Still under SimpleDB's
-    // 1024-byte attribute values (Docker names are ASCII).
+    // characters with a 255-character family and name (both legal). DOCKER_NAME keeps them ASCII,
+    // so still under SimpleDB's 1024-byte attribute values.
     docker_name: 640,
     container_name: 255,
     image: 1024,

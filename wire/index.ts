@@ -4,7 +4,7 @@
 //
 // Field names are snake_case on the wire and in stored records, matching the original API.
 import { Type, type Static } from 'typebox';
-import { CONTAINER_ID, INSTANCE_ID, LIFECYCLE_STATES, RECORD_SOURCES, TASK_ARN, WIRE_LIMITS, type LifecycleState } from './ids.js';
+import { CONTAINER_ID, DOCKER_NAME, INSTANCE_ID, LIFECYCLE_STATES, RECORD_SOURCES, TASK_ARN, WIRE_LIMITS, type LifecycleState } from './ids.js';
 
 // The TypeBox-free part (ids, lifecycle states, record sources): wire/ids.ts. Re-exported so every
 // importer keeps one import; code the reconciler daemon loads imports ./ids.js directly.
@@ -59,7 +59,7 @@ export type HostIdentity = Static<typeof HostIdentitySchema>;
 export const ContainerObservationSchema = Type.Object(
   {
     container_id: Type.String({ pattern: CONTAINER_ID.source }),
-    docker_name: NullableString(OBS.docker_name),
+    docker_name: Type.Union([Type.String({ maxLength: OBS.docker_name, pattern: DOCKER_NAME.source }), Type.Null()]),
     container_name: NullableString(OBS.container_name),
     image: NullableString(OBS.image),
     task_arn: Type.Union([Type.String({ pattern: TASK_ARN.source }), Type.Null()]),

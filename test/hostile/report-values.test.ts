@@ -15,7 +15,9 @@ const wide = (n: number) => '😀'.repeat(n);
 
 /** v2 host and container string fields with their wire maxima (wire/index.ts). */
 const HOST_MAX = { cluster: 255, container_instance_arn: 1024, instance_ip: 64, instance_type: 64, instance_az: 64, region: 64, host_name: 255, ecs_agent_version: 255 } as const;
-const CONTAINER_MAX = { docker_name: 255, container_name: 255, image: 1024, task_family: 255, task_version: 32, desired_status: 32, known_status: 32 } as const;
+const CONTAINER_MAX = { container_name: 255, image: 1024, task_family: 255, task_version: 32, desired_status: 32, known_status: 32 } as const;
+/** Docker names are ASCII as Docker allows them (wire/ids.ts DOCKER_NAME), up to the agent's longest. */
+const DOCKER_NAME_MAX = 640;
 /** Legacy map entry fields with their maxima (api/schemas.ts). */
 const LEGACY_MAX = { container_name: 1024, container_port: 1024, task_name: 255, task_version: 1024, instance_port: 1024, instance_ip: 1024, instance_type: 1024, instance_az: 1024, host_name: 1024, cluster_name: 255, ecs_agent_version: 1024 } as const;
 
@@ -38,13 +40,16 @@ for (const backend of BACKENDS) {
     it('stores a v2 snapshot with every string at its maximum in 4-byte characters and reads it back exactly', async () => {
       const id = instanceId(`max-${backend}`);
       const host = hostIdentity({ instance_id: id, ...Object.fromEntries(Object.entries(HOST_MAX).map(([k, n]) => [k, wide(n)])) });
-      const container = snapshotContainer('running', { container_id: containerId(`max-${backend}`), ...Object.fromEntries(Object.entries(CONTAINER_MAX).map(([k, n]) => [k, wide(n)])) });
+      const dockerName = `ecs-${'f'.repeat(DOCKER_NAME_MAX - 4)}`;
+      const container = snapshotContainer('running', { container_id: containerId(`max-${backend}`), ...Object.fromEntries(Object.entries(CONTAINER_MAX).map(([k, n]) => [k, wide(n)])), docker_name: dockerName });
       const res = await t.app.inject({ method: 'PUT', url: `/v2/hosts/${id}/snapshot`, payload: snapshot(host, 1, [container]) });
       expect(res.statusCode, res.body).toBe(200);
       const found = await t.app.inject({ url: `/v2/containers?cluster=${encodeURIComponent(wide(255))}` });
       const items = (found.json() as { items: ContainerRecord[] }).items;
       expect(items.map((i) => i.container_id)).toEqual([container.container_id]);
-      expect(items[0]).toMatchObject({ image: wide(1024), docker_name: wide(255), task_family: wide(255), host_name: wide(255), container_instance_arn: wide(1024) });
+      expect(items[0]).toMatchObject({ image: wide(1024), docker_name: dockerName, task_family: wide(255), host_name: wide(255), container_instance_arn: wide(1024) });
+      const byName = await t.app.inject({ url: `/v2/lookup/${dockerName}` });
+      expect((byName.json() as { containers: ContainerRecord[] }).containers.map((c) => c.container_id)).toEqual([container.container_id]);
     });
 
     it('refuses one character over any v2 maximum with 400 JSON', async () => {
@@ -58,6 +63,13 @@ for (const backend of BACKENDS) {
         const c = snapshotContainer('running', { container_id: containerId(`over-${backend}`), [field]: wide(n + 1) });
         const res = await t.app.inject({ method: 'PUT', url: `/v2/hosts/${id}/snapshot`, payload: snapshot(hostIdentity({ instance_id: id }), 1, [c]) });
         expect(res.statusCode, field).toBe(400);
+        expect(res.json()).toMatchObject({ error: 'bad_request' });
+      }
+      // A Docker name one character too long, or with a character Docker does not allow in a name.
+      for (const name of [`ecs-${'f'.repeat(DOCKER_NAME_MAX - 3)}`, wide(10), 'ecs-web 3', '/ecs-web-3', '-leading-dash']) {
+        const c = snapshotContainer('running', { container_id: containerId(`over-${backend}`), docker_name: name });
+        const res = await t.app.inject({ method: 'PUT', url: `/v2/hosts/${id}/snapshot`, payload: snapshot(hostIdentity({ instance_id: id }), 1, [c]) });
+        expect(res.statusCode, name.slice(0, 20)).toBe(400);
         expect(res.json()).toMatchObject({ error: 'bad_request' });
       }
       expect((await t.store.listHosts()).some((h) => h.instance_id === id)).toBe(false);

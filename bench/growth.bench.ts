@@ -341,19 +341,15 @@ export function snapshotCurveShape(points: SnapshotPoint[]): { spread: number; g
   return { spread: Math.max(...per) / Math.min(...per), growth: Math.max(...per) / per[0] };
 }
 
-/** Least-squares time = fixed + marginal × containers over the curve's points. */
-export function linearFit(points: SnapshotPoint[]): { fixedMs: number; marginalUs: number } {
-  const n = points.length;
-  const mx = points.reduce((a, p) => a + p.containers, 0) / n;
-  const my = points.reduce((a, p) => a + p.medianMs, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (const p of points) {
-    num += (p.containers - mx) * (p.medianMs - my);
-    den += (p.containers - mx) ** 2;
-  }
-  const slope = den === 0 ? 0 : num / den;
-  return { fixedMs: my - slope * mx, marginalUs: slope * 1000 };
+/**
+ * What the smallest host's snapshot costs beyond its containers at the largest host's rate per
+ * container: the part of a snapshot that does not scale with its containers, in µs. (A
+ * least-squares line over the points was dominated by the largest host and gave negative fixed costs.)
+ */
+export function smallHostExcessUs(points: SnapshotPoint[]): number {
+  const small = points[0];
+  const large = points[points.length - 1];
+  return (small.medianMs * 1000) - small.containers * large.perContainerUs;
 }
 
 export function growthMarkdown(r: GrowthResult): string {
@@ -380,8 +376,8 @@ export function growthMarkdown(r: GrowthResult): string {
     .join('\n');
   const shapeRows = SNAPSHOT_WORKLOADS.map((w) => {
     const shape = snapshotCurveShape(r.snapshots[w]);
-    const fit = linearFit(r.snapshots[w]);
-    return `| ${SNAPSHOT_WORKLOAD_LABELS[w]} | ${ratioText(shape.spread)} × — ${ok(shape.spread <= 1.2)} | ${shape.growth.toFixed(2)} × | ${fit.fixedMs.toFixed(2)} ms + ${fit.marginalUs.toFixed(1)} µs × containers |`;
+    const pts = r.snapshots[w];
+    return `| ${SNAPSHOT_WORKLOAD_LABELS[w]} | ${ratioText(shape.spread)} × — ${ok(shape.spread <= 1.2)} | ${shape.growth.toFixed(2)} × | ${smallHostExcessUs(pts).toFixed(0)} µs (${pts[0].containers} containers at ${pts[pts.length - 1].perContainerUs.toFixed(1)} µs each would be ${(pts[0].containers * pts[pts.length - 1].perContainerUs).toFixed(0)} µs; it took ${(pts[0].medianMs * 1000).toFixed(0)} µs) |`;
   }).join('\n');
   return `### Lookup p99 with many records vs few
 
@@ -407,11 +403,11 @@ Three curves, one per kind of snapshot the server ingests, each on SQLite (\`rep
 |---|---|---|---|
 ${curveRows}
 
-| curve | largest / smallest per-container cost (goal: flat within 20 %, ≤ 1.2 ×) | largest / 10-container cost (growth with host size) | least-squares fit |
+| curve | largest / smallest per-container cost (goal: flat within 20 %, ≤ 1.2 ×) | largest / 10-container cost (growth with host size) | what the smallest host's snapshot costs beyond its containers at the largest host's rate |
 |---|---|---|---|
 ${shapeRows}
 
-No curve grows with host size: each falls from its 10-container point and is level from 100 containers on. The 10-container point is the dear one because of what every snapshot pays once, whatever its size, shared among few containers: the transaction's locks and commit (about 5 µs here), reading the host row and writing it back with the commit of its page (about 16 µs), the absentee scan's statement, the turn of the event loop. For a host that confirms what the server holds (the first curve) that is a fixed cost of ${linearFit(r.snapshots.steady).fixedMs.toFixed(2)} ms against ${linearFit(r.snapshots.steady).marginalUs.toFixed(1)} µs per container, and it is most of the gap. A snapshot that writes adds a second reason: a big host's changes share index leaves within one commit, a small host's do not, so each change writes more WAL frames (in a 20,000-record store, 14.7 frames per change for 10 containers with one replaced, 8.2 for 1,000 with 100 replaced, measured 2026-12-04 by reading the frames' page numbers from the WAL). Statement journals are kept in memory (\`temp_store = MEMORY\`, storage/sqlite/index.ts): in a file, an upsert's journal spilled to disk past 64 KiB, and the original agent's maps cost about a fifth more per container.`;
+No curve grows with host size: each falls from its 10-container point and is level from 100 containers on. The 10-container point is the dear one because of what every snapshot pays once, whatever its size, shared among few containers: the transaction's locks and commit (about 5 µs here), reading the host row and writing it back with the commit of its page (about 16 µs), the absentee scan's statement, the turn of the event loop. For a host that confirms what the server holds (the first curve) that is the last column's ${smallHostExcessUs(r.snapshots.steady).toFixed(0)} µs per snapshot: the whole gap, as nothing else in a confirming snapshot depends on the host's size. A snapshot that writes adds a second reason: a big host's changes share index leaves within one commit, a small host's do not, so each change writes more WAL frames (in a 20,000-record store, 14.7 frames per change for 10 containers with one replaced, 8.2 for 1,000 with 100 replaced, measured 2026-12-04 by reading the frames' page numbers from the WAL). Statement journals are kept in memory (\`temp_store = MEMORY\`, storage/sqlite/index.ts): in a file, an upsert's journal spilled to disk past 64 KiB, and the original agent's maps cost about a fifth more per container.`;
 }
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;

@@ -124,12 +124,13 @@ describe('Docker client: event lines', () => {
 });
 
 describe('Docker client: watchEvents', () => {
-  it('asks for container start/die/destroy only and delivers the events in order', async () => {
-    let stream: ServerResponse | undefined;
+  /** A fake engine whose event stream stays open, followed until connected: write to `stream()`. */
+  async function followOneStream() {
+    let open: ServerResponse | undefined;
     await fakeDocker((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.flushHeaders();
-      stream = res;
+      open = res;
     });
     client = createDockerClient({ socketPath, timeoutMs: 1000 });
     const controller = new AbortController();
@@ -137,10 +138,15 @@ describe('Docker client: watchEvents', () => {
     let connected = 0;
     const done = client.watchEvents({ onEvent: (e) => events.push(e), onConnected: () => connected++ }, controller.signal);
     await expect.poll(() => connected).toBe(1);
+    return { stream: () => open!, events, controller, done };
+  }
+
+  it('asks for container start/die/destroy only and delivers the events in order', async () => {
+    const { stream, events, controller, done } = await followOneStream();
     // One line split across two writes, then two lines in one write.
     const start = eventLine('start', ID_A);
-    stream!.write(start.slice(0, 40));
-    stream!.write(start.slice(40) + eventLine('die', ID_A, { exitCode: '0' }) + eventLine('destroy', ID_A));
+    stream().write(start.slice(0, 40));
+    stream().write(start.slice(40) + eventLine('die', ID_A, { exitCode: '0' }) + eventLine('destroy', ID_A));
     await expect.poll(() => events.map((e) => e.action)).toEqual(['start', 'die', 'destroy']);
     const filters = new URL(server!.requests[0].path, 'http://docker').searchParams.get('filters');
     expect(JSON.parse(filters!)).toEqual({ type: ['container'], event: ['start', 'die', 'destroy'] });
@@ -150,20 +156,9 @@ describe('Docker client: watchEvents', () => {
   });
 
   it('holds at most one bounded line of a stream that sends no line end, and reads the events after it', async () => {
-    let stream: ServerResponse | undefined;
-    await fakeDocker((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.flushHeaders();
-      stream = res;
-    });
-    client = createDockerClient({ socketPath, timeoutMs: 1000 });
-    const controller = new AbortController();
-    const events: DockerEvent[] = [];
-    let connected = 0;
-    const done = client.watchEvents({ onEvent: (e) => events.push(e), onConnected: () => connected++ }, controller.signal);
-    await expect.poll(() => connected).toBe(1);
+    const { stream, events, controller, done } = await followOneStream();
     // An event with 200 KiB of labels (a container that is not ECS's may carry any) is still read.
-    stream!.write(eventLine('start', ID_A, { big: 'y'.repeat(200 * 1024) }));
+    stream().write(eventLine('start', ID_A, { big: 'y'.repeat(200 * 1024) }));
     await expect.poll(() => events.length).toBe(1);
     expect(events[0].labels.big).toHaveLength(200 * 1024);
     // Then 32 MiB without a line end: the client held all of it (and searched it again at every
@@ -172,10 +167,10 @@ describe('Docker client: watchEvents', () => {
     let peak = 0;
     const chunk = 'x'.repeat(64 * 1024);
     for (let i = 0; i < 32 * 16; i++) {
-      if (!stream!.write(chunk)) await new Promise((r) => stream!.once('drain', r));
+      if (!stream().write(chunk)) await new Promise((r) => stream().once('drain', r));
       peak = Math.max(peak, process.memoryUsage().heapUsed - heapBefore);
     }
-    stream!.write('\n' + eventLine('die', ID_B, { exitCode: '1' }));
+    stream().write('\n' + eventLine('die', ID_B, { exitCode: '1' }));
     await expect.poll(() => events.map((e) => [e.action, e.container_id])).toEqual([['start', ID_A], ['die', ID_B]]);
     expect(peak).toBeLessThan(32 * 1024 * 1024);
     controller.abort();

@@ -150,6 +150,16 @@ describe('ECS agent client: /v1/tasks', () => {
     const [task] = await client.tasks();
     expect(task.containers).toEqual([]);
   });
+
+  it('leaves out a port range the agent lists before Docker bound it (no ContainerPort), not port 0', async () => {
+    // agent/handlers/v1: a range is ContainerPortRange with ContainerPort omitted until its bindings are known.
+    const ports = '[{"ContainerPortRange":"8000-8010","Protocol":"tcp"},{"ContainerPort":80,"Protocol":"tcp","HostPort":32768}]';
+    const client = await agent({
+      '/v1/tasks': [200, `{"Tasks":[{"Arn":"a/b","KnownStatus":"RUNNING","Family":"f","Version":"1","Containers":[{"DockerId":"x","DockerName":"n","Name":"c","Ports":${ports}}]}]}`],
+    });
+    const [task] = await client.tasks();
+    expect(task.containers[0].ports).toEqual([{ container_port: 80, host_port: 32768, protocol: 'tcp' }]);
+  });
 });
 
 describe('ECS agent client: /v1/metadata', () => {

@@ -79,21 +79,30 @@ function status(v: unknown, where: string): AgentTaskStatus {
   return v as AgentTaskStatus;
 }
 
+/**
+ * The container's port mappings. An entry without a ContainerPort is left out: the agent lists a
+ * task definition's port range (ContainerPortRange "8000-8010", ContainerPort omitted) that way
+ * until Docker reports its bindings, which then come one port per entry. Reported, it read as
+ * container port 0.
+ */
 function parsePorts(v: unknown, where: string): PortMapping[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) garbage(`${where}: expected an array`);
-  return v.map((p, i) => {
+  const out: PortMapping[] = [];
+  v.forEach((p, i) => {
     const at = `${where}[${i}]`;
     if (!isObject(p)) garbage(`${at}: expected an object`);
+    const containerPort = optInt(p, 'ContainerPort', at, 0, 65535);
     const mapping: PortMapping = {
-      container_port: optInt(p, 'ContainerPort', at, 0, 65535) ?? 0,
+      container_port: containerPort ?? 0,
       host_port: optInt(p, 'HostPort', at, 0, 65535),
       protocol: optStr(p, 'Protocol', at) ?? 'tcp',
     };
     const hostIp = optStr(p, 'HostIp', at);
     if (hostIp !== null) mapping.host_ip = hostIp;
-    return mapping;
+    if (containerPort !== null && containerPort > 0) out.push(mapping);
   });
+  return out;
 }
 
 function parseContainer(c: unknown, where: string): AgentContainer | undefined {

@@ -36,7 +36,8 @@
 //   observed on (`claim()`, on the host's first identification). A state dir that comes up on
 //   another instance (an AMI made from a running host, a volume moved) keeps its seq counter, but
 //   the entries and container states it brought along are forgotten: they are the other instance's
-//   containers, and this one reported them gone, under its own id.
+//   containers, and this one reported them gone, under its own id. The server's mark taken for the
+//   other instance does not hold for this one either: it is asked again (rebase()).
 // - A new state dir does not know what the server holds for this host: a state dir lost or wiped
 //   on an instance that reported before restarts at seq 1, below the server's mark, and the server
 //   would drop everything at or below it as a replay. Until `rebase()` has been told the server's
@@ -657,6 +658,11 @@ export function openOutbox(options: OutboxOptions): Outbox {
       entries = entries.slice(i);
       ackedSeq = Math.max(ackedSeq, openedAtSeq);
       instanceId = id;
+      // The server's mark is per instance: the one taken was the other instance's, and this one's
+      // may be higher than the counter brought along (its own state dir was replaced). Asked again
+      // (rebase()) before anything is sent, or its first snapshot went below the records it holds.
+      const prevServerSeqKnown = serverSeqKnown;
+      serverSeqKnown = false;
       coalescedTo = 0;
       try {
         // The checkpoint first: a meta file naming this instance beside the other one's states
@@ -668,6 +674,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
         bytes = prevBytes;
         ackedSeq = prevAcked;
         instanceId = previous;
+        serverSeqKnown = prevServerSeqKnown;
         latest.clear();
         for (const [k, v] of prevLatest) latest.set(k, v);
         throw wrap(err, 'claim');

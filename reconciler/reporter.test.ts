@@ -333,6 +333,35 @@ describe('reporter', () => {
         expect((await api.store.history(cid(2))).map((h) => h.seq)).toEqual([2]);
         expect(outbox.serverSeqKnown()).toBe(true);
       });
+
+      it("asks again for the mark when the state dir comes from another instance: its seqs are not this host's", async () => {
+        // The server holds this host (i-0123456789abcdef0) up to seq 3, containers 1..3 live.
+        const { api, url } = await serverHolding(3);
+        // A state dir that reported for another instance up to seq 1, then moved here (a volume moved).
+        const dir = mkdtempSync(join(tmpdir(), 'reporter-test-'));
+        cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+        const before = openOutbox({ dir, maxBytes: 1 << 20 });
+        before.claim('i-0aaaaaaaaaaaaaaaa');
+        before.rebase(0);
+        before.append([t(50)]);
+        before.ack(1);
+        before.close();
+        const outbox = openOutbox({ dir, maxBytes: 1 << 20 });
+        cleanups.push(() => outbox.close());
+        expect(outbox.claim(host.instance_id).previous).toBe('i-0aaaaaaaaaaaaaaaa');
+        const registry = new Registry();
+        const reporter = createReporter({
+          server: url, outbox, host: () => host, snapshot: () => [], batchSize: 2, timeoutMs: 5000,
+          backoffBaseMs: 5, backoffMaxMs: 20, rejectedBackoffMs: 50, fullSyncIntervalMs: 60_000,
+          logger: pino({ level: 'silent' }), metrics: createReconcilerMetrics(registry),
+        });
+        cleanups.push(() => reporter.stop());
+        // This host now runs nothing: its first snapshot must mark gone what the server holds for it.
+        reporter.start();
+        await untilAsync(async () => ((await api.store.getContainer(cid(1))) as { record?: { state: string } }).record?.state === 'gone', 1500);
+        for (const n of [1, 2, 3]) expect(((await api.store.getContainer(cid(n))) as { record: { state: string } }).record.state).toBe('gone');
+        expect(outbox.lastSeq()).toBe(3);
+      });
     });
 
     it('keeps a single transition over the limit queued and waits the long backoff, as for any rejection', async () => {

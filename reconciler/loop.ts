@@ -22,7 +22,8 @@
 // observed inputs did not change is not sent an event at all, which keeps a 250-container pass
 // allocation-light (the agent's JSON parsing dominates).
 import { transition, initialTransition, type SnapshotFrom } from 'xstate';
-import { CONTAINER_ID, DOCKER_NAME, TASK_ARN, LIFECYCLE_STATES, WIRE_LIMITS, type LifecycleState, type RecordSource } from '../wire/ids.js';
+import { CONTAINER_ID, TASK_ARN, LIFECYCLE_STATES, type LifecycleState, type RecordSource } from '../wire/ids.js';
+import { fitToWire } from './fit-to-wire.js';
 import type { ContainerObservation, HostIdentity, SnapshotContainer, Transition } from '../wire/index.js';
 import { containerMachine, type ContainerEvent, type EmittedTransition } from './machines/container.machine.js';
 import { hostMachine, type HostEvent } from './machines/host.machine.js';
@@ -144,46 +145,6 @@ const IDENTITY_ROUND_TRIPS = 4;
 
 function orNull(s: string | null | undefined): string | null {
   return s === undefined || s === null || s === '' ? null : s;
-}
-
-const LIMITS = WIRE_LIMITS.observation;
-/** RFC 3339 as the server's date-time format takes it (Go's RFC3339Nano, which the agent sends, is one). */
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/i;
-
-/** A value the wire can carry: longer ones are unknown (null) rather than cut into another value. */
-function upTo(max: number, s: string | null): string | null {
-  return s !== null && s.length > max ? null : s;
-}
-
-/**
- * The observation held to the server's limits (WIRE_LIMITS). A single value over a limit made the
- * server refuse the whole batch with a 400, which the reporter keeps and resends: the host reported
- * nothing more. Legal inputs go over: the agent names a container `ecs-<family>-<version>-<name>-<20 hex>`,
- * 540-odd characters for a 255-character family and name (both legal in ECS); a container port range
- * is listed port by port; labels of a container known only from Docker can hold anything.
- */
-function fitToWire(o: ContainerObservation): ContainerObservation {
-  let ports = o.ports;
-  if (ports.length > LIMITS.ports || ports.some((p) => p.protocol.length > LIMITS.protocol || (p.host_ip?.length ?? 0) > LIMITS.host_ip)) {
-    ports = ports
-      .filter((p) => p.protocol.length <= LIMITS.protocol)
-      .slice(0, LIMITS.ports)
-      .map((p) => ((p.host_ip?.length ?? 0) > LIMITS.host_ip ? { container_port: p.container_port, host_port: p.host_port, protocol: p.protocol } : p));
-  }
-  return {
-    ...o,
-    docker_name: o.docker_name !== null && !DOCKER_NAME.test(o.docker_name) ? null : upTo(LIMITS.docker_name, o.docker_name),
-    container_name: upTo(LIMITS.container_name, o.container_name),
-    image: upTo(LIMITS.image, o.image),
-    task_family: upTo(LIMITS.task_family, o.task_family),
-    task_version: upTo(LIMITS.task_version, o.task_version),
-    desired_status: upTo(LIMITS.status, o.desired_status),
-    known_status: upTo(LIMITS.status, o.known_status),
-    ports,
-    restart_count: Math.min(o.restart_count, WIRE_LIMITS.int32Max),
-    exit_code: o.exit_code !== null && (o.exit_code > WIRE_LIMITS.int32Max || o.exit_code < -WIRE_LIMITS.int32Max - 1) ? null : o.exit_code,
-    started_at: o.started_at !== null && !RFC3339.test(o.started_at) ? null : o.started_at,
-  };
 }
 
 /** The wire observation of a tracked container, from the agent's view when it has one. */

@@ -364,6 +364,21 @@ describe('reporter', () => {
       });
     });
 
+    it('delivers a transition queued by a version that sent Docker names the wire no longer takes (a legacy link name)', async () => {
+      const { api, url } = await server(1024 * 1024);
+      const { outbox, reporter, setContainers } = setup(url, { token: undefined });
+      setContainers(null);
+      // As the previous version queued it: Docker's first name of a linked container, `/web/db`, less its slash.
+      const old = t(1);
+      outbox.append([{ ...old, container: { ...old.container, docker_name: 'web/db' } }, t(2)]);
+      reporter.start();
+      await until(() => outbox.depth() === 0 || reporter.state() === 'rejected');
+      expect(reporter.state()).not.toBe('rejected');
+      await until(() => outbox.depth() === 0);
+      expect((await api.store.history(cid(1))).map((h) => h.seq)).toEqual([1]);
+      expect((await api.store.history(cid(2))).map((h) => h.seq)).toEqual([2]);
+    });
+
     it('keeps a single transition over the limit queued and waits the long backoff, as for any rejection', async () => {
       const { api, url } = await server(Math.floor(oneTransitionBytes / 2));
       const { outbox, reporter, lines } = setup(url, { token: undefined, batchSize: 4 });

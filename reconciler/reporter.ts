@@ -26,6 +26,7 @@ import type { ReconcilerMetrics, ReportResult } from './metrics.js';
 import { untrustedCertificateHint } from '../cli/tls-trust.js';
 import { RecurringCondition } from './recurring-condition.js';
 import { monotonicMs } from './clock.js';
+import { fitToWire } from './fit-to-wire.js';
 
 export type ReportErrorCode =
   | 'ERR_REPORT_REJECTED'
@@ -182,7 +183,8 @@ export function createReporter(options: ReporterOptions): Reporter {
 
   function peek(): Transition[] {
     try {
-      return options.outbox.peek(batchSize);
+      // Fitted again: a line queued by an earlier version may hold a value the server now refuses.
+      return options.outbox.peek(batchSize).map((t) => ({ ...t, container: fitToWire(t.container) }));
     } catch (err) {
       // Queued entries are read back from the log; a read error is retried with backoff like a send.
       options.metrics?.outboxWriteErrors.inc({ code: 'ERR_OUTBOX_READ' });

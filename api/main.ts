@@ -143,12 +143,16 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
   log.info({ reason: await untilStopped(options.signal) }, 'shutting down');
 
   clearInterval(purgeTimer);
+  // Each step runs whatever failed before it: the store is closed (its WAL checkpointed) even if
+  // the app's close threw, and the Vault token this process logged in for is still revoked.
   try {
     await app.close();
-    await store.close();
   } finally {
-    // Whatever failed above, the Vault token this process logged in for is still revoked.
-    await secrets.close();
+    try {
+      await store.close();
+    } finally {
+      await secrets.close();
+    }
   }
   log.info('server stopped');
   log.flush?.();

@@ -5,7 +5,7 @@ import type { ServerResponse } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFixture, readJsonFixture } from '../../test/fixtures.js';
 import { reply, startLoopback, type Handler, type LoopbackServer } from '../../test/support/loopback.js';
-import { createDockerClient, parseEventLine, type DockerClient } from './docker.js';
+import { createDockerClient, parseContainerSummary, parseEventLine, type DockerClient } from './docker.js';
 import { ObservationError, type DockerEvent } from './types.js';
 import { failure } from '../../test/support/observation.js';
 
@@ -107,6 +107,15 @@ describe('Docker client: listContainers', () => {
     });
     client = createDockerClient({ socketPath, timeoutMs: 150 });
     expect(await failure(client.listContainers())).toMatchObject({ code: 'ERR_TIMEOUT' });
+  });
+});
+
+describe('Docker client: container names', () => {
+  it("takes a linked container's own name, not the /<other>/<alias> Docker also lists it under", () => {
+    const linked = { ...summary(ID_A, 'running', 'Up 1 minute'), Names: ['/ecs-web-3-app-e4f2/db', '/ecs-web-3-db-aa11'] };
+    expect(parseContainerSummary(linked).name).toBe('ecs-web-3-db-aa11');
+    expect(parseContainerSummary(summary(ID_B, 'running', 'Up 1 minute')).name).toBe(`ecs-demo-${ID_B.slice(0, 4)}`);
+    expect(parseContainerSummary({ ...summary(ID_C, 'running', 'Up'), Names: [] }).name).toBe('');
   });
 });
 

@@ -68,11 +68,14 @@ export function parseContainerSummary(entry: unknown, where = 'Docker /container
   if (typeof State !== 'string' || !STATES.includes(State as DockerContainerState)) throw garbage(where, `${Id}: unknown State ${JSON.stringify(State)}`);
   const labels = stringRecord(Labels);
   if (!labels) throw garbage(where, `${Id}: Labels is not a string map`);
-  const name = (Names as string[])[0] ?? '';
+  // A container that others link to (bridge-mode `links`) is also listed under `/<other>/<alias>`,
+  // in no set order: its own name is the one without a second slash.
+  const names = (Names as string[]).map((n) => (n.startsWith('/') ? n.slice(1) : n));
+  const name = names.find((n) => !n.includes('/')) ?? names[0] ?? '';
   const exited = typeof Status === 'string' ? EXITED_STATUS.exec(Status) : null;
   return {
     id: Id,
-    name: name.startsWith('/') ? name.slice(1) : name,
+    name,
     image: typeof Image === 'string' ? Image : '',
     state: State as DockerContainerState,
     labels,

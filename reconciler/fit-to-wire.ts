@@ -1,8 +1,8 @@
-// Observations held to the server's limits (WIRE_LIMITS, DOCKER_NAME). The loop fits what it
+// Observations held to the server's limits (WIRE_LIMITS, dockerNameFits). The loop fits what it
 // observes; the reporter fits what it sends from the outbox too, since lines queued by an earlier
-// version were written before these rules (a Docker link name such as `web/db`, which the server
-// now refuses): sent as queued, one such line made the server refuse every batch behind it.
-import { DOCKER_NAME, WIRE_LIMITS } from '../wire/ids.js';
+// version were written before these rules: sent as queued, one value over a limit made the server
+// refuse every batch behind it.
+import { dockerNameFits, WIRE_LIMITS } from '../wire/ids.js';
 import type { ContainerObservation } from '../wire/index.js';
 
 const LIMITS = WIRE_LIMITS.observation;
@@ -31,7 +31,7 @@ export function fitToWire(o: ContainerObservation): ContainerObservation {
   }
   return {
     ...o,
-    docker_name: o.docker_name !== null && !DOCKER_NAME.test(o.docker_name) ? null : upTo(LIMITS.docker_name, o.docker_name),
+    docker_name: o.docker_name !== null && !dockerNameFits(o.docker_name) ? null : o.docker_name,
     container_name: upTo(LIMITS.container_name, o.container_name),
     image: upTo(LIMITS.image, o.image),
     task_family: upTo(LIMITS.task_family, o.task_family),

@@ -364,19 +364,22 @@ describe('reporter', () => {
       });
     });
 
-    it('delivers a transition queued by a version that sent Docker names the wire no longer takes (a legacy link name)', async () => {
+    it('delivers a transition queued by a version that did not hold observations to the wire (a port range listed port by port)', async () => {
       const { api, url } = await server(1024 * 1024);
       const { outbox, reporter, setContainers } = setup(url, { token: undefined });
       setContainers(null);
-      // As the previous version queued it: Docker's first name of a linked container, `/web/db`, less its slash.
+      // As an earlier version queued it: 1,001 bindings of a port range, over the wire's 256.
       const old = t(1);
-      outbox.append([{ ...old, container: { ...old.container, docker_name: 'web/db' } }, t(2)]);
+      const ports = Array.from({ length: 1001 }, (_, i) => ({ container_port: 8000 + i, host_port: 8000 + i, protocol: 'tcp' }));
+      outbox.append([{ ...old, container: { ...old.container, ports } }, t(2)]);
       reporter.start();
       await until(() => outbox.depth() === 0 || reporter.state() === 'rejected');
       expect(reporter.state()).not.toBe('rejected');
       await until(() => outbox.depth() === 0);
       expect((await api.store.history(cid(1))).map((h) => h.seq)).toEqual([1]);
       expect((await api.store.history(cid(2))).map((h) => h.seq)).toEqual([2]);
+      const stored = await api.store.getContainer(cid(1));
+      expect(stored.kind === 'found' && stored.record.ports.length).toBe(256);
     });
 
     it('keeps a single transition over the limit queued and waits the long backoff, as for any rejection', async () => {

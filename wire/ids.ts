@@ -21,10 +21,16 @@ export const TASK_ID = /^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 export const TASK_ARN = /^arn:aws[a-z-]*:ecs:[a-z0-9-]+:[A-Za-z0-9_]+:task\/(?:[A-Za-z0-9_-]{1,255}\/)?([0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 /**
  * A Docker container name as Docker allows it (daemon/names: [a-zA-Z0-9][a-zA-Z0-9_.-]+, without
- * the leading '/' the engine API shows). Held to this on the wire: the v2 lookup finds names of this
- * shape only, and ASCII keeps the longest (WIRE_LIMITS) within SimpleDB's 1024-byte values.
+ * the leading '/' the engine API shows). The v2 lookup finds names of this shape only; on the wire,
+ * only names of this shape may pass 255 characters (ASCII: the longest stays within SimpleDB's
+ * 1024-byte values).
  */
 export const DOCKER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** Whether a docker_name is one the wire takes (WIRE_LIMITS.observation: docker_name_any, docker_name). */
+export function dockerNameFits(name: string): boolean {
+  return name.length <= WIRE_LIMITS.observation.docker_name_any || (name.length <= WIRE_LIMITS.observation.docker_name && DOCKER_NAME.test(name));
+}
 /** EC2 instance id (also accepts the simulated ids used in tests: `i-` + hex). */
 export const INSTANCE_ID = /^i-[0-9a-f]{8,32}$/;
 
@@ -53,10 +59,12 @@ export function taskIdFromLegacy(raw: string): string | undefined {
 export const WIRE_LIMITS = {
   int32Max: 2_147_483_647,
   observation: {
-    // The agent names a container ecs-<family>-<version>-<name>-<20 hex>: up to about 550
-    // characters with a 255-character family and name (both legal). DOCKER_NAME keeps them ASCII,
-    // so still under SimpleDB's 1024-byte attribute values.
+    // Any text up to 255 characters (as before: 4-byte characters stay within SimpleDB's 1024-byte
+    // attribute values), or a name of Docker's own shape (DOCKER_NAME, ASCII) up to 640: the agent
+    // names a container ecs-<family>-<version>-<name>-<20 hex>, about 550 characters with a
+    // 255-character family and name (both legal). dockerNameFits() is the rule.
     docker_name: 640,
+    docker_name_any: 255,
     container_name: 255,
     image: 1024,
     task_family: 255,

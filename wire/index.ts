@@ -59,7 +59,8 @@ export type HostIdentity = Static<typeof HostIdentitySchema>;
 export const ContainerObservationSchema = Type.Object(
   {
     container_id: Type.String({ pattern: CONTAINER_ID.source }),
-    docker_name: Type.Union([Type.String({ maxLength: OBS.docker_name, pattern: DOCKER_NAME.source }), Type.Null()]),
+    // dockerNameFits(): any text up to 255 characters, or a name of Docker's shape up to 640.
+    docker_name: Type.Union([Type.String({ maxLength: OBS.docker_name_any }), Type.String({ maxLength: OBS.docker_name, pattern: DOCKER_NAME.source }), Type.Null()]),
     container_name: NullableString(OBS.container_name),
     image: NullableString(OBS.image),
     task_arn: Type.Union([Type.String({ pattern: TASK_ARN.source }), Type.Null()]),

@@ -11,7 +11,7 @@ import type { ContainerRecord } from '../../storage/store.js';
 import { containerId, hostIdentity, instanceId, observation, snapshot, snapshotContainer, taskArn, taskId } from '../../storage/store.fixtures.js';
 import { INJECTION_CORPUS, safeEncode, urlVariants } from '../support/injection-corpus.js';
 import { BACKENDS, storeFactory, type StoreFactory } from './backends.js';
-import { DOCKER_NAME, WIRE_LIMITS } from '../../wire/ids.js';
+import { dockerNameFits } from '../../wire/ids.js';
 
 /** Ordinary records: two hosts, a shared task, docker names that differ only where wildcards would hide it. */
 const PLAIN = [
@@ -47,8 +47,8 @@ function expectErrorJson(res: LightMyRequestResponse, url: string): void {
   }
 }
 
-/** The value as a docker name when Docker would allow it as one (wire/ids.ts DOCKER_NAME; any other is a 400): else none. */
-const dockerNameOf = (value: string): string | null => (DOCKER_NAME.test(value) && value.length <= WIRE_LIMITS.observation.docker_name ? value : null);
+/** The value as a docker name where the wire takes it as one (wire/ids.ts dockerNameFits; any other is a 400): else none. */
+const dockerNameOf = (value: string): string | null => (dockerNameFits(value) ? value : null);
 
 for (const backend of BACKENDS) {
   describe(`injection corpus on ${backend}`, () => {

@@ -16,7 +16,8 @@ const wide = (n: number) => '😀'.repeat(n);
 /** v2 host and container string fields with their wire maxima (wire/index.ts). */
 const HOST_MAX = { cluster: 255, container_instance_arn: 1024, instance_ip: 64, instance_type: 64, instance_az: 64, region: 64, host_name: 255, ecs_agent_version: 255 } as const;
 const CONTAINER_MAX = { container_name: 255, image: 1024, task_family: 255, task_version: 32, desired_status: 32, known_status: 32 } as const;
-/** Docker names are ASCII as Docker allows them (wire/ids.ts DOCKER_NAME), up to the agent's longest. */
+/** A docker_name is any text up to 255 characters, or a name of Docker's own shape up to 640 (wire/ids.ts dockerNameFits). */
+const DOCKER_NAME_ANY_MAX = 255;
 const DOCKER_NAME_MAX = 640;
 /** Legacy map entry fields with their maxima (api/schemas.ts). */
 const LEGACY_MAX = { container_name: 1024, container_port: 1024, task_name: 255, task_version: 1024, instance_port: 1024, instance_ip: 1024, instance_type: 1024, instance_az: 1024, host_name: 1024, cluster_name: 255, ecs_agent_version: 1024 } as const;
@@ -50,6 +51,12 @@ for (const backend of BACKENDS) {
       expect(items[0]).toMatchObject({ image: wide(1024), docker_name: dockerName, task_family: wide(255), host_name: wide(255), container_instance_arn: wide(1024) });
       const byName = await t.app.inject({ url: `/v2/lookup/${dockerName}` });
       expect((byName.json() as { containers: ContainerRecord[] }).containers.map((c) => c.container_id)).toEqual([container.container_id]);
+      // Any other text, as earlier reconcilers sent it, up to 255 characters (4-byte ones: 1020 bytes).
+      const other = snapshotContainer('running', { container_id: containerId(`max-any-${backend}`), docker_name: wide(DOCKER_NAME_ANY_MAX) });
+      const id2 = instanceId(`max-any-${backend}`);
+      expect((await t.app.inject({ method: 'PUT', url: `/v2/hosts/${id2}/snapshot`, payload: snapshot(hostIdentity({ instance_id: id2 }), 1, [other]) })).statusCode).toBe(200);
+      const stored = await t.store.getContainer(other.container_id);
+      expect(stored.kind === 'found' && stored.record.docker_name).toBe(wide(DOCKER_NAME_ANY_MAX));
     });
 
     it('refuses one character over any v2 maximum with 400 JSON', async () => {
@@ -65,8 +72,8 @@ for (const backend of BACKENDS) {
         expect(res.statusCode, field).toBe(400);
         expect(res.json()).toMatchObject({ error: 'bad_request' });
       }
-      // A Docker name one character too long, or with a character Docker does not allow in a name.
-      for (const name of [`ecs-${'f'.repeat(DOCKER_NAME_MAX - 3)}`, wide(10), 'ecs-web 3', '/ecs-web-3', '-leading-dash']) {
+      // One character over each docker_name rule: 641 in Docker's shape, 256 of anything else.
+      for (const name of [`ecs-${'f'.repeat(DOCKER_NAME_MAX - 3)}`, wide(DOCKER_NAME_ANY_MAX + 1), `web/${'d'.repeat(DOCKER_NAME_ANY_MAX - 3)}`]) {
         const c = snapshotContainer('running', { container_id: containerId(`over-${backend}`), docker_name: name });
         const res = await t.app.inject({ method: 'PUT', url: `/v2/hosts/${id}/snapshot`, payload: snapshot(hostIdentity({ instance_id: id }), 1, [c]) });
         expect(res.statusCode, name.slice(0, 20)).toBe(400);

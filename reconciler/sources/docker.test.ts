@@ -70,6 +70,30 @@ describe('Docker client: listContainers', () => {
     ]);
   });
 
+  it("asks for a dead container's exit code once, not at every listing, and forgets it once the container is gone", async () => {
+    const inspect = readJsonFixture<Record<string, unknown>>('docker/container-inspect-excerpt.swagger-example.json');
+    let listing = [summary(ID_B, 'dead', 'Dead'), summary(ID_C, 'dead', 'Dead')];
+    const inspected: string[] = [];
+    await fakeDocker((req, res) => {
+      if (req.url === '/containers/json?all=1') return reply(res, 200, JSON.stringify(listing));
+      const id = /^\/containers\/([0-9a-f]+)\/json$/.exec(req.url ?? '')?.[1];
+      if (id) {
+        inspected.push(id);
+        return reply(res, 200, JSON.stringify({ ...inspect, Id: id }));
+      }
+      reply(res, 404, readFixture('docker/container-inspect-404.swagger-example.json'));
+    });
+    client = createDockerClient({ socketPath, timeoutMs: 1000 });
+    for (let pass = 0; pass < 3; pass++) expect((await client.listContainers()).map((c) => c.exit_code)).toEqual([9, 9]);
+    expect(inspected).toEqual([ID_B, ID_C]);
+    // ID_C removed at last, then a new dead container with the same id would be asked again.
+    listing = [summary(ID_B, 'dead', 'Dead')];
+    await client.listContainers();
+    listing = [summary(ID_B, 'dead', 'Dead'), summary(ID_C, 'dead', 'Dead')];
+    await client.listContainers();
+    expect(inspected).toEqual([ID_B, ID_C, ID_C]);
+  });
+
   it('leaves the exit code null when the container was removed before inspect', async () => {
     await fakeDocker((req, res) => {
       if (req.url === '/containers/json?all=1') return reply(res, 200, JSON.stringify([summary(ID_B, 'exited', 'Exited')]));

@@ -134,6 +134,9 @@ export function createDockerClient(options: DockerClientOptions): DockerClient {
   }
 
   /** Exit code from inspect, for exited containers whose Status text did not carry one. */
+  /** Exit codes of dead containers, by id, from the last listing (listContainers). */
+  let deadExitCodes = new Map<string, number>();
+
   async function inspectExitCode(id: string, signal?: AbortSignal): Promise<number | null> {
     const { status, json } = await getJson(`/containers/${encodeURIComponent(id)}/json`, signal);
     if (status === 404) return null; // removed meanwhile
@@ -203,9 +206,18 @@ export function createDockerClient(options: DockerClientOptions): DockerClient {
       if (status === 404) throw new ObservationError('docker', 'ERR_HTTP_STATUS', 'Docker GET /containers/json: HTTP 404', { status });
       if (!Array.isArray(json)) throw garbage('Docker /containers/json', 'expected an array');
       const containers = json.map((entry) => parseContainerSummary(entry));
+      const dead = new Map<string, number>();
       for (const c of containers) {
-        if ((c.state === 'exited' || c.state === 'dead') && c.exit_code === null) c.exit_code = await inspectExitCode(c.id, signal);
+        if ((c.state === 'exited' || c.state === 'dead') && c.exit_code === null) {
+          const known = c.state === 'dead' ? deadExitCodes.get(c.id) : undefined;
+          c.exit_code = known ?? (await inspectExitCode(c.id, signal));
+        }
+        if (c.state === 'dead' && c.exit_code !== null) dead.set(c.id, c.exit_code);
       }
+      // A dead container (Docker failed to remove it) never runs again, so its exit code is asked
+      // for once, not at every pass: they pile up on a long-lived host, and each was one more
+      // request, in sequence, within the pass's timeout. Only those still listed are kept.
+      deadExitCodes = dead;
       return containers;
     },
 

@@ -471,6 +471,30 @@ export function openOutbox(options: OutboxOptions): Outbox {
     throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
   }
 
+  /**
+   * Renumbers every queued entry above `base` (base + 1, + 2, ...) and counts everything up to
+   * base as acknowledged: for a server mark this outbox cannot have handed out (ack) or one taken
+   * before the first report (rebase). On a failed write nothing changes, and it throws.
+   */
+  function renumberAbove(base: number, what: string): void {
+    const prevEntries = entries;
+    const prevBytes = bytes;
+    const prevAcked = ackedSeq;
+    const prevLast = lastSeq;
+    lastSeq = base + entries.length;
+    ackedSeq = base;
+    coalescedTo = 0;
+    try {
+      rewrite(false, base);
+    } catch (err) {
+      entries = prevEntries;
+      bytes = prevBytes;
+      ackedSeq = prevAcked;
+      lastSeq = prevLast;
+      throw wrap(err, what);
+    }
+  }
+
   /** Entries up to this seq were on disk at open: what a state dir brought from another instance. */
   const openedAtSeq = lastSeq;
 
@@ -600,29 +624,21 @@ export function openOutbox(options: OutboxOptions): Outbox {
     ack(upToSeq) {
       ensureOpen();
       if (upToSeq <= ackedSeq) return;
-      const prevEntries = entries;
-      const prevBytes = bytes;
-      const prevAcked = ackedSeq;
-      const prevLast = lastSeq;
       // The server holds a later seq than this outbox ever assigned: the state dir was lost.
       // Everything queued would read as a replay, so it is renumbered above the server's mark.
-      const renumber = upToSeq > lastSeq;
-      if (renumber) {
-        lastSeq = upToSeq + entries.length;
-      } else {
-        let i = 0;
-        while (i < entries.length && entries[i].seq <= upToSeq) i++;
-        if (i > 0) entries = entries.slice(i);
-      }
+      if (upToSeq > lastSeq) return renumberAbove(upToSeq, 'compaction');
+      const prevEntries = entries;
+      const prevAcked = ackedSeq;
+      let i = 0;
+      while (i < entries.length && entries[i].seq <= upToSeq) i++;
+      if (i > 0) entries = entries.slice(i);
       ackedSeq = upToSeq;
       coalescedTo = 0;
       try {
-        rewrite(!renumber, renumber ? upToSeq : undefined);
+        rewrite(true);
       } catch (err) {
         entries = prevEntries;
-        bytes = prevBytes;
         ackedSeq = prevAcked;
-        lastSeq = prevLast;
         throw wrap(err, 'compaction');
       }
     },
@@ -687,26 +703,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
     rebase(serverSeq) {
       ensureOpen();
       if (serverSeqKnown) return;
-      if (serverSeq > 0) {
-        const prevEntries = entries;
-        const prevBytes = bytes;
-        const prevAcked = ackedSeq;
-        const prevLast = lastSeq;
-        // Above the server's mark, and above every seq handed out here: a seq is never reused.
-        const base = Math.max(serverSeq, lastSeq);
-        lastSeq = base + entries.length;
-        ackedSeq = base;
-        coalescedTo = 0;
-        try {
-          if (entries.length > 0) rewrite(false, base);
-        } catch (err) {
-          entries = prevEntries;
-          bytes = prevBytes;
-          ackedSeq = prevAcked;
-          lastSeq = prevLast;
-          throw wrap(err, 'rebase');
-        }
-      }
+      // Above the server's mark, and above every seq handed out here: a seq is never reused.
+      if (serverSeq > 0) renumberAbove(Math.max(serverSeq, lastSeq), 'rebase');
       // Recorded before anything is sent: once reports went out, a restart must not take the
       // server's mark again (entries it had applied would be renumbered and applied twice). If
       // this write fails, the next attempt renumbers once more, above what this one handed out.

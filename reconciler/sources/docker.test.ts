@@ -263,39 +263,18 @@ describe('Docker client: watchEvents', () => {
     await done;
   });
 
-  it('keeps backing off, growing, from a stream that ends as soon as it opens (no reconnect storm)', async () => {
+  it.each([
+    // Each connection accepted and dropped at once: the wait keeps growing (no reconnect storm).
+    ['keeps backing off, growing, from a stream that ends as soon as it opens', [0, 0, 0, 0], [50, 100, 200, 200]],
+    // The third stays up 450 ms, past maxMs, before the engine drops it: the backoff starts over.
+    ['starts the backoff over after a stream that stayed up as long as the longest wait', [0, 0, 450], [50, 100, 50]],
+  ])('%s', async (_name, heldMs, expectedSleeps) => {
     let answered = 0;
     await fakeDocker((_req, res) => {
-      answered++;
-      // Each connection is accepted and then dropped at once.
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end();
-    });
-    const sleeps: number[] = [];
-    const controller = new AbortController();
-    client = createDockerClient({
-      socketPath,
-      timeoutMs: 1000,
-      backoff: { baseMs: 100, maxMs: 400 },
-      random: () => 0,
-      sleep: async (ms) => {
-        sleeps.push(ms);
-        if (sleeps.length === 4) controller.abort();
-      },
-    });
-    await client.watchEvents({ onEvent: () => undefined }, controller.signal);
-    expect(answered).toBe(4);
-    expect(sleeps).toEqual([50, 100, 200, 200]);
-  });
-
-  it('starts the backoff over after a stream that stayed up as long as the longest wait', async () => {
-    let answered = 0;
-    await fakeDocker((_req, res) => {
-      answered++;
+      const held = heldMs[answered++];
       res.writeHead(200, { 'content-type': 'application/json' });
       res.flushHeaders();
-      // The first two end at once; the third stays up 450 ms (past maxMs) before the engine drops it.
-      setTimeout(() => res.end(), answered === 3 ? 450 : 0);
+      setTimeout(() => res.end(), held);
     });
     const sleeps: number[] = [];
     const controller = new AbortController();
@@ -306,12 +285,12 @@ describe('Docker client: watchEvents', () => {
       random: () => 0,
       sleep: async (ms) => {
         sleeps.push(ms);
-        if (sleeps.length === 3) controller.abort();
+        if (sleeps.length === heldMs.length) controller.abort();
       },
     });
     await client.watchEvents({ onEvent: () => undefined }, controller.signal);
-    expect(answered).toBe(3);
-    expect(sleeps).toEqual([50, 100, 50]);
+    expect(answered).toBe(heldMs.length);
+    expect(sleeps).toEqual(expectedSleeps);
   });
 
   it('returns when aborted while waiting to reconnect', async () => {

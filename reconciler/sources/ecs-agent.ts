@@ -100,7 +100,8 @@ function parsePorts(v: unknown, where: string): PortMapping[] {
     };
     const hostIp = optStr(p, 'HostIp', at);
     if (hostIp !== null) mapping.host_ip = hostIp;
-    if (containerPort !== null && containerPort > 0) out.push(mapping);
+    // Checked whole first (a malformed HostPort fails the listing either way), then left out.
+    if (mapping.container_port > 0) out.push(mapping);
   });
   return out;
 }

@@ -342,6 +342,8 @@ describe('SQLite store', () => {
 
     it('answers a prefix lookup with a primary-key range scan', () => {
       withSchema((db) => {
+        expect(plan(db, SQL.byPrefix, 'abcdef012345', 'abcdef012345g')).toMatch(/SEARCH containers USING PRIMARY KEY \(container_id>\? AND container_id<\?\)/);
+        expect(plan(db, SQL.byPrefix, 'abcdef012345', 'abcdef012345g')).not.toMatch(/TEMP B-TREE/);
         expect(plan(db, SQL.prefixIds, 'abcdef012345', 'abcdef012345g', 2)).toMatch(/SEARCH containers USING PRIMARY KEY \(container_id>\? AND container_id<\?\)/);
       });
     });

@@ -95,6 +95,7 @@ export class SqliteStore implements Store {
   ) {
     this.stmt = {
       getContainer: db.prepare<[string], StoredContainerRow>(SQL.getContainer).raw(true),
+      byPrefix: db.prepare<[string, string], StoredContainerRow>(SQL.byPrefix).raw(true),
       prefixIds: db.prepare<[string, string, number], { container_id: string }>(SQL.prefixIds),
       byTaskId: db.prepare<[string], StoredContainerRow>(SQL.byTaskId).raw(true),
       byTaskArn: db.prepare<[string, string], StoredContainerRow>(SQL.byTaskArn).raw(true),
@@ -367,11 +368,10 @@ export class SqliteStore implements Store {
         const row = this.stmt.getContainer.get(idOrPrefix);
         return row ? { kind: 'found', record: fromContainerRow(row) } : { kind: 'missing' };
       }
-      const ids = this.stmt.prefixIds.all(idOrPrefix, `${idOrPrefix}g`, MAX_CANDIDATES).map((r) => r.container_id);
-      if (ids.length === 0) return { kind: 'missing' };
-      if (ids.length > 1) return { kind: 'ambiguous', candidates: ids };
-      const row = this.stmt.getContainer.get(ids[0]);
-      return row ? { kind: 'found', record: fromContainerRow(row) } : { kind: 'missing' };
+      const rows = this.stmt.byPrefix.all(idOrPrefix, `${idOrPrefix}g`);
+      if (rows.length === 0) return { kind: 'missing' };
+      if (rows.length === 1) return { kind: 'found', record: fromContainerRow(rows[0]) };
+      return { kind: 'ambiguous', candidates: this.stmt.prefixIds.all(idOrPrefix, `${idOrPrefix}g`, MAX_CANDIDATES).map((r) => r.container_id) };
     });
   }
 

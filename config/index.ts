@@ -243,6 +243,8 @@ export interface ReconcilerConfig {
   /** Path of the Docker engine's unix socket, or undefined when disabled with `none`. */
   dockerSocket?: string;
   stateDir: string;
+  /** A state dir lock unchanged this long is its killed holder's (reconciler/state-lock.ts). */
+  stateLockStaleAfterMs: number;
   resyncIntervalMs: number;
   fullSyncIntervalMs: number;
   eventDebounceMs: number;
@@ -264,7 +266,8 @@ const reconcilerFlags: FlagSpec[] = [
   { name: 'ecs-agent-url', kind: 'string', default: 'http://127.0.0.1:51678', help: 'ECS agent introspection endpoint.' },
   { name: 'imds-url', kind: 'string', default: 'http://169.254.169.254', help: 'EC2 instance metadata endpoint.' },
   { name: 'docker-socket', kind: 'string', default: '/var/run/docker.sock', help: 'Docker engine unix socket for events and labels; "none" disables.' },
-  { name: 'state-dir', kind: 'string', default: '/var/lib/ecs-id-mapper', help: 'Directory for the durable outbox (created).' },
+  { name: 'state-dir', kind: 'string', default: '/var/lib/ecs-id-mapper', help: 'Directory for the durable outbox (created). One daemon at a time: a second one waits for the first one\'s lock (daemon.lock).' },
+  { name: 'state-lock-stale-after', kind: 'duration', max: TIMER_MAX_MS, default: '15s', min: 100, help: 'Take over a --state-dir lock whose heartbeat stopped this long ago (its daemon was killed); the holder beats every fifth of this, at most every 2 s. A restart after a crash waits this long.' },
   { name: 'resync-interval', kind: 'duration', max: TIMER_MAX_MS, default: '10s', min: 10, help: 'Full observation period; Docker events only shorten the wait.' },
   { name: 'full-sync-interval', kind: 'duration', max: TIMER_MAX_MS, default: '5m', min: 100, help: 'How often the whole host snapshot goes to the server.' },
   { name: 'event-debounce', kind: 'duration', max: TIMER_MAX_MS, default: '250ms', min: 0, help: 'Docker events within this window trigger one pass.' },
@@ -289,6 +292,7 @@ function buildReconciler(f: ParsedFlags): ReconcilerConfig {
     imdsUrl: httpUrl('imds-url', f['imds-url'] as string),
     dockerSocket: socket === 'none' || socket === '' ? undefined : socket,
     stateDir: f['state-dir'] as string,
+    stateLockStaleAfterMs: f['state-lock-stale-after'] as number,
     resyncIntervalMs: f['resync-interval'] as number,
     fullSyncIntervalMs: f['full-sync-interval'] as number,
     eventDebounceMs: f['event-debounce'] as number,

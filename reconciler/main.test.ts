@@ -1,11 +1,12 @@
 import { describe, it, expect, afterEach, vi } from 'vitest';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { loadCommand, ConfigError, type ReconcilerConfig } from '../config/index.js';
 import { startSimulatedHost, type SimulatedHost } from '../tools/simulate-host/index.js';
 import { runReconciler, health, type HealthState } from './main.js';
+import { StateLockError } from './state-lock.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -20,17 +21,28 @@ async function until(cond: () => Promise<boolean> | boolean, ms = 5000): Promise
   }
 }
 
-async function startDaemon(extra: string[] = []): Promise<{ base: string; sim: SimulatedHost; stateDir: string; log: () => string; stop: () => Promise<void> }> {
+interface Daemon {
+  base: string;
+  sim: SimulatedHost;
+  stateDir: string;
+  log: () => string;
+  stop: () => Promise<void>;
+  /** Settles when runReconciler does. */
+  done: Promise<void>;
+}
+
+async function startDaemon(extra: string[] = [], shared?: { stateDir: string }): Promise<Daemon> {
   const sim = await startSimulatedHost({
     host: '127.0.0.1', agentPort: 0, imdsPort: 0, controlPort: 0, tasks: 2, containersPerTask: 2,
     churnIntervalMs: 0, cleanupAfterMs: 60_000, cluster: 'sim', instanceId: 'i-0123456789abcdef0', seed: 3,
   });
   const root = mkdtempSync(join(tmpdir(), 'reconciler-main-'));
-  const stateDir = join(root, 'nested', 'state'); // created by the daemon
+  const stateDir = shared?.stateDir ?? join(root, 'nested', 'state'); // created by the daemon
   cleanups.push(() => rmSync(root, { recursive: true, force: true }), () => sim.close());
   const loaded = loadCommand('reconciler', [
     '--server', 'http://127.0.0.1:9', '--ecs-agent-url', sim.agentUrl, '--imds-url', sim.imdsUrl, '--docker-socket', 'none',
-    '--state-dir', stateDir, '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', '50ms', '--request-timeout', '1s',
+    // A short lock limit, so that a test of two daemons on one state dir takes about a second.
+    '--state-dir', stateDir, '--state-lock-stale-after', '400ms', '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', '50ms', '--request-timeout', '1s',
     ...extra,
   ], {});
   if (loaded.kind !== 'run') throw new Error('config did not load');
@@ -45,7 +57,8 @@ async function startDaemon(extra: string[] = []): Promise<{ base: string; sim: S
     });
   });
   const done = runReconciler(loaded.config as ReconcilerConfig, { signal: abort.signal, logStream });
-  const base = await started;
+  done.catch(() => undefined);
+  const base = await Promise.race([started, done.then(() => Promise.reject(new Error('the daemon stopped before serving metrics')))]);
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -53,8 +66,9 @@ async function startDaemon(extra: string[] = []): Promise<{ base: string; sim: S
     abort.abort();
     await done;
   };
-  cleanups.push(stop);
-  return { base, sim, stateDir, log: () => logged, stop };
+  // A test that expects the daemon to fail has asserted the failure already.
+  cleanups.push(() => stop().catch(() => undefined));
+  return { base, sim, stateDir, log: () => logged, stop, done };
 }
 
 describe('reconciler daemon', () => {
@@ -144,6 +158,45 @@ describe('reconciler daemon', () => {
     expect(d.log()).toContain('outbox not drained; kept for the next start');
     expect(d.log()).toContain('reconciler stopped');
     expect(existsSync(join(d.stateDir, 'outbox.jsonl'))).toBe(true);
+  });
+
+  it('waits, answering /healthz 503, while another daemon holds its state dir, and starts once that one stops', async () => {
+    const first = await startDaemon();
+    await until(async () => (await fetch(`${first.base}/healthz`)).status === 200);
+    const second = await startDaemon([], { stateDir: first.stateDir });
+    await until(() => second.log().includes('is locked by'));
+    // Well past the stale limit (400 ms here): the first daemon's heartbeat keeps its lock.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(second.log()).not.toContain('reconciler started');
+    const waiting = await fetch(`${second.base}/healthz`);
+    expect(waiting.status).toBe(503);
+    expect(await waiting.json()).toMatchObject({ error: 'unhealthy', message: expect.stringMatching(/^waiting for the lock on the state dir .* held by pid \d+/) });
+    expect(await (await fetch(`${second.base}/metrics`)).text()).toMatch(/^ecs_id_mapper_reconciler_state_dir_lock_waiting 1$/m);
+
+    await first.stop();
+    await until(() => second.log().includes('"msg":"reconciler started'));
+    await until(async () => (await fetch(`${second.base}/healthz`)).status === 200);
+    const metrics = await (await fetch(`${second.base}/metrics`)).text();
+    expect(metrics).toMatch(/^ecs_id_mapper_reconciler_state_dir_lock_waiting 0$/m);
+    // Released cleanly, not taken over.
+    expect(metrics).toMatch(/^ecs_id_mapper_reconciler_state_dir_lock_takeovers_total 0$/m);
+  });
+
+  it('stops without writing, and fails with one line, when another daemon took its lock over', async () => {
+    const d = await startDaemon();
+    await until(async () => (await fetch(`${d.base}/healthz`)).status === 200);
+    // What a waiter does when this daemon's heartbeat seemed to stop (frozen past the limit).
+    rmSync(join(d.stateDir, 'daemon.lock'));
+    writeFileSync(join(d.stateDir, 'daemon.lock'), '{"pid":1}\n');
+    const outbox = readFileSync(join(d.stateDir, 'outbox.jsonl'));
+    const error = (await d.done.catch((e: unknown) => e)) as StateLockError;
+    expect(error).toBeInstanceOf(StateLockError);
+    expect(error.code).toBe('ERR_STATE_LOCK_LOST');
+    expect(error.message).toMatch(/was taken over by another daemon/);
+    expect(d.log()).not.toContain('outbox flushed');
+    expect(readFileSync(join(d.stateDir, 'outbox.jsonl'))).toEqual(outbox);
+    // The other daemon's lock is left alone.
+    expect(readFileSync(join(d.stateDir, 'daemon.lock'), 'utf8')).toBe('{"pid":1}\n');
   });
 
   it('fails to start with one readable line when the metrics port is taken', async () => {

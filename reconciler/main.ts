@@ -17,6 +17,7 @@ import { createDaemonLogger } from './log.js';
 import { createHeapCeiling } from './heap-ceiling.js';
 import { packageVersion } from '../cli/package-version.js';
 import { monotonicMs } from './clock.js';
+import { acquireStateLock, StateLockError, type LockHolder, type StateLock } from './state-lock.js';
 
 export interface RunReconcilerOptions {
   /** Resolves the returned promise when aborted (tests); SIGTERM/SIGINT always do. */
@@ -65,7 +66,81 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
   collectProcessMetrics(registry, RECONCILER_METRICS_PREFIX);
   const metrics = createReconcilerMetrics(registry);
 
-  const outbox = openOutbox({ dir: config.stateDir, maxBytes: config.outboxMaxBytes });
+  // Served from the start: a daemon waiting for another's lock answers /healthz 503 saying so.
+  let healthState: HealthState | undefined;
+  let waitingFor: LockHolder | undefined;
+  const metricsServer = await serveMetrics(config, registry, () => {
+    if (healthState) return health(healthState);
+    const holder = waitingFor ? describeHolder(waitingFor) : 'another daemon';
+    const message = `waiting for the lock on the state dir ${config.stateDir}, held by ${holder}`;
+    return { status: 503, body: { error: 'unhealthy', message, status: 'unhealthy', problems: [message] } };
+  });
+  const closeMetricsServer = async () => {
+    metricsServer.closeAllConnections();
+    await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+  };
+  const addr = metricsServer.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.metricsPort;
+  const host = config.metricsHost.includes(':') ? `[${config.metricsHost}]` : config.metricsHost;
+  const metricsUrl = `http://${host}:${port}/metrics`;
+
+  // Stops waiting for the state dir lock on SIGTERM/SIGINT, and the daemon when the lock is lost.
+  // `quit` also ends untilStopped (and removes its signal listeners) when the daemon fails.
+  const quit = new AbortController();
+  options.signal?.addEventListener('abort', () => quit.abort(), { once: true });
+  if (options.signal?.aborted) quit.abort();
+  const stopping = new AbortController();
+  const stopped = untilStopped(quit.signal).then((reason) => {
+    stopping.abort(new Error(reason));
+    return reason;
+  });
+  let lockLost: StateLockError | undefined;
+  const lost = new Promise<'lock lost'>((resolve) => {
+    stopping.signal.addEventListener('abort', () => lockLost && resolve('lock lost'), { once: true });
+  });
+
+  let lock: StateLock;
+  try {
+    lock = await acquireStateLock({
+      dir: config.stateDir,
+      signal: stopping.signal,
+      staleAfterMs: config.stateLockStaleAfterMs,
+      heartbeatMs: Math.min(2_000, config.stateLockStaleAfterMs / 5),
+      onWait: (holder) => {
+        waitingFor = holder;
+        metrics.stateLockWaiting.set(1);
+        log.warn({ holder, state_dir: config.stateDir, metrics_url: metricsUrl }, `the state dir ${config.stateDir} is locked by ${describeHolder(holder)}; waiting until it stops (two daemons must not share one outbox)`);
+      },
+      onTakeover: (holder) => {
+        metrics.stateLockTakeovers.inc();
+        log.warn({ holder, state_dir: config.stateDir }, `took over the lock on ${config.stateDir} from ${describeHolder(holder)}, whose heartbeat stopped`);
+      },
+      onLost: (err) => {
+        lockLost = err;
+        log.error({ code: err.code }, err.message);
+        stopping.abort(err);
+      },
+    });
+  } catch (err) {
+    await closeMetricsServer();
+    if (stopping.signal.aborted && !(err instanceof StateLockError)) {
+      log.info({ reason: await stopped }, 'stopped while waiting for the state dir lock');
+      return;
+    }
+    quit.abort();
+    throw err;
+  }
+  metrics.stateLockWaiting.set(0);
+
+  let outbox: Outbox;
+  try {
+    outbox = openOutbox({ dir: config.stateDir, maxBytes: config.outboxMaxBytes, beforeWrite: () => lock.assertHeld() });
+  } catch (err) {
+    lock.release();
+    await closeMetricsServer();
+    quit.abort();
+    throw err;
+  }
   const agent = createEcsAgentClient({ baseUrl: config.ecsAgentUrl, timeoutMs: config.requestTimeoutMs });
   const imds = createImdsClient({
     baseUrl: config.imdsUrl,
@@ -116,7 +191,7 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
     metrics,
   });
 
-  const healthState: HealthState = {
+  healthState = {
     loop,
     outbox,
     metrics,
@@ -125,6 +200,38 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
     // The clock the loop and the reporter record observations and reports on (reconciler/clock.ts).
     now: monotonicMs,
   };
+  log.info(
+    { version: packageVersion(), metrics_url: metricsUrl, server: config.server.href, state_dir: config.stateDir, docker: config.dockerSocket ?? 'disabled', outbox_depth: outbox.depth(), last_seq: outbox.lastSeq() },
+    `reconciler started; metrics on ${metricsUrl}`,
+  );
+
+  loop.start();
+  reporter.start();
+
+  log.info({ reason: await Promise.race([stopped, lost]) }, 'shutting down');
+
+  await loop.stop();
+  if (lockLost === undefined) {
+    const drained = await reporter.flush(FLUSH_ON_STOP_MS);
+    log.info({ drained, outbox_depth: outbox.depth() }, drained ? 'outbox flushed' : 'outbox not drained; kept for the next start');
+  }
+  reporter.stop();
+  outbox.close();
+  lock.release();
+  await docker?.close();
+  await closeMetricsServer();
+  quit.abort();
+  if (lockLost) throw lockLost;
+  log.info('reconciler stopped');
+}
+
+function describeHolder(holder: LockHolder): string {
+  const who = holder.pid === undefined ? 'a daemon' : `pid ${holder.pid}${holder.hostname ? ` on ${holder.hostname}` : ''}`;
+  return `${who} (last heartbeat ${holder.heartbeat_age_seconds} s ago)`;
+}
+
+/** /metrics and /healthz on --metrics-host:--metrics-port; `healthz` is asked at every request. */
+async function serveMetrics(config: ReconcilerConfig, registry: Registry, healthz: () => { status: number; body: Record<string, unknown> }): Promise<Server> {
   const metricsServer: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -146,7 +253,7 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
       return;
     }
     if (path === '/healthz') {
-      const h = health(healthState);
+      const h = healthz();
       res.writeHead(h.status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(h.body));
       return;
@@ -160,30 +267,7 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
       metricsServer.listen(config.metricsPort, config.metricsHost, () => resolve());
     });
   } catch (err) {
-    outbox.close();
-    await docker?.close();
     throw new Error(`cannot serve metrics on ${config.metricsHost}:${config.metricsPort}: ${(err as Error).message}`, { cause: err });
   }
-  const addr = metricsServer.address();
-  const port = typeof addr === 'object' && addr ? addr.port : config.metricsPort;
-  const host = config.metricsHost.includes(':') ? `[${config.metricsHost}]` : config.metricsHost;
-  log.info(
-    { version: packageVersion(), metrics_url: `http://${host}:${port}/metrics`, server: config.server.href, state_dir: config.stateDir, docker: config.dockerSocket ?? 'disabled', outbox_depth: outbox.depth(), last_seq: outbox.lastSeq() },
-    `reconciler started; metrics on http://${host}:${port}/metrics`,
-  );
-
-  loop.start();
-  reporter.start();
-
-  log.info({ reason: await untilStopped(options.signal) }, 'shutting down');
-
-  await loop.stop();
-  const drained = await reporter.flush(FLUSH_ON_STOP_MS);
-  reporter.stop();
-  log.info({ drained, outbox_depth: outbox.depth() }, drained ? 'outbox flushed' : 'outbox not drained; kept for the next start');
-  outbox.close();
-  await docker?.close();
-  metricsServer.closeAllConnections();
-  await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-  log.info('reconciler stopped');
+  return metricsServer;
 }

@@ -35,6 +35,8 @@ export interface ReconcilerMetrics {
   labelDisagreements: Counter<string>;
   dockerEvents: Counter<string>;
   heapCollections: Counter<string>;
+  stateLockWaiting: Gauge<string>;
+  stateLockTakeovers: Counter<string>;
   /** Records a successful observation, in milliseconds of the clock given to createReconcilerMetrics, for the seconds-since gauge. */
   observedAt(ms: number): void;
   reportedAt(ms: number): void;
@@ -77,6 +79,8 @@ export function createReconcilerMetrics(registry: Registry, now: () => number = 
   const labelDisagreements = new Counter({ name: `${p}label_disagreements_total`, help: 'Containers whose ECS labels disagree with the agent (task ARN or container name).', registers });
   const dockerEvents = new Counter({ name: `${p}docker_events_total`, help: 'Docker container events received (each only shortens the wait for the next pass).', registers });
   const heapCollections = new Counter({ name: `${p}heap_collections_total`, help: 'Full garbage collections the daemon ran because its heap grew --heap-headroom-bytes past the last one (V8\'s own are not counted).', registers });
+  const stateLockWaiting = new Gauge({ name: `${p}state_dir_lock_waiting`, help: 'Set to 1 while this daemon waits for another daemon\'s lock on --state-dir (it observes and reports nothing meanwhile); 0 once it holds it.', registers });
+  const stateLockTakeovers = new Counter({ name: `${p}state_dir_lock_takeovers_total`, help: 'Locks on --state-dir taken over because the daemon holding them stopped its heartbeat (killed, or frozen past the stale limit).', registers });
   new Gauge({
     name: `${p}seconds_since_last_observation`,
     help: 'Seconds since the last pass in which the ECS agent (or Docker labels) answered; -1 before the first.',
@@ -96,7 +100,7 @@ export function createReconcilerMetrics(registry: Registry, now: () => number = 
 
   return {
     passDuration, passes, transitions, observationFailures, imdsV1Fallbacks, outboxDepth, outboxBytes, outboxCoalesced,
-    outboxWriteErrors, reportAttempts, containers, labelDisagreements, dockerEvents, heapCollections,
+    outboxWriteErrors, reportAttempts, containers, labelDisagreements, dockerEvents, heapCollections, stateLockWaiting, stateLockTakeovers,
     observedAt: (ms) => void (lastObservation = ms),
     reportedAt: (ms) => void (lastReport = ms),
     lastObservationMs: () => lastObservation,

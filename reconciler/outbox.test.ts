@@ -593,3 +593,32 @@ describe('outbox', () => {
     });
   });
 });
+
+describe('outbox beforeWrite (the state dir lock)', () => {
+  it('asks before every change and, when refused, leaves the files and the seqs as they were', () => {
+    const dir = tempDir();
+    let refuse = false;
+    let asked = 0;
+    const outbox = openOutbox({
+      dir,
+      maxBytes: 1 << 20,
+      beforeWrite: () => {
+        asked++;
+        if (refuse) throw new Error('lock lost');
+      },
+    });
+    expect(outbox.append([t(1, null, 'running')])[0].seq).toBe(1);
+    expect(asked).toBe(1);
+    refuse = true;
+    const files = () => fs.readdirSync(dir).sort().map((f) => [f, readFileSync(join(dir, f), 'utf8')]);
+    const before = files();
+    expect(() => outbox.append([t(2, null, 'running')])).toThrow('lock lost');
+    expect(() => outbox.ack(1)).toThrow('lock lost');
+    expect(() => outbox.rebase(10)).toThrow('lock lost');
+    expect(() => outbox.claim('i-0123456789abcdef0')).toThrow('lock lost');
+    expect(asked).toBe(5);
+    expect(files()).toEqual(before);
+    expect(outbox.stats()).toMatchObject({ lastSeq: 1, ackedSeq: 0, depth: 1 });
+    outbox.close();
+  });
+});

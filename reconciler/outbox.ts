@@ -91,6 +91,11 @@ export interface OutboxOptions {
   dir: string;
   maxBytes: number;
   fs?: OutboxFs;
+  /**
+   * Runs before every change to the files (append, ack, claim, rebase) and may throw to refuse it:
+   * the daemon's state dir lock (state-lock.ts assertHeld), so a daemon that lost its lock writes nothing.
+   */
+  beforeWrite?: () => void;
 }
 
 export interface OutboxStats {
@@ -518,10 +523,15 @@ export function openOutbox(options: OutboxOptions): Outbox {
     if (closed) throw new OutboxWriteError('ERR_OUTBOX_CLOSED', 'outbox is closed', undefined);
   }
 
+  function ensureWritable(): void {
+    ensureOpen();
+    options.beforeWrite?.();
+  }
+
   return {
     restored: () => restoredAtOpen,
     append(transitions) {
-      ensureOpen();
+      ensureWritable();
       if (transitions.length === 0) return [];
       const out: Transition[] = new Array(transitions.length);
       const fresh: Entry[] = new Array(transitions.length);
@@ -622,7 +632,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     },
 
     ack(upToSeq) {
-      ensureOpen();
+      ensureWritable();
       if (upToSeq <= ackedSeq) return;
       // The server holds a later seq than this outbox ever assigned: the state dir was lost.
       // Everything queued would read as a replay, so it is renumbered above the server's mark.
@@ -646,7 +656,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     owner: () => instanceId,
 
     claim(id) {
-      ensureOpen();
+      ensureWritable();
       const previous = instanceId;
       if (previous === id) return { forgotten: [], dropped: 0, previous };
       if (previous === null) {
@@ -701,7 +711,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     serverSeqKnown: () => serverSeqKnown,
 
     rebase(serverSeq) {
-      ensureOpen();
+      ensureWritable();
       if (serverSeqKnown) return;
       // Above the server's mark, and above every seq handed out here: a seq is never reused.
       if (serverSeq > 0) renumberAbove(Math.max(serverSeq, lastSeq), 'rebase');

@@ -146,7 +146,8 @@ async function startSim(cleanupAfterMs = 300): Promise<SimulatedHost> {
 function reconcilerArgs(server: string, sim: SimulatedHost, stateDir: string, logLevel = 'warn'): string[] {
   return [
     '--server', server, '--ecs-agent-url', sim.agentUrl, '--imds-url', sim.imdsUrl, '--docker-socket', 'none',
-    '--state-dir', stateDir, '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', '40ms',
+    // Restarted after kill -9 on the same state dir: the killed daemon's lock goes stale in 300 ms.
+    '--state-dir', stateDir, '--state-lock-stale-after', '300ms', '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', '40ms',
     '--request-timeout', '1s', '--backoff-base', '20ms', '--backoff-max', '200ms', '--batch-size', '7', '--log-level', logLevel,
   ];
 }
@@ -216,7 +217,7 @@ describe('reconciler against a simulated host and the real server', () => {
       await new Promise<void>((resolve, reject) => {
         p.stdout!.on('data', (c: Buffer) => {
           out += c.toString();
-          if (out.includes('"metrics_url"')) resolve();
+          if (out.includes('"msg":"reconciler started')) resolve();
         });
         p.once('exit', (code) => reject(new Error(`reconciler exited ${code} before starting: ${stderr}`)));
       });

@@ -38,7 +38,8 @@ interface Daemon {
 function args(server: string, sim: SimulatedHost, stateDir: string): string[] {
   return [
     '--server', server, '--ecs-agent-url', sim.agentUrl, '--imds-url', sim.imdsUrl, '--docker-socket', 'none',
-    '--state-dir', stateDir, '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', '40ms',
+    // Restarted after kill -9 on the same state dir: the killed daemon's lock goes stale in 300 ms.
+    '--state-dir', stateDir, '--state-lock-stale-after', '300ms', '--metrics-host', '127.0.0.1', '--metrics-port', '0', '--resync-interval', '40ms',
     '--request-timeout', '1s', '--backoff-base', '20ms', '--backoff-max', '200ms', '--batch-size', '7', '--log-level', 'info',
   ];
 }
@@ -54,7 +55,7 @@ async function spawnDaemon(server: string, sim: SimulatedHost, stateDir: string)
     child.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       for (const line of out.split('\n')) {
-        if (!line.includes('"metrics_url"')) continue;
+        if (!line.includes('"msg":"reconciler started')) continue;
         clearTimeout(timer);
         const log = JSON.parse(line) as { metrics_url: string; last_seq: number; outbox_depth: number };
         resolve({ child, metricsUrl: log.metrics_url, startLog: log });
@@ -134,6 +135,8 @@ describe('reconciler killed with kill -9', () => {
       await churn(sim, truth, 2, 30, false); // unseen while down: known only if still listed after
       daemon = await spawnDaemon(api.url, sim, stateDir);
       await firstPass(daemon); // kills aim at a working daemon, not at its start-up
+      // The killed daemon's lock was left behind, and taken over once its heartbeat had stopped.
+      expect(sampleOf(await (await fetch(daemon.metricsUrl)).text(), 'ecs_id_mapper_reconciler_state_dir_lock_takeovers_total')).toBe(1);
       truth.observe(sim.state);
       // Seqs are never reused: the restarted daemon continues above what the server holds.
       expect(daemon.startLog.last_seq).toBeGreaterThanOrEqual(serverSeq);

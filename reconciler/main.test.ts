@@ -182,6 +182,18 @@ describe('reconciler daemon', () => {
     expect(metrics).toMatch(/^ecs_id_mapper_reconciler_state_dir_lock_takeovers_total 0$/m);
   });
 
+  it('stops at once when told to while it waits for the lock, leaving the holder\'s lock alone', async () => {
+    const first = await startDaemon();
+    const second = await startDaemon([], { stateDir: first.stateDir });
+    await until(() => second.log().includes('is locked by'));
+    const lock = readFileSync(join(first.stateDir, 'daemon.lock'), 'utf8');
+    await second.stop();
+    expect(second.log()).toContain('stopped while waiting for the state dir lock');
+    expect(second.log()).not.toContain('reconciler started');
+    expect(readFileSync(join(first.stateDir, 'daemon.lock'), 'utf8')).toBe(lock);
+    await until(async () => (await fetch(`${first.base}/healthz`)).status === 200);
+  });
+
   it('stops without writing, and fails with one line, when another daemon took its lock over', async () => {
     const d = await startDaemon();
     await until(async () => (await fetch(`${d.base}/healthz`)).status === 200);

@@ -493,10 +493,14 @@ describe('reporter', () => {
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
+        const forward = () =>
+          fetch(new URL(req.url!, fake.server.url), { method: req.method, headers: { 'content-type': 'application/json' }, ...(body ? { body } : {}) }).then(async (r) => reply(res, r.status, await r.text()));
+        // Only transition batches are tampered with; the full sync that follows a drained outbox passes through.
+        if (!req.url!.endsWith('/transitions')) return void forward();
         const batch = JSON.parse(body) as TransitionBatch;
         if (batch.transitions.some((x) => !Number.isSafeInteger(x.seq))) return reply(res, 400, JSON.stringify({ error: 'bad_request', message: 'seq' }));
         if (bogus-- > 0) return reply(res, 200, JSON.stringify({ applied: 0, duplicates: 0, acked_seq: 1e300 }));
-        fetch(new URL(req.url!, fake.server.url), { method: req.method, headers: { 'content-type': 'application/json' }, body }).then(async (r) => reply(res, r.status, await r.text()));
+        void forward();
       });
     });
     cleanups.push(() => front.close());

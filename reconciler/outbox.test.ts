@@ -612,7 +612,7 @@ describe('outbox beforeWrite (the state dir lock)', () => {
     refuse = true;
     const files = () => fs.readdirSync(dir).sort().map((f) => [f, readFileSync(join(dir, f), 'utf8')]);
     const before = files();
-    expect(() => outbox.append([t(2, null, 'running')])).toThrow('lock lost');
+    expect(() => outbox.append([t(2, null, 'running')])).toThrow(expect.objectContaining({ name: 'OutboxWriteError', code: 'ERR_OUTBOX_REFUSED', message: 'outbox write refused: lock lost' }));
     expect(() => outbox.ack(1)).toThrow('lock lost');
     expect(() => outbox.rebase(10)).toThrow('lock lost');
     expect(() => outbox.claim('i-0123456789abcdef0')).toThrow('lock lost');

@@ -71,7 +71,7 @@ export interface OutboxFs {
   existsSync(path: string): boolean;
 }
 
-export type OutboxErrorCode = 'ERR_OUTBOX_WRITE' | 'ERR_OUTBOX_NO_SPACE' | 'ERR_OUTBOX_OPEN' | 'ERR_OUTBOX_CLOSED' | 'ERR_OUTBOX_READ';
+export type OutboxErrorCode = 'ERR_OUTBOX_WRITE' | 'ERR_OUTBOX_NO_SPACE' | 'ERR_OUTBOX_OPEN' | 'ERR_OUTBOX_CLOSED' | 'ERR_OUTBOX_READ' | 'ERR_OUTBOX_REFUSED';
 
 export class OutboxWriteError extends Error {
   readonly name = 'OutboxWriteError';
@@ -523,9 +523,14 @@ export function openOutbox(options: OutboxOptions): Outbox {
     if (closed) throw new OutboxWriteError('ERR_OUTBOX_CLOSED', 'outbox is closed', undefined);
   }
 
+  /** A refusal by beforeWrite is an OutboxWriteError: callers keep what they meant to write and retry. */
   function ensureWritable(): void {
     ensureOpen();
-    options.beforeWrite?.();
+    try {
+      options.beforeWrite?.();
+    } catch (err) {
+      throw new OutboxWriteError('ERR_OUTBOX_REFUSED', `outbox write refused: ${(err as Error).message}`, undefined, { cause: err });
+    }
   }
 
   return {

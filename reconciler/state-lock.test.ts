@@ -1,4 +1,4 @@
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect, afterEach, vi } from 'vitest';
 import * as nodeFs from 'node:fs';
 import { mkdtempSync, rmSync, readFileSync, writeFileSync, statSync, utimesSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -85,14 +85,30 @@ describe('state dir lock', () => {
     expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid).toBe(process.pid);
   });
 
-  it('takes over at once a lock whose last heartbeat is older than the stale limit by the clock (a reboot, a crash long ago)', async () => {
+  it('waits out the stale limit even for a lock whose mtime is an hour old: it compares no clocks', async () => {
     const dir = stateDir();
     writeFileSync(join(dir, LOCK_FILE), '');
     const hourAgo = new Date(Date.now() - 3_600_000);
     utimesSync(join(dir, LOCK_FILE), hourAgo, hourAgo);
     const t = Date.now();
-    await acquire({ dir, staleAfterMs: 60_000 });
-    expect(Date.now() - t).toBeLessThan(1000);
+    await acquire({ dir });
+    expect(Date.now() - t).toBeGreaterThanOrEqual(FAST.staleAfterMs - 20);
+  });
+
+  it('refuses writes once no heartbeat has confirmed the lock for the stale limit less one beat (a freeze), until the next beat', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    cleanups.push(() => vi.useRealTimers());
+    const dir = stateDir();
+    let clock = 0;
+    const lock = await acquire({ dir, monotonic: () => clock, heartbeatMs: 1_000, staleAfterMs: 5_000 });
+    clock = 3_999;
+    expect(() => lock.assertHeld()).not.toThrow();
+    // Resumed after a freeze, before its heartbeat timer had a chance to run: a waiter that saw the
+    // lock unchanged may take it over from 5,000 on, so writing stops a beat before that.
+    clock = 4_001;
+    expect(() => lock.assertHeld()).toThrow(expect.objectContaining({ code: 'ERR_STATE_LOCK_UNCONFIRMED' }));
+    vi.advanceTimersByTime(1_000);
+    expect(() => lock.assertHeld()).not.toThrow();
   });
 
   it('lets exactly one of two waiters take over a stale lock; the other waits for it', async () => {

@@ -9,14 +9,18 @@
 // The lock is the file `daemon.lock`, created with O_EXCL. Its holder keeps it open and touches its
 // mtime every heartbeat (futimes: no disk block needed, so a full disk does not stop the heartbeat).
 // A lock is stale when its file (inode and mtime) has not changed for `staleAfterMs` on the waiter's
-// own monotonic clock, or when its mtime is that old by the wall clock (after a reboot or a crash
-// long ago: no need to watch it). A waiter takes a stale lock over by renaming the file aside, and
-// keeps it aside only if it is still the file it judged stale (otherwise it puts it back), then
-// creates its own with O_EXCL, so two waiters racing for one stale lock cannot both win.
+// own monotonic clock, from when it first saw it so: no clock is compared between processes, so a
+// wall-clock step cannot make a live lock look stale (a lock left by a reboot waits out the limit
+// too). A waiter takes a stale lock over by renaming the file aside, and keeps it aside only if it is
+// still the file it judged stale (otherwise it puts it back), then creates its own with O_EXCL, so
+// two waiters racing for one stale lock cannot both win.
 //
-// A holder that loses its lock (it was frozen longer than staleAfterMs and taken over) must not write
-// again: `assertHeld()` compares the lock path's inode with its own before every outbox write
-// (outbox.ts beforeWrite), and the heartbeat checks it too and calls onLost.
+// A holder must never write once another daemon may have taken over: `assertHeld()` runs before
+// every outbox write (outbox.ts beforeWrite). It refuses when the holder's last confirmed heartbeat
+// is older than staleAfterMs - heartbeatMs on its own monotonic clock (a holder resumed from a
+// freeze writes nothing until its heartbeat has confirmed the lock again), which is at least one
+// heartbeat before a waiter can judge the lock stale; and it reports the lock lost (onLost) when the
+// lock path no longer holds its file.
 import * as nodeFs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -25,7 +29,11 @@ import { monotonicMs } from './clock.js';
 
 export const LOCK_FILE = 'daemon.lock';
 
-export type StateLockErrorCode = 'ERR_STATE_LOCK' | 'ERR_STATE_LOCK_LOST';
+/**
+ * ERR_STATE_LOCK: the lock cannot be created or read. ERR_STATE_LOCK_LOST: another daemon holds it
+ * now. ERR_STATE_LOCK_UNCONFIRMED: no heartbeat confirmed it lately (a freeze); writes wait for the next.
+ */
+export type StateLockErrorCode = 'ERR_STATE_LOCK' | 'ERR_STATE_LOCK_LOST' | 'ERR_STATE_LOCK_UNCONFIRMED';
 
 export class StateLockError extends Error {
   override readonly name = 'StateLockError';
@@ -120,7 +128,7 @@ export async function acquireStateLock(options: StateLockOptions): Promise<State
       watched = { seen, since: monotonic() };
       if (holderChanged) options.onWait?.(readHolder(fs, lockPath, seen, now));
     }
-    const stale = monotonic() - watched.since >= staleAfterMs || now() - seen.mtimeMs >= staleAfterMs;
+    const stale = monotonic() - watched.since >= staleAfterMs;
     if (stale) {
       const holder = readHolder(fs, lockPath, seen, now);
       let tookIt: boolean;
@@ -147,8 +155,9 @@ export async function acquireStateLock(options: StateLockOptions): Promise<State
     }
     let released = false;
     let lost: StateLockError | undefined;
+    let confirmedAt = monotonic();
     const owned = (): boolean => statOrUndefined(fs, lockPath)?.ino === ino;
-    const assertHeld = (): void => {
+    const checkOwned = (): void => {
       if (lost) throw lost;
       if (released || owned()) return;
       lost = new StateLockError('ERR_STATE_LOCK_LOST', `state dir lock ${lockPath} was taken over by another daemon (this one missed its heartbeats for ${staleAfterMs} ms); stopping without writing`);
@@ -157,16 +166,24 @@ export async function acquireStateLock(options: StateLockOptions): Promise<State
     };
     const timer = setInterval(() => {
       try {
-        assertHeld();
+        checkOwned();
         const t = new Date(now());
         fs.futimesSync(fd, t, t);
+        confirmedAt = monotonic();
       } catch {
-        // Lost (onLost was told) or a failed touch: the next beat tries again.
+        // Lost (onLost was told) or a failed touch (writes stop once unconfirmed): the next beat tries again.
       }
     }, heartbeatMs);
     timer.unref();
     return {
-      assertHeld,
+      assertHeld() {
+        checkOwned();
+        if (released) return;
+        const age = monotonic() - confirmedAt;
+        if (age > staleAfterMs - heartbeatMs) {
+          throw new StateLockError('ERR_STATE_LOCK_UNCONFIRMED', `state dir lock ${lockPath}: no heartbeat confirmed it for ${Math.round(age)} ms (the daemon was frozen?); writing waits for the next one`);
+        }
+      },
       release() {
         if (released) return;
         released = true;

@@ -24,14 +24,14 @@ import fc from 'fast-check';
 import { expect } from 'vitest';
 import type { ContainerObservation, HostIdentity, LifecycleState, SnapshotContainer, Transition } from '../wire/index.js';
 import { at, containerId, hostIdentity, instanceId, iso, legacyContainer, legacySnapshot, observation, taskArn, taskId } from './store.fixtures.js';
-import type { ContainerFilter, ContainerRecord, HostRecord, Store, TransitionRecord } from './store.js';
+import type { ContainerFilter, ContainerRecord, HostRecord, LegacySnapshot, Store, TransitionRecord } from './store.js';
 
 /** Minutes a delayed request may still arrive after it was sent. */
-const LATE_WINDOW = 8;
+export const LATE_WINDOW = 8;
 /** retireSilentHosts: hosts without a report for this many minutes. */
-const SILENT = 15;
+export const SILENT = 15;
 /** purgeGone: records gone for longer than this many minutes. */
-const RETENTION = 30;
+export const RETENTION = 30;
 const SLOTS = 3;
 const LEGACY_SLOTS = 3;
 /** Containers a slot runs one after the other (a replaced task's container gets a new id). */
@@ -102,7 +102,7 @@ export const planArb: fc.Arbitrary<Plan> = fc.record({
 // --- the reference model ---------------------------------------------------------------------
 
 
-type ModelHistory = Pick<TransitionRecord, 'from' | 'to' | 'at' | 'host' | 'seq' | 'reason'>;
+export type ModelHistory = Pick<TransitionRecord, 'from' | 'to' | 'at' | 'host' | 'seq' | 'reason'>;
 
 interface ModelHost {
   identity: HostIdentity;
@@ -119,14 +119,14 @@ const FIELDS = [
 ] as const satisfies ReadonlyArray<keyof ContainerRecord>;
 
 /** The fields of a record the model predicts (the rest are the fixtures' constants). */
-type ModelRecord = Pick<ContainerRecord, (typeof FIELDS)[number]>;
+export type ModelRecord = Pick<ContainerRecord, (typeof FIELDS)[number]>;
 
-function project(r: ContainerRecord): ModelRecord {
+export function project(r: ContainerRecord): ModelRecord {
   return Object.fromEntries(FIELDS.map((f) => [f, r[f]])) as unknown as ModelRecord;
 }
 
 /** What the server must hold, by the documented rules, written through. */
-class Model {
+export class Model {
   readonly records = new Map<string, ModelRecord & { retired: boolean }>();
   readonly history = new Map<string, ModelHistory[]>();
   readonly hosts = new Map<string, ModelHost>();
@@ -268,13 +268,16 @@ class Model {
 }
 
 // --- the fleet (what the reconcilers and the original agent send) ----------------------------
+// The senders are built here apart from any store, so that other drivers (the SimpleDB replica race,
+// storage/simpledb/store.replicas.test.ts) send the same reports and check them the same way.
 
 interface Delayed {
   sentAt: number;
   send: (now: number) => Promise<void>;
 }
 
-interface Host {
+/** A reconciler host as its reporter sees it. */
+export interface ReportingHost {
   identity: HostIdentity;
   seq: number;
   /** What this host acknowledged (the server's acked_seq as it last heard it). */
@@ -285,6 +288,131 @@ interface Host {
   delayed: Delayed[];
 }
 
+export interface Fleet {
+  hosts: ReportingHost[];
+  /** The host an original agent reports from. */
+  legacyHost: HostIdentity;
+  legacyIds: string[];
+}
+
+export function newFleet(hostCount: number): Fleet {
+  return {
+    hosts: Array.from({ length: hostCount }, (_, i) => ({
+      identity: hostIdentity({
+        instance_id: instanceId(`model-${i}`),
+        cluster: i === 1 ? 'staging' : 'prod',
+        instance_ip: `10.0.${i}.17`,
+      }),
+      seq: 0,
+      acked: 0,
+      outbox: [],
+      slots: Array.from({ length: SLOTS }, () => ({ generation: 0, state: null, obs: null })),
+      delayed: [],
+    })),
+    legacyHost: hostIdentity({ instance_id: instanceId('model-legacy'), cluster: 'prod', instance_ip: '10.0.9.17' }),
+    legacyIds: Array.from({ length: LEGACY_SLOTS }, (_, k) => containerId(`model-legacy-${k}`)),
+  };
+}
+
+/** The host an op names (ops name hosts modulo the fleet's size). */
+export function hostOf(fleet: Fleet, op: { host: number }): ReportingHost {
+  return fleet.hosts[op.host % fleet.hosts.length];
+}
+
+/** A lifecycle move of one slot's container, queued in the host's outbox with the next seq. */
+export function emit(fleet: Fleet, op: Extract<Op, { kind: 'emit' }>, now: number): void {
+  const h = hostOf(fleet, op);
+  const index = fleet.hosts.indexOf(h);
+  const slot = h.slots[op.slot];
+  if (slot.state === 'gone') {
+    if (slot.generation + 1 >= GENERATIONS) return;
+    slot.generation++;
+    slot.state = null;
+    slot.obs = null;
+  }
+  const moves = MOVES[slot.state ?? 'new'];
+  const [to, reason] = moves[op.move % moves.length];
+  const id = containerId(`model-${index}-${op.slot}-${slot.generation}`);
+  const prev = slot.obs;
+  const restarted = reason === 'container.restarted';
+  const obs = observation({
+    container_id: id,
+    task_arn: taskArn(taskId(id)),
+    task_family: op.slot % 2 === 0 ? 'web' : 'worker',
+    restart_count: (prev?.restart_count ?? 0) + (restarted ? 1 : 0),
+    exit_code: to === 'stopped' ? [0, 1, 137][op.move % 3] : null,
+    started_at: to === 'running' && (prev?.started_at == null || restarted) ? iso(now) : (prev?.started_at ?? null),
+    desired_status: to === 'stopping' || to === 'gone' ? 'STOPPED' : 'RUNNING',
+    known_status: KNOWN[to],
+  });
+  h.seq += op.gap;
+  h.outbox.push({ seq: h.seq, container_id: id, from: slot.state, to, at: iso(now), reason, container: obs });
+  slot.state = to;
+  slot.obs = obs;
+}
+
+/**
+ * The agent's view moved without a lifecycle move (ECS wants the task stopped, or no longer does):
+ * no transition, but the host's next snapshot carries it.
+ */
+export function observe(fleet: Fleet, op: Extract<Op, { kind: 'observe' }>): void {
+  const slot = hostOf(fleet, op).slots[op.slot];
+  if (slot.obs === null || slot.state === 'gone') return;
+  slot.obs = { ...slot.obs, desired_status: slot.obs.desired_status === 'STOPPED' ? 'RUNNING' : 'STOPPED' };
+}
+
+/**
+ * What a delivery sends: a prefix of what is not acknowledged yet (`pending`, in seq order), as the
+ * request carries it (`batch`: rotated, maybe with one repeated); null when nothing is pending.
+ */
+export function outboxBatch(h: ReportingHost, op: Extract<Op, { kind: 'deliver' }>): { pending: Transition[]; batch: Transition[] } | null {
+  const pending = h.outbox.filter((t) => t.seq > h.acked).slice(0, op.size);
+  if (pending.length === 0) return null;
+  const batch = pending.map((_, i) => pending[(i + op.rotate) % pending.length]);
+  if (op.repeat) batch.push(pending[op.rotate % pending.length]);
+  return { pending, batch };
+}
+
+/** The host's full snapshot: every slot's live container as last observed. */
+export function snapshotContainers(h: ReportingHost): SnapshotContainer[] {
+  return h.slots.filter((s) => s.state !== null && s.state !== 'gone').map((s) => ({ ...s.obs!, state: s.state! }));
+}
+
+/** The original agent's map for a legacy op (bit k of present/stopped: container k there/stopped). */
+export function legacyMap(fleet: Fleet, op: Extract<Op, { kind: 'legacy' }>, now: number): LegacySnapshot {
+  const sampledAt = iso(now - 0.25);
+  const containers = fleet.legacyIds
+    .filter((_, k) => op.present & (1 << k))
+    .map((id, k) => legacyContainer(op.stopped & (1 << k) ? 'stopped' : 'running', { container_id: id, sampled_at: sampledAt }));
+  return legacySnapshot(fleet.legacyHost, containers, iso(now));
+}
+
+/** The model's side of a reconciler snapshot. */
+export function modelSnapshot(model: Model, h: ReportingHost, seq: number, containers: SnapshotContainer[], takenAt: string, receivedAt: string) {
+  return model.replaceSnapshot(
+    h.identity,
+    seq,
+    containers.map(({ state, ...obs }) => ({ obs, state, eventAt: takenAt })),
+    takenAt,
+    receivedAt,
+    'reconciler',
+  );
+}
+
+/** The model's side of an original agent's map. */
+export function modelLegacyMap(model: Model, map: LegacySnapshot) {
+  return model.replaceSnapshot(
+    map.host,
+    0,
+    map.containers.map((c) => ({ obs: c, state: c.state, eventAt: c.sampled_at })),
+    map.received_at,
+    map.received_at,
+    'legacy',
+  );
+}
+
+// --- checks ----------------------------------------------------------------------------------
+
 function record(found: Awaited<ReturnType<Store['getContainer']>>): ModelRecord | 'missing' | 'ambiguous' {
   return found.kind === 'found' ? project(found.record) : found.kind;
 }
@@ -292,6 +420,71 @@ function record(found: Awaited<ReturnType<Store['getContainer']>>): ModelRecord 
 function historyKey(h: ModelHistory): string {
   return JSON.stringify([h.at, h.seq, h.reason, h.from, h.to, h.host]);
 }
+
+/** Each container's record (by id, prefix and task) and history are the model's. */
+export async function checkContainers(store: Store, model: Model, ids: Iterable<string>): Promise<void> {
+  for (const id of new Set(ids)) {
+    const want = model.records.get(id);
+    const expected = want ? (({ retired: _, ...r }) => r)(want) : 'missing';
+    expect(record(await store.getContainer(id)), `record ${id.slice(0, 12)}`).toEqual(expected);
+    const history = await store.history(id);
+    const ats = history.map((h) => h.at);
+    expect(ats, `history of ${id.slice(0, 12)} is ordered by time`).toEqual([...ats].sort());
+    const got = history.map(({ container_id, ...h }) => (expect(container_id).toBe(id), h)).sort((a, b) => (historyKey(a) < historyKey(b) ? -1 : 1));
+    const model_ = [...(model.history.get(id) ?? [])].sort((a, b) => (historyKey(a) < historyKey(b) ? -1 : 1));
+    expect(got, `history of ${id.slice(0, 12)}`).toEqual(model_);
+    expect(record(await store.getContainer(id.slice(0, 12))), `record ${id.slice(0, 12)} by prefix`).toEqual(expected);
+    expect((await store.findByTask(taskId(id))).map(project), `findByTask ${id.slice(0, 12)}`).toEqual(want ? [expected] : []);
+    expect((await store.findByTask(taskArn(taskId(id)))).map(project), `findByTask ARN ${id.slice(0, 12)}`).toEqual(want ? [expected] : []);
+  }
+}
+
+async function listAll(store: Store, filter: ContainerFilter): Promise<string[]> {
+  const out: string[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < 100; i++) {
+    const page = await store.listContainers(filter, { limit: 4, ...(cursor ? { cursor } : {}) });
+    out.push(...page.items.map((r) => JSON.stringify(project(r))));
+    if (page.next_cursor === null) return out;
+    cursor = page.next_cursor;
+  }
+  throw new Error('pagination did not end');
+}
+
+/** Listings with filters, hosts and counts are the model's (polled through `eventually`). */
+export async function checkAggregates(store: Store, model: Model, fleet: Fleet, eventually: ModelRunOptions['eventually']): Promise<void> {
+  const records = [...model.records.values()].map(({ retired: _, ...r }) => r).sort((a, b) => (a.container_id < b.container_id ? -1 : 1));
+  const filters: ContainerFilter[] = [
+    {},
+    ...fleet.hosts.map((h) => ({ instance_id: h.identity.instance_id })),
+    { instance_id: fleet.legacyHost.instance_id },
+    ...(['pending', 'running', 'stopping', 'stopped', 'gone'] as const).map((state) => ({ state })),
+    { cluster: 'prod' },
+    { cluster: 'staging', state: 'running' },
+    { task_family: 'worker' },
+    { cluster: 'prod', task_family: 'web', state: 'gone' },
+  ];
+  await eventually(async () => {
+    for (const filter of filters) {
+      const want = records.filter((r) => Object.entries(filter).every(([k, v]) => r[k as keyof ModelRecord] === v)).map((r) => JSON.stringify(r));
+      expect(await listAll(store, filter), `listContainers ${JSON.stringify(filter)}`).toEqual(want);
+    }
+    const hostsWant = [...model.hosts.values()]
+      .map((h) => ({ ...h.identity, first_seen: h.first_seen, last_report_at: h.last_report_at, last_snapshot_at: h.last_snapshot_at, last_seq: h.last_seq, reporter: h.reporter }))
+      .sort((a, b) => (a.instance_id < b.instance_id ? -1 : 1));
+    expect(await store.listHosts(), 'listHosts').toEqual(hostsWant);
+    const counts = new Map<string, number>();
+    for (const r of records) counts.set(JSON.stringify([r.instance_id, r.state]), (counts.get(JSON.stringify([r.instance_id, r.state])) ?? 0) + 1);
+    const countsWant = [...counts].map(([k, count]) => {
+      const [instance_id, state] = JSON.parse(k) as [string, LifecycleState];
+      return { instance_id, state, count };
+    });
+    countsWant.sort((a, b) => (a.instance_id !== b.instance_id ? (a.instance_id < b.instance_id ? -1 : 1) : a.state < b.state ? -1 : 1));
+    expect(await store.countByHostAndState(), 'countByHostAndState').toEqual(countsWant);
+  });
+}
+
+// --- one store, one step at a time -----------------------------------------------------------
 
 export interface ModelRunOptions {
   /** Aggregate reads may lag (SimpleDB, stale reads): they are polled, once a run. */
@@ -304,90 +497,33 @@ export interface ModelRunOptions {
 export async function runPlan(store: Store, plan: Plan, opts: ModelRunOptions): Promise<void> {
   const model = new Model();
   let now = 0;
-  const hosts: Host[] = Array.from({ length: plan.hosts }, (_, i) => ({
-    identity: hostIdentity({
-      instance_id: instanceId(`model-${i}`),
-      cluster: i === 1 ? 'staging' : 'prod',
-      instance_ip: `10.0.${i}.17`,
-    }),
-    seq: 0,
-    acked: 0,
-    outbox: [],
-    slots: Array.from({ length: SLOTS }, () => ({ generation: 0, state: null, obs: null })),
-    delayed: [],
-  }));
-  const legacyHost = hostIdentity({ instance_id: instanceId('model-legacy'), cluster: 'prod', instance_ip: '10.0.9.17' });
-  const legacyIds = Array.from({ length: LEGACY_SLOTS }, (_, k) => containerId(`model-legacy-${k}`));
+  const fleet = newFleet(plan.hosts);
+  const { hosts } = fleet;
 
-  const containerOf = (h: number, slot: number, generation: number) => containerId(`model-${h}-${slot}-${generation}`);
-
-  async function sendBatch(h: Host, batch: Transition[], now: number) {
+  async function sendBatch(h: ReportingHost, batch: Transition[], now: number) {
     const result = await store.applyTransitions({ host: h.identity, transitions: batch }, at(now));
     expect(result, 'applyTransitions result').toEqual(model.applyTransitions(h.identity, batch, iso(now)));
     return result;
   }
 
-  async function sendSnapshot(h: Host, seq: number, containers: SnapshotContainer[], takenAt: string, now: number) {
+  async function sendSnapshot(h: ReportingHost, seq: number, containers: SnapshotContainer[], takenAt: string, now: number) {
     const result = await store.replaceSnapshot({ host: h.identity, seq, taken_at: takenAt, containers }, at(now));
-    const expected = model.replaceSnapshot(
-      h.identity,
-      seq,
-      containers.map(({ state, ...obs }) => ({ obs, state, eventAt: takenAt })),
-      takenAt,
-      iso(now),
-      'reconciler',
-    );
-    expect(result, 'replaceSnapshot result').toEqual(expected);
+    expect(result, 'replaceSnapshot result').toEqual(modelSnapshot(model, h, seq, containers, takenAt, iso(now)));
   }
 
   async function step(op: Op): Promise<string[]> {
     switch (op.kind) {
-      case 'emit': {
-        const h = hosts[op.host % hosts.length];
-        const index = hosts.indexOf(h);
-        const slot = h.slots[op.slot];
-        if (slot.state === 'gone') {
-          if (slot.generation + 1 >= GENERATIONS) return [];
-          slot.generation++;
-          slot.state = null;
-          slot.obs = null;
-        }
-        const moves = MOVES[slot.state ?? 'new'];
-        const [to, reason] = moves[op.move % moves.length];
-        const id = containerOf(index, op.slot, slot.generation);
-        const prev = slot.obs;
-        const restarted = reason === 'container.restarted';
-        const obs = observation({
-          container_id: id,
-          task_arn: taskArn(taskId(id)),
-          task_family: op.slot % 2 === 0 ? 'web' : 'worker',
-          restart_count: (prev?.restart_count ?? 0) + (restarted ? 1 : 0),
-          exit_code: to === 'stopped' ? [0, 1, 137][op.move % 3] : null,
-          started_at: to === 'running' && (prev?.started_at == null || restarted) ? iso(now) : (prev?.started_at ?? null),
-          desired_status: to === 'stopping' || to === 'gone' ? 'STOPPED' : 'RUNNING',
-          known_status: KNOWN[to],
-        });
-        h.seq += op.gap;
-        h.outbox.push({ seq: h.seq, container_id: id, from: slot.state, to, at: iso(now), reason, container: obs });
-        slot.state = to;
-        slot.obs = obs;
+      case 'emit':
+        emit(fleet, op, now);
         return [];
-      }
-      case 'observe': {
-        // The agent's view moved without a lifecycle move (ECS wants the task stopped, or no longer
-        // does): no transition, but the host's next snapshot carries it.
-        const h = hosts[op.host % hosts.length];
-        const slot = h.slots[op.slot];
-        if (slot.obs === null || slot.state === 'gone') return [];
-        slot.obs = { ...slot.obs, desired_status: slot.obs.desired_status === 'STOPPED' ? 'RUNNING' : 'STOPPED' };
+      case 'observe':
+        observe(fleet, op);
         return [];
-      }
       case 'deliver': {
-        const h = hosts[op.host % hosts.length];
-        const pending = h.outbox.filter((t) => t.seq > h.acked).slice(0, op.size);
-        if (pending.length === 0) return [];
-        const batch = pending.map((_, i) => pending[(i + op.rotate) % pending.length]);
-        if (op.repeat) batch.push(pending[op.rotate % pending.length]);
+        const h = hostOf(fleet, op);
+        const sent = outboxBatch(h, op);
+        if (sent === null) return [];
+        const { pending, batch } = sent;
         const ids = pending.map((t) => t.container_id);
         if (op.fate === 'delayed') {
           h.delayed.push({ sentAt: now, send: async (when) => void (await sendBatch(h, batch, when)) });
@@ -418,7 +554,7 @@ export async function runPlan(store: Store, plan: Plan, opts: ModelRunOptions): 
         return [...model.seen];
       }
       case 'snapshot': {
-        const h = hosts[op.host % hosts.length];
+        const h = hostOf(fleet, op);
         // The reconciler sends its snapshot only with its outbox drained, at its last seq: a full
         // sync that is due sends what is queued first.
         const ids = h.outbox.map((t) => t.container_id);
@@ -429,7 +565,7 @@ export async function runPlan(store: Store, plan: Plan, opts: ModelRunOptions): 
           h.outbox = [];
           now += 0.5;
         }
-        const containers = h.slots.filter((s) => s.state !== null && s.state !== 'gone').map((s) => ({ ...s.obs!, state: s.state! }));
+        const containers = snapshotContainers(h);
         const seq = h.seq;
         const takenAt = iso(now);
         if (op.delayed) {
@@ -441,21 +577,10 @@ export async function runPlan(store: Store, plan: Plan, opts: ModelRunOptions): 
       }
       case 'legacy': {
         if (!plan.legacy) return [];
-        const sampledAt = iso(now - 0.25);
-        const containers = legacyIds
-          .filter((_, k) => op.present & (1 << k))
-          .map((id, k) => legacyContainer(op.stopped & (1 << k) ? 'stopped' : 'running', { container_id: id, sampled_at: sampledAt }));
-        const result = await store.replaceLegacySnapshot(legacySnapshot(legacyHost, containers, iso(now)));
-        const expected = model.replaceSnapshot(
-          legacyHost,
-          0,
-          containers.map((c) => ({ obs: c, state: c.state, eventAt: sampledAt })),
-          iso(now),
-          iso(now),
-          'legacy',
-        );
-        expect(result, 'replaceLegacySnapshot result').toEqual(expected);
-        return [...legacyIds];
+        const map = legacyMap(fleet, op, now);
+        const result = await store.replaceLegacySnapshot(map);
+        expect(result, 'replaceLegacySnapshot result').toEqual(modelLegacyMap(model, map));
+        return [...fleet.legacyIds];
       }
       case 'idle':
         now += op.minutes;
@@ -473,79 +598,18 @@ export async function runPlan(store: Store, plan: Plan, opts: ModelRunOptions): 
     }
   }
 
-  async function checkContainers(ids: Iterable<string>): Promise<void> {
-    for (const id of new Set(ids)) {
-      const want = model.records.get(id);
-      const expected = want ? (({ retired: _, ...r }) => r)(want) : 'missing';
-      expect(record(await store.getContainer(id)), `record ${id.slice(0, 12)}`).toEqual(expected);
-      const history = await store.history(id);
-      const ats = history.map((h) => h.at);
-      expect(ats, `history of ${id.slice(0, 12)} is ordered by time`).toEqual([...ats].sort());
-      const got = history.map(({ container_id, ...h }) => (expect(container_id).toBe(id), h)).sort((a, b) => (historyKey(a) < historyKey(b) ? -1 : 1));
-      const model_ = [...(model.history.get(id) ?? [])].sort((a, b) => (historyKey(a) < historyKey(b) ? -1 : 1));
-      expect(got, `history of ${id.slice(0, 12)}`).toEqual(model_);
-      expect(record(await store.getContainer(id.slice(0, 12))), `record ${id.slice(0, 12)} by prefix`).toEqual(expected);
-      expect((await store.findByTask(taskId(id))).map(project), `findByTask ${id.slice(0, 12)}`).toEqual(want ? [expected] : []);
-      expect((await store.findByTask(taskArn(taskId(id)))).map(project), `findByTask ARN ${id.slice(0, 12)}`).toEqual(want ? [expected] : []);
-    }
-  }
-
-  async function listAll(filter: ContainerFilter): Promise<string[]> {
-    const out: string[] = [];
-    let cursor: string | undefined;
-    for (let i = 0; i < 100; i++) {
-      const page = await store.listContainers(filter, { limit: 4, ...(cursor ? { cursor } : {}) });
-      out.push(...page.items.map((r) => JSON.stringify(project(r))));
-      if (page.next_cursor === null) return out;
-      cursor = page.next_cursor;
-    }
-    throw new Error('pagination did not end');
-  }
-
-  async function checkAggregates(): Promise<void> {
-    const records = [...model.records.values()].map(({ retired: _, ...r }) => r).sort((a, b) => (a.container_id < b.container_id ? -1 : 1));
-    const filters: ContainerFilter[] = [
-      {},
-      ...hosts.map((h) => ({ instance_id: h.identity.instance_id })),
-      { instance_id: legacyHost.instance_id },
-      ...(['pending', 'running', 'stopping', 'stopped', 'gone'] as const).map((state) => ({ state })),
-      { cluster: 'prod' },
-      { cluster: 'staging', state: 'running' },
-      { task_family: 'worker' },
-      { cluster: 'prod', task_family: 'web', state: 'gone' },
-    ];
-    await opts.eventually(async () => {
-      for (const filter of filters) {
-        const want = records.filter((r) => Object.entries(filter).every(([k, v]) => r[k as keyof ModelRecord] === v)).map((r) => JSON.stringify(r));
-        expect(await listAll(filter), `listContainers ${JSON.stringify(filter)}`).toEqual(want);
-      }
-      const hostsWant = [...model.hosts.values()]
-        .map((h) => ({ ...h.identity, first_seen: h.first_seen, last_report_at: h.last_report_at, last_snapshot_at: h.last_snapshot_at, last_seq: h.last_seq, reporter: h.reporter }))
-        .sort((a, b) => (a.instance_id < b.instance_id ? -1 : 1));
-      expect(await store.listHosts(), 'listHosts').toEqual(hostsWant);
-      const counts = new Map<string, number>();
-      for (const r of records) counts.set(JSON.stringify([r.instance_id, r.state]), (counts.get(JSON.stringify([r.instance_id, r.state])) ?? 0) + 1);
-      const countsWant = [...counts].map(([k, count]) => {
-        const [instance_id, state] = JSON.parse(k) as [string, LifecycleState];
-        return { instance_id, state, count };
-      });
-      countsWant.sort((a, b) => (a.instance_id !== b.instance_id ? (a.instance_id < b.instance_id ? -1 : 1) : a.state < b.state ? -1 : 1));
-      expect(await store.countByHostAndState(), 'countByHostAndState').toEqual(countsWant);
-    });
-  }
-
   for (const [i, op] of plan.ops.entries()) {
     let touched: string[];
     try {
       touched = await step(op);
-      await checkContainers(opts.thorough ? model.seen : touched);
-      if (opts.thorough) await checkAggregates();
+      await checkContainers(store, model, opts.thorough ? model.seen : touched);
+      if (opts.thorough) await checkAggregates(store, model, fleet, opts.eventually);
     } catch (err) {
       (err as Error).message = `after step ${i} ${JSON.stringify(op)} at minute ${now}: ${(err as Error).message}`;
       throw err;
     }
     now += 1;
   }
-  await checkContainers(model.seen);
-  await checkAggregates();
+  await checkContainers(store, model, model.seen);
+  await checkAggregates(store, model, fleet, opts.eventually);
 }

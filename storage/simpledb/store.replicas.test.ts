@@ -221,9 +221,14 @@ async function runRace(replicas: SimpleDbStore[], checker: SimpleDbStore, race: 
     }
   }
 
+  /** The original agent's maps of a period so far: each is received a few ms after the last. */
+  let legacyMaps = 0;
   async function legacyStep(op: Extract<Op, { kind: 'legacy' }>): Promise<void> {
     if (!plan.legacy) return;
-    const map = legacyMap(fleet, op, now);
+    // Its own receive time: a map that changes what the last one changed back writes a history
+    // row like that one's, and rows without a seq are named by their content (two maps received
+    // in the same millisecond would share theirs).
+    const map = legacyMap(fleet, op, now + ++legacyMaps / 1000);
     const expected = modelLegacyMap(model, map);
     expect(await pick().replaceLegacySnapshot(map), 'replaceLegacySnapshot result').toEqual(expected);
   }
@@ -235,6 +240,7 @@ async function runRace(replicas: SimpleDbStore[], checker: SimpleDbStore, race: 
       const key = entry.op.kind === 'legacy' ? 'legacy' : hostOf(fleet, entry.op as { host: number });
       flows.set(key, [...(flows.get(key) ?? []), entry]);
     }
+    legacyMaps = 0;
     local.setFaults({ appliedFailures: race.appliedFailures });
     await Promise.all(
       [...flows.values()].map(async (flow) => {

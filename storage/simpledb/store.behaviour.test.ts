@@ -157,6 +157,23 @@ describe('two replicas writing at once', () => {
     const r = await b.getContainer(c1);
     expect(r.kind === 'found' && [r.record.state, r.record.seq, r.record.first_seen]).toEqual(['running', 10, iso(10)]);
   });
+
+  it('a replica whose last write of a record is out of date writes no history for a change that never happened', async () => {
+    const prefix = `replicas${n++}`;
+    const a = await store(prefix, { cacheTtlMs: 0 });
+    const b = await store(prefix, { cacheTtlMs: 0 });
+    await a.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+    await b.applyTransitions(batch(host, [transition(2, 'stopped', { from: 'running', reason: 'docker.died', container: { container_id: c1 } })]), at(2));
+    expect(await b.retireSilentHosts(at(30), at(40))).toEqual({ containers: 1, forgottenHosts: 0 });
+    // The host is back; its snapshot reaches a, which last wrote c1 as running.
+    await a.replaceSnapshot(snapshot(host, 2, [snapshotContainer('stopped', { container_id: c1 })], iso(50)), at(50));
+    expect((await a.history(c1)).map((h) => `${h.from} -> ${h.to} (${h.reason})`)).toEqual([
+      'null -> running (agent.observed)',
+      'running -> stopped (docker.died)',
+      'stopped -> gone (host.silent)',
+      'gone -> stopped (snapshot)',
+    ]);
+  });
 });
 
 describe('writes SimpleDB applied but answered with an error', () => {

@@ -877,6 +877,9 @@ export class SimpleDbStore implements Store {
    * `history`: the history row of a change (or null), written just before the record is: a write
    * that fails after it, or a crash, leaves a row that the report's retry writes again under the
    * same name, never a changed record without its row (the retry would find nothing to change).
+   * So a change with a row is only decided on a read: the version this process last wrote may be
+   * one another replica has since changed, and its row would describe a change that never happened
+   * (the conditional put that catches the newer version comes after the row).
    */
   private async updateContainer(
     id: string,
@@ -897,6 +900,11 @@ export class SimpleDbStore implements Store {
         continue;
       }
       const row = history?.(current?.record, next);
+      if (row && !fresh) {
+        fresh = true;
+        current = await this.readContainer(id);
+        continue;
+      }
       if (row) await this.putHistory([unsequencedHistoryRow(row)], historyAt ?? new Date());
       const ver = newVer();
       const written = () => {

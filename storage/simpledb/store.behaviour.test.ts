@@ -174,6 +174,32 @@ describe('two replicas writing at once', () => {
       'gone -> stopped (snapshot)',
     ]);
   });
+
+  it('two replicas retiring a silent host at once write one history row per record', async () => {
+    const prefix = `replicas${n++}`;
+    const a = await store(prefix, { cacheTtlMs: 0 });
+    const b = await store(prefix, { cacheTtlMs: 0 });
+    await a.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+    // b has read the host's live records and is about to write their history when a's pass runs.
+    const client = (b as unknown as { client: SimpleDbClient }).client;
+    const putRows = client.batchPutAttributes.bind(client);
+    let arrived!: () => void;
+    let proceed!: () => void;
+    const atRows = new Promise<void>((resolve) => (arrived = resolve));
+    const go = new Promise<void>((resolve) => (proceed = resolve));
+    client.batchPutAttributes = async (domain, items) => {
+      arrived();
+      await go;
+      return putRows(domain, items);
+    };
+    // Each replica retires at its own clock's time.
+    const second = b.retireSilentHosts(at(30), new Date(at(40).getTime() + 1000));
+    await atRows;
+    const first = await a.retireSilentHosts(at(30), at(40));
+    proceed();
+    expect([first.containers, (await second).containers]).toEqual([1, 0]);
+    expect((await a.history(c1)).map((h) => `${h.from} -> ${h.to} (${h.reason})`)).toEqual(['null -> running (agent.observed)', 'running -> gone (host.silent)']);
+  });
 });
 
 describe('writes SimpleDB applied but answered with an error', () => {

@@ -10,8 +10,8 @@
 // wrote first (ConditionalCheckFailed) the item is re-read consistently and the decision is made
 // again from the fresh record, so the record's seq guard (storage/records.ts, the same rules as
 // SQLite) holds across replicas: replays and concurrent writers never regress a record. History
-// items have deterministic names (host + seq for transitions, a content hash otherwise), so a
-// replayed write lands on the same item instead of adding a row.
+// items have deterministic names (host + seq for transitions, the retired version for retirements,
+// a content hash otherwise), so a replayed write lands on the same item instead of adding a row.
 //
 // Consistency: point lookups and the reads behind every write are ConsistentRead; listings, host
 // lists and counts are eventually consistent. A read cache (./cache.ts) answers repeated lookups and
@@ -184,6 +184,17 @@ const FORGET_CHECK_MS = 60 * 60_000;
  */
 function unsequencedHistoryRow(record: TransitionRecord): HistoryRow {
   return { itemName: `x:${createHash('sha256').update(JSON.stringify(record)).digest('hex')}`, record };
+}
+
+/**
+ * The row of a record's retirement (retireSilentHosts), named by the record version it retires
+ * rather than by its content: its time is the retiring replica's clock, so two replicas' passes
+ * racing on one record, or a pass repeated after a failure, would each leave a row of their own.
+ * Every pass that retires this version writes the same item; its time is the last writer's.
+ */
+function retirementHistoryRow(record: TransitionRecord, retiredVer: string): HistoryRow {
+  const { at: _, ...change } = record;
+  return { itemName: `x:${createHash('sha256').update(JSON.stringify([change, retiredVer])).digest('hex')}`, record };
 }
 
 /**
@@ -438,7 +449,10 @@ export class SimpleDbStore implements Store {
           return nextRecord(existing, container, { host, state: container.state, seq: sameHost ? Math.max(existing.seq, seq) : seq, eventAt, receivedAt, taskIdRaw, legacyKey, sampledAt });
         },
         live.get(container.container_id),
-        (b, next) => (b?.state === next.state ? null : { container_id: next.container_id, from: b?.state ?? null, to: next.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' }),
+        (b, next) =>
+          b?.record.state === next.state
+            ? null
+            : unsequencedHistoryRow({ container_id: next.container_id, from: b?.record.state ?? null, to: next.state, at: eventAt, host: host.instance_id, seq: null, reason: 'snapshot' }),
         writtenAt,
       );
       if (skipped || !after) {
@@ -464,7 +478,7 @@ export class SimpleDbStore implements Store {
           return goneRecord(existing, seq, receivedAt);
         },
         item,
-        (b) => (b ? { container_id: b.container_id, from: b.state, to: 'gone', at: takenAt, host: host.instance_id, seq: null, reason: 'snapshot' } : null),
+        (b) => (b ? unsequencedHistoryRow({ container_id: b.record.container_id, from: b.record.state, to: 'gone', at: takenAt, host: host.instance_id, seq: null, reason: 'snapshot' }) : null),
         writtenAt,
       );
       if (outcome === 'skipped') result.skipped++;
@@ -607,7 +621,7 @@ export class SimpleDbStore implements Store {
             // A record a report wrote since the host list was read is left alone.
             (existing) => (existing && existing.instance_id === host.instance_id && LIVE_STATES.includes(existing.state) && existing.last_seen < since ? goneRecord(existing, existing.seq, atIso) : null),
             v,
-            (b) => (b ? { container_id: b.container_id, from: b.state, to: 'gone', at: atIso, host: host.instance_id, seq: null, reason: 'host.silent' } : null),
+            (b) => (b ? retirementHistoryRow({ container_id: b.record.container_id, from: b.record.state, to: 'gone', at: atIso, host: host.instance_id, seq: null, reason: 'host.silent' }, b.ver) : null),
             at,
           );
           if (before && after) goneNow++;
@@ -885,7 +899,7 @@ export class SimpleDbStore implements Store {
     id: string,
     decide: Decide,
     initial?: Versioned<ContainerRecord>,
-    history?: (before: ContainerRecord | undefined, next: ContainerRecord) => TransitionRecord | null,
+    history?: (before: Versioned<ContainerRecord> | undefined, next: ContainerRecord) => HistoryRow | null,
     historyAt?: Date,
   ): Promise<{ before?: ContainerRecord; after?: ContainerRecord }> {
     const remembered = initial ? undefined : this.written.get(id);
@@ -899,13 +913,13 @@ export class SimpleDbStore implements Store {
         current = await this.readContainer(id);
         continue;
       }
-      const row = history?.(current?.record, next);
+      const row = history?.(current, next);
       if (row && !fresh) {
         fresh = true;
         current = await this.readContainer(id);
         continue;
       }
-      if (row) await this.putHistory([unsequencedHistoryRow(row)], historyAt ?? new Date());
+      if (row) await this.putHistory([row], historyAt ?? new Date());
       const ver = newVer();
       const written = () => {
         this.written.set(id, { record: structuredClone(next), ver });

@@ -64,28 +64,51 @@ export type Op =
   | { kind: 'retire' }
   | { kind: 'purge' };
 
-const host = fc.nat({ max: 2 });
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ kind: fc.constant('emit' as const), host, slot: fc.nat({ max: SLOTS - 1 }), move: fc.nat({ max: 3 }), gap: fc.constantFrom(1, 1, 1, 2) }) },
-  {
-    weight: 8,
-    arbitrary: fc.record({
-      kind: fc.constant('deliver' as const),
-      host,
-      size: fc.integer({ min: 1, max: 4 }),
-      rotate: fc.nat({ max: 3 }),
-      repeat: fc.boolean(),
-      fate: fc.constantFrom('ok', 'ok', 'ok', 'lost', 'delayed', 'phantom') as fc.Arbitrary<'ok' | 'lost' | 'delayed' | 'phantom'>,
-    }),
-  },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('late' as const), host, pick: fc.nat({ max: 3 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('observe' as const), host, slot: fc.nat({ max: SLOTS - 1 }) }) },
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('snapshot' as const), host, delayed: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('legacy' as const), present: fc.nat({ max: 7 }), stopped: fc.nat({ max: 7 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('idle' as const), minutes: fc.integer({ min: 3, max: 20 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('retire' as const) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('purge' as const) }) },
-);
+/** Delivery fates: answered, answer lost, given up on while on its way, acknowledged and then lost by the server. */
+export type Fate = Extract<Op, { kind: 'deliver' }>['fate'];
+
+/** What a plan is made of: how often each kind of op comes (fast-check weights), and how deliveries and snapshots fare. */
+export interface OpMix {
+  weights: Record<Op['kind'], number>;
+  /** Picked uniformly: repeat a fate to make it likelier. */
+  fates: readonly Fate[];
+  delayedSnapshot: fc.Arbitrary<boolean>;
+  length: { min: number; max: number };
+}
+
+/** The one-store property's mix (store.contract.ts). */
+export const SEQUENTIAL_MIX: OpMix = {
+  weights: { emit: 8, deliver: 8, late: 3, observe: 1, snapshot: 4, legacy: 1, idle: 2, retire: 1, purge: 1 },
+  fates: ['ok', 'ok', 'ok', 'lost', 'delayed', 'phantom'],
+  delayedSnapshot: fc.boolean(),
+  length: { min: 1, max: 60 },
+};
+
+function opArbitrary(mix: OpMix): fc.Arbitrary<Op> {
+  const host = fc.nat({ max: 2 });
+  const w = mix.weights;
+  return fc.oneof(
+    { weight: w.emit, arbitrary: fc.record({ kind: fc.constant('emit' as const), host, slot: fc.nat({ max: SLOTS - 1 }), move: fc.nat({ max: 3 }), gap: fc.constantFrom(1, 1, 1, 2) }) },
+    {
+      weight: w.deliver,
+      arbitrary: fc.record({
+        kind: fc.constant('deliver' as const),
+        host,
+        size: fc.integer({ min: 1, max: 4 }),
+        rotate: fc.nat({ max: 3 }),
+        repeat: fc.boolean(),
+        fate: fc.constantFrom(...mix.fates),
+      }),
+    },
+    { weight: w.late, arbitrary: fc.record({ kind: fc.constant('late' as const), host, pick: fc.nat({ max: 3 }) }) },
+    { weight: w.observe, arbitrary: fc.record({ kind: fc.constant('observe' as const), host, slot: fc.nat({ max: SLOTS - 1 }) }) },
+    { weight: w.snapshot, arbitrary: fc.record({ kind: fc.constant('snapshot' as const), host, delayed: mix.delayedSnapshot }) },
+    { weight: w.legacy, arbitrary: fc.record({ kind: fc.constant('legacy' as const), present: fc.nat({ max: 7 }), stopped: fc.nat({ max: 7 }) }) },
+    { weight: w.idle, arbitrary: fc.record({ kind: fc.constant('idle' as const), minutes: fc.integer({ min: 3, max: 20 }) }) },
+    { weight: w.retire, arbitrary: fc.record({ kind: fc.constant('retire' as const) }) },
+    { weight: w.purge, arbitrary: fc.record({ kind: fc.constant('purge' as const) }) },
+  );
+}
 
 export interface Plan {
   hosts: number;
@@ -93,11 +116,15 @@ export interface Plan {
   ops: Op[];
 }
 
-export const planArb: fc.Arbitrary<Plan> = fc.record({
-  hosts: fc.integer({ min: 1, max: 3 }),
-  legacy: fc.boolean(),
-  ops: fc.array(opArb, { minLength: 1, maxLength: 60, size: 'max' }),
-});
+export function planArbitrary(mix: OpMix): fc.Arbitrary<Plan> {
+  return fc.record({
+    hosts: fc.integer({ min: 1, max: 3 }),
+    legacy: fc.boolean(),
+    ops: fc.array(opArbitrary(mix), { minLength: mix.length.min, maxLength: mix.length.max, size: 'max' }),
+  });
+}
+
+export const planArb: fc.Arbitrary<Plan> = planArbitrary(SEQUENTIAL_MIX);
 
 // --- the reference model ---------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ import {
   type Plan,
   type ReportingHost,
 } from '../store.model.js';
+import { seededRandom } from '../../tools/simulate-host/model.js';
 import { startSimpleDbLocal, type SimpleDbLocal } from './local/index.js';
 import { SimpleDbClient, SimpleDbStore, staticCredentials } from './index.js';
 
@@ -91,17 +92,6 @@ const racePlanArb: fc.Arbitrary<RacePlan> = fc.record({
   appliedFailures: fc.constantFrom(0, 0, 0, 1, 2),
 });
 
-/** A small seeded PRNG (mulberry32): runs differ by seed, not by Math.random. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -168,7 +158,7 @@ interface Tally {
 /** Runs a plan's reports through the replicas at once; asserts the quiescent state after every period. */
 async function runRace(replicas: SimpleDbStore[], checker: SimpleDbStore, race: RacePlan, tally: Tally): Promise<void> {
   const { plan } = race;
-  const random = prng(race.seed);
+  const random = seededRandom(race.seed);
   const pick = () => replicas[Math.floor(random() * replicas.length)];
   const pause = () => (random() < 0.4 ? sleep(Math.floor(random() * 4)) : Promise.resolve());
   const model = new Model();
@@ -366,7 +356,7 @@ describe('two or three replicas taking one fleet\'s reports at once (model-based
       fc.asyncProperty(racePlanArb, async (race) => {
         local.reset();
         local.setFaults({ latencyMs: race.latencyMs, appliedFailures: 0 });
-        const waits = prng(race.seed ^ 0x5bd1e995);
+        const waits = seededRandom(race.seed ^ 0x5bd1e995);
         const wait = () => (waits() < 0.5 ? sleep(Math.floor(waits() * 5)) : Promise.resolve());
         const replicas = Array.from({ length: race.replicas }, () => replica(wait, 5000, tally));
         const checker = replica(async () => {}, 0);

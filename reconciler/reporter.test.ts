@@ -494,7 +494,9 @@ describe('reporter', () => {
       req.on('data', (c) => (body += c));
       req.on('end', () => {
         const forward = () =>
-          fetch(new URL(req.url!, fake.server.url), { method: req.method, headers: { 'content-type': 'application/json' }, ...(body ? { body } : {}) }).then(async (r) => reply(res, r.status, await r.text()));
+          fetch(new URL(req.url!, fake.server.url), { method: req.method, headers: { 'content-type': 'application/json' }, ...(body ? { body } : {}) }).then(async (r) => reply(res, r.status, await r.text()))
+            // The full sync may still be on its way when the test ends and closes the fake server.
+            .catch(() => res.destroy());
         // Only transition batches are tampered with; the full sync that follows a drained outbox passes through.
         if (!req.url!.endsWith('/transitions')) return void forward();
         const batch = JSON.parse(body) as TransitionBatch;

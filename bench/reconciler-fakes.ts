@@ -4,13 +4,13 @@
 // for the agent's JSON as a real one does; only the HTTP hop is left out.
 import { renderTask } from '../tools/simulate-host/agent-api.js';
 import { seededRandom, TaskModel } from '../tools/simulate-host/model.js';
-import { parseAgentTasks } from '../reconciler/sources/ecs-agent.js';
+import { parseAgentTasksBody } from '../reconciler/sources/ecs-agent.js';
 import { ECS_LABELS, type AgentTask, type DockerContainer, type DockerEvent, type DockerSource, type EcsAgentSource, type ImdsSource } from '../reconciler/sources/types.js';
 
 export interface FakeHost {
   model: TaskModel;
   /** `auto`: render on every tasks() call (live use); otherwise the body is rendered by hand before a measured pass. */
-  agent: EcsAgentSource & { body: string; auto: boolean; render(): void };
+  agent: EcsAgentSource & { body: Buffer; auto: boolean; render(): void };
   imds: ImdsSource;
   docker: DockerSource & { emit(event: DockerEvent): void };
 }
@@ -30,18 +30,19 @@ export function createFakeHost(options: { tasks: number; containersPerTask: numb
   for (let i = 0; i < options.tasks; i++) model.startTask({ running: true });
 
   const agent = {
-    body: '{"Tasks":[]}',
+    /** The /v1/tasks body's bytes, as the agent sends them. */
+    body: Buffer.from('{"Tasks":[]}'),
     auto: false,
     /** Renders the model into the agent's /v1/tasks body (outside any measured pass). */
     render() {
-      agent.body = JSON.stringify({ Tasks: model.list().map(renderTask) });
+      agent.body = Buffer.from(JSON.stringify({ Tasks: model.list().map(renderTask) }));
     },
     async metadata() {
       return { cluster: 'prod', container_instance_arn: 'arn:aws:ecs:us-east-1:012345678910:container-instance/prod/0123456789abcdef0123456789abcdef', version: 'Amazon ECS Agent - v1.87.0 (bench)' };
     },
     async tasks(): Promise<AgentTask[]> {
       if (agent.auto) agent.render();
-      return parseAgentTasks(JSON.parse(agent.body));
+      return parseAgentTasksBody(agent.body);
     },
   };
 

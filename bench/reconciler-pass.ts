@@ -12,7 +12,7 @@ import pino from 'pino';
 import { applyV8Flags } from '../cli/v8-flags.js';
 import { createReconcileLoop } from '../reconciler/loop.js';
 import { openOutbox } from '../reconciler/outbox.js';
-import { parseAgentTasks } from '../reconciler/sources/ecs-agent.js';
+import { parseAgentTasksBody } from '../reconciler/sources/ecs-agent.js';
 import { percentile } from '../tools/fleet-sim/index.js';
 import { createFakeHost } from './reconciler-fakes.js';
 
@@ -23,7 +23,7 @@ export interface PassCost {
   passes: number;
   steadyCpuMs: { p50: number; p95: number; mean: number };
   churnCpuMs: { p50: number; p95: number; mean: number };
-  /** Baseline: JSON.parse + parseAgentTasks of the same body, no reconcile. */
+  /** Baseline: parsing the same body as the daemon does (parseAgentTasksBody), no reconcile. */
   parseOnlyCpuMs: { p50: number; mean: number };
   /** V8 flags set at run time in the measuring process (child processes only). */
   v8Flags?: string[];
@@ -55,7 +55,7 @@ export async function runPassCost(passes: number, tasks = 125, containersPerTask
       await loop.runPass();
       steady.push(cpuMs(process.cpuUsage(c0)));
       c0 = process.cpuUsage();
-      parseAgentTasks(JSON.parse(host.agent.body));
+      parseAgentTasksBody(host.agent.body);
       parse.push(cpuMs(process.cpuUsage(c0)));
       // churn: one task starts or stops, tasks advance a lifecycle step
       clock += 10_000;

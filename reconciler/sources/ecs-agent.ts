@@ -7,7 +7,8 @@
 import type { Dispatcher } from '../undici.js';
 import { taskIdFromArn } from '../../wire/ids.js';
 import type { PortMapping } from '../../wire/index.js';
-import { exchange } from './http.js';
+import { exchange, type HttpAnswer } from './http.js';
+import { ListingSyntaxError, TaskListingReader } from './task-listing-reader.js';
 import {
   ObservationError,
   type AgentContainer,
@@ -161,6 +162,76 @@ export function parseAgentTasks(body: unknown): AgentTask[] {
   }
 }
 
+/**
+ * Parses a /v1/tasks body as it arrives (task-listing-reader.ts), one task at a time: the same
+ * answers and errors as parseAgentTasks(JSON.parse(body)), without the body or its JSON tree ever
+ * being held whole. `write` may throw as soon as the body cannot be JSON; an element that is not
+ * a valid task is reported only by `end`, as JSON.parse would have rejected the whole body first.
+ */
+export class AgentTasksParser {
+  private tasks: AgentTask[] = [];
+  /** The last `Tasks` key's value (the last duplicate wins, as in JSON.parse). */
+  private listing: 'absent' | 'array' | 'null' | 'other' = 'absent';
+  private wrongPath = false;
+  private invalid: unknown;
+  private readonly reader = new TaskListingReader({
+    onTasksStart: () => this.restart('array'),
+    onElement: (element, index) => {
+      if (this.invalid !== undefined) return;
+      try {
+        this.tasks.push(parseTask(element, `Tasks[${index}]`));
+      } catch (error) {
+        this.invalid = error;
+      }
+    },
+    onValue: (key, value) => {
+      if (key === 'AvailableCommands') this.wrongPath = true;
+      else if (key === 'Tasks') this.restart(value === null ? 'null' : 'other');
+    },
+  });
+
+  private restart(listing: AgentTasksParser['listing']): void {
+    this.listing = listing;
+    this.tasks = [];
+    this.invalid = undefined;
+  }
+
+  write(chunk: Buffer): void {
+    this.syntax(() => this.reader.write(chunk));
+  }
+
+  /** The body is complete: the tasks, or the ObservationError parseAgentTasks would throw. */
+  end(): AgentTask[] {
+    this.syntax(() => this.reader.end());
+    try {
+      if (this.wrongPath) throw new ObservationError('agent', 'ERR_WRONG_PATH', 'ECS agent /v1/tasks: answered with AvailableCommands (wrong path or not an agent)');
+      if (this.listing === 'null') throw new ObservationError('agent', 'ERR_ZERO_VALUE', 'ECS agent /v1/tasks: zero-valued body {"Tasks":null}');
+      if (this.listing !== 'array') garbage('Tasks: expected an array');
+      if (this.invalid !== undefined) throw this.invalid;
+      return this.tasks;
+    } catch (error) {
+      if (error instanceof Garbage) throw new ObservationError('agent', 'ERR_GARBAGE', `ECS agent /v1/tasks: ${error.message}`);
+      throw error;
+    }
+  }
+
+  private syntax(step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      if (error instanceof ListingSyntaxError) throw new ObservationError('agent', 'ERR_GARBAGE', `ECS agent /v1/tasks: ${error.message}`, { cause: error });
+      throw error;
+    }
+  }
+}
+
+/** Parses a whole /v1/tasks body held in memory (tests, benchmarks, fixtures). Throws ObservationError. */
+export function parseAgentTasksBody(body: string | Buffer): AgentTask[] {
+  const parser = new AgentTasksParser();
+  parser.write(typeof body === 'string' ? Buffer.from(body) : body);
+  return parser.end();
+}
+
 /** Parses a /v1/metadata body (already JSON-decoded). Throws ObservationError. */
 export function parseAgentMetadata(body: unknown): AgentMetadata {
   try {
@@ -180,7 +251,8 @@ export function parseAgentMetadata(body: unknown): AgentMetadata {
 }
 
 export function createEcsAgentClient(options: EcsAgentClientOptions): EcsAgentSource {
-  async function getJson(path: string, signal?: AbortSignal): Promise<unknown> {
+  /** One GET; a 2xx body goes to `onBodyChunk` when given (answer.body is then ''). */
+  async function get(path: string, signal: AbortSignal | undefined, onBodyChunk?: (chunk: Buffer) => void): Promise<HttpAnswer> {
     const what = `ECS agent ${path}`;
     const answer = await exchange('agent', what, {
       url: new URL(path, options.baseUrl),
@@ -188,23 +260,30 @@ export function createEcsAgentClient(options: EcsAgentClientOptions): EcsAgentSo
       timeoutMs: options.timeoutMs,
       signal,
       dispatcher: options.dispatcher,
+      onBodyChunk,
     });
     if (answer.status < 200 || answer.status > 299) {
       throw new ObservationError('agent', 'ERR_HTTP_STATUS', `${what}: HTTP ${answer.status}`, { status: answer.status });
     }
-    try {
-      return JSON.parse(answer.body);
-    } catch (error) {
-      throw new ObservationError('agent', 'ERR_GARBAGE', `${what}: body is not JSON`, { cause: error, status: answer.status });
-    }
+    return answer;
   }
 
   return {
     async metadata(signal) {
-      return parseAgentMetadata(await getJson('/v1/metadata', signal));
+      const answer = await get('/v1/metadata', signal);
+      let json: unknown;
+      try {
+        json = JSON.parse(answer.body);
+      } catch (error) {
+        throw new ObservationError('agent', 'ERR_GARBAGE', 'ECS agent /v1/metadata: body is not JSON', { cause: error, status: answer.status });
+      }
+      return parseAgentMetadata(json);
     },
     async tasks(signal) {
-      return parseAgentTasks(await getJson('/v1/tasks', signal));
+      // The listing can run to megabytes on a batch host: read it task by task as it arrives.
+      const parser = new AgentTasksParser();
+      await get('/v1/tasks', signal, (chunk) => parser.write(chunk));
+      return parser.end();
     },
   };
 }

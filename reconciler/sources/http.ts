@@ -16,6 +16,12 @@ export interface HttpExchange {
   dispatcher?: Dispatcher;
   /** Larger bodies are a failed observation (ERR_GARBAGE). */
   maxBodyBytes?: number;
+  /**
+   * Takes a 2xx answer's body chunk by chunk as it arrives instead of it being collected (the
+   * answer's `body` is then ''), so a big body is never held whole. What it throws ends the
+   * exchange; an ObservationError is rethrown as is.
+   */
+  onBodyChunk?: (chunk: Buffer) => void;
 }
 
 export interface HttpAnswer {
@@ -89,6 +95,7 @@ export async function exchange(source: Source, what: string, req: HttpExchange):
       bodyTimeout: req.timeoutMs,
     });
     const chunks: Buffer[] = [];
+    const sink = res.statusCode >= 200 && res.statusCode <= 299 ? req.onBodyChunk : undefined;
     let size = 0;
     for await (const chunk of res.body) {
       size += (chunk as Buffer).length;
@@ -96,7 +103,8 @@ export async function exchange(source: Source, what: string, req: HttpExchange):
         res.body.destroy();
         throw new ObservationError(source, 'ERR_GARBAGE', `${what}: body larger than ${limit} bytes`, { status: res.statusCode });
       }
-      chunks.push(chunk as Buffer);
+      if (sink) sink(chunk as Buffer);
+      else chunks.push(chunk as Buffer);
     }
     return { status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') };
   } catch (error) {

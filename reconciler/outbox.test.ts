@@ -85,20 +85,59 @@ describe('outbox', () => {
 
   it('compacts after acknowledgement and never reuses acknowledged seqs after a restart', () => {
     const dir = tempDir();
-    const box = openOutbox({ dir, maxBytes: 1 << 20 });
+    const box = openOutbox({ dir, maxBytes: 1 << 20, compactAfterBytes: 1 });
     box.append([t(1, null, 'running'), t(2, null, 'running'), t(3, null, 'running')]);
     box.ack(2);
     expect(box.peek(10).map((x) => x.seq)).toEqual([3]);
     const lines = readFileSync(join(dir, 'outbox.jsonl'), 'utf8').trim().split('\n');
     expect(lines.map((l) => JSON.parse(l).seq)).toEqual([3]);
+    // Acknowledged, the last line stays in the log until the acknowledged lines add up to the checkpoint.
     box.ack(3);
-    expect(readFileSync(join(dir, 'outbox.jsonl'), 'utf8')).toBe('');
     expect(box.depth()).toBe(0);
+    expect(box.peek(10)).toEqual([]);
     box.close();
     const again = openOutbox({ dir, maxBytes: 1 << 20 });
+    expect(again.peek(10)).toEqual([]);
     expect(again.lastSeq()).toBe(3);
     expect(again.ackedSeq()).toBe(3);
     expect(again.append([t(4, null, 'running')])[0].seq).toBe(4);
+    again.close();
+  });
+
+  it('writes only the acknowledged mark on an ack, and compacts once the acknowledged lines add up to the checkpoint', () => {
+    const dir = tempDir();
+    const log = join(dir, 'outbox.jsonl');
+    const checkpoint = join(dir, 'containers.checkpoint.jsonl');
+    const seqs = (path: string) => readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).seq as number);
+    const box = openOutbox({ dir, maxBytes: 1 << 20, compactAfterBytes: 1 });
+    // 100 live containers, then compacted: the checkpoint holds their 100 states.
+    box.append(Array.from({ length: 100 }, (_, i) => t(i, null, 'running')));
+    box.ack(100);
+    const checkpointSize = readFileSync(checkpoint).length;
+    expect(seqs(log)).toEqual([]);
+    // Then one change per report: each ack leaves the checkpoint and the log as they were.
+    for (let seq = 101; seq <= 150; seq++) {
+      box.append([t(seq % 100, 'running', seq % 2 ? 'stopped' : 'running')]);
+      box.ack(seq);
+      expect(box.depth()).toBe(0);
+    }
+    expect(seqs(log)).toEqual(Array.from({ length: 50 }, (_, i) => 101 + i));
+    expect(seqs(checkpoint)[0]).toBe(100); // the header's seq
+    expect(readFileSync(log).length).toBeLessThan(checkpointSize);
+    // A restart skips what was acknowledged, and restores the states the log adds to the checkpoint.
+    box.close();
+    const again = openOutbox({ dir, maxBytes: 1 << 20, compactAfterBytes: 1 });
+    expect(again.depth()).toBe(0);
+    expect(again.ackedSeq()).toBe(150);
+    expect(again.restored().find((r) => r.container.container_id === cid(49))?.state).toBe('stopped');
+    // Once the acknowledged lines reach the checkpoint's size, an ack compacts.
+    let seq = 150;
+    while (readFileSync(log).length > 0) {
+      again.append([t(++seq % 100, 'running', 'running')]);
+      again.ack(seq);
+      expect(seq).toBeLessThan(400);
+    }
+    expect(seqs(checkpoint)[0]).toBe(seq);
     again.close();
   });
 
@@ -285,7 +324,10 @@ describe('outbox', () => {
     again.close();
   });
 
-  it('keeps entries queued when compaction fails', () => {
+  it.each([
+    ['an acknowledgement', undefined],
+    ['a compaction', 1],
+  ])('keeps entries queued when %s fails to write', (_what, compactAfterBytes) => {
     let failRename = false;
     const failing: OutboxFs = {
       ...(fs as unknown as OutboxFs),
@@ -294,15 +336,48 @@ describe('outbox', () => {
         fs.renameSync(a, b);
       },
     };
-    const box = openOutbox({ dir: tempDir(), maxBytes: 1 << 20, fs: failing });
+    const dir = tempDir();
+    const box = openOutbox({ dir, maxBytes: 1 << 20, fs: failing, compactAfterBytes });
     box.append([t(1, null, 'running'), t(2, null, 'running')]);
+    const bytes = box.bytes();
     failRename = true;
     expect(() => box.ack(1)).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_WRITE' }));
     expect(box.peek(10).map((x) => x.seq)).toEqual([1, 2]);
+    expect(box.stats()).toMatchObject({ depth: 2, bytes, ackedSeq: 0 });
     failRename = false;
     box.ack(1);
     expect(box.peek(10).map((x) => x.seq)).toEqual([2]);
+    expect(box.bytes()).toBeLessThan(bytes);
     box.close();
+    const reopened = openOutbox({ dir, maxBytes: 1 << 20 });
+    expect(reopened.peek(10).map((x) => x.seq)).toEqual([2]);
+    reopened.close();
+  });
+
+  it('keeps an acknowledged state that only the log holds until the checkpoint has it, also when coalescing rewrites the log', () => {
+    let failCheckpoint = false;
+    const failing: OutboxFs = {
+      ...(fs as unknown as OutboxFs),
+      renameSync(a: string, b: string) {
+        if (failCheckpoint && b.endsWith('containers.checkpoint.jsonl')) throw Object.assign(new Error('EIO'), { code: 'EIO' });
+        fs.renameSync(a, b);
+      },
+    };
+    const dir = tempDir();
+    const box = openOutbox({ dir, maxBytes: 4096, fs: failing });
+    box.append([t(1, null, 'running')]);
+    box.ack(1); // below the compaction threshold: container 1's state is in the log only
+    failCheckpoint = true;
+    // A backlog past the bound makes the next append coalesce, which rewrites the log.
+    try {
+      for (let i = 0; i < 20; i++) box.append([t(100 + (i % 3), null, 'running')]);
+    } catch (err) {
+      expect(err).toMatchObject({ code: 'ERR_OUTBOX_WRITE' });
+    }
+    box.close();
+    const again = openOutbox({ dir, maxBytes: 4096 });
+    expect(again.restored().map((r) => [r.container.container_id, r.state])).toContainEqual([cid(1), 'running']);
+    again.close();
   });
 
   describe('a backlog larger than one read', () => {
@@ -479,7 +554,7 @@ describe('outbox', () => {
         events.push(`rename ${to.slice(dir.length + 1)}`);
       },
     };
-    const o = openOutbox({ dir, maxBytes: 1 << 20, fs: recording });
+    const o = openOutbox({ dir, maxBytes: 1 << 20, fs: recording, compactAfterBytes: 1 });
     o.append([t(1, null, 'running'), t(2, null, 'running')]);
     o.ack(1);
     o.close();

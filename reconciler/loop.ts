@@ -110,7 +110,7 @@ interface Tracked {
   task: AgentTask | null;
   container: AgentContainer | null;
   docker: DockerContainer | null;
-  /** The last emitted observation, restored from the outbox after a restart (until fresh ones arrive). */
+  /** The last emitted observation, restored from the outbox after a restart, until the agent lists the container again. */
   restored: ContainerObservation | null;
   seenPass: number;
 }
@@ -240,7 +240,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
   }
 
   // After a restart, continue from the states last emitted instead of reporting every container anew.
-  for (const r of options.outbox.restored()) {
+  for (const r of options.outbox.takeRestored()) {
     const tr = newTracked(r.container.container_id);
     tr.snap = shared(containerMachine.resolveState({ value: r.state, context: { restart_count: r.container.restart_count } }));
     tr.state = r.state;
@@ -320,6 +320,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
             tr.task = task;
             tr.container = c;
             tr.docker = dockerSeen;
+            tr.restored = null; // the agent's view replaces it (rawObservationOf)
             continue;
           }
           if (d) {
@@ -392,6 +393,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       tr.task = s.seen.task;
       tr.container = s.seen.container;
       tr.docker = s.seen.docker;
+      if (tr.task) tr.restored = null; // the agent's view replaces it (rawObservationOf)
       if (tr.state === 'gone') tracked.delete(tr.id);
       else if (s.isNew) tracked.set(tr.id, tr);
     }

@@ -129,7 +129,7 @@ describe('outbox', () => {
     const again = openOutbox({ dir, maxBytes: 1 << 20, compactAfterBytes: 1 });
     expect(again.depth()).toBe(0);
     expect(again.ackedSeq()).toBe(150);
-    expect(again.restored().find((r) => r.container.container_id === cid(49))?.state).toBe('stopped');
+    expect(again.takeRestored().find((r) => r.container.container_id === cid(49))?.state).toBe('stopped');
     // Once the acknowledged lines reach the checkpoint's size, an ack compacts.
     let seq = 150;
     while (readFileSync(log).length > 0) {
@@ -260,7 +260,7 @@ describe('outbox', () => {
     box.close();
     const again = openOutbox({ dir, maxBytes: 1 << 20 });
     expect(again.peek(10).map((x) => [x.seq, x.container_id])).toEqual([[2, cid(2)], [3, cid(3)]]);
-    expect(again.restored().map((r) => r.container.container_id)).toEqual([cid(1), cid(2), cid(3)]);
+    expect(again.takeRestored().map((r) => r.container.container_id)).toEqual([cid(1), cid(2), cid(3)]);
     expect(again.append([t(4, null, 'running')])[0].seq).toBe(4);
     again.close();
   });
@@ -315,7 +315,7 @@ describe('outbox', () => {
     expect(() => box.append([t(1, 'running', 'stopped')])).toThrow(expect.objectContaining({ code: 'ERR_OUTBOX_WRITE' }));
     box.close();
     const again = openOutbox({ dir, maxBytes: one * 3 });
-    expect(again.restored().map((r) => [r.container.container_id, r.state])).toEqual([
+    expect(again.takeRestored().map((r) => [r.container.container_id, r.state])).toEqual([
       [cid(1), 'running'],
       [cid(2), 'running'],
       [cid(3), 'running'],
@@ -376,7 +376,7 @@ describe('outbox', () => {
     }
     box.close();
     const again = openOutbox({ dir, maxBytes: 4096 });
-    expect(again.restored().map((r) => [r.container.container_id, r.state])).toContainEqual([cid(1), 'running']);
+    expect(again.takeRestored().map((r) => [r.container.container_id, r.state])).toContainEqual([cid(1), 'running']);
     again.close();
   });
 
@@ -521,7 +521,7 @@ describe('outbox', () => {
       b.close();
       const again = openOutbox({ dir, maxBytes: 1 << 20 });
       expect(again.owner()).toBe('i-b');
-      expect(again.restored().map((r) => r.container.container_id)).toEqual([cid(3), cid(4)]);
+      expect(again.takeRestored().map((r) => r.container.container_id)).toEqual([cid(3), cid(4)]);
       expect(again.claim('i-b')).toEqual({ forgotten: [], dropped: 0, previous: 'i-b' });
       expect(again.peek(10).map((x) => x.seq)).toEqual([3, 4]);
       again.close();
@@ -651,7 +651,7 @@ describe('outbox', () => {
       box.append([t(2, 'running', 'stopped')]);
       box.close();
       const again = openOutbox({ dir, maxBytes: 1 << 20 });
-      const states = again.restored().map((r) => [r.container.container_id, r.state]).sort();
+      const states = again.takeRestored().map((r) => [r.container.container_id, r.state]).sort();
       expect(states).toEqual([[cid(1), 'running'], [cid(2), 'stopped']]);
       again.close();
     });
@@ -659,11 +659,22 @@ describe('outbox', () => {
     it('restores from the log alone before any compaction, and is empty for a new state dir', () => {
       const dir = tempDir();
       const fresh = openOutbox({ dir, maxBytes: 1 << 20 });
-      expect(fresh.restored()).toEqual([]);
+      expect(fresh.takeRestored()).toEqual([]);
       fresh.append([t(1, null, 'running')]);
       fresh.close();
       const again = openOutbox({ dir, maxBytes: 1 << 20 });
-      expect(again.restored()).toEqual([{ state: 'running', container: observation(1) }]);
+      expect(again.takeRestored()).toEqual([{ state: 'running', container: observation(1) }]);
+      again.close();
+    });
+
+    it('hands the restored states over once, so the outbox does not hold them for the life of the daemon', () => {
+      const dir = tempDir();
+      const first = openOutbox({ dir, maxBytes: 1 << 20 });
+      first.append([t(1, null, 'running')]);
+      first.close();
+      const again = openOutbox({ dir, maxBytes: 1 << 20 });
+      expect(again.takeRestored()).toHaveLength(1);
+      expect(again.takeRestored()).toEqual([]);
       again.close();
     });
   });

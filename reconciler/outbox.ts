@@ -30,7 +30,7 @@
 // - Container states survive restarts: the outbox keeps the latest entry per live container and,
 //   at every compaction, writes them to `<dir>/containers.checkpoint.jsonl` (temp + fsync +
 //   rename) under the seq it covers. On open, checkpoint + log entries above that seq give the
-//   last emitted state and observation of every container not yet gone (`restored()`), so a
+//   last emitted state and observation of every container not yet gone (`takeRestored()`), so a
 //   restarted reconciler does not report its containers a second time. Compaction removes only
 //   entries ≤ the acknowledged seq ≤ the checkpoint's seq, so nothing newer is ever lost.
 // - Write failures (ENOSPC, EIO...) throw OutboxWriteError with a stable `code`; the log is
@@ -138,7 +138,12 @@ export interface RestoredContainer {
 
 export interface Outbox {
   /** Containers not gone as of the last emitted transitions, read on open. */
-  restored(): RestoredContainer[];
+  /**
+   * Hands over, once, the containers not gone as of the last emitted transitions, read on open;
+   * later calls return []. Held on to, they cost every restarted daemon about 600 bytes a container
+   * for its whole life.
+   */
+  takeRestored(): RestoredContainer[];
   /** Appends and fsyncs; returns the entries with their seqs. Throws OutboxWriteError. */
   append(transitions: readonly PendingTransition[]): Transition[];
   /** The oldest unacknowledged entries, at most `max`, read back from the log. Throws OutboxWriteError (ERR_OUTBOX_READ). */
@@ -543,7 +548,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
   /** Entries up to this seq were on disk at open: what a state dir brought from another instance. */
   const openedAtSeq = lastSeq;
 
-  const restoredAtOpen: RestoredContainer[] = [];
+  let restoredAtOpen: RestoredContainer[] = [];
   for (const line of latest.values()) {
     const t = JSON.parse(line) as Transition;
     restoredAtOpen.push({ state: t.to as RestoredContainer['state'], container: t.container });
@@ -574,7 +579,11 @@ export function openOutbox(options: OutboxOptions): Outbox {
   }
 
   return {
-    restored: () => restoredAtOpen,
+    takeRestored() {
+      const taken = restoredAtOpen;
+      restoredAtOpen = [];
+      return taken;
+    },
     append(transitions) {
       ensureWritable();
       if (transitions.length === 0) return [];

@@ -6,7 +6,7 @@ import { ConfigError, parseFlags, type FlagSpec } from './flags.js';
 export const BENCH_NAMES = ['api', 'reconciler', 'simpledb', 'fleet', 'growth'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
-export type BenchProgram = 'bench' | 'bench:api' | 'bench:fleet' | 'bench:growth' | 'bench:reconciler' | 'bench:simpledb';
+export type BenchProgram = 'bench' | 'bench:api' | 'bench:capacity' | 'bench:fleet' | 'bench:growth' | 'bench:reconciler' | 'bench:simpledb';
 
 export interface BenchFlags {
   /** The issues' sizes (long) rather than quick mode. */
@@ -42,6 +42,7 @@ const PROGRAMS: Record<BenchProgram, ProgramSpec> = {
     flags: [QUICK, FULL],
     defaultFull: true,
   },
+  'bench:capacity': { summary: 'How many containers the reconciler tracks inside a 64 MiB memory limit (not part of `bench`; about 5 minutes).', flags: [], defaultFull: false },
   'bench:fleet': {
     summary: 'Simulated hosts reporting into one server, on SQLite and on the local SimpleDB endpoint; --soak runs the paced phase that long and reports server RSS over time.',
     flags: [

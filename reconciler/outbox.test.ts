@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, it, expect, afterEach } from 'vitest';
 import * as fs from 'node:fs';
 import { mkdtempSync, rmSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
@@ -677,6 +678,67 @@ describe('outbox', () => {
       expect(again.takeRestored()).toEqual([]);
       again.close();
     });
+  });
+});
+
+describe('outbox container states across compactions, coalescing and restarts', () => {
+  // Appends of random containers and states (gone among them), acknowledgements of random extent,
+  // restarts; compactions come often (a tiny threshold) and a small bound makes appends coalesce.
+  const step = fc.oneof(
+    fc.record({ kind: fc.constant('append' as const), changes: fc.array(fc.tuple(fc.integer({ min: 1, max: 12 }), fc.constantFrom<LifecycleState>('pending', 'running', 'stopped', 'gone')), { minLength: 1, maxLength: 5 }) }),
+    fc.record({ kind: fc.constant('ack' as const), fraction: fc.double({ min: 0, max: 1, noNaN: true }) }),
+    fc.record({ kind: fc.constant('restart' as const) }),
+  );
+
+  it('restores, after every restart, the last state appended for each container not gone', () => {
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 40 }), fc.constantFrom(1, 2048, 1 << 20), fc.constantFrom(3000, 1 << 20), (steps, compactAfterBytes, maxBytes) => {
+        const dir = tempDir();
+        const model = new Map<string, LifecycleState>();
+        let box = openOutbox({ dir, maxBytes, compactAfterBytes });
+        const check = (restored: ReturnType<typeof box.takeRestored>) => {
+          const expected = [...model].filter(([, s]) => s !== 'gone').sort();
+          expect(restored.map((r) => [r.container.container_id, r.state]).sort()).toEqual(expected);
+        };
+        for (const s of steps) {
+          if (s.kind === 'append') {
+            box.append(s.changes.map(([n, to]) => t(n, model.get(cid(n)) ?? null, to)));
+            for (const [n, to] of s.changes) model.set(cid(n), to);
+          } else if (s.kind === 'ack') {
+            box.ack(box.ackedSeq() + Math.floor((box.lastSeq() - box.ackedSeq()) * s.fraction));
+          } else {
+            box.close();
+            box = openOutbox({ dir, maxBytes, compactAfterBytes });
+            check(box.takeRestored());
+          }
+        }
+        box.close();
+        const last = openOutbox({ dir, maxBytes, compactAfterBytes });
+        check(last.takeRestored());
+        last.close();
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe('outbox corrupt lines', () => {
+  it('keeps a corrupt line found on open out of the checkpoint, even when its head reads as a transition', () => {
+    const dir = tempDir();
+    const first = openOutbox({ dir, maxBytes: 1 << 20, compactAfterBytes: 1 });
+    first.append([t(1, null, 'running')]);
+    first.ack(1); // compacted: the checkpoint holds container 1 running, the log nothing
+    first.close();
+    // A torn write followed by a retry leaves a complete line whose JSON is broken past its head.
+    const line = JSON.stringify({ seq: 2, ...t(1, 'running', 'stopped') });
+    appendFileSync(join(dir, 'outbox.jsonl'), `${line.slice(0, line.length - 20)}\n`);
+    const second = openOutbox({ dir, maxBytes: 1 << 20 });
+    expect(second.lastSeq()).toBe(1);
+    expect(second.takeRestored().map((r) => r.state)).toEqual(['running']);
+    second.close();
+    const third = openOutbox({ dir, maxBytes: 1 << 20 });
+    expect(third.takeRestored().map((r) => [r.container.container_id, r.state])).toEqual([[cid(1), 'running']]);
+    third.close();
   });
 });
 

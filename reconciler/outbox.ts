@@ -27,9 +27,10 @@
 //   Coalescing rewrites the whole log, so after one it runs again only once another half of the
 //   bound has been appended: an outbox that coalescing leaves near or over the bound is not
 //   rewritten on every append (it may then hold up to 1.5 × maxBytes before coalescing).
-// - Container states survive restarts: the outbox keeps the latest entry per live container and,
-//   at every compaction, writes them to `<dir>/containers.checkpoint.jsonl` (temp + fsync +
-//   rename) under the seq it covers. On open, checkpoint + log entries above that seq give the
+// - Container states survive restarts: at every compaction the latest line per live container is
+//   written to `<dir>/containers.checkpoint.jsonl` (temp + fsync + rename) under the seq it covers,
+//   merged from the files themselves (the old checkpoint, then the log's lines above its seq), so
+//   the daemon holds no copy of them: 700 bytes a container, a third of what it held per container. On open, checkpoint + log entries above that seq give the
 //   last emitted state and observation of every container not yet gone (`takeRestored()`), so a
 //   restarted reconciler does not report its containers a second time. Compaction removes only
 //   entries ≤ the acknowledged seq ≤ the checkpoint's seq, so nothing newer is ever lost.
@@ -130,6 +131,28 @@ const READ_RUN_BYTES = 1 << 20;
 /** Acknowledged bytes the log may keep before an ack compacts it, unless the checkpoint is bigger. */
 export const COMPACT_AFTER_BYTES = 64 * 1024;
 
+/** What a merge of the state files needs from a line: who, which seq, which state. */
+interface LineHead {
+  seq: number;
+  container_id: string;
+  to: string;
+}
+
+/** The head of a line as append writes it (JSON.stringify, keys in this order), read without parsing the observation. */
+const LINE_HEAD = /^\{"seq":(\d+),"container_id":("(?:[^"\\]|\\.)*"),"from":(?:null|"[a-z]+"),"to":"([a-z]+)"/;
+
+/** The line's head, or undefined when it is no transition (a line of another shape is parsed whole). */
+function lineHead(line: string): LineHead | undefined {
+  const m = LINE_HEAD.exec(line);
+  if (m) return { seq: Number(m[1]), container_id: JSON.parse(m[2]) as string, to: m[3] };
+  try {
+    const t = JSON.parse(line) as Transition;
+    return Number.isInteger(t.seq) && typeof t.container_id === 'string' ? { seq: t.seq, container_id: t.container_id, to: t.to } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A container's last emitted state and observation, as restored from disk. */
 export interface RestoredContainer {
   state: Exclude<LifecycleState, 'gone'>;
@@ -197,11 +220,11 @@ export function openOutbox(options: OutboxOptions): Outbox {
   const logPath = join(options.dir, LOG);
   const metaPath = join(options.dir, META);
   const checkpointPath = join(options.dir, CHECKPOINT);
-  /** Latest transition line per container not gone (the checkpoint's content). */
-  const latest = new Map<string, string>();
-  const noteLatest = (containerId: string, to: LifecycleState, line: string) => {
-    if (to === 'gone') latest.delete(containerId);
-    else latest.set(containerId, line);
+  /** Latest transition per container not gone, as read on open (handed over by takeRestored()). */
+  const openStates = new Map<string, Transition>();
+  const noteOpenState = (t: Transition) => {
+    if (t.to === 'gone') openStates.delete(t.container_id);
+    else openStates.set(t.container_id, t);
   };
   const maxBytes = options.maxBytes;
 
@@ -238,33 +261,36 @@ export function openOutbox(options: OutboxOptions): Outbox {
     throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
   }
 
+  /** The seq the checkpoint covers: the log's lines above it add to its states. */
   let checkpointSeq = 0;
+  /** False when the checkpoint on disk is unreadable: it is left out of every merge until rewritten. */
+  let checkpointUsable = false;
   try {
     if (fs.existsSync(checkpointPath)) {
-      const text = fs.readFileSync(checkpointPath, 'utf8');
-      checkpointBytes = text.length;
-      const lines = text.split('\n');
-      const header = JSON.parse(lines[0]) as { seq?: number };
-      checkpointSeq = Number.isInteger(header.seq) ? header.seq! : 0;
-      for (let i = 1; i < lines.length; i++) {
-        if (lines[i] === '') continue;
-        const t = JSON.parse(lines[i]) as Transition;
-        noteLatest(t.container_id, t.to, lines[i] + '\n');
-      }
+      let header: { seq?: number } | undefined;
+      const tornTail = scanFile(checkpointPath, (line, _offset, b) => {
+        checkpointBytes += b;
+        if (header === undefined) header = JSON.parse(line) as { seq?: number };
+        else noteOpenState(JSON.parse(line) as Transition);
+      });
+      if (tornTail) throw new Error('the checkpoint ends inside a line');
+      checkpointSeq = Number.isInteger(header?.seq) ? header!.seq! : 0;
+      checkpointUsable = true;
     }
   } catch {
     // Written by rename only, so never torn; unreadable means tampered: start without it.
-    latest.clear();
+    openStates.clear();
     checkpointSeq = 0;
+    checkpointBytes = 0;
   }
 
   /**
-   * Calls `visit` with each complete line of the log (decoded, ending in '\n'), its byte offset
+   * Calls `visit` with each complete line of a file (decoded, ending in '\n'), its byte offset
    * and its length in bytes, reading READ_RUN_BYTES at a time so that opening a long backlog takes
    * no more memory than running with it. Returns whether bytes follow the last newline (a torn write).
    */
-  function scanLog(visit: (line: string, offset: number, bytes: number) => void): boolean {
-    const rfd = fs.openSync(logPath, 'r');
+  function scanFile(path: string, visit: (line: string, offset: number, bytes: number) => void): boolean {
+    const rfd = fs.openSync(path, 'r');
     try {
       const chunk = Buffer.allocUnsafe(READ_RUN_BYTES);
       let carry = Buffer.alloc(0);
@@ -276,7 +302,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
         const buf = carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, n)]) : chunk.subarray(0, n);
         let start = 0;
         for (let nl = buf.indexOf(10, start); nl >= 0; nl = buf.indexOf(10, start)) {
-          // A fresh string per line: one kept in `latest` must not hold on to the chunk.
+          // A fresh string per line: one kept must not hold on to the chunk.
           visit(buf.toString('utf8', start, nl + 1), carryOffset + start, nl + 1 - start);
           start = nl + 1;
         }
@@ -289,22 +315,29 @@ export function openOutbox(options: OutboxOptions): Outbox {
   }
 
   let torn = false;
+  /**
+   * Offsets of the complete but corrupt lines found on open, until the log is rewritten without
+   * them: merges (forEachStateLine) read only a line's head, which such a line may still have.
+   */
+  const corruptAt = new Set<number>();
   try {
     if (fs.existsSync(logPath)) {
-      const tornTail = scanLog((line, offset, b) => {
+      const tornTail = scanFile(logPath, (line, offset, b) => {
         let t: Transition;
         try {
           t = JSON.parse(line) as Transition;
         } catch {
           torn = true; // a complete but corrupt line can only be a torn write followed by a retry
+          corruptAt.add(offset);
           return;
         }
         if (!Number.isInteger(t.seq)) {
           torn = true;
+          corruptAt.add(offset);
           return;
         }
         if (t.seq > lastSeq) lastSeq = t.seq;
-        if (t.seq > checkpointSeq) noteLatest(t.container_id, t.to, line);
+        if (t.seq > checkpointSeq) noteOpenState(t);
         if (t.seq <= ackedSeq) {
           ackedInLog += b;
           return;
@@ -409,23 +442,71 @@ export function openOutbox(options: OutboxOptions): Outbox {
     syncDir();
   }
 
-  function writeCheckpoint(): void {
+  /**
+   * Calls `visit` with every line that holds a container state, in order: the checkpoint's (after
+   * its header), then the log's, with what it says (`undefined` for a line that is no transition,
+   * or a log line the checkpoint covers). Every line is passed, so that two scans count alike;
+   * with `heads` false, none is read (`undefined` for all).
+   */
+  function forEachStateLine(heads: boolean, visit: (line: string, head: LineHead | undefined) => void): void {
+    if (checkpointUsable && fs.existsSync(checkpointPath)) {
+      let header = true;
+      scanFile(checkpointPath, (line) => {
+        if (header) header = false;
+        else visit(line, heads ? lineHead(line) : undefined);
+      });
+    }
+    if (fs.existsSync(logPath)) {
+      scanFile(logPath, (line, offset) => {
+        const head = heads && !corruptAt.has(offset) ? lineHead(line) : undefined;
+        // As on open: the log adds only what the checkpoint does not cover.
+        visit(line, head !== undefined && head.seq > checkpointSeq ? head : undefined);
+      });
+    }
+  }
+
+  /**
+   * Writes the checkpoint: the latest line of every container not gone, merged from the files
+   * (forEachStateLine) in two scans, the first finding which line is each container's latest, the
+   * second copying those. What it holds meanwhile is a number per container, never their lines.
+   * `keep` leaves out containers whose latest seq it refuses (claim()).
+   */
+  function writeCheckpoint(keep: (seq: number) => boolean = () => true): void {
+    const winner = new Map<string, { index: number; seq: number }>();
+    let index = 0;
+    forEachStateLine(true, (_line, t) => {
+      const i = index++;
+      if (t === undefined) return;
+      if (t.to === 'gone') winner.delete(t.container_id);
+      else winner.set(t.container_id, { index: i, seq: t.seq });
+    });
+    const copy = new Set<number>();
+    for (const w of winner.values()) if (keep(w.seq)) copy.add(w.index);
+    winner.clear();
     const tmp = `${checkpointPath}.tmp`;
     const cfd = fs.openSync(tmp, 'w');
     let written = 0;
     try {
-      const header = JSON.stringify({ seq: lastSeq }) + '\n';
-      writeAll(cfd, header);
-      written += header.length;
-      for (const line of latest.values()) {
-        writeAll(cfd, line);
-        written += line.length;
-      }
+      let pending = JSON.stringify({ seq: lastSeq }) + '\n';
+      index = 0;
+      forEachStateLine(false, (line) => {
+        if (!copy.has(index++)) return;
+        pending += line;
+        if (pending.length >= READ_RUN_BYTES) {
+          writeAll(cfd, pending);
+          written += Buffer.byteLength(pending);
+          pending = '';
+        }
+      });
+      writeAll(cfd, pending);
+      written += Buffer.byteLength(pending);
       fs.fsyncSync(cfd);
     } finally {
       fs.closeSync(cfd);
     }
     fs.renameSync(tmp, checkpointPath);
+    checkpointSeq = lastSeq;
+    checkpointUsable = true;
     checkpointBytes = written;
     syncDir();
   }
@@ -493,6 +574,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     entries = rewritten;
     bytes = offset;
     ackedInLog = 0;
+    corruptAt.clear();
     if (!dropsOnly) {
       try {
         writeMeta();
@@ -547,12 +629,12 @@ export function openOutbox(options: OutboxOptions): Outbox {
 
   /** Entries up to this seq were on disk at open: what a state dir brought from another instance. */
   const openedAtSeq = lastSeq;
+  /** What a claim that failed part-way named as forgotten (claim()). */
+  let forgottenByFailedClaim: string[] = [];
 
   let restoredAtOpen: RestoredContainer[] = [];
-  for (const line of latest.values()) {
-    const t = JSON.parse(line) as Transition;
-    restoredAtOpen.push({ state: t.to as RestoredContainer['state'], container: t.container });
-  }
+  for (const t of openStates.values()) restoredAtOpen.push({ state: t.to as RestoredContainer['state'], container: t.container });
+  openStates.clear();
 
   /** Keeps only the newest entry per container. Returns how many were dropped. */
   function coalesce(): number {
@@ -628,20 +710,14 @@ export function openOutbox(options: OutboxOptions): Outbox {
         const dropped = coalesce();
         const prevLast = lastSeq;
         lastSeq = seq;
-        // The checkpoint written by rewrite() covers seqs up to lastSeq, so it must include them.
-        const prevLatest = fresh.map((e) => [e.containerId, latest.get(e.containerId)] as const);
-        for (let i = 0; i < fresh.length; i++) noteLatest(fresh[i].containerId, transitions[i].to, lines[i]);
+        // The checkpoint written by rewrite() covers seqs up to lastSeq: it is merged from the new
+        // log, which holds the fresh lines.
         try {
           rewrite(false);
         } catch (err) {
           entries = prevEntries;
           bytes = prevBytes;
           lastSeq = prevLast;
-          for (let i = prevLatest.length - 1; i >= 0; i--) {
-            const [id, line] = prevLatest[i];
-            if (line === undefined) latest.delete(id);
-            else latest.set(id, line);
-          }
           throw wrap(err, 'coalescing rewrite');
         }
         coalescedTotal += dropped;
@@ -671,7 +747,6 @@ export function openOutbox(options: OutboxOptions): Outbox {
         fresh[i].offset = offset;
         offset += fresh[i].bytes;
         entries.push(fresh[i]);
-        noteLatest(fresh[i].containerId, transitions[i].to, lines[i]);
       }
       bytes += chunkBytes;
       return out;
@@ -740,12 +815,19 @@ export function openOutbox(options: OutboxOptions): Outbox {
       const prevEntries = entries;
       const prevBytes = bytes;
       const prevAcked = ackedSeq;
-      const prevLatest = new Map(latest);
-      const forgotten: string[] = [];
-      for (const [containerId, line] of latest) {
-        if ((JSON.parse(line) as Transition).seq <= openedAtSeq) forgotten.push(containerId);
+      // The containers whose latest state on disk was written before open (the other instance's),
+      // and those a failed attempt already took out of the checkpoint: the caller drops them all.
+      const forgottenSet = new Set(forgottenByFailedClaim);
+      try {
+        forEachStateLine(true, (_line, t) => {
+          if (t === undefined) return;
+          if (t.to !== 'gone' && t.seq <= openedAtSeq) forgottenSet.add(t.container_id);
+          else forgottenSet.delete(t.container_id);
+        });
+      } catch (err) {
+        throw wrap(err, 'claim');
       }
-      for (const containerId of forgotten) latest.delete(containerId);
+      const forgotten = [...forgottenSet];
       let i = 0;
       while (i < entries.length && entries[i].seq <= openedAtSeq) i++;
       entries = entries.slice(i);
@@ -760,7 +842,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
       try {
         // The checkpoint first: a meta file naming this instance beside the other one's states
         // would restore them as this instance's after a crash.
-        writeCheckpoint();
+        writeCheckpoint((seq) => seq > openedAtSeq);
         rewrite(true);
       } catch (err) {
         entries = prevEntries;
@@ -768,10 +850,11 @@ export function openOutbox(options: OutboxOptions): Outbox {
         ackedSeq = prevAcked;
         instanceId = previous;
         serverSeqKnown = prevServerSeqKnown;
-        latest.clear();
-        for (const [k, v] of prevLatest) latest.set(k, v);
+        // The checkpoint may hold them no more: the next attempt must still name them.
+        forgottenByFailedClaim = forgotten;
         throw wrap(err, 'claim');
       }
+      forgottenByFailedClaim = [];
       return { forgotten, dropped: i, previous };
     },
 

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { startLoopback, reply, refusedPort, type LoopbackServer } from '../test/support/loopback.js';
 import { openOutbox, OutboxWriteError, type Outbox, type PendingTransition } from './outbox.js';
-import { createReporter, type Reporter } from './reporter.js';
+import { createReporter, encodeSnapshot, type Reporter } from './reporter.js';
 import { createReconcilerMetrics } from './metrics.js';
 import { buildTestApp } from '../api/test-helpers.js';
 import { startSelfSignedHttps } from '../test/support/tls.js';
@@ -28,6 +28,18 @@ function t(n: number): PendingTransition {
     },
   };
 }
+
+describe('encodeSnapshot', () => {
+  it.each([0, 1, 3000])('encodes %i containers as the JSON of the snapshot, in chunks cut anywhere', (n) => {
+    const containers: SnapshotContainer[] = Array.from({ length: n }, (_, i) => ({ ...t(i + 1).container, docker_name: `ecs-\u{1F680}-${'x'.repeat(i % 7)}`, state: 'running' as const }));
+    const head = { host, seq: 42, taken_at: '2026-01-01T00:00:00.000Z' };
+    const body = encodeSnapshot(head, containers);
+    const whole = Buffer.concat(body.chunks);
+    expect(whole.length).toBe(body.bytes);
+    expect(JSON.parse(whole.toString('utf8'))).toEqual({ ...head, containers });
+    if (n === 3000) expect(body.chunks.length).toBeGreaterThan(1);
+  });
+});
 
 /** A stand-in for the server's v2 report routes that can be told to fail. */
 class FakeServer {
@@ -287,6 +299,32 @@ describe('reporter', () => {
       clock += 300_000;
       reporter.notify();
       await until(() => lines.filter((l) => JSON.parse(l).kind === 'snapshot' && JSON.parse(l).status === 413).length === 2);
+    });
+
+    it('delivers a snapshot of thousands of containers whole, and logs the real size of one over the limit', async () => {
+      const many = Array.from({ length: 3000 }, (_, i) => ({ ...t(i + 1).container, container_name: `caf\u00e9-${i}`, state: 'running' as const }));
+      const big = await server(8 * 1024 * 1024);
+      const first = setup(big.url, { token: undefined });
+      first.setContainers(many);
+      first.reporter.start();
+      for (let waited = 0; (await big.api.store.getContainer(cid(3000))).record === undefined; waited += 20) {
+        expect(waited, 'snapshot applied').toBeLessThan(10_000);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const running = (await big.api.store.countByState()).filter((c) => c.state === 'running').reduce((n, c) => n + c.count, 0);
+      expect(running).toBe(3000);
+      expect((await big.api.store.getContainer(cid(1234))).record?.container_name).toBe('caf\u00e9-1233');
+      // Over a 64 KiB limit: refused with 413, logged with the size that was sent, not taken for a network failure.
+      const small = await server(64 * 1024);
+      const second = setup(small.url, { token: undefined });
+      second.setContainers(many);
+      second.reporter.start();
+      await until(() => second.lines.some((l) => JSON.parse(l).kind === 'snapshot' && JSON.parse(l).status === 413), 10_000);
+      const refused = second.lines.map((l) => JSON.parse(l) as { status?: number; bytes?: number; size?: number }).find((l) => l.status === 413)!;
+      const sent = encodeSnapshot({ host, seq: 0, taken_at: new Date(0).toISOString() }, many).bytes;
+      expect(refused.size).toBe(3000);
+      expect(Math.abs(refused.bytes! - sent)).toBeLessThan(100); // the same containers; only taken_at may differ in length
+      expect(await metric(second.registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'snapshot', result: 'rejected' })).toBe(1);
     });
 
     describe('from a new state dir (lost or wiped) on a host the server knows', () => {

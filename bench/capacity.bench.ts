@@ -21,7 +21,7 @@ export interface CapacityPoint {
   error?: string;
 }
 
-export const CAPACITY_CONTAINERS = [250, 2000, 3000, 4000, 5000];
+export const CAPACITY_CONTAINERS = [250, 2000, 4000, 5000, 6000];
 const CONTAINERS_PER_TASK = 2;
 /** Long enough for a full sync (every 5 simulated minutes), whose snapshot of every container is the pass's biggest allocation. */
 const SIMULATED_MINUTES = 6;

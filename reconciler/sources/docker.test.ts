@@ -70,6 +70,20 @@ describe('Docker client: listContainers', () => {
     ]);
   });
 
+  it('keeps only the ECS labels of a container, whatever else its task definition put there', async () => {
+    const ecs = {
+      'com.amazonaws.ecs.task-arn': TASK_ARN,
+      'com.amazonaws.ecs.container-name': 'app',
+      'com.amazonaws.ecs.task-definition-family': 'web',
+      'com.amazonaws.ecs.task-definition-version': '7',
+      'com.amazonaws.ecs.cluster': 'prod',
+    };
+    const others = { 'traefik.http.routers.web.rule': 'Host(`example.com`) && PathPrefix(`/api`)', 'com.datadoghq.ad.instances': '[{"url":"x"}]'.repeat(50) };
+    await fakeDocker((req, res) => reply(res, 200, JSON.stringify([summary(ID_A, 'running', 'Up 2 minutes', { ...others, ...ecs })])));
+    client = createDockerClient({ socketPath, timeoutMs: 1000 });
+    expect((await client.listContainers())[0].labels).toEqual(ecs);
+  });
+
   it("asks for a dead container's exit code once, not at every listing, and forgets it once the container is gone", async () => {
     const inspect = readJsonFixture<Record<string, unknown>>('docker/container-inspect-excerpt.swagger-example.json');
     let listing = [summary(ID_B, 'dead', 'Dead'), summary(ID_C, 'dead', 'Dead')];

@@ -9,7 +9,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, request } from '../undici.js';
 import { exchange, transportError } from './http.js';
-import { ObservationError, type DockerContainer, type DockerContainerState, type DockerEvent, type DockerSource } from './types.js';
+import { ECS_LABELS, ObservationError, type DockerContainer, type DockerContainerState, type DockerEvent, type DockerSource } from './types.js';
 
 export interface DockerClientOptions {
   socketPath: string;
@@ -55,6 +55,20 @@ function stringRecord(v: unknown): Record<string, string> | undefined {
   return out;
 }
 
+const KEPT_LABELS: ReadonlySet<string> = new Set(Object.values(ECS_LABELS));
+
+/**
+ * The labels the daemon reads (ECS_LABELS). The rest are checked, then left out: a task
+ * definition's docker labels (a proxy's routing rules, a monitoring agent's settings) can run to
+ * kilobytes per container, and the daemon keeps each container's last listing for as long as the
+ * container exists.
+ */
+function ecsLabels(labels: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k in labels) if (KEPT_LABELS.has(k)) out[k] = labels[k];
+  return out;
+}
+
 function garbage(what: string, message: string): ObservationError {
   return new ObservationError('docker', 'ERR_GARBAGE', `${what}: ${message}`);
 }
@@ -78,7 +92,7 @@ export function parseContainerSummary(entry: unknown, where = 'Docker /container
     name,
     image: typeof Image === 'string' ? Image : '',
     state: State as DockerContainerState,
-    labels,
+    labels: ecsLabels(labels),
     exit_code: exited ? Number(exited[1]) : null,
   };
 }

@@ -62,6 +62,7 @@ export interface DockerContainer {
   name: string;
   image: string;
   state: DockerContainerState;
+  /** Its ECS labels (ECS_LABELS) only: the daemon reads no other, and keeps this for the container's life. */
   labels: Record<string, string>;
   /** Exit code when the container has exited and Docker knows it, else null. */
   exit_code: number | null;

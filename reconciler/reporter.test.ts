@@ -307,13 +307,13 @@ describe('reporter', () => {
       const first = setup(big.url, { token: undefined });
       first.setContainers(many);
       first.reporter.start();
-      for (let waited = 0; (await big.api.store.getContainer(cid(3000))).record === undefined; waited += 20) {
+      for (let waited = 0; (await big.api.store.getContainer(cid(3000))).kind !== 'found'; waited += 20) {
         expect(waited, 'snapshot applied').toBeLessThan(10_000);
         await new Promise((r) => setTimeout(r, 20));
       }
       const running = (await big.api.store.countByState()).filter((c) => c.state === 'running').reduce((n, c) => n + c.count, 0);
       expect(running).toBe(3000);
-      expect((await big.api.store.getContainer(cid(1234))).record?.container_name).toBe('caf\u00e9-1233');
+      expect(await big.api.store.getContainer(cid(1234))).toMatchObject({ kind: 'found', record: { container_name: 'caf\u00e9-1233' } });
       // Over a 64 KiB limit: refused with 413, logged with the size that was sent, not taken for a network failure.
       const small = await server(64 * 1024);
       const second = setup(small.url, { token: undefined });

@@ -97,6 +97,23 @@ export interface ReconcileLoop {
   containersByState(): Record<LifecycleState, number>;
 }
 
+/**
+ * Docker's view of a tracked container as the loop keeps it: a listing entry for a container
+ * known from its labels, but only what the observation reads (rawObservationOf) for one the agent
+ * lists (agentsDockerView).
+ */
+type DockerView = Pick<DockerContainer, 'image' | 'exit_code'> & Partial<Pick<DockerContainer, 'name' | 'labels'>>;
+
+/**
+ * What the loop keeps of Docker's view of a container the agent lists: the image (when the agent
+ * has none) and the exit code, not the listing entry with its id, name and labels, about 0.9 KiB a
+ * container on a host that lists thousands. An unchanged one is kept rather than made anew.
+ */
+function agentsDockerView(d: DockerContainer, previous: DockerView | null): DockerView {
+  if (previous && previous.name === undefined && previous.image === d.image && previous.exit_code === d.exit_code) return previous;
+  return { image: d.image, exit_code: d.exit_code };
+}
+
 /** What the loop remembers per container: its machine and the inputs last applied to it. */
 interface Tracked {
   id: string;
@@ -109,7 +126,7 @@ interface Tracked {
   dockerState: DockerContainerState | null;
   task: AgentTask | null;
   container: AgentContainer | null;
-  docker: DockerContainer | null;
+  docker: DockerView | null;
   /** The last emitted observation, restored from the outbox after a restart, until the agent lists the container again. */
   restored: ContainerObservation | null;
   seenPass: number;
@@ -306,7 +323,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
           const restart = c.restart_count ?? 0;
           // Docker enabled but not answering this pass: keep its last word rather than forget it.
           const dockerState = d ? d.state : docker ? null : tr.dockerState;
-          const dockerSeen = d ?? tr.docker;
+          const dockerSeen = d ? agentsDockerView(d, tr.docker) : tr.docker;
           if (
             existing &&
             tr.via === 'agent' &&

@@ -28,8 +28,8 @@ function task(n: number, known: AgentTaskStatus, desired: AgentTaskStatus | null
   return {
     arn: arn(n), task_id: taskId(n), family: 'web', version: '3', desired_status: desired, known_status: known,
     containers: containers.map((c) => ({
-      docker_id: cid(c), docker_name: `ecs-web-3-c${c}`, name: `c${c}`, image: 'nginx:1', image_id: null,
-      created_at: null, started_at: null, ports: [], restart_count: restart,
+      docker_id: cid(c), docker_name: `ecs-web-3-c${c}`, name: `c${c}`, image: 'nginx:1',
+      started_at: null, ports: [], restart_count: restart,
     })),
   };
 }

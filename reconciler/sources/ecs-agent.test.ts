@@ -41,8 +41,6 @@ describe('ECS agent client: /v1/tasks', () => {
         docker_name: 'ecs-hello_world-8-mysql-fcae8ac8f9f1d89d8301',
         name: 'mysql',
         image: null,
-        image_id: null,
-        created_at: null,
         started_at: null,
         ports: [],
         restart_count: null,
@@ -52,8 +50,6 @@ describe('ECS agent client: /v1/tasks', () => {
         docker_name: 'ecs-hello_world-8-wordpress-e8bfddf9b488dff36c00',
         name: 'wordpress',
         image: null,
-        image_id: null,
-        created_at: null,
         started_at: null,
         ports: [],
         restart_count: null,
@@ -84,8 +80,6 @@ describe('ECS agent client: /v1/tasks', () => {
       docker_name: 'ecs-hello_world-8-mysql-fcae8ac8f9f1d89d8301',
       name: 'mysql',
       image: 'mysql',
-      image_id: 'sha256:2ae34abc2ed0a22e280d17e13f9c01aaf725688b09b7a1525d1a2750e2c0d1de',
-      created_at: '2023-10-08T20:09:11.44527186Z',
       started_at: '2023-10-08T20:09:11.9123Z',
       ports: [{ container_port: 3306, host_port: 32768, protocol: 'tcp' }],
       restart_count: null,
@@ -99,7 +93,7 @@ describe('ECS agent client: /v1/tasks', () => {
     const client = await agent({ '/v1/tasks': [200, readFixture('ecs-agent/v1-tasks.ecs-agent-test.json')] });
     const [task] = await client.tasks();
     expect(task).toMatchObject({ arn: 't1', task_id: 't1', family: 'sleep', version: '1' });
-    expect(task.containers[0]).toMatchObject({ docker_id: 'c0123456789ABC', image: 'busybox', image_id: 'busyb0xID', ports: [{ container_port: 80, host_port: null, protocol: 'tcp' }] });
+    expect(task.containers[0]).toMatchObject({ docker_id: 'c0123456789ABC', image: 'busybox', ports: [{ container_port: 80, host_port: null, protocol: 'tcp' }] });
   });
 
   it('accepts an empty listing as a valid observation of no tasks', async () => {
@@ -137,6 +131,8 @@ describe('ECS agent client: /v1/tasks', () => {
     ['an unknown KnownStatus', '{"Tasks":[{"Arn":"a/b","KnownStatus":"DEAD","Family":"f","Version":"1","Containers":[]}]}'],
     ['an empty Arn', '{"Tasks":[{"Arn":"","KnownStatus":"RUNNING","Family":"f","Version":"1","Containers":[]}]}'],
     ['a numeric DockerId', '{"Tasks":[{"Arn":"a/b","KnownStatus":"RUNNING","Family":"f","Version":"1","Containers":[{"DockerId":1,"DockerName":"n","Name":"c"}]}]}'],
+    ['a CreatedAt that is no timestamp, though it is not kept', '{"Tasks":[{"Arn":"a/b","KnownStatus":"RUNNING","Family":"f","Version":"1","Containers":[{"DockerId":"x","DockerName":"n","Name":"c","CreatedAt":"yesterday"}]}]}'],
+    ['a numeric ImageID, though it is not kept', '{"Tasks":[{"Arn":"a/b","KnownStatus":"RUNNING","Family":"f","Version":"1","Containers":[{"DockerId":"x","DockerName":"n","Name":"c","ImageID":7}]}]}'],
     ['a port out of range', '{"Tasks":[{"Arn":"a/b","KnownStatus":"RUNNING","Family":"f","Version":"1","Containers":[{"DockerId":"x","DockerName":"n","Name":"c","Ports":[{"ContainerPort":70000}]}]}]}'],
   ])('fails with ERR_GARBAGE on %s', async (_name, body) => {
     const client = await agent({ '/v1/tasks': [200, body] });

@@ -112,13 +112,14 @@ function parseContainer(c: unknown, where: string): AgentContainer | undefined {
   const dockerId = str(c, 'DockerId', where);
   // A container the agent has not created yet has no Docker id: nothing to map until it has one.
   if (dockerId === '') return undefined;
+  // Checked like the rest (a listing with a malformed one is garbage), but not kept (types.ts).
+  optStr(c, 'ImageID', where);
+  optTime(c, 'CreatedAt', where);
   return {
     docker_id: dockerId,
     docker_name: str(c, 'DockerName', where),
     name: nonEmpty(c, 'Name', where),
     image: optStr(c, 'Image', where),
-    image_id: optStr(c, 'ImageID', where),
-    created_at: optTime(c, 'CreatedAt', where),
     started_at: optTime(c, 'StartedAt', where),
     ports: parsePorts(c.Ports, `${where}.Ports`),
     restart_count: optInt(c, 'RestartCount', where, 0, Number.MAX_SAFE_INTEGER),

@@ -16,10 +16,12 @@ export interface AgentContainer {
   docker_name: string;
   /** Container name in the task definition. */
   name: string;
-  /** Only newer agents send the fields below; old agents send DockerId, DockerName, Name only. */
+  /**
+   * Only newer agents send the fields below; old agents send DockerId, DockerName, Name only.
+   * ImageID and CreatedAt are checked but not kept: nothing reads them, and the daemon holds
+   * every listed container's fields for as long as it is listed (150 bytes a container).
+   */
   image: string | null;
-  image_id: string | null;
-  created_at: string | null;
   started_at: string | null;
   ports: PortMapping[];
   restart_count: number | null;

@@ -149,14 +149,10 @@ function wrongPath(body: unknown): boolean {
   return isObject(body) && 'AvailableCommands' in body;
 }
 
-/** Parses a /v1/tasks body (already JSON-decoded). Throws ObservationError. */
-export function parseAgentTasks(body: unknown): AgentTask[] {
+/** Parses one element of /v1/tasks' `Tasks` (already JSON-decoded), named `where` in errors. Throws ObservationError. */
+export function parseAgentTask(t: unknown, where: string): AgentTask {
   try {
-    if (wrongPath(body)) throw new ObservationError('agent', 'ERR_WRONG_PATH', 'ECS agent /v1/tasks: answered with AvailableCommands (wrong path or not an agent)');
-    if (!isObject(body)) garbage('expected a JSON object');
-    if (body.Tasks === null) throw new ObservationError('agent', 'ERR_ZERO_VALUE', 'ECS agent /v1/tasks: zero-valued body {"Tasks":null}');
-    if (!Array.isArray(body.Tasks)) garbage('Tasks: expected an array');
-    return body.Tasks.map((t, i) => parseTask(t, `Tasks[${i}]`));
+    return parseTask(t, where);
   } catch (error) {
     if (error instanceof Garbage) throw new ObservationError('agent', 'ERR_GARBAGE', `ECS agent /v1/tasks: ${error.message}`);
     throw error;
@@ -164,10 +160,11 @@ export function parseAgentTasks(body: unknown): AgentTask[] {
 }
 
 /**
- * Parses a /v1/tasks body as it arrives (task-listing-reader.ts), one task at a time: the same
- * answers and errors as parseAgentTasks(JSON.parse(body)), without the body or its JSON tree ever
- * being held whole. `write` may throw as soon as the body cannot be JSON; an element that is not
- * a valid task is reported only by `end`, as JSON.parse would have rejected the whole body first.
+ * Parses a /v1/tasks body as it arrives (task-listing-reader.ts), one task at a time, without the
+ * body or its JSON tree ever being held whole; it answers as JSON.parse followed by these rules
+ * would (task-listing-reader.test.ts holds it to that). `write` may throw as soon as the body
+ * cannot be JSON; an element that is not a valid task is reported only by `end`, as JSON.parse
+ * would have rejected the whole body first.
  */
 export class AgentTasksParser {
   private tasks: AgentTask[] = [];
@@ -180,7 +177,7 @@ export class AgentTasksParser {
     onElement: (element, index) => {
       if (this.invalid !== undefined) return;
       try {
-        this.tasks.push(parseTask(element, `Tasks[${index}]`));
+        this.tasks.push(parseAgentTask(element, `Tasks[${index}]`));
       } catch (error) {
         this.invalid = error;
       }
@@ -201,7 +198,7 @@ export class AgentTasksParser {
     this.syntax(() => this.reader.write(chunk));
   }
 
-  /** The body is complete: the tasks, or the ObservationError parseAgentTasks would throw. */
+  /** The body is complete: the tasks, or an ObservationError. */
   end(): AgentTask[] {
     this.syntax(() => this.reader.end());
     try {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { readFixture } from '../../test/fixtures.js';
-import { AgentTasksParser, parseAgentTasks } from './ecs-agent.js';
+import { AgentTasksParser, parseAgentTask } from './ecs-agent.js';
 import { ListingSyntaxError, MAX_VALUE_CHARS, TaskListingReader } from './task-listing-reader.js';
 import { ObservationError } from './types.js';
 
@@ -14,7 +14,10 @@ type Outcome = { tasks: unknown } | { code: string; message: string } | { code: 
 const SYNTAX = { code: 'ERR_GARBAGE', syntax: true } as const;
 const isSyntax = (message: string) => message.includes('body is not JSON') || message.endsWith('expected a JSON object');
 
-/** The reference: the whole body decoded by JSON.parse, then the listing rules (parseAgentTasks). */
+/**
+ * The reference the reader is held to: the whole body decoded by JSON.parse, then the listing's
+ * rules as the contract at the top of ecs-agent.ts states them, written here on their own.
+ */
 function whole(body: string): Outcome {
   let json: unknown;
   try {
@@ -23,7 +26,12 @@ function whole(body: string): Outcome {
     return SYNTAX;
   }
   try {
-    return { tasks: parseAgentTasks(json) };
+    if (typeof json === 'object' && json !== null && !Array.isArray(json) && 'AvailableCommands' in json) return { code: 'ERR_WRONG_PATH', message: 'ECS agent /v1/tasks: answered with AvailableCommands (wrong path or not an agent)' };
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) return SYNTAX;
+    const listing = (json as { Tasks?: unknown }).Tasks;
+    if (listing === null) return { code: 'ERR_ZERO_VALUE', message: 'ECS agent /v1/tasks: zero-valued body {"Tasks":null}' };
+    if (!Array.isArray(listing)) return { code: 'ERR_GARBAGE', message: 'ECS agent /v1/tasks: Tasks: expected an array' };
+    return { tasks: listing.map((t, i) => parseAgentTask(t, `Tasks[${i}]`)) };
   } catch (error) {
     const e = error as ObservationError;
     return isSyntax(e.message) ? SYNTAX : { code: e.code, message: e.message };

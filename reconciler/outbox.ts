@@ -9,14 +9,14 @@
 // - `ack(upToSeq)` forgets entries ≤ upToSeq: the high-water mark goes to `<dir>/outbox.meta.json`
 //   (temp + fsync + rename), and the acknowledged lines stay in the log until a compaction. Once
 //   they add up to the size of the checkpoint and the queued entries together (at least
-//   COMPACT_AFTER_BYTES), an ack compacts: the
-//   checkpoint is written, then the remaining entries are rewritten to a temp file, fsynced and
-//   renamed over the log. Compacting on every ack rewrote every live container's state each time:
-//   2.8 MB fsynced per report on a host listing 4,000 containers, whatever changed. Open skips
-//   the lines at or below acked_seq, so a crash anywhere at worst resends acknowledged entries,
-//   which the server counts as duplicates. A rewrite that adds lines or changes seqs (coalescing,
-//   renumbering) goes the other way: the log first, then the meta and the checkpoint, which must
-//   never describe lines the log does not hold (rewrite()).
+//   COMPACT_AFTER_BYTES), an ack compacts: the checkpoint is written, then the remaining entries
+//   are rewritten to a temp file, fsynced and renamed over the log. Compacting on every ack
+//   rewrote every live container's state each time: 2.8 MB fsynced per report on a host listing
+//   4,000 containers, whatever changed. Open skips the lines at or below acked_seq, so a crash
+//   anywhere at worst resends acknowledged entries, which the server counts as duplicates. A
+//   rewrite that adds lines or changes seqs (coalescing, renumbering) goes the other way: the log
+//   first, then the meta and the checkpoint, which must never describe lines the log does not
+//   hold (rewrite()).
 // - The state dir itself is synced after the log is created and after every rename (syncDir()), so
 //   after a power loss the files come back in the order they were written, not only after a kill.
 // - Every write is completed or fails: a short write (the disk filling up, a file size limit) is
@@ -31,9 +31,10 @@
 // - Container states survive restarts: at every compaction the latest line per live container is
 //   written to `<dir>/containers.checkpoint.jsonl` (temp + fsync + rename) under the seq it covers,
 //   merged from the files themselves (the old checkpoint, then the log's lines above its seq), so
-//   the daemon holds no copy of them: 700 bytes a container, a third of what it held per container. On open, checkpoint + log entries above that seq give the
-//   last emitted state and observation of every container not yet gone (`takeRestored()`), so a
-//   restarted reconciler does not report its containers a second time. Compaction removes only
+//   the daemon holds no copy of them (700 bytes a container, a third of what it held per
+//   container). On open, checkpoint + log entries above that seq give the last emitted state and
+//   observation of every container not yet gone (`takeRestored()`), so a restarted reconciler
+//   does not report its containers a second time. Compaction removes only
 //   entries ≤ the acknowledged seq ≤ the checkpoint's seq, so nothing newer is ever lost.
 // - Write failures (ENOSPC, EIO...) throw OutboxWriteError with a stable `code`; the log is
 //   truncated back to its last good length so no torn line is left behind, and nothing is lost
@@ -102,7 +103,7 @@ export interface OutboxOptions {
    * the daemon's state dir lock (state-lock.ts assertHeld), so a daemon that lost its lock writes nothing.
    */
   beforeWrite?: () => void;
-  /** Acknowledged bytes kept in the log before an ack compacts it, unless the checkpoint is bigger (default COMPACT_AFTER_BYTES). */
+  /** Acknowledged bytes kept in the log before an ack compacts it, unless the checkpoint and the queue weigh more (default COMPACT_AFTER_BYTES). */
   compactAfterBytes?: number;
 }
 
@@ -129,8 +130,8 @@ interface Entry {
 /** Most bytes read from the log at once (peek, rewrite). */
 const READ_RUN_BYTES = 1 << 20;
 
-/** Acknowledged bytes the log may keep before an ack compacts it, unless the checkpoint is bigger. */
-export const COMPACT_AFTER_BYTES = 64 * 1024;
+/** Acknowledged bytes the log may keep before an ack compacts it, unless the checkpoint and the queue weigh more. */
+const COMPACT_AFTER_BYTES = 64 * 1024;
 
 /** What a merge of the state files needs from a line: who, which seq, which state. */
 interface LineHead {
@@ -161,7 +162,6 @@ export interface RestoredContainer {
 }
 
 export interface Outbox {
-  /** Containers not gone as of the last emitted transitions, read on open. */
   /**
    * Hands over, once, the containers not gone as of the last emitted transitions, read on open;
    * later calls return []. Held on to, they cost every restarted daemon about 600 bytes a container
@@ -174,8 +174,9 @@ export interface Outbox {
   peek(max: number): Transition[];
   /**
    * Forgets entries with seq ≤ upToSeq, and compacts the log once the acknowledged lines it still
-   * holds add up to the checkpoint's and the queued entries' size (see the contract above). When upToSeq is beyond lastSeq (the
-   * server remembers more than this state dir), queued entries are renumbered above it.
+   * holds add up to the checkpoint's and the queued entries' size (see the contract above). When
+   * upToSeq is beyond lastSeq (the server remembers more than this state dir), queued entries are
+   * renumbered above it.
    * Throws OutboxWriteError.
    */
   ack(upToSeq: number): void;

@@ -110,6 +110,7 @@ type DockerView = Pick<DockerContainer, 'image' | 'exit_code'> & Partial<Pick<Do
  * container on a host that lists thousands. An unchanged one is kept rather than made anew.
  */
 function agentsDockerView(d: DockerContainer, previous: DockerView | null): DockerView {
+  // A previous view with a name is a whole listing entry (the container was known from its labels): replaced.
   if (previous && previous.name === undefined && previous.image === d.image && previous.exit_code === d.exit_code) return previous;
   return { image: d.image, exit_code: d.exit_code };
 }

@@ -32,9 +32,44 @@ function regionOf(az: string | null): string | null {
 
 const STATE_ORDER: readonly LifecycleState[] = ['pending', 'running', 'stopping', 'stopped', 'gone'];
 
+/** 9999-12-31T23:59:59.999Z: the last instant the stores' four-digit ISO times can hold. */
+const LAST_STORABLE_MS = 253402300799999;
+
+/**
+ * An original agent's epoch-seconds time (sample_time, an event's timestamp) in milliseconds, or a
+ * 400 naming `field`. Checked here, before anything is applied: the stores refuse later years too,
+ * but by then a map's earlier hosts would already be stored.
+ */
+export function legacyEpochMs(seconds: number, field: string): number {
+  const ms = seconds * 1000;
+  if (!Number.isFinite(ms) || ms > LAST_STORABLE_MS) throw badRequest(`${field} is not an epoch time in seconds before the year 10000`);
+  return ms;
+}
+
+/** An empty snapshot of the host an entry names. */
+function hostSnapshot(entry: LegacyMapEntry, instanceId: string, receivedAt: Date): LegacySnapshot {
+  const az = str(entry.instance_az);
+  return {
+    host: {
+      instance_id: instanceId,
+      cluster: str(entry.cluster_name),
+      container_instance_arn: null,
+      instance_ip: str(entry.instance_ip),
+      instance_type: str(entry.instance_type),
+      instance_az: az,
+      region: regionOf(az),
+      host_name: str(entry.host_name),
+      ecs_agent_version: str(entry.ecs_agent_version),
+    },
+    received_at: receivedAt.toISOString(),
+    containers: [],
+  };
+}
+
 /**
  * Groups a map by reporting instance (in practice one) and validates each entry. Entries with an
- * empty container_id (a container the ECS agent has not created yet) are skipped. A container under
+ * empty container_id (a container the ECS agent has not created yet) are skipped, but their host
+ * still gets its snapshot, so its containers absent from the map become gone. A container under
  * two keys (its desired status is part of the key) is taken once: the entry sampled last, or on a
  * tie the further state, whatever order the keys came in (JSON key order would otherwise decide,
  * and could take a stopped container back to running). Throws a 400 ApiError for anything malformed.
@@ -45,37 +80,24 @@ export function legacySnapshotsFromMap(map: Record<string, LegacyMapEntry>, rece
   const chosen = new Map<string, { snapshot: LegacySnapshot; container: LegacySnapshot['containers'][number]; sampledMs: number }>();
   let skipped = 0;
   for (const [key, entry] of Object.entries(map)) {
+    const instanceId = entry.instance_id ?? '';
     if (entry.container_id === '') {
+      // Still names its host: a map holding only containers not created yet (a task pulling its
+      // images) says the host's other containers are gone.
+      if (INSTANCE_ID.test(instanceId) && !byHost.has(instanceId)) byHost.set(instanceId, hostSnapshot(entry, instanceId, receivedAt));
       skipped++;
       continue;
     }
     const containerId = entry.container_id.toLowerCase();
     if (!CONTAINER_ID.test(containerId)) throw badRequest(`entry ${key}: container_id must be 64 hex characters`);
-    const instanceId = entry.instance_id ?? '';
     if (!INSTANCE_ID.test(instanceId)) throw badRequest(`entry ${key}: instance_id "${instanceId.slice(0, 40)}" is not an EC2 instance id`);
     const taskId = entry.task_id === '' ? undefined : taskIdFromLegacy(entry.task_id);
     if (entry.task_id !== '' && !taskId) throw badRequest(`entry ${key}: task_id "${entry.task_id.slice(0, 80)}" holds no task id`);
-    const sampledMs = entry.sample_time * 1000;
-    if (!Number.isFinite(sampledMs) || sampledMs > 8.64e15) throw badRequest(`entry ${key}: sample_time is not an epoch time`);
+    const sampledMs = legacyEpochMs(entry.sample_time, `entry ${key}: sample_time`);
 
     let snapshot = byHost.get(instanceId);
     if (!snapshot) {
-      const az = str(entry.instance_az);
-      snapshot = {
-        host: {
-          instance_id: instanceId,
-          cluster: str(entry.cluster_name),
-          container_instance_arn: null,
-          instance_ip: str(entry.instance_ip),
-          instance_type: str(entry.instance_type),
-          instance_az: az,
-          region: regionOf(az),
-          host_name: str(entry.host_name),
-          ecs_agent_version: str(entry.ecs_agent_version),
-        },
-        received_at: receivedAt.toISOString(),
-        containers: [],
-      };
+      snapshot = hostSnapshot(entry, instanceId, receivedAt);
       byHost.set(instanceId, snapshot);
     }
     const state = legacyState(entry.desired_status, entry.known_status);

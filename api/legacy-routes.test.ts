@@ -113,6 +113,25 @@ describe('POST /report/map (the original agent)', () => {
     expect((await t.store.findByTask(TASK)).map((r) => r.container_id)).toEqual([C1]);
   });
 
+  it('marks the host\'s other containers gone when its map holds only containers not created yet', async () => {
+    await report([agentEntry({ container_id: C1, task_id: TASK })]);
+    // The replacement task is still pulling its image: listed, with no DockerId.
+    const res = await report([agentEntry({ container_id: '', task_id: UUID_TASK, desired_status: 'RUNNING', known_status: 'PENDING' })]);
+    expect(res.statusCode).toBe(200);
+    const found = await t.store.getContainer(C1);
+    expect(found.kind === 'found' && found.record.state).toBe('gone');
+    expect((await t.store.history(C1)).map((h) => `${h.from}->${h.to}`)).toEqual(['null->running', 'running->gone']);
+  });
+
+  it('rejects a map whose second host has a sample_time past the year 9999, storing neither host', async () => {
+    const other = { ...agentEntry({ container_id: C2, task_id: TASK }), instance_id: 'i-0fedcba9876543210', sample_time: 1e12 };
+    const res = await report({ a: agentEntry({ container_id: C1, task_id: TASK }), b: other });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ error: 'bad_request', message: 'entry b: sample_time is not an epoch time in seconds before the year 10000' });
+    expect((await t.store.getContainer(C1)).kind).toBe('missing');
+    expect((await t.store.getContainer(C2)).kind).toBe('missing');
+  });
+
   it.each([
     ['a malformed container id', { container_id: 'xyz' }],
     ['a task id of no known shape', { task_id: 'prod/not-a-task' }],
@@ -193,6 +212,12 @@ describe('POST /report/event', () => {
       ['legacy.added', '2026-01-01T00:00:00.000Z'],
       ['snapshot', '2026-01-01T00:00:00.250Z'],
     ]);
+  });
+
+  it('rejects a timestamp past the year 9999 with 400 before the store sees it', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/report/event', payload: { event_id: 'abc', event: 'added', timestamp: 8.64e12 } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ error: 'bad_request', message: 'timestamp is not an epoch time in seconds before the year 10000' });
   });
 
   it('rejects an unknown event kind with 400 naming the kinds it takes', async () => {

@@ -13,7 +13,7 @@ import {
 import type { ApiContext } from '../context.js';
 import { badRequest } from '../errors.js';
 import { TEXT_TYPE } from '../legacy-format.js';
-import { legacySnapshotsFromMap } from '../legacy-report.js';
+import { legacyEpochMs, legacySnapshotsFromMap } from '../legacy-report.js';
 import { reportRouteOptions } from '../report-guard.js';
 import { LegacyEventSchema, LegacyMapSchema, TextBody, errorResponses } from '../schemas.js';
 
@@ -62,8 +62,7 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
       response: { 200: TextBody, ...reportErrors },
     },
   }, async (req, reply) => {
-    const ms = req.body.timestamp * 1000;
-    if (ms > 8.64e15) throw badRequest('timestamp is not an epoch time');
+    const ms = legacyEpochMs(req.body.timestamp, 'timestamp');
     await ctx.store.recordLegacyEvent({ event_id: req.body.event_id, event: req.body.event, at: new Date(ms).toISOString() }, null);
     return reply.type(TEXT_TYPE).send('true');
   });

@@ -301,6 +301,7 @@ describe('GET /v2/containers/:id/history and /v2/hosts', () => {
       ['/v2/hosts?stal=true', 'querystring has unknown key "stal" (known: cluster, stale, retired)'],
       [`/v2/lookup/${C1}?verbose=1`, 'querystring has unknown key "verbose" (it takes none)'],
       [`/v2/containers/${C1}/history?limit=5`, 'querystring has unknown key "limit" (it takes none)'],
+      ['/v2/hosts?a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8', 'querystring has unknown keys "a", "b", "c", "d", "e", "f", "g", "h" (known: cluster, stale, retired)'],
     ]) {
       const res = await get(url);
       expect(res.statusCode, url).toBe(400);

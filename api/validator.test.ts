@@ -59,6 +59,21 @@ describe('route validator compiler', () => {
     expect(none !== true && none.error).toEqual([expect.objectContaining({ message: 'has unknown key "x" (it takes none)' })]);
   });
 
+  it('names every unknown key, up to ten, however many TypeBox listed (it stops at 8 errors)', () => {
+    const check = compile(Type.Object({ cluster: Type.Optional(Type.String()) }, { additionalProperties: false }), 'querystring');
+    const eight = check(Object.fromEntries('abcdefgh'.split('').map((k) => [k, '1'])));
+    expect(eight !== true && eight.error).toEqual([
+      expect.objectContaining({ instancePath: '', message: 'has unknown keys "a", "b", "c", "d", "e", "f", "g", "h" (known: cluster)' }),
+    ]);
+    const twelve = check(Object.fromEntries('abcdefghijkl'.split('').map((k) => [k, '1'])));
+    expect(twelve !== true && twelve.error).toEqual([
+      expect.objectContaining({ message: 'has unknown keys "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", and 2 more (known: cluster)' }),
+    ]);
+    // A key with a slash is named as sent, not as its JSON pointer.
+    const slash = compile(Type.Object({ host: Type.Object({}, { additionalProperties: false }) }), 'body')({ host: { 'a/b~c': 1 } });
+    expect(slash !== true && slash.error).toEqual([expect.objectContaining({ instancePath: '/host', message: 'has unknown key "a/b~c" (it takes none)' })]);
+  });
+
   it('names the values an enum or a union of literals takes', () => {
     const check = compile(Type.Object({ state: Type.Optional(Type.Enum(['running', 'stopped'])), event: Type.Optional(Type.Union([Type.Literal('added'), Type.Literal('removed')])) }), 'body');
     const result = check({ state: 'weird', event: 'x' });

@@ -28,7 +28,7 @@ export function needsConversion(schema: unknown): boolean {
  */
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const check = Compile(schema);
-  const errors = (input: unknown) => readableErrors(schema, check.Errors(input) as unknown as ValidationError[], httpPart === 'querystring' ? input : undefined) as never;
+  const errors = (input: unknown) => readableErrors(schema, check.Errors(input) as unknown as ValidationError[], input, httpPart === 'querystring') as never;
   if (httpPart === 'body' || !needsConversion(schema)) {
     return (input: unknown) => (check.Check(input) ? true : { error: errors(input) });
   }
@@ -79,22 +79,33 @@ interface ValidationError {
 /**
  * TypeBox's messages, made to say what the input should have been. Fastify joins them into the
  * 400's message.
- * - An unknown key is reported twice: "/<key> schema is false" per key, then "must not have
- *   additional properties" without naming them. They become one message that names the unknown
- *   keys and the known ones.
+ * - An unknown key is reported as "/<key> schema is false", then, if the error list (at most 8
+ *   errors) has room left, once more as "must not have additional properties" without names. Each
+ *   object with unknown keys gets one message instead, naming them all (read from `input`, as the
+ *   list may hold only the first few) and the known ones.
  * - A value outside an enum "must be equal to one of the allowed values", and one outside a union
  *   of literals gets "must be equal to constant" per literal, then "must match a schema in anyOf".
  *   Both become "must be one of" the values.
  * - A query key given more than once (`?state=running&state=gone`) arrives as an array, which a
  *   single-valued key's schema refuses with messages about the values; it becomes "must be given
- *   once". `query` is the query string as parsed (only for query strings).
+ *   once.
+ * `input` is the request part as checked; `isQuery` says it is a query string.
  */
-export function readableErrors(schema: unknown, errors: ValidationError[], query?: unknown): ValidationError[] {
+export function readableErrors(schema: unknown, errors: ValidationError[], input?: unknown, isQuery = false): ValidationError[] {
+  const query = isQuery ? input : undefined;
   const unions = literalUnions(errors);
   const literalsOf = (e: ValidationError, unionPath: string) => unions.get(`${e.instancePath} ${unionPath}`) ?? undefined;
   const repeated = new Set<string>();
+  const unknownKeysAt = new Set<string>();
   return errors
-    .filter((e) => !(e.keyword === 'boolean' && e.schemaPath.endsWith('/additionalProperties')))
+    .filter((e) => e.keyword !== 'additionalProperties')
+    .filter((e) => {
+      if (!isUnknownKey(e)) return true;
+      const parent = parentPath(e.instancePath);
+      if (unknownKeysAt.has(parent)) return false;
+      unknownKeysAt.add(parent);
+      return true;
+    })
     .filter((e) => {
       const times = timesGiven(query, e.instancePath);
       if (times === undefined) return true;
@@ -109,13 +120,36 @@ export function readableErrors(schema: unknown, errors: ValidationError[], query
       if (e.keyword === 'enum' && Array.isArray(e.params.allowedValues)) return { ...e, message: oneOf(e.params.allowedValues) };
       const literals = e.keyword === 'anyOf' ? literalsOf(e, e.schemaPath) : undefined;
       if (literals) return { ...e, message: oneOf(literals) };
-      const unknown = e.params.additionalProperties;
-      if (e.keyword !== 'additionalProperties' || !Array.isArray(unknown)) return e;
-      const names = unknown.map((k) => JSON.stringify(String(k).slice(0, 64))).join(', ');
-      const known = knownKeys(schema, e.instancePath);
+      if (!isUnknownKey(e)) return e;
+      const parent = parentPath(e.instancePath);
+      const known = knownKeys(schema, parent);
+      const value = valueAt(input, parent);
+      const unknown = known && value ? Object.keys(value).filter((k) => !known.includes(k)) : [unescapePointer(e.instancePath.slice(parent.length + 1))];
+      const shown = unknown.slice(0, MAX_UNKNOWN_NAMED).map((k) => JSON.stringify(k.slice(0, 64)));
+      if (unknown.length > MAX_UNKNOWN_NAMED) shown.push(`and ${unknown.length - MAX_UNKNOWN_NAMED} more`);
       const hint = known === undefined ? '' : known.length ? ` (known: ${known.join(', ')})` : ' (it takes none)';
-      return { ...e, message: `has unknown key${unknown.length > 1 ? 's' : ''} ${names}${hint}` };
+      return { ...e, keyword: 'additionalProperties', instancePath: parent, message: `has unknown key${unknown.length > 1 ? 's' : ''} ${shown.join(', ')}${hint}` };
     });
+}
+
+/** Unknown keys named in one message at most; the rest are counted. */
+const MAX_UNKNOWN_NAMED = 10;
+
+/** TypeBox's error for one key an object with `additionalProperties: false` does not take. */
+const isUnknownKey = (e: ValidationError) => e.keyword === 'boolean' && e.schemaPath.endsWith('/additionalProperties');
+
+const parentPath = (instancePath: string) => instancePath.slice(0, instancePath.lastIndexOf('/'));
+
+const unescapePointer = (segment: string) => segment.replace(/~1/g, '/').replace(/~0/g, '~');
+
+/** The object at a JSON pointer in `input`; undefined when there is none. */
+function valueAt(input: unknown, instancePath: string): Record<string, unknown> | undefined {
+  let at = input;
+  for (const segment of instancePath.split('/').slice(1)) {
+    if (typeof at !== 'object' || at === null) return undefined;
+    at = (at as Record<string, unknown>)[unescapePointer(segment)];
+  }
+  return typeof at === 'object' && at !== null && !Array.isArray(at) ? (at as Record<string, unknown>) : undefined;
 }
 
 /** How often a top-level query key at `instancePath` (`/state`) was given, when more than once. */

@@ -64,6 +64,15 @@ describe('instrumentStore', () => {
     expect(await count(registry, 'findByTask', 'ok')).toBe(0);
   });
 
+  it("counts a refusal of the caller's input (a cursor it did not issue) as ok, not as a backend error", async () => {
+    const registry = new Registry();
+    const store = instrumentStore(openSqliteStore({ path: ':memory:' }), registry, 'sqlite');
+    await expect(store.listContainers({}, { limit: 5, cursor: 'abc' })).rejects.toMatchObject({ code: 'ERR_INVALID_CURSOR' });
+    expect(await count(registry, 'listContainers', 'error')).toBe(0);
+    expect(await count(registry, 'listContainers', 'ok')).toBe(1);
+    await store.close();
+  });
+
   it('counts an unhealthy answer as an error', async () => {
     const registry = new Registry();
     const inner = openSqliteStore({ path: ':memory:' });

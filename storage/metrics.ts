@@ -36,14 +36,22 @@ export const STORAGE_DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025,
 export const STORAGE_DURATION_METRIC = 'ecs_id_mapper_storage_operation_duration_seconds';
 
 /**
+ * Errors that refuse the caller's input (a cursor the store did not issue, a time it cannot keep):
+ * the API answers 400, and the backend did its work. Counted as ok, so that `result="error"` means
+ * the backend failed, and clients' typos do not read as storage trouble.
+ */
+const CALLER_ERROR_CODES: ReadonlySet<unknown> = new Set(['ERR_INVALID_CURSOR', 'ERR_INVALID_TIME']);
+
+/**
  * Wraps a store so every operation is timed into
  * `ecs_id_mapper_storage_operation_duration_seconds{backend, operation, result}`, result = ok | error.
- * A health check that answers `ok: false` counts as an error. Every label combination starts at zero.
+ * A health check that answers `ok: false` counts as an error; a refusal of the caller's input as ok.
+ * Every label combination starts at zero.
  */
 export function instrumentStore(store: Store, registry: Registry, backend: string = store.backend): Store {
   const histogram = new Histogram({
     name: STORAGE_DURATION_METRIC,
-    help: 'Duration of storage operations in seconds, by backend, operation and result (ok or error).',
+    help: 'Duration of storage operations in seconds, by backend, operation and result (ok, or error when the backend failed).',
     labelNames: ['backend', 'operation', 'result'] as const,
     buckets: STORAGE_DURATION_BUCKETS,
     registers: [registry],
@@ -60,7 +68,7 @@ export function instrumentStore(store: Store, registry: Registry, backend: strin
         end({ result: failed?.(value) ? 'error' : 'ok' });
         return value;
       } catch (err) {
-        end({ result: 'error' });
+        end({ result: CALLER_ERROR_CODES.has((err as { code?: unknown } | null)?.code) ? 'ok' : 'error' });
         throw err;
       }
     };

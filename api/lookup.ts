@@ -83,10 +83,13 @@ export async function lookupId(store: Store, raw: string, scope: LookupScope, me
   }
   if (scope === 'any') {
     if (raw.startsWith('arn:')) {
-      if (!TASK_ARN.test(raw)) throw badRequest(`"${truncate(raw)}" is not an ECS task ARN (arn:aws:ecs:REGION:ACCOUNT:task/[CLUSTER/]ID)`);
-      const records = await store.findByTask(raw);
+      // Hex is matched in any case, as for the other ids: the task id (the last segment) is
+      // lower-cased as ECS writes it; the cluster name before it is case-sensitive and kept.
+      const arn = raw.replace(/[^/]*$/, (id) => id.toLowerCase());
+      if (!TASK_ARN.test(arn)) throw badRequest(`"${truncate(raw)}" is not an ECS task ARN (arn:aws:ecs:REGION:ACCOUNT:task/[CLUSTER/]ID)`);
+      const records = await store.findByTask(arn);
       tally(metrics, 'task_arn', records);
-      return { kind: 'task_arn', query: raw, records };
+      return { kind: 'task_arn', query: arn, records };
     }
     if (DOCKER_NAME.test(raw)) {
       const records = await store.findByDockerName(raw);

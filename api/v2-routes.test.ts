@@ -148,6 +148,17 @@ describe('GET /v2/lookup/:id', () => {
     expect(res.json()).toMatchObject({ kind: 'task_arn', query: ARN });
   });
 
+  it('finds a task ARN whose task id is written in upper case, keeping the cluster name as sent', async () => {
+    const upper = ARN.replace(/[^/]*$/, (id) => id.toUpperCase());
+    const res = await get(`/v2/lookup/${encodeURIComponent(upper)}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ kind: 'task_arn', query: ARN, containers: [{ container_id: [C1, C2].sort()[0] }, {}] });
+    // The cluster name is case-sensitive in ECS: another case is another cluster.
+    const otherCluster = ARN.replace(/task\/([^/]+)\//, (_m, c: string) => `task/${c.toUpperCase()}/`);
+    expect(otherCluster).not.toBe(ARN);
+    expect((await get(`/v2/lookup/${encodeURIComponent(otherCluster)}`)).json()).toMatchObject({ error: 'not_found' });
+  });
+
   it('treats a 32-hex id as a task first, then as a container prefix', async () => {
     const res = await get(`/v2/lookup/${C1.slice(0, 32)}`);
     expect(res.json()).toMatchObject({ kind: 'container_prefix', containers: [{ container_id: C1 }] });

@@ -3,6 +3,7 @@
 // writes `{"error":"Bad Request","message":"Client Error","statusCode":400}`; this writes the same
 // `{error, message}` body, with a stable code, as every other 4xx. Written straight to the socket
 // (there is no request object yet), then the connection is closed, as Node itself does.
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { API_ERRORS, errorBody, type ApiErrorCode } from './errors.js';
 
@@ -26,4 +27,30 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
     );
   }
   socket.destroy(err);
+}
+
+/** An HTTP/1.1 request without a Host header, which RFC 9112 (3.2) says a server must refuse with 400. */
+function missingHost(req: IncomingMessage): boolean {
+  return req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1;
+}
+
+/**
+ * The HTTP server Fastify listens with (its serverFactory), as Fastify would build it, except that
+ * Node's own check of the Host header is off: Node answers that 400 itself, with an empty body, and
+ * tells no handler. The same check here answers our JSON body instead, before Fastify sees the request.
+ */
+export function createHttpServer(
+  handler: RequestListener,
+  options: { http: ServerOptions; keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number },
+): Server {
+  const server = createServer({ ...options.http, requireHostHeader: false }, (req: IncomingMessage, res: ServerResponse) => {
+    if (!missingHost(req)) return handler(req, res);
+    const body = JSON.stringify(errorBody('ERR_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'));
+    res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  });
+  server.keepAliveTimeout = options.keepAliveTimeout;
+  server.requestTimeout = options.requestTimeout;
+  server.setTimeout(options.connectionTimeout);
+  return server;
 }

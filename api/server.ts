@@ -13,7 +13,7 @@ import type { LinkTemplate } from '../config/index.js';
 import type { Store } from '../storage/store.js';
 import { currentToken, type ReportTokenSource } from './auth.js';
 import type { ApiContext, ExtraHealthCheck } from './context.js';
-import { clientErrorHandler } from './client-errors.js';
+import { clientErrorHandler, createHttpServer } from './client-errors.js';
 import { errorBody, errorHandler, rateLimited } from './errors.js';
 import { LogThrottle, throttledWarnings } from './log-throttle.js';
 import { useWellFormedJsonParser } from './json-body.js';
@@ -138,8 +138,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Malformed percent-encoding in the path (FST_ERR_BAD_URL) is answered before routing; without
     // this it would bypass errorHandler and answer Fastify's own `{error:"Bad Request", code, ...}`.
     frameworkErrors: (err, req, reply) => errorHandler(err, req, reply, logThrottle),
-    // Malformed HTTP, oversized headers and the request timeout get our JSON body too (client-errors.ts).
+    // Malformed HTTP, oversized headers, the request timeout and a missing Host header get our JSON
+    // body too (client-errors.ts).
     clientErrorHandler,
+    serverFactory: (handler) => createHttpServer(handler, options as Parameters<typeof createHttpServer>[1]),
   };
   const logging = isLogger(deps.logger) ? { loggerInstance: deps.logger } : { logger: deps.logger as FastifyServerOptions['logger'] };
   // Request loggers are built when a request first logs (request-logger.ts); without a logger

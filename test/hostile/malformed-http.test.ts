@@ -59,6 +59,12 @@ describe('requests that are not valid HTTP', () => {
     expectJsonError(await raw('\x00\x01\x02\x03\r\n\r\n'), 400, 'bad_request');
   });
 
+  it('answers 400 bad_request JSON to an HTTP/1.1 request without a Host header, and serves HTTP/1.0 without one', async () => {
+    expectJsonError(await raw('GET /health HTTP/1.1\r\n\r\n'), 400, 'bad_request');
+    const old = parse(await raw('GET /health HTTP/1.0\r\n\r\n'));
+    expect(old.status).toBe(200);
+  });
+
   it('answers 400 bad_request JSON to a header with invalid bytes or no colon', async () => {
     expectJsonError(await raw('GET /health HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n'), 400, 'bad_request');
     expectJsonError(await raw('GET /health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n'), 400, 'bad_request');

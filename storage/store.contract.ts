@@ -195,6 +195,19 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         expect(after).toEqual(before);
       });
 
+      it('counts each seq applied once when the same batch arrives several times at once (a retry racing its original)', async () => {
+        const b = batch(hostA, [
+          transition(1, 'pending', { container: { container_id: c1 } }),
+          transition(2, 'running', { from: 'pending', container: { container_id: c1 } }),
+          transition(3, 'running', { container: { container_id: c2 } }),
+        ]);
+        const results = await Promise.all([1, 2, 3, 4].map(() => store.applyTransitions(b, at(3))));
+        expect(results.reduce((sum, r) => sum + r.applied, 0)).toBe(3);
+        expect(results.reduce((sum, r) => sum + r.duplicates, 0)).toBe(9);
+        expect(results.every((r) => r.acked_seq === 3)).toBe(true);
+        expect((await store.history(c1)).map((h) => h.seq)).toEqual([1, 2]);
+      });
+
       it('applies only the new part of a partly replayed batch', async () => {
         await store.applyTransitions(batch(hostA, [transition(1, 'pending', { container: { container_id: c1 } })]), at(1));
         const result = await store.applyTransitions(

@@ -395,8 +395,12 @@ export class SimpleDbStore implements Store {
           return record === existing ? null : (record ?? null);
         }),
       );
-      await this.writeHost(host, { receivedAt: receivedIso, lastSeq, snapshotAt: null, reporter: 'reconciler' }, hostItem);
-      return { applied: accepted.length, duplicates, acked_seq: lastSeq };
+      const claimedBefore = await this.writeHost(host, { receivedAt: receivedIso, lastSeq, snapshotAt: null, reporter: 'reconciler' }, hostItem);
+      // Another request (a retry reaching another replica) may have moved the host past some of
+      // these seqs since it was read: it applied them (idempotently, the same items), so they count
+      // as its, and every seq is counted applied by one request only, as on SQLite.
+      const applied = accepted.filter((t) => t.seq > claimedBefore).length;
+      return { applied, duplicates: duplicates + accepted.length - applied, acked_seq: Math.max(lastSeq, claimedBefore) };
     });
   }
 
@@ -964,15 +968,19 @@ export class SimpleDbStore implements Store {
     return record && ver !== undefined ? { record, ver } : undefined;
   }
 
-  /** Merges a report into the host item: last_seq only grows, first_seen stays, snapshot time kept. */
+  /**
+   * Merges a report into the host item: last_seq only grows, first_seen stays, snapshot time kept.
+   * Returns the last_seq the item held when this write took effect (conditional on its version).
+   */
   private async writeHost(
     host: HostIdentity,
     report: { receivedAt: string; lastSeq: number; snapshotAt: string | null; reporter: HostRecord['reporter'] },
     initial?: Versioned<HostRecord>,
-  ): Promise<void> {
+  ): Promise<number> {
     let current = initial ?? (await this.readHost(host.instance_id));
     for (let attempt = 1; ; attempt++) {
       const prev = current?.record;
+      const prevSeq = prev?.last_seq ?? 0;
       const next: HostRecord = {
         ...host,
         first_seen: prev?.first_seen ?? report.receivedAt,
@@ -984,12 +992,12 @@ export class SimpleDbStore implements Store {
       const ver = newVer();
       try {
         await this.client.putAttributes(this.domains.hosts, host.instance_id, [...documentAttributes(next), { name: 'ver', value: ver, replace: true }], expectedVer(current?.ver));
-        return;
+        return prevSeq;
       } catch (err) {
         if (!isConditionalFailure(err) || attempt >= MAX_WRITE_ATTEMPTS) throw err;
         current = await this.readHost(host.instance_id);
         // Applied, answered an error, and met by the client's retry (updateContainer).
-        if (current?.ver === ver) return;
+        if (current?.ver === ver) return prevSeq;
       }
     }
   }

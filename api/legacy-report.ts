@@ -32,6 +32,15 @@ function regionOf(az: string | null): string | null {
 
 const STATE_ORDER: readonly LifecycleState[] = ['pending', 'running', 'stopping', 'stopped', 'gone'];
 
+/**
+ * The original agent sends "" (or null) for every metadata field when its plain GETs to instance
+ * metadata fail, as they do on instances that require IMDSv2 (401). Its maps name no host, and a
+ * map is its host's snapshot, so they are refused; the agent ignores the answer, so the 400 is
+ * counted (reports-rejected) and says what to do.
+ */
+const NO_METADATA_HINT =
+  ': the agent could not read instance metadata (an instance that requires IMDSv2 answers its plain requests 401); allow IMDSv1 on the instance (HttpTokens=optional) or run the reconciler there';
+
 /** 9999-12-31T23:59:59.999Z: the last instant the stores' four-digit ISO times can hold. */
 const LAST_STORABLE_MS = 253402300799999;
 
@@ -90,7 +99,7 @@ export function legacySnapshotsFromMap(map: Record<string, LegacyMapEntry>, rece
     }
     const containerId = entry.container_id.toLowerCase();
     if (!CONTAINER_ID.test(containerId)) throw badRequest(`entry ${key}: container_id must be 64 hex characters`);
-    if (!INSTANCE_ID.test(instanceId)) throw badRequest(`entry ${key}: instance_id "${instanceId.slice(0, 40)}" is not an EC2 instance id`);
+    if (!INSTANCE_ID.test(instanceId)) throw badRequest(`entry ${key}: instance_id "${instanceId.slice(0, 40)}" is not an EC2 instance id${instanceId === '' ? NO_METADATA_HINT : ''}`);
     const taskId = entry.task_id === '' ? undefined : taskIdFromLegacy(entry.task_id);
     if (entry.task_id !== '' && !taskId) throw badRequest(`entry ${key}: task_id "${entry.task_id.slice(0, 80)}" holds no task id`);
     const sampledMs = legacyEpochMs(entry.sample_time, `entry ${key}: sample_time`);

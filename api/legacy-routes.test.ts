@@ -132,6 +132,17 @@ describe('POST /report/map (the original agent)', () => {
     expect((await t.store.getContainer(C2)).kind).toBe('missing');
   });
 
+  it('rejects the map of an agent that could not read instance metadata (IMDSv2 required), saying why and what to do', async () => {
+    for (const instanceId of ['', null]) {
+      const res = await report({ k: { ...agentEntry({ container_id: C1, task_id: TASK }), instance_id: instanceId, instance_ip: '', instance_type: '', instance_az: '' } });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().message).toBe(
+        'entry k: instance_id "" is not an EC2 instance id: the agent could not read instance metadata (an instance that requires IMDSv2 answers its plain requests 401); allow IMDSv1 on the instance (HttpTokens=optional) or run the reconciler there',
+      );
+    }
+    expect((await t.store.getContainer(C1)).kind).toBe('missing');
+  });
+
   it.each([
     ['a malformed container id', { container_id: 'xyz' }],
     ['a task id of no known shape', { task_id: 'prod/not-a-task' }],

@@ -89,9 +89,23 @@ describe('POST /v2/hosts/:instance_id/transitions', () => {
     expect((await t.store.getContainer(C1)).kind).toBe('missing');
   });
 
+  it('takes an empty batch as a heartbeat from a daemon whose agent fails: the host stays fresh, its records as they were', async () => {
+    await t.close();
+    t = await buildTestApp({ hostGoneAfterMs: 60 * 60_000 });
+    t.setNow(new Date(iso(0)));
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+    t.setNow(new Date(iso(50)));
+    const res = await post(`/v2/hosts/${host.instance_id}/transitions`, { host, transitions: [] });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ applied: 0, duplicates: 0, acked_seq: 3 });
+    t.setNow(new Date(iso(61))); // 61 minutes after the last transitions, 11 after the heartbeat
+    const [view] = (await get('/v2/hosts')).json().hosts;
+    expect(view).toMatchObject({ instance_id: host.instance_id, stale: false, retired: false, last_seq: 3 });
+    expect((await get(`/v2/lookup/${C1}`)).json().containers[0].state).toBe('running');
+  });
+
   it.each([
     ['an instance id of the wrong shape in the URL', (b: ReturnType<typeof seedBatch>) => b, '/v2/hosts/not-an-instance/transitions'],
-    ['an empty batch', (b: ReturnType<typeof seedBatch>) => ({ ...b, transitions: [] }), undefined],
     ['an unknown state', (b: ReturnType<typeof seedBatch>) => ({ ...b, transitions: [{ ...b.transitions[0], to: 'exploded' }] }), undefined],
     ['an unknown field', (b: ReturnType<typeof seedBatch>) => ({ ...b, extra: 1 }), undefined],
     ['a container id that differs from the observation', (b: ReturnType<typeof seedBatch>) => ({ ...b, transitions: [{ ...b.transitions[0], container_id: C2 }] }), undefined],

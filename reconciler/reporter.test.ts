@@ -190,14 +190,30 @@ describe('reporter', () => {
     await until(() => fake.snapshots.length >= 2, 2000);
   });
 
-  it('does not send a snapshot while the loop says it would be incomplete', async () => {
+  it('sends an empty batch instead of a snapshot while the loop says one would be incomplete, once per full sync', async () => {
     const fake = await new FakeServer().start();
     cleanups.push(() => fake.server.close());
-    const { reporter, setContainers } = setup(fake.server.url);
+    let clock = 1_000_000;
+    const { reporter, setContainers, registry } = setup(fake.server.url, { now: () => clock, fullSyncIntervalMs: 300_000 });
     setContainers(null);
     reporter.start();
+    await until(() => fake.batches.length === 1);
+    expect(fake.batches[0]).toEqual({ host, transitions: [] });
+    // Passes notify the reporter after every pass: nothing more until the next full sync is due.
+    for (let i = 0; i < 5; i++) reporter.notify();
     await new Promise((r) => setTimeout(r, 50));
+    expect(fake.batches.length).toBe(1);
+    clock += 300_000;
+    reporter.notify();
+    await until(() => fake.batches.length === 2);
     expect(fake.snapshots).toEqual([]);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'success' })).toBe(2);
+    // The agent answers again: the next full sync is a snapshot.
+    setContainers([{ ...t(1).container, state: 'running' }]);
+    clock += 300_000;
+    reporter.notify();
+    await until(() => fake.snapshots.length === 1);
+    expect(fake.batches.length).toBe(2);
   });
 
   it('backs off on 503 and delivers everything exactly once when the server recovers', async () => {
@@ -268,7 +284,7 @@ describe('reporter', () => {
       // Room for two transitions and a half: batches of 8 → 4 → 2.
       const { api, url } = await server(Math.floor(oneTransitionBytes * 2.5));
       const { outbox, reporter, lines, registry, setContainers } = setup(url, { token: undefined, batchSize: 8 });
-      setContainers(null); // no snapshot after the transitions: the history holds exactly what was sent
+      setContainers(null); // no snapshot after the transitions (an empty batch instead): the history holds exactly what was sent
       outbox.append(Array.from({ length: 10 }, (_, i) => t(i + 1)));
       reporter.start();
       await until(() => outbox.depth() === 0 && reporter.state() === 'idle');
@@ -277,7 +293,8 @@ describe('reporter', () => {
       const warnings = lines.map((l) => JSON.parse(l) as { level: number; status?: number; size?: number; batch_size?: number }).filter((l) => l.level === 40 && l.status === 413);
       expect(warnings.map((w) => [w.size, w.batch_size])).toEqual([[8, 4], [4, 2]]);
       expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'rejected' })).toBe(2);
-      expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'success' })).toBe(5);
+      // 5 batches (2 + 2 + 2 + 2 + 2), then the empty one in place of the snapshot.
+      expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'success' })).toBe(6);
     });
 
     it('keeps reporting transitions when the snapshot is over the limit, and tries the snapshot again at the next full sync', async () => {

@@ -15,7 +15,9 @@
 //   single transition. Only a single transition over the limit is terminal. A snapshot over the
 //   limit waits for the next full sync (logged, counted rejected); transitions go on meanwhile.
 // - Every fullSyncIntervalMs the whole host snapshot is PUT to `.../snapshot`, only when the
-//   outbox is drained, with seq = the last acknowledged seq, so it never races a transition.
+//   outbox is drained, with seq = the last acknowledged seq, so it never races a transition. While
+//   the agent's listing fails there is no snapshot to send: an empty batch of transitions goes
+//   instead, so the server knows the host is alive and does not retire it.
 import { Readable } from 'node:stream';
 import { request, type Dispatcher } from './undici.js';
 import { createActor, fromPromise, type Actor } from 'xstate';
@@ -296,7 +298,7 @@ export function createReporter(options: ReporterOptions): Reporter {
 
   async function sendSnapshot(host: HostIdentity, signal: AbortSignal): Promise<SendOutput> {
     const taken = takeSnapshot(host);
-    if (taken === null) return { remaining: 0 };
+    if (taken === null) return sendHeartbeat(host, signal);
     const { seq, size } = taken;
     const path = `/v2/hosts/${encodeURIComponent(host.instance_id)}/snapshot`;
     try {
@@ -316,6 +318,26 @@ export function createReporter(options: ReporterOptions): Reporter {
         `the server refused this host's snapshot of ${size} containers as too large; transitions are still reported, the snapshot is tried again at the next full sync (raise the server's --body-limit)`,
       );
     }
+    return { remaining: options.outbox.depth() };
+  }
+
+  /**
+   * In place of a snapshot the loop cannot vouch for (the agent's listing fails): an empty batch of
+   * transitions, which refreshes the host's last report on the server and changes nothing else.
+   * The server retires a host silent past its --host-gone-after and marks its records gone; an
+   * agent down that long must not do that to containers that still run.
+   */
+  async function sendHeartbeat(host: HostIdentity, signal: AbortSignal): Promise<SendOutput> {
+    const path = `/v2/hosts/${encodeURIComponent(host.instance_id)}/transitions`;
+    try {
+      await call<TransitionBatchResult>('POST', path, { host, transitions: [] } satisfies TransitionBatch, signal);
+    } catch (err) {
+      fail('transitions', err, 0);
+    }
+    count('transitions', 'success');
+    options.metrics?.reportedAt(clock());
+    lastSnapshotAt = clock();
+    log.debug('no snapshot while the agent listing fails: heartbeat accepted');
     return { remaining: options.outbox.depth() };
   }
 

@@ -195,6 +195,17 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         expect(after).toEqual(before);
       });
 
+      it('takes an empty batch as a heartbeat: the host report time moves, nothing else', async () => {
+        await store.applyTransitions(batch(hostA, [transition(4, 'running', { container: { container_id: c1 } })]), at(4));
+        const before = { r1: await get(c1), h1: await store.history(c1) };
+        expect(await store.applyTransitions(batch(hostA, []), at(9))).toEqual({ applied: 0, duplicates: 0, acked_seq: 4 });
+        expect({ r1: await get(c1), h1: await store.history(c1) }).toEqual(before);
+        await eventually(async () => {
+          const hosts = await store.listHosts();
+          expect(hosts.map((h) => [h.instance_id, h.last_report_at, h.last_seq])).toEqual([[hostA.instance_id, iso(9), 4]]);
+        });
+      });
+
       it('counts each seq applied once when the same batch arrives several times at once (a retry racing its original)', async () => {
         const b = batch(hostA, [
           transition(1, 'pending', { container: { container_id: c1 } }),

@@ -102,7 +102,9 @@ export type Transition = Static<typeof TransitionSchema>;
 export const TransitionBatchSchema = Type.Object(
   {
     host: HostIdentitySchema,
-    transitions: Type.Array(TransitionSchema, { minItems: 1, maxItems: 5000 }),
+    // Empty: a heartbeat from a daemon that cannot send its snapshot (its ECS agent fails); it
+    // refreshes the host's last report and changes nothing else.
+    transitions: Type.Array(TransitionSchema, { minItems: 0, maxItems: 5000 }),
   },
   { additionalProperties: false },
 );

@@ -68,4 +68,24 @@ describe('ECS agent faults', () => {
     // The churn under the fault cleaned some containers up: they are gone now, after recovery.
     expect([...truth.expected(sim.state).values()]).toContain('gone');
   });
+
+  it('agent 500 for longer than the server retires silent hosts after: the daemon keeps its host fresh, no record is marked gone', async () => {
+    const api = await Api.sqlite(cleanups).start();
+    const sim = await startSim(cleanups);
+    const truth = new GroundTruth(INSTANCE_ID);
+    truth.observe(sim.state);
+    const rec = startReconciler(cleanups, { server: api.url, sim, stateDir: cleanups.tempDir('faults-state-'), truth, fullSyncIntervalMs: 300 });
+    await waitForConvergence(api.url, truth, sim, RECOVERY_MS);
+    sim.setFault({ agent: '500' });
+    await vi.waitFor(() => expect(rec.loop.hostState()).toBe('degraded'), { timeout: RECOVERY_MS, interval: 20 });
+    const heartbeatsBefore = await rec.metric('ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'success' });
+    await sleep(2000);
+    // No transition or snapshot can be sent while the listing fails; empty batches still went.
+    expect(await rec.metric('ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'success' })).toBeGreaterThan(heartbeatsBefore);
+    // As the server's retirement would run with --host-gone-after 1s: the host reported within it.
+    const now = new Date();
+    expect(await api.store.retireSilentHosts(new Date(now.getTime() - 1000), now)).toEqual({ containers: 0, forgottenHosts: 0 });
+    expect(await goneIds(api)).toEqual(new Set([...truth.expected(sim.state)].filter(([, state]) => state === 'gone').map(([id]) => id)));
+  });
 });
+

@@ -389,6 +389,29 @@ describe('reporter', () => {
         expect(outbox.serverSeqKnown()).toBe(true);
       });
 
+      it('does not take a 404 that is not the server\'s "no such host" for one: --server with a wrong path, then fixed', async () => {
+        const { api, url } = await serverHolding(60);
+        const wrong = new URL('/mapper/', url);
+        const first = setup(wrong, { token: undefined }, true);
+        first.setContainers(null);
+        first.outbox.append([t(100)]);
+        first.reporter.start();
+        await until(() => first.lines.some((l) => JSON.parse(l).code === 'ERR_REPORT_REJECTED'));
+        // Our server answers a wrong path `no_route`: rejected, logged, and the mark still unknown.
+        expect(first.outbox.serverSeqKnown()).toBe(false);
+        expect(first.lines.map((l) => JSON.parse(l).msg as string).find((m) => m.includes('404'))).toContain('no_route');
+        first.reporter.stop();
+        // Fixed: the mark is asked for again, and the queued transition numbered above it.
+        const fixed = createReporter({
+          server: url, outbox: first.outbox, host: () => host, snapshot: () => null, batchSize: 50, timeoutMs: 5000,
+          backoffBaseMs: 5, backoffMaxMs: 20, fullSyncIntervalMs: 60_000, logger: pino({ level: 'silent' }),
+        });
+        cleanups.push(() => fixed.stop());
+        fixed.start();
+        await until(() => first.outbox.depth() === 0);
+        expect((await api.store.history(cid(100))).map((h) => h.seq)).toEqual([61]);
+      });
+
       it("asks again for the mark when the state dir comes from another instance: its seqs are not this host's", async () => {
         // The server holds this host (i-0123456789abcdef0) up to seq 3, containers 1..3 live.
         const { api, url } = await serverHolding(3);

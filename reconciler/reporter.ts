@@ -82,9 +82,22 @@ export class ReportError extends Error {
     /** True for a 4xx other than 408/429: retrying soon will not help. */
     readonly terminal: boolean,
     readonly status: number | undefined,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; serverError?: string },
   ) {
     super(message, options);
+    this.serverError = options?.serverError;
+  }
+  /** The `error` code of the server's JSON answer (`not_found`, `no_route`, …), when it sent one. */
+  readonly serverError: string | undefined;
+}
+
+/** The `error` field of an `{error, message}` answer; undefined for any other body. */
+function serverErrorOf(text: string): string | undefined {
+  try {
+    const body = JSON.parse(text) as { error?: unknown } | null;
+    return typeof body?.error === 'string' ? body.error : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -205,7 +218,9 @@ export function createReporter(options: ReporterOptions): Reporter {
       }
     }
     const terminal = status >= 400 && status < 500 && status !== 408 && status !== 429;
-    throw new ReportError(terminal ? 'ERR_REPORT_REJECTED' : 'ERR_REPORT_HTTP_STATUS', `${what}: HTTP ${status}: ${text.slice(0, 500)}`, terminal, status);
+    throw new ReportError(terminal ? 'ERR_REPORT_REJECTED' : 'ERR_REPORT_HTTP_STATUS', `${what}: HTTP ${status}: ${text.slice(0, 500)}`, terminal, status, {
+      serverError: serverErrorOf(text),
+    });
   }
 
   function count(kind: 'transitions' | 'snapshot', result: ReportResult): void {
@@ -370,8 +385,11 @@ export function createReporter(options: ReporterOptions): Reporter {
       }
       serverSeq = view.last_seq;
     } catch (err) {
-      // 404: the server has no record of this host, so nothing to number above.
-      if (!(err instanceof ReportError && err.status === 404)) fail('transitions', err, 0);
+      // The server's own 404 for the host (`not_found`): it has no record of it, so nothing to
+      // number above. Any other 404 (a wrong path in --server answers `no_route`; a proxy, some
+      // other body) says nothing about the host: taken as "unknown", it was stored for good and
+      // the server then dropped this host's first transitions as replays.
+      if (!(err instanceof ReportError && err.status === 404 && err.serverError === 'not_found')) fail('transitions', err, 0);
     }
     const queued = options.outbox.depth();
     try {

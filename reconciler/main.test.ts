@@ -160,6 +160,28 @@ describe('reconciler daemon', () => {
     expect(existsSync(join(d.stateDir, 'outbox.jsonl'))).toBe(true);
   });
 
+  it('says at start what it found damaged in the state dir, and counts it', async () => {
+    const first = await startDaemon();
+    await until(() => first.log().includes('"msg":"reconciler started'));
+    await until(async () => (await fetch(`${first.base}/healthz`)).status === 200);
+    await first.stop();
+    const log = join(first.stateDir, 'outbox.jsonl');
+    const lines = readFileSync(log, 'utf8').split('\n');
+    expect(lines.length).toBeGreaterThan(2);
+    lines[0] = `#${lines[0].slice(1)}`;
+    writeFileSync(log, lines.join('\n'));
+    writeFileSync(join(first.stateDir, 'outbox.meta.json'), '{"last_seq":');
+    const second = await startDaemon([], { stateDir: first.stateDir });
+    await until(() => second.log().includes('"msg":"reconciler started'));
+    const warnings = second.log().split('\n').filter((l) => l.includes('"level":40')).map((l) => JSON.parse(l) as { msg: string; lines?: number; state_dir: string });
+    expect(warnings.find((w) => w.msg.startsWith('1 line(s) of the outbox log were not transitions'))).toMatchObject({ lines: 1, state_dir: first.stateDir });
+    expect(warnings.some((w) => w.msg.startsWith('outbox.meta.json was unreadable and was rebuilt'))).toBe(true);
+    const metrics = await (await fetch(`${second.base}/metrics`)).text();
+    expect(metrics).toContain('ecs_id_mapper_reconciler_outbox_repairs_total{kind="corrupt_line"} 1');
+    expect(metrics).toContain('ecs_id_mapper_reconciler_outbox_repairs_total{kind="meta_rebuilt"} 1');
+    expect(metrics).toContain('ecs_id_mapper_reconciler_outbox_repairs_total{kind="torn_tail"} 0');
+  });
+
   it('waits, answering /healthz 503, while another daemon holds its state dir, and starts once that one stops', async () => {
     const first = await startDaemon();
     await until(async () => (await fetch(`${first.base}/healthz`)).status === 200);

@@ -8,12 +8,12 @@ import type { ReconcilerConfig } from '../config/index.js';
 import { createEcsAgentClient } from './sources/ecs-agent.js';
 import { createImdsClient } from './sources/imds.js';
 import { createDockerClient, type DockerClient } from './sources/docker.js';
-import { openOutbox, type Outbox } from './outbox.js';
+import { openOutbox, type Outbox, type OutboxRepairs } from './outbox.js';
 import { createReconcileLoop, type ReconcileLoop } from './loop.js';
 import { createReporter, type Reporter } from './reporter.js';
 import { createReconcilerMetrics, RECONCILER_METRICS_PREFIX, type ReconcilerMetrics } from './metrics.js';
 import { untilStopped } from '../cli/until-stopped.js';
-import { createDaemonLogger } from './log.js';
+import { createDaemonLogger, type DaemonLogger } from './log.js';
 import { createHeapCeiling } from './heap-ceiling.js';
 import { packageVersion } from '../cli/package-version.js';
 import { monotonicMs } from './clock.js';
@@ -141,6 +141,7 @@ export async function runReconciler(config: ReconcilerConfig, options: RunReconc
     quit.abort();
     throw err;
   }
+  reportOutboxRepairs(outbox.repairsOnOpen(), config.stateDir, log, metrics);
   const agent = createEcsAgentClient({ baseUrl: config.ecsAgentUrl, timeoutMs: config.requestTimeoutMs });
   const imds = createImdsClient({
     baseUrl: config.imdsUrl,
@@ -270,4 +271,27 @@ async function serveMetrics(config: ReconcilerConfig, registry: Registry, health
     throw new Error(`cannot serve metrics on ${config.metricsHost}:${config.metricsPort}: ${(err as Error).message}`, { cause: err });
   }
   return metricsServer;
+}
+
+/** Says what open found damaged in the state dir, and what it costs. */
+function reportOutboxRepairs(repairs: OutboxRepairs, stateDir: string, log: DaemonLogger, metrics: ReconcilerMetrics): void {
+  if (repairs.tornTail) {
+    metrics.outboxRepairs.inc({ kind: 'torn_tail' });
+    log.info({ state_dir: stateDir }, 'the outbox log ended inside a line (the daemon stopped mid-append): the partial line was dropped; nothing reported was lost');
+  }
+  if (repairs.corruptLines > 0) {
+    metrics.outboxRepairs.inc({ kind: 'corrupt_line' }, repairs.corruptLines);
+    log.warn(
+      { state_dir: stateDir, lines: repairs.corruptLines },
+      `${repairs.corruptLines} line(s) of the outbox log were not transitions and were dropped (a write cut short, or the file changed on disk): a transition they held is missing from the server's history; the next full sync corrects the containers' states`,
+    );
+  }
+  if (repairs.metaRebuilt) {
+    metrics.outboxRepairs.inc({ kind: 'meta_rebuilt' });
+    log.warn({ state_dir: stateDir }, 'outbox.meta.json was unreadable and was rebuilt from the log: queued transitions are sent again (the server drops those it holds)');
+  }
+  if (repairs.checkpointUnreadable) {
+    metrics.outboxRepairs.inc({ kind: 'checkpoint_unreadable' });
+    log.warn({ state_dir: stateDir }, 'the container checkpoint was unreadable and was left out: containers only it knew are observed afresh by the first pass');
+  }
 }

@@ -5,6 +5,9 @@ import { Counter, Gauge, Histogram, type Registry } from './prom.js';
 import { LIFECYCLE_STATES, type LifecycleState } from '../wire/ids.js';
 import { monotonicMs } from './clock.js';
 
+/** Kinds of ecs_id_mapper_reconciler_outbox_repairs_total (outbox.ts OutboxRepairs). */
+export const OUTBOX_REPAIR_KINDS = ['torn_tail', 'corrupt_line', 'meta_rebuilt', 'checkpoint_unreadable'] as const;
+
 export const PASS_RESULTS = ['ok', 'degraded', 'failed'] as const;
 export type PassResultKind = (typeof PASS_RESULTS)[number];
 export const OBSERVATION_SOURCES = ['agent', 'imds', 'docker'] as const;
@@ -30,6 +33,7 @@ export interface ReconcilerMetrics {
   outboxBytes: Gauge<string>;
   outboxCoalesced: Counter<string>;
   outboxWriteErrors: Counter<'code'>;
+  outboxRepairs: Counter<'kind'>;
   reportAttempts: Counter<'kind' | 'result'>;
   containers: Gauge<'state'>;
   labelDisagreements: Counter<string>;
@@ -72,6 +76,13 @@ export function createReconcilerMetrics(registry: Registry, now: () => number = 
   // here too, under its own code, so the existing alert covers it.
   const outboxWriteErrors = new Counter({ name: `${p}outbox_write_errors_total`, help: 'Outbox appends, compactions or read-backs of queued transitions that failed (retried on the next pass or send).', labelNames: ['code'], registers });
   for (const code of ['ERR_OUTBOX_WRITE', 'ERR_OUTBOX_NO_SPACE', 'ERR_OUTBOX_READ']) outboxWriteErrors.inc({ code }, 0);
+  const outboxRepairs = new Counter({
+    name: `${p}outbox_repairs_total`,
+    help: 'Damage found in the state dir when the outbox was opened, by kind: torn_tail (a crash mid-append; nothing lost), corrupt_line (dropped; a transition may be lost), meta_rebuilt, checkpoint_unreadable.',
+    labelNames: ['kind'],
+    registers,
+  });
+  for (const kind of OUTBOX_REPAIR_KINDS) outboxRepairs.inc({ kind }, 0);
   const reportAttempts = new Counter({ name: `${p}report_attempts_total`, help: 'Requests to the server by kind and result.', labelNames: ['kind', 'result'], registers });
   for (const kind of REPORT_KINDS) for (const result of REPORT_RESULTS) reportAttempts.inc({ kind, result }, 0);
   const containers = new Gauge({ name: `${p}containers`, help: 'Containers tracked on this host by lifecycle state.', labelNames: ['state'], registers });
@@ -100,7 +111,7 @@ export function createReconcilerMetrics(registry: Registry, now: () => number = 
 
   return {
     passDuration, passes, transitions, observationFailures, imdsV1Fallbacks, outboxDepth, outboxBytes, outboxCoalesced,
-    outboxWriteErrors, reportAttempts, containers, labelDisagreements, dockerEvents, heapCollections, stateLockWaiting, stateLockTakeovers,
+    outboxWriteErrors, outboxRepairs, reportAttempts, containers, labelDisagreements, dockerEvents, heapCollections, stateLockWaiting, stateLockTakeovers,
     observedAt: (ms) => void (lastObservation = ms),
     reportedAt: (ms) => void (lastReport = ms),
     lastObservationMs: () => lastObservation,

@@ -742,6 +742,94 @@ describe('outbox corrupt lines', () => {
   });
 });
 
+describe('outbox damage found on open', () => {
+  it('reports a torn last line and a corrupt complete line apart, and nothing on a clean open', () => {
+    const dir = tempDir();
+    const box = openOutbox({ dir, maxBytes: 1 << 20 });
+    box.append([t(1, null, 'running'), t(2, null, 'running'), t(3, null, 'running')]);
+    box.close();
+    expect(openOutbox({ dir, maxBytes: 1 << 20 }).repairsOnOpen()).toEqual({ tornTail: false, corruptLines: 0, metaRebuilt: false, checkpointUnreadable: false });
+    // Bytes of the middle line changed on disk, and a crash mid-append at the end.
+    const lines = readFileSync(join(dir, 'outbox.jsonl'), 'utf8').split('\n');
+    lines[1] = `#${lines[1].slice(1)}`;
+    writeFileSync(join(dir, 'outbox.jsonl'), `${lines.join('\n')}{"seq":4,"contai`);
+    const again = openOutbox({ dir, maxBytes: 1 << 20 });
+    expect(again.repairsOnOpen()).toEqual({ tornTail: true, corruptLines: 1, metaRebuilt: false, checkpointUnreadable: false });
+    expect(again.peek(10).map((x) => x.seq)).toEqual([1, 3]);
+    again.close();
+  });
+
+  it('rebuilds an unreadable meta file from the log: queued and unacknowledged lines are sent again, seqs go on above them', () => {
+    const dir = tempDir();
+    const box = openOutbox({ dir, maxBytes: 1 << 20 });
+    box.rebase(0);
+    box.append([t(1, null, 'running'), t(2, null, 'running'), t(3, null, 'running')]);
+    box.ack(2); // only the mark moves: lines 1 and 2 are still in the log
+    box.close();
+    writeFileSync(join(dir, 'outbox.meta.json'), '{"last_seq":');
+    const again = openOutbox({ dir, maxBytes: 1 << 20 });
+    expect(again.repairsOnOpen()).toMatchObject({ metaRebuilt: true });
+    // What the meta said was acknowledged is not known: the server drops the seqs it holds.
+    expect(again.peek(10).map((x) => x.seq)).toEqual([1, 2, 3]);
+    expect(again.serverSeqKnown()).toBe(true);
+    expect(again.append([t(4, null, 'running')])[0].seq).toBe(4);
+    again.close();
+    // Written again, whole: the next open reads it.
+    expect(JSON.parse(readFileSync(join(dir, 'outbox.meta.json'), 'utf8'))).toMatchObject({ last_seq: 3, acked_seq: 0, server_seq_known: true });
+    expect(openOutbox({ dir, maxBytes: 1 << 20 }).repairsOnOpen().metaRebuilt).toBe(false);
+  });
+
+  it('takes what the checkpoint covers as acknowledged when it rebuilds the meta file', () => {
+    const dir = tempDir();
+    const box = openOutbox({ dir, maxBytes: 1 << 20, compactAfterBytes: 1 });
+    box.rebase(0);
+    box.append([t(1, null, 'running'), t(2, null, 'running')]);
+    box.ack(2); // compacted: the checkpoint covers seq 2, the log is empty
+    box.append([t(3, null, 'stopped')]);
+    box.close();
+    writeFileSync(join(dir, 'outbox.meta.json'), 'not json');
+    const again = openOutbox({ dir, maxBytes: 1 << 20 });
+    expect(again.peek(10).map((x) => x.seq)).toEqual([3]);
+    expect([again.lastSeq(), again.ackedSeq(), again.serverSeqKnown()]).toEqual([3, 2, true]);
+    again.close();
+  });
+
+  it("keeps numbering above the server's mark taken before the meta file became unreadable", () => {
+    const dir = tempDir();
+    const box = openOutbox({ dir, maxBytes: 1 << 20 });
+    box.rebase(40); // the server held seqs up to 40 for this host; nothing appended since
+    box.close();
+    writeFileSync(join(dir, 'outbox.meta.json'), '[]');
+    const again = openOutbox({ dir, maxBytes: 1 << 20 });
+    expect(again.repairsOnOpen().metaRebuilt).toBe(true);
+    expect(again.append([t(1, null, 'running')])[0].seq).toBe(41);
+    again.close();
+  });
+
+  it('asks the server for its mark again when the meta file is unreadable and no seq is left on disk', () => {
+    const dir = tempDir();
+    const box = openOutbox({ dir, maxBytes: 1 << 20 });
+    box.rebase(0);
+    box.close();
+    writeFileSync(join(dir, 'outbox.meta.json'), '{');
+    const again = openOutbox({ dir, maxBytes: 1 << 20 });
+    expect(again.repairsOnOpen().metaRebuilt).toBe(true);
+    // Numbering from 1 could hand out seqs the server drops as replays: it is asked for the mark first.
+    expect(again.serverSeqKnown()).toBe(false);
+    again.close();
+  });
+
+  it('reports an unreadable checkpoint', () => {
+    const dir = tempDir();
+    const box = openOutbox({ dir, maxBytes: 1 << 20, compactAfterBytes: 1 });
+    box.append([t(1, null, 'running')]);
+    box.ack(1);
+    box.close();
+    writeFileSync(join(dir, 'containers.checkpoint.jsonl'), 'garbage\n');
+    expect(openOutbox({ dir, maxBytes: 1 << 20 }).repairsOnOpen()).toMatchObject({ checkpointUnreadable: true, metaRebuilt: false });
+  });
+});
+
 describe('outbox beforeWrite (the state dir lock)', () => {
   it('asks before every change and, when refused, leaves the files and the seqs as they were', () => {
     const dir = tempDir();

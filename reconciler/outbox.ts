@@ -204,7 +204,25 @@ export interface Outbox {
    * acknowledged. Recorded in the meta file; a no-op once done. Throws OutboxWriteError.
    */
   rebase(serverSeq: number): void;
+  /** What open found damaged on disk and repaired (main.ts logs and counts it). */
+  repairsOnOpen(): OutboxRepairs;
   close(): void;
+}
+
+/** Damage open found in the state dir, and what it means. */
+export interface OutboxRepairs {
+  /** The log's last line was cut short (a crash mid-append): dropped, and its seq was never handed out. */
+  tornTail: boolean;
+  /** Complete log lines that are not transitions (bytes changed on disk): dropped, their transitions lost. */
+  corruptLines: number;
+  /**
+   * The meta file was unreadable: rebuilt from the checkpoint and the log. Every log line above the
+   * checkpoint is sent again (the server drops the seqs it holds); with no seq on disk at all, the
+   * server's mark is asked for again, as for a new state dir.
+   */
+  metaRebuilt: boolean;
+  /** The checkpoint was unreadable: left out; containers it alone knew are restored by the next pass. */
+  checkpointUnreadable: boolean;
 }
 
 const LOG = 'outbox.jsonl';
@@ -215,6 +233,23 @@ function wrap(err: unknown, what: string): OutboxWriteError {
   const sys = (err as NodeJS.ErrnoException)?.code;
   const code: OutboxErrorCode = sys === 'ENOSPC' || sys === 'EDQUOT' ? 'ERR_OUTBOX_NO_SPACE' : 'ERR_OUTBOX_WRITE';
   return new OutboxWriteError(code, `outbox ${what} failed: ${(err as Error)?.message ?? String(err)}`, sys, { cause: err });
+}
+
+interface MetaFile {
+  last_seq?: number;
+  acked_seq?: number;
+  instance_id?: string;
+  server_seq_known?: boolean;
+}
+
+/** The meta file's fields; undefined when it is not a JSON object. */
+function parseMeta(text: string): MetaFile | undefined {
+  try {
+    const meta = JSON.parse(text) as unknown;
+    return typeof meta === 'object' && meta !== null && !Array.isArray(meta) ? (meta as MetaFile) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function openOutbox(options: OutboxOptions): Outbox {
@@ -249,15 +284,21 @@ export function openOutbox(options: OutboxOptions): Outbox {
   let fd = -1;
   let closed = false;
 
+  const repairs: OutboxRepairs = { tornTail: false, corruptLines: 0, metaRebuilt: false, checkpointUnreadable: false };
   try {
     ensureDirectory(options.dir, fs);
     if (fs.existsSync(metaPath)) {
-      const meta = JSON.parse(fs.readFileSync(metaPath, 'utf8')) as { last_seq?: number; acked_seq?: number; instance_id?: string; server_seq_known?: boolean };
-      lastSeq = Number.isInteger(meta.last_seq) ? meta.last_seq! : 0;
-      ackedSeq = Number.isInteger(meta.acked_seq) ? meta.acked_seq! : 0;
-      instanceId = typeof meta.instance_id === 'string' && meta.instance_id !== '' ? meta.instance_id : null;
-      // Written by a version before rebase(): that state dir has reported already.
-      serverSeqKnown = meta.server_seq_known !== false;
+      const meta = parseMeta(fs.readFileSync(metaPath, 'utf8'));
+      if (meta === undefined) {
+        // Written by rename only, so never torn: changed on disk. Rebuilt below from the other files.
+        repairs.metaRebuilt = true;
+      } else {
+        lastSeq = Number.isInteger(meta.last_seq) ? meta.last_seq! : 0;
+        ackedSeq = Number.isInteger(meta.acked_seq) ? meta.acked_seq! : 0;
+        instanceId = typeof meta.instance_id === 'string' && meta.instance_id !== '' ? meta.instance_id : null;
+        // Written by a version before rebase(): that state dir has reported already.
+        serverSeqKnown = meta.server_seq_known !== false;
+      }
     }
   } catch (err) {
     throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
@@ -284,7 +325,11 @@ export function openOutbox(options: OutboxOptions): Outbox {
     openStates.clear();
     checkpointSeq = 0;
     checkpointBytes = 0;
+    repairs.checkpointUnreadable = true;
   }
+  // A rebuilt meta: what the checkpoint covers was acknowledged; the log's lines above it are
+  // queued again, and its highest seq (scanned below) is the last one handed out.
+  if (repairs.metaRebuilt) ackedSeq = lastSeq = checkpointSeq;
 
   /**
    * Calls `visit` with each complete line of a file (decoded, ending in '\n'), its byte offset
@@ -329,13 +374,17 @@ export function openOutbox(options: OutboxOptions): Outbox {
         try {
           t = JSON.parse(line) as Transition;
         } catch {
-          torn = true; // a complete but corrupt line can only be a torn write followed by a retry
+          // A crash mid-append leaves only the last line short (tornTail); a complete line that
+          // is not JSON was changed on disk.
+          torn = true;
           corruptAt.add(offset);
+          repairs.corruptLines++;
           return;
         }
         if (!Number.isInteger(t.seq)) {
           torn = true;
           corruptAt.add(offset);
+          repairs.corruptLines++;
           return;
         }
         if (t.seq > lastSeq) lastSeq = t.seq;
@@ -347,7 +396,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
         entries.push({ seq: t.seq, containerId: t.container_id, offset, bytes: b, line: undefined });
         bytes += b;
       });
-      if (tornTail) torn = true; // no newline after the last line: the write never completed
+      if (tornTail) torn = repairs.tornTail = true; // no newline after the last line: the write never completed
     }
   } catch (err) {
     throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed reading ${logPath}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
@@ -588,9 +637,15 @@ export function openOutbox(options: OutboxOptions): Outbox {
     }
   }
 
+  if (repairs.metaRebuilt) {
+    // No seq on disk at all: the server's mark is asked for again (rebase), as for a new state
+    // dir, or the next seqs could be ones the server holds already. The instance is claimed again.
+    serverSeqKnown = lastSeq > 0;
+  }
   try {
     if (torn) rewrite(true);
     else logFd();
+    if (repairs.metaRebuilt) writeMeta();
   } catch (err) {
     throw new OutboxWriteError('ERR_OUTBOX_OPEN', `outbox open failed in ${options.dir}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code, { cause: err });
   }
@@ -888,6 +943,7 @@ export function openOutbox(options: OutboxOptions): Outbox {
     bytes: () => bytes,
     overCapacity: () => bytes > maxBytes,
     stats: () => ({ depth: entries.length, bytes, lastSeq, ackedSeq, coalescedTotal, overCapacity: bytes > maxBytes }),
+    repairsOnOpen: () => ({ ...repairs }),
     close() {
       if (closed) return;
       closed = true;

@@ -195,4 +195,25 @@ describe('state dir lock', () => {
     expect(error.code).toBe('ERR_STATE_LOCK');
     expect(error.message).toMatch(/creating the state dir failed: ENOTDIR/);
   });
+
+  it('fails with ENOENT, not a hang, for a state dir under /proc', { skip: process.platform !== 'linux', timeout: 5000 }, async () => {
+    const error = (await acquireStateLock({ dir: '/proc/ecs-id-mapper-nope/state' }).catch((e: unknown) => e)) as StateLockError;
+    expect(error.code).toBe('ERR_STATE_LOCK');
+    expect(error.message).toMatch(/creating the state dir failed: ENOENT/);
+  });
+
+  it('names the real cause when the file system is read-only (EROFS), not ENOENT', async () => {
+    const calls: string[] = [];
+    // As the kernel answers: the missing parent first (ENOENT), then the read-only file system.
+    const readOnly = {
+      ...nodeFs,
+      mkdirSync: (path: string) => {
+        calls.push(path);
+        const code = calls.length === 1 ? 'ENOENT' : 'EROFS';
+        throw Object.assign(new Error(`${code}: mkdir '${path}'`), { code });
+      },
+    };
+    const error = (await acquireStateLock({ dir: '/ro/missing/state', fs: readOnly as unknown as typeof nodeFs }).catch((e: unknown) => e)) as StateLockError;
+    expect(error.message).toMatch(/creating the state dir failed: EROFS/);
+  });
 });

@@ -26,6 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { monotonicMs } from './clock.js';
+import { ensureDirectory } from '../cli/ensure-directory.js';
 
 export const LOCK_FILE = 'daemon.lock';
 
@@ -105,7 +106,9 @@ export async function acquireStateLock(options: StateLockOptions): Promise<State
     new StateLockError('ERR_STATE_LOCK', `state dir lock ${lockPath}: ${what} failed: ${(err as Error).message}`, { cause: err });
 
   try {
-    fs.mkdirSync(options.dir, { recursive: true });
+    // Not Node's recursive mkdir: it spins forever under /proc (cli/ensure-directory.ts), and
+    // answers ENOENT where the real cause is a read-only file system (EROFS).
+    ensureDirectory(options.dir, fs);
   } catch (err) {
     throw failed('creating the state dir', err);
   }

@@ -30,6 +30,12 @@ function httpUrl(flag: string, value: string): URL {
     throw new ConfigError(`--${flag}: not a URL: "${value}"`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`--${flag}: expected an http(s) URL, got "${value}"`);
+  // Paths are appended to a base URL: a query or fragment would swallow them, and credentials
+  // would be sent nowhere useful and logged with the URL at start (never echoed here).
+  if (url.username !== '' || url.password !== '') {
+    throw new ConfigError(`--${flag}: a base URL takes no user name or password (${url.protocol}//${url.host}${url.pathname}); ${flag === 'server' ? 'a report token goes in --report-token' : 'remove them'}`);
+  }
+  if (url.search !== '' || url.hash !== '') throw new ConfigError(`--${flag}: a base URL takes no query string or fragment, got "${value}"`);
   return url;
 }
 

@@ -266,5 +266,16 @@ describe('reconciler config', () => {
     expect(() => loadCommand('reconciler', [], {})).toThrow(ConfigError);
     expect(() => loadCommand('reconciler', ['--server', 'not a url'], {})).toThrow(/--server: not a URL/);
     expect(() => loadCommand('reconciler', ['--server', 'ftp://x'], {})).toThrow(/--server: expected an http\(s\) URL/);
+    // Paths are appended to it: a query would swallow them; credentials would only be logged.
+    expect(() => loadCommand('reconciler', ['--server', 'http://127.0.0.1:5001/x?y'], {})).toThrow('--server: a base URL takes no query string or fragment, got "http://127.0.0.1:5001/x?y"');
+    const withPassword = (() => {
+      try {
+        loadCommand('reconciler', ['--server', 'http://u:s3cret@127.0.0.1:5001/'], {});
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })();
+    expect(withPassword).toBe('--server: a base URL takes no user name or password (http://127.0.0.1:5001/); a report token goes in --report-token');
+    expect(() => loadCommand('reconciler', ['--server', 'http://x', '--imds-url', 'http://169.254.169.254/#frag'], {})).toThrow(/--imds-url: a base URL takes no query string or fragment/);
   });
 });

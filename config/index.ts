@@ -291,6 +291,9 @@ const reconcilerFlags: FlagSpec[] = [
 
 function buildReconciler(f: ParsedFlags): ReconcilerConfig {
   const socket = f['docker-socket'] as string;
+  if ((f['backoff-base'] as number) > (f['backoff-max'] as number)) {
+    throw new ConfigError(`--backoff-base (${f['backoff-base']} ms) is longer than --backoff-max (${f['backoff-max']} ms): the first retry would wait longer than any later one`);
+  }
   return {
     server: httpUrl('server', f.server as string),
     reportToken: reportTokenFlag(f, 'report-token'),

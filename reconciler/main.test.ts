@@ -277,5 +277,8 @@ describe('reconciler config', () => {
     })();
     expect(withPassword).toBe('--server: a base URL takes no user name or password (http://127.0.0.1:5001/); a report token goes in --report-token');
     expect(() => loadCommand('reconciler', ['--server', 'http://x', '--imds-url', 'http://169.254.169.254/#frag'], {})).toThrow(/--imds-url: a base URL takes no query string or fragment/);
+    expect(() => loadCommand('reconciler', ['--server', 'http://x', '--backoff-base', '10s', '--backoff-max', '1s'], {})).toThrow(
+      '--backoff-base (10000 ms) is longer than --backoff-max (1000 ms): the first retry would wait longer than any later one',
+    );
   });
 });

@@ -241,8 +241,8 @@ describe('reconciler daemon', () => {
 });
 
 describe('health', () => {
-  const state = (over: Partial<{ last: number | null; full: boolean }>): HealthState => ({
-    loop: { hostState: () => 'steady' },
+  const state = (over: Partial<{ last: number | null; full: boolean; hostState: string }>): HealthState => ({
+    loop: { hostState: () => over.hostState ?? 'steady' },
     outbox: { overCapacity: () => over.full ?? false, depth: () => 3 },
     metrics: { lastObservationMs: () => (over.last === undefined ? 9_000 : over.last), lastReportMs: () => null },
     reporter: { state: () => 'idle' },
@@ -258,6 +258,12 @@ describe('health', () => {
     const full = health(state({ full: true }));
     expect(full.status).toBe(503);
     expect(full.body.message).toBe('outbox full');
+  });
+  it('is 503 while the agent answers but instance metadata does not (nothing can be reported)', () => {
+    const unidentified = health(state({ hostState: 'identifying' }));
+    expect(unidentified.status).toBe(503);
+    expect(unidentified.body.message).toBe('the host is not identified: instance metadata (IMDS) does not answer, so nothing is reported');
+    expect(health(state({ hostState: 'degraded' })).status).toBe(200);
   });
 });
 

@@ -39,13 +39,16 @@ export interface HealthState {
   now: () => number;
 }
 
-/** /healthz: 200 when the last observation is recent and the outbox is not full; 503 otherwise. */
+/** /healthz: 200 when the last observation is recent, the host identified and the outbox not full; 503 otherwise. */
 export function health(state: HealthState): { status: 200 | 503; body: Record<string, unknown> } {
   const last = state.metrics.lastObservationMs();
   const age = last === null ? null : (state.now() - last) / 1000;
   const problems: string[] = [];
   if (last === null) problems.push('no successful observation yet');
   else if (state.now() - last > state.staleAfterMs) problems.push(`last successful observation ${age!.toFixed(1)} s ago`);
+  // The agent may answer while instance metadata does not (a 401 page, a hop limit of 1 from a
+  // bridged container): passes then succeed, but without the instance id nothing can be reported.
+  if (last !== null && state.loop.hostState() === 'identifying') problems.push('the host is not identified: instance metadata (IMDS) does not answer, so nothing is reported');
   if (state.outbox.overCapacity()) problems.push('outbox full');
   const lastReport = state.metrics.lastReportMs();
   const body = {

@@ -92,7 +92,7 @@ to IMDSv1 only when the token request times out or is refused), then waits for t
 listing. \`degraded\` means the last agent observation failed: the loop maps new containers from
 Docker labels (not the agent's internal containers, named \`~internal~…\`: the pause containers and the
 empty volume source carry the task's labels), follows known ones through Docker, and withholds the full snapshot (it would be
-incomplete). A container known only from its labels is marked gone only by a Docker listing without
+incomplete); an empty report goes in its place, so the server still knows the host is alive. A container known only from its labels is marked gone only by a Docker listing without
 it, never because Docker failed a pass.`,
     machine: hostMachine,
   },

@@ -213,7 +213,7 @@ export interface Outbox {
 export interface OutboxRepairs {
   /** The log's last line was cut short (a crash mid-append): dropped, and its seq was never handed out. */
   tornTail: boolean;
-  /** Complete log lines that are not transitions (bytes changed on disk): dropped, their transitions lost. */
+  /** Complete log lines that are not transitions (a torn write followed by a retry, or bytes changed on disk): dropped; a transition they held is lost. */
   corruptLines: number;
   /**
    * The meta file was unreadable: rebuilt from the checkpoint and the log. Every log line above the
@@ -374,8 +374,8 @@ export function openOutbox(options: OutboxOptions): Outbox {
         try {
           t = JSON.parse(line) as Transition;
         } catch {
-          // A crash mid-append leaves only the last line short (tornTail); a complete line that
-          // is not JSON was changed on disk.
+          // A complete line that is not JSON: a torn write followed by a retry, or bytes changed
+          // on disk (a crash mid-append leaves the last line short instead: tornTail).
           torn = true;
           corruptAt.add(offset);
           repairs.corruptLines++;

@@ -76,6 +76,8 @@ export type ReportErrorCode =
 
 export class ReportError extends Error {
   readonly name = 'ReportError';
+  /** The `error` code of the server's JSON answer (`not_found`, `no_route`, …), when it sent one. */
+  readonly serverError: string | undefined;
   constructor(
     readonly code: ReportErrorCode,
     message: string,
@@ -87,8 +89,6 @@ export class ReportError extends Error {
     super(message, options);
     this.serverError = options?.serverError;
   }
-  /** The `error` code of the server's JSON answer (`not_found`, `no_route`, …), when it sent one. */
-  readonly serverError: string | undefined;
 }
 
 /** The `error` field of an `{error, message}` answer; undefined for any other body. */

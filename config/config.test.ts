@@ -77,6 +77,9 @@ describe('server config', () => {
     expect(() => loadServerConfig([], { ECS_ID_MAPPER_LINK: 'Bad=x' })).toThrow(/^ECS_ID_MAPPER_LINK: name must be/);
     expect(() => loadServerConfig([], { ECS_ID_MAPPER_TRUST_PROXY: 'lb' })).toThrow(/^ECS_ID_MAPPER_TRUST_PROXY: "lb" is not an IP address/);
     expect(() => loadServerConfig([], { ECS_ID_MAPPER_VAULT_ADDR: 'https://vault:8200' })).toThrow(/^ECS_ID_MAPPER_VAULT_ADDR needs --vault-token/);
+    // A Vault token whose address was lost (an empty template value): not ignored, which would open the report routes.
+    expect(() => loadServerConfig([], { ECS_ID_MAPPER_VAULT_ADDR: '', ECS_ID_MAPPER_VAULT_TOKEN: 't' })).toThrow(/^ECS_ID_MAPPER_VAULT_TOKEN is set but --vault-addr is not: secrets would not be read from Vault/);
+    expect(() => loadServerConfig(['--vault-role-id', 'r', '--vault-secret-id', 's'])).toThrow('--vault-role-id is set but --vault-addr is not: secrets would not be read from Vault');
     expect(() => loadReconcilerConfig([], { ECS_ID_MAPPER_SERVER: 'ftp://server' })).toThrow(/^ECS_ID_MAPPER_SERVER: expected an http\(s\) URL/);
     expect(() => loadCommand('server', [], { ECS_ID_MAPPER_HOST: ' ' })).toThrow(/^ECS_ID_MAPPER_HOST: empty/);
     // The flag, when the flag gave it (and wins over the environment).

@@ -93,10 +93,17 @@ const vaultFlags: FlagSpec[] = [
 
 function vaultConfig(f: ParsedFlags): VaultConfig | undefined {
   const addr = optionalString(f, 'vault-addr');
-  if (!addr) return undefined;
   const token = optionalString(f, 'vault-token');
   const roleId = optionalString(f, 'vault-role-id');
   const secretId = optionalString(f, 'vault-secret-id');
+  if (!addr) {
+    // Vault credentials without its address: a deployment meant to take its secrets (the report
+    // token among them) from Vault, with the address lost on the way (an empty template value).
+    // Ignored, the server would start with open report routes.
+    const given = (['vault-token', 'vault-role-id', 'vault-secret-id'] as const).filter((n) => optionalString(f, n));
+    if (given.length > 0) throw new ConfigError(`--${given[0]} is set but --vault-addr is not: secrets would not be read from Vault`);
+    return undefined;
+  }
   if (!token && !(roleId && secretId)) throw new ConfigError('--vault-addr needs --vault-token or both --vault-role-id and --vault-secret-id');
   return {
     addr: httpUrl('vault-addr', addr),

@@ -531,6 +531,22 @@ describe('CloudFormation template (charts/ecs)', () => {
     expect(resolver({ ...required, HostedZoneId: 'Z123' })({ Condition: 'CreateDnsRecord' })).toBe(false);
   });
 
+  it('refuses Vault as the secrets source without its address (a rule): the server would start with open report routes', () => {
+    const rule = (template.Rules as Obj).VaultNeedsAddress;
+    const holds = (parameters: Record<string, string>) => {
+      const resolve = resolver(parameters);
+      return !resolve(rule.RuleCondition) || (rule.Assertions as Obj[]).every((a) => resolve(a.Assert) === true);
+    };
+    expect(holds({ ...required, SecretsSource: 'vault' })).toBe(false);
+    expect(holds({ ...required, SecretsSource: 'vault', VaultAddr: 'https://vault.internal:8200' })).toBe(true);
+    expect(holds(required)).toBe(true);
+  });
+
+  it("keeps the daemon's memory limit above its reservation, as ECS requires", () => {
+    const reconciler = container('ReconcilerTaskDefinition', 'reconciler');
+    expect((template.Parameters as Obj).ReconcilerMemoryMiB.MinValue).toBeGreaterThan(reconciler.MemoryReservation as number);
+  });
+
   it("the daemon's health check (bash, no second node process) passes on 200 and fails on 503 or a closed port", async () => {
     const check = container('ReconcilerTaskDefinition', 'reconciler').HealthCheck.Command as string[];
     expect(check.slice(0, 3)).toEqual(['CMD', 'bash', '-c']);

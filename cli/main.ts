@@ -30,18 +30,30 @@ function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 }
 
+/** Commands that run until stopped: a closed output stops them the way SIGTERM does. */
+const LONG_RUNNING: ReadonlySet<CommandName> = new Set(['server', 'reconciler', 'simulate-host', 'simpledb-local', 'demo']);
+
 /**
- * A reader that closed our output (`lookup ... | head -1`, a log collector going away) is no error
- * of ours: the command ends quietly instead of dying on an unhandled EPIPE with a stack trace.
+ * A reader that closed our output is no error of ours, but what it means depends on the command.
+ * `lookup ... | head -1` has said what it had to: it ends quietly, instead of dying on an
+ * unhandled EPIPE with a stack trace. A daemon whose log collector went away stops as on SIGTERM
+ * (its state dir lock released, its store closed, its Vault token revoked) and exits 1, so that a
+ * supervisor sees a failure; before, it exited 0 on the spot and skipped all of that.
  */
 let outputGuarded = false;
+let outputClosed = false;
+let daemonRunning = false;
 function quietOnClosedOutput(): void {
   if (outputGuarded) return;
   outputGuarded = true;
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-      throw err;
+      if (err.code !== 'EPIPE') throw err;
+      if (!daemonRunning) process.exit(process.exitCode ?? 0);
+      if (outputClosed) return;
+      outputClosed = true;
+      if (stream === process.stdout) process.stderr.write('ecs-id-mapper: standard output was closed; stopping\n');
+      process.kill(process.pid, 'SIGTERM');
     });
   }
 }
@@ -78,9 +90,11 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<v
   for (const warning of loaded.warnings) console.error(`ecs-id-mapper ${command}: warning: ${warning}`);
   if (options.v8Flags !== false) applyV8Flags(loaded.command);
   const run = await runners[loaded.command]();
+  daemonRunning = LONG_RUNNING.has(loaded.command);
   try {
     const code = await run(loaded.config as never);
     if (typeof code === 'number') process.exitCode = code;
+    if (outputClosed) process.exitCode = 1;
   } catch (err) {
     // A command that fails at start (store unreachable, Vault down, port taken) exits with one line.
     const e = err as Error & { code?: string };

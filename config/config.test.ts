@@ -159,6 +159,12 @@ describe('store URLs', () => {
     'rejects %s',
     (url) => expect(() => parseStoreUrl(url)).toThrow(ConfigError),
   );
+
+  it('rejects a SimpleDB endpoint with credentials, a path or a query, which would be dropped without a word', () => {
+    expect(() => parseStoreUrl('simpledb://us-east-1?endpoint=http://user:pw@127.0.0.1:8443')).toThrow('--store: endpoint takes no user name or password (requests are signed with the AWS keys)');
+    expect(() => parseStoreUrl('simpledb://us-east-1?endpoint=http://127.0.0.1:8443/sub/path')).toThrow('--store: endpoint must be scheme://host[:port] only (SimpleDB answers at its root), got "http://127.0.0.1:8443/sub/path"');
+    expect(parseStoreUrl('simpledb://us-east-1?endpoint=http://127.0.0.1:8443/')).toMatchObject({ endpoint: new URL('http://127.0.0.1:8443/') });
+  });
 });
 
 describe('reconciler config', () => {

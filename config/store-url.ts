@@ -50,6 +50,12 @@ export function parseStoreUrl(text: string): StoreConfig {
       throw new ConfigError(`--store: endpoint is not a URL: "${endpointText}"`);
     }
     if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') throw new ConfigError(`--store: endpoint must be http(s), got "${endpointText}"`);
+    // SimpleDB answers at the endpoint's root: a path, query or credentials would be dropped
+    // without a word (and credentials logged with the endpoint). Never echoes a password.
+    if (endpoint.username !== '' || endpoint.password !== '') throw new ConfigError('--store: endpoint takes no user name or password (requests are signed with the AWS keys)');
+    if ((endpoint.pathname !== '/' && endpoint.pathname !== '') || endpoint.search !== '' || endpoint.hash !== '') {
+      throw new ConfigError(`--store: endpoint must be scheme://host[:port] only (SimpleDB answers at its root), got "${endpointText}"`);
+    }
     const create = (url.searchParams.get('create_domains') ?? 'false').toLowerCase();
     if (!['true', 'false', '1', '0'].includes(create)) throw new ConfigError(`--store: create_domains must be true or false, got "${create}"`);
     return { backend: 'simpledb', region, prefix, shards: Number(shardsText), endpoint, createDomains: create === 'true' || create === '1' };

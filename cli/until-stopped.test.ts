@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { untilStopped } from './until-stopped.js';
+import { describe, expect, it, vi } from 'vitest';
+import { REPEATED_SIGNAL_GRACE_MS, untilStopped } from './until-stopped.js';
 
 describe('untilStopped', () => {
   it('resolves on the abort signal and removes its signal listeners', async () => {
@@ -22,5 +22,22 @@ describe('untilStopped', () => {
     const waiting = untilStopped();
     process.emit('SIGTERM', 'SIGTERM');
     await expect(waiting).resolves.toBe('SIGTERM');
+  });
+
+  it('survives the second Ctrl-C right behind the first (npm run forwards one), not one after the grace period', async () => {
+    vi.useFakeTimers();
+    try {
+      const before = process.listenerCount('SIGINT');
+      const waiting = untilStopped();
+      process.emit('SIGINT', 'SIGINT');
+      await expect(waiting).resolves.toBe('SIGINT');
+      // A listener stays, so the repeated signal does not take its default action (exit).
+      expect(process.listenerCount('SIGINT')).toBe(before + 1);
+      expect(process.listenerCount('SIGTERM')).toBeGreaterThan(0);
+      vi.advanceTimersByTime(REPEATED_SIGNAL_GRACE_MS);
+      expect(process.listenerCount('SIGINT')).toBe(before);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

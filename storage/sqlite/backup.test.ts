@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -175,6 +175,22 @@ describe('restoreSqliteStore', () => {
     const backup = backupSqliteStore((await storeWith(join(dir, 'other.db'), 1), join(dir, 'other.db')), join(dir, 'b.db'));
     const path = join(dir, 'new', 'store.db');
     expect(restoreSqliteStore(path, backup.path, NOW)).toMatchObject({ path, records: 1, replacedKeptAs: undefined });
+  });
+
+  it("gives the restored store the replaced store's mode (or 0644), not a read-only backup's", async () => {
+    const dir = tempDir();
+    const path = join(dir, 'store.db');
+    const live = await storeWith(path, 1);
+    const backup = backupSqliteStore(path, join(dir, 'kept.db'));
+    await live.close();
+    stores.splice(stores.indexOf(live), 1);
+    chmodSync(backup.path, 0o444);
+    chmodSync(path, 0o600);
+    restoreSqliteStore(path, backup.path, NOW);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const fresh = join(dir, 'fresh', 'store.db');
+    restoreSqliteStore(fresh, backup.path, NOW);
+    expect(statSync(fresh).mode & 0o777).toBe(0o644);
   });
 
   it('refuses a missing backup, a file that is not a store and a backup newer than this build, leaving the store alone', async () => {

@@ -8,7 +8,7 @@
 // - Every file is written beside its destination, checked (`PRAGMA quick_check`), flushed and only
 //   then renamed into place: an interruption at any point leaves no half-written file under the
 //   destination's name.
-import { closeSync, copyFileSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ensureDirectory } from '../../cli/ensure-directory.js';
@@ -96,11 +96,15 @@ export function restoreSqliteStore(store: string, backup: string, now: Date = ne
   // The store would be moved aside before the copy, and the copy would find nothing to read.
   if (existsSync(to) && sameFile(from, to)) throw new BackupError('ERR_BACKUP_FAILED', `"${from}" is the store itself: give the path of a backup`);
   const { schemaVersion, records } = checkedBackup(from);
+  // The store's own mode, not the backup's: a backup is often kept read-only, and a copy of its
+  // mode was a store the server could not open (EACCES). SQLite creates a new store 0644.
+  const mode = existsSync(to) ? statSync(to).mode & 0o7777 : 0o644;
   const replacedKeptAs = existsSync(to) ? moveAside(to, freeName(`${to}.before-restore-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}`)) : undefined;
   const partial = `${to}.restoring-${process.pid}`;
   try {
     ensureDirectory(dirname(to));
     copyFileSync(from, partial);
+    chmodSync(partial, mode);
     flush(partial);
     renameSync(partial, to);
     flush(dirname(to));

@@ -168,6 +168,12 @@ describe('store URLs', () => {
 });
 
 describe('reconciler config', () => {
+  it('refuses an empty --docker-socket or --state-dir (a `$UNSET` on the command line) instead of guessing', () => {
+    expect(() => loadReconcilerConfig(['--server', 'http://x', '--docker-socket='])).toThrow('--docker-socket: empty; give "none" to run without Docker');
+    expect(() => loadReconcilerConfig(['--server', 'http://x', '--state-dir='])).toThrow('--state-dir: empty; give the directory for the outbox (a host volume)');
+    expect(loadReconcilerConfig(['--server', 'http://x', '--docker-socket', 'none']).dockerSocket).toBeUndefined();
+  });
+
   it('requires --server', () => {
     expect(() => loadReconcilerConfig([])).toThrow('missing required flag --server (or ECS_ID_MAPPER_SERVER)');
   });
@@ -212,6 +218,9 @@ describe('commands', () => {
     expect(() => loadCommand('simulate-host', ['--cluster', ''], {})).toThrow(/^--cluster: an ECS cluster name is 1 to 255/);
     expect(() => loadCommand('simulate-host', ['--cluster', 'a/b'], {})).toThrow(/^--cluster: /);
     expect(() => loadCommand('simulate-host', ['--instance-id', 'not-an-instance'], {})).toThrow(/^--instance-id: expected an EC2 instance id/);
+    // Its control API has no authentication: loopback only, as its help says.
+    expect(() => loadCommand('simulate-host', ['--host', '0.0.0.0'], {})).toThrow('--host: "0.0.0.0" is not a loopback address (127.0.0.1, ::1 or localhost): the control API has no authentication');
+    for (const host of ['127.0.0.2', '::1', 'localhost']) expect(loadCommand('simulate-host', ['--host', host], {}).kind).toBe('run');
     expect(loadCommand('simulate-host', ['--cluster', 'prod_east-1', '--instance-id', 'i-0abc12345678'], {})).toMatchObject({ config: { cluster: 'prod_east-1', instanceId: 'i-0abc12345678' } });
   });
 

@@ -298,6 +298,10 @@ const reconcilerFlags: FlagSpec[] = [
 
 function buildReconciler(f: ParsedFlags): ReconcilerConfig {
   const socket = f['docker-socket'] as string;
+  // Only the command line gives an empty value (`--docker-socket=$UNSET`); it used to turn Docker
+  // off without a word, as "none" does on purpose.
+  if (socket.trim() === '') throw new ConfigError('--docker-socket: empty; give "none" to run without Docker');
+  if ((f['state-dir'] as string).trim() === '') throw new ConfigError('--state-dir: empty; give the directory for the outbox (a host volume)');
   if ((f['backoff-base'] as number) > (f['backoff-max'] as number)) {
     throw new ConfigError(`--backoff-base (${f['backoff-base']} ms) is longer than --backoff-max (${f['backoff-max']} ms): the first retry would wait longer than any later one`);
   }
@@ -306,7 +310,7 @@ function buildReconciler(f: ParsedFlags): ReconcilerConfig {
     reportToken: reportTokenFlag(f, 'report-token'),
     ecsAgentUrl: httpUrl('ecs-agent-url', f['ecs-agent-url'] as string),
     imdsUrl: httpUrl('imds-url', f['imds-url'] as string),
-    dockerSocket: socket === 'none' || socket === '' ? undefined : socket,
+    dockerSocket: socket === 'none' ? undefined : socket,
     stateDir: f['state-dir'] as string,
     stateLockStaleAfterMs: f['state-lock-stale-after'] as number,
     resyncIntervalMs: f['resync-interval'] as number,
@@ -380,10 +384,21 @@ function simulatedInstanceId(value: string): string {
   return value;
 }
 
+/**
+ * The simulated host's address: loopback only. Its control API switches faults on without any
+ * authentication, and its IMDS hands out an instance identity; neither belongs on a network.
+ */
+function loopbackAddress(value: string, flag: string): string {
+  const address = listenAddress(value, flag);
+  const loopback = address === 'localhost' || address === '::1' || (isIP(address) === 4 && address.startsWith('127.'));
+  if (!loopback) throw new ConfigError(`--${flag}: "${address}" is not a loopback address (127.0.0.1, ::1 or localhost): the control API has no authentication`);
+  return address;
+}
+
 function buildSimulateHost(f: ParsedFlags): SimulateHostConfig {
   const socket = f['docker-socket'] as string;
   return {
-    host: listenAddress(f.host as string, 'host'),
+    host: loopbackAddress(f.host as string, 'host'),
     agentPort: f['agent-port'] as number,
     imdsPort: f['imds-port'] as number,
     controlPort: f['control-port'] as number,
@@ -395,7 +410,7 @@ function buildSimulateHost(f: ParsedFlags): SimulateHostConfig {
     cluster: simulatedCluster(f.cluster as string),
     instanceId: simulatedInstanceId(f['instance-id'] as string),
     seed: f.seed as number,
-    dockerSocket: socket === 'none' || socket === '' ? undefined : socket,
+    dockerSocket: socket === 'none' ? undefined : socket,
     logLevel: logLevel(f),
   };
 }

@@ -97,8 +97,11 @@ export function readableErrors(schema: unknown, errors: ValidationError[], input
   const literalsOf = (e: ValidationError, unionPath: string) => unions.get(`${e.instancePath} ${unionPath}`) ?? undefined;
   const repeated = new Set<string>();
   const unknownKeysAt = new Set<string>();
+  // The objects whose unknown keys TypeBox reported one by one: their summary error, when there
+  // was room for it, names none, and the message below names them all.
+  const withUnknownKeys = new Set(errors.filter(isUnknownKey).map((e) => parentPath(e.instancePath)));
   return errors
-    .filter((e) => e.keyword !== 'additionalProperties')
+    .filter((e) => !(e.keyword === 'additionalProperties' && withUnknownKeys.has(e.instancePath)))
     .filter((e) => {
       if (!isUnknownKey(e)) return true;
       const parent = parentPath(e.instancePath);

@@ -169,7 +169,8 @@ describe('store URLs', () => {
 
 describe('reconciler config', () => {
   it('refuses an empty --docker-socket or --state-dir (a `$UNSET` on the command line) instead of guessing', () => {
-    expect(() => loadReconcilerConfig(['--server', 'http://x', '--docker-socket='])).toThrow('--docker-socket: empty; give "none" to run without Docker');
+    expect(() => loadReconcilerConfig(['--server', 'http://x', '--docker-socket='])).toThrow('--docker-socket: empty; give "none" to do without Docker');
+    expect(() => loadCommand('simulate-host', ['--docker-socket='], {})).toThrow('--docker-socket: empty; give "none" to do without Docker');
     expect(() => loadReconcilerConfig(['--server', 'http://x', '--state-dir='])).toThrow('--state-dir: empty; give the directory for the outbox (a host volume)');
     expect(loadReconcilerConfig(['--server', 'http://x', '--docker-socket', 'none']).dockerSocket).toBeUndefined();
   });

@@ -296,11 +296,18 @@ const reconcilerFlags: FlagSpec[] = [
   logLevelFlag,
 ];
 
-function buildReconciler(f: ParsedFlags): ReconcilerConfig {
+/**
+ * `--docker-socket`: the socket path, or undefined for "none". Only the command line gives an
+ * empty value (`--docker-socket=$UNSET`); it used to turn Docker off without a word.
+ */
+function dockerSocket(f: ParsedFlags): string | undefined {
   const socket = f['docker-socket'] as string;
-  // Only the command line gives an empty value (`--docker-socket=$UNSET`); it used to turn Docker
-  // off without a word, as "none" does on purpose.
-  if (socket.trim() === '') throw new ConfigError('--docker-socket: empty; give "none" to run without Docker');
+  if (socket.trim() === '') throw new ConfigError('--docker-socket: empty; give "none" to do without Docker');
+  return socket === 'none' ? undefined : socket;
+}
+
+function buildReconciler(f: ParsedFlags): ReconcilerConfig {
+  const docker = dockerSocket(f);
   if ((f['state-dir'] as string).trim() === '') throw new ConfigError('--state-dir: empty; give the directory for the outbox (a host volume)');
   if ((f['backoff-base'] as number) > (f['backoff-max'] as number)) {
     throw new ConfigError(`--backoff-base (${f['backoff-base']} ms) is longer than --backoff-max (${f['backoff-max']} ms): the first retry would wait longer than any later one`);
@@ -310,7 +317,7 @@ function buildReconciler(f: ParsedFlags): ReconcilerConfig {
     reportToken: reportTokenFlag(f, 'report-token'),
     ecsAgentUrl: httpUrl('ecs-agent-url', f['ecs-agent-url'] as string),
     imdsUrl: httpUrl('imds-url', f['imds-url'] as string),
-    dockerSocket: socket === 'none' ? undefined : socket,
+    dockerSocket: docker,
     stateDir: f['state-dir'] as string,
     stateLockStaleAfterMs: f['state-lock-stale-after'] as number,
     resyncIntervalMs: f['resync-interval'] as number,
@@ -396,7 +403,6 @@ function loopbackAddress(value: string, flag: string): string {
 }
 
 function buildSimulateHost(f: ParsedFlags): SimulateHostConfig {
-  const socket = f['docker-socket'] as string;
   return {
     host: loopbackAddress(f.host as string, 'host'),
     agentPort: f['agent-port'] as number,
@@ -410,7 +416,7 @@ function buildSimulateHost(f: ParsedFlags): SimulateHostConfig {
     cluster: simulatedCluster(f.cluster as string),
     instanceId: simulatedInstanceId(f['instance-id'] as string),
     seed: f.seed as number,
-    dockerSocket: socket === 'none' ? undefined : socket,
+    dockerSocket: dockerSocket(f),
     logLevel: logLevel(f),
   };
 }

@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -14,8 +15,14 @@ function tempDir(): string {
   temps.push(dir);
   return dir;
 }
+/** Read-only directories made by readOnlyDirectory: tmpfs mounts (root) or 0555 directories. */
+const readOnly: { path: string; mounted: boolean }[] = [];
 afterEach(async () => {
   for (const store of stores.splice(0)) await store.close();
+  for (const { path, mounted } of readOnly.splice(0)) {
+    if (mounted) execFileSync('umount', [path]);
+    else chmodSync(path, 0o755);
+  }
   for (const dir of temps.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -26,6 +33,22 @@ async function storeWith(path: string, n: number): Promise<SqliteStore> {
   const containers = Array.from({ length: n }, (_, i) => snapshotContainer('running', { container_id: containerId(i + 1) }));
   await store.replaceSnapshot(snapshot(hostIdentity(), 1, containers), at(1));
   return store;
+}
+
+/**
+ * `<dir>/ro`, filled by `fill` and then made read-only: for root (whom file modes do not stop) a
+ * tmpfs remounted read-only, for anyone else mode 0555.
+ */
+async function readOnlyDirectory(dir: string, fill: (inside: string) => Promise<void>): Promise<string> {
+  const inside = join(dir, 'ro');
+  mkdirSync(inside);
+  const root = process.getuid?.() === 0;
+  if (root) execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', inside]);
+  readOnly.push({ path: inside, mounted: root });
+  await fill(inside);
+  if (root) execFileSync('mount', ['-o', 'remount,ro', inside]);
+  else chmodSync(inside, 0o555);
+  return inside;
 }
 
 describe('backupSqliteStore', () => {
@@ -88,6 +111,31 @@ describe('backupSqliteStore', () => {
     expect(() => backupSqliteStore(other, destination)).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_NOT_A_STORE', message: `"${other}" is not an ecs-id-mapper store (schema version 0, no containers table)` }));
 
     expect(readdirSync(dir).sort()).toEqual(['garbage.db', 'other.db']);
+  });
+
+  it('copies a stopped store from a read-only directory, and says why when a write-ahead log there makes that impossible', async () => {
+    const dir = tempDir();
+    const readOnly = readOnlyDirectory(dir, async (inside) => {
+      const store = await storeWith(join(inside, 'store.db'), 2);
+      await store.close();
+      stores.splice(stores.indexOf(store), 1);
+      writeFileSync(join(inside, 'torn.db'), readFileSync(join(inside, 'store.db')));
+      writeFileSync(join(inside, 'torn.db-wal'), 'a log SQLite cannot read here');
+    });
+    expect(readdirSync(await readOnly).sort()).toEqual(['store.db', 'torn.db', 'torn.db-wal']);
+    const inside = await readOnly;
+
+    const result = backupSqliteStore(join(inside, 'store.db'), join(dir, 'copy.db'));
+
+    expect(result).toMatchObject({ path: join(dir, 'copy.db'), records: 2, schemaVersion: SCHEMA_VERSION });
+    const copy = openSqliteStore({ path: result.path });
+    stores.push(copy);
+    expect((await copy.getContainer(containerId(2))).kind).toBe('found');
+    expect(() => backupSqliteStore(join(inside, 'torn.db'), join(dir, 'torn-copy.db'))).toThrow(
+      expect.objectContaining({ code: 'ERR_BACKUP_FAILED', message: expect.stringContaining('is in a read-only directory with a write-ahead log beside it') }),
+    );
+    // Neither the scratch copy of the source nor a partial backup is left behind.
+    expect(readdirSync(dir).filter((name) => !name.startsWith('copy.db')).sort()).toEqual(['ro']);
   });
 
   it('fails with one error and leaves no partial file when the copy cannot be written', async () => {

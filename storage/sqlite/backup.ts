@@ -8,7 +8,7 @@
 // - Every file is written beside its destination, checked (`PRAGMA quick_check`), flushed and only
 //   then renamed into place: an interruption at any point leaves no half-written file under the
 //   destination's name.
-import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, copyFileSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ensureDirectory } from '../../cli/ensure-directory.js';
@@ -45,10 +45,19 @@ export function backupSqliteStore(source: string, destination: string): BackupRe
   if (!existsSync(from)) throw new BackupError('ERR_BACKUP_NO_STORE', `no SQLite store at "${from}"`);
   if (existsSync(to)) throw new BackupError('ERR_BACKUP_EXISTS', `"${to}" already exists (a backup never overwrites a file)`);
   const partial = `${to}.partial-${process.pid}`;
+  const scratch = `${to}.source-${process.pid}`;
   let db: Database.Database | undefined;
   try {
     db = openFile(from);
-    const schemaVersion = storeSchemaVersion(db, from);
+    let schemaVersion: number;
+    try {
+      schemaVersion = storeSchemaVersion(db, from);
+    } catch (err) {
+      if (!inReadOnlyDirectory(err, from)) throw err;
+      db.close();
+      db = openStoppedCopy(from, scratch);
+      schemaVersion = storeSchemaVersion(db, from);
+    }
     ensureDirectory(dirname(to));
     // The file name is a bound parameter: VACUUM INTO takes an expression.
     db.prepare('VACUUM INTO ?').run(partial);
@@ -63,7 +72,40 @@ export function backupSqliteStore(source: string, destination: string): BackupRe
     throw new BackupError('ERR_BACKUP_FAILED', `backup of "${from}" to "${to}" failed: ${(err as Error).message}`, { cause: err });
   } finally {
     db?.close();
+    removeQuietly(scratch);
   }
+}
+
+/**
+ * A WAL-mode store cannot be opened where its -shm file can be neither found nor created: a store
+ * in a read-only directory (a read-only mount, a snapshot of a volume) with no server running.
+ */
+function inReadOnlyDirectory(err: unknown, store: string): boolean {
+  const code = ((err as { cause?: { code?: string } }).cause?.code ?? '') as string;
+  if (!code.startsWith('SQLITE_CANTOPEN') || existsSync(`${store}-shm`)) return false;
+  try {
+    accessSync(dirname(store), constants.W_OK);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * No server can be writing to a store in a read-only directory without a -shm file beside it, so
+ * the file alone is the database, unless a write-ahead log was left there. It is copied beside the
+ * destination and the backup is made from the copy, so the backup is checked and named like any other.
+ */
+function openStoppedCopy(store: string, scratch: string): Database.Database {
+  if (existsSync(`${store}-wal`) && statSync(`${store}-wal`).size > 0) {
+    throw new BackupError(
+      'ERR_BACKUP_FAILED',
+      `"${store}" is in a read-only directory with a write-ahead log beside it and no -shm file: SQLite cannot read it there; copy the directory somewhere writable and back up the copy`,
+    );
+  }
+  ensureDirectory(dirname(scratch));
+  copyFileSync(store, scratch);
+  return openFile(scratch);
 }
 
 export interface RestoreResult {
@@ -210,7 +252,13 @@ function storeSchemaVersion(db: Database.Database, path: string): number {
     version = db.pragma('user_version', { simple: true }) as number;
     containers = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'containers'").get();
   } catch (err) {
-    throw new BackupError('ERR_BACKUP_NOT_A_STORE', `"${path}" is not an ecs-id-mapper store: ${(err as Error).message}`, { cause: err });
+    // Only SQLite's own verdict on the file's content says it is not a store; anything else
+    // (unable to open, permission denied, I/O) says nothing about what the file is.
+    const code = (err as { code?: string }).code ?? '';
+    if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
+      throw new BackupError('ERR_BACKUP_NOT_A_STORE', `"${path}" is not an ecs-id-mapper store: ${(err as Error).message}`, { cause: err });
+    }
+    throw new BackupError('ERR_BACKUP_FAILED', `cannot read "${path}": ${(err as Error).message}`, { cause: err });
   }
   if (version < 1 || containers === undefined) throw new BackupError('ERR_BACKUP_NOT_A_STORE', `"${path}" is not an ecs-id-mapper store (schema version ${version}, no containers table)`);
   return version;

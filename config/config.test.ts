@@ -51,6 +51,15 @@ describe('server config', () => {
     expect(() => loadServerConfig(['--host='])).toThrow('--host: empty; give an address (0.0.0.0 listens on every interface)');
   });
 
+  it('refuses a listen address that is neither an IP address nor a host name, before anything starts', () => {
+    for (const host of ['999.1.1.1', '10.0.0', 'foo bar', 'http://0.0.0.0', '[::1]', '-lead.example']) {
+      expect(() => loadServerConfig(['--host', host]), host).toThrow(`--host: "${host}" is not an IP address or host name`);
+    }
+    for (const host of ['0.0.0.0', '::', '::1', '127.0.0.1', 'localhost', 'ip-10-0-0-1.ec2.internal', 'api-1.']) {
+      expect(loadServerConfig(['--host', host]).host).toBe(host);
+    }
+  });
+
   it('answers --help even when a flag or the environment holds a bad value', () => {
     expect(loadCommand('server', ['--help'], { ECS_ID_MAPPER_PORT: 'abc' }).kind).toBe('help');
     expect(loadCommand('server', ['--port', 'abc', '-h'], {}).kind).toBe('help');

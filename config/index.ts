@@ -179,8 +179,15 @@ const serverFlags: FlagSpec[] = [
 ];
 
 /** A listen address; an empty one (`--host=$UNSET`) would listen on every interface without a word. */
+/** A DNS name (RFC 1123 labels), not all digits: 999.1.1.1 is a mistyped address, not a name. */
+const HOST_NAME = /^(?![\d.]+$)(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
+/** An IP address or a host name; anything else failed only when the server tried to listen (exit 1, getaddrinfo's words). */
 function listenAddress(value: string, flag: string): string {
   if (value.trim() === '') throw new ConfigError(`--${flag}: empty; give an address (0.0.0.0 listens on every interface)`);
+  if (isIP(value) === 0 && !HOST_NAME.test(value)) {
+    throw new ConfigError(`--${flag}: "${value.slice(0, 60)}" is not an IP address or host name (0.0.0.0 listens on every IPv4 interface, :: on every interface)`);
+  }
   return value;
 }
 

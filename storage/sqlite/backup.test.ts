@@ -138,6 +138,20 @@ describe('backupSqliteStore', () => {
     expect(readdirSync(dir).filter((name) => !name.startsWith('copy.db')).sort()).toEqual(['ro']);
   });
 
+  it('refuses a directory given for the store or the backup, naming it, and writes nothing', async () => {
+    const dir = tempDir();
+    const source = join(dir, 'store.db');
+    await storeWith(source, 1);
+    const folder = join(dir, 'folder');
+    mkdirSync(folder);
+    expect(() => backupSqliteStore(folder, join(dir, 'copy.db'))).toThrow(
+      expect.objectContaining({ code: 'ERR_BACKUP_FAILED', message: `"${folder}" is a directory; give the path of the store's file (sqlite:DIR/ecs-id-mapper.db)` }),
+    );
+    expect(() => backupSqliteStore(source, folder)).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_FAILED', message: `"${folder}" is a directory; give the path of a file for the backup, in it or elsewhere` }));
+    expect(readdirSync(folder)).toEqual([]);
+    expect(existsSync(join(dir, 'copy.db'))).toBe(false);
+  });
+
   it('fails with one error and leaves no partial file when the copy cannot be written', async () => {
     const dir = tempDir();
     const source = join(dir, 'store.db');
@@ -172,6 +186,23 @@ describe('restoreSqliteStore', () => {
     const kept = openSqliteStore({ path: result.replacedKeptAs! });
     stores.push(kept);
     expect((await kept.getContainer(containerId(9))).kind).toBe('found');
+  });
+
+  it('refuses a directory given for the store or the backup, naming it, and moves nothing aside', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'store.db');
+    const live = await storeWith(path, 1);
+    const backup = backupSqliteStore(path, join(dir, 'monday.db'));
+    await live.close();
+    stores.splice(stores.indexOf(live), 1);
+    const folder = join(dir, 'folder');
+    mkdirSync(folder);
+    expect(() => restoreSqliteStore(folder, backup.path, NOW)).toThrow(
+      expect.objectContaining({ code: 'ERR_BACKUP_FAILED', message: `"${folder}" is a directory; give the path of the store's file (sqlite:DIR/ecs-id-mapper.db)` }),
+    );
+    expect(() => restoreSqliteStore(path, folder, NOW)).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_FAILED', message: `"${folder}" is a directory; give the path of a backup file` }));
+    expect(readdirSync(dir).sort()).toEqual(['folder', 'monday.db', 'store.db']);
+    expect(readdirSync(folder)).toEqual([]);
   });
 
   it('refuses while another connection has the store open, and changes nothing', async () => {

@@ -43,6 +43,8 @@ export function backupSqliteStore(source: string, destination: string): BackupRe
   const from = resolve(source);
   const to = resolve(destination);
   if (!existsSync(from)) throw new BackupError('ERR_BACKUP_NO_STORE', `no SQLite store at "${from}"`);
+  refuseDirectory(from, "the store's file (sqlite:DIR/ecs-id-mapper.db)");
+  refuseDirectory(to, 'a file for the backup, in it or elsewhere');
   if (existsSync(to)) throw new BackupError('ERR_BACKUP_EXISTS', `"${to}" already exists (a backup never overwrites a file)`);
   const partial = `${to}.partial-${process.pid}`;
   const scratch = `${to}.source-${process.pid}`;
@@ -123,6 +125,17 @@ export interface RestoreResult {
  * Throws BackupError: ERR_STORE_IN_USE while the server runs, ERR_BACKUP_TOO_NEW for a backup
  * this build's server could not open.
  */
+/** A directory where a file is meant: refused by name, where SQLite and the copy said EISDIR or "unable to open". */
+function refuseDirectory(path: string, want: string): void {
+  let directory = false;
+  try {
+    directory = statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  } catch {
+    // ENOTDIR, EACCES: not a directory we can see; the copy itself will say what is wrong.
+  }
+  if (directory) throw new BackupError('ERR_BACKUP_FAILED', `"${path}" is a directory; give the path of ${want}`);
+}
+
 /** The same file under two paths (a link, `./` against an absolute path). */
 function sameFile(a: string, b: string): boolean {
   const x = statSync(a);
@@ -135,6 +148,8 @@ export function restoreSqliteStore(store: string, backup: string, now: Date = ne
   const to = resolve(store);
   const from = resolve(backup);
   if (!existsSync(from)) throw new BackupError('ERR_BACKUP_NO_STORE', `no backup at "${from}"`);
+  refuseDirectory(from, 'a backup file');
+  refuseDirectory(to, "the store's file (sqlite:DIR/ecs-id-mapper.db)");
   // The store would be moved aside before the copy, and the copy would find nothing to read.
   if (existsSync(to) && sameFile(from, to)) throw new BackupError('ERR_BACKUP_FAILED', `"${from}" is the store itself: give the path of a backup`);
   const { schemaVersion, records } = checkedBackup(from);

@@ -174,6 +174,20 @@ describe('store URLs', () => {
     expect(() => parseStoreUrl('simpledb://us-east-1?endpoint=http://127.0.0.1:8443/sub/path')).toThrow('--store: endpoint must be scheme://host[:port] only (SimpleDB answers at its root), got "http://127.0.0.1:8443/sub/path"');
     expect(parseStoreUrl('simpledb://us-east-1?endpoint=http://127.0.0.1:8443/')).toMatchObject({ endpoint: new URL('http://127.0.0.1:8443/') });
   });
+
+  it('rejects a simpledb:// URL with a port, a path, a fragment or keys, which would be dropped without a word', () => {
+    expect(() => parseStoreUrl('simpledb://AKIAEXAMPLE:s3cret@us-east-1?prefix=m')).toThrow(
+      '--store: a simpledb:// URL takes no user name or password (AWS keys come from --aws-access-key-id, Vault or the AWS default chain)',
+    );
+    for (const url of ['simpledb://us-east-1:8443?prefix=m', 'simpledb://us-east-1/fleet?prefix=m', 'simpledb://us-east-1?prefix=m#x']) {
+      expect(() => parseStoreUrl(url)).toThrow(`--store: a simpledb:// URL is simpledb://REGION?options only (no port, path or fragment; another endpoint goes in endpoint=), got "${url}"`);
+    }
+    expect(parseStoreUrl('simpledb://us-east-1/?prefix=m')).toMatchObject({ region: 'us-east-1', prefix: 'm' });
+  });
+
+  it('rejects an option given twice rather than taking the first', () => {
+    expect(() => parseStoreUrl('simpledb://us-east-1?shards=4&shards=8')).toThrow('--store: simpledb option "shards" is given more than once');
+  });
 });
 
 describe('reconciler config', () => {

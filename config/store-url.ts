@@ -32,9 +32,19 @@ export function parseStoreUrl(text: string): StoreConfig {
     }
     const region = url.hostname;
     if (!REGION.test(region)) throw new ConfigError(`--store: "${region}" is not an AWS region (simpledb://us-east-1?...)`);
+    // Only the region and the options mean something: a port, a user name or password (AWS keys
+    // put there), a path or a fragment would be dropped without a word. Never echoes a password.
+    if (url.username !== '' || url.password !== '') throw new ConfigError('--store: a simpledb:// URL takes no user name or password (AWS keys come from --aws-access-key-id, Vault or the AWS default chain)');
+    if (url.port !== '' || (url.pathname !== '' && url.pathname !== '/') || url.hash !== '') {
+      throw new ConfigError(`--store: a simpledb:// URL is simpledb://REGION?options only (no port, path or fragment; another endpoint goes in endpoint=), got "${text}"`);
+    }
     const known = new Set(['prefix', 'shards', 'endpoint', 'create_domains']);
+    const seen = new Set<string>();
     for (const key of url.searchParams.keys()) {
       if (!known.has(key)) throw new ConfigError(`--store: unknown simpledb option "${key}" (known: ${[...known].join(', ')})`);
+      // URLSearchParams.get() takes the first value: a second one would be ignored silently.
+      if (seen.has(key)) throw new ConfigError(`--store: simpledb option "${key}" is given more than once`);
+      seen.add(key);
     }
     const prefix = url.searchParams.get('prefix') ?? 'ecs_id_mapper';
     if (!PREFIX.test(prefix)) throw new ConfigError(`--store: prefix may hold letters, digits, _ - . only, got "${prefix}"`);

@@ -483,6 +483,37 @@ describe('opening', () => {
     expect((await again.listContainers({}, { limit: 10 })).items).toHaveLength(6);
   });
 
+  it('refuses fewer shards when the last shards are empty but the others hold records', async () => {
+    const prefix = `reshard${n++}`;
+    const first = await store(prefix, { shards: 3 });
+    // Records in shards 0 and 1 of 3 only: the third domain stays empty.
+    const ids = [];
+    for (let i = 0; ids.length < 8; i++) {
+      const id = containerId(`reshard-low-${i}`);
+      if (Number.parseInt(id.slice(0, 8), 16) % 3 !== 2) ids.push(id);
+    }
+    await first.replaceSnapshot(snapshot(host, 1, ids.map((id) => snapshotContainer('running', { container_id: id }))), at(1));
+    const err = await openSimpleDbStore(config(prefix, { shards: 2 }), { credentials: staticCredentials(KEY) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreUnavailableError);
+    expect((err as Error).message).toBe(
+      `the SimpleDB store "${prefix}" holds records in 3 container shards, but --store says shards=2: ` +
+        "a record's shard is its id modulo the shard count, fixed when the store is created, so start with shards=3 (docs/simpledb.md)",
+    );
+  });
+
+  it('takes fewer shards when every record is in its shard under the new count (4 to 2 with the last two empty)', async () => {
+    const prefix = `reshard${n++}`;
+    const first = await store(prefix, { shards: 4 });
+    const ids = [];
+    for (let i = 0; ids.length < 6; i++) {
+      const id = containerId(`reshard-even-${i}`);
+      if (Number.parseInt(id.slice(0, 8), 16) % 4 < 2) ids.push(id);
+    }
+    await first.replaceSnapshot(snapshot(host, 1, ids.map((id) => snapshotContainer('running', { container_id: id }))), at(1));
+    const s = await store(prefix, { shards: 2 });
+    for (const id of ids) expect((await s.getContainer(id)).kind).toBe('found');
+  });
+
   it('takes another shard count while the container domains are still empty', async () => {
     const prefix = `reshard${n++}`;
     await store(prefix, { shards: 2 });

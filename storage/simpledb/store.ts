@@ -69,6 +69,8 @@ const MAX_PAGE = 1000;
 const LIVE_STATES: readonly LifecycleState[] = ['pending', 'running', 'stopping', 'stopped'];
 /** How far opening looks for container domains (checkShardCount): --store takes at most 100 shards (config/store-url.ts). */
 const MAX_SHARDS_PROBED = 100;
+/** Records per container domain checked against the shard count at open (checkShardCount); each misplaced one is found with odds of at least 1/2. */
+const SHARD_CHECK_SAMPLE = 20;
 /** Conditional-write attempts before a hot item is reported as unavailable. */
 const MAX_WRITE_ATTEMPTS = 8;
 
@@ -338,13 +340,26 @@ export class SimpleDbStore implements Store {
       found = n + 1;
       beyondHeld ||= items > 0;
     }
-    const missingWhileHeld = configured.includes(undefined) && configured.some((items) => (items ?? 0) > 0);
-    if (beyondHeld || missingWhileHeld) {
+    const configuredHeld = configured.some((items) => (items ?? 0) > 0);
+    const missingWhileHeld = configured.includes(undefined) && configuredHeld;
+    // Domains past the configured count that hold nothing (a store with more shards whose last ones
+    // are still empty): the records in the others were placed by that larger count, and most are in
+    // the wrong domain for this one. A few of each are looked at: all in place means they are.
+    const misplaced = !beyondHeld && !missingWhileHeld && found > shards && configuredHeld && (await this.someRecordMisplaced());
+    if (beyondHeld || missingWhileHeld || misplaced) {
       throw new StoreUnavailableError(
         `the SimpleDB store "${this.opts.prefix}" holds records in ${found} container shard${found === 1 ? '' : 's'}, but --store says shards=${shards}: ` +
           `a record's shard is its id modulo the shard count, fixed when the store is created, so start with shards=${found} (docs/simpledb.md)`,
       );
     }
+  }
+
+  /** Whether a few records of each container domain include one this shard count would look for elsewhere. */
+  private async someRecordMisplaced(): Promise<boolean> {
+    const samples = await mapLimit(this.domains.containers, this.concurrency, (domain) =>
+      this.client.selectAll(buildSelect({ output: 'itemName()', domain, limit: SHARD_CHECK_SAMPLE }), { consistentRead: true, maxItems: SHARD_CHECK_SAMPLE }),
+    );
+    return samples.some((items, i) => items.some((item) => this.shardOf(item.name) !== this.domains.containers[i]));
   }
 
   shardOf(containerIdOrPrefix: string): string {

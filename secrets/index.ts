@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ServerConfig } from '../config/index.js';
-import { VaultSecrets, type VaultSecretsDeps } from './vault.js';
+import { kvDataPath, VaultError, VaultSecrets, type VaultSecretsDeps } from './vault.js';
 
 export { VaultSecrets, VaultError, kvDataPath, type VaultStatus, type VaultSecretsDeps, type Scheduler } from './vault.js';
 
@@ -40,6 +40,17 @@ export async function loadSecrets(
   // A secret version without report_token falls back to --report-token; without that flag, the
   // token in force is kept rather than leaving reports open (vault.ts, readSecret).
   const vault = await VaultSecrets.start(config.vault, { ...deps, keepReportToken: config.reportToken === undefined });
+  // The config module let --report-token-previous go without --report-token because the secret
+  // was to bring the token: without one there either, the routes would be open to anyone, the
+  // previous token notwithstanding (as config/ refuses without Vault).
+  if (config.reportTokenPrevious !== undefined && config.reportToken === undefined && vault.reportToken === undefined) {
+    await vault.close();
+    throw new VaultError(
+      `vault at ${config.vault.addr.origin}: ${kvDataPath(config.vault.secretPath)} holds no report_token and --report-token is not set: --report-token-previous alone would leave reports open to anyone`,
+      'read',
+      200,
+    );
+  }
   const fallbackToken = config.reportToken;
   return {
     vault,

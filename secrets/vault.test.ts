@@ -462,6 +462,14 @@ describe('loadSecrets', () => {
     expect(loaded.awsCredentials).toBeUndefined();
   });
 
+  it('with Vault: refuses --report-token-previous when neither --report-token nor the secret gives a token, instead of opening the report routes', async () => {
+    standin = await startVaultStandin({ secret: { aws_access_key_id: 'AKIAVAULT1', aws_secret_access_key: 'vault-secret-1' }, staticToken: { token: 't', ttlSeconds: 0 } });
+    const config = { reportTokenPrevious: 'cfg-old', vault: vaultConfig({ token: 't' }), store: { backend: 'simpledb' } } as unknown as ServerConfig;
+    await expect(loadSecrets(config)).rejects.toThrow(
+      `vault at ${new URL(standin.url).origin}: secret/data/ecs-id-mapper holds no report_token and --report-token is not set: --report-token-previous alone would leave reports open to anyone`,
+    );
+  });
+
   it("with Vault: a rotation's previous token is the secret's report_token_previous, and ends when the secret drops it", async () => {
     const clock = new FakeClock();
     standin = await startVaultStandin({ secret: { ...SECRET, report_token: 'report-2', report_token_previous: 'report-1' }, staticToken: { token: 't', ttlSeconds: 0 }, now: clock.now });

@@ -125,11 +125,16 @@ export class Database {
     if (!file || file.version !== 1 || typeof file.domains !== 'object' || file.domains === null) {
       throw new Error('not a simpledb-local data file (expected {"version":1,"domains":{...}})');
     }
+    const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
     this.domains.clear();
     for (const [name, d] of Object.entries(file.domains)) {
+      if (!isObject(d) || (d.items !== undefined && !isObject(d.items))) throw new Error(`not a simpledb-local data file: domain "${name}" is not {"created_at_ms":..,"items":{...}}`);
       const items = new Map<string, Attributes>();
       for (const [itemName, attrs] of Object.entries(d.items ?? {})) {
-        items.set(itemName, new Map(Object.entries(attrs).map(([k, v]) => [k, new Set(v.map(String))])));
+        if (!isObject(attrs) || !Object.values(attrs).every((v) => Array.isArray(v) && v.every((x) => typeof x === 'string'))) {
+          throw new Error(`not a simpledb-local data file: item "${itemName}" of domain "${name}" is not {"<attribute>":["<value>",...]}`);
+        }
+        items.set(itemName, new Map(Object.entries(attrs as Record<string, string[]>).map(([k, v]) => [k, new Set(v)])));
       }
       this.domains.set(name, { createdAtMs: Number(d.created_at_ms) || this.opts.now(), items, previous: new Map() });
     }

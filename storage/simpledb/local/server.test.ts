@@ -553,6 +553,24 @@ describe('simpledb-local --data file', () => {
     writeFileSync(file, '{not json');
     await expect(startSimpleDbLocal({ ...KEY, dataFile: file })).rejects.toMatchObject({ name: 'DataFileError', code: 'SIMPLEDB_LOCAL_DATA_FILE' });
   });
+
+  it('refuses to start on JSON that is not a data file, naming what is wrong', async () => {
+    const file = join(dir, 'shape.json');
+    writeFileSync(file, JSON.stringify({ version: 1, domains: { d: { created_at_ms: 1, items: { i: { a: 'not a list' } } } } }));
+    await expect(startSimpleDbLocal({ ...KEY, dataFile: file })).rejects.toMatchObject({
+      name: 'DataFileError',
+      message: `cannot load data file ${file}: not a simpledb-local data file: item "i" of domain "d" is not {"<attribute>":["<value>",...]}`,
+    });
+    writeFileSync(file, JSON.stringify({ version: 1, domains: { d: null } }));
+    await expect(startSimpleDbLocal({ ...KEY, dataFile: file })).rejects.toMatchObject({
+      message: `cannot load data file ${file}: not a simpledb-local data file: domain "d" is not {"created_at_ms":..,"items":{...}}`,
+    });
+  });
+
+  it('refuses to start when the data file cannot be written, instead of losing every change', async () => {
+    const file = join(dir, 'missing-dir', 'data.json');
+    await expect(startSimpleDbLocal({ ...KEY, dataFile: file })).rejects.toMatchObject({ name: 'DataFileError', message: expect.stringMatching(/^cannot write data file .*missing-dir\/data\.json: ENOENT/) });
+  });
 });
 
 /** Turns a raw error answer into the same shape the SDK rejects with. */

@@ -14,7 +14,7 @@ import { Database } from './database.js';
 import { SdbError } from './errors.js';
 import { checkParameterNames, operations } from './operations.js';
 import type { Params } from './params.js';
-import { DataFileSaver, readDataFile } from './persistence.js';
+import { DataFileError, DataFileSaver, readDataFile, writeDataFileAtomically } from './persistence.js';
 import { errorXml, successXml } from './xml.js';
 
 export interface Faults {
@@ -138,7 +138,17 @@ export async function startSimpleDbLocal(opts: SimpleDbLocalOptions): Promise<Si
   const db = new Database({ now, staleReads: () => faults.staleReads, staleWindowMs: () => faults.staleWindowMs });
   if (opts.dataFile) {
     const file = readDataFile(opts.dataFile);
-    if (file) db.loadFile(file);
+    if (file) {
+      try {
+        db.loadFile(file);
+      } catch (err) {
+        throw new DataFileError(`cannot load data file ${opts.dataFile}: ${(err as Error).message}`, opts.dataFile, { cause: err });
+      }
+    } else {
+      // Written now, so a file that cannot be written (a missing directory, no permission) stops
+      // the start instead of every later change failing to save with an error in the log only.
+      writeDataFileAtomically(opts.dataFile, db.toFile());
+    }
   }
   const saver = opts.dataFile
     ? new DataFileSaver(opts.dataFile, () => db.toFile(), (err) => log({ level: 'error', msg: err.message }))

@@ -465,6 +465,13 @@ describe('simpledb-local over the AWS SDK v2', () => {
       expect(performance.now() - started).toBeGreaterThanOrEqual(140);
     });
 
+    it('refuses a latency longer than a Node timer can wait, which would run at once', async () => {
+      const bad = await fetch(`${local.url}/__admin/faults`, { method: 'POST', body: JSON.stringify({ latencyMs: 1e12 }) });
+      expect(bad.status).toBe(400);
+      expect(await bad.json()).toEqual({ error: 'bad_request', message: 'latencyMs must be a number of milliseconds from 0 to 2147483647' });
+      expect(local.faults().latencyMs).toBe(0);
+    });
+
     it('drops all data on POST /__admin/reset', async () => {
       const res = await fetch(`${local.url}/__admin/reset`, { method: 'POST' });
       expect(res.status).toBe(200);

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { TIMER_MAX_MS } from '../../../config/flags.js';
 import { authenticate, checkVersion, type Credentials } from './auth.js';
 import { Database } from './database.js';
 import { SdbError } from './errors.js';
@@ -84,6 +85,10 @@ export function parseFaults(input: unknown): Partial<Faults> {
         out[key] = value;
         break;
       case 'latencyMs':
+        // Node runs a timer longer than 2^31 - 1 ms after 1 ms: a longer latency would be none.
+        if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > TIMER_MAX_MS) throw new FaultsError(`latencyMs must be a number of milliseconds from 0 to ${TIMER_MAX_MS}`);
+        out.latencyMs = value;
+        break;
       case 'staleWindowMs':
         if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new FaultsError(`${key} must be a number of milliseconds ≥ 0`);
         out[key] = value;

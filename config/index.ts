@@ -105,6 +105,10 @@ function vaultConfig(f: ParsedFlags): VaultConfig | undefined {
     return undefined;
   }
   if (!token && !(roleId && secretId)) throw new ConfigError('--vault-addr needs --vault-token or both --vault-role-id and --vault-secret-id');
+  // Beside --vault-token, half an AppRole cannot log in when the token runs out, yet would count as
+  // one: the warning that a non-renewable token expires was left out for it.
+  if (roleId && !secretId) throw new ConfigError('--vault-role-id is set without --vault-secret-id: an AppRole login needs both');
+  if (secretId && !roleId) throw new ConfigError('--vault-secret-id is set without --vault-role-id: an AppRole login needs both');
   return {
     addr: httpUrl('vault-addr', addr),
     token,

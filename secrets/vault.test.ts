@@ -154,6 +154,19 @@ describe('VaultSecrets start failures: one clear error, nothing half-started', (
     await expect(failure).rejects.not.toThrow(/s3cret/);
   });
 
+  it('fails clearly on a key that is there but empty or not a string, instead of reading it as missing (which opened the report routes)', async () => {
+    standin = await startVaultStandin({ secret: { ...SECRET, report_token: '' }, staticToken: { token: 't', ttlSeconds: 0 } });
+    await expect(VaultSecrets.start(vaultConfig({ token: 't' }))).rejects.toThrow(/secret\/data\/ecs-id-mapper: report_token is empty$/);
+    standin.rotate({ ...SECRET, report_token: 123456 } as unknown as Record<string, string>);
+    await expect(VaultSecrets.start(vaultConfig({ token: 't' }))).rejects.toThrow(/secret\/data\/ecs-id-mapper: report_token is a number, not a string$/);
+    standin.rotate({ ...SECRET, aws_secret_access_key: null } as unknown as Record<string, string>);
+    await expect(VaultSecrets.start(vaultConfig({ token: 't' }))).rejects.toThrow(/secret\/data\/ecs-id-mapper: aws_secret_access_key is null, not a string$/);
+    // An empty report_token_previous is how `vault kv patch` ends a rotation: no previous token.
+    standin.rotate({ ...SECRET, report_token_previous: '' });
+    secrets = await VaultSecrets.start(vaultConfig({ token: 't' }));
+    expect([secrets.reportToken, secrets.reportTokenPrevious]).toEqual(['report-1', undefined]);
+  });
+
   it('keeps the last good token when a rotation writes one no header can carry, and says so', async () => {
     const { clock, standin, secrets } = await setup({ staticToken: { token: 't', ttlSeconds: 0 } }, { token: 't', refreshIntervalMs: 30_000 });
     standin.rotate({ ...SECRET, report_token: 'report-2', report_token_previous: 'report-1 ' });

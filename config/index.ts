@@ -230,6 +230,12 @@ function buildServer(f: ParsedFlags): ServerConfig {
   for (const name of ['sqlite-cache-bytes', 'sqlite-mmap-bytes']) {
     if (f[name] !== undefined && store.backend !== 'sqlite') throw new ConfigError(`--${name} applies to a sqlite: store only (--store is ${store.backend})`);
   }
+  // One key alone was ignored: SimpleDB then signed with the AWS default chain or Vault's keys.
+  const awsKeys = (['aws-access-key-id', 'aws-secret-access-key'] as const).filter((n) => optionalString(f, n) !== undefined);
+  if (awsKeys.length === 1) {
+    const other = awsKeys[0] === 'aws-access-key-id' ? 'aws-secret-access-key' : 'aws-access-key-id';
+    throw new ConfigError(`--${awsKeys[0]} is set without --${other}: SimpleDB signs with both or neither`);
+  }
   return {
     port: f.port as number,
     host: listenAddress(f.host as string, 'host'),

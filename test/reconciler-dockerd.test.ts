@@ -122,6 +122,17 @@ describe.skipIf(skipWithoutDockerd())('reconciler with a real dockerd', () => {
     expect(history.map((h) => [h.from, h.to])).toEqual([[null, 'running'], ['running', 'stopped'], ['stopped', 'gone']]);
   });
 
+  it('follows docker start of a stopped container back to running', async () => {
+    const id = await runEcsContainer(11, 'again');
+    await waitFor(id, (r) => r?.state === 'running');
+    await dockerd.run(['stop', '-t', '0', id]);
+    await waitFor(id, (r) => r?.state === 'stopped');
+    await dockerd.run(['start', id]);
+    await waitFor(id, (r) => r?.state === 'running');
+    const history = await store.history(id);
+    expect(history.map((h) => [h.from, h.to, h.reason])).toEqual([[null, 'running', 'agent.observed'], ['running', 'stopped', 'agent.observed'], ['stopped', 'running', 'docker.started']]);
+  });
+
   it('ignores containers without ECS labels', async () => {
     const id = await dockerd.run(['run', '-d', '--network', 'none', dockerd.image]);
     await new Promise((r) => setTimeout(r, 1000));

@@ -75,7 +75,9 @@ its ECS labels while the agent is unreachable. Every state change runs \`emitTra
 is recorded as \`running → running\` with reason \`container.restarted\`. The restart count is taken only
 on a move into running: the agent counts a restart before Docker starts the container again, so a
 pass in between sees the new count on an exited container (\`running → stopped\`), and the start that
-follows is then \`stopped → running\`, \`container.restarted\`. When the agent answers again about a
+follows is then \`stopped → running\`, \`container.restarted\`. A stopped container that Docker runs again
+(\`docker start\`, \`docker restart\`: the agent's RestartCount does not count those) while the agent lists
+its task running goes back to running too (\`stopped → running\`, \`docker.started\`). When the agent answers again about a
 container known from its labels, the loop sends the agent's mapping (ports, statuses, start time) as a
 same-state transition (\`running → running\`, \`agent.observed\`), since the lifecycle did not move. Only
 \`container.vanished\` — sent after a *successful* listing no longer contains the container — leads

@@ -91,6 +91,21 @@ describe('container machine', () => {
     ]);
   });
 
+  it('brings a stopped container back to running when Docker runs it again and the agent lists it running', () => {
+    // docker start / docker restart: Docker's state moves back to running, the agent's RestartCount does not grow.
+    const { snap, emitted } = run([agent('RUNNING', 'RUNNING', 0, 'running'), agent('STOPPED', null, 0, 'exited'), agent('RUNNING', 'RUNNING', 0, 'running')]);
+    expect(snap.value).toBe('running');
+    expect(emitted.slice(1)).toEqual([
+      { from: 'running', to: 'stopped', reason: 'agent.observed' },
+      { from: 'stopped', to: 'running', reason: 'docker.started' },
+    ]);
+  });
+
+  it('keeps a stopped container stopped while Docker runs it but the agent lists its task stopped', () => {
+    const { snap } = run([agent('RUNNING', 'RUNNING', 0, 'running'), agent('STOPPED', null, 0, 'exited'), agent('STOPPED', null, 0, 'running')]);
+    expect(snap.value).toBe('stopped');
+  });
+
   it('moves a running container to stopping when its desired status becomes STOPPED', () => {
     const { snap } = run([agent('RUNNING'), agent('RUNNING', 'STOPPED')]);
     expect(snap.value).toBe('stopping');
@@ -137,6 +152,7 @@ describe('container machine', () => {
       agent('RUNNING', 'RUNNING', 1),
       agent('RUNNING', 'STOPPED'),
       agent('STOPPED', null),
+      agent('RUNNING', 'RUNNING', 0, 'running'),
       { type: 'labels.observed', docker_state: 'running' },
       { type: 'docker.died' },
       { type: 'docker.started' },

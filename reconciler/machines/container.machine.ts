@@ -70,6 +70,9 @@ function emit(from: LifecycleState | null, to: LifecycleState) {
 }
 const emitRestart = (from: LifecycleState) =>
   ({ type: 'emitTransition', params: { from, to: 'running', reason: 'container.restarted' } }) as const;
+/** Docker started the container again without the agent counting a restart (reason as for the `docker.started` event). */
+const emitDockerStart = (from: LifecycleState) =>
+  ({ type: 'emitTransition', params: { from, to: 'running', reason: 'docker.started' } }) as const;
 
 /**
  * Observation-driven moves shared by both observation events. Order matters: first match wins.
@@ -103,6 +106,11 @@ export const containerMachine = setup({
     /** Running again with a higher RestartCount: the agent restarted it in place. */
     restartedWhileRunning: ({ context, event }) =>
       event.type === 'agent.observed' && observedLifecycle(event) === 'running' && event.restart_count > context.restart_count,
+    /**
+     * Docker runs the container again (`docker start`, `docker restart`) and the agent lists its task
+     * running: the RestartCount counts only the agent's own restarts, so it need not have grown.
+     */
+    dockerRunsAgain: ({ event }) => event.type === 'agent.observed' && event.docker_state === 'running' && observedLifecycle(event) === 'running',
   },
 }).createMachine({
   id: 'container',
@@ -148,12 +156,13 @@ export const containerMachine = setup({
     },
     stopped: {
       on: {
-        // Only a restart brings a stopped container back (ECS restart policy, docker restart).
-        'agent.observed': {
-          guard: 'restartedWhileRunning',
-          target: 'running',
-          actions: [emitRestart('stopped'), 'recordRestartCount'],
-        },
+        // Only a restart brings a stopped container back: the agent's (ECS restart policy, RestartCount
+        // grew), or Docker running it again (docker start, docker restart) while the agent lists it
+        // running. Without the second, such a container stayed stopped on the server for good.
+        'agent.observed': [
+          { guard: 'restartedWhileRunning', target: 'running', actions: [emitRestart('stopped'), 'recordRestartCount'] },
+          { guard: 'dockerRunsAgain', target: 'running', actions: [emitDockerStart('stopped'), 'recordRestartCount'] },
+        ],
         'docker.started': { target: 'running', actions: emit('stopped', 'running') },
         'container.vanished': { target: 'gone', actions: emit('stopped', 'gone') },
       },

@@ -146,6 +146,15 @@ describe('Docker client: listContainers', () => {
     client = createDockerClient({ socketPath, timeoutMs: 150 });
     expect(await failure(client.listContainers())).toMatchObject({ code: 'ERR_TIMEOUT' });
   });
+
+  it('fails with ERR_TIMEOUT, not the bare abort, when the pass\'s deadline passes before the client\'s', async () => {
+    await fakeDocker(() => {
+      // never answers
+    });
+    // The reconcile loop passes AbortSignal.timeout(--request-timeout) as well, set just before the client's own timer.
+    client = createDockerClient({ socketPath, timeoutMs: 150 });
+    expect(await failure(client.listContainers(AbortSignal.timeout(150)))).toMatchObject({ source: 'docker', code: 'ERR_TIMEOUT', message: 'Docker GET /containers/json?all=1: no answer before the deadline' });
+  });
 });
 
 describe('Docker client: container names', () => {

@@ -23,6 +23,29 @@ describe('exchange', () => {
     expect(error).toMatchObject({ source: 'imds', code: 'ERR_GARBAGE', status: 200 });
   });
 
+  it('fails with ERR_TIMEOUT naming the request when the caller\'s deadline passes first', async () => {
+    server = await startLoopback(() => undefined); // never answers
+    const error = await exchange('docker', 'Docker GET /containers/json', { url: server.url, timeoutMs: 10_000, signal: AbortSignal.timeout(50) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ObservationError);
+    expect(error).toMatchObject({ source: 'docker', code: 'ERR_TIMEOUT' });
+    expect((error as Error).message).toBe('Docker GET /containers/json: no answer before the deadline');
+  });
+
+  it('fails with ERR_TIMEOUT when the caller\'s deadline has already passed', async () => {
+    const signal = AbortSignal.timeout(1);
+    await new Promise((r) => setTimeout(r, 20));
+    const error = await exchange('agent', 'ECS agent /v1/tasks', { url: new URL('http://127.0.0.1:9/'), timeoutMs: 1000, signal }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ source: 'agent', code: 'ERR_TIMEOUT' });
+  });
+
+  it('rethrows the caller\'s own cancellation as is', async () => {
+    server = await startLoopback(() => undefined);
+    const controller = new AbortController();
+    const stop = new Error('shutting down');
+    setTimeout(() => controller.abort(stop), 50);
+    await expect(exchange('agent', 'GET /', { url: server.url, timeoutMs: 10_000, signal: controller.signal })).rejects.toBe(stop);
+  });
+
   it('does not keep listening on the caller signal after the exchange', async () => {
     server = await startLoopback((_req, res) => reply(res, 200, 'ok', 'text/plain'));
     const controller = new AbortController();

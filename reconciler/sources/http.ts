@@ -11,7 +11,10 @@ export interface HttpExchange {
   headers?: Record<string, string>;
   /** Whole exchange (connect, headers and body) must finish within this many milliseconds. */
   timeoutMs: number;
-  /** The caller's cancellation; when it fires, its reason is rethrown as is (not an ObservationError). */
+  /**
+   * The caller's cancellation; when it fires, its reason is rethrown as is (not an ObservationError).
+   * A deadline (AbortSignal.timeout, as the reconcile loop passes) is a timeout: ERR_TIMEOUT.
+   */
   signal?: AbortSignal;
   dispatcher?: Dispatcher;
   /** Larger bodies are a failed observation (ERR_GARBAGE). */
@@ -70,12 +73,23 @@ export function transportError(source: Source, what: string, error: unknown): Ob
 }
 
 /**
+ * What to throw when the caller's signal fired. Its deadline passing is this exchange timing out,
+ * with the stable code and the request's name: rethrown as is, a pass's deadline was logged as
+ * "ECS agent observation failed: The operation was aborted due to timeout" with `code: 23`.
+ */
+function callerAborted(source: Source, what: string, signal: AbortSignal): unknown {
+  const reason: unknown = signal.reason;
+  if (reason instanceof DOMException && reason.name === 'TimeoutError') return new ObservationError(source, 'ERR_TIMEOUT', `${what}: no answer before the deadline`, { cause: reason });
+  return reason;
+}
+
+/**
  * Performs one request and reads the whole body as UTF-8. Never throws for an HTTP status.
  * The deadline and the caller's signal are joined by hand rather than with AbortSignal.any, whose
  * dependants a long-lived caller signal retains on Node 20 (the reconciler makes a request every pass).
  */
 export async function exchange(source: Source, what: string, req: HttpExchange): Promise<HttpAnswer> {
-  req.signal?.throwIfAborted();
+  if (req.signal?.aborted) throw callerAborted(source, what, req.signal);
   const controller = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -108,7 +122,7 @@ export async function exchange(source: Source, what: string, req: HttpExchange):
     }
     return { status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') };
   } catch (error) {
-    if (req.signal?.aborted) throw req.signal.reason;
+    if (req.signal?.aborted) throw callerAborted(source, what, req.signal);
     if (timedOut) throw new ObservationError(source, 'ERR_TIMEOUT', `${what}: no answer within ${req.timeoutMs} ms`, { cause: error });
     throw transportError(source, what, error);
   } finally {

@@ -271,6 +271,21 @@ describe('reconcile loop', () => {
       expect(r.transitions[0].container.exit_code).toBe(137);
     });
 
+    it('stops a container the agent still lists running once Docker no longer has it (docker rm -f)', async () => {
+      const { loop, agent, docker } = setup({ docker: true });
+      agent.list = [task(1, 'RUNNING'), task(2, 'RUNNING')];
+      docker!.list = [dockerContainer(1, 'running'), dockerContainer(2, 'running')];
+      await loop.runPass();
+      docker!.list = [dockerContainer(2, 'running')];
+      const r = await loop.runPass();
+      expect(brief(r.transitions)).toEqual([['c1', 'running', 'stopped', 'agent.observed']]);
+      expect(loop.snapshot()!.map((c) => [short(c.container_id), c.state])).toEqual([['c1', 'stopped'], ['c2', 'running']]);
+      // Not gone while the agent lists it; gone once it drops it too.
+      expect((await loop.runPass()).transitions).toEqual([]);
+      agent.list = [task(2, 'RUNNING')];
+      expect(brief((await loop.runPass()).transitions)).toEqual([['c1', 'stopped', 'gone', 'container.vanished']]);
+    });
+
     it('marks nothing gone when both the agent and Docker fail', async () => {
       const { loop, agent, docker } = setup({ docker: true });
       agent.list = [task(1, 'RUNNING')];

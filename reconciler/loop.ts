@@ -156,6 +156,8 @@ interface Staged {
 const ECS_INTERNAL_CONTAINER_PREFIX = '~internal~';
 
 const DOCKER_DOWN: ReadonlySet<DockerContainerState> = new Set(['exited', 'dead', 'removing']);
+/** Docker's state for a container the agent lists and a successful Docker listing lacks (removed). */
+const REMOVED: DockerContainerState = 'removing';
 /** How often the agent's metadata is read again without a reason (doPass): 30 passes, 5 minutes at the default resync. */
 const META_REFRESH_PASSES = 30;
 /** Sequential IMDS round-trips one identity() may need (see observeIdentity). */
@@ -323,7 +325,10 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
           const d = dockerById ? dockerById.get(id) ?? null : null;
           const restart = c.restart_count ?? 0;
           // Docker enabled but not answering this pass: keep its last word rather than forget it.
-          const dockerState = d ? d.state : docker ? null : tr.dockerState;
+          // Absent from a listing that answered (read after the agent's, so not yet created is
+          // impossible), the container was removed (docker rm -f): its process runs no more, whatever
+          // the agent still says. Taken as null, it stayed running for as long as the agent listed it so.
+          const dockerState = d ? d.state : docker ? REMOVED : tr.dockerState;
           const dockerSeen = d ? agentsDockerView(d, tr.docker) : tr.docker;
           if (
             existing &&

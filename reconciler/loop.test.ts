@@ -320,6 +320,21 @@ describe('reconcile loop', () => {
       expect(await metricValue(registry, 'ecs_id_mapper_reconciler_label_disagreements_total')).toBe(1);
     });
 
+    it('shows in docker_events_connected whether it follows Docker\'s event stream', async () => {
+      const { loop, docker, registry } = setup({ docker: true });
+      const connected = () => metricValue(registry, 'ecs_id_mapper_reconciler_docker_events_connected');
+      expect(await connected()).toBe(0);
+      loop.start();
+      await until(() => docker!.handlers !== null);
+      docker!.handlers!.onConnected?.();
+      expect(await connected()).toBe(1);
+      docker!.handlers!.onDisconnected?.(new ObservationError('docker', 'ERR_HTTP_STATUS', 'Docker GET /events: HTTP 403', { status: 403 }));
+      expect(await connected()).toBe(0);
+      docker!.handlers!.onConnected?.();
+      await loop.stop();
+      expect(await connected()).toBe(0);
+    });
+
     it('logs a lost Docker event stream at its first failed reconnection and says when it follows events again', async () => {
       const lines: Array<Record<string, unknown>> = [];
       let now = 0;

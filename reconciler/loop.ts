@@ -646,8 +646,14 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
                 metrics?.dockerEvents.inc();
                 trigger();
               },
-              onConnected: () => log.info({ ...conditions.dockerEvents.ended(clock()) }, 'following Docker events'),
-              onDisconnected: (err) => recurring(conditions.dockerEvents, (held) => log.warn({ ...held }, `Docker events disconnected: ${err.message}`)),
+              onConnected: () => {
+                metrics?.dockerEventsConnected.set(1);
+                log.info({ ...conditions.dockerEvents.ended(clock()) }, 'following Docker events');
+              },
+              onDisconnected: (err) => {
+                metrics?.dockerEventsConnected.set(0);
+                recurring(conditions.dockerEvents, (held) => log.warn({ ...held }, `Docker events disconnected: ${err.message}`));
+              },
             },
             eventsAbort.signal,
           )
@@ -662,6 +668,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       // Else a start() after this stop() would find it set, and no Docker event would trigger a pass again.
       debounceTimer = undefined;
       eventsAbort?.abort();
+      metrics?.dockerEventsConnected.set(0);
       if (running) await running.catch(() => undefined);
     },
     trigger,

@@ -38,6 +38,7 @@ export interface ReconcilerMetrics {
   containers: Gauge<'state'>;
   labelDisagreements: Counter<string>;
   dockerEvents: Counter<string>;
+  dockerEventsConnected: Gauge<string>;
   heapCollections: Counter<string>;
   stateLockWaiting: Gauge<string>;
   stateLockTakeovers: Counter<string>;
@@ -89,6 +90,11 @@ export function createReconcilerMetrics(registry: Registry, now: () => number = 
   for (const state of LIFECYCLE_STATES) containers.set({ state }, 0);
   const labelDisagreements = new Counter({ name: `${p}label_disagreements_total`, help: 'Containers whose ECS labels disagree with the agent (task ARN or container name).', registers });
   const dockerEvents = new Counter({ name: `${p}docker_events_total`, help: 'Docker container events received (each only shortens the wait for the next pass).', registers });
+  const dockerEventsConnected = new Gauge({
+    name: `${p}docker_events_connected`,
+    help: '1 while the daemon follows Docker\'s event stream; 0 while the stream is lost and reconnecting (passes then run only every --resync-interval), and with --docker-socket none.',
+    registers,
+  });
   const heapCollections = new Counter({ name: `${p}heap_collections_total`, help: 'Full garbage collections the daemon ran because its heap grew --heap-headroom-bytes past the last one (V8\'s own are not counted).', registers });
   const stateLockWaiting = new Gauge({ name: `${p}state_dir_lock_waiting`, help: 'Set to 1 while this daemon waits for another daemon\'s lock on --state-dir (it observes and reports nothing meanwhile); 0 once it holds it.', registers });
   const stateLockTakeovers = new Counter({ name: `${p}state_dir_lock_takeovers_total`, help: 'Locks on --state-dir taken over because the daemon holding them stopped its heartbeat (killed, or frozen past the stale limit).', registers });
@@ -111,7 +117,7 @@ export function createReconcilerMetrics(registry: Registry, now: () => number = 
 
   return {
     passDuration, passes, transitions, observationFailures, imdsV1Fallbacks, outboxDepth, outboxBytes, outboxCoalesced,
-    outboxWriteErrors, outboxRepairs, reportAttempts, containers, labelDisagreements, dockerEvents, heapCollections, stateLockWaiting, stateLockTakeovers,
+    outboxWriteErrors, outboxRepairs, reportAttempts, containers, labelDisagreements, dockerEvents, dockerEventsConnected, heapCollections, stateLockWaiting, stateLockTakeovers,
     observedAt: (ms) => void (lastObservation = ms),
     reportedAt: (ms) => void (lastReport = ms),
     lastObservationMs: () => lastObservation,

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
@@ -139,6 +139,22 @@ describe('Docker client: listContainers', () => {
     expect(await failure(client.listContainers())).toMatchObject({ source: 'docker', code: 'ERR_UNREACHABLE' });
   });
 
+  it('says the socket path is a directory, not a socket, when it is one (a bind mount of a missing host path)', async () => {
+    mkdirSync(socketPath);
+    client = createDockerClient({ socketPath, timeoutMs: 1000 });
+    expect(await failure(client.listContainers())).toMatchObject({
+      source: 'docker',
+      code: 'ERR_UNREACHABLE',
+      message: `Docker GET /containers/json?all=1: ${socketPath} is a directory, not the Docker engine's socket (check --docker-socket and the mount)`,
+    });
+  });
+
+  it('says the socket path is a regular file, not a socket, when it is one', async () => {
+    writeFileSync(socketPath, 'not a socket');
+    client = createDockerClient({ socketPath, timeoutMs: 1000 });
+    expect((await failure(client.listContainers())).message).toContain(`${socketPath} is a regular file, not the Docker engine's socket`);
+  });
+
   it('fails with ERR_TIMEOUT when the engine never answers', async () => {
     await fakeDocker(() => {
       // never answers
@@ -231,6 +247,17 @@ describe('Docker client: watchEvents', () => {
     expect(peak).toBeLessThan(32 * 1024 * 1024);
     controller.abort();
     await done;
+  });
+
+  it('says the socket path is a directory when the event stream cannot connect to one', async () => {
+    mkdirSync(socketPath);
+    const controller = new AbortController();
+    const disconnects: ObservationError[] = [];
+    client = createDockerClient({ socketPath, timeoutMs: 1000, sleep: async () => controller.abort() });
+    await client.watchEvents({ onEvent: () => undefined, onDisconnected: (e) => disconnects.push(e as ObservationError) }, controller.signal);
+    expect(disconnects.map((e) => [e.code, e.message])).toEqual([
+      ['ERR_UNREACHABLE', `Docker GET /events: ${socketPath} is a directory, not the Docker engine's socket (check --docker-socket and the mount)`],
+    ]);
   });
 
   it('reconnects with capped, growing backoff after the socket disappears and comes back', async () => {

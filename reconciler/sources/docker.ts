@@ -6,9 +6,10 @@
 // capped exponential backoff and jitter (started over once a stream stayed up), and only returns
 // once `signal` aborts. Events are a hint
 // that something changed; the reconciler's periodic full observation stays the source of truth.
+import { statSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, request } from '../undici.js';
-import { exchange, transportError } from './http.js';
+import { errorCode, exchange, transportError } from './http.js';
 import { ECS_LABELS, ObservationError, type DockerContainer, type DockerContainerState, type DockerEvent, type DockerSource } from './types.js';
 
 export interface DockerClientOptions {
@@ -122,6 +123,24 @@ export function parseEventLine(line: string): DockerEvent | undefined {
   return event;
 }
 
+/**
+ * A connection refused on a path that is no socket at all says so: a directory (what a bind mount
+ * creates when its host path is missing, e.g. `-v /var/run/docker.sock:…` before Docker ran) or a
+ * file. As "unreachable (ECONNREFUSED)" it read like an engine that is down.
+ */
+function notASocket(error: ObservationError, what: string, socketPath: string): ObservationError {
+  if (error.code !== 'ERR_UNREACHABLE' || errorCode(error.cause) !== 'ECONNREFUSED') return error;
+  let kind: string;
+  try {
+    const stat = statSync(socketPath);
+    if (stat.isSocket()) return error;
+    kind = stat.isDirectory() ? 'a directory' : stat.isFile() ? 'a regular file' : 'not a socket';
+  } catch {
+    return error;
+  }
+  return new ObservationError('docker', 'ERR_UNREACHABLE', `${what}: ${socketPath} is ${kind}, not the Docker engine's socket (check --docker-socket and the mount)`, { cause: error.cause });
+}
+
 /** Docker's `since` takes `<seconds>.<nanoseconds>`; timeNano is both run together. */
 function sinceParam(timeNano: string): string {
   return `${timeNano.slice(0, -9)}.${timeNano.slice(-9)}`;
@@ -137,7 +156,12 @@ export function createDockerClient(options: DockerClientOptions): DockerClient {
 
   async function getJson(path: string, signal?: AbortSignal): Promise<{ status: number; json: unknown }> {
     const what = `Docker GET ${path}`;
-    const answer = await exchange('docker', what, { url: url(path), timeoutMs: options.timeoutMs, signal, dispatcher });
+    let answer: Awaited<ReturnType<typeof exchange>>;
+    try {
+      answer = await exchange('docker', what, { url: url(path), timeoutMs: options.timeoutMs, signal, dispatcher });
+    } catch (error) {
+      throw error instanceof ObservationError ? notASocket(error, what, options.socketPath) : error;
+    }
     if (answer.status === 404) return { status: 404, json: undefined };
     if (answer.status !== 200) throw new ObservationError('docker', 'ERR_HTTP_STATUS', `${what}: HTTP ${answer.status}`, { status: answer.status });
     try {
@@ -251,7 +275,7 @@ export function createDockerClient(options: DockerClientOptions): DockerClient {
           // socket) was reconnected every base wait, each time replaying the last event, which
           // started a full pass and logged a line about four times a second.
           if (openedAt !== null && performance.now() - openedAt >= backoff.maxMs) attempt = 0;
-          handlers.onDisconnected?.(error instanceof ObservationError ? error : transportError('docker', 'Docker GET /events', error));
+          handlers.onDisconnected?.(notASocket(transportError('docker', 'Docker GET /events', error), 'Docker GET /events', options.socketPath));
           try {
             await sleep(backoffMs(attempt++), signal);
           } catch {

@@ -30,7 +30,7 @@ const state = async (store: SqliteStore, i: number) => {
 describe('retiring silent hosts', () => {
   it('marks the records of hosts silent longer than --host-gone-after gone, and leaves the reporting ones', async () => {
     const store = await fleet(1, 3);
-    const outcome = await retireSilentHosts({ store, goneAfterMs: HOUR, staleAfterMs: 15 * 60_000, startedAtMs: at(-600).getTime(), log }, at(121).getTime());
+    const outcome = await retireSilentHosts({ store, goneAfterMs: HOUR, staleAfterMs: 15 * 60_000, upForMs: 12 * HOUR, log }, at(121).getTime());
     expect(outcome).toEqual({ kind: 'retired', containers: 1, forgottenHosts: 0 });
     expect([await state(store, 0), await state(store, 1)]).toEqual(['gone', 'running']);
     expect(logs.at(-1)).toMatchObject({ level: 'info', msg: 'retired hosts silent longer than --host-gone-after', fields: { containers: 1, forgotten_hosts: 0 } });
@@ -38,14 +38,22 @@ describe('retiring silent hosts', () => {
 
   it('retires none until the server has been up for --host-gone-after: hosts cannot report to a server that is down', async () => {
     const store = await fleet(1, 3);
-    const outcome = await retireSilentHosts({ store, goneAfterMs: HOUR, staleAfterMs: 15 * 60_000, startedAtMs: at(100).getTime(), log }, at(121).getTime());
+    const outcome = await retireSilentHosts({ store, goneAfterMs: HOUR, staleAfterMs: 15 * 60_000, upForMs: 21 * 60_000, log }, at(121).getTime());
+    expect(outcome).toEqual({ kind: 'warming_up' });
+    expect(await state(store, 0)).toBe('running');
+  });
+
+  it('retires none right after start when the wall clock steps past --host-gone-after: the step is not up-time', async () => {
+    // Up 5 s; the wall clock then reads minute 121, so the host silent since minute 0 looks silent for 2 h.
+    const store = await fleet(1, 3);
+    const outcome = await retireSilentHosts({ store, goneAfterMs: HOUR, staleAfterMs: 15 * 60_000, upForMs: 5_000, log }, at(121).getTime());
     expect(outcome).toEqual({ kind: 'warming_up' });
     expect(await state(store, 0)).toBe('running');
   });
 
   it('retires most of a fleet that scaled down, as long as one host still reports', async () => {
     const store = await fleet(8, 2);
-    const outcome = await retireSilentHosts({ store, goneAfterMs: HOUR, staleAfterMs: 15 * 60_000, startedAtMs: at(-600).getTime(), log }, at(121).getTime());
+    const outcome = await retireSilentHosts({ store, goneAfterMs: HOUR, staleAfterMs: 15 * 60_000, upForMs: 12 * HOUR, log }, at(121).getTime());
     expect(outcome).toEqual({ kind: 'retired', containers: 8, forgottenHosts: 0 });
     expect([await state(store, 7), await state(store, 8)]).toEqual(['gone', 'running']);
   });
@@ -53,7 +61,7 @@ describe('retiring silent hosts', () => {
   it('retires none while no host at all has reported within --host-stale-after, and says why', async () => {
     const store = await fleet(3, 2);
     // Minute 150: the last reports (minute 120) are 30 minutes old, past the 15-minute stale window.
-    const outcome = await retireSilentHosts({ store, goneAfterMs: HOUR, staleAfterMs: 15 * 60_000, startedAtMs: at(-600).getTime(), log }, at(150).getTime());
+    const outcome = await retireSilentHosts({ store, goneAfterMs: HOUR, staleAfterMs: 15 * 60_000, upForMs: 12 * HOUR, log }, at(150).getTime());
     expect(outcome).toEqual({ kind: 'held', silent: 3, hosts: 5 });
     expect(await state(store, 0)).toBe('running');
     expect(logs.at(-1)).toMatchObject({ level: 'warn', msg: 'no host has reported within --host-stale-after: not retiring any (a network or server problem, not scale-in)', fields: { silent: 3, hosts: 5 } });
@@ -61,8 +69,8 @@ describe('retiring silent hosts', () => {
 
   it('retires a lone silent host beside one replacement, and none when --host-gone-after is 0', async () => {
     const store = await fleet(1, 1);
-    expect(await retireSilentHosts({ store, goneAfterMs: 0, staleAfterMs: 15 * 60_000, startedAtMs: 0, log }, at(121).getTime())).toEqual({ kind: 'disabled' });
+    expect(await retireSilentHosts({ store, goneAfterMs: 0, staleAfterMs: 15 * 60_000, upForMs: 12 * HOUR, log }, at(121).getTime())).toEqual({ kind: 'disabled' });
     expect(await state(store, 0)).toBe('running');
-    expect(await retireSilentHosts({ store, goneAfterMs: HOUR, staleAfterMs: 15 * 60_000, startedAtMs: at(-600).getTime(), log }, at(121).getTime())).toMatchObject({ kind: 'retired', containers: 1 });
+    expect(await retireSilentHosts({ store, goneAfterMs: HOUR, staleAfterMs: 15 * 60_000, upForMs: 12 * HOUR, log }, at(121).getTime())).toMatchObject({ kind: 'retired', containers: 1 });
   });
 });

@@ -4,7 +4,9 @@
 // (after such an outage every host's records would be marked gone, and come back only with the
 // hosts' next full snapshots):
 // - none is retired until this server has been up for --host-gone-after: hosts cannot report to a
-//   server that is down;
+//   server that is down. Up-time is measured on a monotonic clock: a step of the wall clock (NTP
+//   setting a clock that booted behind) is no up-time, and every host's last report then looks
+//   as old as the step;
 // - none is retired while no host at all has reported within --host-stale-after: the server then
 //   hears nobody, which is its network or its load balancer, not scale-in.
 // A fleet that scales down from 10 hosts to 2 has 8 retired, as long as the 2 report. A partition
@@ -20,8 +22,8 @@ export interface HostRetirementOptions {
   goneAfterMs: number;
   /** --host-stale-after: some host must have reported within it. */
   staleAfterMs: number;
-  /** When this server started, epoch ms. */
-  startedAtMs: number;
+  /** How long this server has been up, in ms on a monotonic clock (performance.now()), never the wall clock's difference. */
+  upForMs: number;
   log: Pick<Logger, 'info' | 'warn'>;
 }
 
@@ -32,7 +34,7 @@ export type RetirementOutcome =
 
 export async function retireSilentHosts(o: HostRetirementOptions, nowMs: number): Promise<RetirementOutcome> {
   if (o.goneAfterMs <= 0) return { kind: 'disabled' };
-  if (nowMs - o.startedAtMs < o.goneAfterMs) return { kind: 'warming_up' };
+  if (o.upForMs < o.goneAfterMs) return { kind: 'warming_up' };
   const silentSince = nowMs - o.goneAfterMs;
   const hosts = await o.store.listHosts();
   const silent = hosts.filter((h) => silentPastGoneAfter(h, nowMs, o.goneAfterMs)).length;

@@ -124,12 +124,13 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
   // A purge of a big backlog runs for minutes in small chunks (storage/sqlite/sqlite-store.ts);
   // the next interval does not start a second one beside it. Silent hosts are retired first, so a
   // terminated instance's records start their retention (host-retirement.ts).
-  const startedAtMs = Date.now();
+  // Up-time for the retirement guard, on the monotonic clock: a wall-clock step is no up-time.
+  const startedAt = performance.now();
   let purging: Promise<void> | undefined;
   const purge = () =>
     (purging ??= (async () => {
       try {
-        await retireSilentHosts({ store, goneAfterMs: config.hostGoneAfterMs, staleAfterMs: config.hostStaleAfterMs, startedAtMs, log }, Date.now());
+        await retireSilentHosts({ store, goneAfterMs: config.hostGoneAfterMs, staleAfterMs: config.hostStaleAfterMs, upForMs: performance.now() - startedAt, log }, Date.now());
         const removed = await store.purgeGone(new Date(Date.now() - config.retentionMs));
         if (removed > 0) log.info({ removed }, 'purged records gone longer than the retention');
       } catch (err) {

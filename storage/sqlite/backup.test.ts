@@ -51,6 +51,16 @@ async function readOnlyDirectory(dir: string, fill: (inside: string) => Promise<
   return inside;
 }
 
+/** `<dir>/small`, a tmpfs of `kib` KiB: a disk that fills up. Only root can mount one. */
+function smallDirectory(dir: string, kib: number): string {
+  const inside = join(dir, 'small');
+  mkdirSync(inside);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k`, 'tmpfs', inside]);
+  readOnly.push({ path: inside, mounted: true });
+  return inside;
+}
+const root = process.getuid?.() === 0;
+
 describe('backupSqliteStore', () => {
   it('copies a store that is open and has commits still in its WAL, and the copy opens as a store with the same records and history', async () => {
     const dir = tempDir();
@@ -136,6 +146,30 @@ describe('backupSqliteStore', () => {
     );
     // Neither the scratch copy of the source nor a partial backup is left behind.
     expect(readdirSync(dir).filter((name) => !name.startsWith('copy.db')).sort()).toEqual(['ro']);
+  });
+
+  it('names a read-only destination as such, not the temporary file SQLite failed to open there', async () => {
+    const dir = tempDir();
+    const source = join(dir, 'store.db');
+    await storeWith(source, 1);
+    const inside = await readOnlyDirectory(dir, async () => {});
+    const why = root ? 'it is on a read-only file system' : 'this user may not write there';
+    expect(() => backupSqliteStore(source, join(inside, 'copy.db'))).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_FAILED', message: `cannot write the backup in "${inside}": ${why}` }));
+  });
+
+  // A full disk needs a file system of its own, which only root can mount; CI runs as root.
+  it.runIf(root)('leaves neither a partial copy nor its journal on a disk that fills up', () => {
+    const dir = tempDir();
+    // Larger than SQLite's page cache, so the copy spills and keeps a rollback journal.
+    const source = join(dir, 'store.db');
+    const db = new Database(source);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    db.exec('CREATE TABLE containers (id TEXT, body TEXT); CREATE INDEX containers_id ON containers (id)');
+    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) INSERT INTO containers SELECT hex(randomblob(32)), printf('%.200c', 'x') FROM n");
+    db.close();
+    const small = smallDirectory(dir, 4096);
+    expect(() => backupSqliteStore(source, join(small, 'copy.db'))).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_FAILED', message: `backup of "${source}" to "${join(small, 'copy.db')}" failed: database or disk is full` }));
+    expect(readdirSync(small)).toEqual([]);
   });
 
   it('refuses a directory given for the store or the backup, naming it, and writes nothing', async () => {
@@ -247,6 +281,42 @@ describe('restoreSqliteStore', () => {
     await storeWith(live, 2);
     expect(() => restoreSqliteStore(join(dir, 'store.db'), live, NOW)).toThrow(expect.objectContaining({ code: 'ERR_STORE_IN_USE', message: `"${live}" is open in another process (a live store, not a backup): copy it with \`ecs-id-mapper backup\` first` }));
     expect(existsSync(join(dir, 'store.db'))).toBe(false);
+  });
+
+  it.runIf(root)('leaves the store where it was when the copy of the backup fails (a full disk)', async () => {
+    const dir = tempDir();
+    const backup = backupSqliteStore((await storeWith(join(dir, 'big.db'), 2000), join(dir, 'big.db')), join(dir, 'b.db'));
+    const small = smallDirectory(dir, 1024);
+    const path = join(small, 'store.db');
+    const store = await storeWith(path, 1);
+    await store.close();
+    stores.splice(stores.indexOf(store), 1);
+
+    expect(() => restoreSqliteStore(path, backup.path, NOW)).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_FAILED', message: expect.stringMatching(/^restore of ".*" to ".*store\.db" failed: .*ENOSPC/) }));
+
+    expect(readdirSync(small)).toEqual(['store.db']);
+    const kept = openSqliteStore({ path });
+    stores.push(kept);
+    expect((await kept.getContainer(containerId(1))).kind).toBe('found');
+  });
+
+  it('restores a stopped store from a read-only directory, and names a read-only store directory as such', async () => {
+    const dir = tempDir();
+    const inside = await readOnlyDirectory(dir, async (ro) => {
+      const store = await storeWith(join(ro, 'store.db'), 2);
+      await store.close();
+      stores.splice(stores.indexOf(store), 1);
+    });
+    const path = join(dir, 'restored.db');
+
+    expect(restoreSqliteStore(path, join(inside, 'store.db'), NOW)).toMatchObject({ path, records: 2, schemaVersion: SCHEMA_VERSION, replacedKeptAs: undefined });
+    const restored = openSqliteStore({ path });
+    stores.push(restored);
+    expect((await restored.getContainer(containerId(2))).kind).toBe('found');
+    expect(readdirSync(dir).filter((name) => name.includes('restoring'))).toEqual([]);
+
+    const why = root ? 'it is on a read-only file system' : 'this user may not write there';
+    expect(() => restoreSqliteStore(join(inside, 'other.db'), path, NOW)).toThrow(expect.objectContaining({ code: 'ERR_BACKUP_FAILED', message: `cannot write the store in "${inside}": ${why}` }));
   });
 
   it('restores where there is no store yet', async () => {

@@ -60,7 +60,7 @@ export function backupSqliteStore(source: string, destination: string): BackupRe
       db = openStoppedCopy(from, scratch);
       schemaVersion = storeSchemaVersion(db, from);
     }
-    ensureDirectory(dirname(to));
+    writableDirectory(dirname(to), 'the backup');
     // The file name is a bound parameter: VACUUM INTO takes an expression.
     db.prepare('VACUUM INTO ?').run(partial);
     const records = checkCopy(partial);
@@ -69,12 +69,12 @@ export function backupSqliteStore(source: string, destination: string): BackupRe
     flush(dirname(to));
     return { path: to, bytes: statSync(to).size, records, schemaVersion, durationMs: performance.now() - started };
   } catch (err) {
-    removeQuietly(partial);
+    removeWithJournals(partial);
     if (err instanceof BackupError) throw err;
     throw new BackupError('ERR_BACKUP_FAILED', `backup of "${from}" to "${to}" failed: ${(err as Error).message}`, { cause: err });
   } finally {
     db?.close();
-    removeQuietly(scratch);
+    removeWithJournals(scratch);
   }
 }
 
@@ -99,15 +99,36 @@ function inReadOnlyDirectory(err: unknown, store: string): boolean {
  * destination and the backup is made from the copy, so the backup is checked and named like any other.
  */
 function openStoppedCopy(store: string, scratch: string): Database.Database {
+  copyStopped(store, scratch);
+  return openFile(scratch);
+}
+
+/** Copies a store from a read-only directory (see openStoppedCopy), refusing one whose WAL SQLite could not read there. */
+function copyStopped(store: string, copy: string): void {
   if (existsSync(`${store}-wal`) && statSync(`${store}-wal`).size > 0) {
     throw new BackupError(
       'ERR_BACKUP_FAILED',
-      `"${store}" is in a read-only directory with a write-ahead log beside it and no -shm file: SQLite cannot read it there; copy the directory somewhere writable and back up the copy`,
+      `"${store}" is in a read-only directory with a write-ahead log beside it and no -shm file: SQLite cannot read it there; copy the directory somewhere writable and use the copy`,
     );
   }
-  ensureDirectory(dirname(scratch));
-  copyFileSync(store, scratch);
-  return openFile(scratch);
+  ensureDirectory(dirname(copy));
+  copyFileSync(store, copy);
+}
+
+/**
+ * Creates `dir` if need be and makes sure this process may create files in it: a read-only file
+ * system or a directory of another user is named as such, not as the error of a temporary file's
+ * open deep inside SQLite or the copy.
+ */
+function writableDirectory(dir: string, what: string): void {
+  try {
+    ensureDirectory(dir);
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'EROFS' ? 'it is on a read-only file system' : code === 'EACCES' || code === 'EPERM' ? 'this user may not write there' : (err as Error).message;
+    throw new BackupError('ERR_BACKUP_FAILED', `cannot write ${what} in "${dir}": ${why}`, { cause: err });
+  }
 }
 
 export interface RestoreResult {
@@ -120,11 +141,6 @@ export interface RestoreResult {
   durationMs: number;
 }
 
-/**
- * Puts the backup at `backup` in place of the store at `store`, which no process may have open.
- * Throws BackupError: ERR_STORE_IN_USE while the server runs, ERR_BACKUP_TOO_NEW for a backup
- * this build's server could not open.
- */
 /** A directory where a file is meant: refused by name, where SQLite and the copy said EISDIR or "unable to open". */
 function refuseDirectory(path: string, want: string): void {
   let directory = false;
@@ -143,6 +159,11 @@ function sameFile(a: string, b: string): boolean {
   return x.dev === y.dev && x.ino === y.ino;
 }
 
+/**
+ * Puts the backup at `backup` in place of the store at `store`, which no process may have open.
+ * Throws BackupError: ERR_STORE_IN_USE while the server runs, ERR_BACKUP_TOO_NEW for a backup
+ * this build's server could not open.
+ */
 export function restoreSqliteStore(store: string, backup: string, now: Date = new Date()): RestoreResult {
   const started = performance.now();
   const to = resolve(store);
@@ -150,45 +171,63 @@ export function restoreSqliteStore(store: string, backup: string, now: Date = ne
   if (!existsSync(from)) throw new BackupError('ERR_BACKUP_NO_STORE', `no backup at "${from}"`);
   refuseDirectory(from, 'a backup file');
   refuseDirectory(to, "the store's file (sqlite:DIR/ecs-id-mapper.db)");
-  // The store would be moved aside before the copy, and the copy would find nothing to read.
+  // A mistake, not a restore: the result would be the store it is, its old name taken by a copy.
   if (existsSync(to) && sameFile(from, to)) throw new BackupError('ERR_BACKUP_FAILED', `"${from}" is the store itself: give the path of a backup`);
-  const { schemaVersion, records } = checkedBackup(from);
+  writableDirectory(dirname(to), 'the store');
+  // Refused before a copy that may be long; moveAside takes the lock again just before the rename.
+  if (existsSync(to) && hasSqliteHeader(to)) closeIfUnused(to);
   // The store's own mode, not the backup's: a backup is often kept read-only, and a copy of its
   // mode was a store the server could not open (EACCES). SQLite creates a new store 0644.
   const mode = existsSync(to) ? statSync(to).mode & 0o7777 : 0o644;
-  const replacedKeptAs = existsSync(to) ? moveAside(to, freeName(`${to}.before-restore-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}`)) : undefined;
+  // The backup is copied and checked beside the store before the store is moved aside: a restore
+  // that fails (a bad backup, a full disk) leaves the store where it was.
   const partial = `${to}.restoring-${process.pid}`;
+  let replacedKeptAs: string | undefined;
+  let checked: { schemaVersion: number; records: number };
   try {
-    ensureDirectory(dirname(to));
-    copyFileSync(from, partial);
+    try {
+      checked = checkedBackup(from, from);
+      copyFileSync(from, partial);
+    } catch (err) {
+      if (!inReadOnlyDirectory(err, from)) throw err;
+      // A stopped store in a read-only directory (see openStoppedCopy): the copy is what is checked.
+      copyStopped(from, partial);
+      checked = checkedBackup(partial, from);
+    }
     chmodSync(partial, mode);
     flush(partial);
+    if (existsSync(to)) replacedKeptAs = moveAside(to, freeName(`${to}.before-restore-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}`));
     renameSync(partial, to);
     flush(dirname(to));
   } catch (err) {
-    removeQuietly(partial);
+    removeWithJournals(partial);
+    if (err instanceof BackupError) throw err;
     throw new BackupError('ERR_BACKUP_FAILED', `restore of "${from}" to "${to}" failed: ${(err as Error).message}${replacedKeptAs ? ` (the store it was to replace is ${replacedKeptAs})` : ''}`, { cause: err });
   }
+  const { schemaVersion, records } = checked;
   // A byte copy of the checked file, flushed: it needs no second check.
   return { path: to, records, schemaVersion, replacedKeptAs, durationMs: performance.now() - started };
 }
 
-/** A backup fit to restore: a store, of a schema this build opens, that passes quick_check. */
-function checkedBackup(path: string): { schemaVersion: number; records: number } {
-  const db = openFile(path);
+/**
+ * A backup fit to restore: a store, of a schema this build opens, that passes quick_check. `path`
+ * is the file read, `shownAs` the backup the user named (they differ for a copy of it).
+ */
+function checkedBackup(path: string, shownAs: string): { schemaVersion: number; records: number } {
+  const db = openFile(path, shownAs);
   let schemaVersion: number;
   let records: number;
   try {
-    schemaVersion = storeSchemaVersion(db, path);
-    if (schemaVersion > SCHEMA_VERSION) throw new BackupError('ERR_BACKUP_TOO_NEW', `"${path}" has schema version ${schemaVersion}, newer than this build's ${SCHEMA_VERSION}: restore it with the build that wrote it`);
-    records = checkedRecords(db, path);
+    schemaVersion = storeSchemaVersion(db, shownAs);
+    if (schemaVersion > SCHEMA_VERSION) throw new BackupError('ERR_BACKUP_TOO_NEW', `"${shownAs}" has schema version ${schemaVersion}, newer than this build's ${SCHEMA_VERSION}: restore it with the build that wrote it`);
+    records = checkedRecords(db, shownAs);
   } finally {
     db.close();
   }
   // Closing folded its WAL into it, unless another process has it open: then the file alone is
   // not the database, and copying it would restore an older, maybe torn, state.
   if (existsSync(`${path}-wal`) && statSync(`${path}-wal`).size > 0) {
-    throw new BackupError('ERR_STORE_IN_USE', `"${path}" is open in another process (a live store, not a backup): copy it with \`ecs-id-mapper backup\` first`);
+    throw new BackupError('ERR_STORE_IN_USE', `"${shownAs}" is open in another process (a live store, not a backup): copy it with \`ecs-id-mapper backup\` first`);
   }
   return { schemaVersion, records };
 }
@@ -246,13 +285,13 @@ function hasSqliteHeader(path: string): boolean {
   }
 }
 
-function openFile(path: string): Database.Database {
+function openFile(path: string, shownAs = path): Database.Database {
   try {
     const db = new Database(path, { fileMustExist: true });
     db.pragma('busy_timeout = 5000');
     return db;
   } catch (err) {
-    throw new BackupError('ERR_BACKUP_FAILED', `cannot open "${path}": ${(err as Error).message}`, { cause: err });
+    throw new BackupError('ERR_BACKUP_FAILED', `cannot open "${shownAs}": ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -294,6 +333,11 @@ function checkedRecords(db: Database.Database, path: string): number {
   const check = db.pragma('quick_check', { simple: true });
   if (check !== 'ok') throw new BackupError('ERR_BACKUP_FAILED', `"${path}" fails SQLite's quick_check: ${String(check)}`);
   return (db.prepare('SELECT count(*) AS n FROM containers').get() as { n: number }).n;
+}
+
+/** Removes a database file of ours and the journal files SQLite may have left beside it. */
+function removeWithJournals(path: string): void {
+  for (const suffix of ['', '-journal', '-wal', '-shm']) removeQuietly(path + suffix);
 }
 
 /** Removes a file that may not exist; a failure means nothing was written there. */

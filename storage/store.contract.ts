@@ -659,6 +659,20 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         expect(await store.history(c1)).toEqual(expected);
       });
 
+      it("does not let one agent's clock, hours ahead, expire the events other hosts' maps have yet to bring", async () => {
+        // Real times: expiry is an hour of the server's clock, not of the fixtures' year.
+        const now = Date.now();
+        const when = (ms: number) => new Date(now + ms).toISOString();
+        const lc = legacyContainer('running', { container_id: c1, sampled_at: when(60_000) });
+        await store.recordLegacyEvent(legacyEvent(lc.legacy_key, 'added', when(0)), hostA.instance_id);
+        await store.recordLegacyEvent(legacyEvent('e'.repeat(64), 'added', when(3 * 3_600_000)), hostB.instance_id);
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [lc], when(60_000)));
+        expect((await store.history(c1)).map((h) => [h.at, h.reason])).toEqual([
+          [when(0), 'legacy.added'],
+          [when(60_000), 'snapshot'],
+        ]);
+      });
+
       it('keeps a pending event out of every history until its key arrives', async () => {
         const lc = legacyContainer('running', { container_id: c1 });
         await store.replaceLegacySnapshot(legacySnapshot(hostA, [lc], iso(1)));

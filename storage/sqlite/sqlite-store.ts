@@ -278,7 +278,9 @@ export class SqliteStore implements Store {
       if (!row) {
         // The agent posts an `added` event before the map that brings its key: kept until that map
         // (replaceHostInTx), an hour at most (a key no map ever brings: a container never created).
-        this.stmt.expirePendingEvents.run(new Date(Date.parse(at) - PENDING_EVENT_MS).toISOString());
+        // The hour ends by the server's clock too: one agent's clock hours ahead would otherwise
+        // expire the events of every other host still waiting for their maps.
+        this.stmt.expirePendingEvents.run(new Date(Math.min(Date.parse(at), Date.now()) - PENDING_EVENT_MS).toISOString());
         this.stmt.insertPendingEvent.run(event.event_id, event.event, at, host);
         return;
       }

@@ -47,6 +47,8 @@ class FakeServer {
   batches: TransitionBatch[] = [];
   snapshots: HostSnapshot[] = [];
   failWith: number | null = null;
+  /** A seq the server refuses with 400 in any batch that holds it (a line it will never take). */
+  refuseSeq: number | null = null;
   auth: Array<string | undefined> = [];
   server!: LoopbackServer;
   async start() {
@@ -62,6 +64,9 @@ class FakeServer {
     if (this.failWith !== null) return reply(res, this.failWith, JSON.stringify({ error: 'x', message: 'told to fail' }));
     if (req.method === 'POST' && req.url === `/v2/hosts/${host.instance_id}/transitions`) {
       const batch = JSON.parse(body) as TransitionBatch;
+      if (batch.transitions.some((x) => x.seq === this.refuseSeq)) {
+        return reply(res, 400, JSON.stringify({ error: 'bad_request', message: `body/transitions: seq ${this.refuseSeq} refused` }));
+      }
       this.batches.push(batch);
       let applied = 0;
       for (const tr of batch.transitions) if (tr.seq > this.held) (this.held = tr.seq), applied++;
@@ -207,7 +212,8 @@ describe('reporter', () => {
     reporter.notify();
     await until(() => fake.batches.length === 2);
     expect(fake.snapshots).toEqual([]);
-    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'success' })).toBe(2);
+    // The fake has the batch before the reporter has its answer and counts it.
+    await untilAsync(async () => (await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'success' })) === 2);
     // The agent answers again: the next full sync is a snapshot.
     setContainers([{ ...t(1).container, state: 'running' }]);
     clock += 300_000;
@@ -267,6 +273,32 @@ describe('reporter', () => {
     fake.failWith = null;
     await until(() => outbox.depth() === 0);
     expect(fake.seqs()).toEqual([1]);
+  });
+
+  it('narrows a batch refused with 400 down to the one line refused, delivers the lines before it, and sends whole batches once the line is taken', async () => {
+    const fake = await new FakeServer().start();
+    cleanups.push(() => fake.server.close());
+    const { outbox, reporter, lines, registry } = setup(fake.server.url, { batchSize: 8, rejectedBackoffMs: 100 });
+    fake.refuseSeq = 3;
+    outbox.append(Array.from({ length: 12 }, (_, i) => t(i + 1)));
+    reporter.start();
+    await until(() => reporter.state() === 'rejected');
+
+    // 1..8 refused, 1..4 refused, 1..2 taken; then 3..4 refused and 3 alone refused.
+    expect(fake.seqs()).toEqual([1, 2]);
+    expect(outbox.depth()).toBe(10);
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logged.filter((l) => l.level === 40 && l.status === 400).map((l) => [l.first_seq, l.last_seq, l.batch_size])).toEqual([[1, 8, 4], [1, 4, 2], [3, 4, 1]]);
+    const refused = logged.find((l) => l.level === 50 && l.status === 400)!;
+    expect(refused).toMatchObject({ code: 'ERR_REPORT_REJECTED', seq: 3, container_id: cid(3), to: 'running', size: 1 });
+    expect(refused.msg).toContain('seq 3 refused');
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'rejected' })).toBe(4);
+
+    // The server is fixed (upgraded): the line goes alone, then whole batches again, each line once.
+    fake.refuseSeq = null;
+    await until(() => outbox.depth() === 0);
+    expect(fake.seqs()).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect(fake.batches.map((b) => b.transitions.length)).toEqual([2, 1, 8, 1]);
   });
 
   describe('against the real server with a small --body-limit', () => {
@@ -458,6 +490,19 @@ describe('reporter', () => {
       expect((await api.store.history(cid(2))).map((h) => h.seq)).toEqual([2]);
       const stored = await api.store.getContainer(cid(1));
       expect(stored.kind === 'found' && stored.record.ports.length).toBe(256);
+    });
+
+    it('delivers the lines queued before one the real server refuses (a hand-edited state), and names that line', async () => {
+      const { api, url } = await server(1 << 20);
+      const { outbox, reporter, lines } = setup(url, { token: undefined, batchSize: 4 });
+      outbox.append([t(1), { ...t(2), to: 'exploded' as Transition['to'] }, t(3)]);
+      reporter.start();
+      await until(() => reporter.state() === 'rejected');
+      expect((await api.store.history(cid(1))).map((h) => h.seq)).toEqual([1]);
+      expect(await api.store.history(cid(3))).toEqual([]);
+      expect(outbox.depth()).toBe(2);
+      const refused = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 50)!;
+      expect(refused).toMatchObject({ status: 400, seq: 2, container_id: cid(2), to: 'exploded' });
     });
 
     it('keeps a single transition over the limit queued and waits the long backoff, as for any rejection', async () => {

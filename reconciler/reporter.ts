@@ -14,6 +14,11 @@
 //   the batch is halved and sent again at once, and the smaller size kept from then on, down to a
 //   single transition. Only a single transition over the limit is terminal. A snapshot over the
 //   limit waits for the next full sync (logged, counted rejected); transitions go on meanwhile.
+// - A 400 for a batch of several transitions may be one line the server will never take (a line
+//   edited by hand, a value an older server does not know) holding back the good ones: the batch
+//   is halved and sent again at once, down to that single line, which is then kept and retried
+//   like any rejection, and logged with its seq and container. Lines before it are delivered; the
+//   batch size comes back once the server has taken the refused line. Nothing is dropped.
 // - Every fullSyncIntervalMs the whole host snapshot is PUT to `.../snapshot`, only when the
 //   outbox is drained, with seq = the last acknowledged seq, so it never races a transition. While
 //   the agent's listing fails there is no snapshot to send: an empty batch of transitions goes
@@ -177,6 +182,9 @@ export function createReporter(options: ReporterOptions): Reporter {
   // Halved on every 413 and not grown back until the daemon restarts: a server's --body-limit changes
   // only with its configuration, and probing upwards would cost a refused request each time.
   let batchSize = options.batchSize;
+  // While a 400 is being narrowed down to the line the server refuses: the smaller size to send, up
+  // to the last seq of the refused batch (after which the whole batch size is used again).
+  let narrowing: { size: number; upTo: number } | undefined;
   /** Reports failing and retried with backoff (the server unreachable, 5xx, timeouts). */
   const failing = new RecurringCondition();
 
@@ -238,7 +246,7 @@ export function createReporter(options: ReporterOptions): Reporter {
   function peek(): Transition[] {
     try {
       // Fitted again: a line queued by an earlier version may hold a value the server now refuses.
-      return options.outbox.peek(batchSize).map((t) => ({ ...t, container: fitToWire(t.container) }));
+      return options.outbox.peek(narrowing?.size ?? batchSize).map((t) => ({ ...t, container: fitToWire(t.container) }));
     } catch (err) {
       // Queued entries are read back from the log; a read error is retried with backoff like a send.
       options.metrics?.outboxWriteErrors.inc({ code: 'ERR_OUTBOX_READ' });
@@ -257,6 +265,21 @@ export function createReporter(options: ReporterOptions): Reporter {
         result = await call<TransitionBatchResult>('POST', path, { host, transitions } satisfies TransitionBatch, signal);
         break;
       } catch (err) {
+        if (err instanceof ReportError && err.status === 400) {
+          const first = transitions[0];
+          const last = transitions[transitions.length - 1].seq;
+          if (transitions.length === 1) {
+            narrowing = { size: 1, upTo: first.seq };
+            fail('transitions', err, 1, { seq: first.seq, container_id: first.container_id, to: first.to });
+          }
+          count('transitions', 'rejected');
+          narrowing = { size: Math.floor(transitions.length / 2), upTo: last };
+          log.warn(
+            { status: 400, size: transitions.length, first_seq: first.seq, last_seq: last, batch_size: narrowing.size },
+            `the server refused transitions ${first.seq}..${last} (400); sending ${narrowing.size} at a time to find the one it refuses: ${err.message}`,
+          );
+          continue;
+        }
         if (!(err instanceof ReportError && err.status === 413 && transitions.length > 1)) fail('transitions', err, transitions.length);
         count('transitions', 'rejected');
         batchSize = Math.floor(transitions.length / 2);
@@ -285,6 +308,10 @@ export function createReporter(options: ReporterOptions): Reporter {
     }
     count('transitions', 'success');
     options.metrics?.reportedAt(clock());
+    if (narrowing && result.acked_seq >= narrowing.upTo) {
+      log.info({ acked_seq: result.acked_seq, batch_size: batchSize }, 'the server took the transitions it had refused; sending whole batches again');
+      narrowing = undefined;
+    }
     try {
       options.outbox.ack(result.acked_seq);
     } catch (err) {
@@ -356,10 +383,16 @@ export function createReporter(options: ReporterOptions): Reporter {
     return { remaining: options.outbox.depth() };
   }
 
-  function fail(kind: 'transitions' | 'snapshot', err: unknown, size: number): never {
+  /** `line`: the one transition a batch was narrowed down to, named in the log. */
+  function fail(kind: 'transitions' | 'snapshot', err: unknown, size: number, line?: { seq: number; container_id: string; to: string }): never {
     const e = err instanceof ReportError ? err : transportFailure(err, kind);
     count(kind, RESULT_OF[e.code]);
-    if (e.terminal) log.error({ code: e.code, status: e.status, kind, size }, `server rejected the ${kind} report; kept queued, retrying after the long backoff: ${e.message}`);
+    if (e.terminal && line) {
+      log.error(
+        { code: e.code, status: e.status, kind, size, ...line },
+        `server rejected transition ${line.seq} (container ${line.container_id}, to ${line.to}); it and the ones after it are kept queued, retried after the long backoff: ${e.message}`,
+      );
+    } else if (e.terminal) log.error({ code: e.code, status: e.status, kind, size }, `server rejected the ${kind} report; kept queued, retrying after the long backoff: ${e.message}`);
     else {
       // Retried with backoff (up to --backoff-max) for as long as the server is away: logged when
       // that starts and every 10 minutes, not at every attempt (recurring-condition.ts).

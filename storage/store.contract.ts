@@ -180,6 +180,14 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         });
       });
 
+      it("lists a host's last seq as of the last acknowledged batch when asked for a consistent read (a daemon's new state dir numbers above it)", async () => {
+        await store.applyTransitions(batch(hostA, [transition(1, 'pending', { container: { container_id: c1 } })]), at(1));
+        await store.applyTransitions(batch(hostA, [transition(2, 'running', { from: 'pending', container: { container_id: c1 } })]), at(2));
+        // No `eventually`: a stale read here makes a daemon number its transitions from a seq the
+        // server already holds, and the server drops them as replays.
+        expect((await store.listHosts({ consistent: true })).map((h) => [h.instance_id, h.last_seq])).toEqual([[hostA.instance_id, 2]]);
+      });
+
       it('changes nothing when a batch is replayed, and counts the duplicates', async () => {
         const b = batch(hostA, [
           transition(1, 'pending', { container: { container_id: c1 } }),

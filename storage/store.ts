@@ -238,7 +238,11 @@ export interface Store {
   /** History of one container (full id), oldest first. */
   history(containerId: string): Promise<TransitionRecord[]>;
 
-  listHosts(): Promise<HostRecord[]>;
+  /**
+   * Every host, by instance id. `consistent`: as of every write acknowledged before the call; SimpleDB
+   * otherwise answers from eventually consistent reads, which may lag by about a second.
+   */
+  listHosts(options?: { consistent?: boolean }): Promise<HostRecord[]>;
 
   /** Deletes records gone before `goneBefore` and their history; returns how many records went. */
   purgeGone(goneBefore: Date): Promise<number>;

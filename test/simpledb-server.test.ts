@@ -125,6 +125,23 @@ describe('server over SimpleDB with secrets from Vault', () => {
     expect(metrics.text).toMatch(/ecs_id_mapper_storage_operation_duration_seconds_count\{backend="simpledb",operation="getContainer",result="ok"\} [1-9]/);
   });
 
+  it("answers GET /v2/hosts/<id> with the host's last seq as of its last acknowledged batch, though SimpleDB's other reads lag", async () => {
+    // What a daemon on a new state dir asks before numbering its transitions: a stale last_seq made
+    // the server drop the first of them as replays.
+    const other = hostIdentity({ instance_id: 'i-0aaaabbbbccccdddd' });
+    local.setFaults({ staleReads: true, staleWindowMs: 5000 });
+    try {
+      for (const seq of [1, 2, 3]) {
+        const r = await call('POST', `/v2/hosts/${other.instance_id}/transitions`, batch(other, [transition(seq, 'running', { container: { container_id: containerId(`stale-${seq}`) } })]));
+        expect(r.json()).toMatchObject({ acked_seq: seq });
+      }
+      const one = await call('GET', `/v2/hosts/${other.instance_id}`);
+      expect([one.status, one.json().last_seq]).toEqual([200, 3]);
+    } finally {
+      local.setFaults({ staleReads: false });
+    }
+  });
+
   it('requires a rotated report token without a restart', async () => {
     vault.rotate({ ...SECRET, report_token: 'report-2' });
     await vi.waitFor(async () => {

@@ -128,15 +128,17 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
     },
   }, async (req) => {
     const { instance_id } = req.params;
-    const [host] = await hostViews(ctx, (h) => h.instance_id === instance_id);
+    // A consistent read: a daemon on a new state dir numbers its transitions above this host's
+    // last_seq, and a stale one (SimpleDB lags about a second) would have the server drop them as replays.
+    const [host] = await hostViews(ctx, (h) => h.instance_id === instance_id, { consistent: true });
     if (!host) throw notFound(`no host ${instance_id} has reported (or it was retired and forgotten once its records were purged)`);
     return host;
   });
 };
 
 /** The hosts `keep` selects, as /v2/hosts shows them. */
-async function hostViews(ctx: ApiContext, keep: (h: HostRecord) => boolean) {
-  const all = await ctx.store.listHosts();
+async function hostViews(ctx: ApiContext, keep: (h: HostRecord) => boolean, read: { consistent?: boolean } = {}) {
+  const all = await ctx.store.listHosts(read);
   const counts = await containersByHostAndState(ctx);
   const now = ctx.nowMs();
   // Over every host, before any filter: whether hosts can be retired depends on the fleet.

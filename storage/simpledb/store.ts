@@ -782,11 +782,11 @@ export class SimpleDbStore implements Store {
     );
   }
 
-  async listHosts(): Promise<HostRecord[]> {
+  async listHosts(options: { consistent?: boolean } = {}): Promise<HostRecord[]> {
     return this.run('listHosts', async () => {
       // 2,500 items a page (SimpleDB still cuts a page at 1 MB): at the default 100, 2,000 hosts
       // were 20 Selects on every /v2/hosts and /metrics scrape.
-      const items = await this.client.selectAll(buildSelect({ output: '*', domain: this.domains.hosts, limit: MAX_SELECT_LIMIT }));
+      const items = await this.client.selectAll(buildSelect({ output: '*', domain: this.domains.hosts, limit: MAX_SELECT_LIMIT }), { consistentRead: options.consistent === true });
       return items
         .map((i) => readDocument<HostRecord>(i.attributes))
         .filter((h): h is HostRecord => h !== undefined)

@@ -92,6 +92,8 @@ describe('server config', () => {
     expect(() => loadServerConfig(['--aws-access-key-id', 'AKIAEXAMPLE'])).toThrow('--aws-access-key-id is set without --aws-secret-access-key: SimpleDB signs with both or neither');
     expect(() => loadServerConfig([], { ECS_ID_MAPPER_AWS_SECRET_ACCESS_KEY: 's' })).toThrow(/^ECS_ID_MAPPER_AWS_SECRET_ACCESS_KEY is set without --aws-access-key-id: SimpleDB signs with both or neither$/);
     expect(() => loadServerConfig(['--vault-addr', 'https://vault:8200', '--vault-token', 't', '--vault-role-id', 'r'])).toThrow('--vault-role-id is set without --vault-secret-id: an AppRole login needs both');
+    expect(() => loadServerConfig(['--vault-addr', 'https://vault:8200', '--vault-token', 't', '--vault-secret-path', 'secret'])).toThrow('--vault-secret-path must be <mount>/<path> (KV v2), got "secret"');
+    expect(() => loadServerConfig(['--vault-addr', 'https://vault:8200', '--vault-token', 't', '--vault-secret-path', '/secret//'])).toThrow('--vault-secret-path must be <mount>/<path> (KV v2), got "/secret//"');
     expect(() => loadServerConfig(['--vault-addr', 'https://vault:8200', '--vault-token', 't'], { ECS_ID_MAPPER_VAULT_SECRET_ID: 's' })).toThrow(
       /^ECS_ID_MAPPER_VAULT_SECRET_ID is set without --vault-role-id: an AppRole login needs both$/,
     );

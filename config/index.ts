@@ -109,12 +109,14 @@ function vaultConfig(f: ParsedFlags): VaultConfig | undefined {
   // one: the warning that a non-renewable token expires was left out for it.
   if (roleId && !secretId) throw new ConfigError('--vault-role-id is set without --vault-secret-id: an AppRole login needs both');
   if (secretId && !roleId) throw new ConfigError('--vault-secret-id is set without --vault-role-id: an AppRole login needs both');
+  const secretPath = f['vault-secret-path'] as string;
+  if (secretPath.split('/').filter((p) => p !== '').length < 2) throw new ConfigError(`--vault-secret-path must be <mount>/<path> (KV v2), got "${secretPath}"`);
   return {
     addr: httpUrl('vault-addr', addr),
     token,
     roleId,
     secretId,
-    secretPath: f['vault-secret-path'] as string,
+    secretPath,
     refreshIntervalMs: f['vault-refresh-interval'] as number,
   };
 }

@@ -90,6 +90,7 @@ describe('server config', () => {
     expect(() => loadServerConfig([], { ECS_ID_MAPPER_VAULT_ADDR: '', ECS_ID_MAPPER_VAULT_TOKEN: 't' })).toThrow(/^ECS_ID_MAPPER_VAULT_TOKEN is set but --vault-addr is not: secrets would not be read from Vault/);
     expect(() => loadServerConfig(['--vault-role-id', 'r', '--vault-secret-id', 's'])).toThrow('--vault-role-id is set but --vault-addr is not: secrets would not be read from Vault');
     expect(() => loadServerConfig(['--aws-access-key-id', 'AKIAEXAMPLE'])).toThrow('--aws-access-key-id is set without --aws-secret-access-key: SimpleDB signs with both or neither');
+    expect(() => loadServerConfig(['--aws-access-key-id', 'AKIAEXAMPLE', '--aws-secret-access-key', 's'])).toThrow('--aws-access-key-id applies to a simpledb:// store only (--store is sqlite)');
     expect(() => loadServerConfig([], { ECS_ID_MAPPER_AWS_SECRET_ACCESS_KEY: 's' })).toThrow(/^ECS_ID_MAPPER_AWS_SECRET_ACCESS_KEY is set without --aws-access-key-id: SimpleDB signs with both or neither$/);
     expect(() => loadServerConfig(['--vault-addr', 'https://vault:8200', '--vault-token', 't', '--vault-role-id', 'r'])).toThrow('--vault-role-id is set without --vault-secret-id: an AppRole login needs both');
     expect(() => loadServerConfig(['--vault-addr', 'https://vault:8200', '--vault-token', 't', '--vault-secret-path', 'secret'])).toThrow('--vault-secret-path must be <mount>/<path> (KV v2), got "secret"');

@@ -238,6 +238,9 @@ function buildServer(f: ParsedFlags): ServerConfig {
     const other = awsKeys[0] === 'aws-access-key-id' ? 'aws-secret-access-key' : 'aws-access-key-id';
     throw new ConfigError(`--${awsKeys[0]} is set without --${other}: SimpleDB signs with both or neither`);
   }
+  // Ignored with SQLite: most likely a fleet deployment whose simpledb:// --store was lost on the way,
+  // which would then run on a store of its own in each replica.
+  if (awsKeys.length > 0 && store.backend !== 'simpledb') throw new ConfigError(`--${awsKeys[0]} applies to a simpledb:// store only (--store is ${store.backend})`);
   return {
     port: f.port as number,
     host: listenAddress(f.host as string, 'host'),

@@ -90,6 +90,17 @@ interface SecretValues {
 }
 
 /** `secret/ecs-id-mapper` or `secret/data/ecs-id-mapper` → the KV v2 data path `secret/data/ecs-id-mapper`. */
+/** A node-vault client configured only by its arguments. */
+function vaultClient(addr: URL, token: string, timeoutMs: number): NodeVault.client {
+  const client = NodeVault({ apiVersion: 'v1', endpoint: addr.href.replace(/\/$/, ''), token, requestOptions: { timeout: timeoutMs } });
+  // node-vault falls back to VAULT_TOKEN / VAULT_PREFIX / VAULT_NAMESPACE from the environment;
+  // configuration comes only from config/, so those fallbacks are cleared.
+  client.token = token;
+  (client as unknown as { pathPrefix: string }).pathPrefix = '';
+  (client as unknown as { namespace?: string }).namespace = undefined;
+  return client;
+}
+
 export function kvDataPath(secretPath: string): string {
   const parts = secretPath.split('/').filter((p) => p !== '');
   if (parts.length < 2) throw new VaultError(`--vault-secret-path must be <mount>/<path> (KV v2), got "${secretPath}"`, 'read', null);
@@ -134,6 +145,12 @@ function leaseOf(body: unknown): Lease {
 
 export class VaultSecrets {
   private readonly client: NodeVault.client;
+  /**
+   * AppRole logins go through a client of their own, which has no token: node-vault sends the
+   * client's token with every request, and a login after the token expired sent the dead token
+   * along (Vault Agent clears its token before it logs in, for the same reason).
+   */
+  private readonly loginClient: NodeVault.client;
   private readonly now: () => number;
   private readonly scheduler: Scheduler;
   private readonly retryMs: number;
@@ -177,17 +194,8 @@ export class VaultSecrets {
     this.closeRevokeTimeoutMs = Math.min(deps.closeRevokeTimeoutMs ?? 2000, this.requestTimeoutMs);
     this.logger = deps.logger;
     this.dataPath = kvDataPath(config.secretPath);
-    this.client = NodeVault({
-      apiVersion: 'v1',
-      endpoint: config.addr.href.replace(/\/$/, ''),
-      token: config.token ?? '',
-      requestOptions: { timeout: this.requestTimeoutMs },
-    });
-    // node-vault falls back to VAULT_TOKEN / VAULT_PREFIX / VAULT_NAMESPACE from the environment;
-    // configuration comes only from config/, so those fallbacks are cleared.
-    this.client.token = config.token ?? '';
-    (this.client as unknown as { pathPrefix: string }).pathPrefix = '';
-    (this.client as unknown as { namespace?: string }).namespace = undefined;
+    this.client = vaultClient(config.addr, config.token ?? '', this.requestTimeoutMs);
+    this.loginClient = vaultClient(config.addr, '', this.requestTimeoutMs);
     if (deps.registry) {
       const operations = new Counter({
         name: 'ecs_id_mapper_vault_operations_total',
@@ -340,7 +348,14 @@ export class VaultSecrets {
 
   private async login(): Promise<void> {
     if (!this.config.roleId || !this.config.secretId) throw new VaultError(`vault at ${this.config.addr.origin}: the token expired and no AppRole is configured to log in again`, 'login', null);
-    const body = await this.call('login', () => this.client.approleLogin({ role_id: this.config.roleId, secret_id: this.config.secretId }));
+    const body = await this.call('login', async () => {
+      try {
+        return await this.loginClient.approleLogin({ role_id: this.config.roleId, secret_id: this.config.secretId });
+      } finally {
+        // node-vault keeps the token a login issued on the client that logged in.
+        this.loginClient.token = '';
+      }
+    });
     const token = (body as { auth?: { client_token?: unknown } }).auth?.client_token;
     if (typeof token !== 'string' || token === '') throw new VaultError(`vault at ${this.config.addr.origin}: AppRole login answered without auth.client_token`, 'login', 200);
     this.client.token = token;

@@ -110,6 +110,28 @@ describe('VaultSecrets start', () => {
     });
   }
 
+  it("warns once, a lease ahead, when renewals of the operator's token reach its max TTL", async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
+    const clock = new FakeClock();
+    const start = clock.t;
+    standin = await startVaultStandin({ secret: SECRET, now: clock.now, staticToken: { token: 'hvs.renewable', ttlSeconds: 60 }, tokenMaxTtlSeconds: 100 });
+    const s = await VaultSecrets.start(vaultConfig({ token: 'hvs.renewable', refreshIntervalMs: 600_000 }), { now: clock.now, scheduler: clock.scheduler, retryMs: 5000, logger });
+    secrets = s;
+    clock.settle = () => s.idle();
+    const warnings = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === 40);
+    expect(warnings()).toEqual([]);
+    // Renewed at 40 s: to 100 s, the cap.
+    await clock.advance(40_000);
+    const capped = new Date(start + 100_000).toISOString();
+    expect(warnings()).toEqual([expect.objectContaining({ token_expires_at: capped, msg: expect.stringMatching(/^vault token has reached its max TTL/) })]);
+    expect(s.status()).toMatchObject({ ok: true, tokenExpiresAt: capped });
+    // Renewed again at 80 s, capped again: not said twice.
+    await clock.advance(45_000);
+    expect(standin.requests.filter((r) => r.path.endsWith('renew-self'))).toHaveLength(3);
+    expect(warnings()).toHaveLength(1);
+  });
+
   it('starts with AppRole: logs in, then reads with the issued token', async () => {
     const { secrets, standin } = await setup({ approle: APPROLE }, { roleId: APPROLE.roleId, secretId: APPROLE.secretId });
     expect(standin.requests[0]).toMatchObject({ method: 'POST', path: '/v1/auth/approle/login', token: undefined });

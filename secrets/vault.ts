@@ -138,6 +138,15 @@ interface Lease {
   renewable: boolean;
 }
 
+/**
+ * Vault's warning on a renewal it capped at the token's max TTL ("TTL of "1h0m0s" exceeded the
+ * effective max_ttl of "20m0s"; TTL value is capped accordingly"): renewals no longer extend it.
+ */
+function cappedAtMaxTtl(body: unknown): boolean {
+  const warnings = (body as { warnings?: unknown } | undefined)?.warnings;
+  return Array.isArray(warnings) && warnings.some((w) => typeof w === 'string' && w.includes('exceeded the effective max_ttl'));
+}
+
 function leaseOf(body: unknown): Lease {
   const auth = (body as { auth?: { lease_duration?: unknown; renewable?: unknown } } | undefined)?.auth;
   return { seconds: typeof auth?.lease_duration === 'number' ? auth.lease_duration : 0, renewable: auth?.renewable === true };
@@ -161,6 +170,8 @@ export class VaultSecrets {
   private readonly logger?: Logger;
   private values: SecretValues = { version: null };
   private tokenExpiresAt: number | null = null;
+  /** The operator's token was seen capped at its max TTL (warned once). */
+  private maxTtlWarned = false;
   private renewTimer: unknown;
   private refreshTimer: unknown;
   private pending: Promise<void> = Promise.resolve();
@@ -305,6 +316,7 @@ export class VaultSecrets {
       try {
         const body = await this.call('renew', () => this.client.tokenRenewSelf());
         this.tokenLeased(leaseOf(body));
+        this.warnIfCapped(body);
       } catch (err) {
         // Vault answers 400 to a valid token it will not renew: one without a TTL (root), a batch
         // token, or a service token created non-renewable. Only lookup-self says which.
@@ -363,6 +375,20 @@ export class VaultSecrets {
     this.tokenLeased(leaseOf(body));
   }
 
+  /**
+   * An operator's renewable token still has a max TTL, past which no renewal extends it: said once,
+   * as soon as a renewal is capped (a lease before it ends), not when reads start failing. An
+   * AppRole logs in again instead (renew).
+   */
+  private warnIfCapped(body: unknown): void {
+    if (this.config.roleId || this.maxTtlWarned || !cappedAtMaxTtl(body) || this.tokenExpiresAt === null) return;
+    this.maxTtlWarned = true;
+    this.logger?.warn(
+      { vault: this.config.addr.origin, token_expires_at: new Date(this.tokenExpiresAt).toISOString() },
+      'vault token has reached its max TTL: renewals no longer extend it and it expires at the time shown; after that the secret is no longer refreshed (vault_up 0): give a new token or an AppRole before then',
+    );
+  }
+
   /** Schedules renewal at two thirds of the lease, so a missed attempt still leaves time to retry. */
   private tokenLeased(lease: Lease): void {
     this.scheduler.clearTimeout(this.renewTimer);
@@ -386,7 +412,10 @@ export class VaultSecrets {
         const replaced = this.issuedToken;
         await this.login();
         if (replaced !== undefined) await this.revoke(replaced, 'after replacing it', this.requestTimeoutMs);
-      } else this.tokenLeased(lease);
+      } else {
+        this.tokenLeased(lease);
+        this.warnIfCapped(body);
+      }
     } catch (err) {
       if (err instanceof VaultError && (err.status === 403 || err.status === 400) && this.config.roleId) {
         try {

@@ -201,7 +201,9 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
       const increment = typeof json.increment === 'number' ? json.increment : typeof json.increment === 'string' ? Number.parseInt(json.increment, 10) : info.ttlSeconds;
       const cap = info.issuedAt + maxTtl * 1000;
       info.expiresAt = Math.min(cap, now() + increment * 1000);
-      const warnings = info.expiresAt === cap ? ['TTL of "' + increment + 's" exceeded the effective max_ttl; TTL value is capped accordingly'] : null;
+      // Vault's CalculateTTL warning (its durations in Go's format; seconds here).
+      const granted = Math.max(0, Math.round((info.expiresAt - now()) / 1000));
+      const warnings = info.expiresAt === cap ? [`TTL of "${increment}s" exceeded the effective max_ttl of "${granted}s"; TTL value is capped accordingly`] : null;
       return send(res, 200, envelope({ warnings, auth: authBlock(token!, info, {}) }));
     }
 

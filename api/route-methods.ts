@@ -51,8 +51,9 @@ export class RouteMethods {
       void reply.code(200).header('allow', [...known, 'OPTIONS'].sort().join(', ')).send();
       return true;
     }
-    const allowed = known.filter((m) => m !== method);
-    if (allowed.length === 0) return false;
+    if (known.length === 0) return false;
+    // OPTIONS too: every known path answers it (above), and Flask's 405 listed it with the route's own.
+    const allowed = [...known, 'OPTIONS'].sort();
     void reply
       .code(405)
       .header('allow', allowed.join(', '))

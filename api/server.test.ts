@@ -230,16 +230,16 @@ describe('errors', () => {
     }
   });
 
-  it('answers 405 JSON with Allow for a known path asked with another method, as Flask did', async () => {
+  it('answers 405 JSON with Allow naming every method the path takes, OPTIONS included, as Flask did', async () => {
     t = await buildTestApp();
     const cases = [
-      ['DELETE', `/query/container_id/${C1}`, 'GET, HEAD'],
-      ['GET', '/report/map', 'POST'],
-      ['GET', '/v2/hosts/i-0123456789abcdef0/snapshot', 'PUT'],
-      ['POST', '/v2/hosts/i-0123456789abcdef0/snapshot?x=1', 'PUT'],
-      ['PUT', '/v2/hosts/i-0123456789abcdef0/transitions', 'POST'],
-      ['POST', '/v2/hosts', 'GET, HEAD'],
-      ['POST', '/metrics', 'GET, HEAD'],
+      ['DELETE', `/query/container_id/${C1}`, 'GET, HEAD, OPTIONS'],
+      ['GET', '/report/map', 'OPTIONS, POST'],
+      ['GET', '/v2/hosts/i-0123456789abcdef0/snapshot', 'OPTIONS, PUT'],
+      ['POST', '/v2/hosts/i-0123456789abcdef0/snapshot?x=1', 'OPTIONS, PUT'],
+      ['PUT', '/v2/hosts/i-0123456789abcdef0/transitions', 'OPTIONS, POST'],
+      ['POST', '/v2/hosts', 'GET, HEAD, OPTIONS'],
+      ['POST', '/metrics', 'GET, HEAD, OPTIONS'],
     ] as const;
     for (const [method, url, allow] of cases) {
       const res = await t.app.inject({ method, url });

@@ -1,7 +1,8 @@
 // How the original Flask 0.10.1 server shaped its answers, reproduced byte for byte where it was
 // right: `jsonify` = Python 2.7 `json.dumps(obj, indent=2, sort_keys=True)` (item separator ", "
 // so lines end in ", ", non-ASCII escaped as \uXXXX, no trailing newline), content type
-// `application/json` without charset.
+// `application/json` without charset; for a request sent with `X-Requested-With: XMLHttpRequest`
+// (jQuery's ajax) the same without indent, on one line.
 import type { ContainerRecord } from '../storage/store.js';
 import type { Link } from './links.js';
 
@@ -15,12 +16,35 @@ function sortKeys(value: unknown): unknown {
   return value;
 }
 
-/** Python 2.7 json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True). */
-export function flaskJsonify(value: unknown): string {
-  return JSON.stringify(sortKeys(value), null, 2)
+/** Python 2.7 json.dumps(value, sort_keys=True) without indent: one line, separators ", " and ": ". */
+function pythonOneLine(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(pythonOneLine).join(', ')}]`;
+  if (value !== null && typeof value === 'object') {
+    const object = value as Record<string, unknown>;
+    // As JSON.stringify, a key whose value is undefined is left out.
+    const keys = Object.keys(object).sort().filter((key) => object[key] !== undefined);
+    return `{${keys.map((key) => `${JSON.stringify(key)}: ${pythonOneLine(object[key])}`).join(', ')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * Python 2.7 json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True), as Flask 0.10.1's
+ * jsonify wrote it; with `xhr` (the request's X-Requested-With was XMLHttpRequest) without indent,
+ * as jsonify did for such requests.
+ */
+export function flaskJsonify(value: unknown, { xhr = false }: { xhr?: boolean } = {}): string {
+  const text = xhr
+    ? pythonOneLine(value)
     // JSON.stringify escapes newlines inside strings, so a literal ",\n" is always an item separator.
-    .replace(/,\n/g, ', \n')
-    .replace(/[^\x20-\x7e\n]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    : JSON.stringify(sortKeys(value), null, 2).replace(/,\n/g, ', \n');
+  return text.replace(/[^\x20-\x7e\n]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Werkzeug's `request.is_xhr`, which made Flask 0.10.1's jsonify leave out the indent. */
+export function isXhr(headers: Record<string, string | string[] | undefined>): boolean {
+  const value = headers['x-requested-with'];
+  return typeof value === 'string' && value.toLowerCase() === 'xmlhttprequest';
 }
 
 export const FLASK_JSON_TYPE = 'application/json';

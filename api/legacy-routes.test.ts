@@ -332,6 +332,20 @@ describe('GET /query/container_id/<id>', () => {
     });
   });
 
+  it('answers _all and /urls on one line to an XMLHttpRequest (jQuery ajax), as Flask 0.10.1 jsonify did', async () => {
+    for (const suffix of ['_all', 'urls']) {
+      const indented = await get(`/query/container_id/${C1}/${suffix}`);
+      const xhr = await t.app.inject({ method: 'GET', url: `/query/container_id/${C1}/${suffix}`, headers: { 'x-requested-with': 'XMLHttpRequest' } });
+      expect(xhr.statusCode).toBe(200);
+      expect(xhr.headers['content-type']).toBe('application/json');
+      expect(xhr.body).not.toContain('\n');
+      expect(xhr.body).toContain(`"cadvisor_url": "http://10.0.1.17:8080/docker/${C1}", `);
+      expect(JSON.parse(xhr.body)).toEqual(JSON.parse(indented.body));
+    }
+    const urls = await t.app.inject({ method: 'GET', url: `/query/container_id/${C1}/urls`, headers: { 'x-requested-with': 'xmlhttprequest' } });
+    expect(urls.body).toBe(`{"cadvisor_url": "http://10.0.1.17:8080/docker/${C1}", "logs_url": "https://logs.example/search?q=${C1.slice(0, 12)}&task=${TASK}"}`);
+  });
+
   it('answers sample_time as the time the server last saw a container that a reconciler reports (no agent sample time)', async () => {
     const C4 = 'c4'.repeat(32);
     await t.store.applyTransitions(batch(hostIdentity(), [transition(1, 'running', { container: { container_id: C4 } })]), new Date('2026-01-01T00:20:00.500Z'));

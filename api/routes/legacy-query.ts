@@ -1,13 +1,13 @@
 // The original server's lookup routes, kept byte-compatible (see docs/api.md for the deliberate
 // differences): text answers, Flask-style JSON, `?redir=true` (any case) redirects.
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ContainerRecord } from '../../storage/store.js';
 import { linksFor, type ApiContext } from '../context.js';
 import { ExpiringMap } from '../expiring-map.js';
 import { notFound } from '../errors.js';
-import { FLASK_JSON_TYPE, TEXT_TYPE, flaskJsonify, legacyAttributes } from '../legacy-format.js';
+import { FLASK_JSON_TYPE, TEXT_TYPE, flaskJsonify, isXhr, legacyAttributes } from '../legacy-format.js';
 import { lookupId, lookupTaskId, type LookupAnswer } from '../lookup.js';
 import { LegacyJsonBody, TextBody, errorResponses } from '../schemas.js';
 
@@ -51,7 +51,8 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
 
   const text = (reply: FastifyReply, body: string) => reply.type(TEXT_TYPE).send(body);
   // A Buffer, so Fastify keeps the content type exactly as the original sent it (no charset added).
-  const json = (reply: FastifyReply, value: unknown) => reply.type(FLASK_JSON_TYPE).send(Buffer.from(flaskJsonify(value), 'utf8'));
+  const json = (req: FastifyRequest, reply: FastifyReply, value: unknown) =>
+    reply.type(FLASK_JSON_TYPE).send(Buffer.from(flaskJsonify(value, { xhr: isXhr(req.headers) }), 'utf8'));
 
   function cadvisorUrls(records: ContainerRecord[]): string[] {
     const urls = records.map((rec) => linksFor(ctx, rec).find((l) => l.name === 'cadvisor')?.url).filter((u): u is string => !!u);
@@ -110,7 +111,7 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
       querystring: NoQuery,
       response: { 200: LegacyJsonBody, ...errorResponses(400, 404, 409, 503) },
     },
-  }, async (req, reply) => json(reply, attrs(await resolve(req.params.container_id))));
+  }, async (req, reply) => json(req, reply, attrs(await resolve(req.params.container_id))));
 
   r.get('/query/container_id/:container_id/cadvisor', {
     schema: {
@@ -133,7 +134,7 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
   }, async (req, reply) => {
     const records = await resolve(req.params.container_id);
     const urlsOf = (rec: ContainerRecord) => Object.fromEntries(linksFor(ctx, rec).map((l) => [`${l.name}_url`, l.url]));
-    return json(reply, records.length === 1 ? urlsOf(records[0]) : records.map(urlsOf));
+    return json(req, reply, records.length === 1 ? urlsOf(records[0]) : records.map(urlsOf));
   });
 
   r.get('/query/task_id/:task_id', {
@@ -154,7 +155,7 @@ export const legacyQueryRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx
       querystring: NoQuery,
       response: { 200: LegacyJsonBody, ...errorResponses(400, 404, 503) },
     },
-  }, async (req, reply) => json(reply, attrs(await resolve(req.params.task_id, 'task'))));
+  }, async (req, reply) => json(req, reply, attrs(await resolve(req.params.task_id, 'task'))));
 
   r.get('/query/task_id/:task_id/cadvisor', {
     schema: {

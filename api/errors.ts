@@ -71,6 +71,13 @@ const FASTIFY_CODES: Record<string, ApiErrorCode> = {
   FST_ERR_ASYNC_CONSTRAINT: 'ERR_BAD_REQUEST',
 };
 
+/**
+ * Fastify's message for a body of an unknown media type is only "Unsupported Media Type", which
+ * does not say what to send: a report posted with curl's default (form-encoded) got no hint.
+ * Every route that takes a body takes JSON.
+ */
+const UNSUPPORTED_MEDIA_TYPE_MESSAGE = 'Content-Type not supported: send the body as JSON, with Content-Type: application/json';
+
 /** Maps any thrown value to the status and body we answer with. */
 export function toErrorResponse(err: unknown): { status: number; body: ErrorBody; internal: boolean } {
   if (err instanceof ApiError) {
@@ -84,6 +91,7 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
     if (e.code === 'ERR_INVALID_TIME') return { status: 400, body: errorBody('ERR_BAD_REQUEST', String(e.message)), internal: false };
     if (e.validation) return { status: 400, body: errorBody('ERR_BAD_REQUEST', String(e.message)), internal: false };
     const mapped = e.code ? FASTIFY_CODES[e.code] : undefined;
+    if (mapped === 'ERR_UNSUPPORTED_MEDIA_TYPE') return { status: 415, body: errorBody(mapped, UNSUPPORTED_MEDIA_TYPE_MESSAGE), internal: false };
     if (mapped) return { status: API_ERRORS[mapped].status, body: errorBody(mapped, String(e.message)), internal: false };
     // Other client errors raised by Fastify or a plugin (e.g. a malformed JSON body: a SyntaxError with statusCode 400).
     if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {

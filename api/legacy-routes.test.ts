@@ -164,9 +164,11 @@ describe('POST /report/map (the original agent)', () => {
     expect(bad.json().error).toBe('bad_request');
     const text = await t.app.inject({ method: 'POST', url: '/report/map', payload: 'hello', headers: { 'content-type': 'text/plain' } });
     expect(text.statusCode).toBe(400);
+    // What `curl -d @map.json` sends: the answer says what to send instead.
     const form = await t.app.inject({ method: 'POST', url: '/report/map', payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(form.statusCode).toBe(415);
-    expect(form.json()).toEqual({ error: 'unsupported_media_type', message: expect.any(String) });
+    expect(form.json()).toEqual({ error: 'unsupported_media_type', message: 'Content-Type not supported: send the body as JSON, with Content-Type: application/json' });
+    expect(await t.store.listHosts()).toEqual([]);
   });
 
   it('refuses a compressed body with 415 naming the coding, and takes Content-Encoding: identity as uncompressed', async () => {

@@ -227,6 +227,22 @@ describe('POST /report/event', () => {
     ]);
   });
 
+  it("marks the host's last container gone on its `removed` event, though the agent's last map is {} (it names no host)", async () => {
+    const entry = agentEntry({ container_id: C1, task_id: TASK });
+    await report([entry]);
+    // The task stops: the agent's key changes (desired STOPPED) with `added` before `removed`, then the map.
+    const stopping = { ...entry, desired_status: 'STOPPED' };
+    for (const [key, event] of [[agentKey(stopping), 'added'], [agentKey(entry), 'removed']] as const) {
+      await t.app.inject({ method: 'POST', url: '/report/event', payload: { event_id: key, event, timestamp: 1767226000 } });
+    }
+    await report([stopping]);
+    expect((await get(`/v2/lookup/${C1}`)).json().containers).toMatchObject([{ state: 'stopping' }]);
+    // The task leaves the agent's listing: `removed` for its key, then the empty map.
+    await t.app.inject({ method: 'POST', url: '/report/event', payload: { event_id: agentKey(stopping), event: 'removed', timestamp: 1767226100 } });
+    expect((await report({})).body).toBe('true');
+    expect((await get(`/v2/lookup/${C1}`)).json().containers).toMatchObject([{ state: 'gone' }]);
+  });
+
   it('rejects a timestamp past the year 9999 with 400 before the store sees it', async () => {
     const res = await t.app.inject({ method: 'POST', url: '/report/event', payload: { event_id: 'abc', event: 'added', timestamp: 8.64e12 } });
     expect(res.statusCode).toBe(400);

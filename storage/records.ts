@@ -13,6 +13,7 @@
 // - stopped_at is the event time the state became `stopped` (cleared when the container runs again);
 // - gone_at is the server's receive time the record became `gone` (retention runs on server time);
 // - restart_count never decreases; exit_code and started_at keep their last known value.
+import { createHash } from 'node:crypto';
 import { taskIdFromArn, taskIdFromLegacy, type ContainerObservation, type HostIdentity, type LifecycleState } from '../wire/index.js';
 import type { ContainerRecord } from './store.js';
 
@@ -124,4 +125,29 @@ export function recordChanged(before: ContainerRecord, after: ContainerRecord): 
     } else if (before[key] !== after[key]) return true;
   }
   return false;
+}
+
+/** Task desired statuses the ECS agent has used; the original agent hashed its task's into each map key. */
+const ECS_DESIRED_STATUSES = ['NONE', 'PENDING', 'PULLED', 'CREATED', 'RUNNING', 'RESOURCES_PROVISIONED', 'STOPPED', 'ZOMBIE'];
+
+/**
+ * Whether the original agent's `removed` event for `key` ends this record: the key is the record's
+ * current one, the record is live and no reconciler reports it (seq 0). Unless an `added` event for
+ * another key of the same container waits (otherLegacyKeys), the container left the agent's listing:
+ * the agent posts a key change's `added` before its `removed`, and the map after both. Its last map
+ * before leaving a host empty is `{}`, which names no host: without this, the host's last containers
+ * stayed live for good.
+ */
+export function removalEndsRecord(record: ContainerRecord, key: string): boolean {
+  return record.legacy_key === key && record.seq === 0 && record.state !== 'gone';
+}
+
+/**
+ * The keys the original agent would give the record's container under another task desired status:
+ * sha256(docker id + task id as it sent it + desired status).
+ */
+export function otherLegacyKeys(record: ContainerRecord): string[] {
+  const statuses = new Set([...ECS_DESIRED_STATUSES, ...(record.desired_status ? [record.desired_status] : [])]);
+  const keys = [...statuses].map((status) => createHash('sha256').update(record.container_id + (record.task_id_raw ?? '') + status).digest('hex'));
+  return keys.filter((key) => key !== record.legacy_key);
 }

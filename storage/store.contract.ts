@@ -32,6 +32,7 @@ import {
   iso,
   legacyContainer,
   legacyEvent,
+  legacyKey,
   legacySnapshot,
   snapshot,
   snapshotContainer,
@@ -645,10 +646,46 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         const lc = legacyContainer('running', { container_id: c1 });
         await store.replaceLegacySnapshot(legacySnapshot(hostA, [lc], iso(1)));
         await store.recordLegacyEvent(legacyEvent(lc.legacy_key, 'added', iso(2)), hostA.instance_id);
-        await store.recordLegacyEvent(legacyEvent(lc.legacy_key, 'removed', iso(3)), null);
+        await store.recordLegacyEvent(legacyEvent(lc.legacy_key, 'added', iso(3)), null);
         expect((await store.history(c1)).slice(1)).toEqual([
           { container_id: c1, from: null, to: null, at: iso(2), host: hostA.instance_id, seq: null, reason: 'legacy.added' },
-          { container_id: c1, from: null, to: null, at: iso(3), host: hostA.instance_id, seq: null, reason: 'legacy.removed' },
+          { container_id: c1, from: null, to: null, at: iso(3), host: hostA.instance_id, seq: null, reason: 'legacy.added' },
+        ]);
+      });
+
+      it("marks a container gone on a `removed` event for its current key, as for the host's last container, whose map is {}", async () => {
+        const lc = legacyContainer('stopping', { container_id: c1, desired_status: 'STOPPED', task_id_raw: `prod/${taskId(c1)}` });
+        const key = legacyKey(c1, `prod/${taskId(c1)}`, 'STOPPED');
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [{ ...lc, legacy_key: key }], iso(1)));
+        const before = Date.now();
+        await store.recordLegacyEvent(legacyEvent(key, 'removed', iso(3)), null);
+        const r = await get(c1);
+        expect(r.state).toBe('gone');
+        // Retention runs on the server's clock: gone_at is when the server took the event.
+        expect(Date.parse(r.gone_at!)).toBeGreaterThanOrEqual(before - 1000);
+        expect(Date.parse(r.gone_at!)).toBeLessThanOrEqual(Date.now() + 1000);
+        expect((await store.history(c1)).at(-1)).toEqual({ container_id: c1, from: 'stopping', to: 'gone', at: iso(3), host: hostA.instance_id, seq: null, reason: 'legacy.removed' });
+        // Said again (the agent retried the post): nothing more changes.
+        await store.recordLegacyEvent(legacyEvent(key, 'removed', iso(3)), null);
+        expect((await store.history(c1)).filter((h) => h.to === 'gone')).toHaveLength(1);
+      });
+
+      it('keeps a container whose key changed: the `added` event of its new key came before the `removed` of its old one', async () => {
+        const raw = `prod/${taskId(c1)}`;
+        const running = legacyKey(c1, raw, 'RUNNING');
+        const stopping = legacyKey(c1, raw, 'STOPPED');
+        const lc = legacyContainer('running', { container_id: c1, desired_status: 'RUNNING', task_id_raw: raw });
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [{ ...lc, legacy_key: running }], iso(1)));
+        await store.recordLegacyEvent(legacyEvent(stopping, 'added', iso(2)), null);
+        await store.recordLegacyEvent(legacyEvent(running, 'removed', iso(2.5)), null);
+        expect((await get(c1)).state).toBe('running');
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [{ ...lc, state: 'stopping', desired_status: 'STOPPED', legacy_key: stopping, sampled_at: iso(3) }], iso(3)));
+        expect((await get(c1)).state).toBe('stopping');
+        expect((await store.history(c1)).map((h) => [h.reason, h.from, h.to])).toEqual([
+          ['snapshot', null, 'running'],
+          ['legacy.added', null, null],
+          ['legacy.removed', null, null],
+          ['snapshot', 'running', 'stopping'],
         ]);
       });
 

@@ -37,7 +37,7 @@ import {
   type TransitionBatch,
   type TransitionBatchResult,
 } from '../../wire/index.js';
-import { goneRecord, nextRecord, normaliseIso, recordChanged } from '../records.js';
+import { goneRecord, nextRecord, normaliseIso, otherLegacyKeys, recordChanged, removalEndsRecord } from '../records.js';
 import {
   InvalidCursorError,
   PENDING_EVENT_MS,
@@ -555,9 +555,32 @@ export class SimpleDbStore implements Store {
         return;
       }
       const row = matches.map((m) => m.record).sort((a, b) => (a.last_seen < b.last_seen ? 1 : a.last_seen > b.last_seen ? -1 : 0))[0];
+      if (event.event === 'removed') {
+        const target = matches.find((m) => m.record.container_id === row.container_id)!;
+        if (removalEndsRecord(target.record, event.event_id) && !(await this.pendingAdded(otherLegacyKeys(target.record)))) {
+          const goneAt = new Date();
+          const { before, after } = await this.updateContainer(
+            row.container_id,
+            (existing) => (existing && removalEndsRecord(existing, event.event_id) ? goneRecord(existing, existing.seq, goneAt.toISOString()) : null),
+            target,
+            (b) => (b ? legacyEventRow({ container_id: row.container_id, from: b.record.state, to: 'gone', at, host: host ?? row.instance_id, seq: null, reason: 'legacy.removed' }, event.event_id) : null),
+            goneAt,
+          );
+          if (before && after) return;
+        }
+      }
       const record: TransitionRecord = { container_id: row.container_id, from: null, to: null, at, host: host ?? row.instance_id, seq: null, reason: `legacy.${event.event}` };
       await this.putHistory([legacyEventRow(record, event.event_id)], new Date());
     });
+  }
+
+  /** Whether an original agent's `added` event waits (recordLegacyEvent) for any of `keys`. */
+  private async pendingAdded(keys: string[]): Promise<boolean> {
+    const found = await this.client.selectAll(
+      buildSelect({ output: 'itemName()', domain: this.domains.transitions, where: [{ attr: 'pending_key', op: 'in', values: keys.map(indexValue) }, { attr: 'event', op: '=', value: 'added' }], limit: 1 }),
+      { consistentRead: true, maxItems: 1 },
+    );
+    return found.length > 0;
   }
 
   async purgeGone(goneBefore: Date): Promise<number> {

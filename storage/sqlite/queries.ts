@@ -85,6 +85,8 @@ export const SQL = {
   purgeChunk: "SELECT container_id FROM containers INDEXED BY containers_gone_at WHERE state = 'gone' AND gone_at < ? ORDER BY gone_at LIMIT ?",
   insertPendingEvent: 'INSERT INTO pending_events (event_id, event, at, host) VALUES (?, ?, ?, ?)',
   pendingEvents: 'SELECT event, at, host FROM pending_events WHERE event_id = ? ORDER BY at',
+  /** Whether an `added` event waits for any of the keys in a JSON array. */
+  pendingAdded: "SELECT 1 AS found FROM pending_events WHERE event = 'added' AND event_id IN (SELECT value FROM json_each(?)) LIMIT 1",
   dropPendingEvents: 'DELETE FROM pending_events WHERE event_id = ?',
   expirePendingEvents: 'DELETE FROM pending_events WHERE at < ?',
   purgeHistory: 'DELETE FROM transitions WHERE container_id IN (SELECT value FROM json_each(?))',

@@ -7,7 +7,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
 import { CONTAINER_ID_PREFIX, TASK_ARN, TASK_ID, taskIdFromArn, type HostIdentity, type HostSnapshot, type SnapshotResult, type TransitionBatch, type TransitionBatchResult } from '../../wire/index.js';
-import { goneRecord, nextRecord, normaliseIso, recordChanged } from '../records.js';
+import { goneRecord, nextRecord, normaliseIso, otherLegacyKeys, recordChanged, removalEndsRecord } from '../records.js';
 import type {
   ContainerFilter,
   ContainerLookup,
@@ -107,6 +107,7 @@ export class SqliteStore implements Store {
       insertTransition: db.prepare<[Omit<TransitionRow, 'id'>]>(SQL.insertTransition),
       insertPendingEvent: db.prepare<[string, string, string, string | null]>(SQL.insertPendingEvent),
       pendingEvents: db.prepare<[string], { event: string; at: string; host: string | null }>(SQL.pendingEvents),
+      pendingAdded: db.prepare<[string], { found: number }>(SQL.pendingAdded),
       dropPendingEvents: db.prepare<[string]>(SQL.dropPendingEvents),
       expirePendingEvents: db.prepare<[string]>(SQL.expirePendingEvents),
       history: db.prepare<[string], TransitionRow>(SQL.history),
@@ -283,6 +284,15 @@ export class SqliteStore implements Store {
         this.stmt.expirePendingEvents.run(new Date(Math.min(Date.parse(at), Date.now()) - PENDING_EVENT_MS).toISOString());
         this.stmt.insertPendingEvent.run(event.event_id, event.event, at, host);
         return;
+      }
+      if (event.event === 'removed') {
+        const stored = this.getStored(row.container_id);
+        const before = stored?.record;
+        if (stored && before && removalEndsRecord(before, event.event_id) && !this.stmt.pendingAdded.get(JSON.stringify(otherLegacyKeys(before)))) {
+          this.writeRecord(goneRecord(before, before.seq, new Date().toISOString()), stored.row, stored.row[READ_INDEX.written_at_snapshot_seq] as number);
+          this.insertHistory({ container_id: before.container_id, from: before.state, to: 'gone', at, host: host ?? row.instance_id, seq: null, reason: 'legacy.removed' });
+          return;
+        }
       }
       this.insertHistory({ container_id: row.container_id, from: null, to: null, at, host: host ?? row.instance_id, seq: null, reason: `legacy.${event.event}` });
     });

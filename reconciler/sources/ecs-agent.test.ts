@@ -21,6 +21,8 @@ async function agent(routes: Record<string, [number, string]>, timeoutMs = 2000)
   return createEcsAgentClient({ baseUrl: server.url, timeoutMs });
 }
 
+/** A Docker container id as Docker and the agent give it. */
+const FULL_ID = '79c796ed2a7f864f485c76f83f3165488097279d296a7c05bd5201a1c69b2920';
 
 describe('ECS agent client: /v1/tasks', () => {
   it('parses the documented listing (long ARN, old agent fields only)', async () => {
@@ -90,10 +92,23 @@ describe('ECS agent client: /v1/tasks', () => {
   });
 
   it('reads the agent test listing: a port without host port, extra Networks and Volumes ignored', async () => {
-    const client = await agent({ '/v1/tasks': [200, readFixture('ecs-agent/v1-tasks.ecs-agent-test.json')] });
+    // The agent's unit test names its container with a placeholder id; a real agent lists Docker's full one.
+    const body = readFixture('ecs-agent/v1-tasks.ecs-agent-test.json').replace('c0123456789ABC', FULL_ID);
+    const client = await agent({ '/v1/tasks': [200, body] });
     const [task] = await client.tasks();
     expect(task).toMatchObject({ arn: 't1', task_id: 't1', family: 'sleep', version: '1' });
-    expect(task.containers[0]).toMatchObject({ docker_id: 'c0123456789ABC', image: 'busybox', ports: [{ container_port: 80, host_port: null, protocol: 'tcp' }] });
+    expect(task.containers[0]).toMatchObject({ docker_id: FULL_ID, image: 'busybox', ports: [{ container_port: 80, host_port: null, protocol: 'tcp' }] });
+  });
+
+  it.each([
+    ['the agent test\'s placeholder', 'c0123456789ABC'],
+    ['upper case', FULL_ID.toUpperCase()],
+    ['12 characters', FULL_ID.slice(0, 12)],
+  ])('fails with ERR_GARBAGE, naming the container, on a DockerId that is not a full Docker id: %s', async (_name, id) => {
+    const client = await agent({ '/v1/tasks': [200, readFixture('ecs-agent/v1-tasks.docs.json').replace('bf25c5c5b2d4dba68846c7236e75b6915e1e778d31611e3c6a06831e39814a15', id)] });
+    const error = await failure(client.tasks());
+    expect(error).toMatchObject({ code: 'ERR_GARBAGE' });
+    expect(error.message).toBe(`ECS agent /v1/tasks: Tasks[0].Containers[1].DockerId: not a full Docker container id (64 lower-case hex): ${JSON.stringify(id)}`);
   });
 
   it('accepts an empty listing as a valid observation of no tasks', async () => {
@@ -151,7 +166,7 @@ describe('ECS agent client: /v1/tasks', () => {
     // agent/handlers/v1: a range is ContainerPortRange with ContainerPort omitted until its bindings are known.
     const ports = '[{"ContainerPortRange":"8000-8010","Protocol":"tcp"},{"ContainerPort":80,"Protocol":"tcp","HostPort":32768}]';
     const client = await agent({
-      '/v1/tasks': [200, `{"Tasks":[{"Arn":"a/b","KnownStatus":"RUNNING","Family":"f","Version":"1","Containers":[{"DockerId":"x","DockerName":"n","Name":"c","Ports":${ports}}]}]}`],
+      '/v1/tasks': [200, `{"Tasks":[{"Arn":"a/b","KnownStatus":"RUNNING","Family":"f","Version":"1","Containers":[{"DockerId":"${FULL_ID}","DockerName":"n","Name":"c","Ports":${ports}}]}]}`],
     });
     const [task] = await client.tasks();
     expect(task.containers[0].ports).toEqual([{ container_port: 80, host_port: 32768, protocol: 'tcp' }]);

@@ -5,7 +5,7 @@
 // zero-valued JSON and no message (`{"Tasks":null}`), and any unknown path with 200 and
 // `{"AvailableCommands":[...]}`; both are recognised here. `{"Tasks":[]}` is a valid, empty listing.
 import type { Dispatcher } from '../undici.js';
-import { taskIdFromArn } from '../../wire/ids.js';
+import { CONTAINER_ID, taskIdFromArn } from '../../wire/ids.js';
 import type { PortMapping } from '../../wire/index.js';
 import { exchange, type HttpAnswer } from './http.js';
 import { ListingSyntaxError, TaskListingReader } from './task-listing-reader.js';
@@ -112,6 +112,10 @@ function parseContainer(c: unknown, where: string): AgentContainer | undefined {
   const dockerId = str(c, 'DockerId', where);
   // A container the agent has not created yet has no Docker id: nothing to map until it has one.
   if (dockerId === '') return undefined;
+  // Any other id must be Docker's full one. The loop tracks containers by it: a short or upper-case
+  // one was skipped without a word, and the container it names, absent from a successful listing,
+  // was reported gone while the agent still listed it running.
+  if (!CONTAINER_ID.test(dockerId)) garbage(`${where}.DockerId: not a full Docker container id (64 lower-case hex): ${JSON.stringify(dockerId.slice(0, 80))}`);
   // Checked like the rest (a listing with a malformed one is garbage), but not kept (types.ts).
   optStr(c, 'ImageID', where);
   optTime(c, 'CreatedAt', where);

@@ -1,0 +1,70 @@
+// The real ECS agent client and the real loop against a loopback agent answering what another
+// agent version, or a broken one, could: what ends up in the outbox and in the log.
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { readFixture } from '../test/fixtures.js';
+import { reply, startLoopback } from '../test/support/loopback.js';
+import { createReconcileLoop } from './loop.js';
+import { openOutbox } from './outbox.js';
+import { createEcsAgentClient } from './sources/ecs-agent.js';
+import type { ImdsSource } from './sources/types.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+const imds: ImdsSource = {
+  async identity() {
+    return { instance_id: 'i-0123456789abcdef0', instance_ip: '10.0.0.1', instance_type: 't3.micro', instance_az: 'us-west-2a', region: 'us-west-2', host_name: 'ip-10-0-0-1' };
+  },
+};
+
+/** A loop reading a loopback agent whose /v1/tasks and /v1/metadata bodies the test sets. */
+async function hostWithAgent() {
+  const bodies = { tasks: readFixture('ecs-agent/v1-tasks.docs.json'), metadata: readFixture('ecs-agent/v1-metadata.docs.json') };
+  const server = await startLoopback((req, res) => {
+    if (req.url === '/v1/tasks') reply(res, 200, bodies.tasks);
+    else if (req.url === '/v1/metadata') reply(res, 200, bodies.metadata);
+    else reply(res, 200, readFixture('ecs-agent/root-available-commands.json'));
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'hostile-agent-test-'));
+  const outbox = openOutbox({ dir, maxBytes: 1 << 22 });
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) });
+  const loop = createReconcileLoop({
+    agent: createEcsAgentClient({ baseUrl: server.url, timeoutMs: 2000 }),
+    imds, outbox, logger, resyncIntervalMs: 60_000, eventDebounceMs: 10, requestTimeoutMs: 2000,
+  });
+  cleanups.push(() => server.close(), () => rmSync(dir, { recursive: true, force: true }), () => outbox.close(), () => loop.stop());
+  return { loop, bodies, lines };
+}
+
+const brief = (ts: Array<{ container_id: string; from: string | null; to: string; reason: string }>) => ts.map((t) => [t.container_id.slice(0, 12), t.from, t.to, t.reason]);
+const MYSQL = '9581a69a761a557fbfce1d0f6745e4af5b9dbfb86b6b2c5c4df156f1a5932ff1';
+const WORDPRESS = 'bf25c5c5b2d4dba68846c7236e75b6915e1e778d31611e3c6a06831e39814a15';
+
+describe('the loop reading a hostile ECS agent', () => {
+  it.each([
+    ['in upper case', WORDPRESS.toUpperCase()],
+    ['shortened to 12 characters', WORDPRESS.slice(0, 12)],
+  ])('reports nothing gone when the agent lists a running container with its Docker id %s, and logs why the listing failed', async (_name, id) => {
+    const { loop, bodies, lines } = await hostWithAgent();
+    expect(brief((await loop.runPass()).transitions)).toEqual([
+      ['9581a69a761a', null, 'running', 'agent.observed'],
+      ['bf25c5c5b2d4', null, 'running', 'agent.observed'],
+    ]);
+    bodies.tasks = bodies.tasks.replace(WORDPRESS, id);
+    const r = await loop.runPass();
+    expect(r.result).toBe('failed');
+    expect(r.transitions).toEqual([]);
+    expect(loop.containersByState()).toMatchObject({ running: 2, gone: 0 });
+    expect(lines).toContainEqual(expect.objectContaining({
+      level: 40, code: 'ERR_GARBAGE',
+      msg: expect.stringContaining('Tasks[0].Containers[1].DockerId: not a full Docker container id'),
+    }));
+  });
+});

@@ -68,3 +68,35 @@ describe('the loop reading a hostile ECS agent', () => {
     }));
   });
 });
+
+describe('the loop reading an agent that lists one Docker id twice', () => {
+  /** The composed bridge listing with mysql's id given to the STOPPED task's container as well. */
+  function listingWithMysqlTwice(): string {
+    const listing = JSON.parse(readFixture('ecs-agent/v1-tasks-bridge-full.composed.json')) as { Tasks: Array<{ Containers: unknown[] }> };
+    listing.Tasks[1].Containers = [{ DockerId: MYSQL, DockerName: 'ecs-hello_world-8-mysql-0a0b0c0d0e0f10111213', Name: 'mysql' }];
+    return JSON.stringify(listing);
+  }
+
+  it('fails the listing, naming the id and both tasks, instead of mapping the container to each in turn', async () => {
+    const { loop, bodies, lines } = await hostWithAgent();
+    bodies.tasks = listingWithMysqlTwice();
+    const r = await loop.runPass();
+    expect(r.result).toBe('failed');
+    expect(r.transitions).toEqual([]);
+    expect(lines).toContainEqual(expect.objectContaining({
+      level: 40, code: 'ERR_GARBAGE', msg: `ECS agent observation failed: ECS agent /v1/tasks: Tasks[1]: container ${MYSQL} is listed in Tasks[0] too`,
+    }));
+  });
+
+  it('keeps what it had for the container: no second first transition, no state from the other task', async () => {
+    const { loop, bodies } = await hostWithAgent();
+    bodies.tasks = readFixture('ecs-agent/v1-tasks-bridge-full.composed.json');
+    expect(brief((await loop.runPass()).transitions)).toEqual([
+      ['9581a69a761a', null, 'running', 'agent.observed'],
+      ['bf25c5c5b2d4', null, 'running', 'agent.observed'],
+    ]);
+    bodies.tasks = listingWithMysqlTwice();
+    for (let i = 0; i < 3; i++) expect((await loop.runPass()).transitions).toEqual([]);
+    expect(loop.containersByState()).toMatchObject({ running: 2, stopped: 0 });
+  });
+});

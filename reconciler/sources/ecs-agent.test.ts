@@ -154,6 +154,19 @@ describe('ECS agent client: /v1/tasks', () => {
     expect(await failure(client.tasks())).toMatchObject({ source: 'agent', code: 'ERR_GARBAGE' });
   });
 
+  it('fails with ERR_GARBAGE on a Docker id listed twice in one task', async () => {
+    const c = `{"DockerId":"${FULL_ID}","DockerName":"n","Name":"c"}`;
+    const client = await agent({ '/v1/tasks': [200, `{"Tasks":[{"Arn":"a/b","KnownStatus":"RUNNING","Family":"f","Version":"1","Containers":[${c},${c}]}]}`] });
+    const error = await failure(client.tasks());
+    expect(error).toMatchObject({ code: 'ERR_GARBAGE', message: `ECS agent /v1/tasks: Tasks[0]: container ${FULL_ID} is listed twice in this task` });
+  });
+
+  it('reads a listing whose Tasks key comes twice afresh: an id of the first one is no duplicate in the second', async () => {
+    const t = `{"Arn":"a/b","KnownStatus":"RUNNING","Family":"f","Version":"1","Containers":[{"DockerId":"${FULL_ID}","DockerName":"n","Name":"c"}]}`;
+    const client = await agent({ '/v1/tasks': [200, `{"Tasks":[${t}],"Tasks":[${t}]}`] });
+    expect((await client.tasks()).map((task) => task.containers[0].docker_id)).toEqual([FULL_ID]);
+  });
+
   it('skips a container the agent has not created yet (empty DockerId)', async () => {
     const client = await agent({
       '/v1/tasks': [200, '{"Tasks":[{"Arn":"a/b","KnownStatus":"PENDING","DesiredStatus":"RUNNING","Family":"f","Version":"1","Containers":[{"DockerId":"","DockerName":"","Name":"c"}]}]}'],

@@ -176,14 +176,26 @@ export class AgentTasksParser {
   private listing: 'absent' | 'array' | 'null' | 'other' = 'absent';
   private wrongPath = false;
   private invalid: unknown;
+  /**
+   * The task each Docker id was listed in. One id in two places is a contradiction the loop cannot
+   * settle: it applied both in turn, reporting the container's first state twice and flipping its
+   * stored task from one to the other at every full sync.
+   */
+  private taskOf = new Map<string, number>();
   private readonly reader = new TaskListingReader({
     onTasksStart: () => this.restart('array'),
     onElement: (element, index) => {
       if (this.invalid !== undefined) return;
       try {
-        this.tasks.push(parseAgentTask(element, `Tasks[${index}]`));
+        const task = parseAgentTask(element, `Tasks[${index}]`);
+        for (const c of task.containers) {
+          const first = this.taskOf.get(c.docker_id);
+          if (first !== undefined) garbage(`Tasks[${index}]: container ${c.docker_id} is listed ${first === index ? 'twice in this task' : `in Tasks[${first}] too`}`);
+          this.taskOf.set(c.docker_id, index);
+        }
+        this.tasks.push(task);
       } catch (error) {
-        this.invalid = error;
+        this.invalid = error instanceof Garbage ? new ObservationError('agent', 'ERR_GARBAGE', `ECS agent /v1/tasks: ${error.message}`) : error;
       }
     },
     onValue: (key, value) => {
@@ -195,6 +207,7 @@ export class AgentTasksParser {
   private restart(listing: AgentTasksParser['listing']): void {
     this.listing = listing;
     this.tasks = [];
+    this.taskOf = new Map();
     this.invalid = undefined;
   }
 

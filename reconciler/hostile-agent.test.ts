@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
+import { buildTestApp } from '../api/test-helpers.js';
 import { readFixture } from '../test/fixtures.js';
 import { reply, startLoopback } from '../test/support/loopback.js';
 import { createReconcileLoop } from './loop.js';
@@ -40,7 +41,7 @@ async function hostWithAgent() {
     imds, outbox, logger, resyncIntervalMs: 60_000, eventDebounceMs: 10, requestTimeoutMs: 2000,
   });
   cleanups.push(() => server.close(), () => rmSync(dir, { recursive: true, force: true }), () => outbox.close(), () => loop.stop());
-  return { loop, bodies, lines };
+  return { loop, bodies, lines, outbox };
 }
 
 const brief = (ts: Array<{ container_id: string; from: string | null; to: string; reason: string }>) => ts.map((t) => [t.container_id.slice(0, 12), t.from, t.to, t.reason]);
@@ -98,5 +99,21 @@ describe('the loop reading an agent that lists one Docker id twice', () => {
     bodies.tasks = listingWithMysqlTwice();
     for (let i = 0; i < 3; i++) expect((await loop.runPass()).transitions).toEqual([]);
     expect(loop.containersByState()).toMatchObject({ running: 2, stopped: 0 });
+  });
+});
+
+describe('the loop reading agent metadata the server would refuse', () => {
+  it('keeps the host reporting when the agent gives its cluster as an ARN longer than 255 characters', async () => {
+    const { loop, bodies, outbox } = await hostWithAgent();
+    const cluster = `arn:aws:ecs:us-west-2:012345678910:cluster/${'c'.repeat(255)}`;
+    bodies.metadata = JSON.stringify({ ...JSON.parse(bodies.metadata) as object, Cluster: cluster });
+    const r = await loop.runPass();
+    expect(r.transitions).toHaveLength(2);
+    const api = await buildTestApp();
+    cleanups.push(() => api.close());
+    const host = loop.identity()!;
+    const res = await api.app.inject({ method: 'POST', url: `/v2/hosts/${host.instance_id}/transitions`, payload: { host, transitions: outbox.peek(100) } });
+    expect(res.statusCode).toBe(200);
+    expect(host.cluster).toBeNull();
   });
 });

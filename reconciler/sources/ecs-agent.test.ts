@@ -211,6 +211,18 @@ describe('ECS agent client: /v1/metadata', () => {
     expect(await failure(client.metadata())).toMatchObject({ code: 'ERR_HTTP_STATUS', status: 500 });
   });
 
+  it.each([
+    ['Cluster', 255],
+    ['ContainerInstanceArn', 1024],
+    ['Version', 255],
+  ])('fails with ERR_GARBAGE on a %s longer than the server takes (%i characters)', async (key, max) => {
+    const body = { ...JSON.parse(readFixture('ecs-agent/v1-metadata.docs.json')) as Record<string, string>, [key]: 'x'.repeat(max + 1) };
+    const client = await agent({ '/v1/metadata': [200, JSON.stringify(body)] });
+    expect(await failure(client.metadata())).toMatchObject({
+      code: 'ERR_GARBAGE', message: `ECS agent /v1/metadata: metadata.${key}: longer than the ${max} characters the server takes (${max + 1})`,
+    });
+  });
+
   it('fails with ERR_WRONG_PATH on the AvailableCommands index', async () => {
     const client = await agent({});
     expect(await failure(client.metadata())).toMatchObject({ code: 'ERR_WRONG_PATH' });

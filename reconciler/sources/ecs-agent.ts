@@ -5,7 +5,7 @@
 // zero-valued JSON and no message (`{"Tasks":null}`), and any unknown path with 200 and
 // `{"AvailableCommands":[...]}`; both are recognised here. `{"Tasks":[]}` is a valid, empty listing.
 import type { Dispatcher } from '../undici.js';
-import { CONTAINER_ID, taskIdFromArn } from '../../wire/ids.js';
+import { CONTAINER_ID, taskIdFromArn, WIRE_LIMITS } from '../../wire/ids.js';
 import type { PortMapping } from '../../wire/index.js';
 import { exchange, type HttpAnswer } from './http.js';
 import { ListingSyntaxError, TaskListingReader } from './task-listing-reader.js';
@@ -247,6 +247,11 @@ export function parseAgentTasksBody(body: string | Buffer): AgentTask[] {
   return parser.end();
 }
 
+function upTo<T extends string | null>(max: number, value: T, key: string): T {
+  if (value !== null && value.length > max) garbage(`metadata.${key}: longer than the ${max} characters the server takes (${value.length})`);
+  return value;
+}
+
 /** Parses a /v1/metadata body (already JSON-decoded). Throws ObservationError. */
 export function parseAgentMetadata(body: unknown): AgentMetadata {
   try {
@@ -254,10 +259,14 @@ export function parseAgentMetadata(body: unknown): AgentMetadata {
     if (!isObject(body)) garbage('expected a JSON object');
     const cluster = str(body, 'Cluster', 'metadata');
     if (cluster === '') throw new ObservationError('agent', 'ERR_ZERO_VALUE', 'ECS agent /v1/metadata: zero-valued body (empty Cluster)');
+    // Every report carries these as the host's identity: one over the server's limit (a cluster
+    // given as an ARN, ECS_CLUSTER takes one, runs past 255 characters) made it refuse every
+    // transition and snapshot of the host, which then went silent and was retired.
+    const limits = WIRE_LIMITS.host;
     return {
-      cluster,
-      container_instance_arn: optStr(body, 'ContainerInstanceArn', 'metadata'),
-      version: optStr(body, 'Version', 'metadata'),
+      cluster: upTo(limits.cluster, cluster, 'Cluster'),
+      container_instance_arn: upTo(limits.container_instance_arn, optStr(body, 'ContainerInstanceArn', 'metadata'), 'ContainerInstanceArn'),
+      version: upTo(limits.ecs_agent_version, optStr(body, 'Version', 'metadata'), 'Version'),
     };
   } catch (error) {
     if (error instanceof Garbage) throw new ObservationError('agent', 'ERR_GARBAGE', `ECS agent /v1/metadata: ${error.message}`);

@@ -26,10 +26,10 @@ const imds: ImdsSource = {
 
 /** A loop reading a loopback agent whose /v1/tasks and /v1/metadata bodies the test sets. */
 async function hostWithAgent() {
-  const bodies = { tasks: readFixture('ecs-agent/v1-tasks.docs.json'), metadata: readFixture('ecs-agent/v1-metadata.docs.json') };
+  const bodies = { tasks: readFixture('ecs-agent/v1-tasks.docs.json'), metadata: readFixture('ecs-agent/v1-metadata.docs.json'), metadataStatus: 200 };
   const server = await startLoopback((req, res) => {
     if (req.url === '/v1/tasks') reply(res, 200, bodies.tasks);
-    else if (req.url === '/v1/metadata') reply(res, 200, bodies.metadata);
+    else if (req.url === '/v1/metadata') reply(res, bodies.metadataStatus, bodies.metadata);
     else reply(res, 200, readFixture('ecs-agent/root-available-commands.json'));
   });
   const dir = mkdtempSync(join(tmpdir(), 'hostile-agent-test-'));
@@ -41,7 +41,8 @@ async function hostWithAgent() {
     imds, outbox, logger, resyncIntervalMs: 60_000, eventDebounceMs: 10, requestTimeoutMs: 2000,
   });
   cleanups.push(() => server.close(), () => rmSync(dir, { recursive: true, force: true }), () => outbox.close(), () => loop.stop());
-  return { loop, bodies, lines, outbox };
+  const setMetadata = (status: number, body: string) => Object.assign(bodies, { metadataStatus: status, metadata: body });
+  return { loop, bodies, lines, outbox, setMetadata };
 }
 
 const brief = (ts: Array<{ container_id: string; from: string | null; to: string; reason: string }>) => ts.map((t) => [t.container_id.slice(0, 12), t.from, t.to, t.reason]);
@@ -115,5 +116,40 @@ describe('the loop reading agent metadata the server would refuse', () => {
     const res = await api.app.inject({ method: 'POST', url: `/v2/hosts/${host.instance_id}/transitions`, payload: { host, transitions: outbox.peek(100) } });
     expect(res.statusCode).toBe(200);
     expect(host.cluster).toBeNull();
+  });
+});
+
+describe('the loop reading agent metadata that fails while the listing works', () => {
+  it.each([
+    ['an HTML error page', 200, readFixture('imds/404-not-found.html'), 'ERR_GARBAGE', 'ECS agent metadata observation failed: ECS agent /v1/metadata: body is not JSON'],
+    ['a 500 with the zero-valued body', 500, readFixture('ecs-agent/v1-metadata-error.json'), 'ERR_HTTP_STATUS', 'ECS agent metadata observation failed: ECS agent /v1/metadata: HTTP 500'],
+    ['the AvailableCommands index', 200, readFixture('ecs-agent/root-available-commands.json'), 'ERR_WRONG_PATH', 'ECS agent metadata observation failed: ECS agent /v1/metadata: answered with AvailableCommands (wrong path or not an agent)'],
+    ['a cluster ARN longer than the server takes', 200, JSON.stringify({ Cluster: `arn:aws:ecs:us-west-2:012345678910:cluster/${'c'.repeat(255)}`, ContainerInstanceArn: null, Version: 'v' }), 'ERR_GARBAGE',
+      'ECS agent metadata observation failed: ECS agent /v1/metadata: metadata.Cluster: longer than the 255 characters the server takes (298)'],
+  ])('says at warn why the cluster is unknown: %s', async (_name, status, body, code, msg) => {
+    const { loop, lines, setMetadata } = await hostWithAgent();
+    setMetadata(status, body);
+    expect((await loop.runPass()).result).toBe('ok');
+    expect(loop.identity()).toMatchObject({ cluster: null, container_instance_arn: null, ecs_agent_version: null });
+    expect(lines).toContainEqual(expect.objectContaining({ level: 40, code, msg }));
+  });
+
+  it('says once, at info, when the metadata works again', async () => {
+    const { loop, lines, setMetadata } = await hostWithAgent();
+    setMetadata(500, readFixture('ecs-agent/v1-metadata-error.json'));
+    await loop.runPass();
+    await loop.runPass();
+    expect(lines.filter((l) => String(l.msg).startsWith('ECS agent metadata observation failed'))).toHaveLength(1);
+    setMetadata(200, readFixture('ecs-agent/v1-metadata.docs.json'));
+    await loop.runPass();
+    expect(loop.identity()).toMatchObject({ cluster: 'cluster_name' });
+    expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: 'ECS agent metadata observation works again', occurrences: 2 }));
+  });
+
+  it('keeps quiet at info about an agent that has not registered yet (zero-valued metadata)', async () => {
+    const { loop, lines, setMetadata } = await hostWithAgent();
+    setMetadata(200, readFixture('ecs-agent/v1-metadata-error.json'));
+    await loop.runPass();
+    expect(lines.filter((l) => String(l.msg).includes('metadata'))).toEqual([]);
   });
 });

@@ -427,6 +427,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
   const conditions = {
     imds: new RecurringCondition(),
     agent: new RecurringCondition(),
+    agentMetadata: new RecurringCondition(),
     docker: new RecurringCondition(),
     dockerEvents: new RecurringCondition(),
     outbox: new RecurringCondition(),
@@ -510,7 +511,13 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       recurring(conditions.agent, (held) => log.warn({ code: (tasksR.reason as ObservationError).code, ...held }, `ECS agent observation failed: ${(tasksR.reason as Error).message}`));
     } else {
       ended(conditions.agent, 'ECS agent observation works again');
-      if (metaR.status === 'rejected') log.debug({ code: (metaR.reason as ObservationError).code }, 'ECS agent metadata not available yet');
+      // An agent not registered yet answers zero-valued metadata for a while: normal at start. Any
+      // other failure (an error page, a value the server would refuse) leaves the host's cluster,
+      // instance ARN and agent version unknown for as long as it lasts: said at warn, as the other sources.
+      const metaError = metaR.status === 'rejected' ? (metaR.reason as ObservationError) : null;
+      if (metaError?.code === 'ERR_ZERO_VALUE') log.debug({ code: metaError.code }, 'ECS agent metadata not available yet');
+      else if (metaError) recurring(conditions.agentMetadata, (held) => log.warn({ code: metaError.code, ...held }, `ECS agent metadata observation failed: ${metaError.message}`));
+      else if (needMeta) ended(conditions.agentMetadata, 'ECS agent metadata observation works again');
     }
     if (dockerR.status === 'rejected') {
       metrics?.observationFailures.inc({ source: 'docker' });

@@ -2,16 +2,28 @@
 // observes; the reporter fits what it sends from the outbox too, since lines queued by an earlier
 // version were written before these rules: sent as queued, one value over a limit made the server
 // refuse every batch behind it.
-import { dockerNameFits, WIRE_LIMITS } from '../wire/ids.js';
-import type { ContainerObservation } from '../wire/index.js';
+import { dockerNameFits, isWellFormedText, WIRE_LIMITS } from '../wire/ids.js';
+import type { ContainerObservation, PortMapping } from '../wire/index.js';
 
 const LIMITS = WIRE_LIMITS.observation;
 /** RFC 3339 as the server's date-time format takes it (Go's RFC3339Nano, which the agent sends, is one). */
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/i;
 
-/** A value the wire can carry: longer ones are unknown (null) rather than cut into another value. */
+/**
+ * A value the wire can carry: longer ones are unknown (null) rather than cut into another value,
+ * and so is text with a lone UTF-16 surrogate (an agent's JSON may escape one: `"\ud800"`). Sent,
+ * the server refused its transition with a 400, and every later one of the host queued behind it.
+ */
 function upTo(max: number, s: string | null): string | null {
-  return s !== null && s.length > max ? null : s;
+  return s !== null && (s.length > max || !isWellFormedText(s)) ? null : s;
+}
+
+function portFits(p: PortMapping): boolean {
+  return p.protocol.length <= LIMITS.protocol && isWellFormedText(p.protocol);
+}
+
+function hostIpFits(p: PortMapping): boolean {
+  return p.host_ip === undefined || p.host_ip === null || (p.host_ip.length <= LIMITS.host_ip && isWellFormedText(p.host_ip));
 }
 
 /**
@@ -23,15 +35,15 @@ function upTo(max: number, s: string | null): string | null {
  */
 export function fitToWire(o: ContainerObservation): ContainerObservation {
   let ports = o.ports;
-  if (ports.length > LIMITS.ports || ports.some((p) => p.protocol.length > LIMITS.protocol || (p.host_ip?.length ?? 0) > LIMITS.host_ip)) {
+  if (ports.length > LIMITS.ports || ports.some((p) => !portFits(p) || !hostIpFits(p))) {
     ports = ports
-      .filter((p) => p.protocol.length <= LIMITS.protocol)
+      .filter(portFits)
       .slice(0, LIMITS.ports)
-      .map((p) => ((p.host_ip?.length ?? 0) > LIMITS.host_ip ? { container_port: p.container_port, host_port: p.host_port, protocol: p.protocol } : p));
+      .map((p) => (hostIpFits(p) ? p : { container_port: p.container_port, host_port: p.host_port, protocol: p.protocol }));
   }
   return {
     ...o,
-    docker_name: o.docker_name !== null && !dockerNameFits(o.docker_name) ? null : o.docker_name,
+    docker_name: o.docker_name !== null && (!dockerNameFits(o.docker_name) || !isWellFormedText(o.docker_name)) ? null : o.docker_name,
     container_name: upTo(LIMITS.container_name, o.container_name),
     image: upTo(LIMITS.image, o.image),
     task_family: upTo(LIMITS.task_family, o.task_family),

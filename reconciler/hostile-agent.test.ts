@@ -153,3 +153,32 @@ describe('the loop reading agent metadata that fails while the listing works', (
     expect(lines.filter((l) => String(l.msg).includes('metadata'))).toEqual([]);
   });
 });
+
+describe('the loop reading text the server cannot store (a lone UTF-16 surrogate, valid in JSON)', () => {
+  it('reports the container with those values unknown, and the server takes it', async () => {
+    const { loop, bodies, outbox } = await hostWithAgent();
+    const listing = JSON.parse(readFixture('ecs-agent/v1-tasks-bridge-full.composed.json')) as { Tasks: Array<Record<string, unknown> & { Containers: Array<Record<string, unknown>> }> };
+    const task = listing.Tasks[0];
+    task.Family = 'hello\ud800world';
+    Object.assign(task.Containers[0], { DockerName: 'ecs-\udc00-mysql', Name: 'my\ud83dsql', Image: 'mysql\udfff' });
+    task.Containers[1].Ports = [{ ContainerPort: 80, Protocol: 't\ud800', HostPort: 80 }, { ContainerPort: 81, Protocol: 'tcp', HostPort: 81, HostIp: '\ud800' }];
+    bodies.tasks = JSON.stringify(listing);
+    const r = await loop.runPass();
+    expect(r.transitions).toHaveLength(2);
+    expect(r.transitions[0].container).toMatchObject({ task_family: null, docker_name: null, container_name: null, image: null, task_arn: task.Arn });
+    expect(r.transitions[1].container.ports).toEqual([{ container_port: 81, host_port: 81, protocol: 'tcp' }]);
+    const api = await buildTestApp();
+    cleanups.push(() => api.close());
+    const host = loop.identity()!;
+    const res = await api.app.inject({ method: 'POST', url: `/v2/hosts/${host.instance_id}/transitions`, payload: { host, transitions: outbox.peek(100) } });
+    expect(res.json()).toMatchObject({ applied: 2 });
+  });
+
+  it('reads agent metadata holding one as a failed observation, so the host keeps reporting', async () => {
+    const { loop, setMetadata, lines } = await hostWithAgent();
+    setMetadata(200, JSON.stringify({ Cluster: 'prod', ContainerInstanceArn: null, Version: 'Amazon ECS Agent - v1.105.1 \ud800' }));
+    await loop.runPass();
+    expect(loop.identity()).toMatchObject({ cluster: null, ecs_agent_version: null });
+    expect(lines).toContainEqual(expect.objectContaining({ code: 'ERR_GARBAGE', msg: 'ECS agent metadata observation failed: ECS agent /v1/metadata: metadata.Version: holds a lone UTF-16 surrogate, which the server refuses' }));
+  });
+});

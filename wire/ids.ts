@@ -31,6 +31,17 @@ export const DOCKER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export function dockerNameFits(name: string): boolean {
   return name.length <= WIRE_LIMITS.observation.docker_name_any || (name.length <= WIRE_LIMITS.observation.docker_name && DOCKER_NAME.test(name));
 }
+/**
+ * Whether text can travel as UTF-8: no lone UTF-16 surrogate (`"\ud800"` is valid JSON, and
+ * JSON.parse gives it). The server refuses a report holding one with a 400 (api/json-body.ts).
+ * Code units, not code points (no `u` flag): a high surrogate not followed by a low one, or a low
+ * one not preceded by a high one.
+ */
+export function isWellFormedText(text: string): boolean {
+  return !LONE_SURROGATE.test(text);
+}
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** EC2 instance id (also accepts the simulated ids used in tests: `i-` + hex). */
 export const INSTANCE_ID = /^i-[0-9a-f]{8,32}$/;
 

@@ -5,7 +5,7 @@
 // zero-valued JSON and no message (`{"Tasks":null}`), and any unknown path with 200 and
 // `{"AvailableCommands":[...]}`; both are recognised here. `{"Tasks":[]}` is a valid, empty listing.
 import type { Dispatcher } from '../undici.js';
-import { CONTAINER_ID, taskIdFromArn, WIRE_LIMITS } from '../../wire/ids.js';
+import { CONTAINER_ID, isWellFormedText, taskIdFromArn, WIRE_LIMITS } from '../../wire/ids.js';
 import type { PortMapping } from '../../wire/index.js';
 import { exchange, type HttpAnswer } from './http.js';
 import { ListingSyntaxError, TaskListingReader } from './task-listing-reader.js';
@@ -249,6 +249,7 @@ export function parseAgentTasksBody(body: string | Buffer): AgentTask[] {
 
 function upTo<T extends string | null>(max: number, value: T, key: string): T {
   if (value !== null && value.length > max) garbage(`metadata.${key}: longer than the ${max} characters the server takes (${value.length})`);
+  if (value !== null && !isWellFormedText(value)) garbage(`metadata.${key}: holds a lone UTF-16 surrogate, which the server refuses`);
   return value;
 }
 
@@ -260,8 +261,8 @@ export function parseAgentMetadata(body: unknown): AgentMetadata {
     const cluster = str(body, 'Cluster', 'metadata');
     if (cluster === '') throw new ObservationError('agent', 'ERR_ZERO_VALUE', 'ECS agent /v1/metadata: zero-valued body (empty Cluster)');
     // Every report carries these as the host's identity: one over the server's limit (a cluster
-    // given as an ARN, ECS_CLUSTER takes one, runs past 255 characters) made it refuse every
-    // transition and snapshot of the host, which then went silent and was retired.
+    // given as an ARN, ECS_CLUSTER takes one, runs past 255 characters) or not encodable as UTF-8
+    // made it refuse every transition and snapshot of the host, which then went silent and was retired.
     const limits = WIRE_LIMITS.host;
     return {
       cluster: upTo(limits.cluster, cluster, 'Cluster'),

@@ -182,3 +182,27 @@ describe('the loop reading text the server cannot store (a lone UTF-16 surrogate
     expect(lines).toContainEqual(expect.objectContaining({ code: 'ERR_GARBAGE', msg: 'ECS agent metadata observation failed: ECS agent /v1/metadata: metadata.Version: holds a lone UTF-16 surrogate, which the server refuses' }));
   });
 });
+
+describe('the loop reading a task whose Arn is not an ECS task ARN', () => {
+  it('maps its containers without a task ARN and says so at warn (the AWS docs sample has such a placeholder)', async () => {
+    const { loop, lines } = await hostWithAgent();
+    const r = await loop.runPass();
+    expect(r.transitions.map((t) => [t.container.container_name, t.container.task_arn, t.container.task_family])).toEqual([
+      ['mysql', null, 'hello_world'],
+      ['wordpress', null, 'hello_world'],
+    ]);
+    const arn = 'arn:aws:ecs:us-west-2:012345678910:task/default/example5-58ff-46c9-ae05-543f8example';
+    expect(lines).toContainEqual(expect.objectContaining({
+      level: 40, tasks: 1, task_arn: arn, msg: `the ECS agent lists 1 task(s) whose Arn is not an ECS task ARN (${JSON.stringify(arn)}): their containers are reported without one`,
+    }));
+  });
+
+  it('says nothing of the kind for well-formed ARNs, old and new, nor for a task without containers', async () => {
+    const { loop, bodies, lines } = await hostWithAgent();
+    const old = JSON.parse(readFixture('ecs-agent/v1-tasks-old-arn-stopped.docs.json')) as { Tasks: unknown[] };
+    const bridge = JSON.parse(readFixture('ecs-agent/v1-tasks-bridge-full.composed.json')) as { Tasks: unknown[] };
+    bodies.tasks = JSON.stringify({ Tasks: [...old.Tasks, ...bridge.Tasks, { Arn: 'not-an-arn', KnownStatus: 'PENDING', Family: 'f', Version: '1', Containers: [] }] });
+    expect((await loop.runPass()).transitions).toHaveLength(6);
+    expect(lines.filter((l) => String(l.msg).includes('task ARN'))).toEqual([]);
+  });
+});

@@ -428,6 +428,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     imds: new RecurringCondition(),
     agent: new RecurringCondition(),
     agentMetadata: new RecurringCondition(),
+    taskArns: new RecurringCondition(),
     docker: new RecurringCondition(),
     dockerEvents: new RecurringCondition(),
     outbox: new RecurringCondition(),
@@ -485,6 +486,27 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     return true;
   }
 
+  /**
+   * The parser takes a task whose Arn is not an ECS task ARN (its containers are still mapped by
+   * family and name), but the wire cannot carry that Arn: its containers go out with task_arn null
+   * and cannot be found by task. Said, rather than lost without a word.
+   */
+  function warnMalformedArns(tasks: AgentTask[]): void {
+    let count = 0;
+    let example: string | undefined;
+    for (let i = 0; i < tasks.length; i++) {
+      const t = tasks[i];
+      if (t.containers.length > 0 && !TASK_ARN.test(t.arn)) {
+        count++;
+        example ??= t.arn.slice(0, 200);
+      }
+    }
+    if (example === undefined) return ended(conditions.taskArns, 'the ECS agent lists well-formed task ARNs again');
+    recurring(conditions.taskArns, (held) =>
+      log.warn({ tasks: count, task_arn: example, ...held }, `the ECS agent lists ${count} task(s) whose Arn is not an ECS task ARN (${JSON.stringify(example)}): their containers are reported without one`),
+    );
+  }
+
   async function doPass(): Promise<PassResult> {
     passNo++;
     const passStart = performance.now();
@@ -524,6 +546,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       recurring(conditions.docker, (held) => log.warn({ code: (dockerR.reason as ObservationError).code, ...held }, `Docker observation failed: ${(dockerR.reason as Error).message}`));
     } else ended(conditions.docker, 'Docker observation works again');
     if (host.context.identity) sendHost({ type: tasks ? 'agent.observed' : 'agent.failed' });
+    if (tasks) warnMalformedArns(tasks);
 
     const cpu0 = process.cpuUsage();
     const staged: Staged[] = [];

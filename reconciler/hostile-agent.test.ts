@@ -206,3 +206,20 @@ describe('the loop reading a task whose Arn is not an ECS task ARN', () => {
     expect(lines.filter((l) => String(l.msg).includes('task ARN'))).toEqual([]);
   });
 });
+
+describe('the loop logging an agent whose failure changes', () => {
+  it('logs the new reason when the agent goes from one failure to another, and each reason once', async () => {
+    const { loop, bodies, lines } = await hostWithAgent();
+    bodies.tasks = '{"Tasks":[{"Arn":';
+    await loop.runPass();
+    await loop.runPass();
+    bodies.tasks = readFixture('ecs-agent/v1-tasks-error-list.json');
+    await loop.runPass();
+    bodies.tasks = '{"Tasks":[{"Arn":';
+    await loop.runPass();
+    expect(lines.filter((l) => String(l.msg).startsWith('ECS agent observation failed')).map((l) => [l.code, l.msg])).toEqual([
+      ['ERR_GARBAGE', 'ECS agent observation failed: ECS agent /v1/tasks: body is not JSON: body ends inside a value (at character 17)'],
+      ['ERR_ZERO_VALUE', 'ECS agent observation failed: ECS agent /v1/tasks: zero-valued body {"Tasks":null}'],
+    ]);
+  });
+});

@@ -434,8 +434,8 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     outbox: new RecurringCondition(),
   };
   /** Logs this occurrence of `condition` through `line` when a line is due; repeats carry how long it has lasted. */
-  function recurring(condition: RecurringCondition, line: (held: Partial<ConditionHeld>) => void): void {
-    const held = condition.occurred(clock());
+  function recurring(condition: RecurringCondition, line: (held: Partial<ConditionHeld>) => void, cause?: string): void {
+    const held = condition.occurred(clock(), cause);
     if (held) line(held.occurrences > 1 ? held : {});
   }
   /** Logs, at info, that `condition` ended, with how long it lasted; nothing if it was not holding. */
@@ -457,7 +457,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     } catch (err) {
       metrics?.observationFailures.inc({ source: 'imds' });
       sendHost({ type: 'imds.failed' });
-      recurring(conditions.imds, (held) => log.warn({ code: (err as ObservationError).code, ...held }, `IMDS observation failed: ${(err as Error).message}`));
+      recurring(conditions.imds, (held) => log.warn({ code: (err as ObservationError).code, ...held }, `IMDS observation failed: ${(err as Error).message}`), (err as ObservationError).code);
       return false;
     }
     // The state dir may come from another instance (an AMI made from a running host): what it
@@ -530,7 +530,7 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
     const docker = dockerR.status === 'fulfilled' ? dockerR.value : null;
     if (tasksR.status === 'rejected') {
       metrics?.observationFailures.inc({ source: 'agent' });
-      recurring(conditions.agent, (held) => log.warn({ code: (tasksR.reason as ObservationError).code, ...held }, `ECS agent observation failed: ${(tasksR.reason as Error).message}`));
+      recurring(conditions.agent, (held) => log.warn({ code: (tasksR.reason as ObservationError).code, ...held }, `ECS agent observation failed: ${(tasksR.reason as Error).message}`), (tasksR.reason as ObservationError).code);
     } else {
       ended(conditions.agent, 'ECS agent observation works again');
       // An agent not registered yet answers zero-valued metadata for a while: normal at start. Any
@@ -538,12 +538,12 @@ export function createReconcileLoop(options: LoopOptions): ReconcileLoop {
       // instance ARN and agent version unknown for as long as it lasts: said at warn, as the other sources.
       const metaError = metaR.status === 'rejected' ? (metaR.reason as ObservationError) : null;
       if (metaError?.code === 'ERR_ZERO_VALUE') log.debug({ code: metaError.code }, 'ECS agent metadata not available yet');
-      else if (metaError) recurring(conditions.agentMetadata, (held) => log.warn({ code: metaError.code, ...held }, `ECS agent metadata observation failed: ${metaError.message}`));
+      else if (metaError) recurring(conditions.agentMetadata, (held) => log.warn({ code: metaError.code, ...held }, `ECS agent metadata observation failed: ${metaError.message}`), metaError.code);
       else if (needMeta) ended(conditions.agentMetadata, 'ECS agent metadata observation works again');
     }
     if (dockerR.status === 'rejected') {
       metrics?.observationFailures.inc({ source: 'docker' });
-      recurring(conditions.docker, (held) => log.warn({ code: (dockerR.reason as ObservationError).code, ...held }, `Docker observation failed: ${(dockerR.reason as Error).message}`));
+      recurring(conditions.docker, (held) => log.warn({ code: (dockerR.reason as ObservationError).code, ...held }, `Docker observation failed: ${(dockerR.reason as Error).message}`), (dockerR.reason as ObservationError).code);
     } else ended(conditions.docker, 'Docker observation works again');
     if (host.context.identity) sendHost({ type: tasks ? 'agent.observed' : 'agent.failed' });
     if (tasks) warnMalformedArns(tasks);

@@ -30,4 +30,16 @@ describe('RecurringCondition', () => {
   it('has nothing to say when it ends without having occurred', () => {
     expect(new RecurringCondition().ended(1_000)).toBeUndefined();
   });
+
+  it('asks for a line at the first occurrence of each new cause, once each while it lasts', () => {
+    const c = new RecurringCondition(600_000);
+    expect(c.occurred(0, 'ERR_UNREACHABLE')).toEqual({ occurrences: 1, for_s: 0 });
+    expect(c.occurred(10_000, 'ERR_UNREACHABLE')).toBeUndefined();
+    expect(c.occurred(20_000, 'ERR_GARBAGE')).toEqual({ occurrences: 3, for_s: 20 });
+    expect(c.occurred(30_000, 'ERR_UNREACHABLE')).toBeUndefined();
+    expect(c.occurred(40_000, 'ERR_GARBAGE')).toBeUndefined();
+    c.ended(50_000);
+    expect(c.occurred(60_000, 'ERR_UNREACHABLE')).toEqual({ occurrences: 1, for_s: 0 });
+    expect(c.occurred(70_000, 'ERR_GARBAGE')).toEqual({ occurrences: 2, for_s: 10 });
+  });
 });

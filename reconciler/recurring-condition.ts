@@ -18,17 +18,23 @@ export class RecurringCondition {
   private firstMs: number | null = null;
   private lastLoggedMs = 0;
   private occurrences = 0;
+  /** The causes already logged since the condition began. */
+  private causes = new Set<string>();
 
   constructor(private readonly repeatMs: number = CONDITION_REPEAT_MS) {}
 
   /**
    * The condition was found again. Returns what to log with it when a line is due (the first
-   * occurrence, and then one every `repeatMs`), else undefined.
+   * occurrence, the first of each `cause` not logged yet while it lasts, and then one every
+   * `repeatMs`), else undefined. Without causes, an agent that went from refusing connections to
+   * answering garbage kept its first reason in the log for ten minutes.
    */
-  occurred(nowMs: number): ConditionHeld | undefined {
+  occurred(nowMs: number, cause?: string): ConditionHeld | undefined {
     this.occurrences++;
+    const newCause = cause !== undefined && !this.causes.has(cause);
+    if (cause !== undefined) this.causes.add(cause);
     if (this.firstMs === null) this.firstMs = nowMs;
-    else if (nowMs - this.lastLoggedMs < this.repeatMs) return undefined;
+    else if (!newCause && nowMs - this.lastLoggedMs < this.repeatMs) return undefined;
     this.lastLoggedMs = nowMs;
     return { occurrences: this.occurrences, for_s: Math.round((nowMs - this.firstMs) / 1000) };
   }
@@ -39,6 +45,7 @@ export class RecurringCondition {
     const held = { occurrences: this.occurrences, for_s: Math.round((nowMs - this.firstMs) / 1000) };
     this.firstMs = null;
     this.occurrences = 0;
+    this.causes.clear();
     return held;
   }
 }

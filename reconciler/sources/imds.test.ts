@@ -19,6 +19,8 @@ interface FakeImds {
   /** Tokens issued so far; revoking one makes GETs with it 401. */
   issued: string[];
   revoked: Set<string>;
+  /** The text of the n-th token issued (from 1); `token-<n>` by default. */
+  tokenText?: (n: number) => string;
 }
 
 let server: LoopbackServer | undefined;
@@ -36,7 +38,7 @@ async function startImds(overrides: Partial<FakeImds> = {}): Promise<FakeImds> {
       if (imds.put !== 200) return reply(res, imds.put, imds.put === 400 ? page400 : '', 'text/html');
       const ttl = Number(req.headers['x-aws-ec2-metadata-token-ttl-seconds']);
       if (!(ttl >= 1 && ttl <= 21600)) return reply(res, 400, page400, 'text/html');
-      const token = `token-${imds.issued.length + 1}`;
+      const token = imds.tokenText?.(imds.issued.length + 1) ?? `token-${imds.issued.length + 1}`;
       imds.issued.push(token);
       return reply(res, 200, token, 'text/plain');
     }
@@ -150,6 +152,19 @@ describe('IMDS client', () => {
     expect(await failure(client.identity())).toMatchObject({ code: 'ERR_HTTP_STATUS', status: 400 });
     expect(fallbacks).toBe(0);
     expect(gets()).toHaveLength(0);
+  });
+
+  it.each([
+    ['an emoji', 'token-\u{1F642}'],
+    ['a control character', 'tok\u0001en'],
+    ['a Latin-1 letter', 'token-\u00e9'],
+  ])('fails with ERR_GARBAGE on a token holding %s (no header can carry it), and asks for a new one next time', async (_name, text) => {
+    await startImds({ tokenText: (n) => (n === 1 ? text : `token-${n}`) });
+    const client = createImdsClient({ baseUrl: server!.url, timeoutMs: 1000, tokenTtlSeconds: 60 });
+    expect(await failure(client.identity())).toMatchObject({ source: 'imds', code: 'ERR_GARBAGE', message: 'IMDS PUT /latest/api/token: not a token' });
+    expect(gets()).toHaveLength(0);
+    expect(await client.identity()).toEqual(identity);
+    expect(puts()).toHaveLength(2);
   });
 
   it('returns null for optional paths answered 404', async () => {

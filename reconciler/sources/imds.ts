@@ -92,7 +92,9 @@ export function createImdsClient(options: ImdsClientOptions): ImdsSource {
     if (status === 403 || status === 405) return fallBack();
     if (status !== 200) throw new ObservationError('imds', 'ERR_HTTP_STATUS', `${what}: HTTP ${status}`, { status });
     const value = body.trim();
-    if (value === '' || /\s/.test(value)) throw new ObservationError('imds', 'ERR_GARBAGE', `${what}: not a token`, { status });
+    // It goes back in a header: visible ASCII only (IMDS gives base64). Kept, a token no header can
+    // carry failed every GET as "unreachable (invalid header)" until 80% of its TTL had passed.
+    if (!/^[\x21-\x7e]+$/.test(value)) throw new ObservationError('imds', 'ERR_GARBAGE', `${what}: not a token`, { status });
     token = { value, refreshAt: now() + options.tokenTtlSeconds * 1000 * TOKEN_REFRESH_AT };
     v1Until = undefined;
     return value;

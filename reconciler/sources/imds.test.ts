@@ -120,7 +120,8 @@ describe('IMDS client', () => {
     expect(gets().every((r) => r.headers['x-aws-ec2-metadata-token'] === undefined)).toBe(true);
   });
 
-  it.each([403, 405])('falls back to IMDSv1 when the token PUT is refused with %i', async (status) => {
+  // 404 as the AWS SDKs take it: an endpoint (an older emulator, a proxy) without the token route.
+  it.each([403, 404, 405])('falls back to IMDSv1 when the token PUT is refused with %i', async (status) => {
     await startImds({ put: status, v2Only: false });
     let fallbacks = 0;
     const client = createImdsClient({ baseUrl: server!.url, timeoutMs: 1000, tokenTtlSeconds: 60, onFallback: () => fallbacks++ });

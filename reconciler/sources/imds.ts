@@ -5,7 +5,8 @@
 // - A 401 on a GET means the token is no longer valid: it is dropped, a new one fetched, the GET
 //   retried once.
 // - IMDSv1 (GETs without a token) is used ONLY when the token PUT times out or is refused (connection
-//   refused, 403, 405): that is the container hop-limit problem, where the PUT answer never comes back.
+//   refused, 403, 404, 405, as the AWS SDKs): the container hop-limit problem, where the PUT answer
+//   never comes back, or an endpoint without the token route.
 //   Each fallback calls `onFallback` (a metric). IMDSv2 is tried again after `v2RetryAfterMs`.
 // - instance-id is required; the other paths are null when IMDS answers 404. Any other failure makes
 //   the whole identity a failed observation (ObservationError, source 'imds').
@@ -89,7 +90,9 @@ export function createImdsClient(options: ImdsClientOptions): ImdsSource {
       if (refused) return fallBack();
       throw error;
     }
-    if (status === 403 || status === 405) return fallBack();
+    // As the AWS SDKs: 403 (tokens disabled), 404 (no token route: an older endpoint or emulator,
+    // a proxy), 405 (PUT not allowed on the way).
+    if (status === 403 || status === 404 || status === 405) return fallBack();
     if (status !== 200) throw new ObservationError('imds', 'ERR_HTTP_STATUS', `${what}: HTTP ${status}`, { status });
     const value = body.trim();
     // It goes back in a header: visible ASCII only (IMDS gives base64). Kept, a token no header can

@@ -200,6 +200,19 @@ describe.skipIf(!prometheusPath && !isCI)('a real Prometheus scrapes the server,
     // checks they are exposed there).
     expect(empty.filter((e) => !e.includes('ecs_id_mapper_simpledb_'))).toEqual([]);
   });
+
+  it('counts the running containers of every cluster in the dashboard\'s fleet panels, as the store holds them', async () => {
+    // Three clusters here (prod, batch, sim): a panel that takes the max over clusters instead of
+    // their sum shows the biggest cluster only.
+    expect(new Set(running.map((c) => c.cluster)).size).toBeGreaterThan(1);
+    const fleetPanels = dashboardTargets().filter((t) => ['Running containers', 'Containers by state'].includes(t.panel) && t.expr.includes('ecs_id_mapper_containers{'));
+    expect(fleetPanels.map((t) => t.panel).sort()).toEqual(['Containers by state', 'Running containers']);
+    for (const { panel, expr } of fleetPanels) {
+      const samples = await prometheus!.query(expr);
+      const runningSample = samples.find((s) => s.metric.state === undefined || s.metric.state === 'running');
+      expect(Number(runningSample?.value[1]), `${panel}: ${expr}`).toBe(running.length);
+    }
+  });
 });
 
 /**

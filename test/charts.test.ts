@@ -130,7 +130,7 @@ describe('alert rules', () => {
   const required = [
     'EcsIdMapperReconcilerDown', 'EcsIdMapperEcsAgentUnreachable', 'EcsIdMapperImdsV1Fallback', 'EcsIdMapperOutboxGrowing',
     'EcsIdMapperOutboxFull', 'EcsIdMapperHostStale', 'EcsIdMapperReportsRejected', 'EcsIdMapperSimpleDbThrottled',
-    'EcsIdMapperSimpleDbErrors', 'EcsIdMapperServer5xx',
+    'EcsIdMapperSimpleDbErrors', 'EcsIdMapperServer5xx', 'EcsIdMapperServerDown',
   ];
 
   it('cover every condition the operations runbook promises', () => {

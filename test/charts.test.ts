@@ -106,6 +106,32 @@ describe.skipIf(!promtoolPath && !isCI)('Prometheus rules and scrape examples, c
     }
   });
 
+  it('the dashboard counts a daemon that fell back to IMDSv1 at start, whose counter is 1 from its first scrape', async () => {
+    // The daemon reads its identity once, before Prometheus first scrapes it: a rate() of the
+    // counter stays 0 for exactly the daemons EcsIdMapperImdsV1Fallback fires for.
+    const target = dashboard.panels.flatMap((p) => p.targets ?? []).find((t) => t.expr.includes('ecs_id_mapper_reconciler_imds_v1_fallbacks_total'));
+    expect(target).toBeDefined();
+    const expr = target!.expr.replaceAll('$reconciler_job', 'ecs-id-mapper-reconciler').replaceAll('$instance', '.*').replaceAll('$__rate_interval', '2m');
+    const series = (instance: string, values: string) => ({ series: `ecs_id_mapper_reconciler_imds_v1_fallbacks_total{job="ecs-id-mapper-reconciler",instance="${instance}"}`, values });
+    const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-dashboard-'));
+    try {
+      writeFileSync(join(dir, 'dashboard.test.yml'), JSON.stringify({
+        rule_files: [],
+        evaluation_interval: '1m',
+        tests: [{
+          interval: '1m',
+          input_series: [series('10.0.1.10:9471', '1x30'), series('10.0.1.11:9471', '0x30')],
+          promql_expr_test: [{ expr, eval_time: '20m', exp_samples: [{ labels: '{}', value: 1 }] }],
+        }],
+      }));
+      const { code, output } = await promtool(binary(), ['test', 'rules', 'dashboard.test.yml'], dir);
+      expect(output, expr).toContain('SUCCESS');
+      expect(code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it.each(SCRAPE_EXAMPLES)('promtool check config accepts %s and the rule file it loads', async (file) => {
     const { code, output } = await promtool(binary(), ['check', 'config', file]);
     expect(output).toContain('is valid prometheus config file syntax');

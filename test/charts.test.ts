@@ -245,6 +245,24 @@ describe('Grafana dashboard', () => {
     expect(rows).toEqual(['Fleet overview', 'Per-host freshness', 'Reconcile loop', 'Transitions', 'Outbox and reporting', 'API', 'Storage', 'Resources', 'Containers']);
   });
 
+  it('gives a series its own unit where a per-second panel plots something that is not a rate', () => {
+    // ops and reqps label the axis "per second": right for rate(x_total), wrong for BoxUsage hours per
+    // hour or a count of daemons, which need a unit override on their query.
+    const perSecond = new Set(['ops', 'reqps']);
+    const plainRate = /^sum(?: by \([^)]*\))? \(rate\([a-z_]+(?:_total|_count)\{[^}]*\}\[\$__rate_interval\]\)\)$/;
+    const wrong: string[] = [];
+    for (const p of dashboard.panels) {
+      const config = (p as { fieldConfig?: { defaults?: { unit?: string }; overrides?: Array<{ matcher: { id: string; options: string }; properties: Array<{ id: string; value: unknown }> }> } }).fieldConfig;
+      if (!perSecond.has(config?.defaults?.unit ?? '')) continue;
+      for (const t of p.targets ?? []) {
+        if (plainRate.test(t.expr)) continue;
+        const unit = config?.overrides?.find((o) => o.matcher.id === 'byFrameRefID' && o.matcher.options === t.refId)?.properties.find((x) => x.id === 'unit')?.value;
+        if (unit === undefined || perSecond.has(String(unit))) wrong.push(`${p.title} [${t.refId}]: ${t.expr}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
   it('declares every $variable its queries use', () => {
     const declared = new Set([...dashboard.templating.list.map((v) => v.name), '__rate_interval', '__interval', '__range']);
     const used = new Set([...dashboardExprs, ...variableQueries].flatMap((e) => [...e.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1])));

@@ -263,6 +263,15 @@ describe('Grafana dashboard', () => {
     expect(wrong).toEqual([]);
   });
 
+  it('reads every series of ours through the job variable of its side, so another job never mixes in', () => {
+    // Several deployments (staging, production) scraped by one Prometheus differ only by job.
+    const variableExprs = dashboard.templating.list.map((v) => v.query).map((q) => (typeof q === 'object' && q !== null ? (q as { query?: string }).query ?? '' : ''));
+    const selectors = [...dashboardExprs, ...variableExprs].flatMap((e) => [...e.matchAll(/\b(ecs_id_mapper_[a-z0-9_]+|up)(\{[^}]*\})?/g)].map((m) => m[0]));
+    expect(selectors.length).toBeGreaterThan(20);
+    const unscoped = selectors.filter((s) => !/job=~"\$(server_job|reconciler_job)"/.test(s));
+    expect(unscoped).toEqual([]);
+  });
+
   it('declares every $variable its queries use', () => {
     const declared = new Set([...dashboard.templating.list.map((v) => v.name), '__rate_interval', '__interval', '__range']);
     const used = new Set([...dashboardExprs, ...variableQueries].flatMap((e) => [...e.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1])));

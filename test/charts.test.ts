@@ -156,7 +156,7 @@ describe('alert rules', () => {
   const required = [
     'EcsIdMapperReconcilerDown', 'EcsIdMapperEcsAgentUnreachable', 'EcsIdMapperImdsV1Fallback', 'EcsIdMapperOutboxGrowing',
     'EcsIdMapperOutboxFull', 'EcsIdMapperHostStale', 'EcsIdMapperReportsRejected', 'EcsIdMapperSimpleDbThrottled',
-    'EcsIdMapperSimpleDbErrors', 'EcsIdMapperServer5xx', 'EcsIdMapperServerDown',
+    'EcsIdMapperSimpleDbErrors', 'EcsIdMapperServer5xx', 'EcsIdMapperServerDown', 'EcsIdMapperVaultFailing',
   ];
 
   it('cover every condition the operations runbook promises', () => {

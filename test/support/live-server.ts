@@ -133,16 +133,23 @@ export async function reconcilerMetricsExposition(serverUrl = 'http://127.0.0.1:
 
 /**
  * GET /metrics of a server whose store is SimpleDB (the project's simpledb-local endpoint on
- * loopback), after one report, so the SimpleDB request counters have moved.
+ * loopback) and whose secret comes from Vault (the stand-in), after one request, so the SimpleDB
+ * request counters have moved.
  */
 export async function simpleDbServerMetricsExposition(): Promise<LiveExposition> {
   const { startSimpleDbLocal } = await import('../../storage/simpledb/local/index.js');
+  const { startVaultStandin } = await import('../vault-standin.js');
   const credentials = { accessKeyId: 'AKIDECSIDMAPPERTEST', secretAccessKey: 'ecs-id-mapper-test-secret' };
   const sdb = await startSimpleDbLocal({ host: '127.0.0.1', port: 0, ...credentials });
+  // The AWS keys come from Vault (the loopback stand-in), as in a fleet: the Vault series are exposed too.
+  const vault = await startVaultStandin({
+    secret: { aws_access_key_id: credentials.accessKeyId, aws_secret_access_key: credentials.secretAccessKey, report_token: 'metrics-test' },
+    staticToken: { token: 'hvs.metrics', ttlSeconds: 3600 },
+  });
   let server: RunningServer | undefined;
   try {
     server = await startServer(
-      ['--aws-access-key-id', credentials.accessKeyId, '--aws-secret-access-key', credentials.secretAccessKey],
+      ['--vault-addr', vault.url, '--vault-token', 'hvs.metrics', '--vault-secret-path', 'secret/ecs-id-mapper'],
       `simpledb://us-east-1?prefix=metrics_test&shards=2&create_domains=true&endpoint=${encodeURIComponent(sdb.url)}`,
     );
     const lookup = await fetch(`${server.url}/v2/lookup/${'a'.repeat(64)}`);
@@ -151,10 +158,11 @@ export async function simpleDbServerMetricsExposition(): Promise<LiveExposition>
     if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
     const exposition = await res.text();
     const running = server;
-    return { exposition, close: async () => { await running.stop(); await sdb.close(); } };
+    return { exposition, close: async () => { await running.stop(); await sdb.close(); await vault.close(); } };
   } catch (err) {
     await server?.stop();
     await sdb.close();
+    await vault.close();
     throw err;
   }
 }

@@ -201,6 +201,15 @@ describe('ECS agent client: /v1/metadata', () => {
     expect(await client.metadata()).toEqual({ cluster: 'test-cluster', container_instance_arn: 'test/arn', version: '1.0.0' });
   });
 
+  it.each([
+    ['arn:aws:ecs:eu-west-1:123456789012:cluster/prod-web', 'prod-web'],
+    ['arn:aws-cn:ecs:cn-north-1:123456789012:cluster/batch', 'batch'],
+  ])('reduces a cluster given as an ARN (ECS_CLUSTER takes one) to its name, as task ARNs and filters have it: %s', async (arn, name) => {
+    const body = { ...JSON.parse(readFixture('ecs-agent/v1-metadata.docs.json')) as Record<string, string>, Cluster: arn };
+    const client = await agent({ '/v1/metadata': [200, JSON.stringify(body)] });
+    expect((await client.metadata()).cluster).toBe(name);
+  });
+
   it('fails with ERR_ZERO_VALUE on 200 with the zero-valued metadata (empty Cluster)', async () => {
     const client = await agent({ '/v1/metadata': [200, readFixture('ecs-agent/v1-metadata-error.json')] });
     expect(await failure(client.metadata())).toMatchObject({ code: 'ERR_ZERO_VALUE' });

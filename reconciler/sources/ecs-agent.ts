@@ -253,13 +253,19 @@ function upTo<T extends string | null>(max: number, value: T, key: string): T {
   return value;
 }
 
+/** arn:<partition>:ecs:<region>:<account>:cluster/<name> */
+const CLUSTER_ARN = /^arn:[a-z-]+:ecs:[a-z0-9-]*:\d*:cluster\/([^/]+)$/;
+
 /** Parses a /v1/metadata body (already JSON-decoded). Throws ObservationError. */
 export function parseAgentMetadata(body: unknown): AgentMetadata {
   try {
     if (wrongPath(body)) throw new ObservationError('agent', 'ERR_WRONG_PATH', 'ECS agent /v1/metadata: answered with AvailableCommands (wrong path or not an agent)');
     if (!isObject(body)) garbage('expected a JSON object');
-    const cluster = str(body, 'Cluster', 'metadata');
-    if (cluster === '') throw new ObservationError('agent', 'ERR_ZERO_VALUE', 'ECS agent /v1/metadata: zero-valued body (empty Cluster)');
+    const configured = str(body, 'Cluster', 'metadata');
+    if (configured === '') throw new ObservationError('agent', 'ERR_ZERO_VALUE', 'ECS agent /v1/metadata: zero-valued body (empty Cluster)');
+    // The agent answers ECS_CLUSTER as it was set, and it takes a cluster ARN as well as a name: the
+    // name is what task ARNs, the console and `?cluster=` filters use, so an ARN is reduced to it.
+    const cluster = CLUSTER_ARN.exec(configured)?.[1] ?? configured;
     // Every report carries these as the host's identity: one over the server's limit (a cluster
     // given as an ARN, ECS_CLUSTER takes one, runs past 255 characters) or not encodable as UTF-8
     // made it refuse every transition and snapshot of the host, which then went silent and was retired.

@@ -266,9 +266,9 @@ export function parseAgentMetadata(body: unknown): AgentMetadata {
     // The agent answers ECS_CLUSTER as it was set, and it takes a cluster ARN as well as a name: the
     // name is what task ARNs, the console and `?cluster=` filters use, so an ARN is reduced to it.
     const cluster = CLUSTER_ARN.exec(configured)?.[1] ?? configured;
-    // Every report carries these as the host's identity: one over the server's limit (a cluster
-    // given as an ARN, ECS_CLUSTER takes one, runs past 255 characters) or not encodable as UTF-8
-    // made it refuse every transition and snapshot of the host, which then went silent and was retired.
+    // Every report carries these as the host's identity: one over the server's limit or not
+    // encodable as UTF-8 made it refuse every transition and snapshot of the host, which then went
+    // silent and was retired.
     const limits = WIRE_LIMITS.host;
     return {
       cluster: upTo(limits.cluster, cluster, 'Cluster'),

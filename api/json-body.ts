@@ -4,11 +4,8 @@
 // would store it mangled into U+FFFD and the SimpleDB client's URL encoding throws on it (a 500).
 // It is refused with a 400 before any route runs.
 import type { FastifyInstance, preParsingHookHandler } from 'fastify';
+import { isWellFormedText as wellFormed } from '../wire/ids.js';
 import { badRequest, unsupportedMediaType } from './errors.js';
-
-// Code units, not code points (no `u` flag): a high surrogate not followed by a low one, or a low one not preceded by a high one.
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const wellFormed = (text: string) => !LONE_SURROGATE.test(text);
 
 /**
  * The path (`host.cluster`, `transitions[0].reason`) of the first ill-formed string, or undefined.

@@ -33,7 +33,8 @@ export function dockerNameFits(name: string): boolean {
 }
 /**
  * Whether text can travel as UTF-8: no lone UTF-16 surrogate (`"\ud800"` is valid JSON, and
- * JSON.parse gives it). The server refuses a report holding one with a 400 (api/json-body.ts).
+ * JSON.parse gives it). The one test for it: the server refuses a body holding one with a 400
+ * (api/json-body.ts), the SimpleDB store knows it cannot hold one, the daemon keeps it off the wire.
  * Code units, not code points (no `u` flag): a high surrogate not followed by a low one, or a low
  * one not preceded by a high one.
  */

@@ -26,6 +26,7 @@ import type { Logger } from 'pino';
 import {
   CONTAINER_ID,
   CONTAINER_ID_PREFIX,
+  isWellFormedText,
   LIFECYCLE_STATES,
   TASK_ARN,
   TASK_ID,
@@ -230,9 +231,8 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
  * A lone UTF-16 surrogate cannot be sent to SimpleDB (it has no UTF-8 form), so no stored value
  * can hold one: a lookup for such a string finds nothing without asking.
  */
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 function storable(...values: Array<string | null | undefined>): boolean {
-  return values.every((v) => v === null || v === undefined || !LONE_SURROGATE.test(v));
+  return values.every((v) => v === null || v === undefined || isWellFormedText(v));
 }
 
 function decodeIndex(value: string | undefined): string | null {

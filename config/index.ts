@@ -6,6 +6,7 @@ import { parseLinks, type LinkTemplate } from './links.js';
 import { isIP } from 'node:net';
 import { INSTANCE_ID } from '../wire/ids.js';
 import { DEFAULT_CACHE_SIZE_BYTES, DEFAULT_MMAP_SIZE_BYTES, SQLITE_MAX_MMAP_BYTES } from '../storage/sqlite/sizes.js';
+import { badSecretPath, kvDataPathOf } from '../secrets/kv-path.js';
 
 export { ConfigError, parseDuration, envName } from './flags.js';
 export type { StoreConfig } from './store-url.js';
@@ -110,7 +111,7 @@ function vaultConfig(f: ParsedFlags): VaultConfig | undefined {
   if (roleId && !secretId) throw new ConfigError('--vault-role-id is set without --vault-secret-id: an AppRole login needs both');
   if (secretId && !roleId) throw new ConfigError('--vault-secret-id is set without --vault-role-id: an AppRole login needs both');
   const secretPath = f['vault-secret-path'] as string;
-  if (secretPath.split('/').filter((p) => p !== '').length < 2) throw new ConfigError(`--vault-secret-path must be <mount>/<path> (KV v2), got "${secretPath}"`);
+  if (kvDataPathOf(secretPath) === undefined) throw new ConfigError(badSecretPath(secretPath));
   return {
     addr: httpUrl('vault-addr', addr),
     token,

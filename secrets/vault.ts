@@ -16,6 +16,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { reportTokenProblem, type VaultConfig } from '../config/index.js';
 import { untrustedCertificateHint } from '../cli/tls-trust.js';
 import { TIMER_MAX_MS } from '../config/flags.js';
+import { badSecretPath, kvDataPathOf } from './kv-path.js';
 
 export interface Scheduler {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -89,7 +90,6 @@ interface SecretValues {
   version: number | null;
 }
 
-/** `secret/ecs-id-mapper` or `secret/data/ecs-id-mapper` → the KV v2 data path `secret/data/ecs-id-mapper`. */
 /** A node-vault client configured only by its arguments. */
 function vaultClient(addr: URL, token: string, timeoutMs: number): NodeVault.client {
   const client = NodeVault({ apiVersion: 'v1', endpoint: addr.href.replace(/\/$/, ''), token, requestOptions: { timeout: timeoutMs } });
@@ -101,10 +101,11 @@ function vaultClient(addr: URL, token: string, timeoutMs: number): NodeVault.cli
   return client;
 }
 
+/** `secret/ecs-id-mapper` or `secret/data/ecs-id-mapper` → the KV v2 data path `secret/data/ecs-id-mapper`. */
 export function kvDataPath(secretPath: string): string {
-  const parts = secretPath.split('/').filter((p) => p !== '');
-  if (parts.length < 2) throw new VaultError(`--vault-secret-path must be <mount>/<path> (KV v2), got "${secretPath}"`, 'read', null);
-  return parts[1] === 'data' && parts.length > 2 ? parts.join('/') : [parts[0], 'data', ...parts.slice(1)].join('/');
+  const path = kvDataPathOf(secretPath);
+  if (path === undefined) throw new VaultError(badSecretPath(secretPath), 'read', null);
+  return path;
 }
 
 /** Vault's first error message and status, or the transport failure. */

@@ -451,19 +451,17 @@ export class VaultSecrets {
     const data = (body as { data?: { data?: unknown; metadata?: { version?: unknown } } }).data;
     const kv = data?.data;
     if (!kv || typeof kv !== 'object') throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath} is not a KV v2 secret (no data.data)`, 'read', 200));
-    const pick = (key: string): string | undefined => {
-      const v = (kv as Record<string, unknown>)[key];
-      return typeof v === 'string' && v !== '' ? v : undefined;
-    };
     // A key that is not a string (a number written through the API), or a report_token that is
     // empty (`report_token="$UNSET"`), is refused rather than read as missing: a missing
     // report_token leaves the report routes open. An empty report_token_previous ends a rotation
     // (`vault kv patch` cannot remove a key), and empty AWS keys are logged as the default chain.
-    for (const key of ['aws_access_key_id', 'aws_secret_access_key', 'report_token', 'report_token_previous']) {
+    const pick = (key: string): string | undefined => {
       const v = (kv as Record<string, unknown>)[key];
-      const problem = v === undefined || (typeof v === 'string' && (v !== '' || key !== 'report_token')) ? undefined : typeof v === 'string' ? 'is empty' : `is ${v === null ? 'null' : `a ${typeof v}`}, not a string`;
-      if (problem) throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath}: ${key} ${problem}`, 'read', 200));
-    }
+      if (v === undefined || (v === '' && key !== 'report_token')) return undefined;
+      if (typeof v === 'string' && v !== '') return v;
+      const problem = v === '' ? 'is empty' : `is ${v === null ? 'null' : `a ${typeof v}`}, not a string`;
+      throw this.failed('read', new VaultError(`vault at ${this.config.addr.origin}: ${this.dataPath}: ${key} ${problem}`, 'read', 200));
+    };
     const next: SecretValues = {
       awsAccessKeyId: pick('aws_access_key_id'),
       awsSecretAccessKey: pick('aws_secret_access_key'),

@@ -554,9 +554,10 @@ export class SimpleDbStore implements Store {
         ]);
         return;
       }
-      const row = matches.map((m) => m.record).sort((a, b) => (a.last_seen < b.last_seen ? 1 : a.last_seen > b.last_seen ? -1 : 0))[0];
+      // The record seen last, as SQLite's byLegacyKey picks it.
+      const target = [...matches].sort((a, b) => (a.record.last_seen < b.record.last_seen ? 1 : a.record.last_seen > b.record.last_seen ? -1 : 0))[0];
+      const row = target.record;
       if (event.event === 'removed') {
-        const target = matches.find((m) => m.record.container_id === row.container_id)!;
         if (removalEndsRecord(target.record, event.event_id) && !(await this.pendingAdded(otherLegacyKeys(target.record)))) {
           const goneAt = new Date();
           const { before, after } = await this.updateContainer(

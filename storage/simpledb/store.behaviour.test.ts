@@ -483,15 +483,23 @@ describe('opening', () => {
     expect((await again.listContainers({}, { limit: 10 })).items).toHaveLength(6);
   });
 
+  /** A record's shard under `shards` domains, as the store places it (shardOf). */
+  const shardNumber = (id: string, shards: number) => Number.parseInt(id.slice(0, 8), 16) % shards;
+  /** `count` container ids from `seed` that `keep` takes. */
+  function idsInShards(count: number, seed: string, keep: (id: string) => boolean): string[] {
+    const ids: string[] = [];
+    for (let i = 0; ids.length < count; i++) {
+      const id = containerId(`${seed}-${i}`);
+      if (keep(id)) ids.push(id);
+    }
+    return ids;
+  }
+
   it('refuses fewer shards when the last shards are empty but the others hold records', async () => {
     const prefix = `reshard${n++}`;
     const first = await store(prefix, { shards: 3 });
     // Records in shards 0 and 1 of 3 only: the third domain stays empty.
-    const ids = [];
-    for (let i = 0; ids.length < 8; i++) {
-      const id = containerId(`reshard-low-${i}`);
-      if (Number.parseInt(id.slice(0, 8), 16) % 3 !== 2) ids.push(id);
-    }
+    const ids = idsInShards(8, 'reshard-low', (id) => shardNumber(id, 3) !== 2);
     await first.replaceSnapshot(snapshot(host, 1, ids.map((id) => snapshotContainer('running', { container_id: id }))), at(1));
     const err = await openSimpleDbStore(config(prefix, { shards: 2 }), { credentials: staticCredentials(KEY) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreUnavailableError);
@@ -504,11 +512,7 @@ describe('opening', () => {
   it('takes fewer shards when every record is in its shard under the new count (4 to 2 with the last two empty)', async () => {
     const prefix = `reshard${n++}`;
     const first = await store(prefix, { shards: 4 });
-    const ids = [];
-    for (let i = 0; ids.length < 6; i++) {
-      const id = containerId(`reshard-even-${i}`);
-      if (Number.parseInt(id.slice(0, 8), 16) % 4 < 2) ids.push(id);
-    }
+    const ids = idsInShards(6, 'reshard-even', (id) => shardNumber(id, 4) < 2);
     await first.replaceSnapshot(snapshot(host, 1, ids.map((id) => snapshotContainer('running', { container_id: id }))), at(1));
     const s = await store(prefix, { shards: 2 });
     for (const id of ids) expect((await s.getContainer(id)).kind).toBe('found');

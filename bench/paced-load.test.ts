@@ -51,7 +51,18 @@ describe('paced load', () => {
     expect(r.maxMs).toBeGreaterThanOrEqual(r.p99Ms);
     expect(r.generatorBusy).toBeGreaterThan(0);
     expect(r.generatorBusy).toBeLessThanOrEqual(1);
+    expect(r.releaseLateP99Ms).toBeGreaterThanOrEqual(0);
+    expect(r.releaseLateP99Ms).toBeLessThanOrEqual(r.maxMs);
   }, 30_000);
+
+  it('waits until a request is due, never less, however near its time', async () => {
+    const { untilDue } = (await import(compiled('paced-load.js'))) as { untilDue: (due: number) => Promise<void> };
+    for (const ahead of [0.05, 0.3, 1, 1.6, 4]) {
+      const due = performance.now() + ahead;
+      await untilDue(due);
+      expect(performance.now()).toBeGreaterThanOrEqual(due);
+    }
+  });
 
   it('counts non-2xx answers as failed', async () => {
     const server = createServer((req, res) => {

@@ -134,19 +134,20 @@ describe('reconciler benchmarks', () => {
 });
 
 describe('API benchmark report', () => {
-  it("shows each latency round's p99 with the stalls the machine had in it, and the generator's busy share", () => {
+  it("shows each latency round's p99 with the stalls the machine had in it, and the generator's busy share and lateness", () => {
     const stall = (stalls: number, maxMs: number) => ({ stalls, maxMs, totalMs: stalls * maxMs });
     const r: ApiBenchResult = {
       records: 10_000, paths: 500, bareRps: 30_000, lookupRps: 24_000, uncachedLookupRps: 12_000, ratio: 0.8, roundRatios: [0.8, 0.8],
       bareCpuUsPerRequest: 30, lookupCpuUsPerRequest: 37.5, uncachedCpuUsPerRequest: 80,
-      bareP99AtHalfMs: 4, lookupP99AtHalfMs: 4.5, lookupP50AtHalfMs: 1.2, bareRoundP99sMs: [4, 9], lookupRoundP99sMs: [4.5, 12],
+      bareP99AtHalfMs: 4, lookupP99AtHalfMs: 4.5, lookupP50AtHalfMs: 1.2, bareP50AtHalfMs: 0.9, releaseLateP99sMs: [0.4, 1.25, 0.6, 0.5], bareRoundP99sMs: [4, 9], lookupRoundP99sMs: [4.5, 12],
       bareRoundStalls: [stall(0, 0), stall(2, 8.25)], lookupRoundStalls: [stall(1, 6), stall(3, 11)], generatorBusy: [0.21, 0.34, 0.25, 0.3],
       loadAtStart: 1, loadAtEnd: 1,
     };
     const md = apiBenchMarkdown(r, true);
     expect(md).toContain('lookup: 4.50 ms [1 stalls, max 6.0 ms], 12.00 ms [3 stalls, max 11.0 ms]');
     expect(md).toContain('bare: 4.00 ms [0 stalls], 9.00 ms [2 stalls, max 8.3 ms]');
-    expect(md).toContain('busy 21 %–34 % of each round');
+    expect(md).toContain('busy 21 %–34 % of each round and released its requests a p99 of 0.40–1.25 ms after their scheduled start');
+    expect(md).toContain('| 4.50 ms (p50 1.20 ms; worst round 12.00 ms) | 4.00 ms (p50 0.90 ms; worst round 9.00 ms) |');
     expect(md).toContain('≤ 5 ms — met');
     expect(md).toContain('≥ 0.80 × — met');
     expect(md).toContain('| server CPU per request at max rate (all rounds) | 37.5 µs | 30.0 µs | bare / lookup: 0.80 × |');

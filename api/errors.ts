@@ -18,6 +18,8 @@ export const API_ERRORS = {
   ERR_NO_ROUTE: { status: 404, error: 'no_route' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, error: 'method_not_allowed' },
   ERR_AMBIGUOUS: { status: 409, error: 'ambiguous' },
+  /** The request is well formed, but what it names is not in a state that allows it. */
+  ERR_CONFLICT: { status: 409, error: 'conflict' },
   ERR_PAYLOAD_TOO_LARGE: { status: 413, error: 'payload_too_large' },
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, error: 'unsupported_media_type' },
   ERR_RATE_LIMITED: { status: 429, error: 'rate_limited' },
@@ -50,6 +52,7 @@ export const notFound = (message: string) => new ApiError('ERR_NOT_FOUND', messa
 export const noRoute = (message: string) => new ApiError('ERR_NO_ROUTE', message);
 export const ambiguous = (message: string, candidates: string[]) => new ApiError('ERR_AMBIGUOUS', message, candidates);
 export const unauthorized = (message: string) => new ApiError('ERR_UNAUTHORIZED', message);
+export const conflict = (message: string) => new ApiError('ERR_CONFLICT', message);
 export const rateLimited = (message: string) => new ApiError('ERR_RATE_LIMITED', message);
 export const unsupportedMediaType = (message: string) => new ApiError('ERR_UNSUPPORTED_MEDIA_TYPE', message);
 

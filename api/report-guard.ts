@@ -43,24 +43,36 @@ function previousTokenUsed(ctx: ApiContext, kind: ReportKind, req: FastifyReques
   );
 }
 
-export function reportRouteOptions(ctx: ApiContext, kind: ReportKind) {
-  const authenticate: onRequestHookHandler = (req, reply, done) => {
+/** The report token check, before the body is read; `kind` counts a report signed with the previous token. */
+function authenticate(ctx: ApiContext, kind: ReportKind | undefined): onRequestHookHandler {
+  return (req, reply, done) => {
     const expected = currentToken(ctx.reportToken);
     if (expected === undefined) return done();
     try {
-      if (checkReportAuth(req.headers.authorization, expected, currentToken(ctx.previousReportToken)) === 'previous') previousTokenUsed(ctx, kind, req);
+      if (checkReportAuth(req.headers.authorization, expected, currentToken(ctx.previousReportToken)) === 'previous' && kind !== undefined) previousTokenUsed(ctx, kind, req);
       done();
     } catch (err) {
       reply.header('www-authenticate', WWW_AUTHENTICATE);
       done(err as Error);
     }
   };
+}
+
+const rateLimitFor = (ctx: ApiContext) => ({ max: ctx.reportRateLimitPerMinute, timeWindow: 60_000, keyGenerator: reportRateLimitKey });
+
+export function reportRouteOptions(ctx: ApiContext, kind: ReportKind) {
   return {
-    onRequest: authenticate,
+    onRequest: authenticate(ctx, kind),
     preParsing: refuseEncodedBody,
-    config: {
-      reportKind: kind,
-      rateLimit: { max: ctx.reportRateLimitPerMinute, timeWindow: 60_000, keyGenerator: reportRateLimitKey },
-    },
+    config: { reportKind: kind, rateLimit: rateLimitFor(ctx) },
   };
+}
+
+/**
+ * An operator's write to the map (DELETE /v2/hosts/<id>): guarded by the report token, as reports
+ * are (whoever may report a host's containers may say it is gone), and by the same per-host limit,
+ * but not counted as a report.
+ */
+export function operatorRouteOptions(ctx: ApiContext) {
+  return { onRequest: authenticate(ctx, undefined), config: { rateLimit: rateLimitFor(ctx) } };
 }

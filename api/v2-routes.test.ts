@@ -15,7 +15,7 @@ import {
 } from '../storage/store.fixtures.js';
 import { openStore } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
-import { buildTestApp, type TestApp } from './test-helpers.js';
+import { agentEntry, agentMap, buildTestApp, type TestApp } from './test-helpers.js';
 
 let t: TestApp;
 const host = hostIdentity({ instance_id: instanceId('v2') });
@@ -358,5 +358,70 @@ describe('GET /v2/containers/:id/history and /v2/hosts', () => {
       [idle.instance_id]: { pending: 0, running: 0, stopping: 0, stopped: 0, gone: 0 },
     });
     expect(grouped).toBe(1);
+  });
+});
+
+describe('DELETE /v2/hosts/:instance_id (forgetting a host by hand)', () => {
+  const LEGACY_HOST = 'i-0123456789abcdef0'; // agentEntry's
+  const del = (id: string, headers: Record<string, string> = {}) => t.app.inject({ method: 'DELETE', url: `/v2/hosts/${id}`, headers });
+  const L1 = containerId('legacy-one');
+  const L2 = containerId('legacy-two');
+  const reportLegacy = () => post('/report/map', agentMap([agentEntry({ container_id: L1, task_id: TASK }), agentEntry({ container_id: L2, task_id: TASK, container_name: 'proxy' })]));
+
+  it("marks an original agent's host's containers gone and drops the host from /v2/hosts; lookups still answer", async () => {
+    expect((await reportLegacy()).statusCode).toBe(200);
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+
+    const res = await del(LEGACY_HOST);
+
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ instance_id: LEGACY_HOST, containers_gone: 2 });
+    expect((await get('/v2/hosts')).json().hosts.map((h: { instance_id: string }) => h.instance_id)).toEqual([host.instance_id]);
+    expect((await get(`/v2/hosts/${LEGACY_HOST}`)).statusCode).toBe(404);
+    const lookup = (await get(`/v2/lookup/${L1}`)).json();
+    expect(lookup.containers.map((c: { state: string }) => c.state)).toEqual(['gone']);
+    expect((await get(`/v2/lookup/${C1}`)).json().containers[0].state).toBe('running');
+    expect((await get(`/v2/containers/${L1}/history`)).json().history.at(-1)).toMatchObject({ to: 'gone', reason: 'host.forgotten', host: LEGACY_HOST });
+    // The original agent's next map brings it back.
+    await reportLegacy();
+    expect((await get(`/v2/hosts/${LEGACY_HOST}`)).statusCode).toBe(200);
+  });
+
+  it("answers 409 for a reconciler's host, and changes nothing", async () => {
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+
+    const res = await del(host.instance_id);
+
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toEqual({ error: 'conflict', message: expect.stringContaining('--host-gone-after') });
+    expect((await get(`/v2/lookup/${C1}`)).json().containers[0].state).toBe('running');
+    expect((await get(`/v2/hosts/${host.instance_id}`)).json()).toMatchObject({ instance_id: host.instance_id, last_seq: 3 });
+  });
+
+  it('answers 404 for a host it does not list, and 400 for a malformed instance id', async () => {
+    const unknown = await del('i-0000000000000000f');
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json()).toEqual({ error: 'not_found', message: 'no host i-0000000000000000f is listed' });
+    const bad = await del('i-nope');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ error: 'bad_request' });
+  });
+
+  it('needs the report token when one is set, and is not counted as a report', async () => {
+    await t.close();
+    t = await buildTestApp({ reportToken: 's3cret' });
+    await t.app.inject({ method: 'POST', url: '/report/map', payload: agentMap([agentEntry({ container_id: L1, task_id: TASK })]), headers: { authorization: 'Bearer s3cret' } });
+
+    const anonymous = await del(LEGACY_HOST);
+    const wrong = await del(LEGACY_HOST, { authorization: 'Bearer nope' });
+    expect([anonymous.statusCode, wrong.statusCode]).toEqual([401, 401]);
+    expect(wrong.json()).toMatchObject({ error: 'unauthorized' });
+    expect(await t.store.getContainer(L1)).toMatchObject({ record: { state: 'running' } });
+
+    const basic = await del(LEGACY_HOST, { authorization: `Basic ${Buffer.from('x:s3cret').toString('base64')}` });
+    expect(basic.statusCode).toBe(200);
+    const metrics = await t.registry.metrics();
+    expect(metrics).not.toMatch(/reports_received_total\{[^}]*result="unauthorized"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/reports_received_total\{kind="legacy_map",result="ok"\} 1/);
   });
 });

@@ -1066,6 +1066,70 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
       });
     });
 
+    describe('forgetHost', () => {
+      it("marks an original agent's host's live records gone, with history, and drops the host from the list", async () => {
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c1 }), legacyContainer('stopped', { container_id: c2 })], iso(0)));
+        await store.applyTransitions(batch(hostB, [transition(1, 'running', { container: { container_id: c3 } })]), at(0));
+        const c1Before = await get(c1);
+
+        expect(await store.forgetHost(hostA.instance_id, at(60))).toEqual({ outcome: 'forgotten', containers: 2 });
+
+        // The record still answers lookups: only its state changes, until the retention purges it.
+        expect(await get(c1)).toEqual({ ...c1Before, state: 'gone', gone_at: iso(60) });
+        expect(await get(c2)).toMatchObject({ state: 'gone', gone_at: iso(60) });
+        expect((await store.history(c1)).at(-1)).toEqual({ container_id: c1, from: 'running', to: 'gone', at: iso(60), host: hostA.instance_id, seq: null, reason: 'host.forgotten' });
+        expect((await get(c3)).state).toBe('running');
+        await eventually(async () => expect((await store.listHosts()).map((h) => h.instance_id)).toEqual([hostB.instance_id]));
+        expect(await store.purgeGone(at(61))).toBe(2);
+      });
+
+      it('leaves records already gone as they were', async () => {
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c1 }), legacyContainer('running', { container_id: c2 })], iso(0)));
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c1, sampled_at: iso(10) })], iso(10)));
+        const c2Before = { r: await get(c2), h: await store.history(c2) };
+        expect(c2Before.r.state).toBe('gone');
+
+        expect(await store.forgetHost(hostA.instance_id, at(60))).toEqual({ outcome: 'forgotten', containers: 1 });
+
+        expect({ r: await get(c2), h: await store.history(c2) }).toEqual(c2Before);
+      });
+
+      it('answers unknown for a host it does not list, and for one already forgotten', async () => {
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c1 })], iso(0)));
+
+        expect(await store.forgetHost(hostB.instance_id, at(60))).toEqual({ outcome: 'unknown' });
+        expect(await store.forgetHost(hostA.instance_id, at(60))).toEqual({ outcome: 'forgotten', containers: 1 });
+        expect(await store.forgetHost(hostA.instance_id, at(61))).toEqual({ outcome: 'unknown' });
+        expect((await store.history(c1)).filter((h) => h.reason === 'host.forgotten')).toHaveLength(1);
+      });
+
+      it('leaves a host that has sent sequence numbers as it was: its last seq is the mark a new daemon numbers from', async () => {
+        await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1 } }), transition(2, 'running', { container: { container_id: c2 } })]), at(0));
+        const before = { c1: await get(c1), h: await store.history(c1) };
+
+        expect(await store.forgetHost(hostA.instance_id, at(60))).toEqual({ outcome: 'sequenced', last_seq: 2 });
+
+        expect({ c1: await get(c1), h: await store.history(c1) }).toEqual(before);
+        expect((await store.listHosts({ consistent: true })).map((h) => [h.instance_id, h.last_seq])).toEqual([[hostA.instance_id, 2]]);
+      });
+
+      it('takes a forgotten host back with its next report, whether from the original agent or a reconciler', async () => {
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c1 })], iso(0)));
+        await store.replaceLegacySnapshot(legacySnapshot(hostB, [legacyContainer('running', { container_id: c3 })], iso(0)));
+        await store.forgetHost(hostA.instance_id, at(60));
+        await store.forgetHost(hostB.instance_id, at(60));
+
+        await store.replaceLegacySnapshot(legacySnapshot(hostA, [legacyContainer('running', { container_id: c1, sampled_at: iso(70) })], iso(70)));
+        // The instance now runs the reconciler (an upgrade): its first snapshot and transitions.
+        await store.replaceSnapshot(snapshot(hostB, 1, [snapshotContainer('running', { container_id: c3 })]), at(70));
+        await store.applyTransitions(batch(hostB, [transition(2, 'stopped', { from: 'running', container: { container_id: c3 } })]), at(71));
+
+        expect(await get(c1)).toMatchObject({ state: 'running', gone_at: null });
+        expect(await get(c3)).toMatchObject({ state: 'stopped', gone_at: null });
+        await eventually(async () => expect((await store.listHosts()).map((h) => h.instance_id)).toEqual([hostA.instance_id, hostB.instance_id].sort()));
+      });
+    });
+
     it('counts records by state and cluster', async () => {
       await store.applyTransitions(
         batch(hostA, [

@@ -8,7 +8,7 @@
 // arrive late, after newer transitions) whose observations may have moved without a transition, an
 // acknowledged batch the server lost (an OS crash with synchronous=NORMAL, docs/architecture.md)
 // while an earlier copy of it is still on its way, maps of an original agent on a host of its own,
-// and retention (purgeGone) and silent-host retirement on a controlled clock.
+// retention (purgeGone), silent-host retirement and hosts forgotten by hand, on a controlled clock.
 //
 // Beside it runs a reference model that applies the documented rules (storage/store.ts,
 // storage/records.ts, docs/architecture.md) in the simplest way: one record per container, written
@@ -24,7 +24,7 @@ import fc from 'fast-check';
 import { expect } from 'vitest';
 import type { ContainerObservation, HostIdentity, LifecycleState, SnapshotContainer, Transition } from '../wire/index.js';
 import { at, containerId, hostIdentity, instanceId, iso, legacyContainer, legacySnapshot, observation, taskArn, taskId } from './store.fixtures.js';
-import type { ContainerFilter, ContainerRecord, HostRecord, LegacySnapshot, Store, TransitionRecord } from './store.js';
+import type { ContainerFilter, ContainerRecord, ForgetHostResult, HostRecord, LegacySnapshot, Store, TransitionRecord } from './store.js';
 
 /** Minutes a delayed request may still arrive after it was sent. */
 export const LATE_WINDOW = 8;
@@ -62,7 +62,9 @@ export type Op =
   | { kind: 'legacy'; present: number; stopped: number }
   | { kind: 'idle'; minutes: number }
   | { kind: 'retire' }
-  | { kind: 'purge' };
+  | { kind: 'purge' }
+  /** Forget a host by hand: the original agent's (`legacy`), or a reconciler's (refused once it has sent a seq). */
+  | { kind: 'forget'; host: number; legacy: boolean };
 
 /** Delivery fates: answered, answer lost, given up on while on its way, acknowledged and then lost by the server. */
 export type Fate = Extract<Op, { kind: 'deliver' }>['fate'];
@@ -78,7 +80,7 @@ export interface OpMix {
 
 /** The one-store property's mix (store.contract.ts). */
 export const SEQUENTIAL_MIX: OpMix = {
-  weights: { emit: 8, deliver: 8, late: 3, observe: 1, snapshot: 4, legacy: 1, idle: 2, retire: 1, purge: 1 },
+  weights: { emit: 8, deliver: 8, late: 3, observe: 1, snapshot: 4, legacy: 1, idle: 2, retire: 1, purge: 1, forget: 1 },
   fates: ['ok', 'ok', 'ok', 'lost', 'delayed', 'phantom'],
   delayedSnapshot: fc.boolean(),
   length: { min: 1, max: 60 },
@@ -107,6 +109,7 @@ function opArbitrary(mix: OpMix): fc.Arbitrary<Op> {
     { weight: w.idle, arbitrary: fc.record({ kind: fc.constant('idle' as const), minutes: fc.integer({ min: 3, max: 20 }) }) },
     { weight: w.retire, arbitrary: fc.record({ kind: fc.constant('retire' as const) }) },
     { weight: w.purge, arbitrary: fc.record({ kind: fc.constant('purge' as const) }) },
+    { weight: w.forget, arbitrary: fc.record({ kind: fc.constant('forget' as const), host, legacy: fc.boolean() }) },
   );
 }
 
@@ -291,6 +294,21 @@ export class Model {
       }
     }
     return retired;
+  }
+
+  forgetHost(id: string, atIso: string): ForgetHostResult {
+    const h = this.hosts.get(id);
+    if (!h) return { outcome: 'unknown' };
+    if (h.last_seq > 0) return { outcome: 'sequenced', last_seq: h.last_seq };
+    let containers = 0;
+    for (const r of [...this.records.values()]) {
+      if (r.instance_id !== id || !LIVE.includes(r.state)) continue;
+      this.records.set(r.container_id, { ...r, state: 'gone', gone_at: atIso, retired: true });
+      this.addHistory(r.container_id, { from: r.state, to: 'gone', at: atIso, host: id, seq: null, reason: 'host.forgotten' });
+      containers++;
+    }
+    this.hosts.delete(id);
+    return { outcome: 'forgotten', containers };
   }
 }
 
@@ -621,6 +639,11 @@ export async function runPlan(store: Store, plan: Plan, opts: ModelRunOptions): 
         const before = [...model.seen];
         expect(await store.purgeGone(at(now - RETENTION)), 'purgeGone result').toBe(model.purgeGone(iso(now - RETENTION)));
         return before;
+      }
+      case 'forget': {
+        const id = op.legacy ? fleet.legacyHost.instance_id : hostOf(fleet, op).identity.instance_id;
+        expect(await store.forgetHost(id, at(now)), 'forgetHost result').toEqual(model.forgetHost(id, iso(now)));
+        return [...model.seen];
       }
     }
   }

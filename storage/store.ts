@@ -93,6 +93,13 @@ export interface RetiredHosts {
   forgottenHosts: number;
 }
 
+export type ForgetHostResult =
+  /** `containers`: its live records marked gone. */
+  | { outcome: 'forgotten'; containers: number }
+  | { outcome: 'unknown' }
+  /** It has sent sequence numbers (up to `last_seq`): left as it was. */
+  | { outcome: 'sequenced'; last_seq: number };
+
 /** A snapshot from the original Python agent's `POST /report/map`, already validated and normalised. */
 export interface LegacySnapshot {
   host: HostIdentity;
@@ -258,6 +265,18 @@ export interface Store {
    * silent for weeks, and silence says nothing about it.
    */
   retireSilentHosts(silentSince: Date, at: Date): Promise<RetiredHosts>;
+
+  /**
+   * An operator's word that an original agent's host is gone for good (`DELETE /v2/hosts/<id>`):
+   * silence cannot tell (retireSilentHosts), so a terminated one stayed live and stale forever. Its
+   * live records become `gone` at `at` (history reason `host.forgotten`) and the host leaves the host
+   * list at once; the records answer lookups until the retention purges them, and a later report
+   * from the host brings it back as any report does.
+   * Only hosts that never sent a sequence number: a reconciler's host is retired by silence, and its
+   * last seq is the mark a daemon on a new state dir numbers from (GET /v2/hosts/<id>), which
+   * forgetting it would lose while its sequenced history is still held.
+   */
+  forgetHost(instanceId: string, at: Date): Promise<ForgetHostResult>;
 
   /** Counts by state and cluster, for metrics. */
   countByState(): Promise<StateCount[]>;

@@ -11,15 +11,19 @@ import {
   TransitionBatchSchema,
 } from '../../wire/index.js';
 import type { ApiContext } from '../context.js';
-import { badRequest } from '../errors.js';
+import { badRequest, conflict, notFound } from '../errors.js';
 import { TEXT_TYPE } from '../legacy-format.js';
 import { legacyEpochMs, legacySnapshotsFromMap } from '../legacy-report.js';
-import { reportRouteOptions } from '../report-guard.js';
+import { operatorRouteOptions, reportRouteOptions } from '../report-guard.js';
 import { LegacyEventSchema, LegacyMapSchema, TextBody, errorResponses } from '../schemas.js';
 
 const HostParams = Type.Object({ instance_id: Type.String({ pattern: INSTANCE_ID.source, description: 'EC2 instance id of the reporting host' }) });
 const NoQuery = Type.Object({});
 const reportErrors = errorResponses(400, 401, 413, 415, 429, 503);
+const ForgottenHostSchema = Type.Object({
+  instance_id: Type.String(),
+  containers_gone: Type.Integer({ minimum: 0, description: 'its live containers, now gone' }),
+});
 
 /** A v2 report names its host twice (URL and body); they must agree. */
 function assertSameHost(urlInstanceId: string, bodyInstanceId: string): void {
@@ -109,5 +113,30 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
       ids.add(c.container_id);
     }
     return ctx.store.replaceSnapshot(req.body, ctx.now());
+  });
+
+  r.delete('/v2/hosts/:instance_id', {
+    ...operatorRouteOptions(ctx),
+    schema: {
+      summary: "Forget an original agent's host that is gone for good: its live containers become gone, and it leaves /v2/hosts",
+      description:
+        'For a terminated instance that ran the original agent, whose silence cannot retire it (it reports only on changes). ' +
+        'Its records answer lookups until --retention purges them; a later report from the host brings it back. ' +
+        "A reconciler's host (one that has sent sequence numbers) answers 409: it is retired when silent longer than --host-gone-after.",
+      tags: ['v2 reports'],
+      security: [{ reportToken: [] }],
+      params: HostParams,
+      querystring: NoQuery,
+      response: { 200: ForgottenHostSchema, ...errorResponses(400, 401, 404, 409, 429, 503) },
+    },
+  }, async (req) => {
+    const { instance_id } = req.params;
+    const result = await ctx.store.forgetHost(instance_id, ctx.now());
+    if (result.outcome === 'unknown') throw notFound(`no host ${instance_id} is listed`);
+    if (result.outcome === 'sequenced') {
+      throw conflict(`host ${instance_id} has sent sequence numbers (last seq ${result.last_seq}): a reconciler's host is retired when silent longer than --host-gone-after, not forgotten by hand`);
+    }
+    req.log.info({ instance_id, containers_gone: result.containers, remoteAddress: req.ip }, 'host forgotten by hand: its live containers are gone');
+    return { instance_id, containers_gone: result.containers };
   });
 };

@@ -78,7 +78,7 @@ interface RacePlan {
  * (The one-store property's mix finds fewer of the bugs planted to check this property.)
  */
 const RACE_MIX: OpMix = {
-  weights: { emit: 10, deliver: 10, late: 1, observe: 1, snapshot: 6, legacy: 2, idle: 2, retire: 1, purge: 1 },
+  weights: { emit: 10, deliver: 10, late: 1, observe: 1, snapshot: 6, legacy: 2, idle: 2, retire: 1, purge: 1, forget: 0 },
   fates: ['ok', 'lost', 'delayed', 'delayed', 'phantom', 'phantom'],
   delayedSnapshot: fc.constantFrom(true, true, false),
   length: { min: 10, max: 80 },

@@ -52,6 +52,7 @@ import {
   type LegacySnapshot,
   type Page,
   type PageRequest,
+  type ForgetHostResult,
   type RetiredHosts,
   type StateCount,
   type Store,
@@ -676,6 +677,43 @@ export class SimpleDbStore implements Store {
         if (live.length === 0 && (await this.forgetIfEmpty(host.instance_id, ver))) retired.forgottenHosts++;
       }
       return retired;
+    });
+  }
+
+  async forgetHost(instanceId: string, at: Date): Promise<ForgetHostResult> {
+    const atIso = at.toISOString();
+    return this.run('forgetHost', async () => {
+      let host = await this.readHost(instanceId);
+      let containers = 0;
+      for (;;) {
+        if (host === undefined) return { outcome: 'unknown' };
+        if (host.record.last_seq > 0) return { outcome: 'sequenced', last_seq: host.record.last_seq };
+        const live = await this.selectContainers(
+          [{ attr: 'instance_id', op: '=', value: indexValue(instanceId) }, { attr: 'state', op: 'in', values: LIVE_STATES.map(indexValue) }],
+          true,
+        );
+        await mapLimit(live, this.concurrency, async (v) => {
+          const { before, after } = await this.updateContainer(
+            v.record.container_id,
+            (existing) => (existing && existing.instance_id === instanceId && LIVE_STATES.includes(existing.state) ? goneRecord(existing, existing.seq, atIso) : null),
+            v,
+            // Named by the version it retires, as a silent host's: a retried request leaves one row.
+            (b) => (b ? retirementHistoryRow({ container_id: b.record.container_id, from: b.record.state, to: 'gone', at: atIso, host: instanceId, seq: null, reason: 'host.forgotten' }, b.ver) : null),
+            at,
+          );
+          if (before && after) containers++;
+        });
+        try {
+          // Conditional: a reconciler's first report meanwhile (a seq) keeps the host, as above.
+          await this.client.deleteAttributes(this.domains.hosts, instanceId, [], { name: 'ver', value: host.ver });
+          return { outcome: 'forgotten', containers };
+        } catch (err) {
+          if (!isConditionalFailure(err)) throw err;
+          // It reported meanwhile, or the delete applied before an error and the client's retry.
+          host = await this.readHost(instanceId);
+          if (host === undefined) return { outcome: 'forgotten', containers };
+        }
+      }
     });
   }
 

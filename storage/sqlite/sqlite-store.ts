@@ -18,6 +18,7 @@ import type {
   LegacySnapshot,
   Page,
   PageRequest,
+  ForgetHostResult,
   RetiredHosts,
   StateCount,
   Store,
@@ -87,6 +88,7 @@ export class SqliteStore implements Store {
   private readonly replaceHostTx;
   private readonly purgeChunkTx;
   private readonly retireHostTx;
+  private readonly forgetHostTx;
   private closed = false;
 
   constructor(
@@ -130,6 +132,7 @@ export class SqliteStore implements Store {
     this.replaceHostTx = db.transaction(this.replaceHostInTx.bind(this));
     this.purgeChunkTx = db.transaction(this.purgeChunkInTx.bind(this));
     this.retireHostTx = db.transaction(this.retireHostInTx.bind(this));
+    this.forgetHostTx = db.transaction(this.forgetHostInTx.bind(this));
   }
 
   // --- writes --------------------------------------------------------------------------------
@@ -356,19 +359,38 @@ export class SqliteStore implements Store {
     // It may have reported since the list was read (and a legacy agent may have taken it over).
     const host = this.stmt.hostLastReport.get(instanceId);
     if (!host || host.last_report_at >= since || host.reporter !== 'reconciler') return { containers: 0, forgotten: false };
+    const containers = this.markHostGoneInTx(instanceId, at, 'host.silent');
+    // Its records are all gone and, after the retention, purged: then the host is forgotten.
+    if (containers > 0 || this.stmt.hostHasRecords.get(instanceId)) return { containers, forgotten: false };
+    this.stmt.deleteHost.run(instanceId);
+    return { containers: 0, forgotten: true };
+  }
+
+  async forgetHost(instanceId: string, at: Date): Promise<ForgetHostResult> {
+    return this.run('forgetHost', () => this.forgetHostTx.immediate(instanceId, at.toISOString()));
+  }
+
+  private forgetHostInTx(instanceId: string, at: string): ForgetHostResult {
+    const host = this.stmt.getHost.get(instanceId);
+    if (!host) return { outcome: 'unknown' };
+    if (host.last_seq > 0) return { outcome: 'sequenced', last_seq: host.last_seq };
+    const containers = this.markHostGoneInTx(instanceId, at, 'host.forgotten');
+    this.stmt.deleteHost.run(instanceId);
+    return { outcome: 'forgotten', containers };
+  }
+
+  /** Marks the host's live records gone at `at`, each with a history row of `reason`; returns how many. */
+  private markHostGoneInTx(instanceId: string, at: string, reason: 'host.silent' | 'host.forgotten'): number {
     let containers = 0;
     for (const row of this.stmt.liveOnHost.all(instanceId)) {
       const stored = this.getStored(row.container_id);
       if (!stored) continue;
       const before = stored.record;
       this.writeRecord(goneRecord(before, before.seq, at), stored.row, stored.row[READ_INDEX.written_at_snapshot_seq] as number);
-      this.insertHistory({ container_id: before.container_id, from: before.state, to: 'gone', at, host: instanceId, seq: null, reason: 'host.silent' });
+      this.insertHistory({ container_id: before.container_id, from: before.state, to: 'gone', at, host: instanceId, seq: null, reason });
       containers++;
     }
-    // Its records are all gone and, after the retention, purged: then the host is forgotten.
-    if (containers > 0 || this.stmt.hostHasRecords.get(instanceId)) return { containers, forgotten: false };
-    this.stmt.deleteHost.run(instanceId);
-    return { containers: 0, forgotten: true };
+    return containers;
   }
 
   // --- reads ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import { runFleetSim, rssSlope } from '../tools/fleet-sim/index.js';
 import { apiBenchMarkdown, type ApiBenchResult } from './api.bench.js';
 import { fleetMarkdown, fleetOptions, soakSamplesLine } from './fleet.bench.js';
 import { growthMarkdown, growthOptions, runGrowthBench } from './growth.bench.js';
-import { goalRows, summaryMarkdown } from './index.js';
+import { goalRows, quickModeRow, summaryMarkdown } from './index.js';
 import { reconcilerMarkdown, runPassCost, runSoak, runStartToQueryable, SOAK_VARIANTS, troughSlope } from './reconciler.bench.js';
 import { writeBenchmarkSection } from './report.js';
 
@@ -130,6 +130,7 @@ describe('reconciler benchmarks', () => {
     const rows = goalRows({ reconciler: { pass, soak: [soak], queryable: [withEvents, without] } });
     expect(rows.map((r) => r.figure)).toContain('start → queryable p95 with Docker events');
     expect(summaryMarkdown(rows, 'quick', 1, [])).toMatch(/goals met/);
+    expect([quickModeRow(300).met, quickModeRow(301).met]).toEqual([true, false]);
   }, 120_000);
 });
 

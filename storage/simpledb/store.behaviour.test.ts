@@ -444,6 +444,48 @@ describe('retiring silent hosts', () => {
   });
 });
 
+describe('forgetting a host by hand', () => {
+  type Deleting = { deleteAttributes: (...args: unknown[]) => Promise<void> };
+  /** Runs `meanwhile` (another replica's write) just before the store's next DeleteAttributes. */
+  function beforeNextDelete(s: SimpleDbStore, meanwhile: () => Promise<unknown>): void {
+    const client = (s as unknown as { client: Deleting }).client;
+    const original = client.deleteAttributes.bind(client);
+    client.deleteAttributes = async (...args: unknown[]) => {
+      client.deleteAttributes = original;
+      await meanwhile();
+      return original(...args);
+    };
+  }
+  const legacyHost = hostIdentity({ instance_id: 'i-0fe1c0ffee0000001' });
+  const c2 = containerId('behaviour-2');
+
+  it("keeps a host whose reconciler sent its first seq on another replica while it was being forgotten", async () => {
+    const prefix = `forget${n++}`;
+    const a = await store(prefix, { cacheTtlMs: 0 });
+    const b = await store(prefix, { cacheTtlMs: 0 });
+    await a.replaceLegacySnapshot(legacySnapshot(legacyHost, [legacyContainer('running', { container_id: c1 })], iso(0)));
+    beforeNextDelete(a, () => b.applyTransitions(batch(legacyHost, [transition(1, 'running', { container: { container_id: c2 } })]), at(59)));
+
+    expect(await a.forgetHost(legacyHost.instance_id, at(60))).toEqual({ outcome: 'sequenced', last_seq: 1 });
+
+    expect((await a.listHosts({ consistent: true })).map((h) => [h.instance_id, h.last_seq, h.reporter])).toEqual([[legacyHost.instance_id, 1, 'reconciler']]);
+    expect(await a.getContainer(c2)).toMatchObject({ record: { state: 'running' } });
+  });
+
+  it('forgets a host an original agent reported to on another replica meanwhile: the operator said it is gone', async () => {
+    const prefix = `forget${n++}`;
+    const a = await store(prefix, { cacheTtlMs: 0 });
+    const b = await store(prefix, { cacheTtlMs: 0 });
+    await a.replaceLegacySnapshot(legacySnapshot(legacyHost, [legacyContainer('running', { container_id: c1 })], iso(0)));
+    beforeNextDelete(a, () => b.replaceLegacySnapshot(legacySnapshot(legacyHost, [legacyContainer('running', { container_id: c1, sampled_at: iso(59) })], iso(59))));
+
+    expect(await a.forgetHost(legacyHost.instance_id, at(60))).toEqual({ outcome: 'forgotten', containers: 1 });
+
+    expect(await a.listHosts({ consistent: true })).toEqual([]);
+    expect(await a.getContainer(c1)).toMatchObject({ record: { state: 'gone' } });
+  });
+});
+
 describe('opening', () => {
   it('openStore builds an instrumented SimpleDB store from a simpledb:// config', async () => {
     const registry = new Registry();

@@ -684,7 +684,8 @@ export class SimpleDbStore implements Store {
     const atIso = at.toISOString();
     return this.run('forgetHost', async () => {
       let host = await this.readHost(instanceId);
-      let containers = 0;
+      // A container marked gone again, after a map brought it back meanwhile, counts once.
+      const goneIds = new Set<string>();
       for (;;) {
         if (host === undefined) return { outcome: 'unknown' };
         if (host.record.last_seq > 0) return { outcome: 'sequenced', last_seq: host.record.last_seq };
@@ -701,17 +702,17 @@ export class SimpleDbStore implements Store {
             (b) => (b ? retirementHistoryRow({ container_id: b.record.container_id, from: b.record.state, to: 'gone', at: atIso, host: instanceId, seq: null, reason: 'host.forgotten' }, b.ver) : null),
             at,
           );
-          if (before && after) containers++;
+          if (before && after) goneIds.add(v.record.container_id);
         });
         try {
           // Conditional: a reconciler's first report meanwhile (a seq) keeps the host, as above.
           await this.client.deleteAttributes(this.domains.hosts, instanceId, [], { name: 'ver', value: host.ver });
-          return { outcome: 'forgotten', containers };
+          return { outcome: 'forgotten', containers: goneIds.size };
         } catch (err) {
           if (!isConditionalFailure(err)) throw err;
           // It reported meanwhile, or the delete applied before an error and the client's retry.
           host = await this.readHost(instanceId);
-          if (host === undefined) return { outcome: 'forgotten', containers };
+          if (host === undefined) return { outcome: 'forgotten', containers: goneIds.size };
         }
       }
     });

@@ -200,6 +200,28 @@ describe('two replicas writing at once', () => {
     expect([first.containers, (await second).containers]).toEqual([1, 0]);
     expect((await a.history(c1)).map((h) => `${h.from} -> ${h.to} (${h.reason})`)).toEqual(['null -> running (agent.observed)', 'running -> gone (host.silent)']);
   });
+
+  it('a host that reports to another replica after a retirement pass listed it as silent keeps its records', async () => {
+    const prefix = `replicas${n++}`;
+    const a = await store(prefix, { cacheTtlMs: 0 });
+    const b = await store(prefix, { cacheTtlMs: 0 });
+    const c2 = containerId('behaviour-2');
+    await a.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } }), transition(2, 'running', { container: { container_id: c2 } })]), at(1));
+    // b's pass has read the host list (the host silent since minute 1) when the host's heartbeat,
+    // a batch without transitions, reaches a: it changes no record, only the host's last report.
+    const client = (b as unknown as { client: SimpleDbClient }).client;
+    const selectAll = client.selectAll.bind(client);
+    client.selectAll = async (expression, opts) => {
+      const items = await selectAll(expression, opts);
+      if (expression.includes(b.domains.hosts)) await a.applyTransitions(batch(host, []), at(35));
+      return items;
+    };
+    expect(await b.retireSilentHosts(at(30), at(40))).toEqual({ containers: 0, forgottenHosts: 0 });
+    for (const id of [c1, c2]) {
+      const r = await a.getContainer(id);
+      expect(r.kind === 'found' && r.record.state).toBe('running');
+    }
+  });
 });
 
 describe('writes SimpleDB applied but answered with an error', () => {

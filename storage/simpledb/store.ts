@@ -654,6 +654,11 @@ export class SimpleDbStore implements Store {
           if (await this.forgetIfEmpty(host.instance_id, ver)) retired.forgottenHosts++;
           continue;
         }
+        // It may have reported since the list was read, to any replica (a pass over many silent
+        // hosts takes a while): a heartbeat or a batch leaves the records it does not name as they
+        // were, old last_seen and all, and the host is not silent. SQLite re-checks in its transaction.
+        const current = await this.readHost(host.instance_id);
+        if (!current || current.record.last_report_at >= since || current.record.reporter !== 'reconciler') continue;
         const live = await this.selectContainers(
           [{ attr: 'instance_id', op: '=', value: indexValue(host.instance_id) }, { attr: 'state', op: 'in', values: LIVE_STATES.map(indexValue) }],
           true,

@@ -307,6 +307,29 @@ describe('pending legacy events', () => {
     await s.replaceLegacySnapshot(legacySnapshot(host, [lc, later], iso(3)));
     expect((await s.history(later.container_id)).map((h) => h.reason)).toEqual(['snapshot']);
   });
+
+  it('are written by a map that failed part-way and is sent again', async () => {
+    const s = await store(`pending${n++}`, { cacheTtlMs: 0 });
+    const lc = legacyContainer('running', { container_id: c1 });
+    // The agent posts the added event before the map that brings its key.
+    await s.recordLegacyEvent({ event_id: lc.legacy_key, event: 'added', at: iso(1) }, host.instance_id);
+    // The map writes the record; then SimpleDB fails past the retries (a 503 burst): the map is refused.
+    const client = (s as unknown as { client: SimpleDbClient }).client;
+    const batchPut = client.batchPutAttributes.bind(client);
+    let failed = false;
+    client.batchPutAttributes = async (domain, items) => {
+      if (items.some((i) => i.name.startsWith('e:')) && !failed) {
+        failed = true;
+        throw new SimpleDbError('ServiceUnavailable', 'Service AmazonSimpleDB is currently unavailable.', 'BatchPutAttributes', 503, null, 0);
+      }
+      return batchPut(domain, items);
+    };
+    const map = legacySnapshot(host, [lc], iso(2));
+    await expect(s.replaceLegacySnapshot(map)).rejects.toBeInstanceOf(StoreUnavailableError);
+    // The agent's next map.
+    await s.replaceLegacySnapshot(map);
+    expect((await s.history(c1)).map((h) => `${h.reason} ${h.from}->${h.to}`).sort()).toEqual(['legacy.added null->null', 'snapshot null->running']);
+  });
 });
 
 describe('metrics', () => {

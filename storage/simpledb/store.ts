@@ -456,6 +456,16 @@ export class SimpleDbStore implements Store {
         v,
       ]),
     );
+    // Events about keys new to their container are written before the records that bring the keys,
+    // as history always is: a map that fails after its records and is sent again finds no key new,
+    // and its events waited until they expired. Asked again after the records (newKeys), for events
+    // that arrived meanwhile. A reconciler's live record skips the map entry, and its events wait.
+    const keysBefore = new Map<string, string>();
+    for (const { container, legacyKey } of entries) {
+      const existing = live.get(container.container_id)?.record;
+      if (legacyKey !== null && existing?.legacy_key !== legacyKey && !(existing && existing.seq > seq)) keysBefore.set(legacyKey, container.container_id);
+    }
+    if (keysBefore.size > 0) await this.attachPendingEvents(keysBefore, host.instance_id);
     const present = new Set<string>();
     await mapLimit(entries, this.concurrency, async ({ container, eventAt, taskIdRaw, legacyKey, sampledAt }) => {
       present.add(container.container_id);

@@ -288,6 +288,28 @@ describe('writes SimpleDB applied but answered with an error', () => {
     expect((await s.getContainer(c1)).kind).toBe('missing');
     expect(await s.history(c1)).toEqual([]);
   });
+
+  it('a purge that failed part-way leaves no history behind once it runs again', async () => {
+    const s = await store(`partial${n++}`, { cacheTtlMs: 0 });
+    await s.replaceSnapshot(snapshot(host, 1, [snapshotContainer('running', { container_id: c1 })]), at(1));
+    await s.replaceSnapshot(snapshot(host, 2, []), at(2));
+    // Deleting the history fails past the retries (a 503 burst): the pass is refused.
+    const client = (s as unknown as { client: SimpleDbClient }).client;
+    const batchDelete = client.batchDeleteAttributes.bind(client);
+    let failed = false;
+    client.batchDeleteAttributes = async (domain, items) => {
+      if (!failed) {
+        failed = true;
+        throw new SimpleDbError('ServiceUnavailable', 'Service AmazonSimpleDB is currently unavailable.', 'BatchDeleteAttributes', 503, null, 0);
+      }
+      return batchDelete(domain, items);
+    };
+    await expect(s.purgeGone(at(100))).rejects.toBeInstanceOf(StoreUnavailableError);
+    // The next purge interval.
+    expect(await s.purgeGone(at(100))).toBe(1);
+    expect((await s.getContainer(c1)).kind).toBe('missing');
+    expect(await s.history(c1)).toEqual([]);
+  });
 });
 
 describe('pending legacy events', () => {

@@ -607,19 +607,10 @@ export class SimpleDbStore implements Store {
         true,
       );
       const purged = await mapLimit(gone, this.concurrency, async ({ record, ver }) => {
-        try {
-          // Conditional: a container that came back since the select keeps its record.
-          await this.client.deleteAttributes(this.shardOf(record.container_id), record.container_id, [], { name: 'ver', value: ver });
-        } catch (err) {
-          if (!isConditionalFailure(err)) throw err;
-          // Came back (another version), or already deleted: by this delete, applied and answered
-          // an error before the client's retry, or by another replica's purge. Its history goes too.
-          if ((await this.readContainer(record.container_id)) !== undefined) return 0;
-        }
-        this.cache.recordWritten(record, undefined);
-        this.written.delete(record.container_id);
-        // Its host may have no records left: the next retirement pass checks (retireSilentHosts).
-        this.forgetCheckedAt.delete(record.instance_id);
+        // History first: a pass that fails after deleting the record (a 503 burst) left its history
+        // for good, as no later pass finds the record; the other way round, the record stays and
+        // the next pass deletes the rest. A container that comes back in between keeps its record
+        // and the history written since, without the rows past the retention.
         const historyItems = await this.client.selectAll(
           buildSelect({ output: 'itemName()', domain: this.domains.transitions, where: [{ attr: 'container_id', op: '=', value: indexValue(record.container_id) }] }),
           { consistentRead: true },
@@ -628,6 +619,19 @@ export class SimpleDbStore implements Store {
           await this.client.batchDeleteAttributes(this.domains.transitions, part.map((i) => ({ name: i.name })));
         }
         this.cache.historyWritten(record.container_id);
+        try {
+          // Conditional: a container that came back since the select keeps its record.
+          await this.client.deleteAttributes(this.shardOf(record.container_id), record.container_id, [], { name: 'ver', value: ver });
+        } catch (err) {
+          if (!isConditionalFailure(err)) throw err;
+          // Came back (another version), or already deleted: by this delete, applied and answered
+          // an error before the client's retry, or by another replica's purge.
+          if ((await this.readContainer(record.container_id)) !== undefined) return 0;
+        }
+        this.cache.recordWritten(record, undefined);
+        this.written.delete(record.container_id);
+        // Its host may have no records left: the next retirement pass checks (retireSilentHosts).
+        this.forgetCheckedAt.delete(record.instance_id);
         return 1;
       });
       await this.expirePendingEvents();

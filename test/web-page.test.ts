@@ -55,6 +55,10 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
     page = await context.newPage();
     pageErrors.length = 0;
     page.on('pageerror', (err) => pageErrors.push(err.message));
+    // The page must work within its own Content-Security-Policy: a violation is a bug like an exception.
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' && msg.text().includes('Content Security Policy')) pageErrors.push(msg.text());
+    });
   });
 
   afterEach(async () => {
@@ -297,4 +301,33 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
       api.setNow(NOW);
     }
   });
+
+  it('serves the page and its assets with a Content-Security-Policy: its own files only, and no framing', async () => {
+    for (const path of ['/', '/app.js', '/style.css']) {
+      const res = await fetch(api.url + path);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      expect(csp, path).toContain("default-src 'none'");
+      expect(csp, path).toContain("script-src 'self'");
+      expect(csp, path).toContain("frame-ancestors 'none'");
+      expect(csp, path).not.toContain('unsafe-inline');
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
+    }
+
+    // A page framing it (clickjacking) gets an empty frame. The framing page is served from the
+    // server's own origin (a route stub): chromium refuses loopback frames in pages of other
+    // origins anyway, and frame-ancestors 'none' refuses its own origin too.
+    await context.route(`${api.url}/framer.html`, (route) =>
+      route.fulfill({ status: 200, contentType: 'text/html', body: `<iframe src="${api.url}/?q=${fleet.web.taskId}"></iframe>` }),
+    );
+    page.removeAllListeners('console'); // the refusal to be framed is logged as a policy violation, as it should be
+    await page.goto(`${api.url}/framer.html`);
+    const framed = await (await page.locator('iframe').elementHandle())!.contentFrame();
+    await framed!.waitForLoadState();
+    expect(framed!.url()).not.toContain(api.url);
+    expect(await framed!.locator('#q').count()).toBe(0);
+
+    await open(`/?q=${fleet.web.taskId}`, 'found');
+    expect(await page.locator('article.container').count()).toBe(2);
+  });
 });
+

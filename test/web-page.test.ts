@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { seedFleet, startLookupServer, type LookupServer, type SeededFleet } from './support/seed.js';
+import { containerId, hostIdentity, instanceId, observation, taskArn, taskId } from '../storage/store.fixtures.js';
+import type { TransitionBatch } from '../wire/index.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -328,6 +330,39 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
 
     await open(`/?q=${fleet.web.taskId}`, 'found');
     expect(await page.locator('article.container').count()).toBe(2);
+  });
+
+  it('wraps the longest names ECS allows (255 characters, one word) instead of widening the page', async () => {
+    const other = await startLookupServer({ now: NOW });
+    try {
+      const long = (c: string) => c.repeat(255);
+      const host = hostIdentity({ instance_id: instanceId('long-names'), cluster: long('c'), host_name: long('h') });
+      const id = containerId('long-names');
+      const tid = taskId('long-names');
+      const container = observation({
+        container_id: id,
+        container_name: long('n'),
+        docker_name: `ecs-${long('f')}-1-${long('n')}-${id.slice(0, 20)}`,
+        image: `registry.example/${long('i')}:1`,
+        task_arn: taskArn(tid, long('c')),
+        task_family: long('f'),
+        task_version: '1',
+      });
+      const batch: TransitionBatch = { host, transitions: [{ seq: 1, container_id: id, from: null, to: 'running', at: NOW.toISOString(), reason: 'agent.observed', container }] };
+      const res = await fetch(`${other.url}/v2/hosts/${host.instance_id}/transitions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) });
+      expect(res.status).toBe(200);
+      await context.route(`${other.url}/**`, (route) => route.continue());
+
+      for (const width of [1280, 380]) {
+        await page.setViewportSize({ width, height: 900 });
+        await page.goto(`${other.url}/?q=${tid}`);
+        await settled('found');
+        expect(await page.evaluate(() => document.documentElement.scrollWidth), `page width at ${width}px`).toBeLessThanOrEqual(width);
+      }
+      await shot('long-names-narrow');
+    } finally {
+      await other.close();
+    }
   });
 });
 

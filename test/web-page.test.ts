@@ -242,6 +242,23 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
     expect(await page.locator('#q').inputValue()).toBe(fleet.web.app.container_id);
   });
 
+  it('skips to the results without searching again: focus lands in the result, and Tab reaches its first link', async () => {
+    const app = fleet.web.app;
+    await open(`/?q=${app.container_id}`, 'found');
+    const apiRequests: string[] = [];
+    page.on('request', (req) => {
+      if (new URL(req.url()).pathname.startsWith('/v2/')) apiRequests.push(req.url());
+    });
+    await page.locator('a.skip').focus();
+    await page.keyboard.press('Enter');
+    await page.waitForTimeout(300);
+    expect(new URL(page.url()).hash).toBe('#result');
+    expect(apiRequests).toEqual([]);
+    expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('result');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.activeElement && document.activeElement.dataset.link')).toBe('cadvisor');
+  });
+
   it('flags the stale host in the hosts view, in words and not only in colour', async () => {
     await open('/', 'intro');
     await page.locator('#tab-hosts').click();

@@ -134,11 +134,14 @@ function navigate(url) {
 }
 
 let inFlight = null;
+/** The query string the result area shows (or is loading). */
+let renderedSearch = null;
 
 async function render() {
   inFlight?.abort();
   const controller = new AbortController();
   inFlight = controller;
+  renderedSearch = location.search;
   const route = currentRoute();
 
   for (const [id, view] of [['tab-lookup', 'lookup'], ['tab-hosts', 'hosts']]) {
@@ -523,6 +526,10 @@ document.addEventListener('keydown', (event) => {
   input.select();
 });
 
-window.addEventListener('popstate', () => void render());
+// A history step that changes only the fragment (the skip link's #result, or back from it) keeps the
+// same query: searching again would replace the result the user just moved focus into.
+window.addEventListener('popstate', () => {
+  if (location.search !== renderedSearch) void render();
+});
 
 void render();

@@ -374,7 +374,7 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
         await page.setViewportSize({ width, height: 900 });
         await page.goto(`${other.url}/?q=${tid}`);
         await settled('found');
-        expect(await page.evaluate(() => document.documentElement.scrollWidth), `page width at ${width}px`).toBeLessThanOrEqual(width);
+        expect(await page.evaluate('document.documentElement.scrollWidth'), `page width at ${width}px`).toBeLessThanOrEqual(width);
       }
       await shot('long-names-narrow');
     } finally {

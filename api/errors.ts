@@ -35,13 +35,16 @@ export class ApiError extends Error {
   readonly statusCode: number;
   /** snake_case code sent to clients as `error`. */
   readonly error: string;
+  /** 409: more containers share the prefix than `candidates` lists. */
+  readonly moreCandidates: boolean;
   constructor(
     readonly code: ApiErrorCode,
     message: string,
     readonly candidates?: string[],
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; moreCandidates?: boolean },
   ) {
     super(message, options);
+    this.moreCandidates = options?.moreCandidates ?? false;
     this.statusCode = API_ERRORS[code].status;
     this.error = API_ERRORS[code].error;
   }
@@ -50,14 +53,22 @@ export class ApiError extends Error {
 export const badRequest = (message: string) => new ApiError('ERR_BAD_REQUEST', message);
 export const notFound = (message: string) => new ApiError('ERR_NOT_FOUND', message);
 export const noRoute = (message: string) => new ApiError('ERR_NO_ROUTE', message);
-export const ambiguous = (message: string, candidates: string[]) => new ApiError('ERR_AMBIGUOUS', message, candidates);
+/** 409 for a container id prefix several containers share: the first candidates by id, and whether more share it. */
+export const ambiguous = (prefix: string, candidates: string[], more: boolean) =>
+  new ApiError(
+    'ERR_AMBIGUOUS',
+    `container id prefix "${prefix}" matches ${more ? `more than ${candidates.length} containers (the first ${candidates.length} are listed)` : `${candidates.length} containers`}`,
+    candidates,
+    { moreCandidates: more },
+  );
 export const unauthorized = (message: string) => new ApiError('ERR_UNAUTHORIZED', message);
 export const conflict = (message: string) => new ApiError('ERR_CONFLICT', message);
 export const rateLimited = (message: string) => new ApiError('ERR_RATE_LIMITED', message);
 export const unsupportedMediaType = (message: string) => new ApiError('ERR_UNSUPPORTED_MEDIA_TYPE', message);
 
-export function errorBody(code: ApiErrorCode, message: string, candidates?: string[]): ErrorBody {
-  return candidates ? { error: API_ERRORS[code].error, message, candidates } : { error: API_ERRORS[code].error, message };
+export function errorBody(code: ApiErrorCode, message: string, candidates?: string[], moreCandidates = false): ErrorBody {
+  if (!candidates) return { error: API_ERRORS[code].error, message };
+  return moreCandidates ? { error: API_ERRORS[code].error, message, candidates, more_candidates: true } : { error: API_ERRORS[code].error, message, candidates };
 }
 
 /** Fastify's own error codes for bad input, by the code we answer with. */
@@ -84,7 +95,7 @@ const UNSUPPORTED_MEDIA_TYPE_MESSAGE = 'Content-Type not supported: send the bod
 /** Maps any thrown value to the status and body we answer with. */
 export function toErrorResponse(err: unknown): { status: number; body: ErrorBody; internal: boolean } {
   if (err instanceof ApiError) {
-    return { status: err.statusCode, body: errorBody(err.code, err.message, err.candidates), internal: false };
+    return { status: err.statusCode, body: errorBody(err.code, err.message, err.candidates, err.moreCandidates), internal: false };
   }
   const e = err as Partial<FastifyError> & { code?: string; validation?: unknown };
   if (e && typeof e === 'object') {

@@ -31,7 +31,7 @@ async function byContainer(store: Store, id: string, kind: LookupKind, metrics: 
   const found = await store.getContainer(id);
   if (found.kind === 'ambiguous') {
     metrics.lookup(kind, 'ambiguous');
-    throw ambiguous(`container id prefix "${id}" matches ${found.candidates.length} containers`, found.candidates);
+    throw ambiguous(id, found.candidates, found.more);
   }
   return found.kind === 'found' ? [found.record] : [];
 }

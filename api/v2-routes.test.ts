@@ -190,6 +190,22 @@ describe('GET /v2/lookup/:id', () => {
     const amb = await get('/v2/lookup/abcabcabcabc');
     expect(amb.statusCode).toBe(409);
     expect(amb.json().candidates).toHaveLength(2);
+    expect(amb.json().message).toBe('container id prefix "abcabcabcabc" matches 2 containers');
+  });
+
+  it('says an ambiguous prefix matches more containers than the 20 it lists, not that it matches 20', async () => {
+    const ids = Array.from({ length: 25 }, (_, i) => `abcabcabcabc${i.toString(16).padStart(2, '0')}${'3'.repeat(50)}`);
+    await post(`/v2/hosts/${host.instance_id}/transitions`, batch(host, ids.map((id, i) => transition(10 + i, 'running', { from: null, container: { container_id: id } }))));
+    for (const url of ['/v2/lookup/abcabcabcabc', '/v2/containers/abcabcabcabc/history', '/query/container_id/abcabcabcabc']) {
+      const res = await get(url);
+      expect(res.statusCode, url).toBe(409);
+      expect(res.json(), url).toEqual({
+        error: 'ambiguous',
+        message: 'container id prefix "abcabcabcabc" matches more than 20 containers (the first 20 are listed)',
+        candidates: ids.slice(0, 20),
+        more_candidates: true,
+      });
+    }
   });
 });
 

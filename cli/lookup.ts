@@ -192,7 +192,11 @@ function printAnswer(config: LookupConfig, status: number, body: unknown, io: Lo
   const candidates = (body as { candidates?: unknown } | null)?.candidates;
   if (status === 409 && Array.isArray(candidates)) {
     if (config.json) io.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
-    else io.stdout.write([`"${config.id}" is ambiguous: it matches ${candidates.length} containers:`, ...candidates.map((c) => `  ${String(c)}`)].join('\n') + '\n');
+    else {
+      // more_candidates: the server lists the first candidates only.
+      const count = (body as { more_candidates?: unknown }).more_candidates === true ? `more than ${candidates.length} containers; the first ${candidates.length}` : `${candidates.length} containers`;
+      io.stdout.write([`"${config.id}" is ambiguous: it matches ${count}:`, ...candidates.map((c) => `  ${String(c)}`)].join('\n') + '\n');
+    }
     return EXIT_NO_MATCH;
   }
   if (status === 400) {

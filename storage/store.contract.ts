@@ -757,7 +757,13 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
       });
 
       it('answers ambiguous with every candidate for a shared prefix, whatever their states', async () => {
-        expect(await store.getContainer(shared)).toEqual({ kind: 'ambiguous', candidates: [p1, p2] });
+        expect(await store.getContainer(shared)).toEqual({ kind: 'ambiguous', candidates: [p1, p2], more: false });
+      });
+
+      it('lists the first 20 candidates of a prefix more containers share, and says there are more', async () => {
+        const many = Array.from({ length: 25 }, (_, i) => `${shared}1${i.toString(16).padStart(2, '0')}${'3'.repeat(49)}`);
+        await store.applyTransitions(batch(hostA, many.map((id, i) => transition(10 + i, 'running', { container: { container_id: id } }))), at(2));
+        expect(await store.getContainer(shared)).toEqual({ kind: 'ambiguous', candidates: [p1, ...many.slice(0, 19)], more: true });
       });
 
       it('answers missing for an unknown id or prefix', async () => {

@@ -127,7 +127,8 @@ export interface LegacyEvent {
 export type ContainerLookup =
   | { kind: 'found'; record: ContainerRecord }
   | { kind: 'missing' }
-  | { kind: 'ambiguous'; candidates: string[] };
+  /** The first candidates by id (at most 20); `more` when further containers share the prefix. */
+  | { kind: 'ambiguous'; candidates: string[]; more: boolean };
 
 export interface ContainerFilter {
   cluster?: string;

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupUrl } from '../cli/lookup.js';
-import { seedFleet, startLookupServer, type LookupServer, type SeededFleet } from './support/seed.js';
+import { seedFleet, seedSharedPrefix, startLookupServer, type LookupServer, type SeededFleet } from './support/seed.js';
 import { SELF_SIGNED_CERT, startSelfSignedHttps } from './support/tls.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -186,6 +186,15 @@ describe('lookup: no single match (exit 1)', () => {
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe(`"${fleet.ambiguousPrefix}" is ambiguous: it matches 2 containers:`);
     expect(lines.slice(1).map((l) => l.trim()).sort()).toEqual(fleet.twins.map((t) => t.container_id).sort());
+  });
+
+  it('says a short id matches more containers than the 20 the server lists, not that it matches 20', async () => {
+    const ids = await seedSharedPrefix(api.url, { now: NOW, prefix: '5a5a5a5a5a5a', count: 25 });
+    const run = await lookup(['5a5a5a5a5a5a', '--server', api.url]);
+    expect(run.code).toBe(1);
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe('"5a5a5a5a5a5a" is ambiguous: it matches more than 20 containers; the first 20:');
+    expect(lines.slice(1).map((l) => l.trim())).toEqual(ids.slice(0, 20));
   });
 });
 

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { seedFleet, startLookupServer, type LookupServer, type SeededFleet } from './support/seed.js';
+import { seedFleet, seedSharedPrefix, startLookupServer, type LookupServer, type SeededFleet } from './support/seed.js';
 import { containerId, hostIdentity, instanceId, observation, taskArn, taskId } from '../storage/store.fixtures.js';
 import type { TransitionBatch } from '../wire/index.js';
 
@@ -204,6 +204,22 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
     await page.goBack();
     await settled('ambiguous');
     expect(await page.locator('#q').inputValue()).toBe(fleet.ambiguousPrefix);
+  });
+
+  it('says a short id matches more containers than the 20 the server lists, not that it matches 20', async () => {
+    const other = await startLookupServer({ now: NOW });
+    try {
+      const ids = await seedSharedPrefix(other.url, { now: NOW, prefix: '5a5a5a5a5a5a', count: 25 });
+      await context.route(`${other.url}/**`, (route) => route.continue());
+      await page.goto(`${other.url}/?q=5a5a5a5a5a5a`);
+      await settled('ambiguous');
+      expect(await page.locator('.candidates .notice').textContent()).toBe(
+        '“5a5a5a5a5a5a” matches more than 20 containers; type more of the id, or pick one of the first 20:',
+      );
+      expect(await page.locator('.candidate-list a').allTextContents()).toEqual(ids.slice(0, 20));
+    } finally {
+      await other.close();
+    }
   });
 
   it('says plainly when nothing matches, and shows the server message for a malformed id', async () => {

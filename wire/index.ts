@@ -160,5 +160,7 @@ export const ErrorBodySchema = Type.Object({
   error: Type.String(),
   message: Type.String(),
   candidates: Type.Optional(Type.Array(Type.String())),
+  /** 409 only, and only when true: more containers share the prefix than `candidates` lists (20). */
+  more_candidates: Type.Optional(Type.Boolean()),
 });
 export type ErrorBody = Static<typeof ErrorBodySchema>;

@@ -95,7 +95,7 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
     const id = req.params.id.toLowerCase();
     const found = await ctx.store.getContainer(id);
     if (found.kind === 'ambiguous') {
-      throw ambiguous(`container id prefix "${id}" matches ${found.candidates.length} containers`, found.candidates);
+      throw ambiguous(id, found.candidates, found.more);
     }
     if (found.kind === 'missing') throw notFound(`no container with id ${id}`);
     return { container_id: found.record.container_id, history: await ctx.store.history(found.record.container_id) };

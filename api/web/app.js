@@ -209,18 +209,25 @@ async function lookupView(q, signal) {
   if (status === 404) {
     return ['not-found', h('p', { class: 'notice miss' }, `No container or task matches “${q}”.`)];
   }
-  if (status === 409 && body && Array.isArray(body.candidates)) return ['ambiguous', candidatesView(q, body.candidates)];
+  if (status === 409 && body && Array.isArray(body.candidates)) return ['ambiguous', candidatesView(q, body.candidates, body.more_candidates === true)];
   if (status === 400) {
     return ['bad-request', h('p', { class: 'notice error' }, body && body.message ? body.message : `“${q}” is not an id this server understands.`)];
   }
   return ['error', h('p', { class: 'notice error' }, serverMessage(status, body))];
 }
 
-function candidatesView(q, candidates) {
+/** `more`: the server lists the first candidates only, and more containers share the prefix. */
+function candidatesView(q, candidates, more) {
   return h(
     'div',
     { class: 'candidates' },
-    h('p', { class: 'notice' }, `“${q}” matches ${plural(candidates.length, 'container')}; pick one:`),
+    h(
+      'p',
+      { class: 'notice' },
+      more
+        ? `“${q}” matches more than ${plural(candidates.length, 'container')}; type more of the id, or pick one of the first ${candidates.length}:`
+        : `“${q}” matches ${plural(candidates.length, 'container')}; pick one:`,
+    ),
     h(
       'ul',
       { class: 'candidate-list' },

@@ -773,12 +773,16 @@ export class SimpleDbStore implements Store {
         const where: Predicate[] = [{ attr: ITEM_NAME, op: '>=', value: idOrPrefix }];
         if (upper !== undefined) where.push({ attr: ITEM_NAME, op: '<', value: upper });
         const items = await this.client.selectAll(
-          buildSelect({ output: '*', domain: this.shardOf(idOrPrefix), where, orderBy: { attr: ITEM_NAME }, limit: MAX_CANDIDATES }),
-          { consistentRead: true, maxItems: MAX_CANDIDATES },
+          // One more than listed, to tell "exactly 20" from "more than 20".
+          buildSelect({ output: '*', domain: this.shardOf(idOrPrefix), where, orderBy: { attr: ITEM_NAME }, limit: MAX_CANDIDATES + 1 }),
+          { consistentRead: true, maxItems: MAX_CANDIDATES + 1 },
         );
         const records = items.map((i) => this.decodeContainer(i)).filter((v): v is Versioned<ContainerRecord> => v !== undefined);
         if (records.length === 0) return { kind: 'missing' };
-        if (records.length > 1) return { kind: 'ambiguous', candidates: records.map((r) => r.record.container_id).sort() };
+        if (records.length > 1) {
+          const ids = records.map((r) => r.record.container_id).sort();
+          return { kind: 'ambiguous', candidates: ids.slice(0, MAX_CANDIDATES), more: ids.length > MAX_CANDIDATES };
+        }
         return { kind: 'found', record: records[0].record };
       }),
     );

@@ -405,7 +405,9 @@ export class SqliteStore implements Store {
       const rows = this.stmt.byPrefix.all(idOrPrefix, `${idOrPrefix}g`);
       if (rows.length === 0) return { kind: 'missing' };
       if (rows.length === 1) return { kind: 'found', record: fromContainerRow(rows[0]) };
-      return { kind: 'ambiguous', candidates: this.stmt.prefixIds.all(idOrPrefix, `${idOrPrefix}g`, MAX_CANDIDATES).map((r) => r.container_id) };
+      // One more than listed, to tell "exactly 20" from "more than 20".
+      const ids = this.stmt.prefixIds.all(idOrPrefix, `${idOrPrefix}g`, MAX_CANDIDATES + 1).map((r) => r.container_id);
+      return { kind: 'ambiguous', candidates: ids.slice(0, MAX_CANDIDATES), more: ids.length > MAX_CANDIDATES };
     });
   }
 

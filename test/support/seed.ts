@@ -204,3 +204,26 @@ export async function seedFleet(baseUrl: string, options: SeedOptions): Promise<
 
   return { host, staleHost, web: { ...web, app, proxy }, worker: { ...worker, job }, twins, ambiguousPrefix, staleContainer };
 }
+
+/**
+ * `count` running containers on one host of their own whose ids all start with the 12-hex `prefix`
+ * (then two hex digits of their index): more than a server lists as the candidates of an ambiguous
+ * prefix (20). Returns their ids, sorted.
+ */
+export async function seedSharedPrefix(baseUrl: string, options: { now: Date; prefix: string; count: number }): Promise<string[]> {
+  const host = hostIdentity({ instance_id: instanceId(`shared-${options.prefix}`), cluster: 'prod' });
+  const t = task(`shared-${options.prefix}`, 'shared', '1', 'prod');
+  const ids = Array.from({ length: options.count }, (_, i) => `${options.prefix}${i.toString(16).padStart(2, '0')}${containerId(`shared-${i}`).slice(14)}`);
+  const transitions: Transition[] = ids.map((id, i) => ({
+    seq: i + 1,
+    container_id: id,
+    from: null,
+    to: 'running',
+    at: options.now.toISOString(),
+    reason: 'agent.observed',
+    container: containerOf(t, `step-${i}`, id),
+  }));
+  await send(baseUrl, 'POST', `/v2/hosts/${encodeURIComponent(host.instance_id)}/transitions`, { host, transitions } satisfies TransitionBatch);
+  return ids.sort();
+}
+

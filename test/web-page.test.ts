@@ -222,6 +222,50 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
     }
   });
 
+  it("shows the task of a container the original agent reports (it knows the task id, not the ARN)", async () => {
+    const other = await startLookupServer({ now: NOW });
+    try {
+      const id = containerId('legacy-web');
+      const task = taskId('legacy-web');
+      const entry = {
+        container_id: id,
+        container_name: 'app',
+        container_port: '80',
+        task_id: `prod/${task}`, // as the original agent derives it from a new-format ARN
+        task_name: 'legacy-web',
+        task_version: '4',
+        instance_port: '32768',
+        instance_ip: '10.0.3.4',
+        instance_id: instanceId('legacy-host'),
+        instance_type: 'm5.large',
+        instance_az: 'us-east-1a',
+        desired_status: 'RUNNING',
+        known_status: 'RUNNING',
+        host_name: 'ip-10-0-3-4',
+        cluster_name: 'prod',
+        ecs_agent_version: '1.80.0',
+        sample_time: NOW.getTime() / 1000,
+      };
+      const res = await fetch(`${other.url}/report/map`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ['a'.repeat(64)]: entry }) });
+      expect(res.status).toBe(200);
+      await context.route(`${other.url}/**`, (route) => route.continue());
+
+      for (const q of [id, task]) {
+        await page.goto(`${other.url}/?q=${q}`);
+        await settled('found');
+        expect(await page.locator('.summary').textContent(), q).toMatch(/: 1 container in 1 task\.$/);
+        const section = page.locator('section.task');
+        expect(await section.locator('h2 .task-id').textContent(), q).toBe(task);
+        const facts = (await section.locator('.task-facts').textContent()) ?? '';
+        expect(facts, q).toContain('legacy-web:4');
+        expect(facts, q).toContain('prod');
+        expect(facts, q).not.toContain('Task ARN');
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
   it('says plainly when nothing matches, and shows the server message for a malformed id', async () => {
     await open('/', 'intro');
     await search('0123456789abcdef0123', 'not-found');

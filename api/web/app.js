@@ -246,10 +246,11 @@ async function matchView(q, body, signal) {
   );
   const historyById = new Map(containers.map((c, i) => [c.container_id, histories[i]]));
 
-  // Group by task, keeping the server's order (by container id) inside each task.
+  // Group by task, keeping the server's order (by container id) inside each task. Records of the
+  // original agent know their task id but not its ARN.
   const tasks = new Map();
   for (const c of containers) {
-    const key = c.task_arn ?? '';
+    const key = c.task_id || c.task_arn || '';
     if (!tasks.has(key)) tasks.set(key, []);
     tasks.get(key).push(c);
   }
@@ -262,16 +263,18 @@ async function matchView(q, body, signal) {
     tasks.size > 1 || !tasks.has('') ? ` in ${plural([...tasks.keys()].filter(Boolean).length, 'task')}` : '',
     '.',
   );
-  const sections = [...tasks.entries()].map(([arn, list]) => taskView(arn, list, historyById));
+  const sections = [...tasks.entries()].map(([key, list]) => taskView(key, list, historyById));
   return h('div', { class: 'match', 'data-kind': body.kind }, summary, sections);
 }
 
-function taskView(arn, containers, historyById) {
+/** `task`: the task id (or, lacking one, the ARN) the containers share; '' when they have neither. */
+function taskView(task, containers, historyById) {
   const first = containers[0];
-  const heading = arn
+  const arn = containers.find((c) => c.task_arn)?.task_arn ?? null;
+  const heading = task
     ? h('h2', null, 'Task ', h('code', { class: 'task-id' }, first.task_id || arn))
     : h('h2', null, 'Container without a known task');
-  const facts = arn
+  const facts = task
     ? dl(
         [
           ['Family:revision', first.task_family ? `${first.task_family}:${first.task_version || '?'}` : null],

@@ -278,6 +278,22 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
     await shot('miss-and-bad-request');
   });
 
+  it('tells a miss from a 404 of no lookup route (a proxy that does not pass /v2/ on), for ids and hosts', async () => {
+    await context.route(`${api.url}/v2/**`, (route) =>
+      route.fulfill({ status: 404, contentType: 'text/html', body: '<html><body><h1>404 Not Found</h1><hr>nginx</body></html>' }),
+    );
+    await open(`/?q=${fleet.web.app.container_id}`, 'error');
+    expect(await page.locator('#result .notice.error').textContent()).toMatch(/^The server answered 404: <html>/);
+    await search(fleet.host.instance_id, 'error');
+    expect(await page.locator('#result .notice.error').textContent()).toMatch(/^The server answered 404: <html>/);
+
+    await context.unrouteAll();
+    await context.route('**/*', (route) => (route.request().url().startsWith(api.url) ? route.continue() : route.abort()));
+    await context.route(`${api.url}/v2/**`, (route) => route.fulfill({ status: 404, contentType: 'application/json', body: JSON.stringify({ error: 'no_route', message: 'route GET /v2/lookup/x not found' }) }));
+    await search(fleet.web.taskId, 'error');
+    expect(await page.locator('#result .notice.error').textContent()).toBe('The server answered 404: route GET /v2/lookup/x not found');
+  });
+
   it('opens a deep link /?q=<task ARN> directly, with the query in the search box', async () => {
     await open(`/?q=${encodeURIComponent(fleet.web.taskArn)}`, 'found');
     expect(await page.locator('#q').inputValue()).toBe(fleet.web.taskArn);

@@ -206,7 +206,8 @@ async function lookupView(q, signal) {
   if (INSTANCE_ID.test(q)) return hostLookupView(q, signal);
   const { status, body } = await getJson(`lookup/${encodeURIComponent(q)}`, signal);
   if (status === 200 && body && Array.isArray(body.containers)) return ['found', await matchView(q, body, signal)];
-  if (status === 404) {
+  // A miss is the server's `not_found`; any other 404 (`no_route`, a proxy's page) means the lookup was not asked.
+  if (status === 404 && body?.error === 'not_found') {
     return ['not-found', h('p', { class: 'notice miss' }, `No container or task matches “${q}”.`)];
   }
   if (status === 409 && body && Array.isArray(body.candidates)) return ['ambiguous', candidatesView(q, body.candidates, body.more_candidates === true)];
@@ -455,7 +456,7 @@ async function hostsView(signal) {
 /** An instance id searched for: that host's row, as the hosts view shows it. */
 async function hostLookupView(q, signal) {
   const { status, body } = await getJson(`hosts/${encodeURIComponent(q)}`, signal);
-  if (status === 404) return ['not-found', h('p', { class: 'notice miss' }, `No host ${q} has reported.`)];
+  if (status === 404 && body?.error === 'not_found') return ['not-found', h('p', { class: 'notice miss' }, `No host ${q} has reported.`)];
   if (status !== 200 || !body || typeof body.instance_id !== 'string') return ['error', h('p', { class: 'notice error' }, serverMessage(status, body))];
   const summary = body.retired
     ? `Host ${q} is retired: silent past the server's retirement window, its containers were marked gone.`

@@ -382,6 +382,28 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
     await settled('hosts');
   });
 
+  it('finds a container whose docker name looks like an instance id, when no such host reported', async () => {
+    const other = await startLookupServer({ now: NOW });
+    try {
+      const host = hostIdentity({ instance_id: instanceId('named-like-a-host') });
+      const id = containerId('named-like-a-host');
+      const container = observation({ container_id: id, docker_name: 'i-0123456789abcdef0', container_name: 'i-0123456789abcdef0', task_arn: null, task_family: null, task_version: null, source: 'labels' });
+      const batch: TransitionBatch = { host, transitions: [{ seq: 1, container_id: id, from: null, to: 'running', at: NOW.toISOString(), reason: 'agent.observed', container }] };
+      const res = await fetch(`${other.url}/v2/hosts/${host.instance_id}/transitions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) });
+      expect(res.status).toBe(200);
+      await context.route(`${other.url}/**`, (route) => route.continue());
+
+      await page.goto(`${other.url}/?q=i-0123456789abcdef0`);
+      await settled('found');
+      expect(await page.locator('.match').getAttribute('data-kind')).toBe('docker_name');
+      expect(await containerCard(id).count()).toBe(1);
+      // The host itself still answers as a host.
+      await search(host.instance_id, 'host');
+    } finally {
+      await other.close();
+    }
+  });
+
   it('shows a host silent past --host-gone-after as retired, not stale', async () => {
     api.setNow(new Date(NOW.getTime() + 40 * 60_000)); // the stale host silent 130 minutes, the other 40
     try {

@@ -203,7 +203,17 @@ function introView() {
 const INSTANCE_ID = /^i-[0-9a-f]{8,32}$/;
 
 async function lookupView(q, signal) {
-  if (INSTANCE_ID.test(q)) return hostLookupView(q, signal);
+  if (INSTANCE_ID.test(q)) {
+    const host = await hostLookupView(q, signal);
+    if (host[0] !== 'not-found') return host;
+    // Docker allows a container name that looks like an instance id, and the lookup finds it by that name.
+    const named = await containerLookupView(q, signal);
+    return named[0] === 'found' ? named : host;
+  }
+  return containerLookupView(q, signal);
+}
+
+async function containerLookupView(q, signal) {
   const { status, body } = await getJson(`lookup/${encodeURIComponent(q)}`, signal);
   if (status === 200 && body && Array.isArray(body.containers)) return ['found', await matchView(q, body, signal)];
   // A miss is the server's `not_found`; any other 404 (`no_route`, a proxy's page) means the lookup was not asked.

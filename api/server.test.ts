@@ -363,6 +363,16 @@ describe('OpenAPI', () => {
     expect([200, 302]).toContain(ui.statusCode);
   });
 
+  it('does not let other sites frame the UI or its document', async () => {
+    t = await buildTestApp();
+    for (const url of ['/docs', '/docs/static/index.html', '/docs/json']) {
+      const res = await t.app.inject({ url });
+      expect(res.headers['content-security-policy'], url).toBe("frame-ancestors 'none'");
+      expect(res.headers['x-frame-options'], url).toBe('DENY');
+      expect(res.headers['x-content-type-options'], url).toBe('nosniff');
+    }
+  });
+
   it('answers 404, not 405, for a UI file that does not exist, with GET as with HEAD', async () => {
     t = await buildTestApp();
     for (const method of ['GET', 'HEAD'] as const) {

@@ -217,7 +217,18 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    // No framing by other sites (clickjacking), and no type sniffing. Not the lookup page's full
+    // policy: the bundled Swagger UI uses inline styles, and its own policy (staticCSP) adds
+    // upgrade-insecure-requests, which breaks the UI on plain HTTP.
+    uiHooks: {
+      onRequest: (_req, reply, done) => {
+        void reply.header('content-security-policy', "frame-ancestors 'none'").header('x-frame-options', 'DENY').header('x-content-type-options', 'nosniff');
+        done();
+      },
+    },
+  });
 
   await app.register(legacyQueryRoutes, ctx);
   // The per-host rate limit is for reports only, so the plugin lives in the report routes' context:

@@ -116,7 +116,7 @@ describe('server config', () => {
       { name: 'cadvisor', template: 'http://{instance_ip}:9090/c/{container_id_short}' },
       { name: 'logs', template: 'https://logs/{task_id}' },
     ]);
-    expect(loadServerConfig([], { ECS_ID_MAPPER_LINK: 'a=x/{cluster},b=y/{instance_id}' }).links.map((l) => l.name)).toEqual(['cadvisor', 'a', 'b']);
+    expect(loadServerConfig([], { ECS_ID_MAPPER_LINK: 'a=http://x/{cluster},b=https://y/{instance_id}' }).links.map((l) => l.name)).toEqual(['cadvisor', 'a', 'b']);
     // A comma inside a template stays in it: only one before NAME= starts the next link.
     expect(loadServerConfig([], { ECS_ID_MAPPER_LINK: 'graf=http://g/d?var-c={cluster},{task_id}, logs=https://l/{task_id}' }).links.slice(1)).toEqual([
       { name: 'graf', template: 'http://g/d?var-c={cluster},{task_id}' },
@@ -131,6 +131,9 @@ describe('server config', () => {
     [['--port'], 'flag --port needs a value'],
     [['--link', 'nope'], '--link: expected NAME=TEMPLATE, got "nope"'],
     [['--link', 'x=http://{nope}/'], '--link x: unknown placeholder {nope}'],
+    [['--link', 'x=javascript:alert(1)//{container_id}'], '--link x: the template must start with http:// or https://, got "javascript:alert(1)//{container_id}"'],
+    [['--link', 'x=data:text/html,<b>{task_id}</b>'], '--link x: the template must start with http:// or https://'],
+    [['--link', 'x={instance_ip}:8080/'], '--link x: the template must start with http:// or https://'],
     [['--store', 'mysql://x'], '--store: expected sqlite:PATH, sqlite::memory: or simpledb://REGION?..., got "mysql://x"'],
     [['--retention', 'forever'], '--retention: not a duration: "forever"'],
     [['--sqlite-cache-bytes', '4096'], '--sqlite-cache-bytes: must be at least 1048576, got 4096'],

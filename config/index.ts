@@ -167,7 +167,7 @@ const serverFlags: FlagSpec[] = [
   { name: 'report-token-previous', kind: 'string', secret: true, help: 'Token rotation: the old token, still accepted besides --report-token until every reconciler and agent sends the new one (ecs_id_mapper_reports_previous_token_total stops growing). Needs --report-token.' },
   { name: 'cadvisor-port', kind: 'integer', default: '8080', min: 1, max: 65535, help: 'Port cAdvisor listens on, on every container instance.' },
   // In the env var, a comma starts the next link only before NAME=, so a template may hold commas.
-  { name: 'link', kind: 'list', envSeparator: /,(?=\s*[a-z][a-z0-9_-]*=)/, help: 'Extra link NAME=TEMPLATE; placeholders {container_id} {container_id_short} {task_id} {instance_ip} {instance_id} {cluster} {cadvisor_port}.' },
+  { name: 'link', kind: 'list', envSeparator: /,(?=\s*[a-z][a-z0-9_-]*=)/, help: 'Extra link NAME=TEMPLATE, an http:// or https:// URL; placeholders {container_id} {container_id_short} {task_id} {instance_ip} {instance_id} {cluster} {cadvisor_port}.' },
   { name: 'retention', kind: 'duration', max: CENTURY_MS, default: '168h', min: 1000, help: 'How long records stay after a container is gone.' },
   { name: 'purge-interval', kind: 'duration', max: TIMER_MAX_MS, default: '10m', min: 1000, help: 'How often gone records older than the retention are deleted.' },
   { name: 'host-stale-after', kind: 'duration', max: CENTURY_MS, default: '15m', min: 1000, help: 'A host that has not reported for this long is stale (3 x the reconciler full-sync interval).' },

@@ -23,6 +23,8 @@ export const DEFAULT_CADVISOR_LINK: LinkTemplate = {
 };
 
 const NAME = /^[a-z][a-z0-9_-]{0,63}$/;
+/** Links are opened in a browser and redirected to (`/cadvisor?redir=true`): web URLs only. */
+const WEB_URL = /^https?:\/\//i;
 
 /** Parses repeated `NAME=TEMPLATE` values; a `cadvisor` entry replaces the default one. */
 export function parseLinks(values: string[]): LinkTemplate[] {
@@ -38,6 +40,8 @@ export function parseLinks(values: string[]): LinkTemplate[] {
         throw new ConfigError(`--link ${name}: unknown placeholder {${m[1]}} (known: ${LINK_PLACEHOLDERS.map((p) => `{${p}}`).join(' ')})`);
       }
     }
+    // A `javascript:` or `data:` link would run in the browser of whoever clicks it.
+    if (!WEB_URL.test(template)) throw new ConfigError(`--link ${name}: the template must start with http:// or https://, got "${template.slice(0, 80)}"`);
     links.set(name, { name, template });
   }
   return [...links.values()];

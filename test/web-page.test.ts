@@ -447,6 +447,40 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
     expect(await page.locator('article.container').count()).toBe(2);
   });
 
+  it("shows a container's latest 100 history entries, and links to the whole history", async () => {
+    const other = await startLookupServer({ now: NOW });
+    try {
+      const host = hostIdentity({ instance_id: instanceId('restarting') });
+      const id = containerId('restarting');
+      const container = observation({ container_id: id, task_arn: taskArn(taskId('restarting')) });
+      // A container that restarts again and again: 1 start and 249 stops and starts.
+      const transitions: TransitionBatch['transitions'] = [];
+      for (let seq = 1; seq <= 250; seq++) {
+        const up = seq % 2 === 1;
+        const at = new Date(NOW.getTime() - (250 - seq) * 60_000).toISOString();
+        transitions.push({ seq, container_id: id, from: seq === 1 ? null : up ? 'stopped' : 'running', to: up ? 'running' : 'stopped', at, reason: up ? 'docker.started' : 'agent.observed', container });
+      }
+      const res = await fetch(`${other.url}/v2/hosts/${host.instance_id}/transitions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ host, transitions }) });
+      expect(res.status).toBe(200);
+      await context.route(`${other.url}/**`, (route) => route.continue());
+
+      await page.goto(`${other.url}/?q=${id}`);
+      await settled('found');
+
+      const card = page.locator('article.container');
+      const events = card.locator('ol.timeline li');
+      expect(await events.count()).toBe(100);
+      expect(await events.last().locator('time').getAttribute('datetime')).toBe(NOW.toISOString());
+      expect(await card.locator('p.older').textContent()).toContain('Showing the latest 100 of 250 entries.');
+      const whole = card.locator('p.older a');
+      expect(await whole.getAttribute('href')).toBe(`v2/containers/${id}/history`);
+      const answer = (await (await fetch(new URL((await whole.getAttribute('href'))!, `${other.url}/`))).json()) as { history: unknown[] };
+      expect(answer.history).toHaveLength(250);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('wraps the longest names ECS allows (255 characters, one word) instead of widening the page', async () => {
     const other = await startLookupServer({ now: NOW });
     try {

@@ -10,6 +10,11 @@
 const API = 'v2/';
 /** More containers than this in one answer: history is fetched for the first ones only. */
 const MAX_HISTORY_FETCHES = 50;
+/**
+ * A container's timeline shows its latest entries only: one restarting for weeks has tens of
+ * thousands, which took seconds to lay out. The rest are a link away (the API's whole history).
+ */
+const MAX_TIMELINE_ENTRIES = 100;
 
 const KIND_LABEL = {
   container_id: 'full container id',
@@ -411,11 +416,23 @@ function historyView(answer) {
   } else if (answer.body.history.length === 0) {
     section.append(h('p', { class: 'muted' }, 'No history recorded.'));
   } else {
+    const all = answer.body.history;
+    const shown = all.length > MAX_TIMELINE_ENTRIES ? all.slice(-MAX_TIMELINE_ENTRIES) : all;
+    if (shown.length < all.length) {
+      section.append(
+        h(
+          'p',
+          { class: 'muted older' },
+          `Showing the latest ${shown.length} of ${all.length} entries. `,
+          h('a', { href: `${API}containers/${encodeURIComponent(answer.body.container_id)}/history` }, 'The whole history (JSON)'),
+        ),
+      );
+    }
     section.append(
       h(
         'ol',
         { class: 'timeline' },
-        answer.body.history.map((t) =>
+        shown.map((t) =>
           h(
             'li',
             { class: `event to-${t.to ?? 'none'}` },

@@ -280,13 +280,7 @@ export class Model {
     for (const h of [...this.hosts.values()]) {
       if (h.reporter !== 'reconciler' || h.last_report_at >= since) continue;
       const id = h.identity.instance_id;
-      let containers = 0;
-      for (const r of [...this.records.values()]) {
-        if (r.instance_id !== id || !LIVE.includes(r.state)) continue;
-        this.records.set(r.container_id, { ...r, state: 'gone', gone_at: atIso, retired: true });
-        this.addHistory(r.container_id, { from: r.state, to: 'gone', at: atIso, host: id, seq: null, reason: 'host.silent' });
-        containers++;
-      }
+      const containers = this.markHostGone(id, atIso, 'host.silent');
       retired.containers += containers;
       if (containers === 0 && ![...this.records.values()].some((r) => r.instance_id === id)) {
         this.hosts.delete(id);
@@ -300,15 +294,21 @@ export class Model {
     const h = this.hosts.get(id);
     if (!h) return { outcome: 'unknown' };
     if (h.last_seq > 0) return { outcome: 'sequenced', last_seq: h.last_seq };
+    const containers = this.markHostGone(id, atIso, 'host.forgotten');
+    this.hosts.delete(id);
+    return { outcome: 'forgotten', containers };
+  }
+
+  /** The server's own path to gone: the host's live records, each with a history row of `reason`. */
+  private markHostGone(id: string, atIso: string, reason: 'host.silent' | 'host.forgotten'): number {
     let containers = 0;
     for (const r of [...this.records.values()]) {
       if (r.instance_id !== id || !LIVE.includes(r.state)) continue;
       this.records.set(r.container_id, { ...r, state: 'gone', gone_at: atIso, retired: true });
-      this.addHistory(r.container_id, { from: r.state, to: 'gone', at: atIso, host: id, seq: null, reason: 'host.forgotten' });
+      this.addHistory(r.container_id, { from: r.state, to: 'gone', at: atIso, host: id, seq: null, reason });
       containers++;
     }
-    this.hosts.delete(id);
-    return { outcome: 'forgotten', containers };
+    return containers;
   }
 }
 

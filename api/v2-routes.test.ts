@@ -242,6 +242,23 @@ describe('GET /v2/containers', () => {
 });
 
 describe('GET /v2/containers/:id/history and /v2/hosts', () => {
+  it("answers only a container's latest transitions with ?limit=, and says older ones were left out", async () => {
+    await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+
+    const latest = await get(`/v2/containers/${C2}/history?limit=1`);
+    expect(latest.statusCode).toBe(200);
+    expect(latest.json()).toMatchObject({ container_id: C2, truncated: true });
+    expect(latest.json().history.map((h: { to: string }) => h.to)).toEqual(['running']);
+    const all = (await get(`/v2/containers/${C2}/history?limit=2`)).json();
+    expect(all.history).toHaveLength(2);
+    expect(all).not.toHaveProperty('truncated');
+    for (const bad of ['0', '-1', 'x', '100001']) {
+      const res = await get(`/v2/containers/${C2}/history?limit=${bad}`);
+      expect(res.statusCode, bad).toBe(400);
+      expect(res.json(), bad).toMatchObject({ error: 'bad_request' });
+    }
+  });
+
   it("answers a container's history oldest first", async () => {
     await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
     const res = await get(`/v2/containers/${C2.slice(0, 14)}/history`);
@@ -341,7 +358,7 @@ describe('GET /v2/containers/:id/history and /v2/hosts', () => {
       ['/v2/containers?clustr=prod', 'querystring has unknown key "clustr" (known: cluster, instance_id, state, task_family, limit, cursor)'],
       ['/v2/hosts?stal=true', 'querystring has unknown key "stal" (known: cluster, stale, retired)'],
       [`/v2/lookup/${C1}?verbose=1`, 'querystring has unknown key "verbose" (it takes none)'],
-      [`/v2/containers/${C1}/history?limit=5`, 'querystring has unknown key "limit" (it takes none)'],
+      [`/v2/containers/${C1}/history?limt=5`, 'querystring has unknown key "limt" (known: limit)'],
       ['/v2/hosts?a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8', 'querystring has unknown keys "a", "b", "c", "d", "e", "f", "g", "h" (known: cluster, stale, retired)'],
     ]) {
       const res = await get(url);

@@ -85,9 +85,15 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
       summary: "A container's transitions, oldest first (full id or unique prefix of >= 12 hex)",
       tags: ['v2'],
       params: Type.Object({ id: Type.String({ pattern: '^[0-9a-fA-F]{12,64}$' }) }),
-      querystring: NoQuery,
+      querystring: Type.Object({
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'only the latest this many transitions (default: all)' })),
+      }, { additionalProperties: false }),
       response: {
-        200: Type.Object({ container_id: Type.String(), history: Type.Array(TransitionRecordSchema) }),
+        200: Type.Object({
+          container_id: Type.String(),
+          history: Type.Array(TransitionRecordSchema),
+          truncated: Type.Optional(Type.Boolean({ description: 'true when `limit` left older transitions out' })),
+        }),
         ...errorResponses(400, 404, 409, 503),
       },
     },
@@ -98,7 +104,12 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
       throw ambiguous(id, found.candidates, found.more);
     }
     if (found.kind === 'missing') throw notFound(`no container with id ${id}`);
-    return { container_id: found.record.container_id, history: await ctx.store.history(found.record.container_id) };
+    const history = await ctx.store.history(found.record.container_id);
+    // A live container's history is kept until it is gone past the retention: one restarting for
+    // weeks has tens of thousands of rows. The store reads them all; the answer can be bounded.
+    const { limit } = req.query;
+    if (limit === undefined || history.length <= limit) return { container_id: found.record.container_id, history };
+    return { container_id: found.record.container_id, history: history.slice(-limit), truncated: true };
   });
 
   r.get('/v2/hosts', {

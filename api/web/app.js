@@ -11,8 +11,8 @@ const API = 'v2/';
 /** More containers than this in one answer: history is fetched for the first ones only. */
 const MAX_HISTORY_FETCHES = 50;
 /**
- * A container's timeline shows its latest entries only: one restarting for weeks has tens of
- * thousands, which took seconds to lay out. The rest are a link away (the API's whole history).
+ * A container's timeline shows its latest entries only (`?limit=`): one restarting for weeks has
+ * tens of thousands, a 4 MB answer that took seconds to lay out. The rest are a link away.
  */
 const MAX_TIMELINE_ENTRIES = 100;
 
@@ -255,7 +255,7 @@ function candidatesView(q, candidates, more) {
 async function matchView(q, body, signal) {
   const containers = body.containers;
   const histories = await Promise.all(
-    containers.map((c, i) => (i < MAX_HISTORY_FETCHES ? getJson(`containers/${encodeURIComponent(c.container_id)}/history`, signal).catch((err) => {
+    containers.map((c, i) => (i < MAX_HISTORY_FETCHES ? getJson(`containers/${encodeURIComponent(c.container_id)}/history?limit=${MAX_TIMELINE_ENTRIES}`, signal).catch((err) => {
       if (signal.aborted) throw err;
       return { status: 0, body: { message: err.message } };
     }) : null)),
@@ -416,14 +416,13 @@ function historyView(answer) {
   } else if (answer.body.history.length === 0) {
     section.append(h('p', { class: 'muted' }, 'No history recorded.'));
   } else {
-    const all = answer.body.history;
-    const shown = all.length > MAX_TIMELINE_ENTRIES ? all.slice(-MAX_TIMELINE_ENTRIES) : all;
-    if (shown.length < all.length) {
+    const shown = answer.body.history;
+    if (answer.body.truncated) {
       section.append(
         h(
           'p',
           { class: 'muted older' },
-          `Showing the latest ${shown.length} of ${all.length} entries. `,
+          `Showing the latest ${shown.length} entries; older ones are left out. `,
           h('a', { href: `${API}containers/${encodeURIComponent(answer.body.container_id)}/history` }, 'The whole history (JSON)'),
         ),
       );

@@ -209,6 +209,16 @@ describe('GET /v2/lookup/:id', () => {
   });
 });
 
+describe('GET /v2/lookup/:id, over-long ids', () => {
+  it('names the id, not the catch-all route, when an id is over 2048 characters', async () => {
+    for (const id of ['a'.repeat(2049), `arn:aws:ecs:us-east-1:123456789012:task/${'b'.repeat(2100)}`]) {
+      const res = await get(`/v2/lookup/${id}`);
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toEqual({ error: 'bad_request', message: 'params/id must not have more than 2048 characters' });
+    }
+  });
+});
+
 describe('GET /v2/containers', () => {
   beforeEach(async () => {
     await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());

@@ -6,7 +6,7 @@ import { LifecycleStateSchema, type LifecycleState } from '../../wire/index.js';
 import { INSTANCE_ID } from '../../wire/ids.js';
 import type { ContainerRecord, HostRecord } from '../../storage/store.js';
 import { linksFor, type ApiContext } from '../context.js';
-import { ambiguous, notFound } from '../errors.js';
+import { ambiguous, badRequest, notFound } from '../errors.js';
 import { lookupId } from '../lookup.js';
 import { LOOKUP_KINDS } from '../metrics.js';
 import { fleetFreshness } from '../fleet-metrics.js';
@@ -51,11 +51,16 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
   r.get('/v2/lookup/*', {
     schema: {
       hide: true,
-      params: Type.Record(Type.String(), Type.String({ maxLength: 2048 })),
+      params: Type.Record(Type.String(), Type.String()),
       querystring: NoQuery,
       response: { 200: LookupAnswerSchema, ...errorResponses(400, 404, 409, 503) },
     },
-  }, async (req) => lookupAny(req.params['*'] ?? ''));
+  }, async (req) => {
+    // An id over the router's parameter limit (2048) lands here too: named as the id, not as `*`.
+    const id = req.params['*'] ?? '';
+    if (id.length > 2048) throw badRequest('params/id must not have more than 2048 characters');
+    return lookupAny(id);
+  });
 
   r.get('/v2/containers', {
     schema: {

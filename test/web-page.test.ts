@@ -283,9 +283,23 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
       route.fulfill({ status: 404, contentType: 'text/html', body: '<html><body><h1>404 Not Found</h1><hr>nginx</body></html>' }),
     );
     await open(`/?q=${fleet.web.app.container_id}`, 'error');
-    expect(await page.locator('#result .notice.error').textContent()).toMatch(/^The server answered 404: <html>/);
+    const proxyPage = "The server answered 404: an HTML page, not the API's JSON: from a proxy or load balancer in between?";
+    expect(await page.locator('#result .notice.error').textContent()).toBe(proxyPage);
     await search(fleet.host.instance_id, 'error');
-    expect(await page.locator('#result .notice.error').textContent()).toMatch(/^The server answered 404: <html>/);
+    expect(await page.locator('#result .notice.error').textContent()).toBe(proxyPage);
+    // A titled error page is named by its title, never shown as markup; plain text stays as it is.
+    await context.unrouteAll();
+    await context.route('**/*', (route) => (route.request().url().startsWith(api.url) ? route.continue() : route.abort()));
+    await context.route(`${api.url}/v2/**`, (route) =>
+      route.fulfill({ status: 502, contentType: 'text/html', body: '<!DOCTYPE html>\n<html><head><title>502 Bad\n Gateway</title></head><body><h1>502</h1></body></html>' }),
+    );
+    await search(fleet.web.app.container_id, 'error');
+    expect(await page.locator('#result .notice.error').textContent()).toBe('The server answered 502: an HTML page ("502 Bad Gateway"), not the API\'s JSON: from a proxy or load balancer in between?');
+    await context.unrouteAll();
+    await context.route('**/*', (route) => (route.request().url().startsWith(api.url) ? route.continue() : route.abort()));
+    await context.route(`${api.url}/v2/**`, (route) => route.fulfill({ status: 503, contentType: 'text/plain', body: 'upstream connect error' }));
+    await search(fleet.web.taskId, 'error');
+    expect(await page.locator('#result .notice.error').textContent()).toBe('The server answered 503: upstream connect error');
 
     await context.unrouteAll();
     await context.route('**/*', (route) => (route.request().url().startsWith(api.url) ? route.continue() : route.abort()));

@@ -108,9 +108,19 @@ async function getJson(path, signal) {
   try {
     body = text ? JSON.parse(text) : null;
   } catch {
-    body = { error: 'bad_response', message: text.slice(0, 200) };
+    body = { error: 'bad_response', message: notJsonMessage(text) };
   }
   return { status: response.status, body };
+}
+
+/**
+ * What a non-JSON answer says, briefly: a proxy's or load balancer's HTML error page (the server
+ * answers JSON) is named by its title rather than shown as markup.
+ */
+function notJsonMessage(text) {
+  if (!/^\s*</.test(text)) return text.slice(0, 200);
+  const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1].replace(/\s+/g, ' ').trim().slice(0, 100);
+  return `an HTML page${title ? ` ("${title}")` : ''}, not the API's JSON: from a proxy or load balancer in between?`;
 }
 
 function serverMessage(status, body) {

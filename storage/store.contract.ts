@@ -972,6 +972,21 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
       ]);
     });
 
+    it('returns only the latest rows of a history when asked, still oldest first', async () => {
+      await store.replaceSnapshot(snapshot(hostA, 9, [snapshotContainer('stopped', { container_id: c1 })], iso(9)), at(9));
+      await store.applyTransitions(batch(hostA, [transition(4, 'running', { at: iso(4), container: { container_id: c1 } })]), at(10));
+      await store.applyTransitions(batch(hostA, [transition(10, 'gone', { from: 'stopped', at: iso(12), container: { container_id: c1 } })]), at(12));
+
+      expect((await store.history(c1, 2)).map((h) => [h.at, h.reason])).toEqual([
+        [iso(9), 'snapshot'],
+        [iso(12), 'agent.observed'],
+      ]);
+      expect((await store.history(c1, 1)).map((h) => h.at)).toEqual([iso(12)]);
+      expect(await store.history(c1, 3)).toEqual(await store.history(c1));
+      expect(await store.history(c1, 50)).toHaveLength(3);
+      expect(await store.history(containerId('never'), 5)).toEqual([]);
+    });
+
     it('lists hosts with their identity, last report time and last seq', async () => {
       await store.applyTransitions(batch(hostB, [transition(4, 'running', { container: { container_id: c2 } })]), at(1));
       await store.applyTransitions(batch(hostA, [transition(2, 'running', { container: { container_id: c1 } })]), at(2));

@@ -243,8 +243,12 @@ export interface Store {
    */
   scanContainers(filter: ContainerFilter, page: PageRequest): Promise<Page<ContainerRecord>>;
 
-  /** History of one container (full id), oldest first. */
-  history(containerId: string): Promise<TransitionRecord[]>;
+  /**
+   * History of one container (full id), oldest first; with `latest`, only its latest that many rows
+   * (a live container's history is kept until it is gone past the retention: one restarting for
+   * weeks has tens of thousands).
+   */
+  history(containerId: string, latest?: number): Promise<TransitionRecord[]>;
 
   /**
    * Every host, by instance id. `consistent`: as of every write acknowledged before the call; SimpleDB

@@ -109,10 +109,9 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
       throw ambiguous(id, found.candidates, found.more);
     }
     if (found.kind === 'missing') throw notFound(`no container with id ${id}`);
-    const history = await ctx.store.history(found.record.container_id);
-    // A live container's history is kept until it is gone past the retention: one restarting for
-    // weeks has tens of thousands of rows. The store reads them all; the answer can be bounded.
+    // One row more than asked for tells whether older ones were left out.
     const { limit } = req.query;
+    const history = await ctx.store.history(found.record.container_id, limit === undefined ? undefined : limit + 1);
     if (limit === undefined || history.length <= limit) return { container_id: found.record.container_id, history };
     return { container_id: found.record.container_id, history: history.slice(-limit), truncated: true };
   });

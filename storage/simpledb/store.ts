@@ -851,8 +851,15 @@ export class SimpleDbStore implements Store {
     });
   }
 
-  async history(containerId: string): Promise<TransitionRecord[]> {
+  async history(containerId: string, latest?: number): Promise<TransitionRecord[]> {
     if (!storable(containerId)) return [];
+    // Read whole and cut here: SimpleDB sorts only on an attribute a predicate names, and the rows'
+    // order is (at, stamp) together. The cache keeps the whole history for the next request.
+    const all = await this.wholeHistory(containerId);
+    return latest === undefined || all.length <= latest ? all : all.slice(-latest);
+  }
+
+  private wholeHistory(containerId: string): Promise<TransitionRecord[]> {
     return this.run('history', () =>
       this.cache.history(containerId, async () => {
         const items = await this.client.selectAll(

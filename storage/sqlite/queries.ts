@@ -52,6 +52,8 @@ export const SQL = {
   insertTransition: `INSERT OR IGNORE INTO transitions (container_id, from_state, to_state, at, host, seq, reason)
      VALUES (@container_id, @from_state, @to_state, @at, @host, @seq, @reason)`,
   history: 'SELECT * FROM transitions WHERE container_id = ? ORDER BY at, id',
+  // The transitions_container index read backwards from the newest, then put back in order.
+  latestHistory: 'SELECT * FROM (SELECT * FROM transitions WHERE container_id = ? ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, id',
   getHost: 'SELECT last_seq, snapshot_seq FROM hosts WHERE instance_id = ?',
   // Reconciler hosts only: Store.retireSilentHosts.
   silentHosts: "SELECT instance_id FROM hosts WHERE last_report_at < ? AND reporter = 'reconciler' ORDER BY instance_id",

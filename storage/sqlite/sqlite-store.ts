@@ -113,6 +113,7 @@ export class SqliteStore implements Store {
       dropPendingEvents: db.prepare<[string]>(SQL.dropPendingEvents),
       expirePendingEvents: db.prepare<[string]>(SQL.expirePendingEvents),
       history: db.prepare<[string], TransitionRow>(SQL.history),
+      latestHistory: db.prepare<[string, number], TransitionRow>(SQL.latestHistory),
       getHost: db.prepare<[string], { last_seq: number; snapshot_seq: number }>(SQL.getHost),
       silentHosts: db.prepare<[string], { instance_id: string }>(SQL.silentHosts),
       hostLastReport: db.prepare<[string], { last_report_at: string; reporter: string }>(SQL.hostLastReport),
@@ -455,8 +456,8 @@ export class SqliteStore implements Store {
     return stmt;
   }
 
-  async history(containerId: string): Promise<TransitionRecord[]> {
-    return this.run('history', () => this.stmt.history.all(containerId).map(fromTransitionRow));
+  async history(containerId: string, latest?: number): Promise<TransitionRecord[]> {
+    return this.run('history', () => (latest === undefined ? this.stmt.history.all(containerId) : this.stmt.latestHistory.all(containerId, latest)).map(fromTransitionRow));
   }
 
   async listHosts(): Promise<HostRecord[]> {

@@ -389,6 +389,19 @@ describe('GET /query/container_id/<id>', () => {
     expect((await get(`/query/container_id/${C1}/cadvisor?redir=${'x'.repeat(100)}`)).statusCode).toBe(200);
   });
 
+  it('builds no link from an instance IP that is not an IP address, and brackets an IPv6 one', async () => {
+    const PHISH = 'c5'.repeat(32);
+    const V6 = 'c6'.repeat(32);
+    await report([agentEntry({ container_id: PHISH, task_id: TASK, instance_ip: 'phish.example' })]);
+    await report([agentEntry({ container_id: V6, task_id: TASK, instance_id: 'i-0123456789abcdef6', instance_ip: '2001:db8::17' })]);
+
+    const redirect = await get(`/query/container_id/${PHISH}/cadvisor?redir=true`);
+    expect(redirect.statusCode).toBe(404);
+    expect(redirect.json()).toMatchObject({ error: 'not_found', message: expect.stringContaining('no cAdvisor link') });
+    expect(JSON.parse((await get(`/query/container_id/${PHISH}/urls`)).body)).toEqual({ logs_url: `https://logs.example/search?q=${PHISH.slice(0, 12)}&task=${TASK}` });
+    expect((await get(`/query/container_id/${V6}/cadvisor`)).body).toBe(`http://[2001:db8::17]:8080/docker/${V6}`);
+  });
+
   it('answers /urls with every configured link as "<name>_url"', async () => {
     const res = await get(`/query/container_id/${C1}/urls`);
     expect(res.headers['content-type']).toBe('application/json');

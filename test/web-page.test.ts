@@ -275,6 +275,11 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
 
     await search('not an id', 'bad-request');
     expect(await page.locator('#result .notice.error').textContent()).toBe('"not an id" is not a container id (12-64 hex), task id, task ARN or docker name');
+    // Dots only would resolve away in the lookup's URL (`v2/lookup/..` is `v2/`): refused as the server refuses a bad id.
+    for (const dots of ['.', '..']) {
+      await search(dots, 'bad-request');
+      expect(await page.locator('#result .notice.error').textContent()).toBe(`"${dots}" is not a container id (12-64 hex), task id, task ARN or docker name`);
+    }
     await shot('miss-and-bad-request');
   });
 

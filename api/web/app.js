@@ -229,6 +229,9 @@ async function lookupView(q, signal) {
 }
 
 async function containerLookupView(q, signal) {
+  // A URL resolves `.` and `..` segments, percent-encoded or not: `lookup/..` would ask `v2/` itself.
+  // No id or name is made of dots only (Docker names start with a letter or digit).
+  if (/^\.+$/.test(q)) return ['bad-request', h('p', { class: 'notice error' }, `"${q}" is not a container id (12-64 hex), task id, task ARN or docker name`)];
   const { status, body } = await getJson(`lookup/${encodeURIComponent(q)}`, signal);
   if (status === 200 && body && Array.isArray(body.containers)) return ['found', await matchView(q, body, signal)];
   // A miss is the server's `not_found`; any other 404 (`no_route`, a proxy's page) means the lookup was not asked.

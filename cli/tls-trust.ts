@@ -1,6 +1,8 @@
 // What to tell an operator when a TLS connection failed because the peer's certificate is not
 // trusted: Node trusts its bundled public CAs only, so a server or Vault behind a private CA needs
 // that CA added when the process starts (NODE_EXTRA_CA_CERTS, read by Node itself; no flag of ours).
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 /** Node's codes for a certificate chain it cannot verify (not an expired or misnamed certificate). */
 const UNTRUSTED = new Set([
@@ -24,4 +26,33 @@ export function untrustedCertificateHint(err: unknown): string | undefined {
   const code = codeOf(err);
   if (code === undefined || !UNTRUSTED.has(code)) return undefined;
   return `the peer's TLS certificate is not trusted (${code}); if it comes from a private CA, start with NODE_EXTRA_CA_CERTS=/path/to/ca.pem`;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * Why the NODE_EXTRA_CA_CERTS file adds no CA, or undefined when it holds at least one certificate.
+ * Node warns by itself only when it cannot open the file; an empty file, or one holding no PEM
+ * certificate (a key, DER, a wrong path to some other file), it ignores without a word, and every
+ * TLS connection to the private CA's server or Vault then failed with the advice to set the
+ * variable that was already set.
+ */
+export function extraCaCertsProblem(path: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'latin1');
+  } catch (err) {
+    return `NODE_EXTRA_CA_CERTS=${path} cannot be read (${(err as { code?: string }).code ?? (err as Error).message}); Node ignores it, so a server or Vault behind a private CA will not be trusted`;
+  }
+  const certificates = (text.match(PEM_CERTIFICATE) ?? []).filter((pem) => {
+    try {
+      new X509Certificate(pem);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (certificates.length > 0) return undefined;
+  const what = text.trim() === '' ? 'is empty' : 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)';
+  return `NODE_EXTRA_CA_CERTS=${path} ${what}; Node ignores it, so a server or Vault behind a private CA will not be trusted`;
 }

@@ -1,6 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadCommand, loadReconcilerConfig, loadServerConfig, parseDuration } from './index.js';
 import { parseStoreUrl } from './store-url.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SELF_SIGNED_CERT } from '../test/support/tls.js';
 
 describe('durations', () => {
   it('accept ms, s, m, h and bare seconds', () => {
@@ -302,6 +307,49 @@ describe('unknown ECS_ID_MAPPER_* variables', () => {
   it('warn about nothing when every variable is some command\'s setting', () => {
     const loaded = loadCommand('reconciler', [], { ECS_ID_MAPPER_SERVER: 'http://mapper:5001', ECS_ID_MAPPER_REPORT_TOKEN: 't', ECS_ID_MAPPER_STORE: 'sqlite::memory:' });
     expect(loaded.kind === 'run' && loaded.warnings).toEqual([]);
+  });
+});
+
+describe('NODE_EXTRA_CA_CERTS', () => {
+  const server = ['--server', 'https://mapper.internal'];
+  const warningsWith = (path: string) => {
+    const loaded = loadCommand('reconciler', server, { NODE_EXTRA_CA_CERTS: path });
+    return loaded.kind === 'run' ? loaded.warnings : [];
+  };
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  const inDir = (name: string, content: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-extra-ca-'));
+    dirs.push(dir);
+    const path = join(dir, name);
+    writeFileSync(path, content);
+    return path;
+  };
+
+  it('warns nothing when the file holds a certificate', () => {
+    expect(warningsWith(fileURLToPath(SELF_SIGNED_CERT))).toEqual([]);
+  });
+
+  it('warns at start when the file is missing: Node ignores it and no private CA is trusted', () => {
+    expect(warningsWith('/nonexistent/ca.pem')).toEqual([
+      'NODE_EXTRA_CA_CERTS=/nonexistent/ca.pem cannot be read (ENOENT); Node ignores it, so a server or Vault behind a private CA will not be trusted',
+    ]);
+  });
+
+  it('warns at start when the file is empty, which Node ignores without a word', () => {
+    const path = inDir('ca.pem', '');
+    expect(warningsWith(path)).toEqual([`NODE_EXTRA_CA_CERTS=${path} is empty; Node ignores it, so a server or Vault behind a private CA will not be trusted`]);
+  });
+
+  it('warns at start when the file holds no PEM certificate (a key, garbage, a broken certificate)', () => {
+    for (const content of ['-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n', 'not a pem\n', '-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n']) {
+      const path = inDir('ca.pem', content);
+      expect(warningsWith(path)).toEqual([
+        `NODE_EXTRA_CA_CERTS=${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----); Node ignores it, so a server or Vault behind a private CA will not be trusted`,
+      ]);
+    }
   });
 });
 

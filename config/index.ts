@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { INSTANCE_ID } from '../wire/ids.js';
 import { DEFAULT_CACHE_SIZE_BYTES, DEFAULT_MMAP_SIZE_BYTES, SQLITE_MAX_MMAP_BYTES } from '../storage/sqlite/sizes.js';
 import { badSecretPath, kvDataPathOf } from '../secrets/kv-path.js';
+import { extraCaCertsProblem } from '../cli/tls-trust.js';
 
 export { ConfigError, parseDuration, envName } from './flags.js';
 export type { StoreConfig } from './store-url.js';
@@ -675,7 +676,7 @@ export type CommandName = keyof typeof commands;
 
 export type LoadedCommand =
   | { kind: 'help'; text: string }
-  | { kind: 'run'; command: CommandName; config: unknown; /** One line each, for stderr (unknownSettings). */ warnings: string[] };
+  | { kind: 'run'; command: CommandName; config: unknown; /** One line each, for stderr (unknownSettings, an unusable NODE_EXTRA_CA_CERTS). */ warnings: string[] };
 
 /** Parses one command's argv and env. Throws ConfigError with a one-line message. */
 export function loadCommand(name: string, argv: string[], env: Record<string, string | undefined>): LoadedCommand {
@@ -684,7 +685,9 @@ export function loadCommand(name: string, argv: string[], env: Record<string, st
   // Help first: a bad value (in a flag or in the environment) must not hide the help that explains it.
   if (argv.includes('--help') || argv.includes('-h')) return { kind: 'help', text: renderHelp(spec.name, spec.summary, spec.usage, spec.flags) };
   const parsed = parseFlags(spec.flags, argv, env);
-  return { kind: 'run', command: name as CommandName, config: build(spec, parsed, env), warnings: unknownSettings(env) };
+  const config = build(spec, parsed, env);
+  const extraCa = env.NODE_EXTRA_CA_CERTS ? extraCaCertsProblem(env.NODE_EXTRA_CA_CERTS) : undefined;
+  return { kind: 'run', command: name as CommandName, config, warnings: [...unknownSettings(env), ...(extraCa ? [extraCa] : [])] };
 }
 
 function build<C>(spec: CommandSpec<C>, parsed: ParseResult, env: Record<string, string | undefined>): C {

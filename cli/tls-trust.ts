@@ -25,7 +25,12 @@ function codeOf(err: unknown): string | undefined {
 export function untrustedCertificateHint(err: unknown): string | undefined {
   const code = codeOf(err);
   if (code === undefined || !UNTRUSTED.has(code)) return undefined;
-  return `the peer's TLS certificate is not trusted (${code}); if it comes from a private CA, start with NODE_EXTRA_CA_CERTS=/path/to/ca.pem`;
+  const hint = `the peer's TLS certificate is not trusted (${code}); if it comes from a private CA, start with NODE_EXTRA_CA_CERTS=/path/to/ca.pem`;
+  // Node's code when no certificate it has issued the leaf: an unknown CA, or a known one whose
+  // intermediate the server does not send (a web server or balancer given the leaf alone), which
+  // the advice above cannot fix.
+  if (code !== 'UNABLE_TO_VERIFY_LEAF_SIGNATURE') return hint;
+  return `${hint}; if that file holds the CA already, the server sends its certificate without its intermediate CA certificate: give it (or its load balancer) the full chain`;
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupUrl } from '../cli/lookup.js';
 import { seedFleet, seedSharedPrefix, startLookupServer, type LookupServer, type SeededFleet } from './support/seed.js';
-import { SELF_SIGNED_CERT, startSelfSignedHttps } from './support/tls.js';
+import { PRIVATE_CA_CERT, SELF_SIGNED_CERT, startPrivateCaHttps, startSelfSignedHttps } from './support/tls.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BIN = `${ROOT}bin/ecs-id-mapper`;
@@ -233,6 +233,27 @@ describe('lookup: usage and connection errors (exit 2, one line on stderr)', () 
       expect(trusted.stdout).toBe('No container or task matches "abcdefabcdef".\n');
     } finally {
       await https.close();
+    }
+  });
+
+  it('names a missing intermediate certificate when the private CA is trusted, and the full chain works', async () => {
+    const notFound = (_req: unknown, res: import('node:http').ServerResponse) =>
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not_found', message: 'no container or task matches' }));
+    const env = { NODE_EXTRA_CA_CERTS: fileURLToPath(PRIVATE_CA_CERT) };
+    const leafOnly = await startPrivateCaHttps({ chain: false }, notFound);
+    const fullChain = await startPrivateCaHttps({ chain: true }, notFound);
+    try {
+      const missing = await lookup(['abcdefabcdef', '--server', leafOnly.url], env);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toBe(
+        `ecs-id-mapper lookup: cannot reach ${leafOnly.url}: the peer's TLS certificate is not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE); if it comes from a private CA, start with NODE_EXTRA_CA_CERTS=/path/to/ca.pem; if that file holds the CA already, the server sends its certificate without its intermediate CA certificate: give it (or its load balancer) the full chain\n`,
+      );
+      const trusted = await lookup(['abcdefabcdef', '--server', fullChain.url], env);
+      expect(trusted.code).toBe(1);
+      expect(trusted.stdout).toBe('No container or task matches "abcdefabcdef".\n');
+    } finally {
+      await leafOnly.close();
+      await fullChain.close();
     }
   });
 

@@ -5,7 +5,8 @@
 //   0  found: a table (or the JSON body with --json) on stdout
 //   1  no single match: not found (404), or an ambiguous short id (409) whose candidates are listed
 //   2  usage or connection error: the server cannot be reached, times out, answers 400 (not an id),
-//      5xx, a 404 `no_route` (--server has a wrong path) or something that is not the v2 API;
+//      5xx, a 404 `no_route` (--server has a wrong path), a redirect (never followed) or something
+//      that is not the v2 API;
 //      one readable line on stderr
 // Answers that are results (found, not found, ambiguous) go to stdout; errors go to stderr.
 import { Agent, request, type Dispatcher } from 'undici';
@@ -93,6 +94,7 @@ async function fetchAnswer(url: URL, config: LookupConfig, dispatcher: Dispatche
   const origin = url.origin;
   let status: number;
   let text: string;
+  let location: string | string[] | undefined;
   try {
     const res = await request(url, {
       method: 'GET',
@@ -104,8 +106,13 @@ async function fetchAnswer(url: URL, config: LookupConfig, dispatcher: Dispatche
     });
     status = res.statusCode;
     text = await res.body.text();
+    location = status >= 300 && status < 400 ? res.headers.location : undefined;
   } catch (err) {
     throw requestError(err, origin, config.timeoutMs);
+  }
+  // A load balancer's HTTP listener redirecting to HTTPS, or a proxy adding a slash: its page is no answer.
+  if (typeof location === 'string') {
+    throw new LookupRequestError('ERR_LOOKUP_BAD_ANSWER', `${origin} answered ${status}, a redirect to ${location}: set --server to the address it redirects to (lookup never follows a redirect)`);
   }
   let body: unknown;
   try {

@@ -531,6 +531,24 @@ describe('reporter', () => {
     expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'unreachable' })).toBeGreaterThan(0);
   });
 
+  it('names where a redirect points (an HTTP listener redirecting to HTTPS) and keeps the batch queued', async () => {
+    const redirecting = await startLoopback((req, res) => {
+      res.writeHead(301, { location: `https://mapper.example.com${req.url}`, 'content-type': 'text/html' }).end('<html><body><h1>301 Moved Permanently</h1></body></html>');
+    });
+    cleanups.push(() => redirecting.close());
+    const { outbox, reporter, lines, registry } = setup(new URL(redirecting.url));
+    outbox.append([t(1)]);
+    reporter.start();
+    await until(() => lines.some((l) => JSON.parse(l).level === 40));
+    const warning = lines.map((l) => JSON.parse(l) as { level: number; code?: string; status?: number; msg: string }).find((l) => l.level === 40)!;
+    expect(warning).toMatchObject({ code: 'ERR_REPORT_HTTP_STATUS', status: 301 });
+    expect(warning.msg).toBe(
+      `report failed, backing off: POST /v2/hosts/${host.instance_id}/transitions: HTTP 301, a redirect to https://mapper.example.com/v2/hosts/${host.instance_id}/transitions: set --server to the address it redirects to (reports never follow a redirect)`,
+    );
+    expect(outbox.depth()).toBe(1);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'http_error' })).toBeGreaterThan(0);
+  });
+
   it('treats 429 and 408 as retryable, not as rejections', async () => {
     const fake = await new FakeServer().start();
     cleanups.push(() => fake.server.close());

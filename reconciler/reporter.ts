@@ -4,7 +4,8 @@
 //   `Authorization: Bearer <token>` when a token is configured. On 2xx the outbox is acknowledged
 //   up to the answer's `acked_seq` and compacted.
 // - 5xx, 408, 429, timeouts, refused connections and unreadable answers are retried after the
-//   reporter machine's capped, fully jittered backoff.
+//   reporter machine's capped, fully jittered backoff; so is a redirect, never followed, whose
+//   target the log names.
 // - Any other 4xx is terminal for that batch (bad token, a body the server will never accept): it
 //   is logged at error level with the server's answer, counted as result="rejected", and KEPT in
 //   the outbox; the reporter waits `rejectedBackoffMs` (default 10 × backoffMax) and tries again,
@@ -224,6 +225,12 @@ export function createReporter(options: ReporterOptions): Reporter {
       } catch (err) {
         throw new ReportError('ERR_REPORT_BAD_RESPONSE', `${what}: ${status} with a body that is not JSON`, false, status, { cause: err });
       }
+    }
+    // A load balancer's HTTP listener redirecting to HTTPS, or a proxy adding a slash: its page says
+    // nothing, and a report (with its token) is never sent on to wherever it points.
+    const location = status >= 300 && status < 400 ? res.headers.location : undefined;
+    if (typeof location === 'string') {
+      throw new ReportError('ERR_REPORT_HTTP_STATUS', `${what}: HTTP ${status}, a redirect to ${location}: set --server to the address it redirects to (reports never follow a redirect)`, false, status);
     }
     const terminal = status >= 400 && status < 500 && status !== 408 && status !== 429;
     throw new ReportError(terminal ? 'ERR_REPORT_REJECTED' : 'ERR_REPORT_HTTP_STATUS', `${what}: HTTP ${status}: ${text.slice(0, 500)}`, terminal, status, {

@@ -257,6 +257,22 @@ describe('lookup: usage and connection errors (exit 2, one line on stderr)', () 
     }
   });
 
+  it('names where a redirect points rather than calling its page an unexpected body', async () => {
+    const { server, url } = await listen((req, res) => {
+      res.writeHead(301, { location: `https://mapper.example.com${req.url}`, 'content-type': 'text/html' }).end('<html><body><h1>301 Moved Permanently</h1></body></html>');
+    });
+    try {
+      const run = await lookup(['abcdefabcdef', '--server', url]);
+      expect(run).toMatchObject({
+        code: 2,
+        stdout: '',
+        stderr: `ecs-id-mapper lookup: ${url} answered 301, a redirect to https://mapper.example.com/v2/lookup/abcdefabcdef: set --server to the address it redirects to (lookup never follows a redirect)\n`,
+      });
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
   it('gives up after --timeout on a server that never answers', async () => {
     const sockets = new Set<import('node:net').Socket>();
     const { server, url } = await listen(() => {

@@ -531,6 +531,24 @@ describe('reporter', () => {
     expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'unreachable' })).toBeGreaterThan(0);
   });
 
+  it('does not blame a line for a 400 that is not the server\'s (a proxy\'s page): the batch is kept whole and retried', async () => {
+    const proxy = await startLoopback((req, res) => {
+      req.resume();
+      reply(res, 400, '<html><head><title>400 The plain HTTP request was sent to HTTPS port</title></head><body>nginx</body></html>', 'text/html');
+    });
+    cleanups.push(() => proxy.close());
+    const { outbox, reporter, lines } = setup(proxy.url, { batchSize: 8 });
+    outbox.append(Array.from({ length: 4 }, (_, i) => t(i + 1)));
+    reporter.start();
+    await until(() => reporter.state() === 'rejected');
+
+    expect(proxy.requests.map((r) => r.method)).toEqual(['POST']);
+    expect(outbox.depth()).toBe(4);
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logged.filter((l) => l.status === 400).map((l) => [l.level, l.size, l.seq])).toEqual([[50, 4, undefined]]);
+    expect(logged.find((l) => l.level === 50)!.msg).toContain('400 The plain HTTP request was sent to HTTPS port');
+  });
+
   it('names where a redirect points (an HTTP listener redirecting to HTTPS) and keeps the batch queued', async () => {
     const redirecting = await startLoopback((req, res) => {
       res.writeHead(301, { location: `https://mapper.example.com${req.url}`, 'content-type': 'text/html' }).end('<html><body><h1>301 Moved Permanently</h1></body></html>');

@@ -15,8 +15,9 @@
 //   the batch is halved and sent again at once, and the smaller size kept from then on, down to a
 //   single transition. Only a single transition over the limit is terminal. A snapshot over the
 //   limit waits for the next full sync (logged, counted rejected); transitions go on meanwhile.
-// - A 400 for a batch of several transitions may be one line the server will never take (a line
-//   edited by hand, a value an older server does not know) holding back the good ones: the batch
+// - A 400 from the server (its JSON answer; a proxy's page is rejected like any 4xx) for a batch of
+//   several transitions may be one line the server will never take (a line edited by hand, a value
+//   an older server does not know) holding back the good ones: the batch
 //   is halved and sent again at once, down to that single line, which is then kept and retried
 //   like any rejection, and logged with its seq and container. Lines before it are delivered; the
 //   batch size comes back once the server has taken the refused line. Nothing is dropped.
@@ -272,7 +273,9 @@ export function createReporter(options: ReporterOptions): Reporter {
         result = await call<TransitionBatchResult>('POST', path, { host, transitions } satisfies TransitionBatch, signal);
         break;
       } catch (err) {
-        if (err instanceof ReportError && err.status === 400) {
+        // Only the server's own 400 (an `{error, message}` answer) is about a line; a proxy's page
+        // (plain HTTP sent to its HTTPS port, a header it refuses) is about every request alike.
+        if (err instanceof ReportError && err.status === 400 && err.serverError !== undefined) {
           const first = transitions[0];
           const last = transitions[transitions.length - 1].seq;
           if (transitions.length === 1) {

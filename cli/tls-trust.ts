@@ -33,6 +33,22 @@ export function untrustedCertificateHint(err: unknown): string | undefined {
   return `${hint}; if that file holds the CA already, the server sends its certificate without its intermediate CA certificate: give it (or its load balancer) the full chain`;
 }
 
+/**
+ * Node's codes for a peer that answered a TLS handshake with something else: an https:// URL naming
+ * a plain HTTP port (the server's own 5001; TLS ends at its load balancer). OpenSSL's message for
+ * it is a line of internal names and a source path.
+ */
+const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
+
+/** A hint for a peer that does not speak TLS, or undefined for any other failure. */
+export function notTlsHint(err: unknown): string | undefined {
+  const code = codeOf(err);
+  // node:https (Vault's client) reports it as a bare EPROTO; only OpenSSL's words tell which one.
+  const eproto = code === 'EPROTO' && /wrong version number|packet length too long|http request/.test(String((err as { message?: unknown } | null)?.message));
+  if (code === undefined || !(NOT_TLS.has(code) || eproto)) return undefined;
+  return `the peer does not speak TLS (${code}): does this https:// URL name a plain HTTP port?`;
+}
+
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
 /**

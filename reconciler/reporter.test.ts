@@ -567,6 +567,22 @@ describe('reporter', () => {
     expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'http_error' })).toBeGreaterThan(0);
   });
 
+  it('says an https:// --server names a plain HTTP port rather than quoting OpenSSL', async () => {
+    const plain = await startLoopback((_req, res) => reply(res, 500, '{}'));
+    cleanups.push(() => plain.close());
+    const { outbox, reporter, lines, registry } = setup(new URL(`https://${plain.url.host}`));
+    outbox.append([t(1)]);
+    reporter.start();
+    await until(() => lines.some((l) => JSON.parse(l).level === 40));
+    const warning = lines.map((l) => JSON.parse(l) as { level: number; code?: string; msg: string }).find((l) => l.level === 40)!;
+    expect(warning.code).toBe('ERR_REPORT_UNREACHABLE');
+    expect(warning.msg).toBe(
+      `report failed, backing off: POST /v2/hosts/${host.instance_id}/transitions: the peer does not speak TLS (ERR_SSL_WRONG_VERSION_NUMBER): does this https:// URL name a plain HTTP port?`,
+    );
+    expect(outbox.depth()).toBe(1);
+    expect(await metric(registry, 'ecs_id_mapper_reconciler_report_attempts_total', { kind: 'transitions', result: 'unreachable' })).toBeGreaterThan(0);
+  });
+
   it('treats 429 and 408 as retryable, not as rejections', async () => {
     const fake = await new FakeServer().start();
     cleanups.push(() => fake.server.close());

@@ -246,6 +246,12 @@ describe('VaultSecrets start failures: one clear error, nothing half-started', (
     }
   });
 
+  it('says an https:// --vault-addr names a plain HTTP port rather than quoting OpenSSL', async () => {
+    standin = await startVaultStandin({ secret: SECRET, staticToken: { token: 'good', ttlSeconds: 60 } });
+    const failure = VaultSecrets.start({ addr: new URL(standin.url.replace('http://', 'https://')), token: 'good', secretPath: 'secret/ecs-id-mapper', refreshIntervalMs: 60_000 });
+    await expect(failure).rejects.toThrow(/unreachable: the peer does not speak TLS \(EPROTO\): does this https:\/\/ URL name a plain HTTP port\?$/);
+  });
+
   it('fails clearly on a rejected token, a bad AppRole and a missing secret path', async () => {
     standin = await startVaultStandin({ secret: SECRET, approle: APPROLE, staticToken: { token: 'good', ttlSeconds: 60 } });
     await expect(VaultSecrets.start(vaultConfig({ token: 'bad' }))).rejects.toThrow(/token renew-self failed: HTTP 403 permission denied$/);

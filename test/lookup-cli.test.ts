@@ -236,6 +236,21 @@ describe('lookup: usage and connection errors (exit 2, one line on stderr)', () 
     }
   });
 
+  it('says an https:// --server names a plain HTTP port', async () => {
+    const { server, url } = await listen((_req, res) => res.writeHead(404).end());
+    const https = url.replace('http://', 'https://');
+    try {
+      const run = await lookup(['abcdefabcdef', '--server', https]);
+      expect(run).toMatchObject({
+        code: 2,
+        stdout: '',
+        stderr: `ecs-id-mapper lookup: cannot reach ${https}: the peer does not speak TLS (ERR_SSL_WRONG_VERSION_NUMBER): does this https:// URL name a plain HTTP port?\n`,
+      });
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
   it('names a missing intermediate certificate when the private CA is trusted, and the full chain works', async () => {
     const notFound = (_req: unknown, res: import('node:http').ServerResponse) =>
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not_found', message: 'no container or task matches' }));

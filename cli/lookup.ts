@@ -118,6 +118,11 @@ async function fetchAnswer(url: URL, config: LookupConfig, dispatcher: Dispatche
   try {
     body = JSON.parse(text);
   } catch (err) {
+    // The server answers every error in JSON; a gateway status with a page is the proxy's or
+    // balancer's own: the server is behind it, down or unreachable, not some other kind of server.
+    if (status === 502 || status === 503 || status === 504) {
+      throw new LookupRequestError('ERR_LOOKUP_BAD_ANSWER', `${origin} answered ${status} with a page of its own, not the server's JSON: a proxy or load balancer in front of the server cannot reach it (is the server running?)`, { cause: err });
+    }
     throw new LookupRequestError('ERR_LOOKUP_BAD_ANSWER', `${origin} answered ${status} with a body that is not JSON (is it an ecs-id-mapper server?)`, { cause: err });
   }
   return { status, body };

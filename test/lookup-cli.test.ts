@@ -272,6 +272,22 @@ describe('lookup: usage and connection errors (exit 2, one line on stderr)', () 
     }
   });
 
+  it('says a 5xx page that is not the server\'s comes from a proxy in front of it, not from some other server', async () => {
+    const { server, url } = await listen((_req, res) => {
+      res.writeHead(502, { 'content-type': 'text/html' }).end('<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body><center><h1>502 Bad Gateway</h1></center></body>\r\n</html>\r\n');
+    });
+    try {
+      const run = await lookup(['abcdefabcdef', '--server', url]);
+      expect(run).toMatchObject({
+        code: 2,
+        stdout: '',
+        stderr: `ecs-id-mapper lookup: ${url} answered 502 with a page of its own, not the server's JSON: a proxy or load balancer in front of the server cannot reach it (is the server running?)\n`,
+      });
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
   it('names where a redirect points rather than calling its page an unexpected body', async () => {
     const { server, url } = await listen((req, res) => {
       res.writeHead(301, { location: `https://mapper.example.com${req.url}`, 'content-type': 'text/html' }).end('<html><body><h1>301 Moved Permanently</h1></body></html>');

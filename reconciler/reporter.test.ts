@@ -301,6 +301,43 @@ describe('reporter', () => {
     expect(fake.batches.map((b) => b.transitions.length)).toEqual([2, 1, 8, 1]);
   });
 
+  describe('behind a proxy whose body limit is below the server\'s (its own 413 page)', () => {
+    const proxy413 = async () => {
+      const proxy = await startLoopback((req, res) => {
+        req.resume();
+        reply(res, 413, '<html><head><title>413 Request Entity Too Large</title></head><body>nginx</body></html>', 'text/html');
+      });
+      cleanups.push(() => proxy.close());
+      return proxy;
+    };
+
+    it('names the proxy\'s limit, not the server\'s --body-limit, for a snapshot', async () => {
+      const proxy = await proxy413();
+      const { reporter, lines, setContainers } = setup(proxy.url, { token: undefined });
+      setContainers([{ ...t(1).container, state: 'running' }]);
+      reporter.start();
+      await until(() => lines.some((l) => JSON.parse(l).status === 413));
+      const refused = lines.map((l) => JSON.parse(l) as { level: number; kind?: string; status?: number; msg: string }).find((l) => l.status === 413)!;
+      expect(refused).toMatchObject({ level: 50, kind: 'snapshot' });
+      expect(refused.msg).toBe(
+        "a proxy in front of the server refused this host's snapshot of 1 containers as too large (its answer is not the server's); transitions are still reported, the snapshot is tried again at the next full sync (raise the proxy's request body limit, e.g. nginx's client_max_body_size)",
+      );
+    });
+
+    it('names the proxy\'s limit, not the server\'s --body-limit, while halving a batch of transitions', async () => {
+      const proxy = await proxy413();
+      const { outbox, reporter, lines } = setup(proxy.url, { token: undefined, batchSize: 2 });
+      outbox.append([t(1), t(2)]);
+      reporter.start();
+      await until(() => lines.some((l) => JSON.parse(l).level === 40 && JSON.parse(l).status === 413));
+      const halved = lines.map((l) => JSON.parse(l) as { level: number; status?: number; msg: string }).find((l) => l.level === 40 && l.status === 413)!;
+      expect(halved.msg).toBe(
+        "a proxy in front of the server refused 2 transitions as too large (its answer is not the server's); sending at most 1 per request from now on (raise the proxy's request body limit, e.g. nginx's client_max_body_size)",
+      );
+      expect(outbox.depth()).toBe(2);
+    });
+  });
+
   describe('against the real server with a small --body-limit', () => {
     /** The API server listening on loopback, refusing bodies over `bodyLimitBytes` with 413. */
     async function server(bodyLimitBytes: number) {

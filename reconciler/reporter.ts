@@ -164,6 +164,17 @@ export interface Reporter {
   stop(): void;
 }
 
+/**
+ * Who refused a request: the server answers every error with an `{error, message}` body; anything
+ * else came from a proxy or load balancer in front of it (nginx's 413 page for a body over its
+ * client_max_body_size, 1 MiB by default), whose limit the server's --body-limit cannot raise.
+ */
+function refusedBy(err: unknown): 'server' | 'proxy' {
+  return err instanceof ReportError && err.serverError === undefined ? 'proxy' : 'server';
+}
+
+const RAISE_PROXY_LIMIT = "raise the proxy's request body limit, e.g. nginx's client_max_body_size";
+
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
 function transportFailure(err: unknown, what: string): ReportError {
@@ -295,7 +306,9 @@ export function createReporter(options: ReporterOptions): Reporter {
         batchSize = Math.floor(transitions.length / 2);
         log.warn(
           { status: 413, size: transitions.length, batch_size: batchSize },
-          `the server refused ${transitions.length} transitions as too large; sending at most ${batchSize} per request from now on (the server's --body-limit is below this daemon's --batch-size)`,
+          refusedBy(err) === 'server'
+            ? `the server refused ${transitions.length} transitions as too large; sending at most ${batchSize} per request from now on (the server's --body-limit is below this daemon's --batch-size)`
+            : `a proxy in front of the server refused ${transitions.length} transitions as too large (its answer is not the server's); sending at most ${batchSize} per request from now on (${RAISE_PROXY_LIMIT})`,
         );
       }
     }
@@ -367,7 +380,9 @@ export function createReporter(options: ReporterOptions): Reporter {
       lastSnapshotAt = clock();
       log.error(
         { status: 413, kind: 'snapshot', size, bytes: taken.body.bytes },
-        `the server refused this host's snapshot of ${size} containers as too large; transitions are still reported, the snapshot is tried again at the next full sync (raise the server's --body-limit)`,
+        refusedBy(err) === 'server'
+          ? `the server refused this host's snapshot of ${size} containers as too large; transitions are still reported, the snapshot is tried again at the next full sync (raise the server's --body-limit)`
+          : `a proxy in front of the server refused this host's snapshot of ${size} containers as too large (its answer is not the server's); transitions are still reported, the snapshot is tried again at the next full sync (${RAISE_PROXY_LIMIT})`,
       );
     }
     return { remaining: options.outbox.depth() };

@@ -52,7 +52,7 @@ export function notTlsHint(err: unknown): string | undefined {
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
 /**
- * Why the NODE_EXTRA_CA_CERTS file adds no CA, or undefined when it holds at least one certificate.
+ * Why the NODE_EXTRA_CA_CERTS file adds no CA, or undefined when it holds a root certificate.
  * Node warns by itself only when it cannot open the file; an empty file, or one holding no PEM
  * certificate (a key, DER, a wrong path to some other file), it ignores without a word, and every
  * TLS connection to the private CA's server or Vault then failed with the advice to set the
@@ -65,14 +65,18 @@ export function extraCaCertsProblem(path: string): string | undefined {
   } catch (err) {
     return `NODE_EXTRA_CA_CERTS=${path} cannot be read (${(err as { code?: string }).code ?? (err as Error).message}); Node ignores it, so a server or Vault behind a private CA will not be trusted`;
   }
-  const certificates = (text.match(PEM_CERTIFICATE) ?? []).filter((pem) => {
+  const certificates = (text.match(PEM_CERTIFICATE) ?? []).flatMap((pem) => {
     try {
-      new X509Certificate(pem);
-      return true;
+      return [new X509Certificate(pem)];
     } catch {
-      return false;
+      return [];
     }
   });
+  // OpenSSL builds a chain up to a certificate that issued itself; one another CA issued (the
+  // server's own certificate, an intermediate alone) anchors nothing, and the server stays untrusted.
+  if (certificates.length > 0 && !certificates.some((c) => c.checkIssued(c))) {
+    return `NODE_EXTRA_CA_CERTS=${path} holds no root certificate, only certificates another CA issued (a server's own certificate, or an intermediate without its root); Node verifies a chain up to a certificate that issued itself: give it the private CA's root certificate`;
+  }
   if (certificates.length > 0) return undefined;
   const what = text.trim() === '' ? 'is empty' : 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)';
   return `NODE_EXTRA_CA_CERTS=${path} ${what}; Node ignores it, so a server or Vault behind a private CA will not be trusted`;

@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadCommand, loadReconcilerConfig, loadServerConfig, parseDuration } from './index.js';
 import { parseStoreUrl } from './store-url.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SELF_SIGNED_CERT } from '../test/support/tls.js';
+import { INTERMEDIATE_CERT, PRIVATE_CA_CERT, PRIVATE_CA_LEAF_CERT, SELF_SIGNED_CERT } from '../test/support/tls.js';
 
 describe('durations', () => {
   it('accept ms, s, m, h and bare seconds', () => {
@@ -330,6 +330,21 @@ describe('NODE_EXTRA_CA_CERTS', () => {
 
   it('warns nothing when the file holds a certificate', () => {
     expect(warningsWith(fileURLToPath(SELF_SIGNED_CERT))).toEqual([]);
+  });
+
+  it('warns nothing for a private CA\'s root, alone or in a bundle with its intermediate', () => {
+    expect(warningsWith(fileURLToPath(PRIVATE_CA_CERT))).toEqual([]);
+    const bundle = inDir('bundle.pem', readFileSync(INTERMEDIATE_CERT, 'utf8') + readFileSync(PRIVATE_CA_CERT, 'utf8'));
+    expect(warningsWith(bundle)).toEqual([]);
+  });
+
+  it('warns at start when the file holds no root, only certificates another CA issued (a server\'s own, an intermediate)', () => {
+    for (const cert of [PRIVATE_CA_LEAF_CERT, INTERMEDIATE_CERT]) {
+      const path = fileURLToPath(cert);
+      expect(warningsWith(path)).toEqual([
+        `NODE_EXTRA_CA_CERTS=${path} holds no root certificate, only certificates another CA issued (a server's own certificate, or an intermediate without its root); Node verifies a chain up to a certificate that issued itself: give it the private CA's root certificate`,
+      ]);
+    }
   });
 
   it('warns at start when the file is missing: Node ignores it and no private CA is trusted', () => {

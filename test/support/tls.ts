@@ -10,8 +10,10 @@ const SELF_SIGNED_KEY = new URL('./tls/self-signed.key.pem', import.meta.url);
 
 /** The root of a private CA (test/support/tls/README.md): what NODE_EXTRA_CA_CERTS names. */
 export const PRIVATE_CA_CERT = new URL('./tls/private-ca.cert.pem', import.meta.url);
-const INTERMEDIATE_CERT = new URL('./tls/intermediate.cert.pem', import.meta.url);
-const PRIVATE_CA_LEAF_CERT = new URL('./tls/private-ca-leaf.cert.pem', import.meta.url);
+/** The private CA's intermediate, which issued the server's certificate. */
+export const INTERMEDIATE_CERT = new URL('./tls/intermediate.cert.pem', import.meta.url);
+/** The server's certificate, issued by the intermediate. */
+export const PRIVATE_CA_LEAF_CERT = new URL('./tls/private-ca-leaf.cert.pem', import.meta.url);
 const PRIVATE_CA_LEAF_KEY = new URL('./tls/private-ca-leaf.key.pem', import.meta.url);
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;

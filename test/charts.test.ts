@@ -567,6 +567,26 @@ describe('CloudFormation template (charts/ecs)', () => {
     }
   });
 
+  it('mounts a private CA read-only into both tasks and points NODE_EXTRA_CA_CERTS at it, only when PrivateCaHostPath is set', () => {
+    for (const [caPath, expected] of [['/etc/pki/ecs-id-mapper/ca.pem', true], ['', false]] as const) {
+      const resolve = resolver({ ...required, PrivateCaHostPath: caPath });
+      for (const [logicalId, name] of [['ServerTaskDefinition', 'server'], ['ReconcilerTaskDefinition', 'reconciler']] as const) {
+        const task = resolve(resources[logicalId].Properties) as Obj;
+        const c = (task.ContainerDefinitions as Obj[]).find((x) => x.Name === name)!;
+        const volume = ((task.Volumes ?? []) as Obj[]).find((v) => v.Host?.SourcePath === caPath);
+        const mount = ((c.MountPoints ?? []) as Obj[]).find((m) => m.SourceVolume === 'private-ca');
+        const env = ((c.Environment ?? []) as Obj[]).find((e) => e.Name === 'NODE_EXTRA_CA_CERTS');
+        if (!expected) {
+          expect([volume, mount, env], name).toEqual([undefined, undefined, undefined]);
+          continue;
+        }
+        expect(volume, name).toEqual({ Name: 'private-ca', Host: { SourcePath: caPath } });
+        expect(mount, name).toEqual({ SourceVolume: 'private-ca', ContainerPath: '/etc/ecs-id-mapper/private-ca.pem', ReadOnly: true });
+        expect(env, name).toEqual({ Name: 'NODE_EXTRA_CA_CERTS', Value: '/etc/ecs-id-mapper/private-ca.pem' });
+      }
+    }
+  });
+
   it('refuses a certificate without the domain name it covers (a rule), and names the server by it in ServerUrl', () => {
     const rule = (template.Rules as Obj).CertificateNeedsDomainName;
     const cert = { ...required, CertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc' };

@@ -256,7 +256,7 @@ describe('reporter', () => {
     ]);
   });
 
-  it('keeps a rejected batch (401), logs it, and waits the long backoff before retrying', async () => {
+  it('keeps a rejected batch (401), logs it, waits the long backoff before retrying, and says when the server takes reports again', async () => {
     const fake = await new FakeServer().start();
     cleanups.push(() => fake.server.close());
     const { outbox, reporter, lines, registry } = setup(fake.server.url, { rejectedBackoffMs: 200 });
@@ -273,6 +273,9 @@ describe('reporter', () => {
     fake.failWith = null;
     await until(() => outbox.depth() === 0);
     expect(fake.seqs()).toEqual([1]);
+    // The refusal ended (the token fixed): said once, as a transient failure's end is.
+    const again = lines.map((l) => JSON.parse(l) as { level: number; msg: string; occurrences?: number }).filter((l) => l.msg.includes('takes this host'));
+    expect(again.map((l) => [l.level, l.msg, l.occurrences])).toEqual([[30, "the server takes this host's reports again", 1]]);
   });
 
   it('narrows a batch refused with 400 down to the one line refused, delivers the lines before it, and sends whole batches once the line is taken', async () => {

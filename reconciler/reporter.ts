@@ -200,6 +200,12 @@ export function createReporter(options: ReporterOptions): Reporter {
   let narrowing: { size: number; upTo: number } | undefined;
   /** Reports failing and retried with backoff (the server unreachable, 5xx, timeouts). */
   const failing = new RecurringCondition();
+  /**
+   * Reports the server (or a proxy) refused, retried after the long backoff: each refusal is logged
+   * at error level, and the first success after them says they ended (a token fixed, a proxy that
+   * stripped Authorization repaired), as `failing` does for transient failures.
+   */
+  const refused = new RecurringCondition();
 
   const headers = (): Record<string, string> => {
     const h: Record<string, string> = { 'content-type': 'application/json' };
@@ -255,6 +261,8 @@ export function createReporter(options: ReporterOptions): Reporter {
     if (result === 'success') {
       const held = failing.ended(clock());
       if (held) log.info(held, 'reports are delivered again');
+      const wasRefused = refused.ended(clock());
+      if (wasRefused) log.info(wasRefused, "the server takes this host's reports again");
     }
   }
 
@@ -412,6 +420,7 @@ export function createReporter(options: ReporterOptions): Reporter {
   function fail(kind: 'transitions' | 'snapshot', err: unknown, size: number, line?: { seq: number; container_id: string; to: string }): never {
     const e = err instanceof ReportError ? err : transportFailure(err, kind);
     count(kind, RESULT_OF[e.code]);
+    if (e.terminal) refused.occurred(clock());
     if (e.terminal && line) {
       log.error(
         { code: e.code, status: e.status, kind, size, ...line },

@@ -586,7 +586,9 @@ describe('reporter', () => {
     expect(outbox.depth()).toBe(4);
     const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(logged.filter((l) => l.status === 400).map((l) => [l.level, l.size, l.seq])).toEqual([[50, 4, undefined]]);
-    expect(logged.find((l) => l.level === 50)!.msg).toContain('400 The plain HTTP request was sent to HTTPS port');
+    // Named by its title, not quoted as markup.
+    expect(logged.find((l) => l.level === 50)!.msg).toContain('HTTP 400: a page titled "400 The plain HTTP request was sent to HTTPS port", not the server\'s JSON: from a proxy or load balancer in front of it');
+    expect(logged.find((l) => l.level === 50)!.msg).not.toContain('<');
   });
 
   it('names where a redirect points (an HTTP listener redirecting to HTTPS) and keeps the batch queued', async () => {

@@ -173,6 +173,16 @@ function refusedBy(err: unknown): 'server' | 'proxy' {
   return err instanceof ReportError && err.serverError === undefined ? 'proxy' : 'server';
 }
 
+/**
+ * An answer that is not the server's `{error, message}`, for the log: a proxy's or load balancer's
+ * HTML page by its title (its markup, line breaks and all, filled the log line), other text as it is.
+ */
+function notServerAnswer(text: string): string {
+  if (!/^\s*</.test(text)) return text.replace(/\s+/g, ' ').trim().slice(0, 200);
+  const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1].replace(/\s+/g, ' ').trim().slice(0, 100);
+  return `a page${title ? ` titled "${title}"` : ''}, not the server's JSON: from a proxy or load balancer in front of it`;
+}
+
 const RAISE_PROXY_LIMIT = "raise the proxy's request body limit, e.g. nginx's client_max_body_size";
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
@@ -251,9 +261,9 @@ export function createReporter(options: ReporterOptions): Reporter {
       throw new ReportError('ERR_REPORT_HTTP_STATUS', `${what}: HTTP ${status}, a redirect to ${location}: set --server to the address it redirects to (reports never follow a redirect)`, false, status);
     }
     const terminal = status >= 400 && status < 500 && status !== 408 && status !== 429;
-    throw new ReportError(terminal ? 'ERR_REPORT_REJECTED' : 'ERR_REPORT_HTTP_STATUS', `${what}: HTTP ${status}: ${text.slice(0, 500)}`, terminal, status, {
-      serverError: serverErrorOf(text),
-    });
+    const serverError = serverErrorOf(text);
+    const said = serverError === undefined ? notServerAnswer(text) : text.slice(0, 500);
+    throw new ReportError(terminal ? 'ERR_REPORT_REJECTED' : 'ERR_REPORT_HTTP_STATUS', `${what}: HTTP ${status}: ${said}`, terminal, status, { serverError });
   }
 
   function count(kind: 'transitions' | 'snapshot', result: ReportResult): void {

@@ -12,7 +12,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { LookupConfig } from '../config/index.js';
 import type { ContainerRecord } from '../storage/store.js';
-import { notTlsHint, untrustedCertificateHint } from './tls-trust.js';
+import { tlsFailureHint } from './tls-trust.js';
 import { INSTANCE_ID, LIFECYCLE_STATES, type LifecycleState } from '../wire/ids.js';
 
 export interface ContainerLink {
@@ -146,7 +146,7 @@ function requestError(err: unknown, origin: string, timeoutMs: number): LookupRe
   if (e.name === 'TimeoutError' || (code !== undefined && TIMEOUT_ERRORS.has(code))) {
     return new LookupRequestError('ERR_LOOKUP_TIMEOUT', `no answer from ${origin} within ${formatMs(timeoutMs)}`, { cause: err });
   }
-  const hint = untrustedCertificateHint(err) ?? notTlsHint(err);
+  const hint = tlsFailureHint(err);
   if (hint) return new LookupRequestError('ERR_LOOKUP_UNREACHABLE', `cannot reach ${origin}: ${hint}`, { cause: err });
   const reason = code !== undefined ? (CONNECT_ERRORS[code] ?? code) : e.message;
   return new LookupRequestError('ERR_LOOKUP_UNREACHABLE', `cannot reach ${origin} (${reason})`, { cause: err });

@@ -1,6 +1,6 @@
-// What to tell an operator when a TLS connection failed because the peer's certificate is not
-// trusted: Node trusts its bundled public CAs only, so a server or Vault behind a private CA needs
-// that CA added when the process starts (NODE_EXTRA_CA_CERTS, read by Node itself; no flag of ours).
+// What to tell an operator when a TLS connection failed: the peer's certificate is not trusted (Node
+// trusts its bundled public CAs only, so a server or Vault behind a private CA needs that CA added when
+// the process starts: NODE_EXTRA_CA_CERTS, read by Node itself, no flag of ours), or it does not speak TLS.
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -22,7 +22,7 @@ function codeOf(err: unknown): string | undefined {
 }
 
 /** A hint for an untrusted certificate, or undefined for any other failure. */
-export function untrustedCertificateHint(err: unknown): string | undefined {
+function untrustedCertificateHint(err: unknown): string | undefined {
   const code = codeOf(err);
   if (code === undefined || !UNTRUSTED.has(code)) return undefined;
   const hint = `the peer's TLS certificate is not trusted (${code}); if it comes from a private CA, start with NODE_EXTRA_CA_CERTS=/path/to/ca.pem`;
@@ -41,12 +41,20 @@ export function untrustedCertificateHint(err: unknown): string | undefined {
 const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
 
 /** A hint for a peer that does not speak TLS, or undefined for any other failure. */
-export function notTlsHint(err: unknown): string | undefined {
+function notTlsHint(err: unknown): string | undefined {
   const code = codeOf(err);
   // node:https (Vault's client) reports it as a bare EPROTO; only OpenSSL's words tell which one.
   const eproto = code === 'EPROTO' && /wrong version number|packet length too long|http request/.test(String((err as { message?: unknown } | null)?.message));
   if (code === undefined || !(NOT_TLS.has(code) || eproto)) return undefined;
   return `the peer does not speak TLS (${code}): does this https:// URL name a plain HTTP port?`;
+}
+
+/**
+ * What to tell an operator about a failed TLS connection: a certificate not trusted, or a peer that
+ * does not speak TLS at all; undefined for any other failure (the caller's own words then).
+ */
+export function tlsFailureHint(err: unknown): string | undefined {
+  return untrustedCertificateHint(err) ?? notTlsHint(err);
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;

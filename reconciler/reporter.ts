@@ -33,7 +33,7 @@ import type { HostIdentity, SnapshotContainer, Transition, TransitionBatch, Tran
 import { reporterMachine, backoffDelay, type SendOutput } from './machines/reporter.machine.js';
 import type { Outbox } from './outbox.js';
 import type { ReconcilerMetrics, ReportResult } from './metrics.js';
-import { notTlsHint, untrustedCertificateHint } from '../cli/tls-trust.js';
+import { tlsFailureHint } from '../cli/tls-trust.js';
 import { RecurringCondition } from './recurring-condition.js';
 import { monotonicMs } from './clock.js';
 import { fitToWire } from './fit-to-wire.js';
@@ -190,7 +190,7 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
 function transportFailure(err: unknown, what: string): ReportError {
   const e = err as { code?: string; name?: string; message?: string };
   const timeout = TIMEOUT_CODES.has(e?.code ?? '') || e?.name === 'TimeoutError' || e?.name === 'AbortError';
-  const hint = untrustedCertificateHint(err) ?? notTlsHint(err);
+  const hint = tlsFailureHint(err);
   return new ReportError(timeout ? 'ERR_REPORT_TIMEOUT' : 'ERR_REPORT_UNREACHABLE', `${what}: ${hint ?? e?.message ?? String(err)}`, false, undefined, { cause: err });
 }
 

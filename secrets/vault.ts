@@ -14,7 +14,7 @@ import NodeVault from 'node-vault';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { reportTokenProblem, type VaultConfig } from '../config/index.js';
-import { notTlsHint, untrustedCertificateHint } from '../cli/tls-trust.js';
+import { tlsFailureHint } from '../cli/tls-trust.js';
 import { TIMER_MAX_MS } from '../config/flags.js';
 import { badSecretPath, kvDataPathOf } from './kv-path.js';
 
@@ -118,7 +118,7 @@ function describe(err: unknown): { status: number | null; message: string } {
     const text = typeof first === 'string' ? first.replace(/\s+/g, ' ').trim() : '';
     return { status, message: `HTTP ${status}${text ? ` ${text}` : ''}` };
   }
-  const hint = untrustedCertificateHint(err) ?? notTlsHint(err);
+  const hint = tlsFailureHint(err);
   return { status: null, message: hint ? `unreachable: ${hint}` : `unreachable (${e.code ?? e.message ?? String(err)})` };
 }
 

@@ -648,7 +648,6 @@ export class SimpleDbStore implements Store {
 
   async retireSilentHosts(silentSince: Date, at: Date): Promise<RetiredHosts> {
     const since = silentSince.toISOString();
-    const atIso = at.toISOString();
     return this.run('retireSilentHosts', async () => {
       const retired: RetiredHosts = { containers: 0, forgottenHosts: 0 };
       const items = await this.client.selectAll(buildSelect({ output: '*', domain: this.domains.hosts, limit: MAX_SELECT_LIMIT }), { consistentRead: true });
@@ -673,23 +672,9 @@ export class SimpleDbStore implements Store {
         // were, old last_seen and all, and the host is not silent. SQLite re-checks in its transaction.
         const current = await this.readHost(host.instance_id);
         if (!current || current.record.last_report_at >= since || current.record.reporter !== 'reconciler') continue;
-        const live = await this.selectContainers(
-          [{ attr: 'instance_id', op: '=', value: indexValue(host.instance_id) }, { attr: 'state', op: 'in', values: LIVE_STATES.map(indexValue) }],
-          true,
-        );
-        let goneNow = 0;
-        await mapLimit(live, this.concurrency, async (v) => {
-          const { before, after } = await this.updateContainer(
-            v.record.container_id,
-            // A record a report wrote since the host list was read is left alone.
-            (existing) => (existing && existing.instance_id === host.instance_id && LIVE_STATES.includes(existing.state) && existing.last_seen < since ? goneRecord(existing, existing.seq, atIso) : null),
-            v,
-            (b) => (b ? retirementHistoryRow({ container_id: b.record.container_id, from: b.record.state, to: 'gone', at: atIso, host: host.instance_id, seq: null, reason: 'host.silent' }, b.ver) : null),
-            at,
-          );
-          if (before && after) goneNow++;
-        });
-        retired.containers += goneNow;
+        // A record a report wrote since the host list was read is left alone.
+        const { live, gone } = await this.markHostGone(host.instance_id, at, 'host.silent', (existing) => existing.last_seen < since);
+        retired.containers += gone.length;
         this.retiredAtReport.set(host.instance_id, host.last_report_at);
         this.forgetCheckedAt.set(host.instance_id, nowMs);
         // Records it just marked gone wait for the retention; a host found without live records may have none left.
@@ -700,7 +685,6 @@ export class SimpleDbStore implements Store {
   }
 
   async forgetHost(instanceId: string, at: Date): Promise<ForgetHostResult> {
-    const atIso = at.toISOString();
     return this.run('forgetHost', async () => {
       let host = await this.readHost(instanceId);
       // A container marked gone again, after a map brought it back meanwhile, counts once.
@@ -708,21 +692,7 @@ export class SimpleDbStore implements Store {
       for (;;) {
         if (host === undefined) return { outcome: 'unknown' };
         if (host.record.last_seq > 0) return { outcome: 'sequenced', last_seq: host.record.last_seq };
-        const live = await this.selectContainers(
-          [{ attr: 'instance_id', op: '=', value: indexValue(instanceId) }, { attr: 'state', op: 'in', values: LIVE_STATES.map(indexValue) }],
-          true,
-        );
-        await mapLimit(live, this.concurrency, async (v) => {
-          const { before, after } = await this.updateContainer(
-            v.record.container_id,
-            (existing) => (existing && existing.instance_id === instanceId && LIVE_STATES.includes(existing.state) ? goneRecord(existing, existing.seq, atIso) : null),
-            v,
-            // Named by the version it retires, as a silent host's: a retried request leaves one row.
-            (b) => (b ? retirementHistoryRow({ container_id: b.record.container_id, from: b.record.state, to: 'gone', at: atIso, host: instanceId, seq: null, reason: 'host.forgotten' }, b.ver) : null),
-            at,
-          );
-          if (before && after) goneIds.add(v.record.container_id);
-        });
+        for (const id of (await this.markHostGone(instanceId, at, 'host.forgotten')).gone) goneIds.add(id);
         try {
           // Conditional: a reconciler's first report meanwhile (a seq) keeps the host, as above.
           await this.client.deleteAttributes(this.domains.hosts, instanceId, [], { name: 'ver', value: host.ver });
@@ -735,6 +705,37 @@ export class SimpleDbStore implements Store {
         }
       }
     });
+  }
+
+  /**
+   * The server's own path to gone: marks the host's live records gone at `at` (conditional writes;
+   * `still(existing)` may leave a record out), each with a history row named by the version it
+   * retires, so a retried or racing pass leaves one row. Returns the live records it found and the
+   * ids it marked.
+   */
+  private async markHostGone(
+    instanceId: string,
+    at: Date,
+    reason: 'host.silent' | 'host.forgotten',
+    still: (existing: ContainerRecord) => boolean = () => true,
+  ): Promise<{ live: Versioned<ContainerRecord>[]; gone: string[] }> {
+    const atIso = at.toISOString();
+    const live = await this.selectContainers(
+      [{ attr: 'instance_id', op: '=', value: indexValue(instanceId) }, { attr: 'state', op: 'in', values: LIVE_STATES.map(indexValue) }],
+      true,
+    );
+    const gone: string[] = [];
+    await mapLimit(live, this.concurrency, async (v) => {
+      const { before, after } = await this.updateContainer(
+        v.record.container_id,
+        (existing) => (existing && existing.instance_id === instanceId && LIVE_STATES.includes(existing.state) && still(existing) ? goneRecord(existing, existing.seq, atIso) : null),
+        v,
+        (b) => (b ? retirementHistoryRow({ container_id: b.record.container_id, from: b.record.state, to: 'gone', at: atIso, host: instanceId, seq: null, reason }, b.ver) : null),
+        at,
+      );
+      if (before && after) gone.push(v.record.container_id);
+    });
+    return { live, gone };
   }
 
   /** Deletes a silent host's item once the retention has purged all its records; says whether it did. */

@@ -53,6 +53,12 @@ export const ContainerRecordSchema = Type.Object({
   sampled_at: NStr,
 });
 
+/**
+ * The longest id a path parameter takes (a URL-encoded task ARN is the longest real one): the
+ * router's maxParamLength, and the limit /v2/lookup names when an id is longer.
+ */
+export const MAX_PATH_ID_LENGTH = 2048;
+
 export const LinkSchema = Type.Object({ name: Type.String(), url: Type.String() });
 
 export const ContainerViewSchema = Type.Intersect([ContainerRecordSchema, Type.Object({ links: Type.Array(LinkSchema) })]);

@@ -15,6 +15,7 @@ import { currentToken, type ReportTokenSource } from './auth.js';
 import type { ApiContext, ExtraHealthCheck } from './context.js';
 import { clientErrorHandler, createHttpServer } from './client-errors.js';
 import { errorBody, errorHandler, rateLimited } from './errors.js';
+import { MAX_PATH_ID_LENGTH } from './schemas.js';
 import { LogThrottle, throttledWarnings } from './log-throttle.js';
 import { useWellFormedJsonParser } from './json-body.js';
 import { validatorCompiler } from './validator.js';
@@ -131,7 +132,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     connectionTimeout: deps.connectionTimeoutMs ?? 30_000,
     keepAliveTimeout: deps.keepAliveTimeoutMs ?? 5_000,
     // Task ARNs (URL-encoded in /v2/lookup/:id) are longer than find-my-way's default of 100.
-    routerOptions: { maxParamLength: 2048 },
+    routerOptions: { maxParamLength: MAX_PATH_ID_LENGTH },
     // Fastify logs two info lines per request; at fleet scale that drowns the log. Requests are
     // logged at debug instead, rejected reports at info (onResponse below).
     logController: new LogController({ disableRequestLogging: true }),

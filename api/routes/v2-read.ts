@@ -10,7 +10,7 @@ import { ambiguous, badRequest, notFound } from '../errors.js';
 import { lookupId } from '../lookup.js';
 import { LOOKUP_KINDS } from '../metrics.js';
 import { fleetFreshness } from '../fleet-metrics.js';
-import { StringEnum, ContainerViewSchema, HostViewSchema, TransitionRecordSchema, errorResponses } from '../schemas.js';
+import { StringEnum, ContainerViewSchema, HostViewSchema, TransitionRecordSchema, errorResponses, MAX_PATH_ID_LENGTH } from '../schemas.js';
 
 // v2 queries name their keys exactly: an unknown key (a typo such as `?clustr=prod`) answers 400
 // instead of being ignored, which would answer everything as if unfiltered. The original routes
@@ -41,7 +41,7 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
     schema: {
       summary: 'Look up any id: container id or unique prefix, task id, task ARN (URL-encoded) or docker name',
       tags: ['v2'],
-      params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 2048 }) }),
+      params: Type.Object({ id: Type.String({ minLength: 1, maxLength: MAX_PATH_ID_LENGTH }) }),
       querystring: NoQuery,
       response: { 200: LookupAnswerSchema, ...errorResponses(400, 404, 409, 503) },
     },
@@ -56,9 +56,9 @@ export const v2ReadRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
       response: { 200: LookupAnswerSchema, ...errorResponses(400, 404, 409, 503) },
     },
   }, async (req) => {
-    // An id over the router's parameter limit (2048) lands here too: named as the id, not as `*`.
+    // An id over the router's parameter limit lands here too: named as the id, not as `*`.
     const id = req.params['*'] ?? '';
-    if (id.length > 2048) throw badRequest('params/id must not have more than 2048 characters');
+    if (id.length > MAX_PATH_ID_LENGTH) throw badRequest(`params/id must not have more than ${MAX_PATH_ID_LENGTH} characters`);
     return lookupAny(id);
   });
 

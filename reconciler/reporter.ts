@@ -304,7 +304,7 @@ export function createReporter(options: ReporterOptions): Reporter {
       } catch (err) {
         // Only the server's own 400 (an `{error, message}` answer) is about a line; a proxy's page
         // (plain HTTP sent to its HTTPS port, a header it refuses) is about every request alike.
-        if (err instanceof ReportError && err.status === 400 && err.serverError !== undefined) {
+        if (err instanceof ReportError && err.status === 400 && refusedBy(err) === 'server') {
           const first = transitions[0];
           const last = transitions[transitions.length - 1].seq;
           if (transitions.length === 1) {

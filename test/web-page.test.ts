@@ -423,6 +423,43 @@ describe.skipIf(!haveChromium && !inCi)('lookup page in chromium', () => {
     }
   });
 
+  it("offers no cAdvisor link for a container that no longer runs, keeps the other links, and calls a gone one's ECS status its last", async () => {
+    const other = await startLookupServer({ now: NOW, links: ['grafana=http://grafana.example/d/c?var-id={container_id}'] });
+    try {
+      const host = hostIdentity({ instance_id: instanceId('links-by-state') });
+      const live = observation({ container_id: containerId('links-live'), task_arn: null, task_family: null, task_version: null });
+      const went = observation({ container_id: containerId('links-gone'), task_arn: null, task_family: null, task_version: null, known_status: 'RUNNING', desired_status: 'RUNNING' });
+      const at = NOW.toISOString();
+      const batch: TransitionBatch = {
+        host,
+        transitions: [
+          { seq: 1, container_id: live.container_id, from: null, to: 'running', at, reason: 'agent.observed', container: live },
+          { seq: 2, container_id: went.container_id, from: null, to: 'running', at, reason: 'agent.observed', container: went },
+          { seq: 3, container_id: went.container_id, from: 'running', to: 'gone', at, reason: 'container.vanished', container: went },
+        ],
+      };
+      const res = await fetch(`${other.url}/v2/hosts/${host.instance_id}/transitions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) });
+      expect(res.status).toBe(200);
+      await context.route(`${other.url}/**`, (route) => route.continue());
+      const linkNames = (id: string) => containerCard(id).locator('ul.links a').evaluateAll((els) => els.map((e) => e.getAttribute('data-link')));
+      const factNames = (id: string) => containerCard(id).locator('.facts dt').allTextContents();
+
+      await page.goto(`${other.url}/?q=${live.container_id}`);
+      await settled('found');
+      expect(await linkNames(live.container_id)).toEqual(['cadvisor', 'grafana']);
+      expect(await factNames(live.container_id)).toContain('ECS status');
+
+      await search(went.container_id);
+      expect(await containerCard(went.container_id).locator('h3 .badge').textContent()).toBe('gone');
+      expect(await linkNames(went.container_id)).toEqual(['grafana']);
+      const facts = await factNames(went.container_id);
+      expect(facts).toContain('Last ECS status');
+      expect(facts).not.toContain('ECS status');
+    } finally {
+      await other.close();
+    }
+  });
+
   it('shows a host silent past --host-gone-after as retired, not stale', async () => {
     api.setNow(new Date(NOW.getTime() + 40 * 60_000)); // the stale host silent 130 minutes, the other 40
     try {

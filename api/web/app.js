@@ -323,8 +323,14 @@ function taskView(task, containers, historyById) {
   );
 }
 
+/** States in which the container runs on its instance, or is about to: cAdvisor has pages for it. */
+const LIVE_STATES = new Set(['pending', 'running', 'stopping']);
+
 function containerView(c, historyAnswer) {
-  const links = Array.isArray(c.links) ? c.links : [];
+  // cAdvisor shows only containers that run: for a stopped or gone one its link leads to an error
+  // page. Other links (dashboards over time) may still show the container's past, so they stay.
+  const all = Array.isArray(c.links) ? c.links : [];
+  const links = LIVE_STATES.has(c.state) ? all : all.filter((l) => l.name !== 'cadvisor');
   return h(
     'article',
     { class: `container state-${c.state}`, 'data-container-id': c.container_id },
@@ -351,7 +357,8 @@ function containerView(c, historyAnswer) {
             ['Container id', h('code', { class: 'container-id' }, c.container_id)],
             ['Short id', code(c.container_id.slice(0, 12))],
             ['State', stateBadge(c.state)],
-            ['ECS status', c.known_status || c.desired_status ? `${c.known_status || '?'} (desired ${c.desired_status || '?'})` : null],
+            // A gone container's ECS status is the last one reported before it went, not a current one.
+            [c.state === 'gone' ? 'Last ECS status' : 'ECS status', c.known_status || c.desired_status ? `${c.known_status || '?'} (desired ${c.desired_status || '?'})` : null],
             ['Started', formatTime(c.started_at)],
             ['Stopped', formatTime(c.stopped_at)],
             ['Gone', formatTime(c.gone_at)],

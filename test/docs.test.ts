@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { configurationMarkdown, readmeWithTables } from '../tools/gen-config-docs.js';
+import { envProblems, flagCatalogue, flagProblems, linkProblems, npmScriptProblems, pathProblems, sourceFolders, type Doc } from './support/doc-checks.js';
 
 const root = new URL('../', import.meta.url);
+const rootDir = fileURLToPath(root);
 
 describe('generated configuration docs', () => {
   it('docs/configuration.md matches the flags declared in config/ (run npm run docs:config)', () => {
@@ -14,5 +17,81 @@ describe('generated configuration docs', () => {
     expect(readme).toContain('<!-- config:server -->');
     expect(readme).toContain('<!-- config:reconciler -->');
     expect(readme).toBe(readmeWithTables(readme));
+  });
+});
+
+// What an operator reads first: the README keeps these, whatever else changes.
+describe('README', () => {
+  const readme = readFileSync(new URL('README.md', root), 'utf8');
+
+  it('says what the project is, how to run the demo and the tests, and how to run the benchmarks', () => {
+    expect(readme).toMatch(/^# ECS ID Mapper\n\nA live, queryable map between Amazon ECS tasks and the Docker containers/);
+    expect(readme).toContain('npm ci && npm run demo');
+    expect(readme).toContain('npm ci && npm test');
+    expect(readme).toMatch(/^## Benchmarks$/m);
+    expect(readme).toContain('npm run bench ');
+  });
+});
+
+// Hand-written docs name files, headings, flags, env vars and scripts that can be renamed under
+// them. Every Markdown file of the repository's root and docs/ is checked.
+describe('docs match the repository', () => {
+  const docs: Doc[] = [
+    ...readdirSync(rootDir).filter((f) => f.endsWith('.md')),
+    ...readdirSync(new URL('docs/', root)).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`),
+  ].map((path) => ({ path, text: readFileSync(new URL(path, root), 'utf8') }));
+  // DEVELOPERS.md shows dockerd's own command line, whose flags are not ours.
+  const userDocs = docs.filter((d) => d.path !== 'DEVELOPERS.md');
+  const folders = sourceFolders(rootDir);
+  const flags = flagCatalogue();
+  const scripts = new Set(Object.keys(JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).scripts as Record<string, string>));
+
+  it('every relative link names a file that exists, and a heading there when it has an #anchor', () => {
+    expect(docs.flatMap((d) => linkProblems(d, rootDir))).toEqual([]);
+  });
+
+  it('every path under a source folder (storage/sqlite/sizes.ts, charts/ecs/) exists', () => {
+    expect(docs.flatMap((d) => pathProblems(d, rootDir, folders))).toEqual([]);
+  });
+
+  it('every flag shown with a command is one of its flags, and every other flag is ours or Node\'s', () => {
+    expect(userDocs.flatMap((d) => flagProblems(d, flags))).toEqual([]);
+  });
+
+  it('every ECS_ID_MAPPER_* variable named is a setting, and every npm run script exists', () => {
+    expect(docs.flatMap((d) => [...envProblems(d), ...npmScriptProblems(d, scripts)])).toEqual([]);
+  });
+
+  it('the checks find a broken link, anchor, path, flag, env var and script', () => {
+    const broken: Doc = {
+      path: 'docs/broken.md',
+      text: [
+        '# Broken',
+        'See [the API](api.md#no-such-heading), [gone](nowhere.md), [here](#broken) and [there](#nowhere).',
+        'The sizes live in `storage/sqlite/no-such-file.ts`.',
+        'Run `ecs-id-mapper lookup <id> --serve http://x` or `ecs-id-mapper server --retention 1h`.',
+        '```sh',
+        'ecs-id-mapper reconciler \\',
+        '  --server http://x --no-such-flag 1',
+        'docker run --rm --whatever',
+        'npm run bench:fleet -- --soak 30m --backends sqlite',
+        '```',
+        'Set `--purge-intervall` or ECS_ID_MAPPER_RETENTON, then `npm run no-such-script`.',
+      ].join('\n'),
+    };
+    expect(linkProblems(broken, rootDir)).toEqual([
+      'docs/broken.md: link to api.md#no-such-heading: docs/api.md has no heading with the anchor #no-such-heading',
+      'docs/broken.md: link to nowhere.md: no file docs/nowhere.md',
+      'docs/broken.md: link to #nowhere: docs/broken.md has no heading with the anchor #nowhere',
+    ]);
+    expect(pathProblems(broken, rootDir, folders)).toEqual(['docs/broken.md: names storage/sqlite/no-such-file.ts, which does not exist']);
+    expect(flagProblems(broken, flags)).toEqual([
+      'docs/broken.md (code block): --no-such-flag is not a flag of ecs-id-mapper reconciler',
+      'docs/broken.md (code block): --backends is not a flag of npm run bench:fleet',
+      'docs/broken.md: `ecs-id-mapper lookup <id> --serve http://x`: --serve is not a flag of ecs-id-mapper lookup',
+      'docs/broken.md: `--purge-intervall`: --purge-intervall is no flag of any command, benchmark or of Node',
+    ]);
+    expect(envProblems(broken)).toEqual(['docs/broken.md: ECS_ID_MAPPER_RETENTON is not a setting of any command']);
+    expect(npmScriptProblems(broken, scripts)).toEqual(['docs/broken.md: npm run no-such-script: no such script in package.json']);
   });
 });

@@ -1,0 +1,177 @@
+// Checks of hand-written Markdown against the repository: relative links and their anchors, the
+// repository paths a doc names, the flags it shows with a command, the env vars and npm scripts it
+// names. Each check takes a doc's text and returns one line per problem, so test/docs.test.ts can
+// prove on a broken sample that it finds what it is meant to find.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, normalize } from 'node:path';
+import { commands, unknownSettings } from '../../config/index.js';
+import { loadBenchFlags, type BenchProgram } from '../../config/bench.js';
+import type { FlagSpec } from '../../config/flags.js';
+
+/** A doc: its path from the repository root (`docs/api.md`) and its text. */
+export interface Doc {
+  path: string;
+  text: string;
+}
+
+/** Fenced code blocks, as lines, and the text outside them. */
+function splitFences(text: string): { prose: string; codeLines: string[] } {
+  const codeLines: string[] = [];
+  let prose = '';
+  let inFence = false;
+  for (const line of text.split('\n')) {
+    if (/^\s*(```|~~~)/.test(line)) {
+      inFence = !inFence;
+      prose += '\n';
+      continue;
+    }
+    if (inFence) {
+      codeLines.push(line);
+      prose += '\n';
+    } else prose += `${line}\n`;
+  }
+  return { prose, codeLines };
+}
+
+/** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes, repeats numbered. */
+export function headingAnchors(text: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  for (const m of splitFences(text).prose.matchAll(/^#{1,6}\s+(.+?)\s*#*\s*$/gm)) {
+    const base = m[1]
+      .toLowerCase()
+      .replace(/<[^>]+>/g, '')
+      .replace(/[^\p{L}\p{N}\p{M} _-]/gu, '')
+      .replace(/ /g, '-');
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    anchors.add(n === 0 ? base : `${base}-${n}`);
+  }
+  return anchors;
+}
+
+/** Every `[text](target)` whose target is a file of the repository (not a URL) must exist, and its `#anchor` must be a heading there. */
+export function linkProblems(doc: Doc, root: string): string[] {
+  const problems: string[] = [];
+  for (const m of splitFences(doc.text).prose.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
+    const target = m[1];
+    if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue;
+    const [file, anchor] = target.split('#', 2) as [string, string | undefined];
+    const path = file === '' ? doc.path : normalize(join(dirname(doc.path), decodeURIComponent(file)));
+    if (file !== '' && !existsSync(join(root, path))) {
+      problems.push(`${doc.path}: link to ${target}: no file ${path}`);
+      continue;
+    }
+    const headings = () => headingAnchors(file === '' ? doc.text : readFileSync(join(root, path), 'utf8'));
+    if (anchor !== undefined && path.endsWith('.md') && !headings().has(anchor)) {
+      problems.push(`${doc.path}: link to ${target}: ${path} has no heading with the anchor #${anchor}`);
+    }
+  }
+  return [...new Set(problems)];
+}
+
+/** The repository's top-level folders a doc may name paths under (not build output). */
+export function sourceFolders(root: string): string[] {
+  return readdirSync(root).filter((d) => !['node_modules', 'dist', '.git'].includes(d) && statSync(join(root, d)).isDirectory());
+}
+
+/**
+ * Every path a doc names under a top-level folder (`storage/sqlite/sizes.ts`, `charts/ecs/`) must
+ * exist. A `.js` path stands for its `.ts` source (`reconciler/main.js` is what node runs).
+ */
+export function pathProblems(doc: Doc, root: string, folders: string[]): string[] {
+  const escaped = folders.map((f) => f.replace(/[.]/g, '\\.'));
+  const re = new RegExp(`(?<![\\w./-])((?:${escaped.join('|')})/[\\w./-]*)`, 'g');
+  const problems: string[] = [];
+  for (const m of doc.text.matchAll(re)) {
+    const path = m[1].replace(/[.,:;]+$/, '');
+    if (existsSync(join(root, path))) continue;
+    if (path.endsWith('.js') && existsSync(join(root, `${path.slice(0, -3)}.ts`))) continue;
+    problems.push(`${doc.path}: names ${path}, which does not exist`);
+  }
+  return [...new Set(problems)];
+}
+
+const BENCH_PROGRAMS: BenchProgram[] = ['bench', 'bench:api', 'bench:capacity', 'bench:fleet', 'bench:growth', 'bench:reconciler', 'bench:simpledb'];
+
+/** What a flag may be checked against. */
+export interface FlagCatalogue {
+  /** Each command's flags, `help` included. */
+  command: Map<string, Set<string>>;
+  /** Each benchmark program's flags (`npm run bench:fleet -- --soak 30m`), `help` included. */
+  bench: Map<string, Set<string>>;
+  /** Every flag of a command or a benchmark, and Node's and V8's options (the launcher's V8 flags). */
+  any: Set<string>;
+}
+
+export function flagCatalogue(): FlagCatalogue {
+  const command = new Map<string, Set<string>>();
+  for (const c of Object.values(commands)) command.set(c.name, new Set(['help', ...(c.flags as FlagSpec[]).map((f) => f.name)]));
+  const bench = new Map<string, Set<string>>();
+  for (const p of BENCH_PROGRAMS) {
+    const help = loadBenchFlags(p, ['--help']).helpText;
+    bench.set(p, new Set(['help', ...[...help.matchAll(/^ {2}--([a-z0-9-]+)/gm)].map((m) => m[1])]));
+  }
+  const any = new Set<string>([...command.values(), ...bench.values()].flatMap((s) => [...s]));
+  for (const flag of process.allowedNodeEnvironmentFlags) if (flag.startsWith('--')) any.add(flag.slice(2));
+  const v8 = execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8' });
+  for (const m of v8.matchAll(/^\s+--([a-z0-9_-]+)/gm)) any.add(m[1].replace(/_/g, '-'));
+  return { command, bench, any };
+}
+
+/** Programs other than ours whose flags a doc shows on their own command line (`docker run --rm`). */
+const OTHER_PROGRAMS = /^(?:\$\s+)?(?:sudo\s+)?(?:docker|dockerd|aws|vault|curl|git|promtool|prometheus|node|npm\s+(?!run\b)\S+)\b/;
+
+/**
+ * The flags in one piece of a doc (an inline code span, a command line of a code block, or prose).
+ * After `ecs-id-mapper <command>` (or a span that starts with a command's name) every flag must be one
+ * of that command's; after `npm run <benchmark> --`, one of that benchmark's. Elsewhere a flag must
+ * be one of ours or Node's, unless the piece is another program's command line.
+ */
+function flagProblemsIn(piece: string, where: string, flags: FlagCatalogue, prose = false): string[] {
+  const problems: string[] = [];
+  const known = (set: Set<string>, flag: string) => set.has(flag) || (flag.startsWith('no-') && set.has(flag.slice(3)));
+  const flagsIn = (text: string) => [...text.matchAll(/(?<![\w-])--([a-z][a-z0-9-]*)/g)].map((m) => m[1]);
+  const ours = prose ? null : /(?:^|[\s/(])ecs-id-mapper\s+([a-z-]+)\b|^([a-z-]+)(?=\s)/.exec(piece.trim());
+  const commandName = ours ? (ours[1] ?? ours[2]) : undefined;
+  if (commandName !== undefined && flags.command.has(commandName)) {
+    const after = piece.trim().slice(ours!.index + ours![0].length);
+    for (const f of flagsIn(after)) if (!known(flags.command.get(commandName)!, f)) problems.push(`${where}: --${f} is not a flag of ecs-id-mapper ${commandName}`);
+    return problems;
+  }
+  const bench = prose ? null : /npm run (bench(?::[a-z]+)?)\b/.exec(piece);
+  if (bench && flags.bench.has(bench[1])) {
+    for (const f of flagsIn(piece.slice(bench.index + bench[0].length))) if (!known(flags.bench.get(bench[1])!, f)) problems.push(`${where}: --${f} is not a flag of npm run ${bench[1]}`);
+    return problems;
+  }
+  if (!prose && OTHER_PROGRAMS.test(piece.trim())) return problems;
+  for (const f of flagsIn(piece)) if (!known(flags.any, f)) problems.push(`${where}: --${f} is no flag of any command, benchmark or of Node`);
+  return problems;
+}
+
+/** Flags shown in a doc: see flagProblemsIn. */
+export function flagProblems(doc: Doc, flags: FlagCatalogue): string[] {
+  const { prose, codeLines } = splitFences(doc.text);
+  const problems: string[] = [];
+  // Code blocks: one command line at a time, comments dropped and `\`-continued lines joined.
+  const lines = codeLines.map((l) => l.replace(/(^|\s)#.*$/, '').trimEnd()).join('\n').replace(/\\\n/g, ' ').split('\n');
+  for (const line of lines) problems.push(...flagProblemsIn(line, `${doc.path} (code block)`, flags));
+  const spans = [...prose.matchAll(/(`+)([\s\S]+?)\1/g)].map((m) => m[2].replace(/\s+/g, ' '));
+  for (const span of spans) problems.push(...flagProblemsIn(span, `${doc.path}: \`${span}\``, flags));
+  const outside = prose.replace(/(`+)[\s\S]+?\1/g, ' ');
+  problems.push(...flagProblemsIn(outside, doc.path, flags, true));
+  return [...new Set(problems)];
+}
+
+/** Every `ECS_ID_MAPPER_*` variable a doc names is some command's setting. */
+export function envProblems(doc: Doc): string[] {
+  const names = new Set([...doc.text.matchAll(/\bECS_ID_MAPPER_[A-Z0-9_]*[A-Z0-9]\b/g)].map((m) => m[0]));
+  return [...names].flatMap((name) => (unknownSettings({ [name]: 'x' }).length > 0 ? [`${doc.path}: ${name} is not a setting of any command`] : []));
+}
+
+/** Every `npm run <script>` a doc names is a script of package.json. */
+export function npmScriptProblems(doc: Doc, scripts: Set<string>): string[] {
+  const names = new Set([...doc.text.matchAll(/npm run ([a-z][a-z0-9:-]*[a-z0-9])/g)].map((m) => m[1]));
+  return [...names].filter((s) => !scripts.has(s)).map((s) => `${doc.path}: npm run ${s}: no such script in package.json`);
+}

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { configurationMarkdown, readmeWithTables } from '../tools/gen-config-docs.js';
-import { envProblems, flagCatalogue, flagProblems, linkProblems, npmScriptProblems, pathProblems, sourceFolders, type Doc } from './support/doc-checks.js';
+import { envProblems, flagCatalogue, flagProblems, linkProblems, npmScriptProblems, pathProblems, sectionProblems, sourceFolders, type Doc } from './support/doc-checks.js';
 
 const root = new URL('../', import.meta.url);
 const rootDir = fileURLToPath(root);
@@ -50,8 +50,12 @@ describe('docs match the repository', () => {
     expect(docs.flatMap((d) => linkProblems(d, rootDir))).toEqual([]);
   });
 
-  it('every path under a source folder (storage/sqlite/sizes.ts, charts/ecs/) exists', () => {
+  it('every path under a source folder (storage/sqlite/sizes.ts, charts/ecs/) exists, with its #anchor', () => {
     expect(docs.flatMap((d) => pathProblems(d, rootDir, folders))).toEqual([]);
+  });
+
+  it('every section named in prose, (docs/operations.md, Rotate secrets), is a heading there', () => {
+    expect(docs.flatMap((d) => sectionProblems(d, rootDir))).toEqual([]);
   });
 
   it('every flag shown with a command is one of its flags, and every other flag is ours or Node\'s', () => {
@@ -62,13 +66,14 @@ describe('docs match the repository', () => {
     expect(docs.flatMap((d) => [...envProblems(d), ...npmScriptProblems(d, scripts)])).toEqual([]);
   });
 
-  it('the checks find a broken link, anchor, path, flag, env var and script', () => {
+  it('the checks find a broken link, anchor, path, section, flag, env var and script', () => {
     const broken: Doc = {
       path: 'docs/broken.md',
       text: [
         '# Broken',
         'See [the API](api.md#no-such-heading), [gone](nowhere.md), [here](#broken) and [there](#nowhere).',
-        'The sizes live in `storage/sqlite/no-such-file.ts`.',
+        'The sizes live in `storage/sqlite/no-such-file.ts`; see docs/operations.md#no-such-alert',
+        '(docs/operations.md, Rotate secrets) and (operations.md, Rotate passwords).',
         'Run `ecs-id-mapper lookup <id> --serve http://x` or `ecs-id-mapper server --retention 1h`.',
         '```sh',
         'ecs-id-mapper reconciler \\',
@@ -84,7 +89,11 @@ describe('docs match the repository', () => {
       'docs/broken.md: link to nowhere.md: no file docs/nowhere.md',
       'docs/broken.md: link to #nowhere: docs/broken.md has no heading with the anchor #nowhere',
     ]);
-    expect(pathProblems(broken, rootDir, folders)).toEqual(['docs/broken.md: names storage/sqlite/no-such-file.ts, which does not exist']);
+    expect(pathProblems(broken, rootDir, folders)).toEqual([
+      'docs/broken.md: names storage/sqlite/no-such-file.ts, which does not exist',
+      'docs/broken.md: names docs/operations.md#no-such-alert, and docs/operations.md has no heading with that anchor',
+    ]);
+    expect(sectionProblems(broken, rootDir)).toEqual(['docs/broken.md: (operations.md, Rotate passwords): docs/operations.md has no such section']);
     expect(flagProblems(broken, flags)).toEqual([
       'docs/broken.md (code block): --no-such-flag is not a flag of ecs-id-mapper reconciler',
       'docs/broken.md (code block): --backends is not a flag of npm run bench:fleet',

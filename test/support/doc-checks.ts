@@ -82,15 +82,41 @@ export function sourceFolders(root: string): string[] {
  */
 export function pathProblems(doc: Doc, root: string, folders: string[]): string[] {
   const escaped = folders.map((f) => f.replace(/[.]/g, '\\.'));
-  const re = new RegExp(`(?<![\\w./-])((?:${escaped.join('|')})/[\\w./-]*)`, 'g');
+  const re = new RegExp(`(?<![\\w./-])((?:${escaped.join('|')})/[\\w./-]*)(?:#([\\w-]+))?`, 'g');
   const problems: string[] = [];
   for (const m of doc.text.matchAll(re)) {
     const path = m[1].replace(/[.,:;]+$/, '');
+    const anchor = m[2];
+    if (anchor !== undefined && path.endsWith('.md') && existsSync(join(root, path)) && !headingAnchors(readFileSync(join(root, path), 'utf8')).has(anchor)) {
+      problems.push(`${doc.path}: names ${path}#${anchor}, and ${path} has no heading with that anchor`);
+    }
     if (existsSync(join(root, path))) continue;
     if (path.endsWith('.js') && existsSync(join(root, `${path.slice(0, -3)}.ts`))) continue;
     problems.push(`${doc.path}: names ${path}, which does not exist`);
   }
   return [...new Set(problems)];
+}
+
+/**
+ * A section named in prose, `(docs/operations.md, Rotate secrets)` or `(operations.md, host-stale)`,
+ * must be a heading of that doc: its anchor, or the start of its text.
+ */
+export function sectionProblems(doc: Doc, root: string): string[] {
+  const problems: string[] = [];
+  for (const m of splitFences(doc.text).prose.matchAll(/\(((?:docs\/)?[\w-]+\.md), "?([^")]+?)"?\)/g)) {
+    const [, file, section] = m;
+    const path = [normalize(join(dirname(doc.path), file)), file].find((p) => existsSync(join(root, p)));
+    if (path === undefined) {
+      problems.push(`${doc.path}: (${file}, ${section}): no file ${file}`);
+      continue;
+    }
+    const text = readFileSync(join(root, path), 'utf8');
+    const headings = [...splitFences(text).prose.matchAll(/^#{1,6}\s+(.+?)\s*$/gm)].map((h) => h[1].toLowerCase());
+    if (!headingAnchors(text).has(section) && !headings.some((h) => h.startsWith(section.toLowerCase()))) {
+      problems.push(`${doc.path}: (${file}, ${section}): ${path} has no such section`);
+    }
+  }
+  return problems;
 }
 
 const BENCH_PROGRAMS: BenchProgram[] = ['bench', 'bench:api', 'bench:capacity', 'bench:fleet', 'bench:growth', 'bench:reconciler', 'bench:simpledb'];

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { configurationMarkdown, readmeWithTables } from '../tools/gen-config-docs.js';
-import { envProblems, flagCatalogue, flagProblems, linkProblems, npmScriptProblems, pathProblems, sectionProblems, sourceFolders, type Doc } from './support/doc-checks.js';
+import { envProblems, flagCatalogue, flagProblems, linkProblems, metricFamilies, metricProblems, npmScriptProblems, pathProblems, sectionProblems, sourceFolders, type Doc } from './support/doc-checks.js';
 
 const root = new URL('../', import.meta.url);
 const rootDir = fileURLToPath(root);
@@ -44,6 +44,7 @@ describe('docs match the repository', () => {
   const userDocs = docs.filter((d) => d.path !== 'DEVELOPERS.md');
   const folders = sourceFolders(rootDir);
   const flags = flagCatalogue();
+  const metrics = metricFamilies(readFileSync(new URL('docs/metrics.md', root), 'utf8'));
   const scripts = new Set(Object.keys(JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).scripts as Record<string, string>));
 
   it('every relative link names a file that exists, and a heading there when it has an #anchor', () => {
@@ -66,7 +67,11 @@ describe('docs match the repository', () => {
     expect(docs.flatMap((d) => [...envProblems(d), ...npmScriptProblems(d, scripts)])).toEqual([]);
   });
 
-  it('the checks find a broken link, anchor, path, section, flag, env var and script', () => {
+  it('every metric named is one the server or the reconciler exposes, as docs/metrics.md lists them', () => {
+    expect(docs.flatMap((d) => metricProblems(d, metrics))).toEqual([]);
+  });
+
+  it('the checks find a broken link, anchor, path, section, flag, env var, metric and script', () => {
     const broken: Doc = {
       path: 'docs/broken.md',
       text: [
@@ -82,6 +87,7 @@ describe('docs match the repository', () => {
         'npm run bench:fleet -- --soak 30m --backends sqlite',
         '```',
         'Set `--purge-intervall` or ECS_ID_MAPPER_RETENTON, then `npm run no-such-script`.',
+        'Watch `ecs_id_mapper_reports_recieved_total` and `ecs_id_mapper_http_request_duration_seconds_count`.',
       ].join('\n'),
     };
     expect(linkProblems(broken, rootDir)).toEqual([
@@ -101,6 +107,7 @@ describe('docs match the repository', () => {
       'docs/broken.md: `--purge-intervall`: --purge-intervall is no flag of any command, benchmark or of Node',
     ]);
     expect(envProblems(broken)).toEqual(['docs/broken.md: ECS_ID_MAPPER_RETENTON is not a setting of any command']);
+    expect(metricProblems(broken, metrics)).toEqual(['docs/broken.md: ecs_id_mapper_reports_recieved_total is not a metric the server or the reconciler exposes (docs/metrics.md)']);
     expect(npmScriptProblems(broken, scripts)).toEqual(['docs/broken.md: npm run no-such-script: no such script in package.json']);
   });
 });

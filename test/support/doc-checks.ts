@@ -8,6 +8,7 @@ import { dirname, join, normalize } from 'node:path';
 import { commands, unknownSettings } from '../../config/index.js';
 import { loadBenchFlags, type BenchProgram } from '../../config/bench.js';
 import type { FlagSpec } from '../../config/flags.js';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 
 /** A doc: its path from the repository root (`docs/api.md`) and its text. */
 export interface Doc {
@@ -200,4 +201,31 @@ export function envProblems(doc: Doc): string[] {
 export function npmScriptProblems(doc: Doc, scripts: Set<string>): string[] {
   const names = new Set([...doc.text.matchAll(/npm run ([a-z][a-z0-9:-]*[a-z0-9])/g)].map((m) => m[1]));
   return [...names].filter((s) => !scripts.has(s)).map((s) => `${doc.path}: npm run ${s}: no such script in package.json`);
+}
+
+/**
+ * The metric families a doc may name: those of docs/metrics.md's generated tables (which
+ * test/metrics-docs.test.ts holds to the live /metrics), and prom-client's default process metrics
+ * under the server's and the reconciler's prefixes.
+ */
+export function metricFamilies(metricsDoc: string): Set<string> {
+  const names = new Set([...metricsDoc.matchAll(/^\| `(ecs_id_mapper_[a-z0-9_]+)` \|/gm)].map((m) => m[1]));
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  for (const m of registry.getMetricsAsArray()) for (const prefix of ['ecs_id_mapper_', 'ecs_id_mapper_reconciler_']) names.add(prefix + m.name);
+  return names;
+}
+
+/** The original project's SimpleDB domains and a store prefix: `ecs_id_mapper_` names that are no metrics. */
+const NOT_METRICS = /^ecs_id_mapper_(hash|events|v2|containers_\d+|transitions|hosts)$/;
+
+/** Every metric a doc names (`ecs_id_mapper_..._total`, a histogram's `_count`) is a family of metricFamilies(). */
+export function metricProblems(doc: Doc, families: Set<string>): string[] {
+  const problems = new Set<string>();
+  for (const m of doc.text.matchAll(/\becs_id_mapper_[a-z0-9_]*[a-z0-9](?![a-z0-9_*]|\.\.)/g)) {
+    const name = m[0];
+    if (NOT_METRICS.test(name) || families.has(name) || families.has(name.replace(/_(bucket|sum|count)$/, ''))) continue;
+    problems.add(`${doc.path}: ${name} is not a metric the server or the reconciler exposes (docs/metrics.md)`);
+  }
+  return [...problems];
 }

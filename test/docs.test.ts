@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { configurationMarkdown, readmeWithTables } from '../tools/gen-config-docs.js';
-import { envProblems, flagCatalogue, flagProblems, linkProblems, metricFamilies, metricProblems, npmScriptProblems, pathProblems, sectionProblems, sourceFolders, type Doc } from './support/doc-checks.js';
+import { defaultProblems, envProblems, flagCatalogue, flagProblems, linkProblems, metricFamilies, metricProblems, npmScriptProblems, pathProblems, sectionProblems, sourceFolders, type Doc } from './support/doc-checks.js';
 
 const root = new URL('../', import.meta.url);
 const rootDir = fileURLToPath(root);
@@ -63,6 +63,10 @@ describe('docs match the repository', () => {
     expect(userDocs.flatMap((d) => flagProblems(d, flags))).toEqual([]);
   });
 
+  it('every default stated beside a flag, `--retention` (7 days), is the one config/ declares', () => {
+    expect(docs.flatMap((d) => defaultProblems(d))).toEqual([]);
+  });
+
   it('every ECS_ID_MAPPER_* variable named is a setting, and every npm run script exists', () => {
     expect(docs.flatMap((d) => [...envProblems(d), ...npmScriptProblems(d, scripts)])).toEqual([]);
   });
@@ -71,7 +75,7 @@ describe('docs match the repository', () => {
     expect(docs.flatMap((d) => metricProblems(d, metrics))).toEqual([]);
   });
 
-  it('the checks find a broken link, anchor, path, section, flag, env var, metric and script', () => {
+  it('the checks find a broken link, anchor, path, section, flag, default, env var, metric and script', () => {
     const broken: Doc = {
       path: 'docs/broken.md',
       text: [
@@ -87,6 +91,7 @@ describe('docs match the repository', () => {
         'npm run bench:fleet -- --soak 30m --backends sqlite',
         '```',
         'Set `--purge-intervall` or ECS_ID_MAPPER_RETENTON, then `npm run no-such-script`.',
+        'Records stay `--retention` (7 days), `--purge-interval` (default 5 m) apart; `--cadvisor-port` (default 9090).',
         'Watch `ecs_id_mapper_reports_recieved_total` and `ecs_id_mapper_http_request_duration_seconds_count`.',
       ].join('\n'),
     };
@@ -107,6 +112,10 @@ describe('docs match the repository', () => {
       'docs/broken.md: `--purge-intervall`: --purge-intervall is no flag of any command, benchmark or of Node',
     ]);
     expect(envProblems(broken)).toEqual(['docs/broken.md: ECS_ID_MAPPER_RETENTON is not a setting of any command']);
+    expect(defaultProblems(broken)).toEqual([
+      'docs/broken.md: --purge-interval (default 5 m): config/ declares 10m',
+      'docs/broken.md: --cadvisor-port (default 9090): config/ declares 8080',
+    ]);
     expect(metricProblems(broken, metrics)).toEqual(['docs/broken.md: ecs_id_mapper_reports_recieved_total is not a metric the server or the reconciler exposes (docs/metrics.md)']);
     expect(npmScriptProblems(broken, scripts)).toEqual(['docs/broken.md: npm run no-such-script: no such script in package.json']);
   });

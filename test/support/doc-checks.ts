@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
-import { commands, unknownSettings } from '../../config/index.js';
+import { commands, parseDuration, unknownSettings } from '../../config/index.js';
 import { loadBenchFlags, type BenchProgram } from '../../config/bench.js';
 import type { FlagSpec } from '../../config/flags.js';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -228,4 +228,38 @@ export function metricProblems(doc: Doc, families: Set<string>): string[] {
     problems.add(`${doc.path}: ${name} is not a metric the server or the reconciler exposes (docs/metrics.md)`);
   }
   return [...problems];
+}
+
+const UNIT: Record<string, number> = {
+  ms: 1, s: 1000, second: 1000, seconds: 1000, m: 60_000, minute: 60_000, minutes: 60_000, h: 3_600_000, hour: 3_600_000, hours: 3_600_000, day: 86_400_000, days: 86_400_000,
+  KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3,
+};
+
+/**
+ * A default a doc states beside a flag, `` `--retention` (7 days by default) `` or
+ * `` `--cadvisor-port` (default 8080) ``, is the default config/ declares for it (for some command
+ * that has the flag). Only a number with a unit, or one after "default", is read as a default.
+ */
+export function defaultProblems(doc: Doc): string[] {
+  const specs = new Map<string, FlagSpec[]>();
+  for (const c of Object.values(commands)) for (const f of c.flags as FlagSpec[]) specs.set(f.name, [...(specs.get(f.name) ?? []), f]);
+  // A flag whose default is decided elsewhere (--sqlite-cache-bytes) states it in its help: `(default 8388608, ...`.
+  const declared = (f: FlagSpec) => f.default ?? /\(default (\d+)\b/.exec(f.help)?.[1];
+  const value = (f: FlagSpec) => {
+    const d = declared(f);
+    return d === undefined ? undefined : f.kind === 'duration' ? parseDuration(d) : Number(d);
+  };
+  const problems: string[] = [];
+  const re = /`--([a-z-]+)`\s*\((default:? |by default: )?([0-9][0-9,]*(?:\.[0-9]+)?)(?:\s*(ms|s|m|h|seconds?|minutes?|hours?|days?|KiB|MiB|GiB)\b)?/g;
+  for (const m of splitFences(doc.text).prose.matchAll(re)) {
+    const [, name, saysDefault, number, unit] = m;
+    if (unit === undefined && saysDefault === undefined) continue;
+    const candidates = specs.get(name);
+    if (!candidates) continue; // flagProblems names an unknown flag
+    const stated = Number(number.replace(/,/g, '')) * (unit ? UNIT[unit] : 1);
+    if (!candidates.some((f) => value(f) === stated)) {
+      problems.push(`${doc.path}: --${name} (${m[0].slice(m[0].indexOf('(') + 1)}): config/ declares ${candidates.map((f) => declared(f) ?? 'no default').join(' or ')}`);
+    }
+  }
+  return problems;
 }

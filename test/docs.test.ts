@@ -1,8 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { configurationMarkdown, readmeWithTables } from '../tools/gen-config-docs.js';
-import { defaultProblems, envProblems, flagCatalogue, flagProblems, linkProblems, metricFamilies, metricProblems, npmScriptProblems, pathProblems, sectionProblems, sourceFolders, type Doc } from './support/doc-checks.js';
+import { alertProblems, defaultProblems, envProblems, flagCatalogue, flagProblems, linkProblems, metricFamilies, metricProblems, npmScriptProblems, pathProblems, sectionProblems, sourceFolders, type Doc } from './support/doc-checks.js';
 
 const root = new URL('../', import.meta.url);
 const rootDir = fileURLToPath(root);
@@ -45,6 +46,11 @@ describe('docs match the repository', () => {
   const folders = sourceFolders(rootDir);
   const flags = flagCatalogue();
   const metrics = metricFamilies(readFileSync(new URL('docs/metrics.md', root), 'utf8'));
+  const alerts = new Set(
+    (parse(readFileSync(new URL('charts/prometheus/rules/ecs-id-mapper.rules.yml', root), 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string }> }> }).groups
+      .flatMap((g) => g.rules.map((r) => r.alert))
+      .filter((a): a is string => a !== undefined),
+  );
   const scripts = new Set(Object.keys(JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).scripts as Record<string, string>));
 
   it('every relative link names a file that exists, and a heading there when it has an #anchor', () => {
@@ -75,7 +81,15 @@ describe('docs match the repository', () => {
     expect(docs.flatMap((d) => metricProblems(d, metrics))).toEqual([]);
   });
 
-  it('the checks find a broken link, anchor, path, section, flag, default, env var, metric and script', () => {
+  it('every alert named is a rule, and the runbook and the deployment guide name every rule', () => {
+    expect(docs.flatMap((d) => alertProblems(d, alerts))).toEqual([]);
+    for (const path of ['docs/operations.md', 'docs/deploy.md']) {
+      const text = docs.find((d) => d.path === path)!.text;
+      expect([...alerts].filter((a) => !text.includes(`\`${a}\``)), `alerts ${path} does not name`).toEqual([]);
+    }
+  });
+
+  it('the checks find a broken link, anchor, path, section, flag, default, env var, metric, alert and script', () => {
     const broken: Doc = {
       path: 'docs/broken.md',
       text: [
@@ -92,6 +106,7 @@ describe('docs match the repository', () => {
         '```',
         'Set `--purge-intervall` or ECS_ID_MAPPER_RETENTON, then `npm run no-such-script`.',
         'Records stay `--retention` (7 days), `--purge-interval` (default 5 m) apart; `--cadvisor-port` (default 9090).',
+        'Then `EcsIdMapperHostStale` fires, and `EcsIdMapperHostsStale` never.',
         'Watch `ecs_id_mapper_reports_recieved_total` and `ecs_id_mapper_http_request_duration_seconds_count`.',
       ].join('\n'),
     };
@@ -116,6 +131,7 @@ describe('docs match the repository', () => {
       'docs/broken.md: --purge-interval (default 5 m): config/ declares 10m',
       'docs/broken.md: --cadvisor-port (default 9090): config/ declares 8080',
     ]);
+    expect(alertProblems(broken, alerts)).toEqual(['docs/broken.md: EcsIdMapperHostsStale is not an alert of charts/prometheus/rules/']);
     expect(metricProblems(broken, metrics)).toEqual(['docs/broken.md: ecs_id_mapper_reports_recieved_total is not a metric the server or the reconciler exposes (docs/metrics.md)']);
     expect(npmScriptProblems(broken, scripts)).toEqual(['docs/broken.md: npm run no-such-script: no such script in package.json']);
   });

@@ -49,6 +49,7 @@ export function headingAnchors(text: string): Set<string> {
     seen.set(base, n + 1);
     anchors.add(n === 0 ? base : `${base}-${n}`);
   }
+  for (const m of text.matchAll(/<a\s+(?:id|name)="([^"]+)"/g)) anchors.add(m[1]);
   return anchors;
 }
 
@@ -262,4 +263,10 @@ export function defaultProblems(doc: Doc): string[] {
     }
   }
   return problems;
+}
+
+/** Every alert a doc names (`EcsIdMapperHostStale`) is one of the rules in charts/prometheus/rules/. */
+export function alertProblems(doc: Doc, alerts: Set<string>): string[] {
+  const named = new Set([...doc.text.matchAll(/\bEcsIdMapper[A-Z][A-Za-z0-9]*/g)].map((m) => m[0]));
+  return [...named].filter((a) => !alerts.has(a)).map((a) => `${doc.path}: ${a} is not an alert of charts/prometheus/rules/`);
 }

@@ -47,10 +47,10 @@ describe('POST /v2/hosts/:instance_id/transitions', () => {
   it('applies a batch and acknowledges a replay of it as duplicates without changing anything', async () => {
     const first = await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
     expect(first.statusCode).toBe(200);
-    expect(first.json()).toEqual({ applied: 3, duplicates: 0, acked_seq: 3 });
+    expect(first.json()).toEqual({ applied: 3, duplicates: 0, conflicts: 0, acked_seq: 3 });
     const historyBefore = await t.store.history(C2);
     const replay = await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
-    expect(replay.json()).toEqual({ applied: 0, duplicates: 3, acked_seq: 3 });
+    expect(replay.json()).toEqual({ applied: 0, duplicates: 3, conflicts: 0, acked_seq: 3 });
     expect(await t.store.history(C2)).toEqual(historyBefore);
   });
 
@@ -97,7 +97,7 @@ describe('POST /v2/hosts/:instance_id/transitions', () => {
     t.setNow(new Date(iso(50)));
     const res = await post(`/v2/hosts/${host.instance_id}/transitions`, { host, transitions: [] });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual({ applied: 0, duplicates: 0, acked_seq: 3 });
+    expect(res.json()).toEqual({ applied: 0, duplicates: 0, conflicts: 0, acked_seq: 3 });
     t.setNow(new Date(iso(61))); // 61 minutes after the last transitions, 11 after the heartbeat
     const [view] = (await get('/v2/hosts')).json().hosts;
     expect(view).toMatchObject({ instance_id: host.instance_id, stale: false, retired: false, last_seq: 3 });

@@ -115,7 +115,7 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
       it('creates a record for a new container with the observation and the host fields of the batch', async () => {
         const t = transition(1, 'running', { container: { container_id: c1, restart_count: 2, started_at: '2026-01-01T00:00:30Z' } });
         const result = await store.applyTransitions(batch(hostA, [t]), at(1));
-        expect(result).toEqual({ applied: 1, duplicates: 0, acked_seq: 1 });
+        expect(result).toEqual({ applied: 1, duplicates: 0, conflicts: 0, acked_seq: 1, conflicting: [] });
         const r = await get(c1);
         expect(r).toEqual({
           container_id: c1,
@@ -173,7 +173,7 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
           batch(hostA, [transition(1, 'pending', { container: { container_id: c1 } }), transition(2, 'running', { from: 'pending', container: { container_id: c1 } })]),
           at(2),
         );
-        expect(result).toEqual({ applied: 2, duplicates: 0, acked_seq: 2 });
+        expect(result).toEqual({ applied: 2, duplicates: 0, conflicts: 0, acked_seq: 2, conflicting: [] });
         expect((await get(c1)).state).toBe('running');
         await eventually(async () => {
           const hosts = await store.listHosts();
@@ -199,7 +199,7 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         const before = { r1: await get(c1), r2: await get(c2), h1: await store.history(c1), h2: await store.history(c2) };
 
         const replay = await store.applyTransitions(b, at(10));
-        expect(replay).toEqual({ applied: 0, duplicates: 3, acked_seq: 3 });
+        expect(replay).toEqual({ applied: 0, duplicates: 3, conflicts: 0, acked_seq: 3, conflicting: [] });
         const after = { r1: await get(c1), r2: await get(c2), h1: await store.history(c1), h2: await store.history(c2) };
         expect(after).toEqual(before);
       });
@@ -207,7 +207,7 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
       it('takes an empty batch as a heartbeat: the host report time moves, nothing else', async () => {
         await store.applyTransitions(batch(hostA, [transition(4, 'running', { container: { container_id: c1 } })]), at(4));
         const before = { r1: await get(c1), h1: await store.history(c1) };
-        expect(await store.applyTransitions(batch(hostA, []), at(9))).toEqual({ applied: 0, duplicates: 0, acked_seq: 4 });
+        expect(await store.applyTransitions(batch(hostA, []), at(9))).toEqual({ applied: 0, duplicates: 0, conflicts: 0, acked_seq: 4, conflicting: [] });
         expect({ r1: await get(c1), h1: await store.history(c1) }).toEqual(before);
         await eventually(async () => {
           const hosts = await store.listHosts();
@@ -224,6 +224,7 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         const results = await Promise.all([1, 2, 3, 4].map(() => store.applyTransitions(b, at(3))));
         expect(results.reduce((sum, r) => sum + r.applied, 0)).toBe(3);
         expect(results.reduce((sum, r) => sum + r.duplicates, 0)).toBe(9);
+        expect(results.map((r) => r.conflicts)).toEqual([0, 0, 0, 0]);
         expect(results.every((r) => r.acked_seq === 3)).toBe(true);
         expect((await store.history(c1)).map((h) => h.seq)).toEqual([1, 2]);
       });
@@ -234,14 +235,14 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
           batch(hostA, [transition(1, 'pending', { container: { container_id: c1 } }), transition(2, 'running', { from: 'pending', container: { container_id: c1 } })]),
           at(2),
         );
-        expect(result).toEqual({ applied: 1, duplicates: 1, acked_seq: 2 });
+        expect(result).toEqual({ applied: 1, duplicates: 1, conflicts: 0, acked_seq: 2, conflicting: [] });
         expect((await store.history(c1)).map((h) => h.seq)).toEqual([1, 2]);
       });
 
       it('never regresses state for an older seq', async () => {
         await store.applyTransitions(batch(hostA, [transition(5, 'stopped', { from: 'running', container: { container_id: c1, exit_code: 137 } })]), at(5));
         const result = await store.applyTransitions(batch(hostA, [transition(3, 'running', { container: { container_id: c1 } })]), at(6));
-        expect(result).toEqual({ applied: 0, duplicates: 1, acked_seq: 5 });
+        expect(result).toEqual({ applied: 0, duplicates: 1, conflicts: 0, acked_seq: 5, conflicting: [] });
         const r = await get(c1);
         expect([r.state, r.seq, r.exit_code, r.last_seen]).toEqual(['stopped', 5, 137, iso(5)]);
         expect((await store.history(c1)).map((h) => h.seq)).toEqual([5]);
@@ -256,14 +257,14 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
           ]),
           at(9),
         );
-        expect(result).toEqual({ applied: 3, duplicates: 0, acked_seq: 9 });
+        expect(result).toEqual({ applied: 3, duplicates: 0, conflicts: 0, acked_seq: 9, conflicting: [] });
         expect((await store.history(c1)).map((h) => [h.seq, h.from, h.to])).toEqual([
           [1, null, 'pending'],
           [5, 'pending', 'running'],
           [9, 'running', 'stopped'],
         ]);
         const next = await store.applyTransitions(batch(hostA, [transition(12, 'gone', { from: 'stopped', container: { container_id: c1 } })]), at(12));
-        expect(next).toEqual({ applied: 1, duplicates: 0, acked_seq: 12 });
+        expect(next).toEqual({ applied: 1, duplicates: 0, conflicts: 0, acked_seq: 12, conflicting: [] });
       });
 
       it('applies a batch in seq order whatever order it arrives in', async () => {
@@ -274,7 +275,7 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
           ]),
           at(2),
         );
-        expect(result).toEqual({ applied: 2, duplicates: 0, acked_seq: 2 });
+        expect(result).toEqual({ applied: 2, duplicates: 0, conflicts: 0, acked_seq: 2, conflicting: [] });
         expect((await get(c1)).state).toBe('running');
       });
 
@@ -293,14 +294,73 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
 
       it('counts a seq repeated inside one batch as a duplicate', async () => {
         const t = transition(1, 'running', { container: { container_id: c1 } });
-        expect(await store.applyTransitions(batch(hostA, [t, t]), at(1))).toEqual({ applied: 1, duplicates: 1, acked_seq: 1 });
+        expect(await store.applyTransitions(batch(hostA, [t, t]), at(1))).toEqual({ applied: 1, duplicates: 1, conflicts: 0, acked_seq: 1, conflicting: [] });
         expect(await store.history(c1)).toHaveLength(1);
+      });
+
+      describe('a replayed seq that history holds as another transition (a second numbering of the host)', () => {
+        it('counts a retry of the same transitions as duplicates, not conflicts', async () => {
+          const b = batch(hostA, [transition(1, 'pending', { container: { container_id: c1 } }), transition(2, 'running', { from: 'pending', container: { container_id: c1 } })]);
+          await store.applyTransitions(b, at(2));
+          expect(await store.applyTransitions(b, at(3))).toEqual({ applied: 0, duplicates: 2, conflicts: 0, acked_seq: 2, conflicting: [] });
+        });
+
+        it('counts a replay observed at another time or for another reason as a duplicate: the same change, seen twice', async () => {
+          await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+          const again = transition(1, 'running', { at: iso(7), reason: 'docker.start', container: { container_id: c1 } });
+          expect(await store.applyTransitions(batch(hostA, [again]), at(8))).toEqual({ applied: 0, duplicates: 1, conflicts: 0, acked_seq: 1, conflicting: [] });
+          expect((await store.history(c1)).map((h) => [h.seq, h.at, h.reason])).toEqual([[1, iso(1), 'agent.observed']]);
+        });
+
+        it('counts a seq held for another container as a conflict, naming both, and keeps what it holds', async () => {
+          await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1 } })]), at(1));
+          const result = await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c2 } })]), at(2));
+          expect(result).toEqual({
+            applied: 0,
+            duplicates: 0,
+            conflicts: 1,
+            acked_seq: 1,
+            conflicting: [{ seq: 1, stored: { container_id: c1, from: null, to: 'running' }, reported: { container_id: c2, from: null, to: 'running' } }],
+          });
+          expect(await store.getContainer(c2)).toEqual({ kind: 'missing' });
+          expect(await store.history(c2)).toEqual([]);
+          expect((await store.history(c1)).map((h) => [h.seq, h.to])).toEqual([[1, 'running']]);
+        });
+
+        it('counts a seq held for the same container in other states as a conflict', async () => {
+          await store.applyTransitions(batch(hostA, [transition(1, 'pending', { container: { container_id: c1 } }), transition(2, 'running', { from: 'pending', container: { container_id: c1 } })]), at(2));
+          const result = await store.applyTransitions(batch(hostA, [transition(2, 'stopped', { from: 'running', container: { container_id: c1 } })]), at(3));
+          expect([result.duplicates, result.conflicts, result.conflicting]).toEqual([0, 1, [{ seq: 2, stored: { container_id: c1, from: 'pending', to: 'running' }, reported: { container_id: c1, from: 'running', to: 'stopped' } }]]);
+          expect((await get(c1)).state).toBe('running');
+        });
+
+        it('applies the new seqs of a batch whose older ones conflict, and counts each kind', async () => {
+          await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1 } }), transition(2, 'running', { container: { container_id: c2 } })]), at(2));
+          const result = await store.applyTransitions(
+            batch(hostA, [
+              transition(1, 'running', { container: { container_id: c1 } }),
+              transition(2, 'running', { container: { container_id: c3 } }),
+              transition(3, 'stopped', { from: 'running', container: { container_id: c3 } }),
+            ]),
+            at(3),
+          );
+          expect([result.applied, result.duplicates, result.conflicts, result.acked_seq, result.conflicting.map((c) => c.seq)]).toEqual([1, 1, 1, 3, [2]]);
+          expect((await store.history(c3)).map((h) => [h.seq, h.to])).toEqual([[3, 'stopped']]);
+        });
+
+        it('counts a seq whose history retention purged as a duplicate: nothing is left to compare with', async () => {
+          await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c1 } }), transition(2, 'gone', { from: 'running', container: { container_id: c1 } })]), at(1));
+          expect(await store.purgeGone(at(10))).toBe(1);
+          expect(await store.history(c1)).toEqual([]);
+          const result = await store.applyTransitions(batch(hostA, [transition(1, 'running', { container: { container_id: c2 } })]), at(11));
+          expect(result).toEqual({ applied: 0, duplicates: 1, conflicts: 0, acked_seq: 2, conflicting: [] });
+        });
       });
 
       it('keeps sequence numbers per host', async () => {
         await store.applyTransitions(batch(hostA, [transition(7, 'running', { container: { container_id: c1 } })]), at(1));
         const result = await store.applyTransitions(batch(hostB, [transition(1, 'running', { container: { container_id: c2 } })]), at(2));
-        expect(result).toEqual({ applied: 1, duplicates: 0, acked_seq: 1 });
+        expect(result).toEqual({ applied: 1, duplicates: 0, conflicts: 0, acked_seq: 1, conflicting: [] });
         expect((await get(c2)).instance_id).toBe(hostB.instance_id);
         expect((await get(c2)).cluster).toBe('staging');
       });
@@ -342,7 +402,7 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
       it('records a transition older than a later snapshot in history without regressing the record', async () => {
         await store.replaceSnapshot(snapshot(hostA, 10, [snapshotContainer('stopped', { container_id: c1 })]), at(10));
         const result = await store.applyTransitions(batch(hostA, [transition(7, 'running', { container: { container_id: c1 } })]), at(11));
-        expect(result).toEqual({ applied: 1, duplicates: 0, acked_seq: 7 });
+        expect(result).toEqual({ applied: 1, duplicates: 0, conflicts: 0, acked_seq: 7, conflicting: [] });
         expect((await get(c1)).state).toBe('stopped');
         expect((await store.history(c1)).map((h) => [h.reason, h.seq, h.to])).toEqual([
           ['agent.observed', 7, 'running'],
@@ -358,7 +418,7 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
         let r = await get(c2);
         expect([r.state, r.seq, r.last_seen]).toEqual(['running', 7, iso(3)]);
         const result = await store.applyTransitions(batch(hostA, [transition(8, 'stopped', { from: 'running', container: { container_id: c2, exit_code: 0 } })]), at(4));
-        expect(result).toEqual({ applied: 1, duplicates: 0, acked_seq: 8 });
+        expect(result).toEqual({ applied: 1, duplicates: 0, conflicts: 0, acked_seq: 8, conflicting: [] });
         r = await get(c2);
         expect([r.state, r.seq, r.exit_code]).toEqual(['stopped', 8, 0]);
       });

@@ -24,7 +24,7 @@ import fc from 'fast-check';
 import { expect } from 'vitest';
 import type { ContainerObservation, HostIdentity, LifecycleState, SnapshotContainer, Transition } from '../wire/index.js';
 import { at, containerId, hostIdentity, instanceId, iso, legacyContainer, legacySnapshot, observation, taskArn, taskId } from './store.fixtures.js';
-import type { ContainerFilter, ContainerRecord, ForgetHostResult, HostRecord, LegacySnapshot, Store, TransitionRecord } from './store.js';
+import { sameTransition, type ContainerFilter, type ContainerRecord, type ForgetHostResult, type HostRecord, type LegacySnapshot, type SeqConflict, type Store, type TransitionFacts, type TransitionRecord } from './store.js';
 
 /** Minutes a delayed request may still arrive after it was sent. */
 export const LATE_WINDOW = 8;
@@ -214,9 +214,12 @@ export class Model {
     let lastSeq = this.hosts.get(identity.instance_id)?.last_seq ?? 0;
     let applied = 0;
     let duplicates = 0;
+    const conflicting: SeqConflict[] = [];
     for (const t of [...transitions].sort((a, b) => a.seq - b.seq)) {
       if (t.seq <= lastSeq) {
-        duplicates++;
+        const stored = this.historyAtSeq(identity.instance_id, t.seq);
+        if (stored && !sameTransition(stored, t)) conflicting.push({ seq: t.seq, stored, reported: { container_id: t.container_id, from: t.from, to: t.to } });
+        else duplicates++;
         continue;
       }
       lastSeq = t.seq;
@@ -229,7 +232,16 @@ export class Model {
       this.records.set(id, this.next(existing, t.container, identity, t.to, t.seq, t.at, receivedAt));
     }
     this.touchHost(identity, receivedAt, lastSeq, false, 'reconciler');
-    return { applied, duplicates, acked_seq: lastSeq };
+    return { applied, duplicates, conflicts: conflicting.length, acked_seq: lastSeq, conflicting };
+  }
+
+  /** The history row a host wrote under `seq`, if history still holds it. */
+  private historyAtSeq(host: string, seq: number): TransitionFacts | undefined {
+    for (const [container_id, rows] of this.history) {
+      const row = rows.find((r) => r.host === host && r.seq === seq);
+      if (row) return { container_id, from: row.from, to: row.to };
+    }
+    return undefined;
   }
 
   replaceSnapshot(identity: HostIdentity, seq: number, containers: Array<{ obs: ContainerObservation; state: LifecycleState; eventAt: string }>, takenAt: string, receivedAt: string, reporter: HostRecord['reporter']) {

@@ -192,15 +192,44 @@ export class InvalidCursorError extends Error {
   }
 }
 
+/** What a transition says happened; a replay of a seq says the same (sameTransition). */
+export type TransitionFacts = Pick<TransitionRecord, 'container_id' | 'from' | 'to'>;
+
+/** A transition whose seq the host's history already holds for a different transition. */
+export interface SeqConflict {
+  seq: number;
+  stored: TransitionFacts;
+  reported: TransitionFacts;
+}
+
+export interface AppliedTransitions extends TransitionBatchResult {
+  /** Each of the `conflicts`, in seq order: for the server's log, not part of the answer. */
+  conflicting: SeqConflict[];
+}
+
+/**
+ * Whether a history row and a transition with its (host, seq) are the same transition. A retry
+ * resends the outbox line as it was (reconciler/outbox.ts never reuses or rewrites a sent seq), so a
+ * replay matches in every field; only a second numbering of the host's seqs (two daemons, or a state
+ * dir restored from an old copy) makes them differ. Compared: what history records as having
+ * happened, the container and its states. Not `at` or `reason`: they say when and why it was seen,
+ * and two observers of the same change differ in them without anything being lost.
+ */
+export function sameTransition(stored: TransitionFacts, reported: TransitionFacts): boolean {
+  return stored.container_id === reported.container_id && stored.from === reported.from && stored.to === reported.to;
+}
+
 export interface Store {
   readonly backend: 'sqlite' | 'simpledb';
 
   /**
    * Applies a host's transitions in seq order. A transition whose seq is at or below the host's
-   * last applied seq is a duplicate: counted, acknowledged, no effect. History gets each transition
-   * exactly once (unique on host + seq).
+   * last applied seq is acknowledged without effect: a duplicate when history holds the same
+   * transition under its seq, or no longer holds that seq (purged by retention); a conflict when it
+   * holds a different one (sameTransition). History gets each transition exactly once (unique on
+   * host + seq).
    */
-  applyTransitions(batch: TransitionBatch, receivedAt: Date): Promise<TransitionBatchResult>;
+  applyTransitions(batch: TransitionBatch, receivedAt: Date): Promise<AppliedTransitions>;
 
   /**
    * Replaces what the server knows of one host with its full snapshot: records are created or

@@ -76,7 +76,7 @@ describe('server over SimpleDB with secrets from Vault', () => {
     expect((await call('POST', `/v2/hosts/${host.instance_id}/transitions`, batch(host, [transition(1, 'running', { container: { container_id: c1 } })]), null)).status).toBe(401);
     const t = await call('POST', `/v2/hosts/${host.instance_id}/transitions`, batch(host, [transition(1, 'running', { container: { container_id: c1 } })]));
     expect(t.status).toBe(200);
-    expect(t.json()).toEqual({ applied: 1, duplicates: 0, acked_seq: 1 });
+    expect(t.json()).toEqual({ applied: 1, duplicates: 0, conflicts: 0, acked_seq: 1 });
     const s = await call('PUT', `/v2/hosts/${host.instance_id}/snapshot`, snapshot(host, 1, [snapshotContainer('running', { container_id: c1 }), snapshotContainer('pending', { container_id: c2 })]));
     expect(s.status).toBe(200);
     expect(s.json()).toEqual({ upserted: 1, gone: 0, skipped: 0 });

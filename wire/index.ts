@@ -115,6 +115,12 @@ export const TransitionBatchResultSchema = Type.Object({
   applied: Type.Integer(),
   /** Transitions already seen (replays), acknowledged without effect. */
   duplicates: Type.Integer(),
+  /**
+   * Transitions whose seq the server already holds for this host as a different transition (another
+   * container, or other states): acknowledged without effect, and lost. Two daemons report this
+   * instance, or this one's state dir was restored from an old copy (docs/operations.md).
+   */
+  conflicts: Type.Integer(),
   /** Highest sequence number the server holds for this host; the reconciler may compact up to it. */
   acked_seq: Type.Integer(),
 });

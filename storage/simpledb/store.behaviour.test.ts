@@ -246,7 +246,9 @@ describe('writes SimpleDB applied but answered with an error', () => {
     expect(await s.applyTransitions(batch(host, [transition(1, 'running', { container: { container_id: c1 } }), transition(2, 'stopped', { from: 'running', container: { container_id: c1 } })]), at(1))).toEqual({
       applied: 2,
       duplicates: 0,
+      conflicts: 0,
       acked_seq: 2,
+      conflicting: [],
     });
     expect(local.faults().appliedFailures).toBe(0);
     const r = await s.getContainer(c1);

@@ -35,14 +35,16 @@ import {
   type HostSnapshot,
   type LifecycleState,
   type SnapshotResult,
+  type Transition,
   type TransitionBatch,
-  type TransitionBatchResult,
 } from '../../wire/index.js';
 import { goneRecord, nextRecord, normaliseIso, otherLegacyKeys, recordChanged, removalEndsRecord } from '../records.js';
 import {
   InvalidCursorError,
   PENDING_EVENT_MS,
+  sameTransition,
   StoreUnavailableError,
+  type AppliedTransitions,
   type ContainerFilter,
   type ContainerLookup,
   type ContainerRecord,
@@ -54,6 +56,7 @@ import {
   type PageRequest,
   type ForgetHostResult,
   type RetiredHosts,
+  type SeqConflict,
   type StateCount,
   type Store,
   type StoreHealth,
@@ -222,6 +225,11 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   return results;
 }
 
+/** The history item of a host's transition: named by (host, seq), so a replayed write lands on it again. */
+function transitionItemName(instanceId: string, seq: number): string {
+  return `s:${instanceId}:${padNumber(seq)}`;
+}
+
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
@@ -369,17 +377,17 @@ export class SimpleDbStore implements Store {
 
   // --- writes --------------------------------------------------------------------------------
 
-  async applyTransitions(batch: TransitionBatch, receivedAt: Date): Promise<TransitionBatchResult> {
+  async applyTransitions(batch: TransitionBatch, receivedAt: Date): Promise<AppliedTransitions> {
     return this.run('applyTransitions', async () => {
       const host = batch.host;
       const receivedIso = receivedAt.toISOString();
       const hostItem = await this.readHost(host.instance_id);
       let lastSeq = hostItem?.record.last_seq ?? 0;
-      let duplicates = 0;
+      const replays: Transition[] = [];
       const accepted = [];
       for (const t of [...batch.transitions].sort((a, b) => a.seq - b.seq)) {
         if (t.seq <= lastSeq) {
-          duplicates++;
+          replays.push(t);
           continue;
         }
         lastSeq = t.seq;
@@ -389,11 +397,13 @@ export class SimpleDbStore implements Store {
       // last_seq moves replays onto the same items.
       await this.putHistory(
         accepted.map((t) => ({
-          itemName: `s:${host.instance_id}:${padNumber(t.seq)}`,
+          itemName: transitionItemName(host.instance_id, t.seq),
           record: { container_id: t.container_id, from: t.from, to: t.to, at: normaliseIso(t.at), host: host.instance_id, seq: t.seq, reason: t.reason },
         })),
         receivedAt,
       );
+      // After the history it wrote, as on SQLite: a seq repeated within the batch meets its first copy.
+      const conflicting = await this.seqConflicts(host.instance_id, replays);
       const byContainer = new Map<string, typeof accepted>();
       for (const t of accepted) {
         const list = byContainer.get(t.container.container_id) ?? [];
@@ -416,8 +426,36 @@ export class SimpleDbStore implements Store {
       // these seqs since it was read: it applied them (idempotently, the same items), so they count
       // as its, and every seq is counted applied by one request only, as on SQLite.
       const applied = accepted.filter((t) => t.seq > claimedBefore).length;
-      return { applied, duplicates: duplicates + accepted.length - applied, acked_seq: Math.max(lastSeq, claimedBefore) };
+      return {
+        applied,
+        duplicates: replays.length - conflicting.length + accepted.length - applied,
+        conflicts: conflicting.length,
+        acked_seq: Math.max(lastSeq, claimedBefore),
+        conflicting,
+      };
     });
+  }
+
+  /**
+   * The replayed transitions (seq at or below the host's last_seq) that history holds as a
+   * different transition under their seq (sameTransition). Only replays are looked up, 20 item
+   * names to a select; a seq whose history is purged has no item and stays a duplicate.
+   */
+  private async seqConflicts(instanceId: string, replays: readonly Transition[]): Promise<SeqConflict[]> {
+    if (replays.length === 0) return [];
+    const names = [...new Set(replays.map((t) => transitionItemName(instanceId, t.seq)))];
+    const items = await mapLimit(chunk(names, MAX_PREDICATE_VALUES), this.concurrency, (part) =>
+      this.client.selectAll(buildSelect({ output: '*', domain: this.domains.transitions, where: [{ attr: ITEM_NAME, op: 'in', values: part }] }), { consistentRead: true }),
+    );
+    const stored = new Map(items.flat().map((i) => [i.name, readDocument<TransitionRecord>(i.attributes)]));
+    const conflicting: SeqConflict[] = [];
+    for (const t of replays) {
+      const row = stored.get(transitionItemName(instanceId, t.seq));
+      if (row && !sameTransition(row, t)) {
+        conflicting.push({ seq: t.seq, stored: { container_id: row.container_id, from: row.from, to: row.to }, reported: { container_id: t.container_id, from: t.from, to: t.to } });
+      }
+    }
+    return conflicting;
   }
 
   async replaceSnapshot(snapshot: HostSnapshot, receivedAt: Date): Promise<SnapshotResult> {

@@ -54,6 +54,8 @@ export const SQL = {
   history: 'SELECT * FROM transitions WHERE container_id = ? ORDER BY at, id',
   // The transitions_container index read backwards from the newest, then put back in order.
   latestHistory: 'SELECT * FROM (SELECT * FROM transitions WHERE container_id = ? ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, id',
+  // One probe of transitions_host_seq (its WHERE is implied by `seq = ?`).
+  historyAtSeq: 'SELECT container_id, from_state, to_state FROM transitions WHERE host = ? AND seq = ?',
   getHost: 'SELECT last_seq, snapshot_seq FROM hosts WHERE instance_id = ?',
   // Reconciler hosts only: Store.retireSilentHosts.
   silentHosts: "SELECT instance_id FROM hosts WHERE last_report_at < ? AND reporter = 'reconciler' ORDER BY instance_id",

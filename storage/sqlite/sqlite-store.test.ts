@@ -113,7 +113,9 @@ describe('SQLite store', () => {
       expect(await store.applyTransitions(batch(hostIdentity(), [transition(1, 'running', { container: { container_id: c1 } })]), at(2))).toEqual({
         applied: 0,
         duplicates: 1,
+        conflicts: 0,
         acked_seq: 1,
+        conflicting: [],
       });
     } finally {
       await store.close();
@@ -130,7 +132,9 @@ describe('SQLite store', () => {
       expect(await two.applyTransitions(batch(hostIdentity(), [transition(1, 'running', { container: { container_id: containerId(1) } })]), at(2))).toEqual({
         applied: 0,
         duplicates: 1,
+        conflicts: 0,
         acked_seq: 1,
+        conflicting: [],
       });
     } finally {
       await one.close();

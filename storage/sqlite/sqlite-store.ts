@@ -6,9 +6,10 @@
 // key and scans only the reporting host's live records (index instance_id, state) for absentees.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
-import { CONTAINER_ID_PREFIX, TASK_ARN, TASK_ID, taskIdFromArn, type HostIdentity, type HostSnapshot, type SnapshotResult, type TransitionBatch, type TransitionBatchResult } from '../../wire/index.js';
+import { CONTAINER_ID_PREFIX, TASK_ARN, TASK_ID, taskIdFromArn, type HostIdentity, type HostSnapshot, type SnapshotResult, type LifecycleState, type TransitionBatch } from '../../wire/index.js';
 import { goneRecord, nextRecord, normaliseIso, otherLegacyKeys, recordChanged, removalEndsRecord } from '../records.js';
 import type {
+  AppliedTransitions,
   ContainerFilter,
   ContainerLookup,
   ContainerRecord,
@@ -20,12 +21,13 @@ import type {
   PageRequest,
   ForgetHostResult,
   RetiredHosts,
+  SeqConflict,
   StateCount,
   Store,
   StoreHealth,
   TransitionRecord,
 } from '../store.js';
-import { PENDING_EVENT_MS } from '../store.js';
+import { PENDING_EVENT_MS, sameTransition } from '../store.js';
 import type { Checkpointer } from './checkpointer.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { toStoreError } from './errors.js';
@@ -114,6 +116,7 @@ export class SqliteStore implements Store {
       expirePendingEvents: db.prepare<[string]>(SQL.expirePendingEvents),
       history: db.prepare<[string], TransitionRow>(SQL.history),
       latestHistory: db.prepare<[string, number], TransitionRow>(SQL.latestHistory),
+      historyAtSeq: db.prepare<[string, number], Pick<TransitionRow, 'container_id' | 'from_state' | 'to_state'>>(SQL.historyAtSeq),
       getHost: db.prepare<[string], { last_seq: number; snapshot_seq: number }>(SQL.getHost),
       silentHosts: db.prepare<[string], { instance_id: string }>(SQL.silentHosts),
       hostLastReport: db.prepare<[string], { last_report_at: string; reporter: string }>(SQL.hostLastReport),
@@ -138,17 +141,18 @@ export class SqliteStore implements Store {
 
   // --- writes --------------------------------------------------------------------------------
 
-  async applyTransitions(batch: TransitionBatch, receivedAt: Date): Promise<TransitionBatchResult> {
+  async applyTransitions(batch: TransitionBatch, receivedAt: Date): Promise<AppliedTransitions> {
     return this.run('applyTransitions', () => this.applyTransitionsTx.immediate(batch, receivedAt.toISOString()));
   }
 
-  private applyTransitionsInTx(batch: TransitionBatch, receivedAt: string): TransitionBatchResult {
+  private applyTransitionsInTx(batch: TransitionBatch, receivedAt: string): AppliedTransitions {
     const host = batch.host;
     const hostRow = this.stmt.getHost.get(host.instance_id);
     let lastSeq = hostRow?.last_seq ?? 0;
     const hostSnapshotSeq = hostRow?.snapshot_seq ?? 0;
     let applied = 0;
     let duplicates = 0;
+    const conflicting: SeqConflict[] = [];
     // Each container's record is read once and written once per batch, in its final state: a
     // container that starts (null → pending → running) or stops (running → … → gone) within one
     // batch would otherwise move its entries in every state index once per step, and the pages
@@ -156,7 +160,11 @@ export class SqliteStore implements Store {
     const touched = new Map<string, { stored: Stored | undefined; current: ContainerRecord | undefined }>();
     for (const t of [...batch.transitions].sort((a, b) => a.seq - b.seq)) {
       if (t.seq <= lastSeq) {
-        duplicates++;
+        // Only here, off the path of new transitions: is it the transition history holds under this seq?
+        const row = this.stmt.historyAtSeq.get(host.instance_id, t.seq);
+        const stored = row && { container_id: row.container_id, from: row.from_state as LifecycleState | null, to: row.to_state as LifecycleState | null };
+        if (stored && !sameTransition(stored, t)) conflicting.push({ seq: t.seq, stored, reported: { container_id: t.container_id, from: t.from, to: t.to } });
+        else duplicates++;
         continue;
       }
       lastSeq = t.seq;
@@ -180,7 +188,7 @@ export class SqliteStore implements Store {
       if (current && current !== stored?.record) this.writeRecord(current, stored?.row, hostSnapshotSeq);
     }
     this.writeHost({ host, receivedAt, lastSeq, snapshotAt: null, snapshotSeq: null, reporter: 'reconciler' });
-    return { applied, duplicates, acked_seq: lastSeq };
+    return { applied, duplicates, conflicts: conflicting.length, acked_seq: lastSeq, conflicting };
   }
 
   async replaceSnapshot(snapshot: HostSnapshot, receivedAt: Date): Promise<SnapshotResult> {

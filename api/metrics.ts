@@ -37,6 +37,8 @@ export interface ApiMetrics {
   report(kind: ReportKind, result: ReportResult): void;
   /** A report request authenticated with the previous token (a rotation in progress). */
   previousTokenReport(kind: ReportKind): void;
+  /** Transitions acknowledged as conflicts: their seq held for another transition (storage/store.ts). */
+  seqConflicts(count: number): void;
 }
 
 /** The package version, read once from package.json (found by walking up from this module). */
@@ -82,6 +84,15 @@ export function createApiMetrics(registry: Registry, store: Store, log: WarnLog 
     registers: [registry],
   });
   for (const kind of REPORT_KINDS) previousToken.inc({ kind }, 0);
+
+  // Rare (a second numbering of one host's seqs), so counted directly. No labels: which host and
+  // which containers is in the log line that goes with it (api/routes/reports.ts).
+  const seqConflicts = new Counter({
+    name: 'ecs_id_mapper_report_seq_conflicts_total',
+    help: "Reported transitions acknowledged without effect because the host's history holds another transition under their seq: two reconcilers report one instance, or a state dir was restored from an old copy. Their history is lost; the host's next full sync repairs its records.",
+    registers: [registry],
+  });
+  seqConflicts.inc(0);
 
   new Gauge({
     name: 'ecs_id_mapper_containers',
@@ -141,6 +152,9 @@ export function createApiMetrics(registry: Registry, store: Store, log: WarnLog 
     },
     previousTokenReport(kind) {
       previousToken.inc({ kind });
+    },
+    seqConflicts(count) {
+      seqConflicts.inc(count);
     },
   };
 }

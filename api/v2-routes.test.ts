@@ -1,4 +1,5 @@
 // The v2 report and read routes through inject(), on the real SQLite store.
+import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   batch,
@@ -52,6 +53,62 @@ describe('POST /v2/hosts/:instance_id/transitions', () => {
     const replay = await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
     expect(replay.json()).toEqual({ applied: 0, duplicates: 3, conflicts: 0, acked_seq: 3 });
     expect(await t.store.history(C2)).toEqual(historyBefore);
+  });
+
+  describe('a seq the host already sent for another transition (two daemons, or a restored state dir)', () => {
+    const lines: string[] = [];
+    const C3 = containerId('three');
+    const secondDaemon = () => batch(host, [transition(3, 'running', { from: null, container: { container_id: C3 } }), transition(4, 'running', { from: null, container: { container_id: C3 } })]);
+    const seqConflicts = async () => {
+      const text = await t.registry.metrics();
+      return Number(text.split('\n').find((l) => l.startsWith('ecs_id_mapper_report_seq_conflicts_total '))?.split(' ')[1]);
+    };
+    const warnings = () =>
+      lines.map((l) => JSON.parse(l) as Record<string, unknown> & { level: number; msg: string }).filter((l) => l.level === 40 && l.msg.includes('already sent for other transitions'));
+
+    beforeEach(async () => {
+      lines.length = 0;
+      await t.close();
+      t = await buildTestApp({ logger: pino({ level: 'info' }, { write: (line: string) => lines.push(line) }) });
+      await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+    });
+
+    it('is acknowledged with the conflicts counted apart from duplicates, and the stored history kept', async () => {
+      const historyBefore = await t.store.history(C2);
+      const res = await post(`/v2/hosts/${host.instance_id}/transitions`, secondDaemon());
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({ applied: 1, duplicates: 0, conflicts: 1, acked_seq: 4 });
+      expect(await t.store.history(C2)).toEqual(historyBefore);
+      expect((await t.store.history(C3)).map((h) => h.seq)).toEqual([4]);
+    });
+
+    it('counts each conflict in ecs_id_mapper_report_seq_conflicts_total, which starts at 0', async () => {
+      expect(await seqConflicts()).toBe(0);
+      await post(`/v2/hosts/${host.instance_id}/transitions`, batch(host, [transition(2, 'running', { container: { container_id: C3 } }), transition(3, 'running', { container: { container_id: C3 } })]));
+      expect(await seqConflicts()).toBe(2);
+      await post(`/v2/hosts/${host.instance_id}/transitions`, seedBatch());
+      expect(await seqConflicts()).toBe(2);
+    });
+
+    it('logs a warning naming the host, the seq and both containers, once a minute per host', async () => {
+      await post(`/v2/hosts/${host.instance_id}/transitions`, secondDaemon());
+      await post(`/v2/hosts/${host.instance_id}/transitions`, secondDaemon());
+      expect(warnings()).toHaveLength(1);
+      const [w] = warnings();
+      expect(w).toMatchObject({
+        instance_id: host.instance_id,
+        conflicts: 1,
+        seq: 3,
+        stored: { container_id: C2, from: 'pending', to: 'running' },
+        reported: { container_id: C3, from: null, to: 'running' },
+      });
+      expect(w.msg).toContain(`seq 3: held for container ${C2}`);
+      expect(w.msg).toContain(`reported for container ${C3}`);
+      t.setNow(new Date(Date.parse('2026-01-01T00:10:00.000Z') + 61_000));
+      await post(`/v2/hosts/${host.instance_id}/transitions`, secondDaemon());
+      expect(warnings()).toHaveLength(2);
+      expect(warnings()[1]).toMatchObject({ repeats_not_logged: 1 });
+    });
   });
 
   it('stores null fields as null (no coercion of a JSON null to "" or 0)', async () => {

@@ -1,6 +1,6 @@
 // Report ingestion: the original agent's `POST /report/map` and `/report/event`, and the
 // reconciler's v2 routes. All need the report token when one is configured (report-guard.ts).
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import {
@@ -10,6 +10,7 @@ import {
   TransitionBatchResultSchema,
   TransitionBatchSchema,
 } from '../../wire/index.js';
+import type { SeqConflict } from '../../storage/store.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, conflict, notFound } from '../errors.js';
 import { TEXT_TYPE } from '../legacy-format.js';
@@ -24,6 +25,31 @@ const ForgottenHostSchema = Type.Object({
   instance_id: Type.String(),
   containers_gone: Type.Integer({ minimum: 0, description: 'its live containers, now gone' }),
 });
+
+/**
+ * Conflicts are acknowledged like duplicates (refused, the daemon would send them again forever: its
+ * seqs cannot change), so they are made loud here: counted, and logged with the first of them, at
+ * most once a minute per host (a second daemon conflicts at every report).
+ */
+function reportSeqConflicts(req: FastifyRequest, ctx: ApiContext, instance_id: string, conflicting: readonly SeqConflict[]): void {
+  ctx.metrics.seqConflicts(conflicting.length);
+  const held = ctx.logThrottle.admit(`seq conflict ${instance_id}`);
+  if (held === undefined) return;
+  const [first] = conflicting;
+  req.log.warn(
+    {
+      instance_id,
+      conflicts: conflicting.length,
+      seq: first.seq,
+      stored: first.stored,
+      reported: first.reported,
+      ...(held > 0 ? { repeats_not_logged: held } : {}),
+    },
+    `host ${instance_id} reported ${conflicting.length} transition(s) under seqs it already sent for other transitions ` +
+      `(seq ${first.seq}: held for container ${first.stored.container_id} ${first.stored.from ?? 'new'} → ${first.stored.to}, reported for container ${first.reported.container_id} ${first.reported.from ?? 'new'} → ${first.reported.to}); ` +
+      'acknowledged, not applied: two reconcilers report this instance, or its state dir was restored from an old copy (docs/operations.md)',
+  );
+}
 
 /** A v2 report names its host twice (URL and body); they must agree. */
 function assertSameHost(urlInstanceId: string, bodyInstanceId: string): void {
@@ -91,7 +117,9 @@ export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, ctx) => 
       if (seqs.has(t.seq)) throw badRequest(`seq ${t.seq} appears twice in the batch`);
       seqs.add(t.seq);
     }
-    return ctx.store.applyTransitions(req.body, ctx.now());
+    const { conflicting, ...answer } = await ctx.store.applyTransitions(req.body, ctx.now());
+    if (conflicting.length > 0) reportSeqConflicts(req, ctx, req.params.instance_id, conflicting);
+    return answer;
   });
 
   r.put('/v2/hosts/:instance_id/snapshot', {

@@ -753,3 +753,53 @@ describe('reporter', () => {
     expect(fake.seqs()).toEqual([1, 2, 3]);
   });
 });
+
+describe('reporter: seqs the server holds for other transitions (a second daemon on this instance)', () => {
+  async function server() {
+    const api = await buildTestApp({ bodyLimitBytes: 1 << 20 });
+    await api.app.listen({ port: 0, host: '127.0.0.1' });
+    cleanups.push(() => api.close());
+    const { port } = api.app.server.address() as { port: number };
+    return { api, url: new URL(`http://127.0.0.1:${port}/`) };
+  }
+  const conflictErrors = (lines: string[]) =>
+    lines.map((l) => JSON.parse(l) as { level: number; msg: string; conflicts?: number }).filter((l) => l.level === 50 && l.msg.includes('a second reconciler reports instance'));
+
+  it('logs one error for a run of answers with conflicts, saying what they mean, and one more when a new run starts', async () => {
+    const { api, url } = await server();
+    // Two state dirs on one instance, both numbering from the same mark.
+    const first = setup(url, { token: undefined });
+    const second = setup(url, { token: undefined });
+    first.setContainers(null);
+    second.setContainers(null);
+    const deliver = async (daemon: ReturnType<typeof setup>, transitions: PendingTransition[]) => {
+      daemon.outbox.append(transitions);
+      daemon.reporter.notify();
+      await until(() => daemon.outbox.depth() === 0 && daemon.reporter.state() === 'idle');
+    };
+    first.reporter.start();
+    second.reporter.start();
+    await deliver(first, [t(1), t(2), t(3), t(4)]);
+
+    // Two batches of two, each seq held for another container: one run, one error.
+    await deliver(second, [t(11), t(12), t(13), t(14)]);
+    const errors = conflictErrors(second.lines);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ conflicts: 2, msg: expect.stringContaining('or this state dir was restored from an old copy') });
+    expect(await api.store.history(cid(11))).toEqual([]);
+
+    // Acknowledged up to the server's mark, the outbox numbers above it: taken, and the run is over.
+    await deliver(second, [t(15)]);
+    expect((await api.store.history(cid(15))).map((h) => h.seq)).toEqual([5]);
+    expect(conflictErrors(first.lines)).toEqual([]);
+
+    // The first daemon now meets the second's seq 5, and moves above it; the second then meets the first's seq 6.
+    await deliver(first, [t(5)]);
+    expect(conflictErrors(first.lines)).toHaveLength(1);
+    await deliver(first, [t(6)]);
+    await deliver(second, [t(16)]);
+    expect(conflictErrors(second.lines)).toHaveLength(2);
+    expect((await api.store.history(cid(6))).map((h) => h.seq)).toEqual([6]);
+    expect(await api.store.history(cid(16))).toEqual([]);
+  });
+});

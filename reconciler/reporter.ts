@@ -216,6 +216,12 @@ export function createReporter(options: ReporterOptions): Reporter {
    * stripped Authorization repaired), as `failing` does for transient failures.
    */
   const refused = new RecurringCondition();
+  /**
+   * Answers counting conflicts: the server holds some of these seqs for other transitions, and
+   * dropped these (storage/store.ts). Logged at error level when a run of them starts and every 10
+   * minutes while it lasts; an answer without conflicts ends the run.
+   */
+  const seqConflicts = new RecurringCondition();
 
   const headers = (): Record<string, string> => {
     const h: Record<string, string> = { 'content-type': 'application/json' };
@@ -363,7 +369,20 @@ export function createReporter(options: ReporterOptions): Reporter {
     }
     options.metrics?.outboxDepth.set(options.outbox.depth());
     options.metrics?.outboxBytes.set(options.outbox.bytes());
-    log.debug({ sent: transitions.length, applied: result.applied, duplicates: result.duplicates, acked_seq: result.acked_seq }, 'transitions acknowledged');
+    // A server older than the count answers without it.
+    const conflicts = result.conflicts ?? 0;
+    if (conflicts > 0) {
+      const held = seqConflicts.occurred(clock());
+      if (held) {
+        log.error(
+          { conflicts, first_seq: transitions[0].seq, last_seq: last, ...(held.occurrences > 1 ? held : {}) },
+          `the server holds ${conflicts} of transitions ${transitions[0].seq}..${last} under the same seqs for other transitions, and dropped these: ` +
+            `a second reconciler reports instance ${host.instance_id}, or this state dir was restored from an old copy. ` +
+            "Run one reconciler per instance; the next full sync repairs the server's records, not the lost history (docs/operations.md)",
+        );
+      }
+    } else seqConflicts.ended(clock());
+    log.debug({ sent: transitions.length, applied: result.applied, duplicates: result.duplicates, conflicts, acked_seq: result.acked_seq }, 'transitions acknowledged');
     return { remaining: options.outbox.depth() + (options.outbox.depth() === 0 && snapshotDue() ? 1 : 0) };
   }
 

@@ -155,7 +155,7 @@ describe.skipIf(!promtoolPath && !isCI)('Prometheus rules and scrape examples, c
 describe('alert rules', () => {
   const required = [
     'EcsIdMapperReconcilerDown', 'EcsIdMapperEcsAgentUnreachable', 'EcsIdMapperImdsV1Fallback', 'EcsIdMapperOutboxGrowing',
-    'EcsIdMapperOutboxFull', 'EcsIdMapperHostStale', 'EcsIdMapperReportsRejected', 'EcsIdMapperSimpleDbThrottled',
+    'EcsIdMapperOutboxFull', 'EcsIdMapperHostStale', 'EcsIdMapperReportsRejected', 'EcsIdMapperReportSeqConflicts', 'EcsIdMapperSimpleDbThrottled',
     'EcsIdMapperSimpleDbErrors', 'EcsIdMapperServer5xx', 'EcsIdMapperServerDown', 'EcsIdMapperVaultFailing',
   ];
 

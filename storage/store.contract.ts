@@ -6,6 +6,9 @@
 // - Duplicates are detected per host by its watermark: a transition with seq <= the host's last
 //   applied seq is a duplicate (counted, no effect). Gaps are fine. Transitions within a batch are
 //   applied in seq order. Host records are still refreshed (last_report_at) by a replay.
+// - Such a transition is a conflict instead (counted apart and named, still no effect) when history
+//   holds another transition under its (host, seq): another container, from or to (sameTransition).
+//   Purged history leaves nothing to compare with: a duplicate.
 // - A record's seq guards it: a transition or snapshot entry with a lower seq than the record's
 //   does not change the record (a transition still enters history once).
 // - Snapshots count `upserted` only for records created or changed in anything but last_seen/seq;

@@ -259,6 +259,12 @@ describe('VaultSecrets start failures: one clear error, nothing half-started', (
     await expect(VaultSecrets.start(vaultConfig({ token: 'good', secretPath: 'secret/other' }))).rejects.toMatchObject({ status: 404, message: expect.stringMatching(/reading secret\/data\/other failed: HTTP 404$/) });
   });
 
+  it('fails clearly at start on a sealed Vault (503 "Vault is sealed")', async () => {
+    standin = await startVaultStandin({ secret: SECRET, staticToken: { token: 't', ttlSeconds: 0 } });
+    standin.setSealed(true);
+    await expect(VaultSecrets.start(vaultConfig({ token: 't' }))).rejects.toMatchObject({ status: 503, message: expect.stringMatching(/token renew-self failed: HTTP 503 Vault is sealed$/) });
+  });
+
   it("keeps the AppRole secret_id out of an error's cause (a transport error holds its request)", async () => {
     standin = await startVaultStandin({ secret: SECRET, approle: APPROLE });
     const url = standin.url;
@@ -352,6 +358,21 @@ describe('VaultSecrets while running', () => {
     expect(secrets.awsSecretAccessKey).toBe('vault-secret-3');
     metrics = await registry.metrics();
     expect(metrics).toMatch(/^ecs_id_mapper_vault_up 1$/m);
+  });
+
+  it('keeps the last good secret while Vault is sealed, says so, and takes the secret again once unsealed', async () => {
+    const registry = new Registry();
+    const { clock, standin, secrets } = await setup({ staticToken: { token: 't', ttlSeconds: 0 } }, { token: 't', refreshIntervalMs: 30_000 }, registry);
+    standin.setSealed(true);
+    await clock.advance(30_000);
+    expect(secrets.reportToken).toBe('report-1');
+    expect(secrets.status()).toMatchObject({ ok: false, lastError: expect.stringMatching(/reading secret\/data\/ecs-id-mapper failed: HTTP 503 Vault is sealed$/) });
+    expect(await registry.metrics()).toMatch(/^ecs_id_mapper_vault_up 0$/m);
+    standin.setSealed(false);
+    standin.rotate({ ...SECRET, report_token: 'report-2' });
+    await clock.advance(30_000);
+    expect(secrets.reportToken).toBe('report-2');
+    expect(secrets.status().ok).toBe(true);
   });
 
   it('logs in again with AppRole when its token has expired', async () => {

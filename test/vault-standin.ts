@@ -7,9 +7,14 @@
 //   GET  /v1/<mount>/data/<path>       X-Vault-Token → {data: {data: {...}, metadata: {version, ...}}} (KV v2)
 //   GET  /v1/sys/health                → {initialized, sealed, standby, ...}
 // Errors are Vault's `{"errors":[...]}` bodies: 400 bad login / not renewable, 403 permission denied
-// (missing, unknown or expired token), 404 `{"errors":[]}` for a secret path with no data,
-// 500 when told to fail. Switches: down (connections reset), unresponsive (requests never answered),
-// fail (500), rotate, expire tokens.
+// (missing, unknown or expired token, or a policy without read on the secret), 404 `{"errors":[]}`
+// for a secret path with no data, 503 `Vault is sealed`, 500 when told to fail. A KV v2 version
+// that was deleted or destroyed answers 404 with the full envelope, `data.data` null and
+// `data.metadata` set, and no `errors` (vault-plugin-secrets-kv path_data.go, pathDataRead: "If the
+// version has been deleted return metadata with a 404"; the KV v2 API page,
+// developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2#read-secret-version, documents only the 200).
+// Switches: down (connections reset), unresponsive (requests never answered), fail (500), sealed,
+// deny reads of the secret, rotate, delete or destroy the latest version, expire tokens.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -49,6 +54,18 @@ export interface VaultStandin {
   setUnresponsive(unresponsive: boolean): void;
   /** Every request answers 500 with an errors body. */
   setFailing(failing: boolean): void;
+  /**
+   * Sealed: every request answers 503 `{"errors":["Vault is sealed"]}`, and sys/health 503 with
+   * `sealed: true` (developer.hashicorp.com/vault/api-docs/system/health: 503 = unsealed is false).
+   */
+  setSealed(sealed: boolean): void;
+  /** Denied: tokens stay valid, but reading the secret answers 403 (a policy without read on it). */
+  setReadDenied(denied: boolean): void;
+  /**
+   * `vault kv delete` (soft delete, `deletion_time` set) or `vault kv destroy` (`destroyed: true`)
+   * of the latest version: reads answer 404 with its metadata until the next rotate().
+   */
+  deleteLatest(how: 'delete' | 'destroy'): void;
   /** Writes a new version of the secret (undefined deletes it: reads answer 404). */
   rotate(secret: Record<string, string> | undefined): void;
   /** Every issued and static token expires now. */
@@ -94,6 +111,9 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
   let down = false;
   let unresponsive = false;
   let failing = false;
+  let sealed = false;
+  let readDenied = false;
+  let deletion: { time: string; destroyed: boolean } | undefined;
   const requests: VaultRequestLog[] = [];
   const revoked: string[] = [];
   const sockets = new Set<Socket>();
@@ -157,6 +177,7 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
     const text = await readBody(req);
     if (unresponsive) return;
     if (failing) return send(res, 500, { errors: ['1 error occurred:\n\t* internal error (stand-in told to fail)\n\n'] });
+    if (sealed && url.pathname !== '/v1/sys/health') return send(res, 503, { errors: ['Vault is sealed'] });
     let json: Record<string, unknown> = {};
     if (text) {
       try {
@@ -167,9 +188,9 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
     }
 
     if (req.method === 'GET' && url.pathname === '/v1/sys/health') {
-      return send(res, 200, {
+      return send(res, sealed ? 503 : 200, {
         initialized: true,
-        sealed: false,
+        sealed,
         standby: false,
         performance_standby: false,
         replication_performance_mode: 'disabled',
@@ -248,15 +269,11 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
     const dataPrefix = `/v1/${mount}/data/`;
     if (req.method === 'GET' && url.pathname.startsWith(dataPrefix)) {
       if (!liveToken(token)) return send(res, 403, { errors: ['permission denied'] });
+      if (readDenied) return send(res, 403, { errors: ['1 error occurred:\n\t* permission denied\n\n'] });
       if (url.pathname.slice(dataPrefix.length) !== secretPath || !secret) return send(res, 404, { errors: [] });
-      return send(
-        res,
-        200,
-        envelope({
-          data: { data: { ...secret }, metadata: { created_time: createdTime, custom_metadata: null, deletion_time: '', destroyed: false, version } },
-          mount_type: 'kv',
-        }),
-      );
+      const metadata = { created_time: createdTime, custom_metadata: null, deletion_time: deletion?.time ?? '', destroyed: deletion?.destroyed ?? false, version };
+      if (deletion) return send(res, 404, envelope({ data: { data: null, metadata }, mount_type: 'kv' }));
+      return send(res, 200, envelope({ data: { data: { ...secret }, metadata }, mount_type: 'kv' }));
     }
 
     // Vault answers unknown paths under a valid token 404, and anything without one 403.
@@ -284,7 +301,18 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
     setFailing(value) {
       failing = value;
     },
+    setSealed(value) {
+      sealed = value;
+    },
+    setReadDenied(value) {
+      readDenied = value;
+    },
+    deleteLatest(how) {
+      // Destroying keeps a deletion_time only if the version had been deleted first.
+      deletion = how === 'destroy' ? { time: deletion?.time ?? '', destroyed: true } : { time: new Date(now()).toISOString(), destroyed: deletion?.destroyed ?? false };
+    },
     rotate(next) {
+      deletion = undefined;
       secret = next;
       version++;
       createdTime = new Date(now()).toISOString();

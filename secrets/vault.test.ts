@@ -256,7 +256,31 @@ describe('VaultSecrets start failures: one clear error, nothing half-started', (
     standin = await startVaultStandin({ secret: SECRET, approle: APPROLE, staticToken: { token: 'good', ttlSeconds: 60 } });
     await expect(VaultSecrets.start(vaultConfig({ token: 'bad' }))).rejects.toThrow(/token renew-self failed: HTTP 403 permission denied$/);
     await expect(VaultSecrets.start(vaultConfig({ roleId: APPROLE.roleId, secretId: 'wrong' }))).rejects.toThrow(/AppRole login failed: HTTP 400 invalid role or secret ID$/);
-    await expect(VaultSecrets.start(vaultConfig({ token: 'good', secretPath: 'secret/other' }))).rejects.toMatchObject({ status: 404, message: expect.stringMatching(/reading secret\/data\/other failed: HTTP 404$/) });
+    await expect(VaultSecrets.start(vaultConfig({ token: 'good', secretPath: 'secret/other' }))).rejects.toMatchObject({ status: 404, message: expect.stringMatching(/reading secret\/data\/other failed: HTTP 404: no secret there: check --vault-secret-path, and that the mount is KV version 2$/) });
+  });
+
+  it('says when the latest version was deleted or destroyed (KV v2 answers 404 with its metadata), not just 404', async () => {
+    const clock = new FakeClock();
+    standin = await startVaultStandin({ secret: SECRET, staticToken: { token: 't', ttlSeconds: 0 }, now: clock.now });
+    standin.deleteLatest('delete');
+    const deletedAt = new Date(clock.t).toISOString();
+    await expect(VaultSecrets.start(vaultConfig({ token: 't' }))).rejects.toMatchObject({
+      status: 404,
+      message: expect.stringMatching(new RegExp(`reading secret/data/ecs-id-mapper failed: HTTP 404: its latest version \\(1\\) was deleted at ${deletedAt.replaceAll('.', '\\.')}: undelete it \\(vault kv undelete\\) or write a new version$`)),
+    });
+    standin.deleteLatest('destroy');
+    await expect(VaultSecrets.start(vaultConfig({ token: 't' }))).rejects.toThrow(/HTTP 404: its latest version \(1\) was destroyed: write a new version$/);
+  });
+
+  it('bounds a start against a Vault that takes the connection and never answers, and says so', async () => {
+    standin = await startVaultStandin({ secret: SECRET, staticToken: { token: 't', ttlSeconds: 0 } });
+    standin.setUnresponsive(true);
+    const startedAt = Date.now();
+    const err = (await VaultSecrets.start(vaultConfig({ token: 't' }), { requestTimeoutMs: 300 }).catch((e: unknown) => e)) as VaultError;
+    expect(Date.now() - startedAt).toBeLessThan(2_000);
+    expect(err).toBeInstanceOf(VaultError);
+    expect(err.status).toBeNull();
+    expect(err.message).toMatch(/token renew-self failed: no answer within 0\.3 s \(the connection was made; Vault or a proxy in front of it does not answer\)$/);
   });
 
   it('fails clearly at start on a sealed Vault (503 "Vault is sealed")', async () => {
@@ -373,6 +397,18 @@ describe('VaultSecrets while running', () => {
     await clock.advance(30_000);
     expect(secrets.reportToken).toBe('report-2');
     expect(secrets.status().ok).toBe(true);
+  });
+
+  it('keeps the last good secret when its latest version is deleted, saying so, until a new version is written', async () => {
+    const { clock, standin, secrets } = await setup({ staticToken: { token: 't', ttlSeconds: 0 } }, { token: 't', refreshIntervalMs: 30_000 });
+    standin.deleteLatest('delete');
+    await clock.advance(30_000);
+    expect(secrets.awsCredentials()).toEqual({ accessKeyId: 'AKIAVAULT1', secretAccessKey: 'vault-secret-1' });
+    expect(secrets.status()).toMatchObject({ ok: false, secretVersion: 1, lastError: expect.stringMatching(/HTTP 404: its latest version \(1\) was deleted at /) });
+    standin.rotate({ ...SECRET, report_token: 'report-2' });
+    await clock.advance(30_000);
+    expect(secrets.status()).toMatchObject({ ok: true, secretVersion: 2 });
+    expect(secrets.reportToken).toBe('report-2');
   });
 
   it('logs in again with AppRole when its token has expired', async () => {

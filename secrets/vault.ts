@@ -108,8 +108,12 @@ export function kvDataPath(secretPath: string): string {
   return path;
 }
 
-/** Vault's first error message and status, or the transport failure. */
-function describe(err: unknown): { status: number | null; message: string } {
+/**
+ * Vault's first error message and status, or the transport failure. `timeoutMs` is the request's
+ * timeout, named when it ran out: Vault (or a proxy before it) took the connection and did not answer,
+ * which is not the same trouble as a refused connection.
+ */
+function describe(err: unknown, timeoutMs: number): { status: number | null; message: string } {
   const e = err as { response?: { statusCode?: number; body?: { errors?: unknown[] } }; message?: string; code?: string };
   const status = typeof e.response?.statusCode === 'number' ? e.response.statusCode : null;
   if (status !== null) {
@@ -118,8 +122,27 @@ function describe(err: unknown): { status: number | null; message: string } {
     const text = typeof first === 'string' ? first.replace(/\s+/g, ' ').trim() : '';
     return { status, message: `HTTP ${status}${text ? ` ${text}` : ''}` };
   }
+  // axios (node-vault's transport) ends a request past its timeout with ECONNABORTED "timeout of N ms exceeded".
+  if (e.code === 'ECONNABORTED' && typeof e.message === 'string' && e.message.startsWith('timeout')) {
+    return { status: null, message: `no answer within ${timeoutMs / 1000} s (the connection was made; Vault or a proxy in front of it does not answer)` };
+  }
   const hint = tlsFailureHint(err);
   return { status: null, message: hint ? `unreachable: ${hint}` : `unreachable (${e.code ?? e.message ?? String(err)})` };
+}
+
+/**
+ * Why a KV v2 read answered 404. Vault says nothing in `errors` either way; a version that was
+ * deleted (`vault kv delete`) or destroyed comes with its metadata (vault-plugin-secrets-kv,
+ * pathDataRead), while a path without any secret, or a KV v1 mount (which has no data/ paths), does not.
+ */
+function kvNotFound(err: unknown): string {
+  const metadata = (err as { response?: { body?: { data?: { metadata?: { version?: unknown; deletion_time?: unknown; destroyed?: unknown } } } } }).response?.body?.data?.metadata;
+  const version = typeof metadata?.version === 'number' ? ` (${metadata.version})` : '';
+  if (metadata?.destroyed === true) return `its latest version${version} was destroyed: write a new version`;
+  if (typeof metadata?.deletion_time === 'string' && metadata.deletion_time !== '') {
+    return `its latest version${version} was deleted at ${metadata.deletion_time}: undelete it (vault kv undelete) or write a new version`;
+  }
+  return 'no secret there: check --vault-secret-path, and that the mount is KV version 2';
 }
 
 /**
@@ -440,7 +463,7 @@ export class VaultSecrets {
       this.metrics?.operations.inc({ operation: 'revoke', result: 'ok' });
     } catch (err) {
       this.metrics?.operations.inc({ operation: 'revoke', result: 'error' });
-      this.logger?.warn({ vault: this.config.addr.origin, err: describe(err).message }, `vault: revoking our token ${when} failed; it stays valid until its TTL ends`);
+      this.logger?.warn({ vault: this.config.addr.origin, err: describe(err, timeoutMs).message }, `vault: revoking our token ${when} failed; it stays valid until its TTL ends`);
     }
   }
 
@@ -566,7 +589,9 @@ export class VaultSecrets {
       if (operation !== 'read') this.succeeded('token');
       return value;
     } catch (err) {
-      const { status, message } = describe(err);
+      const described = describe(err, this.requestTimeoutMs);
+      const { status } = described;
+      const message = operation === 'read' && status === 404 ? `${described.message}: ${kvNotFound(err)}` : described.message;
       const what = { read: `reading ${this.dataPath}`, login: 'AppRole login', renew: 'token renew-self', lookup: 'token lookup-self', revoke: 'token revoke-self' }[operation];
       throw this.failed(operation, new VaultError(`vault at ${this.config.addr.origin}: ${what} failed: ${message}`, operation, status, { cause: safeCause(err) }));
     }

@@ -411,6 +411,18 @@ describe('VaultSecrets while running', () => {
     expect(secrets.reportToken).toBe('report-2');
   });
 
+  it("does not log in again at every refresh when the AppRole's policy denies the read: its token still works, and each login left one more live", async () => {
+    const { clock, standin, secrets } = await setup({ approle: APPROLE, tokenTtlSeconds: 3600 }, { roleId: APPROLE.roleId, secretId: APPROLE.secretId, refreshIntervalMs: 30_000 });
+    standin.setReadDenied(true);
+    await clock.advance(5 * 30_000);
+    expect(standin.requests.filter((r) => r.path === '/v1/auth/approle/login')).toHaveLength(1);
+    expect(secrets.reportToken).toBe('report-1');
+    expect(secrets.status()).toMatchObject({ ok: false, lastError: expect.stringMatching(/reading secret\/data\/ecs-id-mapper failed: HTTP 403 1 error occurred: \* permission denied$/) });
+    standin.setReadDenied(false);
+    await clock.advance(30_000);
+    expect(secrets.status().ok).toBe(true);
+  });
+
   it('logs in again with AppRole when its token has expired', async () => {
     const { clock, standin, secrets } = await setup({ approle: APPROLE, tokenTtlSeconds: 3600 }, { roleId: APPROLE.roleId, secretId: APPROLE.secretId, refreshIntervalMs: 30_000 });
     standin.expireTokens();

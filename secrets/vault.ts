@@ -525,7 +525,10 @@ export class VaultSecrets {
     try {
       await this.readSecret();
     } catch (err) {
-      if (err instanceof VaultError && err.status === 403 && this.config.roleId) {
+      // A 403 means a dead token or a policy without read on the secret. Only the first is mended by
+      // logging in again: lookup-self (default policy) tells them apart. Logging in on a policy's 403
+      // left one more live token behind at every refresh.
+      if (err instanceof VaultError && err.status === 403 && this.config.roleId && !(await this.tokenAlive())) {
         try {
           await this.login();
           await this.readSecret();
@@ -536,6 +539,16 @@ export class VaultSecrets {
       if (this.failingSince !== null) this.logger?.warn({ err: this.lastError, since: new Date(this.failingSince).toISOString() }, 'vault unavailable; keeping the last good secret');
     } finally {
       this.scheduleRefresh();
+    }
+  }
+
+  /** lookup-self: false when Vault refuses the token (403), true when it accepts it or cannot say. */
+  private async tokenAlive(): Promise<boolean> {
+    try {
+      await this.call('lookup', () => this.client.tokenLookupSelf());
+      return true;
+    } catch (err) {
+      return !(err instanceof VaultError && err.status === 403);
     }
   }
 

@@ -140,6 +140,25 @@ describe('VaultSecrets start', () => {
     expect(secrets.awsAccessKeyId).toBe('AKIAVAULT1');
   });
 
+  it('follows a standby node\'s 307 to the active node, for the login, token and read requests alike', async () => {
+    standin = await startVaultStandin({ secret: SECRET, approle: APPROLE });
+    const standby = await startVaultStandin({ standbyOf: standin.url });
+    try {
+      expect((await fetch(`${standby.url}/v1/sys/health`)).status).toBe(429);
+      secrets = await VaultSecrets.start({ addr: new URL(standby.url), roleId: APPROLE.roleId, secretId: APPROLE.secretId, secretPath: 'secret/ecs-id-mapper', refreshIntervalMs: 60_000 });
+      expect(secrets.reportToken).toBe('report-1');
+      expect(standby.requests.map((r) => r.path)).toEqual(['/v1/sys/health', '/v1/auth/approle/login', '/v1/secret/data/ecs-id-mapper']);
+      expect(standin.requests.map((r) => [r.method, r.path])).toEqual([['POST', '/v1/auth/approle/login'], ['GET', '/v1/secret/data/ecs-id-mapper']]);
+      expect(standin.requests[1].token).toMatch(/^hvs\./);
+      await secrets.close();
+      expect(standin.revoked).toEqual([standin.requests[1].token]);
+    } finally {
+      await secrets?.close();
+      secrets = undefined;
+      await standby.close();
+    }
+  });
+
   it('reads the same secret whether the path names the data segment or not', () => {
     expect(kvDataPath('secret/ecs-id-mapper')).toBe('secret/data/ecs-id-mapper');
     expect(kvDataPath('secret/data/ecs-id-mapper')).toBe('secret/data/ecs-id-mapper');

@@ -37,6 +37,13 @@ export interface VaultStandinOptions {
   secret?: Record<string, string>;
   /** Milliseconds clock for token expiry (a fake clock in tests). */
   now?: () => number;
+  /**
+   * A standby node of the active one at this URL that does not forward requests (forwarding off or
+   * failing): every request answers 307 with `Location` at the active node and no body, and
+   * sys/health 429 with `standby: true` (developer.hashicorp.com/vault/docs/concepts/ha, "Client
+   * redirection"; developer.hashicorp.com/vault/api-docs/system/health).
+   */
+  standbyOf?: string;
 }
 
 export interface VaultRequestLog {
@@ -178,6 +185,10 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
     if (unresponsive) return;
     if (failing) return send(res, 500, { errors: ['1 error occurred:\n\t* internal error (stand-in told to fail)\n\n'] });
     if (sealed && url.pathname !== '/v1/sys/health') return send(res, 503, { errors: ['Vault is sealed'] });
+    if (opts.standbyOf && url.pathname !== '/v1/sys/health') {
+      res.writeHead(307, { location: new URL(req.url ?? '/', opts.standbyOf).href, 'cache-control': 'no-store' }).end();
+      return;
+    }
     let json: Record<string, unknown> = {};
     if (text) {
       try {
@@ -188,10 +199,10 @@ export async function startVaultStandin(opts: VaultStandinOptions = {}): Promise
     }
 
     if (req.method === 'GET' && url.pathname === '/v1/sys/health') {
-      return send(res, sealed ? 503 : 200, {
+      return send(res, sealed ? 503 : opts.standbyOf ? 429 : 200, {
         initialized: true,
         sealed,
-        standby: false,
+        standby: opts.standbyOf !== undefined,
         performance_standby: false,
         replication_performance_mode: 'disabled',
         replication_dr_mode: 'disabled',

@@ -442,6 +442,31 @@ describe('VaultSecrets while running', () => {
     expect(secrets.status().ok).toBe(true);
   });
 
+  it('says in the log when token renewal starts failing, once per outage rather than at every retry', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c)) as Record<string, unknown>), cb()) }));
+    const clock = new FakeClock();
+    standin = await startVaultStandin({ secret: SECRET, now: clock.now, staticToken: { token: 'hvs.renewable', ttlSeconds: 60 } });
+    const s = await VaultSecrets.start(vaultConfig({ token: 'hvs.renewable', refreshIntervalMs: 3600_000 }), { now: clock.now, scheduler: clock.scheduler, retryMs: 5000, logger });
+    secrets = s;
+    clock.settle = () => s.idle();
+    const warnings = () => lines.filter((l) => l.level === 40);
+    standin.setDown(true);
+    // Renewal due at 40 s, then retried every 5 s.
+    await clock.advance(50_000);
+    expect(standin.requests.filter((r) => r.path.endsWith('renew-self')).length).toBe(1);
+    expect(s.status().ok).toBe(false);
+    expect(warnings()).toEqual([
+      expect.objectContaining({ msg: 'vault token renewal failed; retrying every 5 s, the last good secret stays in use', err: expect.stringMatching(/token renew-self failed: unreachable/), token_expires_at: new Date(Date.parse('2026-03-01T00:01:00Z')).toISOString() }),
+    ]);
+    standin.setDown(false);
+    await clock.advance(5_000);
+    expect(s.status().ok).toBe(true);
+    standin.setDown(true);
+    await clock.advance(60_000);
+    expect(warnings()).toHaveLength(2);
+  });
+
   it('logs in again with AppRole when its token has expired', async () => {
     const { clock, standin, secrets } = await setup({ approle: APPROLE, tokenTtlSeconds: 3600 }, { roleId: APPROLE.roleId, secretId: APPROLE.secretId, refreshIntervalMs: 30_000 });
     standin.expireTokens();

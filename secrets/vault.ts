@@ -196,6 +196,8 @@ export class VaultSecrets {
   private tokenExpiresAt: number | null = null;
   /** The operator's token was seen capped at its max TTL (warned once). */
   private maxTtlWarned = false;
+  /** Renewal has failed since the token was last leased (warned once per streak, not every retry). */
+  private renewFailing = false;
   private renewTimer: unknown;
   private refreshTimer: unknown;
   private pending: Promise<void> = Promise.resolve();
@@ -415,6 +417,7 @@ export class VaultSecrets {
 
   /** Schedules renewal at two thirds of the lease, so a missed attempt still leaves time to retry. */
   private tokenLeased(lease: Lease): void {
+    this.renewFailing = false;
     this.scheduler.clearTimeout(this.renewTimer);
     if (lease.seconds <= 0) {
       this.tokenExpiresAt = null;
@@ -448,6 +451,13 @@ export class VaultSecrets {
         } catch {
           // fall through to retry
         }
+      }
+      // Said once, when renewal starts failing: the refresh's warning comes only once a read fails,
+      // which with a working read is when the token has run out.
+      if (!this.renewFailing && !this.closed) {
+        this.renewFailing = true;
+        const expires = this.tokenExpiresAt === null ? null : new Date(this.tokenExpiresAt).toISOString();
+        this.logger?.warn({ vault: this.config.addr.origin, err: this.lastError, token_expires_at: expires }, `vault token renewal failed; retrying every ${this.retryMs / 1000} s, the last good secret stays in use`);
       }
       this.schedule('renew', this.retryMs);
     }

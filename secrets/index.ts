@@ -61,7 +61,7 @@ export async function loadSecrets(
       const s = vault.status();
       return s.ok
         ? { ok: true, detail: `vault ok (secret version ${s.secretVersion ?? 'unknown'})` }
-        : { ok: true, detail: `vault failing since ${s.failingSince}: ${s.lastError}; serving with the secret read at ${s.lastSuccessAt}` };
+        : { ok: true, detail: `vault failing since ${s.failingSince}: ${s.lastError}; serving with the secret read at ${s.secretReadAt}` };
     },
     close: () => vault.close(),
   };

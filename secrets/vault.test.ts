@@ -696,4 +696,22 @@ describe('loadSecrets', () => {
     expect(h.ok).toBe(true);
     expect(h.detail).toMatch(/^vault failing since .*HTTP 500.*; serving with the secret read at /);
   });
+
+  it('with Vault: the health detail dates the secret in use by its read, not by the last renewal that worked', async () => {
+    const clock = new FakeClock();
+    standin = await startVaultStandin({ secret: SECRET, approle: APPROLE, tokenTtlSeconds: 60, now: clock.now });
+    const config = { vault: vaultConfig({ roleId: APPROLE.roleId, secretId: APPROLE.secretId, refreshIntervalMs: 30_000 }), store: { backend: 'sqlite' } } as unknown as ServerConfig;
+    const loaded = await loadSecrets(config, { now: clock.now, scheduler: clock.scheduler });
+    secrets = loaded.vault;
+    clock.settle = () => loaded.vault!.idle();
+    const readAt = new Date(clock.t).toISOString();
+    standin.setReadDenied(true);
+    // Reads fail from 30 s; renewals at 40 s and 80 s work.
+    await clock.advance(90_000);
+    expect(standin.requests.filter((r) => r.path.endsWith('renew-self'))).toHaveLength(2);
+    const status = loaded.vault!.status();
+    expect(status).toMatchObject({ ok: false, secretReadAt: readAt });
+    expect(Date.parse(status.lastSuccessAt!)).toBeGreaterThan(Date.parse(readAt));
+    expect((await loaded.health!()).detail).toMatch(new RegExp(`; serving with the secret read at ${readAt.replaceAll('.', '\\.')}$`));
+  });
 });

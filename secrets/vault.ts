@@ -57,7 +57,10 @@ export interface VaultSecretsDeps {
 export interface VaultStatus {
   /** The last Vault call succeeded. */
   ok: boolean;
+  /** The last successful Vault call of any kind (a renewal too). */
   lastSuccessAt: string | null;
+  /** When the secret in use was read: what a failing Vault leaves the server serving with. */
+  secretReadAt: string | null;
   failingSince: string | null;
   lastError: string | null;
   secretVersion: number | null;
@@ -209,6 +212,7 @@ export class VaultSecrets {
    */
   private issuedToken: string | undefined;
   private lastSuccessAt: number | null = null;
+  private secretReadAt: number | null = null;
   /**
    * Since when reading the secret, and keeping a token, have been failing. Apart, so that a renewal
    * that works does not hide a secret that cannot be read (and the alert on vault_up never fired),
@@ -297,6 +301,7 @@ export class VaultSecrets {
     return {
       ok: this.failingSince === null,
       lastSuccessAt: iso(this.lastSuccessAt),
+      secretReadAt: iso(this.secretReadAt),
       failingSince: iso(this.failingSince),
       lastError: this.lastError,
       secretVersion: this.values.version,
@@ -528,6 +533,7 @@ export class VaultSecrets {
       this.logger?.info({ path: this.dataPath, from: this.values.version, to: next.version }, 'vault secret rotated');
     }
     this.values = next;
+    this.secretReadAt = this.now();
     this.succeeded('read');
   }
 

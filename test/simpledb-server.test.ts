@@ -159,6 +159,19 @@ describe('server over SimpleDB with secrets from Vault', () => {
     expect((await call('GET', '/metrics')).text).toMatch(/^ecs_id_mapper_vault_up 0$/m);
     vault.setDown(false);
   });
+
+  it("accepts the previous token beside the new one while the secret holds report_token_previous, and refuses it once the secret drops it, without a restart (docs/operations.md, Rotate secrets)", async () => {
+    // A replayed batch: auth is checked first, and an accepted one changes nothing.
+    const post = async (token: string) => (await call('POST', `/v2/hosts/${host.instance_id}/transitions`, batch(host, [transition(1, 'running', { container: { container_id: c1 } })]), token)).status;
+    vault.rotate({ ...SECRET, report_token: 'report-3', report_token_previous: 'report-2' });
+    await vi.waitFor(async () => expect(await post('report-3')).toBe(200), { timeout: 5000, interval: 200 });
+    expect(await post('report-2')).toBe(200);
+    expect(await post('report-1')).toBe(401);
+    // `vault kv patch ... report_token_previous=` ends the rotation.
+    vault.rotate({ ...SECRET, report_token: 'report-3', report_token_previous: '' });
+    await vi.waitFor(async () => expect(await post('report-2')).toBe(401), { timeout: 5000, interval: 200 });
+    expect(await post('report-3')).toBe(200);
+  });
 });
 
 describe('server start with an unusable Vault', () => {

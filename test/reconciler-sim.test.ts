@@ -165,7 +165,9 @@ describe('reconciler against a simulated host and the real server', () => {
     const api = await new Api(join(tempDir('rsim-db-'), 'mapper.sqlite')).start();
     let apiUp = true;
     cleanups.push(() => (apiUp ? api.stop() : undefined));
-    const sim = await startSim();
+    // Stopped tasks stay listed for a second (the real agent keeps them for hours): a polling
+    // daemon stalled longer than a container's whole life (a loaded CI machine) cannot know it.
+    const sim = await startSim(1000);
     const truth = new Truth();
     truth.observe(sim.state);
 
@@ -177,6 +179,9 @@ describe('reconciler against a simulated host and the real server', () => {
       abort.abort();
       await done;
     });
+    // Churn only once the daemon is up and has reported: under load its start alone took longer
+    // than the first churned containers lived, and they were never seen (CI, 2026-12-05).
+    await converge(api, sim, truth);
 
     await churn(sim, truth, 12);
     await converge(api, sim, truth);

@@ -12,12 +12,9 @@ import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import Fastify, { type FastifyInstance } from 'fastify';
-import pino from 'pino';
+import Fastify from 'fastify';
 import type { Registry } from 'prom-client';
-import { parseLinks } from '../config/links.js';
-import { defaultWebRoot, serverRegistry } from '../api/main.js';
-import { buildServer } from '../api/server.js';
+import { serverRegistry } from '../api/main.js';
 import { openStore } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
 import { containerId, hostIdentity, instanceId, snapshot, snapshotContainer, taskArn, taskId } from '../storage/store.fixtures.js';
@@ -25,6 +22,7 @@ import { percentile } from '../tools/fleet-sim/index.js';
 import { pacedLoad, type PacedLoadResult } from './paced-load.js';
 import { startStallMeter, type StallReport } from './stall-meter.js';
 import { cpuSince, threadCpu } from './thread-cpu.js';
+import { benchServer, listenLoopback } from './bench-server.js';
 import { runBenchProgram, writeBenchmarkSection } from './report.js';
 
 interface AutocannonResult {
@@ -101,13 +99,6 @@ async function seed(store: Store, records: number): Promise<string[]> {
   return ids;
 }
 
-async function listen(app: FastifyInstance): Promise<string> {
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (!address || typeof address !== 'object') throw new Error('no address');
-  return `http://127.0.0.1:${address.port}`;
-}
-
 /** One slice of load, with the CPU seconds the server side used meanwhile. */
 async function load(url: string, paths: string[], seconds: number, overallRate?: number): Promise<AutocannonResult & { serverCpuSeconds: number }> {
   // Taken before autocannon starts its worker thread, so the generator's CPU is not counted.
@@ -167,21 +158,7 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
   const registry = serverRegistry();
   const store = await openStore({ backend: 'sqlite', path: join(dir, 'bench.db') }, { registry });
   // The server as `ecs-id-mapper server` builds it with default flags; only the task cache differs.
-  const server = (appRegistry: Registry, taskCacheTtlMs: number) =>
-    buildServer({
-      store,
-      registry: appRegistry,
-      // As main.ts builds it at the default level; lines go to /dev/null. Fastify then creates a
-      // child logger per request and times every response, as it does in production.
-      logger: pino({ level: 'info', base: { service: 'ecs-id-mapper-server' } }, pino.destination({ dest: '/dev/null', sync: false })),
-      links: parseLinks([]),
-      cadvisorPort: 8080,
-      hostStaleAfterMs: 15 * 60_000,
-      bodyLimitBytes: 1024 * 1024,
-      reportRateLimitPerMinute: 600,
-      taskCacheTtlMs,
-      webRoot: defaultWebRoot(),
-    });
+  const server = (appRegistry: Registry, taskCacheTtlMs: number) => benchServer(store, appRegistry, taskCacheTtlMs);
   // As `--cache-ttl` defaults: the text lookup of a full id answers from memory for 5 s.
   const mapper = await server(registry, 5_000);
   const uncached = await server(serverRegistry(), 0);
@@ -191,9 +168,9 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRes
   try {
     const ids = await seed(store, records);
     const lookupPaths = ids.filter((_, i) => i % Math.max(1, Math.floor(ids.length / 500)) === 0).map((id) => `/query/container_id/${id}`);
-    const mapperUrl = await listen(mapper);
-    const bareUrl = await listen(bare);
-    const uncachedUrl = await listen(uncached);
+    const mapperUrl = await listenLoopback(mapper);
+    const bareUrl = await listenLoopback(bare);
+    const uncachedUrl = await listenLoopback(uncached);
 
     // Warm-up: JIT, SQLite page cache, connection setup.
     await load(mapperUrl, lookupPaths, 2);

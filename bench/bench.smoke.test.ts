@@ -11,6 +11,9 @@ import { runFleetSim, rssSlope } from '../tools/fleet-sim/index.js';
 import { apiBenchMarkdown, type ApiBenchResult } from './api.bench.js';
 import { fleetMarkdown, fleetOptions, soakSamplesLine } from './fleet.bench.js';
 import { growthMarkdown, growthOptions, runGrowthBench } from './growth.bench.js';
+import { timeApiLookups } from './growth-api.js';
+import { openStore } from '../storage/index.js';
+import { containerId, taskArn, taskId } from '../storage/store.fixtures.js';
 import { goalRows, quickModeRow, summaryMarkdown } from './index.js';
 import { reconcilerMarkdown, runPassCost, runSoak, runStartToQueryable, SOAK_VARIANTS, troughSlope } from './reconciler.bench.js';
 import { writeBenchmarkSection } from './report.js';
@@ -103,7 +106,22 @@ describe('cost growth', () => {
     const row = goalRows({ growth: r }).find((x) => x.figure === 'lookup p99 by full id, 2,000 records (warm)');
     const differenceUs = Math.round((r.big.p99.full_id - r.small.p99.full_id) * 1000);
     expect(row?.value).toContain(`${differenceUs < 0 ? '−' : '+'}${Math.abs(differenceUs)} µs)`);
+    // Through the API too, every size of the curve, and the ratio beside the store's.
+    for (const p of r.lookups) for (const k of ['full_id', 'prefix', 'task'] as const) expect(p.api.p99[k]).toBeGreaterThanOrEqual(p.api.p50[k]);
+    expect(r.big.api.p50.task).toBeGreaterThan(0);
+    expect(md).toContain('GET /v2/lookup/<id>');
+    expect(row?.value).toContain(`through the API ${(r.big.api.p99.full_id / r.small.api.p99.full_id).toFixed(2)} ×`);
   }, 60_000);
+
+  it('fails the API lookups when an answer does not hold the record looked up', async () => {
+    const store = await openStore({ backend: 'sqlite', path: ':memory:' });
+    try {
+      const missing = { id: containerId('never-seeded'), task: taskArn(taskId('never-seeded')) };
+      await expect(timeApiLookups([store], [[missing]], 1)).rejects.toThrow(/GET \/v2\/lookup\/[0-9a-f]{64} answered 404/);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('reconciler benchmarks', () => {

@@ -83,6 +83,7 @@ export async function runServer(config: ServerConfig, options: RunServerOptions 
       logger: log,
       registry,
       simpledb: { credentials, cacheTtlMs: config.cacheTtlMs },
+      historyLimit: config.historyLimit,
       sqlite: { cacheSizeBytes: config.sqliteCacheBytes, mmapSizeBytes: config.sqliteMmapBytes },
     });
   } catch (err) {

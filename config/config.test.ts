@@ -52,6 +52,14 @@ describe('server config', () => {
     expect(() => loadServerConfig(['--retention', '99999999999h'])).toThrow('--retention: must be at most 876000h');
   });
 
+  it('keeps 1,000 history entries per container unless told otherwise, 0 keeping all', () => {
+    expect(loadServerConfig([]).historyLimit).toBe(1000);
+    expect(loadServerConfig(['--history-limit', '0']).historyLimit).toBe(0);
+    expect(loadServerConfig([], { ECS_ID_MAPPER_HISTORY_LIMIT: '250' }).historyLimit).toBe(250);
+    expect(() => loadServerConfig(['--history-limit', '-1'])).toThrow(/--history-limit/);
+    expect(() => loadServerConfig(['--history-limit', 'lots'])).toThrow(/--history-limit/);
+  });
+
   it('refuses an empty listen address, which would listen on every interface', () => {
     expect(() => loadServerConfig(['--host='])).toThrow('--host: empty; give an address (0.0.0.0 listens on every interface)');
   });

@@ -6,6 +6,7 @@ import { parseLinks, type LinkTemplate } from './links.js';
 import { isIP } from 'node:net';
 import { INSTANCE_ID } from '../wire/ids.js';
 import { DEFAULT_CACHE_SIZE_BYTES, DEFAULT_MMAP_SIZE_BYTES, SQLITE_MAX_MMAP_BYTES } from '../storage/sqlite/sizes.js';
+import { DEFAULT_HISTORY_LIMIT } from '../storage/history-bound.js';
 import { badSecretPath, kvDataPathOf } from '../secrets/kv-path.js';
 import { extraCaCertsProblem } from '../cli/tls-trust.js';
 
@@ -137,6 +138,8 @@ export interface ServerConfig {
   links: LinkTemplate[];
   retentionMs: number;
   purgeIntervalMs: number;
+  /** Rows of history kept per container; 0 keeps all. */
+  historyLimit: number;
   hostStaleAfterMs: number;
   /** 0: never. A host silent this long is retired (Store.retireSilentHosts). */
   hostGoneAfterMs: number;
@@ -171,6 +174,7 @@ const serverFlags: FlagSpec[] = [
   { name: 'link', kind: 'list', envSeparator: /,(?=\s*[a-z][a-z0-9_-]*=)/, help: 'Extra link NAME=TEMPLATE, an http:// or https:// URL; placeholders {container_id} {container_id_short} {task_id} {instance_ip} {instance_id} {cluster} {cadvisor_port}.' },
   { name: 'retention', kind: 'duration', max: CENTURY_MS, default: '168h', min: 1000, help: 'How long records stay after a container is gone.' },
   { name: 'purge-interval', kind: 'duration', max: TIMER_MAX_MS, default: '10m', min: 1000, help: 'How often gone records older than the retention are deleted.' },
+  { name: 'history-limit', kind: 'integer', default: String(DEFAULT_HISTORY_LIMIT), min: 0, max: 1_000_000, help: 'History entries kept per container: past this (checked every tenth of it), the oldest are deleted, so a container restarting in place for months does not grow its history without bound. 0 keeps every entry.' },
   { name: 'host-stale-after', kind: 'duration', max: CENTURY_MS, default: '15m', min: 1000, help: 'A host that has not reported for this long is stale (3 x the reconciler full-sync interval).' },
   { name: 'host-gone-after', kind: 'duration', max: CENTURY_MS, default: '1h', min: 0, help: 'A reconciler host silent this long is retired: a terminated instance sends no last report, so its live records are marked gone (then purged after --retention) and it leaves the stale count. Its next report, if any, brings them back. Original agents\' hosts are never retired. 0 never retires.' },
   { name: 'cache-ttl', kind: 'duration', default: '5s', min: 0, help: 'TTL of the read caches: SimpleDB lookups, and the text answer of /query/container_id/<full id> on any store (a purged record may answer that long). 0 disables both.' },
@@ -253,6 +257,7 @@ function buildServer(f: ParsedFlags): ServerConfig {
     links: parseLinks(f.link as string[]),
     retentionMs: f.retention as number,
     purgeIntervalMs: f['purge-interval'] as number,
+    historyLimit: f['history-limit'] as number,
     hostStaleAfterMs: f['host-stale-after'] as number,
     hostGoneAfterMs: hostGoneAfter(f),
     cacheTtlMs: f['cache-ttl'] as number,

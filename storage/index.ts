@@ -21,6 +21,8 @@ export interface StoreDeps {
   simpledb?: { credentials?: CredentialProvider; cacheTtlMs?: number };
   /** SQLite only: page cache and memory-map sizes in bytes (defaults in storage/sqlite/index.ts). */
   sqlite?: { cacheSizeBytes?: number; mmapSizeBytes?: number };
+  /** Rows of history kept per container (default DEFAULT_HISTORY_LIMIT; 0 keeps all): storage/history-bound.ts. */
+  historyLimit?: number;
 }
 
 /**
@@ -31,13 +33,14 @@ export async function openStore(config: StoreConfig, deps: StoreDeps = {}): Prom
   let store: Store;
   switch (config.backend) {
     case 'sqlite':
-      store = openSqliteStore({ path: config.path, ...deps.sqlite, ...(deps.logger ? { logger: deps.logger } : {}) });
+      store = openSqliteStore({ path: config.path, ...deps.sqlite, ...(deps.historyLimit === undefined ? {} : { historyLimit: deps.historyLimit }), ...(deps.logger ? { logger: deps.logger } : {}) });
       break;
     case 'simpledb': {
       // ---- SIMPLEDB BACKEND (issue 4): credentials and cache TTL come in deps.simpledb. ----
       const { openSimpleDbStore } = await import('./simpledb/index.js');
       store = await openSimpleDbStore(config, {
         ...deps.simpledb,
+        ...(deps.historyLimit === undefined ? {} : { historyLimit: deps.historyLimit }),
         ...(deps.registry ? { registry: deps.registry } : {}),
         ...(deps.logger ? { logger: deps.logger } : {}),
       });

@@ -20,8 +20,8 @@ async function count(registry: Registry, operation: string, result: string): Pro
 }
 
 // The decorator must be transparent: the whole contract holds through it.
-describeStoreContract('sqlite instrumented', async () => {
-  const inner = openSqliteStore({ path: ':memory:' });
+describeStoreContract('sqlite instrumented', async (options) => {
+  const inner = openSqliteStore({ path: ':memory:', ...options });
   const store = instrumentStore(inner, new Registry(), 'sqlite');
   return { store, cleanup: () => store.close() };
 });

@@ -16,7 +16,8 @@
 //   when a record's state changed. Absent records with a later seq are left alone and counted skipped.
 // - Legacy snapshots carry seq 0; recordLegacyEvent with a key no record carries is dropped silently.
 // - stopped_at = event time the record became stopped; gone_at = server receive time it became gone.
-// - history is ordered by `at`, oldest first.
+// - history is ordered by `at`, oldest first. A container keeps its latest `historyLimit` rows, and
+//   at most a tenth more between two checks (storage/history-bound.ts); the oldest go first.
 //
 // With `eventuallyConsistent`, aggregate reads (listContainers, listHosts, countByState) are retried
 // for a few seconds until they match; point lookups (getContainer, findByTask, findByDockerName,
@@ -54,7 +55,8 @@ export interface ContractOptions {
   propertyRuns?: number;
 }
 
-export type OpenStore = () => Promise<{ store: Store; cleanup(): Promise<void> }>;
+/** Opens a fresh, empty store; `historyLimit` as `--history-limit` (the store's default when absent). */
+export type OpenStore = (options?: { historyLimit?: number }) => Promise<{ store: Store; cleanup(): Promise<void> }>;
 
 export function describeStoreContract(name: string, open: OpenStore, opts: ContractOptions = {}): void {
   describe(`Store contract: ${name}`, () => {
@@ -1091,6 +1093,69 @@ export function describeStoreContract(name: string, open: OpenStore, opts: Contr
       expect(await store.history(c3)).toHaveLength(2);
       expect({ r: await get(c2), h: await store.history(c2) }).toEqual(c2Before);
       expect(await store.purgeGone(at(20))).toBe(0);
+    });
+
+    describe('history bound', () => {
+      /** A container restarting in place: running and stopped by turns, one transition per minute from seq `from`. */
+      const restarts = (from: number, count: number, id = c1) =>
+        Array.from({ length: count }, (_, i) => from + i).map((seq) =>
+          transition(seq, seq % 2 === 1 ? 'running' : 'stopped', { from: seq === 1 ? null : seq % 2 === 1 ? 'stopped' : 'running', container: { container_id: id } }),
+        );
+      async function withLimit(historyLimit: number, body: (s: Store) => Promise<void>): Promise<void> {
+        const bounded = await open({ historyLimit });
+        try {
+          await body(bounded.store);
+        } finally {
+          await bounded.cleanup();
+        }
+      }
+
+      it('keeps a restarting container\'s latest rows and deletes the oldest past the limit', async () => {
+        // Limit 10: checked at every row, so exactly 10 are kept.
+        await withLimit(10, async (s) => {
+          for (const t of restarts(1, 30)) await s.applyTransitions(batch(hostA, [t]), at(t.seq));
+          expect((await s.history(c1)).map((h) => h.seq)).toEqual([21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
+          expect((await s.getContainer(c1)).kind).toBe('found');
+        });
+      });
+
+      it('lets a history pass the limit by less than a tenth between checks, and trims batches as single rows', async () => {
+        await withLimit(20, async (s) => {
+          // Checked every 2 rows: batches of 3 cross a check inside the batch.
+          const all = restarts(1, 45);
+          for (let i = 0; i < all.length; i += 3) await s.applyTransitions(batch(hostA, all.slice(i, i + 3)), at(i));
+          const seqs = (await s.history(c1)).map((h) => h.seq);
+          expect(seqs.length).toBeGreaterThanOrEqual(20);
+          expect(seqs.length).toBeLessThanOrEqual(21);
+          expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => 46 - seqs.length + i));
+        });
+      });
+
+      it('trims one container without touching another container\'s history', async () => {
+        await withLimit(10, async (s) => {
+          await s.applyTransitions(batch(hostA, restarts(1, 3, c2)), at(0));
+          for (const t of restarts(4, 25)) await s.applyTransitions(batch(hostA, [t]), at(t.seq));
+          expect((await s.history(c2)).map((h) => h.seq)).toEqual([1, 2, 3]);
+          expect(await s.history(c1)).toHaveLength(10);
+        });
+      });
+
+      it('acknowledges a replay of a trimmed seq as a duplicate and changes nothing', async () => {
+        await withLimit(10, async (s) => {
+          for (const t of restarts(1, 30)) await s.applyTransitions(batch(hostA, [t]), at(t.seq));
+          const before = await s.history(c1);
+          const result = await s.applyTransitions(batch(hostA, restarts(1, 1)), at(31));
+          expect([result.applied, result.duplicates, result.conflicts]).toEqual([0, 1, 0]);
+          expect(await s.history(c1)).toEqual(before);
+        });
+      });
+
+      it('keeps every row with limit 0', async () => {
+        await withLimit(0, async (s) => {
+          for (const t of restarts(1, 30)) await s.applyTransitions(batch(hostA, [t]), at(t.seq));
+          expect(await s.history(c1)).toHaveLength(30);
+        });
+      });
     });
 
     describe('retireSilentHosts', () => {

@@ -273,9 +273,9 @@ export interface Store {
   scanContainers(filter: ContainerFilter, page: PageRequest): Promise<Page<ContainerRecord>>;
 
   /**
-   * History of one container (full id), oldest first; with `latest`, only its latest that many rows
-   * (a live container's history is kept until it is gone past the retention: one restarting for
-   * weeks has tens of thousands).
+   * History of one container (full id), oldest first; with `latest`, only its latest that many rows.
+   * A store keeps a container's latest `--history-limit` rows, and at most a tenth more
+   * (storage/history-bound.ts); the rest of a gone container's history goes with it after the retention.
    */
   history(containerId: string, latest?: number): Promise<TransitionRecord[]>;
 

@@ -20,6 +20,8 @@ export interface SimpleDbOpenDeps {
   credentials?: CredentialProvider;
   /** Read cache TTL (ServerConfig.cacheTtlMs); default 5000, 0 disables. */
   cacheTtlMs?: number;
+  /** Rows of history kept per container (default DEFAULT_HISTORY_LIMIT; 0 keeps all): storage/history-bound.ts. */
+  historyLimit?: number;
   /** SimpleDB request, BoxUsage and cache counters go here when given. */
   registry?: Registry;
   logger?: Logger;
@@ -71,6 +73,7 @@ export async function openSimpleDbStore(config: SimpleDbStoreConfig, deps: Simpl
     prefix: config.prefix,
     shards: config.shards,
     cacheTtlMs: deps.cacheTtlMs ?? 5000,
+    ...(deps.historyLimit === undefined ? {} : { historyLimit: deps.historyLimit }),
     ...(metrics ? { metrics } : {}),
     ...(deps.logger ? { logger: deps.logger } : {}),
   });

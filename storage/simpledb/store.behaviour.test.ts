@@ -1,6 +1,7 @@
 // SimpleDB-specific behaviour beyond the shared contract: the read cache, two replicas writing at
 // once, metrics, and how opening fails.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
 import { Registry } from 'prom-client';
 import { StoreUnavailableError } from '../store.js';
 import { openStore } from '../index.js';
@@ -311,6 +312,31 @@ describe('writes SimpleDB applied but answered with an error', () => {
     expect(await s.purgeGone(at(100))).toBe(1);
     expect((await s.getContainer(c1)).kind).toBe('missing');
     expect(await s.history(c1)).toEqual([]);
+  });
+});
+
+describe('the history bound', () => {
+  it('applies the report when trimming a history fails, logs it once per try, and trims at the next tenth', async () => {
+    const lines: Array<{ level: number; msg: string; container_id?: string }> = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const s = await openSimpleDbStore(config(`bound${n++}`), { credentials: staticCredentials(KEY), cacheTtlMs: 5000, maxAttempts: 3, sleep: async () => {}, historyLimit: 10, logger });
+    open.push(s);
+    const client = (s as unknown as { client: SimpleDbClient }).client;
+    const selectAll = client.selectAll.bind(client);
+    let failTrims = true;
+    client.selectAll = async (expression, opts) => {
+      if (failTrims && expression.includes('`stamp`')) throw new SimpleDbError('ServiceUnavailable', 'injected', 'Select', 503, null, 0);
+      return selectAll(expression, opts);
+    };
+    const restart = (seq: number) => transition(seq, seq % 2 === 1 ? 'running' : 'stopped', { container: { container_id: c1 } });
+    for (let seq = 1; seq <= 12; seq++) expect((await s.applyTransitions(batch(host, [restart(seq)]), at(seq))).applied).toBe(1);
+    expect(await s.history(c1)).toHaveLength(12);
+    const warnings = lines.filter((l) => /trimming a container's history/.test(l.msg));
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(warnings[0]).toMatchObject({ level: 40, container_id: c1 });
+    failTrims = false;
+    await s.applyTransitions(batch(host, [restart(13)]), at(13));
+    expect((await s.history(c1)).map((h) => h.seq)).toEqual([4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
   });
 });
 

@@ -14,12 +14,12 @@ const KEY = { accessKeyId: 'AKIDLOCALTEST', secretAccessKey: 'local/secret+key' 
 function contract(name: string, faults: Partial<Faults>, eventuallyConsistent: boolean, propertyRuns?: number) {
   describeStoreContract(
     name,
-    async () => {
+    async (options) => {
       const local = await startSimpleDbLocal({ ...KEY, faults });
       try {
         const store = await openSimpleDbStore(
           { backend: 'simpledb', region: 'us-east-1', prefix: 't', shards: 3, endpoint: new URL(local.url), createDomains: true },
-          { credentials: staticCredentials(KEY), cacheTtlMs: 5000, maxAttempts: 12, sleep: async () => {} },
+          { credentials: staticCredentials(KEY), cacheTtlMs: 5000, maxAttempts: 12, sleep: async () => {}, ...options },
         );
         return {
           store,

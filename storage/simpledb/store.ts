@@ -38,6 +38,7 @@ import {
   type Transition,
   type TransitionBatch,
 } from '../../wire/index.js';
+import { HistoryBound } from '../history-bound.js';
 import { goneRecord, nextRecord, normaliseIso, otherLegacyKeys, recordChanged, removalEndsRecord } from '../records.js';
 import {
   InvalidCursorError,
@@ -91,6 +92,8 @@ export interface SimpleDbStoreOptions {
   concurrency?: number;
   /** Monotonic ms clock for the cache (tests). */
   nowMs?: () => number;
+  /** Rows of history kept per container (default DEFAULT_HISTORY_LIMIT; 0 keeps all): storage/history-bound.ts. */
+  historyLimit?: number;
 }
 
 export interface SimpleDbDomains {
@@ -230,6 +233,11 @@ function transitionItemName(instanceId: string, seq: number): string {
   return `s:${instanceId}:${padNumber(seq)}`;
 }
 
+/** A history item's place in its container's history: `at`, then the order this process wrote it in. */
+function historyOrderKey(item: { attributes: Attribute[] }): string {
+  return `${attributeValue(item.attributes, 'at') ?? ''}|${attributeValue(item.attributes, 'stamp') ?? ''}`;
+}
+
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
@@ -296,6 +304,7 @@ export class SimpleDbStore implements Store {
    */
   private readonly retiredAtReport = new Map<string, string>();
   private readonly forgetCheckedAt = new Map<string, number>();
+  private readonly historyBound: HistoryBound;
   private closed = false;
 
   constructor(private readonly opts: SimpleDbStoreOptions) {
@@ -304,6 +313,7 @@ export class SimpleDbStore implements Store {
     this.concurrency = opts.concurrency ?? 8;
     this.logger = opts.logger;
     this.cache = new ReadCache({ ttlMs: opts.cacheTtlMs, metrics: opts.metrics, ...(opts.nowMs ? { nowMs: opts.nowMs } : {}) });
+    this.historyBound = new HistoryBound(opts.historyLimit);
   }
 
   /** Checks the shard count against the domains there, then creates missing domains (CreateDomain is idempotent) or checks they all exist. */
@@ -906,7 +916,7 @@ export class SimpleDbStore implements Store {
           { consistentRead: true },
         );
         return items
-          .map((i) => ({ record: readDocument<TransitionRecord>(i.attributes), key: `${attributeValue(i.attributes, 'at') ?? ''}|${attributeValue(i.attributes, 'stamp') ?? ''}` }))
+          .map((i) => ({ record: readDocument<TransitionRecord>(i.attributes), key: historyOrderKey(i) }))
           .filter((r): r is { record: TransitionRecord; key: string } => r.record !== undefined)
           .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
           .map((r) => r.record);
@@ -1105,7 +1115,36 @@ export class SimpleDbStore implements Store {
       ],
     }));
     await mapLimit(chunk(items, 25), this.concurrency, (part) => this.client.batchPutAttributes(this.domains.transitions, part));
-    for (const row of rows) this.cache.historyWritten(row.record.container_id);
+    const perContainer = new Map<string, number>();
+    for (const row of rows) perContainer.set(row.record.container_id, (perContainer.get(row.record.container_id) ?? 0) + 1);
+    for (const [id, n] of perContainer) {
+      this.cache.historyWritten(id);
+      if (this.historyBound.written(id, n)) await this.trimHistory(id);
+    }
+  }
+
+  /**
+   * Deletes the container's oldest history items beyond the bound (storage/history-bound.ts). Two
+   * replicas trimming at once delete the same oldest items (a delete of a deleted item is a no-op).
+   * Housekeeping: a failure is logged, not thrown, and the container's next rows try again.
+   */
+  private async trimHistory(containerId: string): Promise<void> {
+    try {
+      const items = await this.client.selectAll(
+        buildSelect({ output: ['at', 'stamp'], domain: this.domains.transitions, where: [{ attr: 'container_id', op: '=', value: indexValue(containerId) }] }),
+        { consistentRead: true },
+      );
+      const excess = this.historyBound.excess(items.length);
+      if (excess === 0) return;
+      const oldest = items
+        .map((i) => ({ name: i.name, key: historyOrderKey(i) }))
+        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+        .slice(0, excess);
+      for (const part of chunk(oldest, 25)) await this.client.batchDeleteAttributes(this.domains.transitions, part.map((i) => ({ name: i.name })));
+      this.cache.historyWritten(containerId);
+    } catch (err) {
+      this.logger?.warn({ err, container_id: containerId }, 'simpledb: trimming a container\'s history to --history-limit failed; its next rows try again');
+    }
   }
 
   private async readHost(instanceId: string): Promise<Versioned<HostRecord> | undefined> {

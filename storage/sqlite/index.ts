@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../store.js';
+import { HistoryBound } from '../history-bound.js';
 import { startCheckpointer } from './checkpointer.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 import { SqliteStore } from './sqlite-store.js';
@@ -26,6 +27,8 @@ export interface SqliteOptions {
   mmapSizeBytes?: number;
   /** How often a worker thread checkpoints the WAL (default 20 ms; checkpointer.ts); 0 leaves checkpoints to the commits. */
   checkpointIntervalMs?: number;
+  /** Rows of history kept per container (default DEFAULT_HISTORY_LIMIT; 0 keeps all): storage/history-bound.ts. */
+  historyLimit?: number;
 }
 
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
@@ -68,7 +71,7 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
     const found = migrate(db);
     logger?.info({ path: where, journal_mode: journal, schema_version: SCHEMA_VERSION, migrated_from: found, cache_size_bytes: cacheSizeBytes, mmap_size_bytes: mmapSizeBytes }, 'sqlite store open');
     const checkpointer = memory || options.checkpointIntervalMs === 0 ? undefined : startCheckpointer(where, { intervalMs: options.checkpointIntervalMs, logger });
-    return new SqliteStore(db, checkpointer);
+    return new SqliteStore(db, checkpointer, new HistoryBound(options.historyLimit));
   } catch (err) {
     db?.close();
     if (err instanceof Error && 'code' in err && err.code === 'ERR_SCHEMA_VERSION') throw err;

@@ -94,6 +94,10 @@ export const SQL = {
   dropPendingEvents: 'DELETE FROM pending_events WHERE event_id = ?',
   expirePendingEvents: 'DELETE FROM pending_events WHERE at < ?',
   purgeHistory: 'DELETE FROM transitions WHERE container_id IN (SELECT value FROM json_each(?))',
+  // The history bound (storage/history-bound.ts): a container's rows counted, then its oldest
+  // beyond the limit deleted, both along transitions_container (container_id, at, then the rowid).
+  countHistory: 'SELECT count(*) FROM transitions WHERE container_id = ?',
+  trimHistory: 'DELETE FROM transitions WHERE id IN (SELECT id FROM transitions WHERE container_id = ? ORDER BY at, id LIMIT ?)',
   purgeContainers: 'DELETE FROM containers WHERE container_id IN (SELECT value FROM json_each(?))',
   // Both counts read the trigger-kept counts table (schema.ts, migration 9), a few rows per host,
   // not the containers; sqlite-store.test.ts checks the plans and that the table agrees with a count.

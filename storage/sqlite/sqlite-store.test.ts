@@ -42,9 +42,9 @@ async function found(store: SqliteStore, id: string) {
 const containerIndexes = (db: Database.Database) =>
   (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'containers'").all() as Array<{ name: string }>).map((r) => r.name);
 
-describeStoreContract('sqlite (file)', async () => {
+describeStoreContract('sqlite (file)', async (options) => {
   const dir = mkdtempSync(join(tmpdir(), 'ecs-id-mapper-contract-'));
-  const store = openSqliteStore({ path: join(dir, 'store.db') });
+  const store = openSqliteStore({ path: join(dir, 'store.db'), ...options });
   return {
     store,
     cleanup: async () => {
@@ -54,8 +54,8 @@ describeStoreContract('sqlite (file)', async () => {
   };
 });
 
-describeStoreContract('sqlite (:memory:)', async () => {
-  const store = openSqliteStore({ path: ':memory:' });
+describeStoreContract('sqlite (:memory:)', async (options) => {
+  const store = openSqliteStore({ path: ':memory:', ...options });
   return { store, cleanup: () => store.close() };
 });
 
@@ -329,6 +329,26 @@ describe('SQLite store', () => {
     }
   });
 
+  it('cuts a history that passed the limit before the store bounded it at that container\'s next rows', async () => {
+    const path = join(tempDir(), 'store.db');
+    const host = hostIdentity();
+    const id = containerId('long-lived');
+    const restart = (seq: number) => transition(seq, seq % 2 === 1 ? 'running' : 'stopped', { container: { container_id: id } });
+    const unbounded = openSqliteStore({ path, historyLimit: 0 });
+    for (let seq = 1; seq <= 40; seq++) await unbounded.applyTransitions(batch(host, [restart(seq)]), at(seq));
+    await unbounded.close();
+    const bounded = openSqliteStore({ path, historyLimit: 20 });
+    try {
+      expect(await bounded.history(id)).toHaveLength(40);
+      await bounded.applyTransitions(batch(host, [restart(41)]), at(41));
+      expect(await bounded.history(id)).toHaveLength(41);
+      await bounded.applyTransitions(batch(host, [restart(42)]), at(42));
+      expect((await bounded.history(id)).map((h) => h.seq)).toEqual(Array.from({ length: 20 }, (_, i) => 23 + i));
+    } finally {
+      await bounded.close();
+    }
+  });
+
   describe('query plans', () => {
     function plan(db: Database.Database, sql: string, ...params: unknown[]): string {
       return (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
@@ -368,6 +388,11 @@ describe('SQLite store', () => {
         expect(plan(db, SQL.purgeContainers, '[]')).toMatch(/SEARCH containers USING PRIMARY KEY \(container_id=\?\)/);
         expect(plan(db, SQL.purgeHistory, '[]')).toMatch(/SEARCH transitions USING (COVERING )?INDEX transitions_container \(container_id=\?\)/);
         expect(plan(db, SQL.history, 'x')).toMatch(/USING INDEX transitions_container \(container_id=\?\)/);
+        // The history bound: counted and trimmed along the index, oldest first, without a sort.
+        expect(plan(db, SQL.countHistory, 'x')).toMatch(/USING COVERING INDEX transitions_container \(container_id=\?\)/);
+        const trim = plan(db, SQL.trimHistory, 'x', 10);
+        expect(trim).toMatch(/USING COVERING INDEX transitions_container \(container_id=\?\)/);
+        expect(trim).not.toContain('TEMP B-TREE');
         expect(plan(db, SQL.getHost, 'x')).toMatch(/USING PRIMARY KEY \(instance_id=\?\)/);
       });
     });

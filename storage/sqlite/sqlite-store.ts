@@ -28,6 +28,7 @@ import type {
   TransitionRecord,
 } from '../store.js';
 import { PENDING_EVENT_MS, sameTransition } from '../store.js';
+import { HistoryBound } from '../history-bound.js';
 import type { Checkpointer } from './checkpointer.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { toStoreError } from './errors.js';
@@ -96,6 +97,7 @@ export class SqliteStore implements Store {
   constructor(
     private readonly db: Database.Database,
     private readonly checkpointer?: Checkpointer,
+    private readonly historyBound = new HistoryBound(),
   ) {
     this.stmt = {
       getContainer: db.prepare<[string], StoredContainerRow>(SQL.getContainer).raw(true),
@@ -126,6 +128,8 @@ export class SqliteStore implements Store {
       listHosts: db.prepare<[], StoredHostRow>(SQL.listHosts).raw(true),
       purgeChunk: db.prepare<[string, number], { container_id: string }>(SQL.purgeChunk),
       purgeHistory: db.prepare<[string]>(SQL.purgeHistory),
+      countHistory: db.prepare<[string], number>(SQL.countHistory).pluck(),
+      trimHistory: db.prepare<[string, number]>(SQL.trimHistory),
       purgeContainers: db.prepare<[string]>(SQL.purgeContainers),
       countByState: db.prepare<[], StateCount>(SQL.countByState),
       countByHostAndState: db.prepare<[], HostStateCount>(SQL.countByHostAndState),
@@ -567,6 +571,10 @@ export class SqliteStore implements Store {
 
   private insertHistory(t: TransitionRecord): void {
     this.stmt.insertTransition.run(toTransitionParams(t));
+    if (this.historyBound.written(t.container_id)) {
+      const excess = this.historyBound.excess(this.stmt.countHistory.get(t.container_id) ?? 0);
+      if (excess > 0) this.stmt.trimHistory.run(t.container_id, excess);
+    }
   }
 
   private writeHost(r: HostReport): void {
